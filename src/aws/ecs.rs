@@ -1,0 +1,197 @@
+//! ECS: read a service's task definition, register a faithful copy, update the service.
+
+use aws_sdk_ecs::types::{Tag, TaskDefinition, TaskDefinitionField};
+
+use crate::aws::aws_error;
+use crate::error::AwsError;
+
+/// A task definition as DescribeTaskDefinition returns it, with its tags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribedTaskDefinition {
+    /// The definition.
+    pub task_definition: TaskDefinition,
+    /// Its resource tags (kept on the copy).
+    pub tags: Vec<Tag>,
+}
+
+/// Talks to ECS for one deploy or verify.
+#[derive(Clone, Debug)]
+pub struct EcsClient {
+    client: aws_sdk_ecs::Client,
+}
+
+impl EcsClient {
+    /// Wraps an SDK client.
+    pub fn new(client: aws_sdk_ecs::Client) -> Self {
+        Self { client }
+    }
+
+    /// The task definition ARN the service itself runs (not `deployments[]`, which can lag).
+    pub async fn current_task_definition(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<String, AwsError> {
+        let target = format!("{cluster}/{service}");
+        let out = self
+            .client
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    "ECS DescribeServices",
+                    &target,
+                    "the cluster name and ecs:DescribeServices on the service",
+                    e,
+                )
+            })?;
+        let svc = out.services().iter().find(|s| s.status() == Some("ACTIVE"));
+        match svc.and_then(|s| s.task_definition()) {
+            Some(td) => Ok(td.to_string()),
+            None => {
+                let why = out
+                    .failures()
+                    .first()
+                    .and_then(|f| f.reason())
+                    .map(str::to_string)
+                    .unwrap_or_else(|| "no ACTIVE service with a task definition".into());
+                Err(AwsError {
+                    action: "ECS DescribeServices",
+                    target,
+                    detail: why,
+                    hint: "that the service and cluster in pushdeploy.toml exist and are ACTIVE",
+                    transient: false,
+                })
+            }
+        }
+    }
+
+    /// Describes a task definition with its tags.
+    pub async fn describe_task_definition(
+        &self,
+        arn: &str,
+    ) -> Result<DescribedTaskDefinition, AwsError> {
+        let out = self
+            .client
+            .describe_task_definition()
+            .task_definition(arn)
+            .include(TaskDefinitionField::Tags)
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    "ECS DescribeTaskDefinition",
+                    arn,
+                    "ecs:DescribeTaskDefinition",
+                    e,
+                )
+            })?;
+        let task_definition = out.task_definition.ok_or_else(|| AwsError {
+            action: "ECS DescribeTaskDefinition",
+            target: arn.to_string(),
+            detail: "the answer has no task definition".into(),
+            hint: "the task definition ARN",
+            transient: false,
+        })?;
+        Ok(DescribedTaskDefinition {
+            task_definition,
+            tags: out.tags.unwrap_or_default(),
+        })
+    }
+
+    /// Registers `td` as a new revision of its family, copying every field RegisterTaskDefinition accepts.
+    pub async fn register_task_definition(
+        &self,
+        td: &TaskDefinition,
+        tags: &[Tag],
+    ) -> Result<String, AwsError> {
+        let family = td.family().unwrap_or_default().to_string();
+        let out = self
+            .client
+            .register_task_definition()
+            .family(&family)
+            .set_task_role_arn(td.task_role_arn.clone())
+            .set_execution_role_arn(td.execution_role_arn.clone())
+            .set_network_mode(td.network_mode.clone())
+            .set_container_definitions(td.container_definitions.clone())
+            .set_volumes(td.volumes.clone())
+            .set_placement_constraints(td.placement_constraints.clone())
+            .set_requires_compatibilities(td.requires_compatibilities.clone())
+            .set_cpu(td.cpu.clone())
+            .set_memory(td.memory.clone())
+            .set_tags(if tags.is_empty() { None } else { Some(tags.to_vec()) })
+            .set_pid_mode(td.pid_mode.clone())
+            .set_ipc_mode(td.ipc_mode.clone())
+            .set_proxy_configuration(td.proxy_configuration.clone())
+            // inferenceAccelerators is omitted: Elastic Inference is retired and ECS refuses it.
+            .set_ephemeral_storage(td.ephemeral_storage.clone())
+            .set_runtime_platform(td.runtime_platform.clone())
+            .set_enable_fault_injection(td.enable_fault_injection)
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    "ECS RegisterTaskDefinition",
+                    &family,
+                    "ecs:RegisterTaskDefinition, ecs:TagResource and iam:PassRole for the task and execution roles",
+                    e,
+                )
+            })?;
+        out.task_definition()
+            .and_then(|t| t.task_definition_arn())
+            .map(str::to_string)
+            .ok_or_else(|| AwsError {
+                action: "ECS RegisterTaskDefinition",
+                target: family,
+                detail: "the answer has no task definition ARN".into(),
+                hint: "ECS's answer",
+                transient: false,
+            })
+    }
+
+    /// Points the service at `task_definition` (forcing new tasks when asked); returns ECS's deployment id.
+    pub async fn update_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+        force: bool,
+    ) -> Result<String, AwsError> {
+        let target = format!("{cluster}/{service}");
+        let out = self
+            .client
+            .update_service()
+            .cluster(cluster)
+            .service(service)
+            .task_definition(task_definition)
+            .force_new_deployment(force)
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    "ECS UpdateService",
+                    &target,
+                    "ecs:UpdateService on the service and that the service is ACTIVE",
+                    e,
+                )
+            })?;
+        out.service()
+            .and_then(|s| {
+                s.deployments()
+                    .iter()
+                    .find(|d| d.status() == Some("PRIMARY"))
+            })
+            .and_then(|d| d.id())
+            .map(str::to_string)
+            .ok_or_else(|| AwsError {
+                action: "ECS UpdateService",
+                target,
+                detail: "the answer has no PRIMARY deployment".into(),
+                hint: "the service's deployment controller (pushdeploy drives the ECS controller)",
+                transient: false,
+            })
+    }
+}

@@ -1,0 +1,641 @@
+//! `pushdeploy.toml`: parsed and validated before anything is deployed, errors named by file and key.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use toml::{Table, Value};
+
+use crate::error::ConfigError;
+use crate::glob::TagPattern;
+use crate::image::validate_repository;
+
+/// How a rollout changes a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Register a copy of the current task definition with images pinned to the pushed digest.
+    PinDigest,
+    /// Keep the task definition (tag-based images) and force ECS to start new tasks.
+    ForceNewDeployment,
+}
+
+/// The whole validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it was read from, for error messages.
+    pub source: String,
+    /// Every managed service, in file order.
+    pub services: Vec<ServiceConfig>,
+}
+
+/// One managed ECS service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Name manual events use.
+    pub name: String,
+    /// ECS cluster name.
+    pub cluster: String,
+    /// ECS service name.
+    pub service: String,
+    /// ECR repository feeding it.
+    pub repository: String,
+    /// Tag patterns that deploy.
+    pub tags: Vec<TagPattern>,
+    /// Containers to update; `None` means every container whose image is from `repository`.
+    pub containers: Option<Vec<String>>,
+    /// Rollout strategy.
+    pub strategy: Strategy,
+    /// Smoke test run by `verify`, if any.
+    pub smoke: Option<SmokeConfig>,
+}
+
+/// `[service.smoke]`: how `verify` judges a rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmokeConfig {
+    /// Base URL the check paths are joined to.
+    pub url: String,
+    /// Rounds before giving up.
+    pub attempts: u32,
+    /// Pause between rounds.
+    pub interval_ms: u64,
+    /// Per-request timeout.
+    pub timeout_ms: u64,
+    /// Passing rounds in a row required.
+    pub consecutive: u32,
+    /// Optional target group whose targets must all be healthy.
+    pub target_group_arn: Option<String>,
+    /// HTTP checks, all of which must pass in a round.
+    pub checks: Vec<CheckConfig>,
+}
+
+/// One `[[service.smoke.check]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckConfig {
+    /// Path joined to the smoke URL.
+    pub path: String,
+    /// HTTP method.
+    pub method: String,
+    /// Extra request headers.
+    pub headers: BTreeMap<String, String>,
+    /// Request body.
+    pub body: Option<String>,
+    /// Expected status.
+    pub status: u16,
+    /// Text the body must contain.
+    pub contains: Option<String>,
+    /// JSON pointer into the response body.
+    pub json_pointer: Option<String>,
+    /// Value the pointer must equal.
+    pub equals: Option<serde_json::Value>,
+    /// Slowest acceptable response.
+    pub max_latency_ms: Option<u64>,
+}
+
+impl Config {
+    /// Parses and validates config text; `source` names it in errors.
+    pub fn parse(text: &str, source: &str) -> Result<Self, ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: source.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        let root: Table = text.parse().map_err(|e: toml::de::Error| {
+            err(
+                "(syntax)",
+                e.message().to_string() + &location(text, e.span()),
+            )
+        })?;
+        let mut root = Fields::new(root, "", source);
+
+        let mut default_cluster = None;
+        let mut default_strategy = Strategy::PinDigest;
+        if let Some(defaults) = root.table("defaults")? {
+            let mut d = Fields::new(defaults, "defaults", source);
+            default_cluster = d.opt_name("cluster")?;
+            if let Some(s) = d.opt_str("strategy")? {
+                default_strategy = parse_strategy(&s).map_err(|m| d.err("strategy", m))?;
+            }
+            d.finish()?;
+        }
+
+        let raw_services = root.array_of_tables("service")?.unwrap_or_default();
+        root.finish()?;
+        if raw_services.is_empty() {
+            return Err(err(
+                "service",
+                "no [[service]] is configured: nothing would ever deploy".into(),
+            ));
+        }
+
+        let mut services = Vec::with_capacity(raw_services.len());
+        let mut names = BTreeSet::new();
+        for (i, t) in raw_services.into_iter().enumerate() {
+            let path = format!("service[{i}]");
+            let mut f = Fields::new(t, &path, source);
+            let name = f.req_name("name")?;
+            if !names.insert(name.clone()) {
+                return Err(f.err("name", format!("service name {name:?} is used twice")));
+            }
+            let service = f.req_name("service")?;
+            let cluster = match f.opt_name("cluster")?.or_else(|| default_cluster.clone()) {
+                Some(c) => c,
+                None => {
+                    return Err(f.err("cluster", "missing: set it here or in [defaults]".into()))
+                }
+            };
+            let repository = f.req_str("repository")?;
+            validate_repository(&repository).map_err(|e| f.err("repository", e.0))?;
+            let tag_strings = f.req_str_array("tags")?;
+            if tag_strings.is_empty() {
+                return Err(f.err(
+                    "tags",
+                    "empty: list at least one tag pattern, e.g. [\"latest\"]".into(),
+                ));
+            }
+            let mut tags = Vec::with_capacity(tag_strings.len());
+            for (j, t) in tag_strings.iter().enumerate() {
+                tags.push(TagPattern::parse(t).map_err(|m| f.err(&format!("tags[{j}]"), m))?);
+            }
+            let containers = f.opt_str_array("containers")?;
+            if let Some(c) = &containers {
+                if c.is_empty() {
+                    return Err(f.err(
+                        "containers",
+                        "empty: omit it to update every container from the repository".into(),
+                    ));
+                }
+                for (j, name) in c.iter().enumerate() {
+                    if !is_ecs_name(name) {
+                        return Err(f.err(
+                            &format!("containers[{j}]"),
+                            format!("{name:?} is not a container name"),
+                        ));
+                    }
+                }
+            }
+            let strategy = match f.opt_str("strategy")? {
+                Some(s) => parse_strategy(&s).map_err(|m| f.err("strategy", m))?,
+                None => default_strategy,
+            };
+            let smoke = match f.table("smoke")? {
+                Some(t) => Some(parse_smoke(t, &format!("{path}.smoke"), source)?),
+                None => None,
+            };
+            f.finish()?;
+            services.push(ServiceConfig {
+                name,
+                cluster,
+                service,
+                repository,
+                tags,
+                containers,
+                strategy,
+                smoke,
+            });
+        }
+        Ok(Self {
+            source: source.to_string(),
+            services,
+        })
+    }
+
+    /// The service a manual event names.
+    pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// The service managing an ECS cluster/service pair.
+    pub fn by_ecs_service(&self, cluster: &str, service: &str) -> Option<&ServiceConfig> {
+        self.services
+            .iter()
+            .find(|s| s.cluster == cluster && s.service == service)
+    }
+}
+
+impl ServiceConfig {
+    /// True when this service deploys pushes of `repository:tag`.
+    pub fn watches(&self, repository: &str, tag: &str) -> bool {
+        self.repository == repository && self.tags.iter().any(|p| p.matches(tag))
+    }
+
+    /// The tag `redeploy` re-resolves: the first pattern that names exactly one tag.
+    pub fn redeploy_tag(&self) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|p| p.is_literal())
+            .map(|p| p.as_str())
+    }
+
+    /// `cluster/service`, as logs and errors name it.
+    pub fn target(&self) -> String {
+        format!("{}/{}", self.cluster, self.service)
+    }
+}
+
+fn parse_strategy(s: &str) -> Result<Strategy, String> {
+    match s {
+        "pin-digest" => Ok(Strategy::PinDigest),
+        "force-new-deployment" => Ok(Strategy::ForceNewDeployment),
+        other => Err(format!(
+            "unknown strategy {other:?}: use \"pin-digest\" or \"force-new-deployment\""
+        )),
+    }
+}
+
+fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeConfig, ConfigError> {
+    let mut f = Fields::new(t, path, source);
+    let url = f.req_str("url")?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
+        return Err(f.err("url", format!("{url:?} is not an http:// or https:// URL")));
+    }
+    let attempts = f.opt_int("attempts", 1, 1000)?.unwrap_or(10) as u32;
+    let interval_ms = f.opt_int("interval_ms", 0, 600_000)?.unwrap_or(3000) as u64;
+    let timeout_ms = f.opt_int("timeout_ms", 1, 600_000)?.unwrap_or(5000) as u64;
+    let consecutive = f.opt_int("consecutive", 1, 1000)?.unwrap_or(3) as u32;
+    if consecutive > attempts {
+        return Err(f.err(
+            "consecutive",
+            format!("{consecutive} passing rounds can never happen in {attempts} attempts"),
+        ));
+    }
+    let target_group_arn = f.opt_str("target_group_arn")?;
+    if let Some(arn) = &target_group_arn {
+        if !arn.starts_with("arn:") || !arn.contains(":targetgroup/") {
+            return Err(f.err(
+                "target_group_arn",
+                format!("{arn:?} is not a target group ARN"),
+            ));
+        }
+    }
+    let mut checks = Vec::new();
+    for (i, t) in f
+        .array_of_tables("check")?
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        checks.push(parse_check(t, &format!("{path}.check[{i}]"), source)?);
+    }
+    if checks.is_empty() {
+        return Err(f.err(
+            "check",
+            "no [[service.smoke.check]]: a smoke test needs at least one check".into(),
+        ));
+    }
+    f.finish()?;
+    Ok(SmokeConfig {
+        url,
+        attempts,
+        interval_ms,
+        timeout_ms,
+        consecutive,
+        target_group_arn,
+        checks,
+    })
+}
+
+fn parse_check(t: Table, path: &str, source: &str) -> Result<CheckConfig, ConfigError> {
+    let mut f = Fields::new(t, path, source);
+    let path_s = f.req_str("path")?;
+    if path_s.contains("://") || path_s.starts_with("//") {
+        return Err(f.err(
+            "path",
+            "must be a path relative to the smoke url, not a URL".into(),
+        ));
+    }
+    let method = f
+        .opt_str("method")?
+        .unwrap_or_else(|| "GET".into())
+        .to_ascii_uppercase();
+    if !["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].contains(&method.as_str()) {
+        return Err(f.err("method", format!("unknown HTTP method {method:?}")));
+    }
+    let mut headers = BTreeMap::new();
+    if let Some(h) = f.table("headers")? {
+        for (k, v) in h {
+            match v {
+                Value::String(s) => {
+                    headers.insert(k, s);
+                }
+                other => {
+                    return Err(f.err(
+                        &format!("headers.{k}"),
+                        format!("must be a string, found {}", other.type_str()),
+                    ))
+                }
+            }
+        }
+    }
+    let body = f.opt_str("body")?;
+    let status = f.opt_int("status", 100, 599)?.unwrap_or(200) as u16;
+    let contains = f.opt_str("contains")?;
+    let json_pointer = f.opt_str("json_pointer")?;
+    let equals = f.take("equals").map(toml_to_json);
+    if json_pointer.is_some() != equals.is_some() {
+        return Err(f.err(
+            "json_pointer",
+            "json_pointer and equals go together: set both or neither".into(),
+        ));
+    }
+    if let Some(p) = &json_pointer {
+        if !(p.is_empty() || p.starts_with('/')) {
+            return Err(f.err(
+                "json_pointer",
+                format!("{p:?} is not a JSON pointer (it starts with /)"),
+            ));
+        }
+    }
+    let max_latency_ms = f.opt_int("max_latency_ms", 1, 600_000)?.map(|v| v as u64);
+    f.finish()?;
+    Ok(CheckConfig {
+        path: path_s,
+        method,
+        headers,
+        body,
+        status,
+        contains,
+        json_pointer,
+        equals,
+        max_latency_ms,
+    })
+}
+
+fn toml_to_json(v: Value) -> serde_json::Value {
+    match v {
+        Value::String(s) => s.into(),
+        Value::Integer(i) => i.into(),
+        Value::Float(f) => {
+            serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into)
+        }
+        Value::Boolean(b) => b.into(),
+        Value::Datetime(d) => d.to_string().into(),
+        Value::Array(a) => a.into_iter().map(toml_to_json).collect(),
+        Value::Table(t) => t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect(),
+    }
+}
+
+/// ECS names: letters, digits, hyphens and underscores, 1 to 255.
+fn is_ecs_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(r) => {
+            let line = text[..r.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+/// A table being read key by key, so leftovers can be reported as unknown keys.
+struct Fields<'a> {
+    table: Table,
+    path: String,
+    source: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    fn new(table: Table, path: &str, source: &'a str) -> Self {
+        Self {
+            table,
+            path: path.to_string(),
+            source,
+        }
+    }
+
+    fn key(&self, k: &str) -> String {
+        if self.path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{}.{k}", self.path)
+        }
+    }
+
+    fn err(&self, k: &str, message: String) -> ConfigError {
+        ConfigError {
+            file: self.source.to_string(),
+            key: self.key(k),
+            message,
+        }
+    }
+
+    fn take(&mut self, k: &str) -> Option<Value> {
+        self.table.remove(k)
+    }
+
+    fn type_err(&self, k: &str, want: &str, v: &Value) -> ConfigError {
+        self.err(k, format!("must be {want}, found {}", v.type_str()))
+    }
+
+    fn opt_str(&mut self, k: &str) -> Result<Option<String>, ConfigError> {
+        match self.take(k) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(self.type_err(k, "a string", &v)),
+        }
+    }
+
+    fn req_str(&mut self, k: &str) -> Result<String, ConfigError> {
+        match self.opt_str(k)? {
+            Some(s) if !s.is_empty() => Ok(s),
+            Some(_) => Err(self.err(k, "must not be empty".into())),
+            None => Err(self.err(k, "missing (required)".into())),
+        }
+    }
+
+    fn opt_name(&mut self, k: &str) -> Result<Option<String>, ConfigError> {
+        let v = self.opt_str(k)?;
+        if let Some(s) = &v {
+            if !is_ecs_name(s) {
+                return Err(self.err(
+                    k,
+                    format!("{s:?} is not a valid name (letters, digits, - and _, at most 255)"),
+                ));
+            }
+        }
+        Ok(v)
+    }
+
+    fn req_name(&mut self, k: &str) -> Result<String, ConfigError> {
+        match self.opt_name(k)? {
+            Some(s) => Ok(s),
+            None => Err(self.err(k, "missing (required)".into())),
+        }
+    }
+
+    fn opt_int(&mut self, k: &str, min: i64, max: i64) -> Result<Option<i64>, ConfigError> {
+        match self.take(k) {
+            None => Ok(None),
+            Some(Value::Integer(i)) if (min..=max).contains(&i) => Ok(Some(i)),
+            Some(Value::Integer(i)) => {
+                Err(self.err(k, format!("{i} is out of range {min}..={max}")))
+            }
+            Some(v) => Err(self.type_err(k, "an integer", &v)),
+        }
+    }
+
+    fn opt_str_array(&mut self, k: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        match self.take(k) {
+            None => Ok(None),
+            Some(Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, v) in items.into_iter().enumerate() {
+                    match v {
+                        Value::String(s) => out.push(s),
+                        other => {
+                            return Err(self.type_err(&format!("{k}[{i}]"), "a string", &other))
+                        }
+                    }
+                }
+                Ok(Some(out))
+            }
+            Some(v) => Err(self.type_err(k, "an array of strings", &v)),
+        }
+    }
+
+    fn req_str_array(&mut self, k: &str) -> Result<Vec<String>, ConfigError> {
+        self.opt_str_array(k)?
+            .ok_or_else(|| self.err(k, "missing (required)".into()))
+    }
+
+    fn table(&mut self, k: &str) -> Result<Option<Table>, ConfigError> {
+        match self.take(k) {
+            None => Ok(None),
+            Some(Value::Table(t)) => Ok(Some(t)),
+            Some(v) => Err(self.type_err(k, "a table", &v)),
+        }
+    }
+
+    fn array_of_tables(&mut self, k: &str) -> Result<Option<Vec<Table>>, ConfigError> {
+        match self.take(k) {
+            None => Ok(None),
+            Some(Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, v) in items.into_iter().enumerate() {
+                    match v {
+                        Value::Table(t) => out.push(t),
+                        other => {
+                            return Err(self.type_err(&format!("{k}[{i}]"), "a table", &other))
+                        }
+                    }
+                }
+                Ok(Some(out))
+            }
+            Some(v) => Err(self.type_err(k, "an array of tables ([[...]])", &v)),
+        }
+    }
+
+    /// Reports the first key nobody asked for.
+    fn finish(self) -> Result<(), ConfigError> {
+        match self.table.keys().next() {
+            Some(k) => Err(self.err(k, "unknown key".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TODO: &str = include_str!("../examples/pushdeploy.toml");
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(s, "test.toml")
+    }
+
+    #[test]
+    fn parses_the_todo_example() {
+        let c = parse(TODO).unwrap();
+        assert_eq!(c.services.len(), 2);
+        let b = c.service("backend").unwrap();
+        assert_eq!(b.cluster, "todo-cluster");
+        assert_eq!(b.service, "todo-backend");
+        assert!(b.watches("todo-backend", "v1.4.2"));
+        assert!(!b.watches("todo-frontend", "latest"));
+        assert_eq!(b.redeploy_tag(), Some("latest"));
+        assert_eq!(b.strategy, Strategy::PinDigest);
+        let smoke = b.smoke.as_ref().unwrap();
+        assert_eq!(smoke.checks[0].path, "todoItems");
+        assert_eq!(smoke.checks[0].max_latency_ms, Some(1000));
+    }
+
+    fn key_of(s: &str) -> String {
+        let e = parse(s).unwrap_err();
+        assert_eq!(e.file, "test.toml");
+        assert!(!e.message.is_empty());
+        e.key
+    }
+
+    const MIN: &str =
+        "[[service]]\nname='a'\nservice='s'\ncluster='c'\nrepository='r'\ntags=['latest']\n";
+
+    #[test]
+    fn errors_name_the_key() {
+        assert_eq!(
+            key_of(&MIN.replace("tags=['latest']", "tags=[]")),
+            "service[0].tags"
+        );
+        assert_eq!(
+            key_of(&MIN.replace("tags=['latest']", "tags=['v[1]']")),
+            "service[0].tags[0]"
+        );
+        assert_eq!(key_of(&format!("{MIN}colour='red'\n")), "service[0].colour");
+        assert_eq!(
+            key_of(&MIN.replace("repository='r'\n", "")),
+            "service[0].repository"
+        );
+        assert_eq!(
+            key_of(&MIN.replace("cluster='c'\n", "")),
+            "service[0].cluster"
+        );
+        assert_eq!(
+            key_of(&format!("{MIN}strategy='yolo'\n")),
+            "service[0].strategy"
+        );
+        assert_eq!(
+            key_of(&format!(
+                "{MIN}{}",
+                MIN.replace("service='s'", "service='t'")
+            )),
+            "service[1].name"
+        );
+        assert_eq!(
+            key_of(&MIN.replace("tags=['latest']", "tags='latest'")),
+            "service[0].tags"
+        );
+        assert_eq!(
+            key_of(&format!("[defaults]\nregion='x'\n{MIN}")),
+            "defaults.region"
+        );
+        assert_eq!(
+            key_of(&MIN.replace("name='a'", "name='../a'")),
+            "service[0].name"
+        );
+        assert_eq!(key_of("x = 1\nx = 2\n"), "(syntax)");
+        assert_eq!(key_of(""), "service");
+        assert_eq!(
+            key_of(&format!("{MIN}[service.smoke]\nurl='http://x/'\n")),
+            "service[0].smoke.check"
+        );
+        assert_eq!(
+            key_of(&format!("{MIN}[service.smoke]\nurl='http://x/'\n[[service.smoke.check]]\npath='/'\nstatus='200'\n")),
+            "service[0].smoke.check[0].status"
+        );
+    }
+
+    #[test]
+    fn defaults_apply_and_can_be_overridden() {
+        let c = parse(&format!(
+            "[defaults]\ncluster='d'\nstrategy='force-new-deployment'\n{}",
+            MIN.replace("cluster='c'\n", "")
+        ))
+        .unwrap();
+        assert_eq!(c.services[0].cluster, "d");
+        assert_eq!(c.services[0].strategy, Strategy::ForceNewDeployment);
+    }
+}

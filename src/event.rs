@@ -1,0 +1,508 @@
+//! Inbound JSON → one typed trigger: an ECR push, an ECS deployment change, or a manual action.
+//!
+//! `aws_lambda_events` has no typed detail for either EventBridge event, and its `eventbridge`
+//! feature costs a second proc-macro stack, so the envelope here is our own and small.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::InputError;
+use crate::image::{truncate, validate_repository, validate_tag, Digest, ImageRef};
+
+/// Largest payload accepted; EventBridge events are at most 256 KiB.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// What an invocation asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    /// A successful, tagged image push.
+    Push(PushEvent),
+    /// An ECR event that never deploys (delete, failed push, untagged push), with the reason.
+    IgnoredEcr { event_id: String, reason: String },
+    /// An ECS deployment state change.
+    EcsDeployment(EcsDeploymentEvent),
+    /// An operator's direct invocation.
+    Manual(ManualAction),
+}
+
+/// A successful push of `repository:tag` at `digest`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushEvent {
+    /// EventBridge event id: the trigger recorded in deployment records.
+    pub event_id: String,
+    /// When ECR reported the push (RFC 3339).
+    pub time: Option<String>,
+    /// Account that owns the registry.
+    pub account: String,
+    /// Region of the registry.
+    pub region: String,
+    /// The pushed image: registry, repository, tag and digest.
+    pub image: ImageRef,
+}
+
+impl PushEvent {
+    /// The pushed tag (always present on a push that deploys).
+    pub fn tag(&self) -> &str {
+        self.image.tag.as_deref().unwrap_or_default()
+    }
+
+    /// The pushed digest.
+    pub fn digest(&self) -> &Digest {
+        self.image
+            .digest
+            .as_ref()
+            .expect("a PushEvent is built with a digest")
+    }
+}
+
+/// ECS's `ECS Deployment State Change` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EcsDeploymentEvent {
+    /// EventBridge event id.
+    pub event_id: String,
+    /// When ECS sent it.
+    pub time: Option<String>,
+    /// Cluster name, from the service ARN.
+    pub cluster: String,
+    /// Service name, from the service ARN.
+    pub service: String,
+    /// `ecs-svc/…`.
+    pub deployment_id: String,
+    /// What happened.
+    pub state: DeploymentState,
+    /// ECS's own explanation.
+    pub reason: Option<String>,
+}
+
+/// The ECS deployment event names pushdeploy acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentState {
+    /// `SERVICE_DEPLOYMENT_IN_PROGRESS`.
+    InProgress,
+    /// `SERVICE_DEPLOYMENT_COMPLETED`.
+    Completed,
+    /// `SERVICE_DEPLOYMENT_FAILED`.
+    Failed,
+}
+
+/// A direct invocation by an operator.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ManualAction {
+    /// Re-resolve the watched tag and force a new deployment.
+    Redeploy {
+        /// Configured service name.
+        service: String,
+    },
+    /// Deploy a given tag.
+    Deploy {
+        /// Configured service name.
+        service: String,
+        /// Tag to deploy.
+        tag: String,
+    },
+    /// Return to the last verified deployment before the current one.
+    Rollback {
+        /// Configured service name.
+        service: String,
+    },
+    /// Answer what `deploy` would do, changing nothing.
+    Plan {
+        /// Configured service name.
+        service: String,
+        /// Tag to plan for; defaults to the watched tag.
+        #[serde(default)]
+        tag: Option<String>,
+    },
+}
+
+impl ManualAction {
+    /// The configured service name the action targets.
+    pub fn service(&self) -> &str {
+        match self {
+            ManualAction::Redeploy { service }
+            | ManualAction::Deploy { service, .. }
+            | ManualAction::Rollback { service }
+            | ManualAction::Plan { service, .. } => service,
+        }
+    }
+
+    /// The verb, as logs and answers name it.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            ManualAction::Redeploy { .. } => "redeploy",
+            ManualAction::Deploy { .. } => "deploy",
+            ManualAction::Rollback { .. } => "rollback",
+            ManualAction::Plan { .. } => "plan",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    id: String,
+    source: String,
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    account: String,
+    region: String,
+    #[serde(default)]
+    time: Option<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    detail: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct EcrDetail {
+    #[serde(rename = "action-type")]
+    action_type: String,
+    result: String,
+    #[serde(rename = "repository-name")]
+    repository_name: String,
+    #[serde(rename = "image-digest", default)]
+    image_digest: Option<String>,
+    #[serde(rename = "image-tag", default)]
+    image_tag: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EcsDeploymentDetail {
+    #[serde(rename = "eventName")]
+    event_name: String,
+    #[serde(rename = "deploymentId")]
+    deployment_id: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Parses raw invocation bytes into a trigger.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Trigger, InputError> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(InputError::new(format!(
+            "event is {} bytes; at most {MAX_EVENT_BYTES} are accepted",
+            bytes.len()
+        )));
+    }
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| InputError::new(format!("event is not valid JSON: {e}")))?;
+    parse(value)
+}
+
+/// Parses an invocation payload into a trigger.
+pub fn parse(value: Value) -> Result<Trigger, InputError> {
+    let Value::Object(obj) = &value else {
+        return Err(InputError::new("event must be a JSON object"));
+    };
+    if obj.contains_key("action") {
+        return parse_manual(value);
+    }
+    if !obj.contains_key("detail-type") {
+        return Err(InputError::new(
+            "event is neither an EventBridge event (no \"detail-type\") nor a manual action (no \"action\")",
+        ));
+    }
+    let env: Envelope = serde_json::from_value(value)
+        .map_err(|e| InputError::new(format!("malformed EventBridge envelope: {e}")))?;
+    check_short("id", &env.id)?;
+    if env.account.len() != 12 || !env.account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(InputError::new(format!(
+            "account {:?} is not a 12-digit AWS account id",
+            truncate(&env.account)
+        )));
+    }
+    if !is_region(&env.region) {
+        return Err(InputError::new(format!(
+            "region {:?} is not an AWS region",
+            truncate(&env.region)
+        )));
+    }
+    let detail = env
+        .detail
+        .clone()
+        .ok_or_else(|| InputError::new(format!("{} event has no detail", env.detail_type)))?;
+    match (env.source.as_str(), env.detail_type.as_str()) {
+        ("aws.ecr", "ECR Image Action") => parse_ecr(env, detail),
+        ("aws.ecs", "ECS Deployment State Change") => parse_ecs(env, detail),
+        (source, dt) => Err(InputError::new(format!(
+            "unsupported event {:?} from {:?}: pushdeploy takes ECR Image Action and ECS Deployment State Change",
+            truncate(dt),
+            truncate(source)
+        ))),
+    }
+}
+
+fn parse_manual(value: Value) -> Result<Trigger, InputError> {
+    let action = value.get("action").cloned();
+    let manual: ManualAction = serde_json::from_value(value).map_err(|e| {
+        let known = "redeploy, deploy, rollback, plan";
+        match action {
+            Some(Value::String(a))
+                if !["redeploy", "deploy", "rollback", "plan"].contains(&a.as_str()) =>
+            {
+                InputError::new(format!(
+                    "unknown action {:?}: use one of {known}",
+                    truncate(&a)
+                ))
+            }
+            _ => InputError::new(format!("malformed manual action: {e}")),
+        }
+    })?;
+    check_short("service", manual.service())?;
+    match &manual {
+        ManualAction::Deploy { tag, .. } | ManualAction::Plan { tag: Some(tag), .. } => {
+            validate_tag(tag)?
+        }
+        _ => {}
+    }
+    Ok(Trigger::Manual(manual))
+}
+
+fn parse_ecr(env: Envelope, detail: Value) -> Result<Trigger, InputError> {
+    let d: EcrDetail = serde_json::from_value(detail)
+        .map_err(|e| InputError::new(format!("malformed ECR Image Action detail: {e}")))?;
+    validate_repository(&d.repository_name)?;
+    let ignored = |reason: String| {
+        Ok(Trigger::IgnoredEcr {
+            event_id: env.id.clone(),
+            reason,
+        })
+    };
+    if d.action_type != "PUSH" {
+        return ignored(format!(
+            "ECR action {} is not a push",
+            truncate(&d.action_type)
+        ));
+    }
+    if d.result != "SUCCESS" {
+        return ignored(format!(
+            "push result is {}, not SUCCESS",
+            truncate(&d.result)
+        ));
+    }
+    let Some(tag) = d.image_tag.filter(|t| !t.is_empty()) else {
+        return ignored("untagged push: only tagged pushes deploy".into());
+    };
+    validate_tag(&tag)?;
+    let digest_str = d
+        .image_digest
+        .ok_or_else(|| InputError::new("ECR push detail has no image-digest"))?;
+    let digest = Digest::parse(&digest_str)?;
+    let image = ImageRef {
+        registry: ImageRef::ecr_registry(&env.account, &env.region),
+        repository: d.repository_name,
+        tag: Some(tag),
+        digest: Some(digest),
+    };
+    Ok(Trigger::Push(PushEvent {
+        event_id: env.id,
+        time: env.time,
+        account: env.account,
+        region: env.region,
+        image,
+    }))
+}
+
+fn parse_ecs(env: Envelope, detail: Value) -> Result<Trigger, InputError> {
+    let d: EcsDeploymentDetail = serde_json::from_value(detail).map_err(|e| {
+        InputError::new(format!("malformed ECS Deployment State Change detail: {e}"))
+    })?;
+    let state = match d.event_name.as_str() {
+        "SERVICE_DEPLOYMENT_IN_PROGRESS" => DeploymentState::InProgress,
+        "SERVICE_DEPLOYMENT_COMPLETED" => DeploymentState::Completed,
+        "SERVICE_DEPLOYMENT_FAILED" => DeploymentState::Failed,
+        other => {
+            return Err(InputError::new(format!(
+                "unknown ECS deployment event {:?}",
+                truncate(other)
+            )))
+        }
+    };
+    if !d.deployment_id.starts_with("ecs-svc/")
+        || d.deployment_id.len() > 64
+        || !d.deployment_id[8..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(InputError::new(format!(
+            "deploymentId {:?} is not an ECS deployment id",
+            truncate(&d.deployment_id)
+        )));
+    }
+    let arn = env
+        .resources
+        .first()
+        .ok_or_else(|| InputError::new("ECS deployment event names no service in resources"))?;
+    let (cluster, service) = parse_service_arn(arn)?;
+    Ok(Trigger::EcsDeployment(EcsDeploymentEvent {
+        event_id: env.id,
+        time: env.time,
+        cluster,
+        service,
+        deployment_id: d.deployment_id,
+        state,
+        reason: d.reason.map(|r| truncate(&r)),
+    }))
+}
+
+/// `arn:aws:ecs:<region>:<account>:service/<cluster>/<service>` → (cluster, service).
+pub fn parse_service_arn(arn: &str) -> Result<(String, String), InputError> {
+    let bad = || InputError::new(format!("{:?} is not an ECS service ARN", truncate(arn)));
+    let resource = arn
+        .strip_prefix("arn:")
+        .and_then(|r| r.splitn(5, ':').nth(4))
+        .ok_or_else(bad)?;
+    let mut parts = resource.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("service"), Some(c), Some(s), None) if is_name(c) && is_name(s) => {
+            Ok((c.to_string(), s.to_string()))
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn is_region(s: &str) -> bool {
+    (4..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().last().is_some_and(|b| b.is_ascii_digit())
+}
+
+fn check_short(field: &str, s: &str) -> Result<(), InputError> {
+    if s.is_empty() || s.len() > 256 || s.chars().any(char::is_control) {
+        return Err(InputError::new(format!(
+            "{field} {:?} must be 1 to 256 printable characters",
+            truncate(s)
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn push() -> Value {
+        serde_json::from_str(include_str!("../events/ecr-push-frontend.json")).unwrap()
+    }
+
+    #[test]
+    fn parses_the_sample_push() {
+        let Trigger::Push(p) = parse(push()).unwrap() else {
+            panic!("not a push")
+        };
+        assert_eq!(
+            p.image.registry,
+            "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com"
+        );
+        assert_eq!(p.image.repository, "todo-frontend");
+        assert_eq!(p.tag(), "latest");
+        assert_eq!(p.event_id, "13cde686-328b-6117-af20-0e5566167482");
+    }
+
+    #[test]
+    fn non_deploying_ecr_events_are_ignored_with_reason() {
+        let mut e = push();
+        e["detail"]["action-type"] = json!("DELETE");
+        assert!(
+            matches!(parse(e).unwrap(), Trigger::IgnoredEcr { reason, .. } if reason.contains("DELETE"))
+        );
+        let mut e = push();
+        e["detail"]["result"] = json!("FAILURE");
+        assert!(
+            matches!(parse(e).unwrap(), Trigger::IgnoredEcr { reason, .. } if reason.contains("FAILURE"))
+        );
+        let mut e = push();
+        e["detail"].as_object_mut().unwrap().remove("image-tag");
+        assert!(
+            matches!(parse(e).unwrap(), Trigger::IgnoredEcr { reason, .. } if reason.contains("untagged"))
+        );
+    }
+
+    #[test]
+    fn bad_input_is_rejected_with_reason() {
+        let cases: Vec<(Value, &str)> = vec![
+            (json!([1, 2]), "JSON object"),
+            (json!({"hello": 1}), "neither"),
+            (
+                json!({"action": "destroy", "service": "x"}),
+                "unknown action",
+            ),
+            (json!({"action": "deploy", "service": "x"}), "tag"),
+            (
+                json!({"action": "deploy", "service": 7, "tag": "v1"}),
+                "malformed",
+            ),
+            (
+                json!({"action": "redeploy", "service": "x", "extra": 1}),
+                "extra",
+            ),
+            (
+                json!({"action": "deploy", "service": "x", "tag": "a".repeat(300)}),
+                "tag",
+            ),
+        ];
+        for (v, want) in cases {
+            let e = parse(v.clone()).unwrap_err();
+            assert!(e.0.contains(want), "{v}: {e}");
+        }
+        let mut e = push();
+        e.as_object_mut().unwrap().remove("detail");
+        assert!(parse(e).unwrap_err().0.contains("no detail"));
+        let mut e = push();
+        e["detail"]["image-digest"] = json!("md5:abc");
+        assert!(parse(e).unwrap_err().0.contains("sha256"));
+        let mut e = push();
+        e["detail"]["repository-name"] = json!("../../etc");
+        assert!(parse(e).is_err());
+        let mut e = push();
+        e["account"] = json!(123);
+        assert!(parse(e).unwrap_err().0.contains("malformed"));
+        assert!(parse_bytes(b"{not json")
+            .unwrap_err()
+            .0
+            .contains("not valid JSON"));
+        assert!(parse_bytes(&vec![b' '; MAX_EVENT_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn parses_ecs_deployment_events() {
+        let v: Value =
+            serde_json::from_str(include_str!("../events/ecs-deployment-completed.json")).unwrap();
+        let Trigger::EcsDeployment(e) = parse(v).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (e.cluster.as_str(), e.service.as_str()),
+            ("todo-cluster", "todo-frontend")
+        );
+        assert_eq!(e.state, DeploymentState::Completed);
+        assert_eq!(e.deployment_id, "ecs-svc/1234567890123456789");
+    }
+
+    #[test]
+    fn parses_manual_actions() {
+        assert_eq!(
+            parse(json!({"action": "plan", "service": "frontend"})).unwrap(),
+            Trigger::Manual(ManualAction::Plan {
+                service: "frontend".into(),
+                tag: None
+            })
+        );
+        assert_eq!(
+            parse(json!({"action": "deploy", "service": "backend", "tag": "v1.4.2"})).unwrap(),
+            Trigger::Manual(ManualAction::Deploy {
+                service: "backend".into(),
+                tag: "v1.4.2".into()
+            })
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! pushdeploy: continuous deployment for AWS ECS, driven by ECR pushes.
+//!
+//! Decisions ([`plan`], [`taskdef`], [`config`], [`event`]) are pure; AWS calls live in [`aws`];
+//! [`deploy`] orchestrates; the Lambda functions under `functions/` only wire the runtime.
+
+pub mod artifact;
+pub mod aws;
+pub mod config;
+pub mod deploy;
+pub mod error;
+pub mod event;
+pub mod glob;
+pub mod image;
+pub mod outcome;
+pub mod plan;
+pub mod record;
+pub mod setup;
+pub mod taskdef;
+
+pub use error::Error;

@@ -1,0 +1,141 @@
+//! The JSON answer every invocation returns.
+
+use serde::Serialize;
+
+use crate::taskdef::ContainerChange;
+
+/// What an invocation (or one service within it) came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The rollback itself failed.
+    RollbackFailed,
+    /// A failing rollout was returned to its previous task definition.
+    RolledBack,
+    /// A rollout passed its smoke test.
+    Verified,
+    /// A rollout was started.
+    Started,
+    /// A plan was answered; nothing changed.
+    Planned,
+    /// The service already runs that digest.
+    Unchanged,
+    /// A newer push of the same tag exists.
+    Superseded,
+    /// Nothing to do for this event.
+    Ignored,
+    /// Bad input: nothing changed.
+    Rejected,
+}
+
+/// What happened to one service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeploymentSummary {
+    /// The config's name for the service.
+    pub service: String,
+    /// ECS cluster/service.
+    pub target: String,
+    /// What it came to.
+    pub outcome: Outcome,
+    /// Why, in a sentence.
+    pub reason: String,
+    /// The digest-pinned image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The rollout action (`register-task-definition`, `force-new-deployment`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<&'static str>,
+    /// Container image changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ContainerChange>,
+    /// Task definition before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_task_definition: Option<String>,
+    /// Task definition after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<String>,
+    /// ECS deployment id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ecs_deployment_id: Option<String>,
+    /// S3 keys written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub written: Vec<String>,
+}
+
+impl DeploymentSummary {
+    /// A summary with only the outcome and reason filled in.
+    pub fn new(service: &str, target: String, outcome: Outcome, reason: impl Into<String>) -> Self {
+        Self {
+            service: service.to_string(),
+            target,
+            outcome,
+            reason: reason.into(),
+            image: None,
+            action: None,
+            changes: Vec::new(),
+            previous_task_definition: None,
+            task_definition: None,
+            ecs_deployment_id: None,
+            written: Vec::new(),
+        }
+    }
+}
+
+/// The invocation's answer: `{"outcome", "deployments", "reason"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// The most significant per-service outcome (or the invocation's own).
+    pub outcome: Outcome,
+    /// Per service.
+    pub deployments: Vec<DeploymentSummary>,
+    /// Why, in a sentence.
+    pub reason: String,
+}
+
+impl Summary {
+    /// An answer about the invocation as a whole, touching no service.
+    pub fn only(outcome: Outcome, reason: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            deployments: Vec::new(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Folds per-service results: the most significant outcome leads.
+    pub fn of(deployments: Vec<DeploymentSummary>) -> Self {
+        let outcome = deployments
+            .iter()
+            .map(|d| d.outcome)
+            .min()
+            .unwrap_or(Outcome::Ignored);
+        let reason = deployments
+            .iter()
+            .map(|d| format!("{}: {}", d.service, d.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self {
+            outcome,
+            deployments,
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn started_outranks_unchanged() {
+        let s = Summary::of(vec![
+            DeploymentSummary::new("a", "c/a".into(), Outcome::Unchanged, "same digest"),
+            DeploymentSummary::new("b", "c/b".into(), Outcome::Started, "rolling"),
+        ]);
+        assert_eq!(s.outcome, Outcome::Started);
+        assert_eq!(s.reason, "a: same digest; b: rolling");
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["outcome"], "started");
+        assert_eq!(v["deployments"][0]["outcome"], "unchanged");
+    }
+}

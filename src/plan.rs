@@ -1,0 +1,217 @@
+//! Pure decisions: which services a push matches, whether it is still current, and what to change.
+
+use aws_sdk_ecs::types::TaskDefinition;
+use serde::Serialize;
+
+use crate::artifact::image_definitions;
+use crate::config::{Config, ServiceConfig, Strategy};
+use crate::error::InputError;
+use crate::image::{Digest, ImageRef};
+use crate::taskdef::{select_containers, with_images, ContainerChange};
+
+/// The services whose repository and tag patterns match a pushed image.
+pub fn match_push<'a>(config: &'a Config, image: &ImageRef) -> Vec<&'a ServiceConfig> {
+    let tag = image.tag.as_deref().unwrap_or_default();
+    config
+        .services
+        .iter()
+        .filter(|s| s.watches(&image.repository, tag))
+        .collect()
+}
+
+/// Whether an event's digest is still what its tag points at in ECR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Freshness {
+    /// The tag still points at the event's digest.
+    Current,
+    /// The tag has moved on to another digest since.
+    Superseded {
+        /// The tag's digest now.
+        now: Digest,
+    },
+    /// The tag no longer exists in ECR.
+    TagGone,
+}
+
+/// Compares the event's digest with the tag's digest in ECR now; arrival order never decides.
+pub fn freshness(event: &Digest, tag_now: Option<&Digest>) -> Freshness {
+    match tag_now {
+        Some(now) if now == event => Freshness::Current,
+        Some(now) => Freshness::Superseded { now: now.clone() },
+        None => Freshness::TagGone,
+    }
+}
+
+/// What a rollout will do to ECS.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// The service already runs this image: nothing to do.
+    Unchanged,
+    /// Register this copy of the task definition and update the service to it.
+    Register(Box<TaskDefinition>),
+    /// Keep the task definition and force new tasks.
+    ForceNewDeployment,
+}
+
+impl Action {
+    /// A short name for answers and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Unchanged => "unchanged",
+            Action::Register(_) => "register-task-definition",
+            Action::ForceNewDeployment => "force-new-deployment",
+        }
+    }
+}
+
+/// The plan for one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicePlan {
+    /// What to do.
+    pub action: Action,
+    /// Containers whose image changes (empty for unchanged and force-new).
+    pub changes: Vec<ContainerChange>,
+    /// Names of the containers the push is for.
+    pub containers: Vec<String>,
+    /// The digest-pinned image URI.
+    pub image_uri: String,
+    /// The `imagedefinitions.json` bytes this rollout records.
+    pub image_definitions: Vec<u8>,
+}
+
+/// Decides what a rollout of `image` does to a service running `current`.
+///
+/// `previous_definitions` is the service's last `imagedefinitions.json`, which is how a
+/// tag-based (`force-new-deployment`) service knows it already runs a digest. `force` is
+/// `redeploy`: roll new tasks even when nothing changed.
+pub fn plan_service(
+    svc: &ServiceConfig,
+    image: &ImageRef,
+    current: &TaskDefinition,
+    previous_definitions: Option<&[u8]>,
+    force: bool,
+) -> Result<ServicePlan, InputError> {
+    let image_uri = image
+        .pinned_uri()
+        .ok_or_else(|| InputError::new(format!("image {image} has no digest to pin")))?;
+    let selected = select_containers(current, svc, image)?;
+    let containers: Vec<String> = selected.iter().map(|(n, _)| n.clone()).collect();
+    let defs = image_definitions(&containers, &image_uri);
+    let (action, changes) = match svc.strategy {
+        Strategy::PinDigest => {
+            let changes: Vec<ContainerChange> = selected
+                .into_iter()
+                .filter(|(_, from)| *from != image_uri)
+                .map(|(container, from)| ContainerChange {
+                    container,
+                    from,
+                    to: image_uri.clone(),
+                })
+                .collect();
+            if !changes.is_empty() {
+                (
+                    Action::Register(Box::new(with_images(current, &changes))),
+                    changes,
+                )
+            } else if force {
+                (Action::ForceNewDeployment, changes)
+            } else {
+                (Action::Unchanged, changes)
+            }
+        }
+        Strategy::ForceNewDeployment => {
+            if previous_definitions == Some(defs.as_slice()) && !force {
+                (Action::Unchanged, Vec::new())
+            } else {
+                (Action::ForceNewDeployment, Vec::new())
+            }
+        }
+    };
+    Ok(ServicePlan {
+        action,
+        changes,
+        containers,
+        image_uri,
+        image_definitions: defs,
+    })
+}
+
+/// One line of a plan's answer: the diff a `deploy` would register.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PlanSummary {
+    /// The action name.
+    pub action: &'static str,
+    /// Container image changes.
+    pub changes: Vec<ContainerChange>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::taskdef::tests::{pushed, svc, td, DIGEST, REG};
+
+    #[test]
+    fn push_matches_every_service_of_the_repository_and_tag() {
+        let text = "[defaults]\ncluster='c'\n\
+            [[service]]\nname='web'\nservice='web'\nrepository='app'\ntags=['latest']\n\
+            [[service]]\nname='worker'\nservice='worker'\nrepository='app'\ntags=['*']\n\
+            [[service]]\nname='other'\nservice='other'\nrepository='other'\ntags=['latest']\n";
+        let c = Config::parse(text, "t").unwrap();
+        let img = |t: &str| ImageRef::parse(&format!("{REG}/app:{t}@{DIGEST}")).unwrap();
+        let names = |i: &ImageRef| {
+            match_push(&c, i)
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&img("latest")), vec!["web", "worker"]);
+        assert_eq!(names(&img("v2")), vec!["worker"]);
+    }
+
+    #[test]
+    fn freshness_compares_digests_not_arrival() {
+        let a = Digest::parse(DIGEST).unwrap();
+        let b = Digest::parse(&DIGEST.replace('1', "2")).unwrap();
+        assert_eq!(freshness(&a, Some(&a)), Freshness::Current);
+        assert_eq!(
+            freshness(&a, Some(&b)),
+            Freshness::Superseded { now: b.clone() }
+        );
+        assert_eq!(freshness(&a, None), Freshness::TagGone);
+    }
+
+    #[test]
+    fn pin_digest_registers_a_copy_then_is_unchanged() {
+        let t = td(&[
+            ("web", &format!("{REG}/todo-frontend:latest")),
+            ("sidecar", "envoy"),
+        ]);
+        let p = plan_service(&svc(""), &pushed(), &t, None, false).unwrap();
+        let pinned = format!("{REG}/todo-frontend@{DIGEST}");
+        assert_eq!(p.image_uri, pinned);
+        assert_eq!(p.changes.len(), 1);
+        let Action::Register(new_td) = &p.action else {
+            panic!("{:?}", p.action)
+        };
+        assert_eq!(
+            new_td.container_definitions()[0].image(),
+            Some(pinned.as_str())
+        );
+        assert_eq!(new_td.container_definitions()[1].image(), Some("envoy"));
+        // the same push again, against the task definition it produced
+        let again = plan_service(&svc(""), &pushed(), new_td, None, false).unwrap();
+        assert_eq!(again.action, Action::Unchanged);
+        let forced = plan_service(&svc(""), &pushed(), new_td, None, true).unwrap();
+        assert_eq!(forced.action, Action::ForceNewDeployment);
+    }
+
+    #[test]
+    fn force_new_deployment_strategy_uses_the_last_artifact() {
+        let s = svc("strategy='force-new-deployment'");
+        let t = td(&[("web", &format!("{REG}/todo-frontend:latest"))]);
+        let p = plan_service(&s, &pushed(), &t, None, false).unwrap();
+        assert_eq!(p.action, Action::ForceNewDeployment);
+        let again = plan_service(&s, &pushed(), &t, Some(&p.image_definitions), false).unwrap();
+        assert_eq!(again.action, Action::Unchanged);
+    }
+}

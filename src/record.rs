@@ -1,0 +1,200 @@
+//! The deployment record: what ran when, and was it good. One JSON object per rollout in S3.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InputError;
+use crate::image::truncate;
+
+/// Where a deployment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// UpdateService accepted; ECS is rolling out.
+    Started,
+    /// ECS reports the rollout finished; not yet smoke-tested.
+    Completed,
+    /// Smoke test passed.
+    Verified,
+    /// ECS's circuit breaker or the smoke test failed it.
+    Failed,
+    /// pushdeploy returned the service to the previous task definition.
+    RolledBack,
+    /// The rollback itself failed: a person must act.
+    RollbackFailed,
+}
+
+/// What caused a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TriggerRef {
+    /// An ECR push event.
+    Push {
+        /// EventBridge event id.
+        event_id: String,
+    },
+    /// An operator's direct invocation.
+    Manual {
+        /// `redeploy`, `deploy`, `rollback`.
+        action: String,
+        /// Lambda request id of the invocation.
+        request_id: String,
+    },
+    /// pushdeploy's own automatic rollback of another deployment.
+    AutoRollback {
+        /// The record id of the deployment that failed.
+        of: String,
+    },
+}
+
+impl TriggerRef {
+    /// A one-word id for logs.
+    pub fn id(&self) -> &str {
+        match self {
+            TriggerRef::Push { event_id } => event_id,
+            TriggerRef::Manual { request_id, .. } => request_id,
+            TriggerRef::AutoRollback { of } => of,
+        }
+    }
+}
+
+/// One timestamped step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// `pushed`, `started`, `ecs_in_progress`, `ecs_completed`, `verified`, `rolled_back`, …
+    pub event: String,
+    /// RFC 3339 time.
+    pub at: String,
+}
+
+/// The deployment record, as DESIGN.md fixes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    /// Record id: the ECS deployment id made key-safe (`ecs-svc-…`).
+    pub id: String,
+    /// ECS cluster.
+    pub cluster: String,
+    /// ECS service.
+    pub service: String,
+    /// The config's name for the service.
+    pub name: String,
+    /// ECR repository.
+    pub repository: String,
+    /// Tag that was deployed.
+    pub tag: String,
+    /// Digest that was deployed.
+    pub digest: String,
+    /// The digest-pinned image URI.
+    pub image_uri: String,
+    /// Rollout strategy used.
+    pub strategy: String,
+    /// What caused it.
+    pub trigger: TriggerRef,
+    /// When ECR reported the push, if a push caused it.
+    pub pushed_at: Option<String>,
+    /// Task definition the service ran before.
+    pub previous_task_definition: String,
+    /// Task definition this deployment runs.
+    pub task_definition: String,
+    /// ECS's id for the rollout (`ecs-svc/…`).
+    pub ecs_deployment_id: String,
+    /// Where it stands.
+    pub status: Status,
+    /// Containers whose images changed.
+    pub containers: Vec<String>,
+    /// Smoke test results, once verify has run.
+    #[serde(default)]
+    pub smoke: Option<serde_json::Value>,
+    /// Why it ended as it did, when it did not pass.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Steps with times.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl DeploymentRecord {
+    /// Appends a timeline entry.
+    pub fn stamp(&mut self, event: &str, at: String) {
+        self.timeline.push(TimelineEntry {
+            event: event.to_string(),
+            at,
+        });
+    }
+
+    /// This record's S3 key.
+    pub fn key(&self) -> String {
+        record_key(&self.cluster, &self.service, &self.ecs_deployment_id)
+            .expect("record built from a valid deployment id")
+    }
+}
+
+/// The record id for an ECS deployment id: `ecs-svc/123` → `ecs-svc-123`.
+pub fn record_id(ecs_deployment_id: &str) -> Result<String, InputError> {
+    let ok = ecs_deployment_id.len() <= 64
+        && ecs_deployment_id
+            .strip_prefix("ecs-svc/")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if ok {
+        Ok(ecs_deployment_id.replace('/', "-"))
+    } else {
+        Err(InputError::new(format!(
+            "{:?} is not an ECS deployment id",
+            truncate(ecs_deployment_id)
+        )))
+    }
+}
+
+/// `deployments/<cluster>/<service>/<record id>.json`: one GET from an ECS deployment event.
+pub fn record_key(
+    cluster: &str,
+    service: &str,
+    ecs_deployment_id: &str,
+) -> Result<String, InputError> {
+    Ok(format!(
+        "{}{}.json",
+        records_prefix(cluster, service),
+        record_id(ecs_deployment_id)?
+    ))
+}
+
+/// The prefix under which a service's history lives.
+pub fn records_prefix(cluster: &str, service: &str) -> String {
+    format!("deployments/{cluster}/{service}/")
+}
+
+/// Now, as RFC 3339 UTC.
+pub fn now() -> String {
+    use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+    DateTime::from(std::time::SystemTime::now())
+        .fmt(DateTimeFormat::DateTime)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_derived_from_the_ecs_deployment_id() {
+        assert_eq!(
+            record_key(
+                "todo-cluster",
+                "todo-frontend",
+                "ecs-svc/1234567890123456789"
+            )
+            .unwrap(),
+            "deployments/todo-cluster/todo-frontend/ecs-svc-1234567890123456789.json"
+        );
+        assert!(record_id("ecs-svc/../../x").is_err());
+        assert!(record_id("svc/1").is_err());
+        assert!(record_id("ecs-svc/").is_err());
+    }
+
+    #[test]
+    fn now_is_rfc3339() {
+        let n = now();
+        assert!(
+            n.len() >= 20 && n.ends_with('Z') && n.as_bytes()[10] == b'T',
+            "{n}"
+        );
+    }
+}

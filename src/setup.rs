@@ -1,0 +1,123 @@
+//! Cold-start wiring shared by the functions: environment, SDK clients, config.
+
+use std::env;
+
+use aws_config::BehaviorVersion;
+
+use crate::aws::ecr::EcrClient;
+use crate::aws::ecs::EcsClient;
+use crate::aws::s3::{get_object, Store};
+use crate::config::Config;
+use crate::deploy::Deployer;
+use crate::error::{ConfigError, Error};
+
+/// SDK clients built from the environment once per cold start.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    /// ECS.
+    pub ecs: aws_sdk_ecs::Client,
+    /// ECR.
+    pub ecr: aws_sdk_ecr::Client,
+    /// S3 (path-style when `AWS_ENDPOINT_URL` points at an emulator).
+    pub s3: aws_sdk_s3::Client,
+    /// The region the clients talk to.
+    pub region: String,
+}
+
+impl Clients {
+    /// Loads the SDK config from the environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
+    pub async fn from_env() -> Result<Self, Error> {
+        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .ok_or_else(|| ConfigError {
+                file: "environment".into(),
+                key: "AWS_REGION".into(),
+                message: "no region is set".into(),
+            })?;
+        // Emulators such as moto serve S3 on one host, so buckets go in the path there.
+        let path_style = env::var_os("AWS_ENDPOINT_URL").is_some()
+            || env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let s3_conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(path_style)
+            .build();
+        Ok(Self {
+            ecs: aws_sdk_ecs::Client::new(&sdk),
+            ecr: aws_sdk_ecr::Client::new(&sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3_conf),
+            region,
+        })
+    }
+}
+
+fn required(name: &str) -> Result<String, ConfigError> {
+    match env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        _ => Err(ConfigError {
+            file: "environment".into(),
+            key: name.into(),
+            message: "missing (required)".into(),
+        }),
+    }
+}
+
+/// Loads `pushdeploy.toml` from a file path or `s3://bucket/key`.
+pub async fn load_config(source: &str, s3: &aws_sdk_s3::Client) -> Result<Config, Error> {
+    let text = if let Some(rest) = source.strip_prefix("s3://") {
+        let (bucket, key) = rest
+            .split_once('/')
+            .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+            .ok_or_else(|| ConfigError {
+                file: source.into(),
+                key: "PUSHDEPLOY_CONFIG".into(),
+                message: "an S3 location must look like s3://bucket/key".into(),
+            })?;
+        let bytes = get_object(s3, bucket, key)
+            .await?
+            .ok_or_else(|| ConfigError {
+                file: source.into(),
+                key: "(file)".into(),
+                message: "no such object".into(),
+            })?;
+        String::from_utf8(bytes).map_err(|_| ConfigError {
+            file: source.into(),
+            key: "(file)".into(),
+            message: "not UTF-8 text".into(),
+        })?
+    } else {
+        std::fs::read_to_string(source).map_err(|e| ConfigError {
+            file: source.into(),
+            key: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        })?
+    };
+    Ok(Config::parse(&text, source)?)
+}
+
+/// Builds the deploy function's state from `PUSHDEPLOY_CONFIG`, `PUSHDEPLOY_BUCKET` and the SDK environment.
+pub async fn deployer_from_env() -> Result<Deployer, Error> {
+    let clients = Clients::from_env().await?;
+    let source = required("PUSHDEPLOY_CONFIG")?;
+    let bucket = required("PUSHDEPLOY_BUCKET")?;
+    let config = load_config(&source, &clients.s3).await?;
+    Ok(Deployer {
+        config,
+        ecs: EcsClient::new(clients.ecs),
+        ecr: EcrClient::new(clients.ecr),
+        store: Store::new(clients.s3, bucket),
+        region: clients.region,
+    })
+}
+
+/// Installs the JSON log subscriber; `RUST_LOG` filters (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_target(false)
+        .try_init();
+}
