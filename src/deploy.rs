@@ -176,13 +176,15 @@ impl Deployer {
             ManualAction::Redeploy { .. } => (None, true, false),
             ManualAction::Deploy { tag, .. } => (Some(tag.as_str()), false, false),
             ManualAction::Plan { tag, .. } => (tag.as_deref(), false, true),
-            ManualAction::Rollback { .. } => return Ok(Summary::only(
-                Outcome::Rejected,
-                format!(
+            ManualAction::Rollback { .. } => {
+                return Ok(Summary::only(
+                    Outcome::Rejected,
+                    format!(
                     "service {}: rollback needs a verified deployment record, and none exists yet",
                     svc.name
                 ),
-            )),
+                ))
+            }
         };
         let tag = match tag.or_else(|| svc.redeploy_tag()) {
             Some(t) => t,

@@ -1,1 +1,5 @@
-fn main() {}
+//! Integration tests against moto on a free loopback port: one binary, one module per area.
+
+mod deploy;
+mod function;
+mod support;

@@ -1,0 +1,467 @@
+//! The todo app's AWS estate on moto: cluster, Fargate services, ECR repositories, artifact bucket.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_ecs::config::{Credentials, Region};
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, CpuArchitecture,
+    EphemeralStorage, FirelensConfiguration, FirelensConfigurationType, HostVolumeProperties,
+    KeyValuePair, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode, OsFamily,
+    PortMapping, ProxyConfiguration, ProxyConfigurationType, RuntimePlatform, Secret, Tag,
+    TaskDefinitionPlacementConstraint, TaskDefinitionPlacementConstraintType, Volume,
+};
+use serde_json::{json, Value};
+
+use pushdeploy::image::Digest;
+
+/// Region the estate lives in.
+pub const REGION: &str = "ap-southeast-2";
+/// moto's default account.
+pub const ACCOUNT: &str = "123456789012";
+/// The todo app's cluster.
+pub const CLUSTER: &str = "todo-cluster";
+/// The artifact bucket.
+pub const BUCKET: &str = "pushdeploy-artifacts";
+
+/// `<account>.dkr.ecr.<region>.amazonaws.com`.
+pub fn registry() -> String {
+    format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com")
+}
+
+/// SDK clients pointed at one emulator endpoint.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    /// The endpoint, e.g. `http://127.0.0.1:5000`.
+    pub endpoint: String,
+    /// The shared SDK config.
+    pub sdk: SdkConfig,
+    /// ECS.
+    pub ecs: aws_sdk_ecs::Client,
+    /// ECR.
+    pub ecr: aws_sdk_ecr::Client,
+    /// S3, path-style.
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl Aws {
+    /// Clients for `endpoint` with dummy credentials in [`REGION`].
+    pub async fn new(endpoint: &str) -> Self {
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new(
+                "testing", "testing", None, None, "testkit",
+            ))
+            .load()
+            .await;
+        let s3_conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build();
+        Self {
+            endpoint: endpoint.to_string(),
+            ecs: aws_sdk_ecs::Client::new(&sdk),
+            ecr: aws_sdk_ecr::Client::new(&sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3_conf),
+            sdk,
+        }
+    }
+
+    /// Environment variables that point a function process at this endpoint.
+    pub fn function_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// Creates a versioned bucket.
+    pub async fn create_bucket(&self, name: &str) {
+        use aws_sdk_s3::types::{
+            BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
+            VersioningConfiguration,
+        };
+        self.s3
+            .create_bucket()
+            .bucket(name)
+            .create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(REGION))
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("create bucket");
+        self.s3
+            .put_bucket_versioning()
+            .bucket(name)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("bucket versioning");
+    }
+
+    /// Creates an ECR repository.
+    pub async fn create_repository(&self, name: &str) {
+        self.ecr
+            .create_repository()
+            .repository_name(name)
+            .send()
+            .await
+            .expect("create repository");
+    }
+
+    /// "Pushes" an image: a manifest whose layer is derived from `seed`, so each seed has its own digest.
+    pub async fn push_image(&self, repository: &str, tag: &str, seed: &str) -> Digest {
+        let layer = fake_digest(seed);
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023, "digest": fake_digest(&format!("config-{seed}"))},
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 32654, "digest": layer}]
+        });
+        let out = self
+            .ecr
+            .put_image()
+            .repository_name(repository)
+            .image_tag(tag)
+            .image_manifest(manifest.to_string())
+            .send()
+            .await
+            .expect("put image");
+        let digest = out
+            .image()
+            .and_then(|i| i.image_id())
+            .and_then(|i| i.image_digest())
+            .expect("pushed digest");
+        Digest::parse(digest).expect("moto answers sha256 digests")
+    }
+
+    /// Default subnet and security group ids from moto's EC2 (queried raw: no EC2 SDK needed for two ids).
+    pub async fn network(&self) -> (String, String) {
+        let subnet = self.ec2_query("DescribeSubnets", "subnetId").await;
+        let sg = self.ec2_query("DescribeSecurityGroups", "groupId").await;
+        (subnet, sg)
+    }
+
+    async fn ec2_query(&self, action: &str, tag: &str) -> String {
+        let auth = format!("AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0");
+        let body = reqwest::Client::new()
+            .post(format!("{}/", self.endpoint))
+            .header("Authorization", auth)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("Action={action}&Version=2016-11-15"))
+            .send()
+            .await
+            .expect("EC2 query")
+            .text()
+            .await
+            .expect("EC2 answer");
+        let open = format!("<{tag}>");
+        let start = body
+            .find(&open)
+            .unwrap_or_else(|| panic!("no {tag} in {action}"))
+            + open.len();
+        let end = body[start..].find('<').expect("closing tag") + start;
+        body[start..end].to_string()
+    }
+
+    /// Registers a Fargate task definition with every field a faithful copy must keep.
+    pub async fn register_rich_task_definition(
+        &self,
+        family: &str,
+        app: &[(&str, String)],
+    ) -> String {
+        let mut containers: Vec<ContainerDefinition> = app
+            .iter()
+            .map(|(name, image)| {
+                ContainerDefinition::builder()
+                    .name(*name)
+                    .image(image)
+                    .essential(true)
+                    .port_mappings(PortMapping::builder().container_port(8080).build())
+                    .environment(
+                        KeyValuePair::builder()
+                            .name("TODO_ENV")
+                            .value("prod")
+                            .build(),
+                    )
+                    .secrets(
+                        Secret::builder()
+                            .name("DB_PASSWORD")
+                            .value_from(format!("arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/todo/db"))
+                            .build()
+                            .expect("secret"),
+                    )
+                    .log_configuration(
+                        LogConfiguration::builder()
+                            .log_driver(LogDriver::Awsfirelens)
+                            .build()
+                            .expect("log config"),
+                    )
+                    .build()
+            })
+            .collect();
+        containers.push(
+            ContainerDefinition::builder()
+                .name("log_router")
+                .image("public.ecr.aws/aws-observability/aws-for-fluent-bit:stable")
+                .essential(true)
+                .firelens_configuration(
+                    FirelensConfiguration::builder()
+                        .r#type(FirelensConfigurationType::Fluentbit)
+                        .build()
+                        .expect("firelens"),
+                )
+                .build(),
+        );
+        let out = self
+            .ecs
+            .register_task_definition()
+            .family(family)
+            .task_role_arn(format!("arn:aws:iam::{ACCOUNT}:role/{family}-task"))
+            .execution_role_arn(format!("arn:aws:iam::{ACCOUNT}:role/{family}-execution"))
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu("256")
+            .memory("512")
+            .runtime_platform(
+                RuntimePlatform::builder()
+                    .cpu_architecture(CpuArchitecture::Arm64)
+                    .operating_system_family(OsFamily::Linux)
+                    .build(),
+            )
+            .ephemeral_storage(EphemeralStorage::builder().size_in_gib(30).build())
+            .volumes(
+                Volume::builder()
+                    .name("scratch")
+                    .host(HostVolumeProperties::builder().build())
+                    .build(),
+            )
+            .placement_constraints(
+                TaskDefinitionPlacementConstraint::builder()
+                    .r#type(TaskDefinitionPlacementConstraintType::MemberOf)
+                    .expression("attribute:ecs.availability-zone in [ap-southeast-2a]")
+                    .build(),
+            )
+            .proxy_configuration(appmesh_proxy(app.first().map(|(n, _)| *n).unwrap_or("app")))
+            .tags(Tag::builder().key("app").value("todo").build())
+            .set_container_definitions(Some(containers))
+            .send()
+            .await
+            .expect("register task definition");
+        out.task_definition()
+            .and_then(|t| t.task_definition_arn())
+            .expect("arn")
+            .to_string()
+    }
+
+    /// Creates a Fargate service in `cluster` running `task_definition`.
+    pub async fn create_service(&self, cluster: &str, service: &str, task_definition: &str) {
+        let (subnet, sg) = self.network().await;
+        self.ecs
+            .create_service()
+            .cluster(cluster)
+            .service_name(service)
+            .task_definition(task_definition)
+            .desired_count(2)
+            .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+            .network_configuration(
+                NetworkConfiguration::builder()
+                    .awsvpc_configuration(
+                        AwsVpcConfiguration::builder()
+                            .subnets(subnet)
+                            .security_groups(sg)
+                            .assign_public_ip(AssignPublicIp::Disabled)
+                            .build()
+                            .expect("vpc config"),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("create service");
+    }
+
+    /// The task definition ARN a service runs now.
+    pub async fn service_task_definition(&self, cluster: &str, service: &str) -> String {
+        let out = self
+            .ecs
+            .describe_services()
+            .cluster(cluster)
+            .services(service)
+            .send()
+            .await
+            .expect("describe services");
+        out.services()[0]
+            .task_definition()
+            .expect("task definition")
+            .to_string()
+    }
+
+    /// Container name → image of a task definition.
+    pub async fn images_of(&self, task_definition: &str) -> Vec<(String, String)> {
+        let out = self
+            .ecs
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .send()
+            .await
+            .expect("describe td");
+        out.task_definition()
+            .expect("td")
+            .container_definitions()
+            .iter()
+            .map(|c| {
+                (
+                    c.name().unwrap_or_default().to_string(),
+                    c.image().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Every task definition ARN of a family.
+    pub async fn revisions(&self, family: &str) -> Vec<String> {
+        let out = self
+            .ecs
+            .list_task_definitions()
+            .family_prefix(family)
+            .send()
+            .await
+            .expect("list tds");
+        out.task_definition_arns().to_vec()
+    }
+
+    /// Every key in a bucket.
+    pub async fn keys(&self, bucket: &str) -> Vec<String> {
+        let out = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("list objects");
+        let mut keys: Vec<String> = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// An object's bytes.
+    pub async fn object(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let out = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+        out.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .to_vec()
+    }
+}
+
+fn appmesh_proxy(container: &str) -> ProxyConfiguration {
+    ProxyConfiguration::builder()
+        .r#type(ProxyConfigurationType::Appmesh)
+        .container_name(container)
+        .properties(
+            KeyValuePair::builder()
+                .name("IgnoredUID")
+                .value("1337")
+                .build(),
+        )
+        .build()
+        .expect("proxy configuration")
+}
+
+/// A `sha256:` string unique to `seed` (hex of the seed, padded): distinct layers give distinct images in moto.
+pub fn fake_digest(seed: &str) -> String {
+    let mut hex: String = seed.bytes().map(|b| format!("{b:02x}")).collect();
+    hex.truncate(64);
+    format!("sha256:{hex:0>64}")
+}
+
+/// The todo app: two Fargate services behind one ALB, each fed by its own repository.
+pub struct TodoApp {
+    /// Clients.
+    pub aws: Aws,
+    /// Digest of the frontend's first image.
+    pub frontend_v0: Digest,
+    /// Digest of the backend's first image.
+    pub backend_v0: Digest,
+}
+
+impl TodoApp {
+    /// Creates cluster, repositories (with a first image each), bucket and both services.
+    pub async fn create(aws: Aws) -> Self {
+        aws.ecs
+            .create_cluster()
+            .cluster_name(CLUSTER)
+            .send()
+            .await
+            .expect("create cluster");
+        aws.create_bucket(BUCKET).await;
+        let reg = registry();
+        let mut digests = Vec::new();
+        for (service, container) in [("todo-frontend", "frontend"), ("todo-backend", "backend")] {
+            aws.create_repository(service).await;
+            digests.push(
+                aws.push_image(service, "latest", &format!("{service}-v0"))
+                    .await,
+            );
+            let td = aws
+                .register_rich_task_definition(
+                    service,
+                    &[(container, format!("{reg}/{service}:latest"))],
+                )
+                .await;
+            aws.create_service(CLUSTER, service, &td).await;
+        }
+        let backend_v0 = digests.pop().expect("two digests");
+        let frontend_v0 = digests.pop().expect("two digests");
+        Self {
+            aws,
+            frontend_v0,
+            backend_v0,
+        }
+    }
+}
+
+/// The EventBridge event ECR sends for a successful push.
+pub fn ecr_push_event(id: &str, repository: &str, tag: &str, digest: &Digest) -> Value {
+    json!({
+        "version": "0",
+        "id": id,
+        "detail-type": "ECR Image Action",
+        "source": "aws.ecr",
+        "account": ACCOUNT,
+        "time": "2026-11-24T09:30:00Z",
+        "region": REGION,
+        "resources": [],
+        "detail": {
+            "result": "SUCCESS",
+            "repository-name": repository,
+            "image-digest": digest.as_str(),
+            "action-type": "PUSH",
+            "image-tag": tag
+        }
+    })
+}

@@ -1,0 +1,8 @@
+//! Local stand-ins for AWS and the Lambda service: moto, the todo estate, a runtime-API host.
+//!
+//! Used by the integration tests, the demo and the benchmarks; never by the functions.
+
+pub mod estate;
+pub mod http;
+pub mod moto;
+pub mod runtime;

@@ -1,0 +1,270 @@
+//! A Lambda runtime-API host on loopback, and function processes polling it.
+//!
+//! It speaks the same `/2018-06-01/runtime/…` protocol as the Lambda service, so the real
+//! `bootstrap` binaries run here unchanged: this is how tests and the demo invoke them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::http::{serve, Request, Response};
+
+type Reply = Result<Value, Value>;
+
+#[derive(Default)]
+struct Shared {
+    waiting: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+    polls: Mutex<Vec<Instant>>,
+    init_error: Mutex<Option<String>>,
+}
+
+/// A runtime-API endpoint that hands queued events to whichever process polls it.
+pub struct RuntimeHost {
+    /// `127.0.0.1:<port>`, the value of `AWS_LAMBDA_RUNTIME_API`.
+    pub addr: String,
+    events: mpsc::UnboundedSender<(String, Vec<u8>)>,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+    counter: AtomicU64,
+}
+
+impl RuntimeHost {
+    /// Starts the host on a free loopback port.
+    pub async fn start() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel::<(String, Vec<u8>)>();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let shared = Arc::new(Shared::default());
+        let s = shared.clone();
+        let (addr, task) = serve(move |req: Request| {
+            let rx = rx.clone();
+            let s = s.clone();
+            async move { route(req, rx, s).await }
+        })
+        .await;
+        Self {
+            addr,
+            events: tx,
+            shared,
+            task,
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// Delivers `payload` and waits for the function's answer (`Err` holds the error document).
+    pub async fn invoke(&self, payload: &Value, timeout: Duration) -> Reply {
+        let id = format!("req-{}", self.counter.fetch_add(1, Ordering::SeqCst) + 1);
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .waiting
+            .lock()
+            .expect("lock")
+            .insert(id.clone(), tx);
+        self.events
+            .send((id, serde_json::to_vec(payload).expect("json")))
+            .expect("host running");
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Value::String("runtime host dropped the invocation".into())),
+            Err(_) => Err(Value::String(format!("no answer within {timeout:?}"))),
+        }
+    }
+
+    /// Times at which a process asked for the next invocation.
+    pub fn polls(&self) -> Vec<Instant> {
+        self.shared.polls.lock().expect("lock").clone()
+    }
+
+    /// The error a process reported during init, if any.
+    pub fn init_error(&self) -> Option<String> {
+        self.shared.init_error.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for RuntimeHost {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn route(
+    req: Request,
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, Vec<u8>)>>>,
+    s: Arc<Shared>,
+) -> Response {
+    let path = req.path.trim_start_matches("/2018-06-01/runtime");
+    if req.method == "GET" && path == "/invocation/next" {
+        s.polls.lock().expect("lock").push(Instant::now());
+        let next = rx.lock().await.recv().await;
+        let Some((id, body)) = next else {
+            return Response::new(500, "host stopped");
+        };
+        let deadline = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_millis()
+            + 60_000;
+        return Response::new(200, body)
+            .with_header("content-type", "application/json")
+            .with_header("lambda-runtime-aws-request-id", &id)
+            .with_header("lambda-runtime-deadline-ms", &deadline.to_string())
+            .with_header(
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:ap-southeast-2:123456789012:function:pushdeploy",
+            )
+            .with_header(
+                "lambda-runtime-trace-id",
+                "Root=1-00000000-000000000000000000000000",
+            );
+    }
+    if req.method == "POST" && path == "/init/error" {
+        *s.init_error.lock().expect("lock") = Some(String::from_utf8_lossy(&req.body).into_owned());
+        return Response::new(202, "{}");
+    }
+    if let Some(rest) = path.strip_prefix("/invocation/") {
+        if let Some((id, kind)) = rest.split_once('/') {
+            let parsed: Value = serde_json::from_slice(&req.body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&req.body).into_owned()));
+            let reply = if kind == "response" {
+                Ok(parsed)
+            } else {
+                Err(parsed)
+            };
+            if let Some(tx) = s.waiting.lock().expect("lock").remove(id) {
+                let _ = tx.send(reply);
+            }
+            return Response::new(202, "{}");
+        }
+    }
+    Response::new(404, "unknown runtime API path")
+}
+
+/// A function binary running against its own runtime host; killed when dropped.
+pub struct FunctionProcess {
+    /// The host it polls.
+    pub host: RuntimeHost,
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+    /// When the process was spawned.
+    pub spawned: Instant,
+}
+
+impl FunctionProcess {
+    /// Spawns `binary` with `env` and waits until it polls for work (or fails init).
+    pub async fn start(binary: &Path, env: &[(String, String)]) -> Self {
+        let host = RuntimeHost::start().await;
+        let spawned = Instant::now();
+        let mut child = Command::new(binary)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", &host.addr)
+            .env(
+                "AWS_LAMBDA_FUNCTION_NAME",
+                binary
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("function"),
+            )
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/local")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let logs = logs.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    logs.lock().expect("lock").push(line);
+                }
+            });
+        }
+        let mut p = Self {
+            host,
+            child,
+            logs,
+            spawned,
+        };
+        let start = Instant::now();
+        while p.host.polls().is_empty()
+            && p.host.init_error().is_none()
+            && start.elapsed() < Duration::from_secs(30)
+        {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!(
+                    "{} exited during init ({status}): {}",
+                    binary.display(),
+                    p.logs().join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        p
+    }
+
+    /// Invokes the function once.
+    pub async fn invoke(&self, payload: &Value) -> Result<Value, Value> {
+        self.host.invoke(payload, Duration::from_secs(120)).await
+    }
+
+    /// Log lines printed so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("lock").clone()
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Stops the process.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Builds a function crate once per test process (debug profile) and returns its binary.
+pub fn function_binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let root = crate::moto::workspace_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
+    let mut built = built.lock().expect("lock");
+    if !built.iter().any(|n| n == name) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--quiet", "-p", name])
+            .current_dir(&root)
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p {name} failed");
+        built.push(name.to_string());
+    }
+    target.join("debug").join(name)
+}

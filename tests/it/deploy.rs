@@ -1,0 +1,437 @@
+//! The deploy path against moto: what a user would check after a push.
+
+use serde_json::{json, Value};
+use testkit::estate::{registry, BUCKET, CLUSTER};
+
+use crate::support::{World, TODO_CONFIG};
+
+const FRONTEND_DEFS: &str = "imagedefinitions/todo-cluster/todo-frontend/imagedefinitions.json";
+const FRONTEND_DETAIL: &str = "imagedefinitions/todo-cluster/todo-frontend/imageDetail.json";
+
+#[tokio::test]
+async fn push_rolls_the_service_onto_the_pinned_digest_and_keeps_every_field() {
+    let w = World::new(TODO_CONFIG).await;
+    let aws = w.aws();
+    let before = aws.service_task_definition(CLUSTER, "todo-frontend").await;
+    let (event, digest) = w
+        .push("evt-1", "todo-frontend", "latest", "frontend-v1")
+        .await;
+
+    let answer = w.handle(event).await;
+
+    assert_eq!(answer["outcome"], "started", "{answer}");
+    let d = &answer["deployments"][0];
+    let pinned = format!("{}/todo-frontend@{}", registry(), digest);
+    assert_eq!(d["image"], pinned.as_str());
+    let after = aws.service_task_definition(CLUSTER, "todo-frontend").await;
+    assert_ne!(after, before);
+    assert!(after.ends_with("todo-frontend:2"), "{after}");
+    assert_eq!(d["task_definition"], after.as_str());
+    assert_eq!(
+        aws.images_of(&after).await,
+        vec![
+            ("frontend".to_string(), pinned.clone()),
+            (
+                "log_router".to_string(),
+                "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable".to_string()
+            ),
+        ]
+    );
+
+    // Everything but the image is a faithful copy.
+    let old = aws
+        .ecs
+        .describe_task_definition()
+        .task_definition(&before)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let new = aws
+        .ecs
+        .describe_task_definition()
+        .task_definition(&after)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let (o, n) = (
+        old.task_definition().unwrap(),
+        new.task_definition().unwrap(),
+    );
+    assert_eq!(n.task_role_arn(), o.task_role_arn());
+    assert!(n.task_role_arn().is_some());
+    assert_eq!(n.execution_role_arn(), o.execution_role_arn());
+    assert_eq!(n.runtime_platform(), o.runtime_platform());
+    assert!(n.runtime_platform().is_some());
+    assert_eq!(n.ephemeral_storage(), o.ephemeral_storage());
+    assert_eq!(n.volumes(), o.volumes());
+    assert_eq!(n.placement_constraints(), o.placement_constraints());
+    assert!(!n.placement_constraints().is_empty());
+    assert_eq!(n.proxy_configuration(), o.proxy_configuration());
+    assert!(n.proxy_configuration().is_some());
+    assert_eq!(
+        (n.cpu(), n.memory(), n.network_mode()),
+        (o.cpu(), o.memory(), o.network_mode())
+    );
+    assert_eq!(n.requires_compatibilities(), o.requires_compatibilities());
+    assert_eq!(new.tags(), old.tags());
+    assert_eq!(new.tags()[0].key(), Some("app"));
+    let (oc, nc) = (o.container_definitions(), n.container_definitions());
+    assert_eq!(nc[0].secrets(), oc[0].secrets());
+    assert_eq!(nc[0].secrets()[0].name(), "DB_PASSWORD");
+    assert_eq!(nc[0].environment(), oc[0].environment());
+    assert_eq!(nc[0].log_configuration(), oc[0].log_configuration());
+    assert_eq!(
+        nc[1].firelens_configuration(),
+        oc[1].firelens_configuration()
+    );
+    assert!(nc[1].firelens_configuration().is_some());
+
+    // Artifacts, byte for byte.
+    assert_eq!(
+        String::from_utf8(aws.object(BUCKET, FRONTEND_DEFS).await).unwrap(),
+        format!(r#"[{{"name":"frontend","imageUri":"{pinned}"}}]"#)
+    );
+    assert_eq!(
+        String::from_utf8(aws.object(BUCKET, FRONTEND_DETAIL).await).unwrap(),
+        format!(r#"{{"ImageURI":"{pinned}"}}"#)
+    );
+
+    // The record, found from the ECS deployment id in one GET.
+    let ecs_id = d["ecs_deployment_id"].as_str().unwrap();
+    let key = pushdeploy::record::record_key(CLUSTER, "todo-frontend", ecs_id).unwrap();
+    let record: Value = serde_json::from_slice(&aws.object(BUCKET, &key).await).unwrap();
+    assert_eq!(record["status"], "started");
+    assert_eq!(record["digest"], digest.as_str());
+    assert_eq!(record["tag"], "latest");
+    assert_eq!(record["image_uri"], pinned.as_str());
+    assert_eq!(record["previous_task_definition"], before.as_str());
+    assert_eq!(record["task_definition"], after.as_str());
+    assert_eq!(record["ecs_deployment_id"], ecs_id);
+    assert_eq!(
+        record["trigger"],
+        json!({"kind": "push", "event_id": "evt-1"})
+    );
+    assert_eq!(record["containers"], json!(["frontend"]));
+    let events: Vec<&str> = record["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, vec!["pushed", "started"]);
+    let service = aws
+        .ecs
+        .describe_services()
+        .cluster(CLUSTER)
+        .services("todo-frontend")
+        .send()
+        .await
+        .unwrap();
+    let primary = service.services()[0]
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"))
+        .unwrap();
+    assert_eq!(primary.id(), Some(ecs_id));
+    assert_eq!(
+        aws.keys(BUCKET).await,
+        vec![key, FRONTEND_DETAIL.to_string(), FRONTEND_DEFS.to_string()]
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_is_unchanged_and_changes_nothing() {
+    let w = World::new(TODO_CONFIG).await;
+    let (event, _) = w
+        .push("evt-dup", "todo-frontend", "latest", "frontend-v1")
+        .await;
+    assert_eq!(w.handle(event.clone()).await["outcome"], "started");
+    let before = w.snapshot().await;
+    let again = w.handle(event).await;
+    assert_eq!(again["outcome"], "unchanged", "{again}");
+    assert_eq!(w.snapshot().await, before);
+    assert_eq!(w.aws().revisions("todo-frontend").await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_older_push_of_the_same_tag_is_superseded() {
+    let w = World::new(TODO_CONFIG).await;
+    let (older, _) = w
+        .push("evt-old", "todo-frontend", "latest", "frontend-v1")
+        .await;
+    let (newer, newest) = w
+        .push("evt-new", "todo-frontend", "latest", "frontend-v2")
+        .await;
+    let before = w.snapshot().await;
+    let answer = w.handle(older).await;
+    assert_eq!(answer["outcome"], "superseded", "{answer}");
+    assert!(
+        answer["reason"].as_str().unwrap().contains(newest.short()),
+        "{answer}"
+    );
+    assert_eq!(w.snapshot().await, before);
+    // The newer one still deploys, whatever the arrival order was.
+    assert_eq!(w.handle(newer).await["outcome"], "started");
+}
+
+#[tokio::test]
+async fn events_that_deploy_nothing_are_ignored_and_change_nothing() {
+    let w = World::new(TODO_CONFIG).await;
+    let (event, _) = w
+        .push("evt-x", "todo-frontend", "latest", "frontend-v1")
+        .await;
+    let (unwatched_tag, _) = w
+        .push("evt-y", "todo-frontend", "feature-x", "frontend-f")
+        .await;
+    w.aws().create_repository("todo-admin").await;
+    let (unwatched_repo, _) = w.push("evt-z", "todo-admin", "latest", "admin-v1").await;
+    let before = w.snapshot().await;
+    let mut cases = vec![
+        ("unwatched tag", unwatched_tag, "no service watches"),
+        ("unwatched repository", unwatched_repo, "no service watches"),
+    ];
+    let mut delete = event.clone();
+    delete["detail"]["action-type"] = json!("DELETE");
+    cases.push(("delete", delete, "not a push"));
+    let mut failed = event.clone();
+    failed["detail"]["result"] = json!("FAILURE");
+    cases.push(("failed push", failed, "FAILURE"));
+    let mut untagged = event.clone();
+    untagged["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("image-tag");
+    cases.push(("untagged", untagged, "untagged"));
+    for (name, e, why) in cases {
+        let answer = w.handle(e).await;
+        assert_eq!(answer["outcome"], "ignored", "{name}: {answer}");
+        assert!(
+            answer["reason"].as_str().unwrap().contains(why),
+            "{name}: {answer}"
+        );
+    }
+    assert_eq!(w.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn bad_input_is_rejected_with_a_reason_and_changes_nothing() {
+    let w = World::new(TODO_CONFIG).await;
+    let (event, _) = w
+        .push("evt-b", "todo-frontend", "latest", "frontend-v1")
+        .await;
+    let before = w.snapshot().await;
+    let mut no_detail = event.clone();
+    no_detail.as_object_mut().unwrap().remove("detail");
+    let mut wrong_type = event.clone();
+    wrong_type["detail"]["image-tag"] = json!(42);
+    let mut other_region = event.clone();
+    other_region["region"] = json!("us-east-1");
+    let cases = vec![
+        (json!("just a string"), "JSON object"),
+        (
+            json!({"action": "destroy", "service": "frontend"}),
+            "unknown action",
+        ),
+        (
+            json!({"action": "deploy", "service": "payments", "tag": "v1"}),
+            "unknown service",
+        ),
+        (
+            json!({"action": "deploy", "service": ["frontend"], "tag": "v1"}),
+            "malformed",
+        ),
+        (
+            json!({"action": "deploy", "service": "backend", "tag": "v9.9.9"}),
+            "does not exist in ECR",
+        ),
+        (no_detail, "no detail"),
+        (wrong_type, "malformed"),
+        (other_region, "region"),
+    ];
+    for (e, why) in cases {
+        let answer = w.handle(e.clone()).await;
+        assert_eq!(answer["outcome"], "rejected", "{e}: {answer}");
+        assert!(
+            answer["reason"].as_str().unwrap().contains(why),
+            "{e}: {answer}"
+        );
+    }
+    assert_eq!(w.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn one_push_rolls_every_matched_service_with_only_its_own_containers() {
+    let config = format!(
+        "{TODO_CONFIG}\n[[service]]\nname = \"worker\"\nservice = \"todo-worker\"\nrepository = \"todo-backend\"\ntags = [\"latest\"]\ncontainers = [\"worker\"]\n"
+    );
+    let w = World::new(&config).await;
+    let aws = w.aws();
+    let reg = registry();
+    let unpinned = format!("{reg}/todo-backend:latest");
+    let td = aws
+        .register_rich_task_definition(
+            "todo-worker",
+            &[("worker", unpinned.clone()), ("metrics", unpinned.clone())],
+        )
+        .await;
+    aws.create_service(CLUSTER, "todo-worker", &td).await;
+    let (event, digest) = w
+        .push("evt-both", "todo-backend", "latest", "backend-v1")
+        .await;
+
+    let answer = w.handle(event).await;
+
+    assert_eq!(answer["outcome"], "started", "{answer}");
+    let outcomes: Vec<(&str, &str)> = answer["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["service"].as_str().unwrap(),
+                d["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![("backend", "started"), ("worker", "started")]
+    );
+    let pinned = format!("{reg}/todo-backend@{digest}");
+    let backend = aws.service_task_definition(CLUSTER, "todo-backend").await;
+    assert_eq!(
+        aws.images_of(&backend).await[0],
+        ("backend".to_string(), pinned.clone())
+    );
+    let worker = aws.service_task_definition(CLUSTER, "todo-worker").await;
+    let images = aws.images_of(&worker).await;
+    assert_eq!(images[0], ("worker".to_string(), pinned.clone()));
+    assert_eq!(
+        images[1],
+        ("metrics".to_string(), unpinned),
+        "a container not named in `containers` keeps its image"
+    );
+    let defs = aws
+        .object(
+            BUCKET,
+            "imagedefinitions/todo-cluster/todo-worker/imagedefinitions.json",
+        )
+        .await;
+    assert_eq!(
+        String::from_utf8(defs).unwrap(),
+        format!(r#"[{{"name":"worker","imageUri":"{pinned}"}}]"#)
+    );
+    // The frontend was not touched.
+    assert!(aws
+        .service_task_definition(CLUSTER, "todo-frontend")
+        .await
+        .ends_with(":1"));
+}
+
+#[tokio::test]
+async fn plan_answers_the_diff_and_changes_nothing() {
+    let w = World::new(TODO_CONFIG).await;
+    let (_, digest) = w
+        .push("evt-p", "todo-frontend", "latest", "frontend-v1")
+        .await;
+    let before = w.snapshot().await;
+    let answer = w
+        .handle(json!({"action": "plan", "service": "frontend"}))
+        .await;
+    assert_eq!(answer["outcome"], "planned", "{answer}");
+    let d = &answer["deployments"][0];
+    assert_eq!(d["action"], "register-task-definition");
+    assert_eq!(
+        d["changes"],
+        json!([{"container": "frontend", "from": format!("{}/todo-frontend:latest", registry()), "to": format!("{}/todo-frontend@{}", registry(), digest)}])
+    );
+    assert_eq!(w.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn manual_deploy_and_redeploy() {
+    let w = World::new(TODO_CONFIG).await;
+    let aws = w.aws();
+    let digest = aws
+        .push_image("todo-backend", "v1.4.2", "backend-v142")
+        .await;
+    let answer = w
+        .handle(json!({"action": "deploy", "service": "backend", "tag": "v1.4.2"}))
+        .await;
+    assert_eq!(answer["outcome"], "started", "{answer}");
+    let td = aws.service_task_definition(CLUSTER, "todo-backend").await;
+    assert_eq!(
+        aws.images_of(&td).await[0].1,
+        format!("{}/todo-backend@{digest}", registry())
+    );
+    let record_key = format!(
+        "deployments/todo-cluster/todo-backend/{}.json",
+        answer["deployments"][0]["ecs_deployment_id"]
+            .as_str()
+            .unwrap()
+            .replace('/', "-")
+    );
+    let record: Value = serde_json::from_slice(&aws.object(BUCKET, &record_key).await).unwrap();
+    assert_eq!(record["trigger"]["kind"], "manual");
+    assert_eq!(record["trigger"]["action"], "deploy");
+    assert_eq!(record["tag"], "v1.4.2");
+
+    // The same tag again is unchanged; redeploy forces new tasks on the same revision.
+    assert_eq!(
+        w.handle(json!({"action": "deploy", "service": "backend", "tag": "v1.4.2"}))
+            .await["outcome"],
+        "unchanged"
+    );
+    let frontend_before = aws.service_task_definition(CLUSTER, "todo-frontend").await;
+    let first = w
+        .handle(json!({"action": "redeploy", "service": "frontend"}))
+        .await;
+    assert_eq!(first["outcome"], "started");
+    let pinned_td = aws.service_task_definition(CLUSTER, "todo-frontend").await;
+    assert_ne!(
+        pinned_td, frontend_before,
+        "the first redeploy pins the tag's digest"
+    );
+    let again = w
+        .handle(json!({"action": "redeploy", "service": "frontend"}))
+        .await;
+    assert_eq!(again["outcome"], "started", "{again}");
+    assert_eq!(again["deployments"][0]["action"], "force-new-deployment");
+    assert_eq!(
+        aws.service_task_definition(CLUSTER, "todo-frontend").await,
+        pinned_td
+    );
+    assert_ne!(
+        again["deployments"][0]["ecs_deployment_id"],
+        first["deployments"][0]["ecs_deployment_id"]
+    );
+}
+
+#[tokio::test]
+async fn force_new_deployment_keeps_the_task_definition() {
+    let config = TODO_CONFIG.replace(
+        "strategy = \"pin-digest\"",
+        "strategy = \"force-new-deployment\"",
+    );
+    let w = World::new(&config).await;
+    let aws = w.aws();
+    let before = aws.service_task_definition(CLUSTER, "todo-frontend").await;
+    let (event, digest) = w
+        .push("evt-f", "todo-frontend", "latest", "frontend-v1")
+        .await;
+    let answer = w.handle(event.clone()).await;
+    assert_eq!(answer["outcome"], "started", "{answer}");
+    assert_eq!(answer["deployments"][0]["action"], "force-new-deployment");
+    assert_eq!(
+        aws.service_task_definition(CLUSTER, "todo-frontend").await,
+        before
+    );
+    assert_eq!(aws.revisions("todo-frontend").await.len(), 1);
+    let defs = String::from_utf8(aws.object(BUCKET, FRONTEND_DEFS).await).unwrap();
+    assert!(defs.contains(digest.as_str()), "{defs}");
+    let snap = w.snapshot().await;
+    assert_eq!(w.handle(event).await["outcome"], "unchanged");
+    assert_eq!(w.snapshot().await, snap);
+}

@@ -1,0 +1,148 @@
+//! Shared set-up: moto, the todo estate, a deployer over it, and a snapshot of what could change.
+
+use pushdeploy::aws::ecr::EcrClient;
+use pushdeploy::aws::ecs::EcsClient;
+use pushdeploy::aws::s3::Store;
+use pushdeploy::config::Config;
+use pushdeploy::deploy::Deployer;
+use pushdeploy::image::Digest;
+use serde_json::Value;
+use testkit::estate::{ecr_push_event, Aws, TodoApp, BUCKET, CLUSTER, REGION};
+use testkit::moto::Moto;
+
+/// The todo app's config, as the README's demo uses it.
+pub const TODO_CONFIG: &str = include_str!("../../examples/pushdeploy.toml");
+
+/// moto, the estate, and a deployer with `config`.
+pub struct World {
+    pub app: TodoApp,
+    pub deployer: Deployer,
+    _moto: Moto,
+}
+
+impl World {
+    pub async fn new(config: &str) -> Self {
+        let moto = Moto::start();
+        let aws = Aws::new(&moto.endpoint).await;
+        let app = TodoApp::create(aws).await;
+        let deployer = deployer(&app.aws, config);
+        Self {
+            app,
+            deployer,
+            _moto: moto,
+        }
+    }
+
+    pub fn aws(&self) -> &Aws {
+        &self.app.aws
+    }
+
+    pub async fn handle(&self, event: Value) -> Value {
+        let summary = self
+            .deployer
+            .handle(event, "test-request")
+            .await
+            .expect("no transient failure against moto");
+        serde_json::to_value(summary).expect("summary serializes")
+    }
+
+    /// Pushes `seed` as `repository:tag` and answers the push event for it.
+    pub async fn push(&self, id: &str, repository: &str, tag: &str, seed: &str) -> (Value, Digest) {
+        let digest = self.aws().push_image(repository, tag, seed).await;
+        (ecr_push_event(id, repository, tag, &digest), digest)
+    }
+
+    pub async fn snapshot(&self) -> Snapshot {
+        Snapshot::take(self.aws()).await
+    }
+}
+
+pub fn deployer(aws: &Aws, config: &str) -> Deployer {
+    let s3_conf = aws_sdk_s3::config::Builder::from(&aws.sdk)
+        .force_path_style(true)
+        .build();
+    Deployer {
+        config: Config::parse(config, "test.toml").expect("test config is valid"),
+        ecs: EcsClient::new(aws.ecs.clone()),
+        ecr: EcrClient::new(aws.ecr.clone()),
+        store: Store::new(aws_sdk_s3::Client::from_conf(s3_conf), BUCKET),
+        region: REGION.to_string(),
+    }
+}
+
+/// Everything a deploy could change: task definitions, what services run, every S3 object version.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    task_definitions: Vec<String>,
+    services: Vec<(String, String, Vec<String>)>,
+    object_versions: Vec<(String, String)>,
+}
+
+impl Snapshot {
+    pub async fn take(aws: &Aws) -> Self {
+        let mut task_definitions = aws
+            .ecs
+            .list_task_definitions()
+            .send()
+            .await
+            .unwrap()
+            .task_definition_arns()
+            .to_vec();
+        task_definitions.sort();
+        let arns = aws
+            .ecs
+            .list_services()
+            .cluster(CLUSTER)
+            .send()
+            .await
+            .unwrap()
+            .service_arns()
+            .to_vec();
+        let described = aws
+            .ecs
+            .describe_services()
+            .cluster(CLUSTER)
+            .set_services(Some(arns))
+            .send()
+            .await
+            .unwrap();
+        let mut services: Vec<(String, String, Vec<String>)> = described
+            .services()
+            .iter()
+            .map(|s| {
+                (
+                    s.service_name().unwrap().to_string(),
+                    s.task_definition().unwrap().to_string(),
+                    s.deployments()
+                        .iter()
+                        .map(|d| d.id().unwrap().to_string())
+                        .collect(),
+                )
+            })
+            .collect();
+        services.sort();
+        let versions = aws
+            .s3
+            .list_object_versions()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        let mut object_versions: Vec<(String, String)> = versions
+            .versions()
+            .iter()
+            .map(|v| {
+                (
+                    v.key().unwrap().to_string(),
+                    v.version_id().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        object_versions.sort();
+        Self {
+            task_definitions,
+            services,
+            object_versions,
+        }
+    }
+}
