@@ -124,7 +124,7 @@ impl Deployer {
             let deployments = services
                 .iter()
                 .map(|s| {
-                    info!(event_id = %push.event_id, service = %s.name, image = %push.image, outcome = ?outcome, reason = %reason, "decision");
+                    info!(event_id = %push.event_id, service = %s.name, image = %push.image, outcome = outcome.as_str(), reason = %reason, "decision");
                     let mut d = DeploymentSummary::new(&s.name, s.target(), outcome, reason.clone());
                     d.image = push.image.pinned_uri();
                     d

@@ -28,6 +28,23 @@ pub enum Outcome {
     Rejected,
 }
 
+impl Outcome {
+    /// The name answers and logs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::RollbackFailed => "rollback_failed",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Verified => "verified",
+            Outcome::Started => "started",
+            Outcome::Planned => "planned",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Superseded => "superseded",
+            Outcome::Ignored => "ignored",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
 /// What happened to one service.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeploymentSummary {
@@ -137,5 +154,16 @@ mod tests {
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["outcome"], "started");
         assert_eq!(v["deployments"][0]["outcome"], "unchanged");
+        for o in [
+            Outcome::RollbackFailed,
+            Outcome::RolledBack,
+            Outcome::Verified,
+            Outcome::Planned,
+            Outcome::Superseded,
+            Outcome::Ignored,
+            Outcome::Rejected,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
     }
 }

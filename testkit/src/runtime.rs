@@ -19,6 +19,8 @@ use tokio::task::JoinHandle;
 use crate::http::{serve, Request, Response};
 
 type Reply = Result<Value, Value>;
+/// Queued invocations: request id and payload.
+type Inbox = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, Vec<u8>)>>>;
 
 #[derive(Default)]
 struct Shared {
@@ -41,7 +43,7 @@ impl RuntimeHost {
     /// Starts the host on a free loopback port.
     pub async fn start() -> Self {
         let (tx, rx) = mpsc::unbounded_channel::<(String, Vec<u8>)>();
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let rx: Inbox = Arc::new(tokio::sync::Mutex::new(rx));
         let shared = Arc::new(Shared::default());
         let s = shared.clone();
         let (addr, task) = serve(move |req: Request| {
@@ -95,11 +97,7 @@ impl Drop for RuntimeHost {
     }
 }
 
-async fn route(
-    req: Request,
-    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, Vec<u8>)>>>,
-    s: Arc<Shared>,
-) -> Response {
+async fn route(req: Request, rx: Inbox, s: Arc<Shared>) -> Response {
     let path = req.path.trim_start_matches("/2018-06-01/runtime");
     if req.method == "GET" && path == "/invocation/next" {
         s.polls.lock().expect("lock").push(Instant::now());
