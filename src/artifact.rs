@@ -17,10 +17,7 @@ struct ImageDetail<'a> {
 
 /// `[{"name":…,"imageUri":…}]`, exactly the fields CodePipeline's ECS deploy action reads.
 pub fn image_definitions(containers: &[String], image_uri: &str) -> Vec<u8> {
-    let defs: Vec<ImageDefinition> = containers
-        .iter()
-        .map(|name| ImageDefinition { name, image_uri })
-        .collect();
+    let defs: Vec<ImageDefinition> = containers.iter().map(|name| ImageDefinition { name, image_uri }).collect();
     serde_json::to_vec(&defs).expect("plain strings always serialize")
 }
 
@@ -50,13 +47,7 @@ mod tests {
             String::from_utf8(b).unwrap(),
             r#"[{"name":"web","imageUri":"r/app@sha256:ab"},{"name":"worker","imageUri":"r/app@sha256:ab"}]"#
         );
-        assert_eq!(
-            String::from_utf8(image_detail("r/app@sha256:ab")).unwrap(),
-            r#"{"ImageURI":"r/app@sha256:ab"}"#
-        );
-        assert_eq!(
-            image_definitions_key("c", "s"),
-            "imagedefinitions/c/s/imagedefinitions.json"
-        );
+        assert_eq!(String::from_utf8(image_detail("r/app@sha256:ab")).unwrap(), r#"{"ImageURI":"r/app@sha256:ab"}"#);
+        assert_eq!(image_definitions_key("c", "s"), "imagedefinitions/c/s/imagedefinitions.json");
     }
 }

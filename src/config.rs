@@ -65,6 +65,40 @@ pub struct SmokeConfig {
     pub target_group_arn: Option<String>,
     /// HTTP checks, all of which must pass in a round.
     pub checks: Vec<CheckConfig>,
+    /// Largest response body read per request; more fails the check.
+    pub max_body_bytes: usize,
+    /// Optional read-after-write probe, run once after the rounds pass.
+    pub read_after_write: Option<ReadAfterWriteConfig>,
+}
+
+impl SmokeConfig {
+    /// Worst-case time the rounds and the probe can take, for the verify function's time budget.
+    pub fn budget_ms(&self) -> u64 {
+        let rounds = u64::from(self.attempts) * (self.interval_ms + self.timeout_ms * self.checks.len() as u64);
+        let probe = self.read_after_write.as_ref().map_or(0, |p| (u64::from(p.reads) + 2) * self.timeout_ms);
+        rounds + probe
+    }
+}
+
+/// `[service.smoke.read_after_write]`: write a unique marker once, then every read must see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadAfterWriteConfig {
+    /// Path the marker is written to.
+    pub write_path: String,
+    /// Method of the write (default POST).
+    pub write_method: String,
+    /// Body of the write; `{marker}` is replaced by the unique marker.
+    pub write_body: String,
+    /// Path read back.
+    pub read_path: String,
+    /// How many reads must all see the marker.
+    pub reads: u32,
+    /// Headers sent with every probe request.
+    pub headers: BTreeMap<String, String>,
+    /// Optional clean-up path; `{id}` is replaced by the value at `id_pointer` in the write's answer.
+    pub delete_path: Option<String>,
+    /// JSON pointer to the written item's id in the write's answer.
+    pub id_pointer: Option<String>,
 }
 
 /// One `[[service.smoke.check]]`.
@@ -93,17 +127,10 @@ pub struct CheckConfig {
 impl Config {
     /// Parses and validates config text; `source` names it in errors.
     pub fn parse(text: &str, source: &str) -> Result<Self, ConfigError> {
-        let err = |key: &str, message: String| ConfigError {
-            file: source.to_string(),
-            key: key.to_string(),
-            message,
-        };
-        let root: Table = text.parse().map_err(|e: toml::de::Error| {
-            err(
-                "(syntax)",
-                e.message().to_string() + &location(text, e.span()),
-            )
-        })?;
+        let err = |key: &str, message: String| ConfigError { file: source.to_string(), key: key.to_string(), message };
+        let root: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| err("(syntax)", e.message().to_string() + &location(text, e.span())))?;
         let mut root = Fields::new(root, "", source);
 
         let mut default_cluster = None;
@@ -120,10 +147,7 @@ impl Config {
         let raw_services = root.array_of_tables("service")?.unwrap_or_default();
         root.finish()?;
         if raw_services.is_empty() {
-            return Err(err(
-                "service",
-                "no [[service]] is configured: nothing would ever deploy".into(),
-            ));
+            return Err(err("service", "no [[service]] is configured: nothing would ever deploy".into()));
         }
 
         let mut services = Vec::with_capacity(raw_services.len());
@@ -138,18 +162,13 @@ impl Config {
             let service = f.req_name("service")?;
             let cluster = match f.opt_name("cluster")?.or_else(|| default_cluster.clone()) {
                 Some(c) => c,
-                None => {
-                    return Err(f.err("cluster", "missing: set it here or in [defaults]".into()))
-                }
+                None => return Err(f.err("cluster", "missing: set it here or in [defaults]".into())),
             };
             let repository = f.req_str("repository")?;
             validate_repository(&repository).map_err(|e| f.err("repository", e.0))?;
             let tag_strings = f.req_str_array("tags")?;
             if tag_strings.is_empty() {
-                return Err(f.err(
-                    "tags",
-                    "empty: list at least one tag pattern, e.g. [\"latest\"]".into(),
-                ));
+                return Err(f.err("tags", "empty: list at least one tag pattern, e.g. [\"latest\"]".into()));
             }
             let mut tags = Vec::with_capacity(tag_strings.len());
             for (j, t) in tag_strings.iter().enumerate() {
@@ -158,17 +177,13 @@ impl Config {
             let containers = f.opt_str_array("containers")?;
             if let Some(c) = &containers {
                 if c.is_empty() {
-                    return Err(f.err(
-                        "containers",
-                        "empty: omit it to update every container from the repository".into(),
-                    ));
+                    return Err(
+                        f.err("containers", "empty: omit it to update every container from the repository".into())
+                    );
                 }
                 for (j, name) in c.iter().enumerate() {
                     if !is_ecs_name(name) {
-                        return Err(f.err(
-                            &format!("containers[{j}]"),
-                            format!("{name:?} is not a container name"),
-                        ));
+                        return Err(f.err(&format!("containers[{j}]"), format!("{name:?} is not a container name")));
                     }
                 }
             }
@@ -181,21 +196,28 @@ impl Config {
                 None => None,
             };
             f.finish()?;
-            services.push(ServiceConfig {
-                name,
-                cluster,
-                service,
-                repository,
-                tags,
-                containers,
-                strategy,
-                smoke,
-            });
+            services.push(ServiceConfig { name, cluster, service, repository, tags, containers, strategy, smoke });
         }
-        Ok(Self {
-            source: source.to_string(),
-            services,
-        })
+        Ok(Self { source: source.to_string(), services })
+    }
+
+    /// Refuses smoke tests whose worst case would not fit in `available_ms` (the verify function's timeout less a margin).
+    pub fn check_smoke_budget(&self, available_ms: u64) -> Result<(), ConfigError> {
+        for (i, s) in self.services.iter().enumerate() {
+            if let Some(smoke) = &s.smoke {
+                let budget = smoke.budget_ms();
+                if budget > available_ms {
+                    return Err(ConfigError {
+                        file: self.source.clone(),
+                        key: format!("service[{i}].smoke"),
+                        message: format!(
+                            "worst case attempts × (interval_ms + timeout_ms × checks) + probe = {budget} ms does not fit in the {available_ms} ms the verify function has; lower attempts, interval_ms or timeout_ms, or raise the function's timeout"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The service a manual event names.
@@ -205,9 +227,7 @@ impl Config {
 
     /// The service managing an ECS cluster/service pair.
     pub fn by_ecs_service(&self, cluster: &str, service: &str) -> Option<&ServiceConfig> {
-        self.services
-            .iter()
-            .find(|s| s.cluster == cluster && s.service == service)
+        self.services.iter().find(|s| s.cluster == cluster && s.service == service)
     }
 }
 
@@ -219,10 +239,7 @@ impl ServiceConfig {
 
     /// The tag `redeploy` re-resolves: the first pattern that names exactly one tag.
     pub fn redeploy_tag(&self) -> Option<&str> {
-        self.tags
-            .iter()
-            .find(|p| p.is_literal())
-            .map(|p| p.as_str())
+        self.tags.iter().find(|p| p.is_literal()).map(|p| p.as_str())
     }
 
     /// `cluster/service`, as logs and errors name it.
@@ -235,9 +252,7 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
     match s {
         "pin-digest" => Ok(Strategy::PinDigest),
         "force-new-deployment" => Ok(Strategy::ForceNewDeployment),
-        other => Err(format!(
-            "unknown strategy {other:?}: use \"pin-digest\" or \"force-new-deployment\""
-        )),
+        other => Err(format!("unknown strategy {other:?}: use \"pin-digest\" or \"force-new-deployment\"")),
     }
 }
 
@@ -252,35 +267,28 @@ fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeConfig, Config
     let timeout_ms = f.opt_int("timeout_ms", 1, 600_000)?.unwrap_or(5000) as u64;
     let consecutive = f.opt_int("consecutive", 1, 1000)?.unwrap_or(3) as u32;
     if consecutive > attempts {
-        return Err(f.err(
-            "consecutive",
-            format!("{consecutive} passing rounds can never happen in {attempts} attempts"),
-        ));
+        return Err(
+            f.err("consecutive", format!("{consecutive} passing rounds can never happen in {attempts} attempts"))
+        );
     }
     let target_group_arn = f.opt_str("target_group_arn")?;
     if let Some(arn) = &target_group_arn {
         if !arn.starts_with("arn:") || !arn.contains(":targetgroup/") {
-            return Err(f.err(
-                "target_group_arn",
-                format!("{arn:?} is not a target group ARN"),
-            ));
+            return Err(f.err("target_group_arn", format!("{arn:?} is not a target group ARN")));
         }
     }
     let mut checks = Vec::new();
-    for (i, t) in f
-        .array_of_tables("check")?
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
+    for (i, t) in f.array_of_tables("check")?.unwrap_or_default().into_iter().enumerate() {
         checks.push(parse_check(t, &format!("{path}.check[{i}]"), source)?);
     }
     if checks.is_empty() {
-        return Err(f.err(
-            "check",
-            "no [[service.smoke.check]]: a smoke test needs at least one check".into(),
-        ));
+        return Err(f.err("check", "no [[service.smoke.check]]: a smoke test needs at least one check".into()));
     }
+    let max_body_bytes = f.opt_int("max_body_bytes", 1, 64 * 1024 * 1024)?.unwrap_or(1024 * 1024) as usize;
+    let read_after_write = match f.table("read_after_write")? {
+        Some(t) => Some(parse_read_after_write(t, &format!("{path}.read_after_write"), source)?),
+        None => None,
+    };
     f.finish()?;
     Ok(SmokeConfig {
         url,
@@ -290,82 +298,112 @@ fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeConfig, Config
         consecutive,
         target_group_arn,
         checks,
+        max_body_bytes,
+        read_after_write,
     })
+}
+
+fn parse_read_after_write(t: Table, path: &str, source: &str) -> Result<ReadAfterWriteConfig, ConfigError> {
+    let mut f = Fields::new(t, path, source);
+    let write_path = f.req_str("write_path")?;
+    relative_path(&f, "write_path", &write_path)?;
+    let write_method = f.opt_str("write_method")?.unwrap_or_else(|| "POST".into()).to_ascii_uppercase();
+    if !["POST", "PUT", "PATCH"].contains(&write_method.as_str()) {
+        return Err(f.err("write_method", format!("{write_method:?} does not write: use POST, PUT or PATCH")));
+    }
+    let write_body = f.opt_str("write_body")?.unwrap_or_else(|| r#"{"marker":"{marker}"}"#.into());
+    if !write_body.contains("{marker}") {
+        return Err(f.err("write_body", "must contain {marker}, or the reads could never find what was written".into()));
+    }
+    let read_path = f.req_str("read_path")?;
+    relative_path(&f, "read_path", &read_path)?;
+    let reads = f.opt_int("reads", 1, 100)?.unwrap_or(6) as u32;
+    let headers = string_table(&mut f, "headers")?;
+    let delete_path = f.opt_str("delete_path")?;
+    let id_pointer = f.opt_str("id_pointer")?;
+    if let Some(d) = &delete_path {
+        relative_path(&f, "delete_path", d)?;
+        if d.contains("{id}") && id_pointer.is_none() {
+            return Err(f.err(
+                "id_pointer",
+                "delete_path uses {id}: say where the id is in the write's answer, e.g. \"/id\"".into(),
+            ));
+        }
+    }
+    if let Some(p) = &id_pointer {
+        if !p.starts_with('/') {
+            return Err(f.err("id_pointer", format!("{p:?} is not a JSON pointer (it starts with /)")));
+        }
+    }
+    f.finish()?;
+    Ok(ReadAfterWriteConfig {
+        write_path,
+        write_method,
+        write_body,
+        read_path,
+        reads,
+        headers,
+        delete_path,
+        id_pointer,
+    })
+}
+
+fn relative_path(f: &Fields<'_>, key: &str, p: &str) -> Result<(), ConfigError> {
+    if p.contains("://") || p.starts_with("//") || p.contains('\\') || p.chars().any(char::is_control) {
+        return Err(f.err(key, "must be a path relative to the smoke url, not a URL".into()));
+    }
+    Ok(())
+}
+
+fn string_table(f: &mut Fields<'_>, key: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    if let Some(h) = f.table(key)? {
+        for (k, v) in h {
+            match v {
+                Value::String(s) => {
+                    out.insert(k, s);
+                }
+                other => {
+                    return Err(f.err(&format!("{key}.{k}"), format!("must be a string, found {}", other.type_str())))
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn parse_check(t: Table, path: &str, source: &str) -> Result<CheckConfig, ConfigError> {
     let mut f = Fields::new(t, path, source);
     let path_s = f.req_str("path")?;
-    if path_s.contains("://") || path_s.starts_with("//") {
-        return Err(f.err(
-            "path",
-            "must be a path relative to the smoke url, not a URL".into(),
-        ));
-    }
-    let method = f
-        .opt_str("method")?
-        .unwrap_or_else(|| "GET".into())
-        .to_ascii_uppercase();
+    relative_path(&f, "path", &path_s)?;
+    let method = f.opt_str("method")?.unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
     if !["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].contains(&method.as_str()) {
         return Err(f.err("method", format!("unknown HTTP method {method:?}")));
     }
-    let mut headers = BTreeMap::new();
-    if let Some(h) = f.table("headers")? {
-        for (k, v) in h {
-            match v {
-                Value::String(s) => {
-                    headers.insert(k, s);
-                }
-                other => {
-                    return Err(f.err(
-                        &format!("headers.{k}"),
-                        format!("must be a string, found {}", other.type_str()),
-                    ))
-                }
-            }
-        }
-    }
+    let headers = string_table(&mut f, "headers")?;
     let body = f.opt_str("body")?;
     let status = f.opt_int("status", 100, 599)?.unwrap_or(200) as u16;
     let contains = f.opt_str("contains")?;
     let json_pointer = f.opt_str("json_pointer")?;
     let equals = f.take("equals").map(toml_to_json);
     if json_pointer.is_some() != equals.is_some() {
-        return Err(f.err(
-            "json_pointer",
-            "json_pointer and equals go together: set both or neither".into(),
-        ));
+        return Err(f.err("json_pointer", "json_pointer and equals go together: set both or neither".into()));
     }
     if let Some(p) = &json_pointer {
         if !(p.is_empty() || p.starts_with('/')) {
-            return Err(f.err(
-                "json_pointer",
-                format!("{p:?} is not a JSON pointer (it starts with /)"),
-            ));
+            return Err(f.err("json_pointer", format!("{p:?} is not a JSON pointer (it starts with /)")));
         }
     }
     let max_latency_ms = f.opt_int("max_latency_ms", 1, 600_000)?.map(|v| v as u64);
     f.finish()?;
-    Ok(CheckConfig {
-        path: path_s,
-        method,
-        headers,
-        body,
-        status,
-        contains,
-        json_pointer,
-        equals,
-        max_latency_ms,
-    })
+    Ok(CheckConfig { path: path_s, method, headers, body, status, contains, json_pointer, equals, max_latency_ms })
 }
 
 fn toml_to_json(v: Value) -> serde_json::Value {
     match v {
         Value::String(s) => s.into(),
         Value::Integer(i) => i.into(),
-        Value::Float(f) => {
-            serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into)
-        }
+        Value::Float(f) => serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into),
         Value::Boolean(b) => b.into(),
         Value::Datetime(d) => d.to_string().into(),
         Value::Array(a) => a.into_iter().map(toml_to_json).collect(),
@@ -375,10 +413,7 @@ fn toml_to_json(v: Value) -> serde_json::Value {
 
 /// ECS names: letters, digits, hyphens and underscores, 1 to 255.
 fn is_ecs_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 255
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
@@ -400,11 +435,7 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn new(table: Table, path: &str, source: &'a str) -> Self {
-        Self {
-            table,
-            path: path.to_string(),
-            source,
-        }
+        Self { table, path: path.to_string(), source }
     }
 
     fn key(&self, k: &str) -> String {
@@ -416,11 +447,7 @@ impl<'a> Fields<'a> {
     }
 
     fn err(&self, k: &str, message: String) -> ConfigError {
-        ConfigError {
-            file: self.source.to_string(),
-            key: self.key(k),
-            message,
-        }
+        ConfigError { file: self.source.to_string(), key: self.key(k), message }
     }
 
     fn take(&mut self, k: &str) -> Option<Value> {
@@ -451,10 +478,7 @@ impl<'a> Fields<'a> {
         let v = self.opt_str(k)?;
         if let Some(s) = &v {
             if !is_ecs_name(s) {
-                return Err(self.err(
-                    k,
-                    format!("{s:?} is not a valid name (letters, digits, - and _, at most 255)"),
-                ));
+                return Err(self.err(k, format!("{s:?} is not a valid name (letters, digits, - and _, at most 255)")));
             }
         }
         Ok(v)
@@ -471,9 +495,7 @@ impl<'a> Fields<'a> {
         match self.take(k) {
             None => Ok(None),
             Some(Value::Integer(i)) if (min..=max).contains(&i) => Ok(Some(i)),
-            Some(Value::Integer(i)) => {
-                Err(self.err(k, format!("{i} is out of range {min}..={max}")))
-            }
+            Some(Value::Integer(i)) => Err(self.err(k, format!("{i} is out of range {min}..={max}"))),
             Some(v) => Err(self.type_err(k, "an integer", &v)),
         }
     }
@@ -486,9 +508,7 @@ impl<'a> Fields<'a> {
                 for (i, v) in items.into_iter().enumerate() {
                     match v {
                         Value::String(s) => out.push(s),
-                        other => {
-                            return Err(self.type_err(&format!("{k}[{i}]"), "a string", &other))
-                        }
+                        other => return Err(self.type_err(&format!("{k}[{i}]"), "a string", &other)),
                     }
                 }
                 Ok(Some(out))
@@ -498,8 +518,7 @@ impl<'a> Fields<'a> {
     }
 
     fn req_str_array(&mut self, k: &str) -> Result<Vec<String>, ConfigError> {
-        self.opt_str_array(k)?
-            .ok_or_else(|| self.err(k, "missing (required)".into()))
+        self.opt_str_array(k)?.ok_or_else(|| self.err(k, "missing (required)".into()))
     }
 
     fn table(&mut self, k: &str) -> Result<Option<Table>, ConfigError> {
@@ -518,9 +537,7 @@ impl<'a> Fields<'a> {
                 for (i, v) in items.into_iter().enumerate() {
                     match v {
                         Value::Table(t) => out.push(t),
-                        other => {
-                            return Err(self.type_err(&format!("{k}[{i}]"), "a table", &other))
-                        }
+                        other => return Err(self.type_err(&format!("{k}[{i}]"), "a table", &other)),
                     }
                 }
                 Ok(Some(out))
@@ -571,59 +588,27 @@ mod tests {
         e.key
     }
 
-    const MIN: &str =
-        "[[service]]\nname='a'\nservice='s'\ncluster='c'\nrepository='r'\ntags=['latest']\n";
+    const MIN: &str = "[[service]]\nname='a'\nservice='s'\ncluster='c'\nrepository='r'\ntags=['latest']\n";
 
     #[test]
     fn errors_name_the_key() {
-        assert_eq!(
-            key_of(&MIN.replace("tags=['latest']", "tags=[]")),
-            "service[0].tags"
-        );
-        assert_eq!(
-            key_of(&MIN.replace("tags=['latest']", "tags=['v[1]']")),
-            "service[0].tags[0]"
-        );
+        assert_eq!(key_of(&MIN.replace("tags=['latest']", "tags=[]")), "service[0].tags");
+        assert_eq!(key_of(&MIN.replace("tags=['latest']", "tags=['v[1]']")), "service[0].tags[0]");
         assert_eq!(key_of(&format!("{MIN}colour='red'\n")), "service[0].colour");
-        assert_eq!(
-            key_of(&MIN.replace("repository='r'\n", "")),
-            "service[0].repository"
-        );
-        assert_eq!(
-            key_of(&MIN.replace("cluster='c'\n", "")),
-            "service[0].cluster"
-        );
-        assert_eq!(
-            key_of(&format!("{MIN}strategy='yolo'\n")),
-            "service[0].strategy"
-        );
-        assert_eq!(
-            key_of(&format!(
-                "{MIN}{}",
-                MIN.replace("service='s'", "service='t'")
-            )),
-            "service[1].name"
-        );
-        assert_eq!(
-            key_of(&MIN.replace("tags=['latest']", "tags='latest'")),
-            "service[0].tags"
-        );
-        assert_eq!(
-            key_of(&format!("[defaults]\nregion='x'\n{MIN}")),
-            "defaults.region"
-        );
-        assert_eq!(
-            key_of(&MIN.replace("name='a'", "name='../a'")),
-            "service[0].name"
-        );
+        assert_eq!(key_of(&MIN.replace("repository='r'\n", "")), "service[0].repository");
+        assert_eq!(key_of(&MIN.replace("cluster='c'\n", "")), "service[0].cluster");
+        assert_eq!(key_of(&format!("{MIN}strategy='yolo'\n")), "service[0].strategy");
+        assert_eq!(key_of(&format!("{MIN}{}", MIN.replace("service='s'", "service='t'"))), "service[1].name");
+        assert_eq!(key_of(&MIN.replace("tags=['latest']", "tags='latest'")), "service[0].tags");
+        assert_eq!(key_of(&format!("[defaults]\nregion='x'\n{MIN}")), "defaults.region");
+        assert_eq!(key_of(&MIN.replace("name='a'", "name='../a'")), "service[0].name");
         assert_eq!(key_of("x = 1\nx = 2\n"), "(syntax)");
         assert_eq!(key_of(""), "service");
+        assert_eq!(key_of(&format!("{MIN}[service.smoke]\nurl='http://x/'\n")), "service[0].smoke.check");
         assert_eq!(
-            key_of(&format!("{MIN}[service.smoke]\nurl='http://x/'\n")),
-            "service[0].smoke.check"
-        );
-        assert_eq!(
-            key_of(&format!("{MIN}[service.smoke]\nurl='http://x/'\n[[service.smoke.check]]\npath='/'\nstatus='200'\n")),
+            key_of(&format!(
+                "{MIN}[service.smoke]\nurl='http://x/'\n[[service.smoke.check]]\npath='/'\nstatus='200'\n"
+            )),
             "service[0].smoke.check[0].status"
         );
     }

@@ -59,10 +59,7 @@ impl Deployer {
             }
             Ok(Trigger::EcsDeployment(e)) => Ok(Summary::only(
                 Outcome::Rejected,
-                format!(
-                    "ECS deployment event {} belongs to the verify function, not deploy",
-                    e.deployment_id
-                ),
+                format!("ECS deployment event {} belongs to the verify function, not deploy", e.deployment_id),
             )),
             Ok(Trigger::Push(push)) => self.on_push(&push).await,
             Ok(Trigger::Manual(action)) => self.on_manual(&action, request_id).await,
@@ -77,19 +74,12 @@ impl Deployer {
         if push.region != self.region {
             return Ok(Summary::only(
                 Outcome::Rejected,
-                format!(
-                    "push is for region {} but this function deploys in {}",
-                    push.region, self.region
-                ),
+                format!("push is for region {} but this function deploys in {}", push.region, self.region),
             ));
         }
         let services = plan::match_push(&self.config, &push.image);
         if services.is_empty() {
-            let reason = format!(
-                "no service watches {}:{}",
-                push.image.repository,
-                push.tag()
-            );
+            let reason = format!("no service watches {}:{}", push.image.repository, push.tag());
             info!(event_id = %push.event_id, image = %push.image, outcome = "ignored", reason = %reason, "decision");
             return Ok(Summary::only(Outcome::Ignored, reason));
         }
@@ -104,20 +94,11 @@ impl Deployer {
             Freshness::Current => None,
             Freshness::Superseded { now } => Some((
                 Outcome::Superseded,
-                format!(
-                    "{}:{} now points at {}, a newer push",
-                    push.image.repository,
-                    push.tag(),
-                    now.short()
-                ),
+                format!("{}:{} now points at {}, a newer push", push.image.repository, push.tag(), now.short()),
             )),
             Freshness::TagGone => Some((
                 Outcome::Ignored,
-                format!(
-                    "tag {}:{} no longer exists in ECR",
-                    push.image.repository,
-                    push.tag()
-                ),
+                format!("tag {}:{} no longer exists in ECR", push.image.repository, push.tag()),
             )),
         };
         if let Some((outcome, reason)) = not_current {
@@ -132,14 +113,10 @@ impl Deployer {
                 .collect();
             return Ok(Summary::of(deployments));
         }
-        let pushed_at = tagged
-            .and_then(|t| t.pushed_at)
-            .or_else(|| push.time.clone());
+        let pushed_at = tagged.and_then(|t| t.pushed_at).or_else(|| push.time.clone());
         let rollouts = services.iter().zip(states).map(|(svc, state)| {
             let req = Request {
-                trigger: TriggerRef::Push {
-                    event_id: push.event_id.clone(),
-                },
+                trigger: TriggerRef::Push { event_id: push.event_id.clone() },
                 image: &push.image,
                 pushed_at: pushed_at.clone(),
                 force: false,
@@ -158,18 +135,10 @@ impl Deployer {
 
     async fn on_manual(&self, action: &ManualAction, request_id: &str) -> Result<Summary, Error> {
         let Some(svc) = self.config.service(action.service()) else {
-            let known: Vec<&str> = self
-                .config
-                .services
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect();
+            let known: Vec<&str> = self.config.services.iter().map(|s| s.name.as_str()).collect();
             return Ok(Summary::only(
                 Outcome::Rejected,
-                format!(
-                    "unknown service {:?}: configured services are {known:?}",
-                    truncate(action.service())
-                ),
+                format!("unknown service {:?}: configured services are {known:?}", truncate(action.service())),
             ));
         };
         let (tag, force, dry_run) = match action {
@@ -179,10 +148,7 @@ impl Deployer {
             ManualAction::Rollback { .. } => {
                 return Ok(Summary::only(
                     Outcome::Rejected,
-                    format!(
-                    "service {}: rollback needs a verified deployment record, and none exists yet",
-                    svc.name
-                ),
+                    format!("service {}: rollback needs a verified deployment record, and none exists yet", svc.name),
                 ))
             }
         };
@@ -195,15 +161,9 @@ impl Deployer {
                 ))
             }
         };
-        let (tagged, state) = tokio::join!(
-            self.ecr.resolve_tag(&svc.repository, tag),
-            self.read_state(svc)
-        );
+        let (tagged, state) = tokio::join!(self.ecr.resolve_tag(&svc.repository, tag), self.read_state(svc));
         let Some(tagged) = tagged? else {
-            return Ok(Summary::only(
-                Outcome::Rejected,
-                format!("tag {}:{tag} does not exist in ECR", svc.repository),
-            ));
+            return Ok(Summary::only(Outcome::Rejected, format!("tag {}:{tag} does not exist in ECR", svc.repository)));
         };
         let image = ImageRef {
             registry: ImageRef::ecr_registry(&tagged.registry_id, &self.region),
@@ -212,10 +172,7 @@ impl Deployer {
             digest: Some(tagged.digest.clone()),
         };
         let req = Request {
-            trigger: TriggerRef::Manual {
-                action: action.verb().to_string(),
-                request_id: request_id.to_string(),
-            },
+            trigger: TriggerRef::Manual { action: action.verb().to_string(), request_id: request_id.to_string() },
             image: &image,
             pushed_at: tagged.pushed_at.clone(),
             force,
@@ -232,28 +189,19 @@ impl Deployer {
         let previous = async {
             match svc.strategy {
                 Strategy::ForceNewDeployment => {
-                    self.store
-                        .get(&image_definitions_key(&svc.cluster, &svc.service))
-                        .await
+                    self.store.get(&image_definitions_key(&svc.cluster, &svc.service)).await
                 }
                 Strategy::PinDigest => Ok(None),
             }
         };
         let current = async {
-            let arn = self
-                .ecs
-                .current_task_definition(&svc.cluster, &svc.service)
-                .await?;
+            let arn = self.ecs.current_task_definition(&svc.cluster, &svc.service).await?;
             let td = self.ecs.describe_task_definition(&arn).await?;
             Ok::<_, Error>((arn, td))
         };
         let (previous, current) = tokio::join!(previous, current);
         let (current_arn, current) = current?;
-        Ok(ServiceState {
-            current,
-            current_arn,
-            previous_definitions: previous?,
-        })
+        Ok(ServiceState { current, current_arn, previous_definitions: previous? })
     }
 
     async fn rollout(
@@ -272,12 +220,7 @@ impl Deployer {
             Ok(p) => p,
             Err(InputError(reason)) => {
                 warn!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "rejected", reason = %reason, "decision");
-                return Ok(DeploymentSummary::new(
-                    &svc.name,
-                    svc.target(),
-                    Outcome::Rejected,
-                    reason,
-                ));
+                return Ok(DeploymentSummary::new(&svc.name, svc.target(), Outcome::Rejected, reason));
             }
         };
         let mut summary = DeploymentSummary::new(&svc.name, svc.target(), Outcome::Planned, "");
@@ -295,7 +238,9 @@ impl Deployer {
                     plan.changes.len(),
                     plan.image_uri
                 ),
-                Action::ForceNewDeployment => format!("deploy would force new tasks of {}", short_name(&state.current_arn)),
+                Action::ForceNewDeployment => {
+                    format!("deploy would force new tasks of {}", short_name(&state.current_arn))
+                }
             };
             info!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "planned", action = plan.action.name(), "decision");
             return Ok(summary);
@@ -309,26 +254,11 @@ impl Deployer {
                 info!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "unchanged", "decision");
                 return Ok(summary);
             }
-            Action::Register(td) => (
-                self.ecs
-                    .register_task_definition(td, &state.current.tags)
-                    .await?,
-                false,
-            ),
+            Action::Register(td) => (self.ecs.register_task_definition(td, &state.current.tags).await?, false),
             Action::ForceNewDeployment => (state.current_arn.clone(), true),
         };
-        let ecs_deployment_id = self
-            .ecs
-            .update_service(&svc.cluster, &svc.service, &task_definition, force)
-            .await?;
-        let record = self.new_record(
-            svc,
-            &req,
-            &plan,
-            &state.current_arn,
-            &task_definition,
-            &ecs_deployment_id,
-        )?;
+        let ecs_deployment_id = self.ecs.update_service(&svc.cluster, &svc.service, &task_definition, force).await?;
+        let record = self.new_record(svc, &req, &plan, &state.current_arn, &task_definition, &ecs_deployment_id)?;
         let written = self.write_rollout(svc, &plan, &record).await?;
         info!(
             service = %svc.name,
@@ -341,12 +271,8 @@ impl Deployer {
             "decision"
         );
         summary.outcome = Outcome::Started;
-        summary.reason = format!(
-            "{} → {} ({})",
-            short_name(&state.current_arn),
-            short_name(&task_definition),
-            plan.action.name()
-        );
+        summary.reason =
+            format!("{} → {} ({})", short_name(&state.current_arn), short_name(&task_definition), plan.action.name());
         summary.task_definition = Some(task_definition);
         summary.ecs_deployment_id = Some(ecs_deployment_id);
         summary.written = written;
@@ -365,15 +291,9 @@ impl Deployer {
         let started = record::now();
         let mut timeline = Vec::new();
         if let Some(p) = &req.pushed_at {
-            timeline.push(record::TimelineEntry {
-                event: "pushed".into(),
-                at: p.clone(),
-            });
+            timeline.push(record::TimelineEntry { event: "pushed".into(), at: p.clone() });
         }
-        timeline.push(record::TimelineEntry {
-            event: "started".into(),
-            at: started,
-        });
+        timeline.push(record::TimelineEntry { event: "started".into(), at: started });
         Ok(DeploymentRecord {
             id: record::record_id(ecs_deployment_id)?,
             cluster: svc.cluster.clone(),
@@ -381,12 +301,7 @@ impl Deployer {
             name: svc.name.clone(),
             repository: svc.repository.clone(),
             tag: req.image.tag.clone().unwrap_or_default(),
-            digest: req
-                .image
-                .digest
-                .as_ref()
-                .map(|d| d.to_string())
-                .unwrap_or_default(),
+            digest: req.image.digest.as_ref().map(|d| d.to_string()).unwrap_or_default(),
             image_uri: plan.image_uri.clone(),
             strategy: match svc.strategy {
                 Strategy::PinDigest => "pin-digest".into(),
@@ -417,10 +332,8 @@ impl Deployer {
         let record_key = record.key();
         let record_bytes = serde_json::to_vec_pretty(record).expect("records always serialize");
         let (a, b, c) = tokio::join!(
-            self.store
-                .put_json(&defs_key, plan.image_definitions.clone()),
-            self.store
-                .put_json(&detail_key, image_detail(&plan.image_uri)),
+            self.store.put_json(&defs_key, plan.image_definitions.clone()),
+            self.store.put_json(&detail_key, image_detail(&plan.image_uri)),
             self.store.put_json(&record_key, record_bytes),
         );
         a?;
@@ -431,9 +344,7 @@ impl Deployer {
 }
 
 /// Turns per-service results into the answer; any transient failure fails the invocation so Lambda retries.
-fn collect(
-    results: Vec<(&ServiceConfig, Result<DeploymentSummary, Error>)>,
-) -> Result<Summary, Error> {
+fn collect(results: Vec<(&ServiceConfig, Result<DeploymentSummary, Error>)>) -> Result<Summary, Error> {
     let mut deployments = Vec::with_capacity(results.len());
     for (svc, r) in results {
         match r {
@@ -441,12 +352,7 @@ fn collect(
             Err(e) if e.is_transient() => return Err(e),
             Err(e) => {
                 warn!(service = %svc.name, error = %e, outcome = "rejected", "decision");
-                deployments.push(DeploymentSummary::new(
-                    &svc.name,
-                    svc.target(),
-                    Outcome::Rejected,
-                    e.to_string(),
-                ));
+                deployments.push(DeploymentSummary::new(&svc.name, svc.target(), Outcome::Rejected, e.to_string()));
             }
         }
     }

@@ -48,10 +48,7 @@ impl PushEvent {
 
     /// The pushed digest.
     pub fn digest(&self) -> &Digest {
-        self.image
-            .digest
-            .as_ref()
-            .expect("a PushEvent is built with a digest")
+        self.image.digest.as_ref().expect("a PushEvent is built with a digest")
     }
 }
 
@@ -179,13 +176,10 @@ struct EcsDeploymentDetail {
 /// Parses raw invocation bytes into a trigger.
 pub fn parse_bytes(bytes: &[u8]) -> Result<Trigger, InputError> {
     if bytes.len() > MAX_EVENT_BYTES {
-        return Err(InputError::new(format!(
-            "event is {} bytes; at most {MAX_EVENT_BYTES} are accepted",
-            bytes.len()
-        )));
+        return Err(InputError::new(format!("event is {} bytes; at most {MAX_EVENT_BYTES} are accepted", bytes.len())));
     }
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| InputError::new(format!("event is not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| InputError::new(format!("event is not valid JSON: {e}")))?;
     parse(value)
 }
 
@@ -202,25 +196,17 @@ pub fn parse(value: Value) -> Result<Trigger, InputError> {
             "event is neither an EventBridge event (no \"detail-type\") nor a manual action (no \"action\")",
         ));
     }
-    let env: Envelope = serde_json::from_value(value)
-        .map_err(|e| InputError::new(format!("malformed EventBridge envelope: {e}")))?;
+    let env: Envelope =
+        serde_json::from_value(value).map_err(|e| InputError::new(format!("malformed EventBridge envelope: {e}")))?;
     check_short("id", &env.id)?;
     if env.account.len() != 12 || !env.account.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(InputError::new(format!(
-            "account {:?} is not a 12-digit AWS account id",
-            truncate(&env.account)
-        )));
+        return Err(InputError::new(format!("account {:?} is not a 12-digit AWS account id", truncate(&env.account))));
     }
     if !is_region(&env.region) {
-        return Err(InputError::new(format!(
-            "region {:?} is not an AWS region",
-            truncate(&env.region)
-        )));
+        return Err(InputError::new(format!("region {:?} is not an AWS region", truncate(&env.region))));
     }
-    let detail = env
-        .detail
-        .clone()
-        .ok_or_else(|| InputError::new(format!("{} event has no detail", env.detail_type)))?;
+    let detail =
+        env.detail.clone().ok_or_else(|| InputError::new(format!("{} event has no detail", env.detail_type)))?;
     match (env.source.as_str(), env.detail_type.as_str()) {
         ("aws.ecr", "ECR Image Action") => parse_ecr(env, detail),
         ("aws.ecs", "ECS Deployment State Change") => parse_ecs(env, detail),
@@ -237,22 +223,15 @@ fn parse_manual(value: Value) -> Result<Trigger, InputError> {
     let manual: ManualAction = serde_json::from_value(value).map_err(|e| {
         let known = "redeploy, deploy, rollback, plan";
         match action {
-            Some(Value::String(a))
-                if !["redeploy", "deploy", "rollback", "plan"].contains(&a.as_str()) =>
-            {
-                InputError::new(format!(
-                    "unknown action {:?}: use one of {known}",
-                    truncate(&a)
-                ))
+            Some(Value::String(a)) if !["redeploy", "deploy", "rollback", "plan"].contains(&a.as_str()) => {
+                InputError::new(format!("unknown action {:?}: use one of {known}", truncate(&a)))
             }
             _ => InputError::new(format!("malformed manual action: {e}")),
         }
     })?;
     check_short("service", manual.service())?;
     match &manual {
-        ManualAction::Deploy { tag, .. } | ManualAction::Plan { tag: Some(tag), .. } => {
-            validate_tag(tag)?
-        }
+        ManualAction::Deploy { tag, .. } | ManualAction::Plan { tag: Some(tag), .. } => validate_tag(tag)?,
         _ => {}
     }
     Ok(Trigger::Manual(manual))
@@ -262,31 +241,18 @@ fn parse_ecr(env: Envelope, detail: Value) -> Result<Trigger, InputError> {
     let d: EcrDetail = serde_json::from_value(detail)
         .map_err(|e| InputError::new(format!("malformed ECR Image Action detail: {e}")))?;
     validate_repository(&d.repository_name)?;
-    let ignored = |reason: String| {
-        Ok(Trigger::IgnoredEcr {
-            event_id: env.id.clone(),
-            reason,
-        })
-    };
+    let ignored = |reason: String| Ok(Trigger::IgnoredEcr { event_id: env.id.clone(), reason });
     if d.action_type != "PUSH" {
-        return ignored(format!(
-            "ECR action {} is not a push",
-            truncate(&d.action_type)
-        ));
+        return ignored(format!("ECR action {} is not a push", truncate(&d.action_type)));
     }
     if d.result != "SUCCESS" {
-        return ignored(format!(
-            "push result is {}, not SUCCESS",
-            truncate(&d.result)
-        ));
+        return ignored(format!("push result is {}, not SUCCESS", truncate(&d.result)));
     }
     let Some(tag) = d.image_tag.filter(|t| !t.is_empty()) else {
         return ignored("untagged push: only tagged pushes deploy".into());
     };
     validate_tag(&tag)?;
-    let digest_str = d
-        .image_digest
-        .ok_or_else(|| InputError::new("ECR push detail has no image-digest"))?;
+    let digest_str = d.image_digest.ok_or_else(|| InputError::new("ECR push detail has no image-digest"))?;
     let digest = Digest::parse(&digest_str)?;
     let image = ImageRef {
         registry: ImageRef::ecr_registry(&env.account, &env.region),
@@ -294,45 +260,29 @@ fn parse_ecr(env: Envelope, detail: Value) -> Result<Trigger, InputError> {
         tag: Some(tag),
         digest: Some(digest),
     };
-    Ok(Trigger::Push(PushEvent {
-        event_id: env.id,
-        time: env.time,
-        account: env.account,
-        region: env.region,
-        image,
-    }))
+    Ok(Trigger::Push(PushEvent { event_id: env.id, time: env.time, account: env.account, region: env.region, image }))
 }
 
 fn parse_ecs(env: Envelope, detail: Value) -> Result<Trigger, InputError> {
-    let d: EcsDeploymentDetail = serde_json::from_value(detail).map_err(|e| {
-        InputError::new(format!("malformed ECS Deployment State Change detail: {e}"))
-    })?;
+    let d: EcsDeploymentDetail = serde_json::from_value(detail)
+        .map_err(|e| InputError::new(format!("malformed ECS Deployment State Change detail: {e}")))?;
     let state = match d.event_name.as_str() {
         "SERVICE_DEPLOYMENT_IN_PROGRESS" => DeploymentState::InProgress,
         "SERVICE_DEPLOYMENT_COMPLETED" => DeploymentState::Completed,
         "SERVICE_DEPLOYMENT_FAILED" => DeploymentState::Failed,
-        other => {
-            return Err(InputError::new(format!(
-                "unknown ECS deployment event {:?}",
-                truncate(other)
-            )))
-        }
+        other => return Err(InputError::new(format!("unknown ECS deployment event {:?}", truncate(other)))),
     };
     if !d.deployment_id.starts_with("ecs-svc/")
         || d.deployment_id.len() > 64
-        || !d.deployment_id[8..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric())
+        || !d.deployment_id[8..].bytes().all(|b| b.is_ascii_alphanumeric())
     {
         return Err(InputError::new(format!(
             "deploymentId {:?} is not an ECS deployment id",
             truncate(&d.deployment_id)
         )));
     }
-    let arn = env
-        .resources
-        .first()
-        .ok_or_else(|| InputError::new("ECS deployment event names no service in resources"))?;
+    let arn =
+        env.resources.first().ok_or_else(|| InputError::new("ECS deployment event names no service in resources"))?;
     let (cluster, service) = parse_service_arn(arn)?;
     Ok(Trigger::EcsDeployment(EcsDeploymentEvent {
         event_id: env.id,
@@ -348,39 +298,27 @@ fn parse_ecs(env: Envelope, detail: Value) -> Result<Trigger, InputError> {
 /// `arn:aws:ecs:<region>:<account>:service/<cluster>/<service>` → (cluster, service).
 pub fn parse_service_arn(arn: &str) -> Result<(String, String), InputError> {
     let bad = || InputError::new(format!("{:?} is not an ECS service ARN", truncate(arn)));
-    let resource = arn
-        .strip_prefix("arn:")
-        .and_then(|r| r.splitn(5, ':').nth(4))
-        .ok_or_else(bad)?;
+    let resource = arn.strip_prefix("arn:").and_then(|r| r.splitn(5, ':').nth(4)).ok_or_else(bad)?;
     let mut parts = resource.split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("service"), Some(c), Some(s), None) if is_name(c) && is_name(s) => {
-            Ok((c.to_string(), s.to_string()))
-        }
+        (Some("service"), Some(c), Some(s), None) if is_name(c) && is_name(s) => Ok((c.to_string(), s.to_string())),
         _ => Err(bad()),
     }
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 255
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn is_region(s: &str) -> bool {
     (4..=32).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && s.bytes().last().is_some_and(|b| b.is_ascii_digit())
 }
 
 fn check_short(field: &str, s: &str) -> Result<(), InputError> {
     if s.is_empty() || s.len() > 256 || s.chars().any(char::is_control) {
-        return Err(InputError::new(format!(
-            "{field} {:?} must be 1 to 256 printable characters",
-            truncate(s)
-        )));
+        return Err(InputError::new(format!("{field} {:?} must be 1 to 256 printable characters", truncate(s))));
     }
     Ok(())
 }
@@ -396,13 +334,8 @@ mod tests {
 
     #[test]
     fn parses_the_sample_push() {
-        let Trigger::Push(p) = parse(push()).unwrap() else {
-            panic!("not a push")
-        };
-        assert_eq!(
-            p.image.registry,
-            "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com"
-        );
+        let Trigger::Push(p) = parse(push()).unwrap() else { panic!("not a push") };
+        assert_eq!(p.image.registry, "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com");
         assert_eq!(p.image.repository, "todo-frontend");
         assert_eq!(p.tag(), "latest");
         assert_eq!(p.event_id, "13cde686-328b-6117-af20-0e5566167482");
@@ -412,19 +345,13 @@ mod tests {
     fn non_deploying_ecr_events_are_ignored_with_reason() {
         let mut e = push();
         e["detail"]["action-type"] = json!("DELETE");
-        assert!(
-            matches!(parse(e).unwrap(), Trigger::IgnoredEcr { reason, .. } if reason.contains("DELETE"))
-        );
+        assert!(matches!(parse(e).unwrap(), Trigger::IgnoredEcr { reason, .. } if reason.contains("DELETE")));
         let mut e = push();
         e["detail"]["result"] = json!("FAILURE");
-        assert!(
-            matches!(parse(e).unwrap(), Trigger::IgnoredEcr { reason, .. } if reason.contains("FAILURE"))
-        );
+        assert!(matches!(parse(e).unwrap(), Trigger::IgnoredEcr { reason, .. } if reason.contains("FAILURE")));
         let mut e = push();
         e["detail"].as_object_mut().unwrap().remove("image-tag");
-        assert!(
-            matches!(parse(e).unwrap(), Trigger::IgnoredEcr { reason, .. } if reason.contains("untagged"))
-        );
+        assert!(matches!(parse(e).unwrap(), Trigger::IgnoredEcr { reason, .. } if reason.contains("untagged")));
     }
 
     #[test]
@@ -432,23 +359,11 @@ mod tests {
         let cases: Vec<(Value, &str)> = vec![
             (json!([1, 2]), "JSON object"),
             (json!({"hello": 1}), "neither"),
-            (
-                json!({"action": "destroy", "service": "x"}),
-                "unknown action",
-            ),
+            (json!({"action": "destroy", "service": "x"}), "unknown action"),
             (json!({"action": "deploy", "service": "x"}), "tag"),
-            (
-                json!({"action": "deploy", "service": 7, "tag": "v1"}),
-                "malformed",
-            ),
-            (
-                json!({"action": "redeploy", "service": "x", "extra": 1}),
-                "extra",
-            ),
-            (
-                json!({"action": "deploy", "service": "x", "tag": "a".repeat(300)}),
-                "tag",
-            ),
+            (json!({"action": "deploy", "service": 7, "tag": "v1"}), "malformed"),
+            (json!({"action": "redeploy", "service": "x", "extra": 1}), "extra"),
+            (json!({"action": "deploy", "service": "x", "tag": "a".repeat(300)}), "tag"),
         ];
         for (v, want) in cases {
             let e = parse(v.clone()).unwrap_err();
@@ -466,24 +381,15 @@ mod tests {
         let mut e = push();
         e["account"] = json!(123);
         assert!(parse(e).unwrap_err().0.contains("malformed"));
-        assert!(parse_bytes(b"{not json")
-            .unwrap_err()
-            .0
-            .contains("not valid JSON"));
+        assert!(parse_bytes(b"{not json").unwrap_err().0.contains("not valid JSON"));
         assert!(parse_bytes(&vec![b' '; MAX_EVENT_BYTES + 1]).is_err());
     }
 
     #[test]
     fn parses_ecs_deployment_events() {
-        let v: Value =
-            serde_json::from_str(include_str!("../events/ecs-deployment-completed.json")).unwrap();
-        let Trigger::EcsDeployment(e) = parse(v).unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            (e.cluster.as_str(), e.service.as_str()),
-            ("todo-cluster", "todo-frontend")
-        );
+        let v: Value = serde_json::from_str(include_str!("../events/ecs-deployment-completed.json")).unwrap();
+        let Trigger::EcsDeployment(e) = parse(v).unwrap() else { panic!() };
+        assert_eq!((e.cluster.as_str(), e.service.as_str()), ("todo-cluster", "todo-frontend"));
         assert_eq!(e.state, DeploymentState::Completed);
         assert_eq!(e.deployment_id, "ecs-svc/1234567890123456789");
     }
@@ -492,17 +398,11 @@ mod tests {
     fn parses_manual_actions() {
         assert_eq!(
             parse(json!({"action": "plan", "service": "frontend"})).unwrap(),
-            Trigger::Manual(ManualAction::Plan {
-                service: "frontend".into(),
-                tag: None
-            })
+            Trigger::Manual(ManualAction::Plan { service: "frontend".into(), tag: None })
         );
         assert_eq!(
             parse(json!({"action": "deploy", "service": "backend", "tag": "v1.4.2"})).unwrap(),
-            Trigger::Manual(ManualAction::Deploy {
-                service: "backend".into(),
-                tag: "v1.4.2".into()
-            })
+            Trigger::Manual(ManualAction::Deploy { service: "backend".into(), tag: "v1.4.2".into() })
         );
     }
 }

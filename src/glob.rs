@@ -13,15 +13,9 @@ impl TagPattern {
             return Err("a tag pattern must not be empty".into());
         }
         if s.len() > 128 {
-            return Err(format!(
-                "tag pattern is {} characters long; tags have at most 128",
-                s.len()
-            ));
+            return Err(format!("tag pattern is {} characters long; tags have at most 128", s.len()));
         }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || "_.-*?".contains(*c)))
-        {
+        if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.-*?".contains(*c))) {
             return Err(format!(
                 "tag pattern {s:?} has {c:?}: only A-Z a-z 0-9 _ . - and the wildcards * and ? are allowed"
             ));

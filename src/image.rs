@@ -19,17 +19,10 @@ pub struct Digest(String);
 impl Digest {
     /// Parses `sha256:<64 hex>`; anything else is refused.
     pub fn parse(s: &str) -> Result<Self, InputError> {
-        let hex = s.strip_prefix("sha256:").ok_or_else(|| {
-            InputError::new(format!(
-                "image digest {:?} is not a sha256 digest",
-                truncate(s)
-            ))
-        })?;
-        if hex.len() != 64
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| InputError::new(format!("image digest {:?} is not a sha256 digest", truncate(s))))?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(InputError::new(format!(
                 "image digest {:?} must be sha256: followed by 64 lowercase hex characters",
                 truncate(s)
@@ -84,12 +77,8 @@ pub struct ImageRef {
 impl ImageRef {
     /// Parses a reference as found in a container definition.
     pub fn parse(s: &str) -> Result<Self, InputError> {
-        if s.is_empty() || s.len() > 1024 || s.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(InputError::new(format!(
-                "image reference {:?} is not valid",
-                truncate(s)
-            )));
+        if s.is_empty() || s.len() > 1024 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(InputError::new(format!("image reference {:?} is not valid", truncate(s))));
         }
         let (rest, digest) = match s.split_once('@') {
             Some((rest, d)) => (rest, Some(Digest::parse(d)?)),
@@ -97,9 +86,7 @@ impl ImageRef {
         };
         // A registry is the first path segment only when it looks like a host.
         let (registry, path) = match rest.split_once('/') {
-            Some((first, path))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
+            Some((first, path)) if first.contains('.') || first.contains(':') || first == "localhost" => {
                 (first.to_string(), path)
             }
             _ => (String::new(), rest),
@@ -112,12 +99,7 @@ impl ImageRef {
         if let Some(tag) = &tag {
             validate_tag(tag)?;
         }
-        Ok(Self {
-            registry,
-            repository: repository.to_string(),
-            tag,
-            digest,
-        })
+        Ok(Self { registry, repository: repository.to_string(), tag, digest })
     }
 
     /// The ECR registry host for an account and region.
@@ -163,16 +145,9 @@ impl fmt::Display for ImageRef {
 pub fn validate_repository(name: &str) -> Result<(), InputError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_REPOSITORY_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b))
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && !name
-            .split('/')
-            .any(|seg| seg.is_empty() || seg == "." || seg == "..");
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b))
+        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && !name.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..");
     if ok {
         Ok(())
     } else {
@@ -187,9 +162,7 @@ pub fn validate_repository(name: &str) -> Result<(), InputError> {
 pub fn validate_tag(tag: &str) -> Result<(), InputError> {
     let ok = !tag.is_empty()
         && tag.len() <= MAX_TAG_LEN
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
         && !tag.starts_with(['.', '-']);
     if ok {
         Ok(())
@@ -220,14 +193,8 @@ mod tests {
 
     #[test]
     fn parses_ecr_reference_with_tag() {
-        let r = ImageRef::parse(
-            "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com/todo-frontend:latest",
-        )
-        .unwrap();
-        assert_eq!(
-            r.registry,
-            "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com"
-        );
+        let r = ImageRef::parse("123456789012.dkr.ecr.ap-southeast-2.amazonaws.com/todo-frontend:latest").unwrap();
+        assert_eq!(r.registry, "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com");
         assert_eq!(r.repository, "todo-frontend");
         assert_eq!(r.tag.as_deref(), Some("latest"));
         assert!(r.digest.is_none());
@@ -245,8 +212,7 @@ mod tests {
 
     #[test]
     fn docker_hub_short_names_have_no_registry() {
-        let r =
-            ImageRef::parse("public.ecr.aws/aws-observability/aws-for-fluent-bit:stable").unwrap();
+        let r = ImageRef::parse("public.ecr.aws/aws-observability/aws-for-fluent-bit:stable").unwrap();
         assert_eq!(r.registry, "public.ecr.aws");
         let r = ImageRef::parse("nginx:1.27").unwrap();
         assert_eq!(r.registry, "");

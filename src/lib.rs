@@ -15,6 +15,7 @@ pub mod outcome;
 pub mod plan;
 pub mod record;
 pub mod setup;
+pub mod smoke;
 pub mod taskdef;
 
 pub use error::Error;

@@ -112,30 +112,14 @@ pub struct Summary {
 impl Summary {
     /// An answer about the invocation as a whole, touching no service.
     pub fn only(outcome: Outcome, reason: impl Into<String>) -> Self {
-        Self {
-            outcome,
-            deployments: Vec::new(),
-            reason: reason.into(),
-        }
+        Self { outcome, deployments: Vec::new(), reason: reason.into() }
     }
 
     /// Folds per-service results: the most significant outcome leads.
     pub fn of(deployments: Vec<DeploymentSummary>) -> Self {
-        let outcome = deployments
-            .iter()
-            .map(|d| d.outcome)
-            .min()
-            .unwrap_or(Outcome::Ignored);
-        let reason = deployments
-            .iter()
-            .map(|d| format!("{}: {}", d.service, d.reason))
-            .collect::<Vec<_>>()
-            .join("; ");
-        Self {
-            outcome,
-            deployments,
-            reason,
-        }
+        let outcome = deployments.iter().map(|d| d.outcome).min().unwrap_or(Outcome::Ignored);
+        let reason = deployments.iter().map(|d| format!("{}: {}", d.service, d.reason)).collect::<Vec<_>>().join("; ");
+        Self { outcome, deployments, reason }
     }
 }
 

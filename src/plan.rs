@@ -12,11 +12,7 @@ use crate::taskdef::{select_containers, with_images, ContainerChange};
 /// The services whose repository and tag patterns match a pushed image.
 pub fn match_push<'a>(config: &'a Config, image: &ImageRef) -> Vec<&'a ServiceConfig> {
     let tag = image.tag.as_deref().unwrap_or_default();
-    config
-        .services
-        .iter()
-        .filter(|s| s.watches(&image.repository, tag))
-        .collect()
+    config.services.iter().filter(|s| s.watches(&image.repository, tag)).collect()
 }
 
 /// Whether an event's digest is still what its tag points at in ECR.
@@ -91,9 +87,7 @@ pub fn plan_service(
     previous_definitions: Option<&[u8]>,
     force: bool,
 ) -> Result<ServicePlan, InputError> {
-    let image_uri = image
-        .pinned_uri()
-        .ok_or_else(|| InputError::new(format!("image {image} has no digest to pin")))?;
+    let image_uri = image.pinned_uri().ok_or_else(|| InputError::new(format!("image {image} has no digest to pin")))?;
     let selected = select_containers(current, svc, image)?;
     let containers: Vec<String> = selected.iter().map(|(n, _)| n.clone()).collect();
     let defs = image_definitions(&containers, &image_uri);
@@ -102,17 +96,10 @@ pub fn plan_service(
             let changes: Vec<ContainerChange> = selected
                 .into_iter()
                 .filter(|(_, from)| *from != image_uri)
-                .map(|(container, from)| ContainerChange {
-                    container,
-                    from,
-                    to: image_uri.clone(),
-                })
+                .map(|(container, from)| ContainerChange { container, from, to: image_uri.clone() })
                 .collect();
             if !changes.is_empty() {
-                (
-                    Action::Register(Box::new(with_images(current, &changes))),
-                    changes,
-                )
+                (Action::Register(Box::new(with_images(current, &changes))), changes)
             } else if force {
                 (Action::ForceNewDeployment, changes)
             } else {
@@ -127,13 +114,7 @@ pub fn plan_service(
             }
         }
     };
-    Ok(ServicePlan {
-        action,
-        changes,
-        containers,
-        image_uri,
-        image_definitions: defs,
-    })
+    Ok(ServicePlan { action, changes, containers, image_uri, image_definitions: defs })
 }
 
 /// One line of a plan's answer: the diff a `deploy` would register.
@@ -158,12 +139,7 @@ mod tests {
             [[service]]\nname='other'\nservice='other'\nrepository='other'\ntags=['latest']\n";
         let c = Config::parse(text, "t").unwrap();
         let img = |t: &str| ImageRef::parse(&format!("{REG}/app:{t}@{DIGEST}")).unwrap();
-        let names = |i: &ImageRef| {
-            match_push(&c, i)
-                .iter()
-                .map(|s| s.name.clone())
-                .collect::<Vec<_>>()
-        };
+        let names = |i: &ImageRef| match_push(&c, i).iter().map(|s| s.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(&img("latest")), vec!["web", "worker"]);
         assert_eq!(names(&img("v2")), vec!["worker"]);
     }
@@ -173,30 +149,19 @@ mod tests {
         let a = Digest::parse(DIGEST).unwrap();
         let b = Digest::parse(&DIGEST.replace('1', "2")).unwrap();
         assert_eq!(freshness(&a, Some(&a)), Freshness::Current);
-        assert_eq!(
-            freshness(&a, Some(&b)),
-            Freshness::Superseded { now: b.clone() }
-        );
+        assert_eq!(freshness(&a, Some(&b)), Freshness::Superseded { now: b.clone() });
         assert_eq!(freshness(&a, None), Freshness::TagGone);
     }
 
     #[test]
     fn pin_digest_registers_a_copy_then_is_unchanged() {
-        let t = td(&[
-            ("web", &format!("{REG}/todo-frontend:latest")),
-            ("sidecar", "envoy"),
-        ]);
+        let t = td(&[("web", &format!("{REG}/todo-frontend:latest")), ("sidecar", "envoy")]);
         let p = plan_service(&svc(""), &pushed(), &t, None, false).unwrap();
         let pinned = format!("{REG}/todo-frontend@{DIGEST}");
         assert_eq!(p.image_uri, pinned);
         assert_eq!(p.changes.len(), 1);
-        let Action::Register(new_td) = &p.action else {
-            panic!("{:?}", p.action)
-        };
-        assert_eq!(
-            new_td.container_definitions()[0].image(),
-            Some(pinned.as_str())
-        );
+        let Action::Register(new_td) = &p.action else { panic!("{:?}", p.action) };
+        assert_eq!(new_td.container_definitions()[0].image(), Some(pinned.as_str()));
         assert_eq!(new_td.container_definitions()[1].image(), Some("envoy"));
         // the same push again, against the task definition it produced
         let again = plan_service(&svc(""), &pushed(), new_td, None, false).unwrap();

@@ -114,10 +114,7 @@ pub struct DeploymentRecord {
 impl DeploymentRecord {
     /// Appends a timeline entry.
     pub fn stamp(&mut self, event: &str, at: String) {
-        self.timeline.push(TimelineEntry {
-            event: event.to_string(),
-            at,
-        });
+        self.timeline.push(TimelineEntry { event: event.to_string(), at });
     }
 
     /// This record's S3 key.
@@ -136,24 +133,13 @@ pub fn record_id(ecs_deployment_id: &str) -> Result<String, InputError> {
     if ok {
         Ok(ecs_deployment_id.replace('/', "-"))
     } else {
-        Err(InputError::new(format!(
-            "{:?} is not an ECS deployment id",
-            truncate(ecs_deployment_id)
-        )))
+        Err(InputError::new(format!("{:?} is not an ECS deployment id", truncate(ecs_deployment_id))))
     }
 }
 
 /// `deployments/<cluster>/<service>/<record id>.json`: one GET from an ECS deployment event.
-pub fn record_key(
-    cluster: &str,
-    service: &str,
-    ecs_deployment_id: &str,
-) -> Result<String, InputError> {
-    Ok(format!(
-        "{}{}.json",
-        records_prefix(cluster, service),
-        record_id(ecs_deployment_id)?
-    ))
+pub fn record_key(cluster: &str, service: &str, ecs_deployment_id: &str) -> Result<String, InputError> {
+    Ok(format!("{}{}.json", records_prefix(cluster, service), record_id(ecs_deployment_id)?))
 }
 
 /// The prefix under which a service's history lives.
@@ -176,12 +162,7 @@ mod tests {
     #[test]
     fn keys_are_derived_from_the_ecs_deployment_id() {
         assert_eq!(
-            record_key(
-                "todo-cluster",
-                "todo-frontend",
-                "ecs-svc/1234567890123456789"
-            )
-            .unwrap(),
+            record_key("todo-cluster", "todo-frontend", "ecs-svc/1234567890123456789").unwrap(),
             "deployments/todo-cluster/todo-frontend/ecs-svc-1234567890123456789.json"
         );
         assert!(record_id("ecs-svc/../../x").is_err());
@@ -192,9 +173,6 @@ mod tests {
     #[test]
     fn now_is_rfc3339() {
         let n = now();
-        assert!(
-            n.len() >= 20 && n.ends_with('Z') && n.as_bytes()[10] == b'T',
-            "{n}"
-        );
+        assert!(n.len() >= 20 && n.ends_with('Z') && n.as_bytes()[10] == b'T', "{n}");
     }
 }

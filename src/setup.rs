@@ -28,20 +28,14 @@ impl Clients {
     /// Loads the SDK config from the environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
     pub async fn from_env() -> Result<Self, Error> {
         let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        let region = sdk
-            .region()
-            .map(|r| r.to_string())
-            .ok_or_else(|| ConfigError {
-                file: "environment".into(),
-                key: "AWS_REGION".into(),
-                message: "no region is set".into(),
-            })?;
+        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| ConfigError {
+            file: "environment".into(),
+            key: "AWS_REGION".into(),
+            message: "no region is set".into(),
+        })?;
         // Emulators such as moto serve S3 on one host, so buckets go in the path there.
-        let path_style = env::var_os("AWS_ENDPOINT_URL").is_some()
-            || env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-        let s3_conf = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(path_style)
-            .build();
+        let path_style = env::var_os("AWS_ENDPOINT_URL").is_some() || env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let s3_conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build();
         Ok(Self {
             ecs: aws_sdk_ecs::Client::new(&sdk),
             ecr: aws_sdk_ecr::Client::new(&sdk),
@@ -54,32 +48,24 @@ impl Clients {
 fn required(name: &str) -> Result<String, ConfigError> {
     match env::var(name) {
         Ok(v) if !v.is_empty() => Ok(v),
-        _ => Err(ConfigError {
-            file: "environment".into(),
-            key: name.into(),
-            message: "missing (required)".into(),
-        }),
+        _ => Err(ConfigError { file: "environment".into(), key: name.into(), message: "missing (required)".into() }),
     }
 }
 
 /// Loads `pushdeploy.toml` from a file path or `s3://bucket/key`.
 pub async fn load_config(source: &str, s3: &aws_sdk_s3::Client) -> Result<Config, Error> {
     let text = if let Some(rest) = source.strip_prefix("s3://") {
-        let (bucket, key) = rest
-            .split_once('/')
-            .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-            .ok_or_else(|| ConfigError {
+        let (bucket, key) =
+            rest.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty()).ok_or_else(|| ConfigError {
                 file: source.into(),
                 key: "PUSHDEPLOY_CONFIG".into(),
                 message: "an S3 location must look like s3://bucket/key".into(),
             })?;
-        let bytes = get_object(s3, bucket, key)
-            .await?
-            .ok_or_else(|| ConfigError {
-                file: source.into(),
-                key: "(file)".into(),
-                message: "no such object".into(),
-            })?;
+        let bytes = get_object(s3, bucket, key).await?.ok_or_else(|| ConfigError {
+            file: source.into(),
+            key: "(file)".into(),
+            message: "no such object".into(),
+        })?;
         String::from_utf8(bytes).map_err(|_| ConfigError {
             file: source.into(),
             key: "(file)".into(),
@@ -114,10 +100,6 @@ pub async fn deployer_from_env() -> Result<Deployer, Error> {
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .with_target(false)
-        .try_init();
+    let _ =
+        tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).with_target(false).try_init();
 }

@@ -32,10 +32,7 @@ pub fn select_containers(
     let defs = td.container_definitions();
     let name_of = |c: &ContainerDefinition| c.name().unwrap_or_default().to_string();
     let image_of = |c: &ContainerDefinition| c.image().unwrap_or_default().to_string();
-    let td_name = td
-        .task_definition_arn()
-        .map(short_name)
-        .unwrap_or("the current task definition");
+    let td_name = td.task_definition_arn().map(short_name).unwrap_or("the current task definition");
     match &svc.containers {
         Some(wanted) => wanted
             .iter()
@@ -76,18 +73,13 @@ pub fn with_images(td: &TaskDefinition, changes: &[ContainerChange]) -> TaskDefi
     copy.container_definitions = Some(
         td.container_definitions()
             .iter()
-            .map(|c| {
-                match changes
-                    .iter()
-                    .find(|ch| c.name() == Some(ch.container.as_str()))
-                {
-                    Some(ch) => {
-                        let mut c = c.clone();
-                        c.image = Some(ch.to.clone());
-                        c
-                    }
-                    None => c.clone(),
+            .map(|c| match changes.iter().find(|ch| c.name() == Some(ch.container.as_str())) {
+                Some(ch) => {
+                    let mut c = c.clone();
+                    c.image = Some(ch.to.clone());
+                    c
                 }
+                None => c.clone(),
             })
             .collect(),
     );
@@ -101,14 +93,11 @@ pub(crate) mod tests {
     use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, Secret};
 
     pub const REG: &str = "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com";
-    pub const DIGEST: &str =
-        "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    pub const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
     pub fn td(containers: &[(&str, &str)]) -> TaskDefinition {
         TaskDefinition::builder()
-            .task_definition_arn(
-                "arn:aws:ecs:ap-southeast-2:123456789012:task-definition/todo-frontend:7",
-            )
+            .task_definition_arn("arn:aws:ecs:ap-southeast-2:123456789012:task-definition/todo-frontend:7")
             .family("todo-frontend")
             .set_container_definitions(Some(
                 containers
@@ -118,13 +107,7 @@ pub(crate) mod tests {
                             .name(*n)
                             .image(*i)
                             .environment(KeyValuePair::builder().name("A").value("1").build())
-                            .secrets(
-                                Secret::builder()
-                                    .name("S")
-                                    .value_from("arn:aws:ssm:x")
-                                    .build()
-                                    .unwrap(),
-                            )
+                            .secrets(Secret::builder().name("S").value_from("arn:aws:ssm:x").build().unwrap())
                             .build()
                     })
                     .collect(),
@@ -147,26 +130,17 @@ pub(crate) mod tests {
     fn default_selection_is_every_container_from_the_repository() {
         let t = td(&[
             ("web", &format!("{REG}/todo-frontend:latest")),
-            (
-                "log_router",
-                "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
-            ),
+            ("log_router", "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"),
             ("other", &format!("{REG}/todo-backend:latest")),
         ]);
         let sel = select_containers(&t, &svc(""), &pushed()).unwrap();
-        assert_eq!(
-            sel,
-            vec![("web".to_string(), format!("{REG}/todo-frontend:latest"))]
-        );
+        assert_eq!(sel, vec![("web".to_string(), format!("{REG}/todo-frontend:latest"))]);
     }
 
     #[test]
     fn named_containers_must_exist() {
         let t = td(&[("web", "nginx")]);
-        assert_eq!(
-            select_containers(&t, &svc("containers=['web']"), &pushed()).unwrap()[0].0,
-            "web"
-        );
+        assert_eq!(select_containers(&t, &svc("containers=['web']"), &pushed()).unwrap()[0].0, "web");
         let e = select_containers(&t, &svc("containers=['api']"), &pushed()).unwrap_err();
         assert!(e.0.contains("\"api\" is not in todo-frontend:7"), "{e}");
         let e = select_containers(&t, &svc(""), &pushed()).unwrap_err();
@@ -176,24 +150,10 @@ pub(crate) mod tests {
     #[test]
     fn copy_changes_only_the_named_images() {
         let t = td(&[("web", "a"), ("sidecar", "b")]);
-        let copy = with_images(
-            &t,
-            &[ContainerChange {
-                container: "web".into(),
-                from: "a".into(),
-                to: "c".into(),
-            }],
-        );
-        let images: Vec<_> = copy
-            .container_definitions()
-            .iter()
-            .map(|c| c.image().unwrap())
-            .collect();
+        let copy = with_images(&t, &[ContainerChange { container: "web".into(), from: "a".into(), to: "c".into() }]);
+        let images: Vec<_> = copy.container_definitions().iter().map(|c| c.image().unwrap()).collect();
         assert_eq!(images, vec!["c", "b"]);
-        assert_eq!(
-            copy.container_definitions()[0].secrets(),
-            t.container_definitions()[0].secrets()
-        );
+        assert_eq!(copy.container_definitions()[0].secrets(), t.container_definitions()[0].secrets());
         assert_eq!(copy.family(), t.family());
     }
 }

@@ -30,11 +30,7 @@ impl EcrClient {
     }
 
     /// The image `repository:tag` points at now; `None` when the tag does not exist.
-    pub async fn resolve_tag(
-        &self,
-        repository: &str,
-        tag: &str,
-    ) -> Result<Option<TaggedImage>, AwsError> {
+    pub async fn resolve_tag(&self, repository: &str, tag: &str) -> Result<Option<TaggedImage>, AwsError> {
         let target = format!("{repository}:{tag}");
         let out = self
             .client
@@ -45,12 +41,7 @@ impl EcrClient {
             .await;
         let out = match out {
             Ok(out) => out,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_image_not_found_exception()) =>
-            {
-                return Ok(None)
-            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_image_not_found_exception()) => return Ok(None),
             Err(e) => {
                 return Err(aws_error(
                     "ECR DescribeImages",
@@ -71,14 +62,8 @@ impl EcrClient {
             hint: "the repository's image manifest",
             transient: false,
         })?;
-        let pushed_at = detail.image_pushed_at().and_then(|t| {
-            t.fmt(aws_sdk_ecr::primitives::DateTimeFormat::DateTime)
-                .ok()
-        });
-        Ok(Some(TaggedImage {
-            registry_id: detail.registry_id().unwrap_or_default().to_string(),
-            digest,
-            pushed_at,
-        }))
+        let pushed_at =
+            detail.image_pushed_at().and_then(|t| t.fmt(aws_sdk_ecr::primitives::DateTimeFormat::DateTime).ok());
+        Ok(Some(TaggedImage { registry_id: detail.registry_id().unwrap_or_default().to_string(), digest, pushed_at }))
     }
 }

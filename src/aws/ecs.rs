@@ -27,27 +27,11 @@ impl EcsClient {
     }
 
     /// The task definition ARN the service itself runs (not `deployments[]`, which can lag).
-    pub async fn current_task_definition(
-        &self,
-        cluster: &str,
-        service: &str,
-    ) -> Result<String, AwsError> {
+    pub async fn current_task_definition(&self, cluster: &str, service: &str) -> Result<String, AwsError> {
         let target = format!("{cluster}/{service}");
-        let out = self
-            .client
-            .describe_services()
-            .cluster(cluster)
-            .services(service)
-            .send()
-            .await
-            .map_err(|e| {
-                aws_error(
-                    "ECS DescribeServices",
-                    &target,
-                    "the cluster name and ecs:DescribeServices on the service",
-                    e,
-                )
-            })?;
+        let out = self.client.describe_services().cluster(cluster).services(service).send().await.map_err(|e| {
+            aws_error("ECS DescribeServices", &target, "the cluster name and ecs:DescribeServices on the service", e)
+        })?;
         let svc = out.services().iter().find(|s| s.status() == Some("ACTIVE"));
         match svc.and_then(|s| s.task_definition()) {
             Some(td) => Ok(td.to_string()),
@@ -70,10 +54,7 @@ impl EcsClient {
     }
 
     /// Describes a task definition with its tags.
-    pub async fn describe_task_definition(
-        &self,
-        arn: &str,
-    ) -> Result<DescribedTaskDefinition, AwsError> {
+    pub async fn describe_task_definition(&self, arn: &str) -> Result<DescribedTaskDefinition, AwsError> {
         let out = self
             .client
             .describe_task_definition()
@@ -81,14 +62,7 @@ impl EcsClient {
             .include(TaskDefinitionField::Tags)
             .send()
             .await
-            .map_err(|e| {
-                aws_error(
-                    "ECS DescribeTaskDefinition",
-                    arn,
-                    "ecs:DescribeTaskDefinition",
-                    e,
-                )
-            })?;
+            .map_err(|e| aws_error("ECS DescribeTaskDefinition", arn, "ecs:DescribeTaskDefinition", e))?;
         let task_definition = out.task_definition.ok_or_else(|| AwsError {
             action: "ECS DescribeTaskDefinition",
             target: arn.to_string(),
@@ -96,18 +70,11 @@ impl EcsClient {
             hint: "the task definition ARN",
             transient: false,
         })?;
-        Ok(DescribedTaskDefinition {
-            task_definition,
-            tags: out.tags.unwrap_or_default(),
-        })
+        Ok(DescribedTaskDefinition { task_definition, tags: out.tags.unwrap_or_default() })
     }
 
     /// Registers `td` as a new revision of its family, copying every field RegisterTaskDefinition accepts.
-    pub async fn register_task_definition(
-        &self,
-        td: &TaskDefinition,
-        tags: &[Tag],
-    ) -> Result<String, AwsError> {
+    pub async fn register_task_definition(&self, td: &TaskDefinition, tags: &[Tag]) -> Result<String, AwsError> {
         let family = td.family().unwrap_or_default().to_string();
         let out = self
             .client
@@ -140,16 +107,13 @@ impl EcsClient {
                     e,
                 )
             })?;
-        out.task_definition()
-            .and_then(|t| t.task_definition_arn())
-            .map(str::to_string)
-            .ok_or_else(|| AwsError {
-                action: "ECS RegisterTaskDefinition",
-                target: family,
-                detail: "the answer has no task definition ARN".into(),
-                hint: "ECS's answer",
-                transient: false,
-            })
+        out.task_definition().and_then(|t| t.task_definition_arn()).map(str::to_string).ok_or_else(|| AwsError {
+            action: "ECS RegisterTaskDefinition",
+            target: family,
+            detail: "the answer has no task definition ARN".into(),
+            hint: "ECS's answer",
+            transient: false,
+        })
     }
 
     /// Points the service at `task_definition` (forcing new tasks when asked); returns ECS's deployment id.
@@ -179,11 +143,7 @@ impl EcsClient {
                 )
             })?;
         out.service()
-            .and_then(|s| {
-                s.deployments()
-                    .iter()
-                    .find(|d| d.status() == Some("PRIMARY"))
-            })
+            .and_then(|s| s.deployments().iter().find(|d| d.status() == Some("PRIMARY")))
             .and_then(|d| d.id())
             .map(str::to_string)
             .ok_or_else(|| AwsError {

@@ -2,7 +2,9 @@
 
 pub mod ecr;
 pub mod ecs;
+pub mod elbv2;
 pub mod s3;
+pub mod sns;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -43,19 +45,12 @@ where
         SdkError::ServiceError(ctx) => {
             let e = ctx.err();
             let code = e.code().unwrap_or("Unknown");
-            let transient =
-                TRANSIENT_CODES.contains(&code) || status.is_some_and(|s| s >= 500 || s == 429);
-            (
-                format!("{code}: {}", e.message().unwrap_or("no message")),
-                transient,
-            )
+            let transient = TRANSIENT_CODES.contains(&code) || status.is_some_and(|s| s >= 500 || s == 429);
+            (format!("{code}: {}", e.message().unwrap_or("no message")), transient)
         }
         SdkError::TimeoutError(_) => ("timed out".to_string(), true),
         SdkError::DispatchFailure(d) => (format!("could not reach the endpoint ({d:?})"), true),
-        SdkError::ResponseError(_) => (
-            format!("unreadable response (HTTP {})", status.unwrap_or(0)),
-            true,
-        ),
+        SdkError::ResponseError(_) => (format!("unreadable response (HTTP {})", status.unwrap_or(0)), true),
         SdkError::ConstructionFailure(_) => ("request could not be built".to_string(), false),
         _ => (format!("{err}"), status.is_some_and(|s| s >= 500)),
     };
@@ -63,11 +58,5 @@ where
         Some(s) if !detail.contains("HTTP") => format!("{detail} (HTTP {s})"),
         _ => detail,
     };
-    AwsError {
-        action,
-        target: target.into(),
-        detail,
-        hint,
-        transient,
-    }
+    AwsError { action, target: target.into(), detail, hint, transient }
 }

@@ -15,10 +15,7 @@ pub struct Store {
 impl Store {
     /// Wraps an SDK client bound to one bucket.
     pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
-        Self {
-            client,
-            bucket: bucket.into(),
-        }
+        Self { client, bucket: bucket.into() }
     }
 
     /// The bucket name.
@@ -36,14 +33,7 @@ impl Store {
             .body(ByteStream::from(bytes))
             .send()
             .await
-            .map_err(|e| {
-                aws_error(
-                    "S3 PutObject",
-                    self.url(key),
-                    "the bucket exists and s3:PutObject on it",
-                    e,
-                )
-            })?;
+            .map_err(|e| aws_error("S3 PutObject", self.url(key), "the bucket exists and s3:PutObject on it", e))?;
         Ok(())
     }
 
@@ -58,23 +48,12 @@ impl Store {
 }
 
 /// Reads `s3://bucket/key`; `None` when the key does not exist.
-pub async fn get_object(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<Vec<u8>>, AwsError> {
+pub async fn get_object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsError> {
     let url = format!("s3://{bucket}/{key}");
     let out = match client.get_object().bucket(bucket).key(key).send().await {
         Ok(out) => out,
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-        Err(e) => {
-            return Err(aws_error(
-                "S3 GetObject",
-                url,
-                "the bucket name and s3:GetObject on it",
-                e,
-            ))
-        }
+        Err(e) => return Err(aws_error("S3 GetObject", url, "the bucket name and s3:GetObject on it", e)),
     };
     let bytes = out.body.collect().await.map_err(|e| AwsError {
         action: "S3 GetObject",

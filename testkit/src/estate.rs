@@ -3,11 +3,10 @@
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_ecs::config::{Credentials, Region};
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, CpuArchitecture,
-    EphemeralStorage, FirelensConfiguration, FirelensConfigurationType, HostVolumeProperties,
-    KeyValuePair, LogConfiguration, LogDriver, NetworkConfiguration, NetworkMode, OsFamily,
-    PortMapping, ProxyConfiguration, ProxyConfigurationType, RuntimePlatform, Secret, Tag,
-    TaskDefinitionPlacementConstraint, TaskDefinitionPlacementConstraintType, Volume,
+    AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, CpuArchitecture, EphemeralStorage,
+    FirelensConfiguration, FirelensConfigurationType, HostVolumeProperties, KeyValuePair, LogConfiguration, LogDriver,
+    NetworkConfiguration, NetworkMode, OsFamily, PortMapping, ProxyConfiguration, ProxyConfigurationType,
+    RuntimePlatform, Secret, Tag, TaskDefinitionPlacementConstraint, TaskDefinitionPlacementConstraintType, Volume,
 };
 use serde_json::{json, Value};
 
@@ -48,14 +47,10 @@ impl Aws {
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(endpoint)
             .region(Region::new(REGION))
-            .credentials_provider(Credentials::new(
-                "testing", "testing", None, None, "testkit",
-            ))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "testkit"))
             .load()
             .await;
-        let s3_conf = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build();
+        let s3_conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build();
         Self {
             endpoint: endpoint.to_string(),
             ecs: aws_sdk_ecs::Client::new(&sdk),
@@ -82,8 +77,7 @@ impl Aws {
     /// Creates a versioned bucket.
     pub async fn create_bucket(&self, name: &str) {
         use aws_sdk_s3::types::{
-            BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
-            VersioningConfiguration,
+            BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, VersioningConfiguration,
         };
         self.s3
             .create_bucket()
@@ -100,9 +94,7 @@ impl Aws {
             .put_bucket_versioning()
             .bucket(name)
             .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
+                VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
             )
             .send()
             .await
@@ -111,12 +103,7 @@ impl Aws {
 
     /// Creates an ECR repository.
     pub async fn create_repository(&self, name: &str) {
-        self.ecr
-            .create_repository()
-            .repository_name(name)
-            .send()
-            .await
-            .expect("create repository");
+        self.ecr.create_repository().repository_name(name).send().await.expect("create repository");
     }
 
     /// "Pushes" an image: a manifest whose layer is derived from `seed`, so each seed has its own digest.
@@ -137,11 +124,7 @@ impl Aws {
             .send()
             .await
             .expect("put image");
-        let digest = out
-            .image()
-            .and_then(|i| i.image_id())
-            .and_then(|i| i.image_digest())
-            .expect("pushed digest");
+        let digest = out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).expect("pushed digest");
         Digest::parse(digest).expect("moto answers sha256 digests")
     }
 
@@ -153,7 +136,9 @@ impl Aws {
     }
 
     async fn ec2_query(&self, action: &str, tag: &str) -> String {
-        let auth = format!("AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0");
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0"
+        );
         let body = reqwest::Client::new()
             .post(format!("{}/", self.endpoint))
             .header("Authorization", auth)
@@ -166,20 +151,13 @@ impl Aws {
             .await
             .expect("EC2 answer");
         let open = format!("<{tag}>");
-        let start = body
-            .find(&open)
-            .unwrap_or_else(|| panic!("no {tag} in {action}"))
-            + open.len();
+        let start = body.find(&open).unwrap_or_else(|| panic!("no {tag} in {action}")) + open.len();
         let end = body[start..].find('<').expect("closing tag") + start;
         body[start..end].to_string()
     }
 
     /// Registers a Fargate task definition with every field a faithful copy must keep.
-    pub async fn register_rich_task_definition(
-        &self,
-        family: &str,
-        app: &[(&str, String)],
-    ) -> String {
+    pub async fn register_rich_task_definition(&self, family: &str, app: &[(&str, String)]) -> String {
         let mut containers: Vec<ContainerDefinition> = app
             .iter()
             .map(|(name, image)| {
@@ -188,12 +166,7 @@ impl Aws {
                     .image(image)
                     .essential(true)
                     .port_mappings(PortMapping::builder().container_port(8080).build())
-                    .environment(
-                        KeyValuePair::builder()
-                            .name("TODO_ENV")
-                            .value("prod")
-                            .build(),
-                    )
+                    .environment(KeyValuePair::builder().name("TODO_ENV").value("prod").build())
                     .secrets(
                         Secret::builder()
                             .name("DB_PASSWORD")
@@ -202,10 +175,7 @@ impl Aws {
                             .expect("secret"),
                     )
                     .log_configuration(
-                        LogConfiguration::builder()
-                            .log_driver(LogDriver::Awsfirelens)
-                            .build()
-                            .expect("log config"),
+                        LogConfiguration::builder().log_driver(LogDriver::Awsfirelens).build().expect("log config"),
                     )
                     .build()
             })
@@ -240,12 +210,7 @@ impl Aws {
                     .build(),
             )
             .ephemeral_storage(EphemeralStorage::builder().size_in_gib(30).build())
-            .volumes(
-                Volume::builder()
-                    .name("scratch")
-                    .host(HostVolumeProperties::builder().build())
-                    .build(),
-            )
+            .volumes(Volume::builder().name("scratch").host(HostVolumeProperties::builder().build()).build())
             .placement_constraints(
                 TaskDefinitionPlacementConstraint::builder()
                     .r#type(TaskDefinitionPlacementConstraintType::MemberOf)
@@ -258,10 +223,7 @@ impl Aws {
             .send()
             .await
             .expect("register task definition");
-        out.task_definition()
-            .and_then(|t| t.task_definition_arn())
-            .expect("arn")
-            .to_string()
+        out.task_definition().and_then(|t| t.task_definition_arn()).expect("arn").to_string()
     }
 
     /// Creates a Fargate service in `cluster` running `task_definition`.
@@ -293,88 +255,42 @@ impl Aws {
 
     /// The task definition ARN a service runs now.
     pub async fn service_task_definition(&self, cluster: &str, service: &str) -> String {
-        let out = self
-            .ecs
-            .describe_services()
-            .cluster(cluster)
-            .services(service)
-            .send()
-            .await
-            .expect("describe services");
-        out.services()[0]
-            .task_definition()
-            .expect("task definition")
-            .to_string()
+        let out =
+            self.ecs.describe_services().cluster(cluster).services(service).send().await.expect("describe services");
+        out.services()[0].task_definition().expect("task definition").to_string()
     }
 
     /// Container name → image of a task definition.
     pub async fn images_of(&self, task_definition: &str) -> Vec<(String, String)> {
-        let out = self
-            .ecs
-            .describe_task_definition()
-            .task_definition(task_definition)
-            .send()
-            .await
-            .expect("describe td");
+        let out =
+            self.ecs.describe_task_definition().task_definition(task_definition).send().await.expect("describe td");
         out.task_definition()
             .expect("td")
             .container_definitions()
             .iter()
-            .map(|c| {
-                (
-                    c.name().unwrap_or_default().to_string(),
-                    c.image().unwrap_or_default().to_string(),
-                )
-            })
+            .map(|c| (c.name().unwrap_or_default().to_string(), c.image().unwrap_or_default().to_string()))
             .collect()
     }
 
     /// Every task definition ARN of a family.
     pub async fn revisions(&self, family: &str) -> Vec<String> {
-        let out = self
-            .ecs
-            .list_task_definitions()
-            .family_prefix(family)
-            .send()
-            .await
-            .expect("list tds");
+        let out = self.ecs.list_task_definitions().family_prefix(family).send().await.expect("list tds");
         out.task_definition_arns().to_vec()
     }
 
     /// Every key in a bucket.
     pub async fn keys(&self, bucket: &str) -> Vec<String> {
-        let out = self
-            .s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .send()
-            .await
-            .expect("list objects");
-        let mut keys: Vec<String> = out
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_string))
-            .collect();
+        let out = self.s3.list_objects_v2().bucket(bucket).send().await.expect("list objects");
+        let mut keys: Vec<String> = out.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect();
         keys.sort();
         keys
     }
 
     /// An object's bytes.
     pub async fn object(&self, bucket: &str, key: &str) -> Vec<u8> {
-        let out = self
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("get {key}: {e:?}"));
-        out.body
-            .collect()
-            .await
-            .expect("body")
-            .into_bytes()
-            .to_vec()
+        let out =
+            self.s3.get_object().bucket(bucket).key(key).send().await.unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+        out.body.collect().await.expect("body").into_bytes().to_vec()
     }
 }
 
@@ -382,12 +298,7 @@ fn appmesh_proxy(container: &str) -> ProxyConfiguration {
     ProxyConfiguration::builder()
         .r#type(ProxyConfigurationType::Appmesh)
         .container_name(container)
-        .properties(
-            KeyValuePair::builder()
-                .name("IgnoredUID")
-                .value("1337")
-                .build(),
-        )
+        .properties(KeyValuePair::builder().name("IgnoredUID").value("1337").build())
         .build()
         .expect("proxy configuration")
 }
@@ -412,36 +323,20 @@ pub struct TodoApp {
 impl TodoApp {
     /// Creates cluster, repositories (with a first image each), bucket and both services.
     pub async fn create(aws: Aws) -> Self {
-        aws.ecs
-            .create_cluster()
-            .cluster_name(CLUSTER)
-            .send()
-            .await
-            .expect("create cluster");
+        aws.ecs.create_cluster().cluster_name(CLUSTER).send().await.expect("create cluster");
         aws.create_bucket(BUCKET).await;
         let reg = registry();
         let mut digests = Vec::new();
         for (service, container) in [("todo-frontend", "frontend"), ("todo-backend", "backend")] {
             aws.create_repository(service).await;
-            digests.push(
-                aws.push_image(service, "latest", &format!("{service}-v0"))
-                    .await,
-            );
-            let td = aws
-                .register_rich_task_definition(
-                    service,
-                    &[(container, format!("{reg}/{service}:latest"))],
-                )
-                .await;
+            digests.push(aws.push_image(service, "latest", &format!("{service}-v0")).await);
+            let td =
+                aws.register_rich_task_definition(service, &[(container, format!("{reg}/{service}:latest"))]).await;
             aws.create_service(CLUSTER, service, &td).await;
         }
         let backend_v0 = digests.pop().expect("two digests");
         let frontend_v0 = digests.pop().expect("two digests");
-        Self {
-            aws,
-            frontend_v0,
-            backend_v0,
-        }
+        Self { aws, frontend_v0, backend_v0 }
     }
 }
 

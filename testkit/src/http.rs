@@ -26,10 +26,7 @@ pub struct Request {
 impl Request {
     /// A header's value by lowercase name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -47,11 +44,7 @@ pub struct Response {
 impl Response {
     /// A response with a body and no extra headers.
     pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body: body.into(),
-        }
+        Self { status, headers: Vec::new(), body: body.into() }
     }
 
     /// Adds a header.
@@ -67,9 +60,7 @@ where
     F: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let addr = listener.local_addr().expect("local addr").to_string();
     let handler = Arc::new(handler);
     let task = tokio::spawn(async move {
@@ -114,29 +105,14 @@ where
                 headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
             }
         }
-        let len = headers
-            .iter()
-            .find(|(k, _)| k == "content-length")
-            .and_then(|(_, v)| v.parse::<usize>().ok())
-            .unwrap_or(0);
+        let len =
+            headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse::<usize>().ok()).unwrap_or(0);
         let mut body = vec![0u8; len.min(MAX_BODY)];
         reader.read_exact(&mut body).await?;
-        let close = headers
-            .iter()
-            .any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close"));
-        let resp = handler(Request {
-            method,
-            path,
-            headers,
-            body,
-        })
-        .await;
-        let mut head = format!(
-            "HTTP/1.1 {} {}\r\ncontent-length: {}\r\n",
-            resp.status,
-            reason(resp.status),
-            resp.body.len()
-        );
+        let close = headers.iter().any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close"));
+        let resp = handler(Request { method, path, headers, body }).await;
+        let mut head =
+            format!("HTTP/1.1 {} {}\r\ncontent-length: {}\r\n", resp.status, reason(resp.status), resp.body.len());
         for (k, v) in &resp.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }

@@ -16,10 +16,7 @@ pub struct Moto {
 
 /// The workspace root (this crate lives one level below it).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("testkit sits in the workspace")
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("testkit sits in the workspace").to_path_buf()
 }
 
 /// Finds `moto_server`: `$MOTO_SERVER`, the repo's `.venv`, then `PATH`.
@@ -56,14 +53,8 @@ impl Moto {
                 .stdout(log_file.try_clone().expect("log handle"))
                 .stderr(log_file)
                 .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot start moto_server ({e}); run scripts/setup or set MOTO_SERVER")
-                });
-            let mut moto = Moto {
-                child,
-                endpoint: format!("http://127.0.0.1:{port}"),
-                log,
-            };
+                .unwrap_or_else(|e| panic!("cannot start moto_server ({e}); run scripts/setup or set MOTO_SERVER"));
+            let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}"), log };
             if moto.wait_ready(Duration::from_secs(30)) {
                 return moto;
             }
@@ -83,9 +74,7 @@ impl Moto {
             if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
                 use std::io::{Read, Write};
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                if s.write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: x\r\n\r\n")
-                    .is_ok()
-                {
+                if s.write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: x\r\n\r\n").is_ok() {
                     let mut buf = [0u8; 12];
                     if s.read(&mut buf).is_ok_and(|n| n > 0) {
                         return true;

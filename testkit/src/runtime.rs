@@ -52,27 +52,15 @@ impl RuntimeHost {
             async move { route(req, rx, s).await }
         })
         .await;
-        Self {
-            addr,
-            events: tx,
-            shared,
-            task,
-            counter: AtomicU64::new(0),
-        }
+        Self { addr, events: tx, shared, task, counter: AtomicU64::new(0) }
     }
 
     /// Delivers `payload` and waits for the function's answer (`Err` holds the error document).
     pub async fn invoke(&self, payload: &Value, timeout: Duration) -> Reply {
         let id = format!("req-{}", self.counter.fetch_add(1, Ordering::SeqCst) + 1);
         let (tx, rx) = oneshot::channel();
-        self.shared
-            .waiting
-            .lock()
-            .expect("lock")
-            .insert(id.clone(), tx);
-        self.events
-            .send((id, serde_json::to_vec(payload).expect("json")))
-            .expect("host running");
+        self.shared.waiting.lock().expect("lock").insert(id.clone(), tx);
+        self.events.send((id, serde_json::to_vec(payload).expect("json"))).expect("host running");
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(Value::String("runtime host dropped the invocation".into())),
@@ -105,11 +93,7 @@ async fn route(req: Request, rx: Inbox, s: Arc<Shared>) -> Response {
         let Some((id, body)) = next else {
             return Response::new(500, "host stopped");
         };
-        let deadline = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock")
-            .as_millis()
-            + 60_000;
+        let deadline = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() + 60_000;
         return Response::new(200, body)
             .with_header("content-type", "application/json")
             .with_header("lambda-runtime-aws-request-id", &id)
@@ -118,10 +102,7 @@ async fn route(req: Request, rx: Inbox, s: Arc<Shared>) -> Response {
                 "lambda-runtime-invoked-function-arn",
                 "arn:aws:lambda:ap-southeast-2:123456789012:function:pushdeploy",
             )
-            .with_header(
-                "lambda-runtime-trace-id",
-                "Root=1-00000000-000000000000000000000000",
-            );
+            .with_header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000");
     }
     if req.method == "POST" && path == "/init/error" {
         *s.init_error.lock().expect("lock") = Some(String::from_utf8_lossy(&req.body).into_owned());
@@ -131,11 +112,7 @@ async fn route(req: Request, rx: Inbox, s: Arc<Shared>) -> Response {
         if let Some((id, kind)) = rest.split_once('/') {
             let parsed: Value = serde_json::from_slice(&req.body)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&req.body).into_owned()));
-            let reply = if kind == "response" {
-                Ok(parsed)
-            } else {
-                Err(parsed)
-            };
+            let reply = if kind == "response" { Ok(parsed) } else { Err(parsed) };
             if let Some(tx) = s.waiting.lock().expect("lock").remove(id) {
                 let _ = tx.send(reply);
             }
@@ -164,13 +141,7 @@ impl FunctionProcess {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", &host.addr)
-            .env(
-                "AWS_LAMBDA_FUNCTION_NAME",
-                binary
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("function"),
-            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", binary.file_name().and_then(|n| n.to_str()).unwrap_or("function"))
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/local")
@@ -184,10 +155,7 @@ impl FunctionProcess {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let logs = Arc::new(Mutex::new(Vec::new()));
         for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
             child.stderr.take().map(|s| Box::new(s) as _),
         ]
         .into_iter()
@@ -201,23 +169,11 @@ impl FunctionProcess {
                 }
             });
         }
-        let mut p = Self {
-            host,
-            child,
-            logs,
-            spawned,
-        };
+        let mut p = Self { host, child, logs, spawned };
         let start = Instant::now();
-        while p.host.polls().is_empty()
-            && p.host.init_error().is_none()
-            && start.elapsed() < Duration::from_secs(30)
-        {
+        while p.host.polls().is_empty() && p.host.init_error().is_none() && start.elapsed() < Duration::from_secs(30) {
             if let Ok(Some(status)) = p.child.try_wait() {
-                panic!(
-                    "{} exited during init ({status}): {}",
-                    binary.display(),
-                    p.logs().join("\n")
-                );
+                panic!("{} exited during init ({status}): {}", binary.display(), p.logs().join("\n"));
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -249,9 +205,7 @@ impl FunctionProcess {
 pub fn function_binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
     let root = crate::moto::workspace_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
     let mut built = built.lock().expect("lock");
     if !built.iter().any(|n| n == name) {

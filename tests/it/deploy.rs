@@ -13,9 +13,7 @@ async fn push_rolls_the_service_onto_the_pinned_digest_and_keeps_every_field() {
     let w = World::new(TODO_CONFIG).await;
     let aws = w.aws();
     let before = aws.service_task_definition(CLUSTER, "todo-frontend").await;
-    let (event, digest) = w
-        .push("evt-1", "todo-frontend", "latest", "frontend-v1")
-        .await;
+    let (event, digest) = w.push("evt-1", "todo-frontend", "latest", "frontend-v1").await;
 
     let answer = w.handle(event).await;
 
@@ -31,10 +29,7 @@ async fn push_rolls_the_service_onto_the_pinned_digest_and_keeps_every_field() {
         aws.images_of(&after).await,
         vec![
             ("frontend".to_string(), pinned.clone()),
-            (
-                "log_router".to_string(),
-                "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable".to_string()
-            ),
+            ("log_router".to_string(), "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable".to_string()),
         ]
     );
 
@@ -55,10 +50,7 @@ async fn push_rolls_the_service_onto_the_pinned_digest_and_keeps_every_field() {
         .send()
         .await
         .unwrap();
-    let (o, n) = (
-        old.task_definition().unwrap(),
-        new.task_definition().unwrap(),
-    );
+    let (o, n) = (old.task_definition().unwrap(), new.task_definition().unwrap());
     assert_eq!(n.task_role_arn(), o.task_role_arn());
     assert!(n.task_role_arn().is_some());
     assert_eq!(n.execution_role_arn(), o.execution_role_arn());
@@ -70,10 +62,7 @@ async fn push_rolls_the_service_onto_the_pinned_digest_and_keeps_every_field() {
     assert!(!n.placement_constraints().is_empty());
     assert_eq!(n.proxy_configuration(), o.proxy_configuration());
     assert!(n.proxy_configuration().is_some());
-    assert_eq!(
-        (n.cpu(), n.memory(), n.network_mode()),
-        (o.cpu(), o.memory(), o.network_mode())
-    );
+    assert_eq!((n.cpu(), n.memory(), n.network_mode()), (o.cpu(), o.memory(), o.network_mode()));
     assert_eq!(n.requires_compatibilities(), o.requires_compatibilities());
     assert_eq!(new.tags(), old.tags());
     assert_eq!(new.tags()[0].key(), Some("app"));
@@ -82,10 +71,7 @@ async fn push_rolls_the_service_onto_the_pinned_digest_and_keeps_every_field() {
     assert_eq!(nc[0].secrets()[0].name(), "DB_PASSWORD");
     assert_eq!(nc[0].environment(), oc[0].environment());
     assert_eq!(nc[0].log_configuration(), oc[0].log_configuration());
-    assert_eq!(
-        nc[1].firelens_configuration(),
-        oc[1].firelens_configuration()
-    );
+    assert_eq!(nc[1].firelens_configuration(), oc[1].firelens_configuration());
     assert!(nc[1].firelens_configuration().is_some());
 
     // Artifacts, byte for byte.
@@ -109,44 +95,21 @@ async fn push_rolls_the_service_onto_the_pinned_digest_and_keeps_every_field() {
     assert_eq!(record["previous_task_definition"], before.as_str());
     assert_eq!(record["task_definition"], after.as_str());
     assert_eq!(record["ecs_deployment_id"], ecs_id);
-    assert_eq!(
-        record["trigger"],
-        json!({"kind": "push", "event_id": "evt-1"})
-    );
+    assert_eq!(record["trigger"], json!({"kind": "push", "event_id": "evt-1"}));
     assert_eq!(record["containers"], json!(["frontend"]));
-    let events: Vec<&str> = record["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event"].as_str().unwrap())
-        .collect();
+    let events: Vec<&str> =
+        record["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(events, vec!["pushed", "started"]);
-    let service = aws
-        .ecs
-        .describe_services()
-        .cluster(CLUSTER)
-        .services("todo-frontend")
-        .send()
-        .await
-        .unwrap();
-    let primary = service.services()[0]
-        .deployments()
-        .iter()
-        .find(|d| d.status() == Some("PRIMARY"))
-        .unwrap();
+    let service = aws.ecs.describe_services().cluster(CLUSTER).services("todo-frontend").send().await.unwrap();
+    let primary = service.services()[0].deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap();
     assert_eq!(primary.id(), Some(ecs_id));
-    assert_eq!(
-        aws.keys(BUCKET).await,
-        vec![key, FRONTEND_DETAIL.to_string(), FRONTEND_DEFS.to_string()]
-    );
+    assert_eq!(aws.keys(BUCKET).await, vec![key, FRONTEND_DETAIL.to_string(), FRONTEND_DEFS.to_string()]);
 }
 
 #[tokio::test]
 async fn a_duplicate_delivery_is_unchanged_and_changes_nothing() {
     let w = World::new(TODO_CONFIG).await;
-    let (event, _) = w
-        .push("evt-dup", "todo-frontend", "latest", "frontend-v1")
-        .await;
+    let (event, _) = w.push("evt-dup", "todo-frontend", "latest", "frontend-v1").await;
     assert_eq!(w.handle(event.clone()).await["outcome"], "started");
     let before = w.snapshot().await;
     let again = w.handle(event).await;
@@ -158,19 +121,12 @@ async fn a_duplicate_delivery_is_unchanged_and_changes_nothing() {
 #[tokio::test]
 async fn an_older_push_of_the_same_tag_is_superseded() {
     let w = World::new(TODO_CONFIG).await;
-    let (older, _) = w
-        .push("evt-old", "todo-frontend", "latest", "frontend-v1")
-        .await;
-    let (newer, newest) = w
-        .push("evt-new", "todo-frontend", "latest", "frontend-v2")
-        .await;
+    let (older, _) = w.push("evt-old", "todo-frontend", "latest", "frontend-v1").await;
+    let (newer, newest) = w.push("evt-new", "todo-frontend", "latest", "frontend-v2").await;
     let before = w.snapshot().await;
     let answer = w.handle(older).await;
     assert_eq!(answer["outcome"], "superseded", "{answer}");
-    assert!(
-        answer["reason"].as_str().unwrap().contains(newest.short()),
-        "{answer}"
-    );
+    assert!(answer["reason"].as_str().unwrap().contains(newest.short()), "{answer}");
     assert_eq!(w.snapshot().await, before);
     // The newer one still deploys, whatever the arrival order was.
     assert_eq!(w.handle(newer).await["outcome"], "started");
@@ -179,12 +135,8 @@ async fn an_older_push_of_the_same_tag_is_superseded() {
 #[tokio::test]
 async fn events_that_deploy_nothing_are_ignored_and_change_nothing() {
     let w = World::new(TODO_CONFIG).await;
-    let (event, _) = w
-        .push("evt-x", "todo-frontend", "latest", "frontend-v1")
-        .await;
-    let (unwatched_tag, _) = w
-        .push("evt-y", "todo-frontend", "feature-x", "frontend-f")
-        .await;
+    let (event, _) = w.push("evt-x", "todo-frontend", "latest", "frontend-v1").await;
+    let (unwatched_tag, _) = w.push("evt-y", "todo-frontend", "feature-x", "frontend-f").await;
     w.aws().create_repository("todo-admin").await;
     let (unwatched_repo, _) = w.push("evt-z", "todo-admin", "latest", "admin-v1").await;
     let before = w.snapshot().await;
@@ -199,18 +151,12 @@ async fn events_that_deploy_nothing_are_ignored_and_change_nothing() {
     failed["detail"]["result"] = json!("FAILURE");
     cases.push(("failed push", failed, "FAILURE"));
     let mut untagged = event.clone();
-    untagged["detail"]
-        .as_object_mut()
-        .unwrap()
-        .remove("image-tag");
+    untagged["detail"].as_object_mut().unwrap().remove("image-tag");
     cases.push(("untagged", untagged, "untagged"));
     for (name, e, why) in cases {
         let answer = w.handle(e).await;
         assert_eq!(answer["outcome"], "ignored", "{name}: {answer}");
-        assert!(
-            answer["reason"].as_str().unwrap().contains(why),
-            "{name}: {answer}"
-        );
+        assert!(answer["reason"].as_str().unwrap().contains(why), "{name}: {answer}");
     }
     assert_eq!(w.snapshot().await, before);
 }
@@ -218,9 +164,7 @@ async fn events_that_deploy_nothing_are_ignored_and_change_nothing() {
 #[tokio::test]
 async fn bad_input_is_rejected_with_a_reason_and_changes_nothing() {
     let w = World::new(TODO_CONFIG).await;
-    let (event, _) = w
-        .push("evt-b", "todo-frontend", "latest", "frontend-v1")
-        .await;
+    let (event, _) = w.push("evt-b", "todo-frontend", "latest", "frontend-v1").await;
     let before = w.snapshot().await;
     let mut no_detail = event.clone();
     no_detail.as_object_mut().unwrap().remove("detail");
@@ -230,22 +174,10 @@ async fn bad_input_is_rejected_with_a_reason_and_changes_nothing() {
     other_region["region"] = json!("us-east-1");
     let cases = vec![
         (json!("just a string"), "JSON object"),
-        (
-            json!({"action": "destroy", "service": "frontend"}),
-            "unknown action",
-        ),
-        (
-            json!({"action": "deploy", "service": "payments", "tag": "v1"}),
-            "unknown service",
-        ),
-        (
-            json!({"action": "deploy", "service": ["frontend"], "tag": "v1"}),
-            "malformed",
-        ),
-        (
-            json!({"action": "deploy", "service": "backend", "tag": "v9.9.9"}),
-            "does not exist in ECR",
-        ),
+        (json!({"action": "destroy", "service": "frontend"}), "unknown action"),
+        (json!({"action": "deploy", "service": "payments", "tag": "v1"}), "unknown service"),
+        (json!({"action": "deploy", "service": ["frontend"], "tag": "v1"}), "malformed"),
+        (json!({"action": "deploy", "service": "backend", "tag": "v9.9.9"}), "does not exist in ECR"),
         (no_detail, "no detail"),
         (wrong_type, "malformed"),
         (other_region, "region"),
@@ -253,10 +185,7 @@ async fn bad_input_is_rejected_with_a_reason_and_changes_nothing() {
     for (e, why) in cases {
         let answer = w.handle(e.clone()).await;
         assert_eq!(answer["outcome"], "rejected", "{e}: {answer}");
-        assert!(
-            answer["reason"].as_str().unwrap().contains(why),
-            "{e}: {answer}"
-        );
+        assert!(answer["reason"].as_str().unwrap().contains(why), "{e}: {answer}");
     }
     assert_eq!(w.snapshot().await, before);
 }
@@ -271,15 +200,10 @@ async fn one_push_rolls_every_matched_service_with_only_its_own_containers() {
     let reg = registry();
     let unpinned = format!("{reg}/todo-backend:latest");
     let td = aws
-        .register_rich_task_definition(
-            "todo-worker",
-            &[("worker", unpinned.clone()), ("metrics", unpinned.clone())],
-        )
+        .register_rich_task_definition("todo-worker", &[("worker", unpinned.clone()), ("metrics", unpinned.clone())])
         .await;
     aws.create_service(CLUSTER, "todo-worker", &td).await;
-    let (event, digest) = w
-        .push("evt-both", "todo-backend", "latest", "backend-v1")
-        .await;
+    let (event, digest) = w.push("evt-both", "todo-backend", "latest", "backend-v1").await;
 
     let answer = w.handle(event).await;
 
@@ -288,58 +212,28 @@ async fn one_push_rolls_every_matched_service_with_only_its_own_containers() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| {
-            (
-                d["service"].as_str().unwrap(),
-                d["outcome"].as_str().unwrap(),
-            )
-        })
+        .map(|d| (d["service"].as_str().unwrap(), d["outcome"].as_str().unwrap()))
         .collect();
-    assert_eq!(
-        outcomes,
-        vec![("backend", "started"), ("worker", "started")]
-    );
+    assert_eq!(outcomes, vec![("backend", "started"), ("worker", "started")]);
     let pinned = format!("{reg}/todo-backend@{digest}");
     let backend = aws.service_task_definition(CLUSTER, "todo-backend").await;
-    assert_eq!(
-        aws.images_of(&backend).await[0],
-        ("backend".to_string(), pinned.clone())
-    );
+    assert_eq!(aws.images_of(&backend).await[0], ("backend".to_string(), pinned.clone()));
     let worker = aws.service_task_definition(CLUSTER, "todo-worker").await;
     let images = aws.images_of(&worker).await;
     assert_eq!(images[0], ("worker".to_string(), pinned.clone()));
-    assert_eq!(
-        images[1],
-        ("metrics".to_string(), unpinned),
-        "a container not named in `containers` keeps its image"
-    );
-    let defs = aws
-        .object(
-            BUCKET,
-            "imagedefinitions/todo-cluster/todo-worker/imagedefinitions.json",
-        )
-        .await;
-    assert_eq!(
-        String::from_utf8(defs).unwrap(),
-        format!(r#"[{{"name":"worker","imageUri":"{pinned}"}}]"#)
-    );
+    assert_eq!(images[1], ("metrics".to_string(), unpinned), "a container not named in `containers` keeps its image");
+    let defs = aws.object(BUCKET, "imagedefinitions/todo-cluster/todo-worker/imagedefinitions.json").await;
+    assert_eq!(String::from_utf8(defs).unwrap(), format!(r#"[{{"name":"worker","imageUri":"{pinned}"}}]"#));
     // The frontend was not touched.
-    assert!(aws
-        .service_task_definition(CLUSTER, "todo-frontend")
-        .await
-        .ends_with(":1"));
+    assert!(aws.service_task_definition(CLUSTER, "todo-frontend").await.ends_with(":1"));
 }
 
 #[tokio::test]
 async fn plan_answers_the_diff_and_changes_nothing() {
     let w = World::new(TODO_CONFIG).await;
-    let (_, digest) = w
-        .push("evt-p", "todo-frontend", "latest", "frontend-v1")
-        .await;
+    let (_, digest) = w.push("evt-p", "todo-frontend", "latest", "frontend-v1").await;
     let before = w.snapshot().await;
-    let answer = w
-        .handle(json!({"action": "plan", "service": "frontend"}))
-        .await;
+    let answer = w.handle(json!({"action": "plan", "service": "frontend"})).await;
     assert_eq!(answer["outcome"], "planned", "{answer}");
     let d = &answer["deployments"][0];
     assert_eq!(d["action"], "register-task-definition");
@@ -354,24 +248,14 @@ async fn plan_answers_the_diff_and_changes_nothing() {
 async fn manual_deploy_and_redeploy() {
     let w = World::new(TODO_CONFIG).await;
     let aws = w.aws();
-    let digest = aws
-        .push_image("todo-backend", "v1.4.2", "backend-v142")
-        .await;
-    let answer = w
-        .handle(json!({"action": "deploy", "service": "backend", "tag": "v1.4.2"}))
-        .await;
+    let digest = aws.push_image("todo-backend", "v1.4.2", "backend-v142").await;
+    let answer = w.handle(json!({"action": "deploy", "service": "backend", "tag": "v1.4.2"})).await;
     assert_eq!(answer["outcome"], "started", "{answer}");
     let td = aws.service_task_definition(CLUSTER, "todo-backend").await;
-    assert_eq!(
-        aws.images_of(&td).await[0].1,
-        format!("{}/todo-backend@{digest}", registry())
-    );
+    assert_eq!(aws.images_of(&td).await[0].1, format!("{}/todo-backend@{digest}", registry()));
     let record_key = format!(
         "deployments/todo-cluster/todo-backend/{}.json",
-        answer["deployments"][0]["ecs_deployment_id"]
-            .as_str()
-            .unwrap()
-            .replace('/', "-")
+        answer["deployments"][0]["ecs_deployment_id"].as_str().unwrap().replace('/', "-")
     );
     let record: Value = serde_json::from_slice(&aws.object(BUCKET, &record_key).await).unwrap();
     assert_eq!(record["trigger"]["kind"], "manual");
@@ -380,54 +264,32 @@ async fn manual_deploy_and_redeploy() {
 
     // The same tag again is unchanged; redeploy forces new tasks on the same revision.
     assert_eq!(
-        w.handle(json!({"action": "deploy", "service": "backend", "tag": "v1.4.2"}))
-            .await["outcome"],
+        w.handle(json!({"action": "deploy", "service": "backend", "tag": "v1.4.2"})).await["outcome"],
         "unchanged"
     );
     let frontend_before = aws.service_task_definition(CLUSTER, "todo-frontend").await;
-    let first = w
-        .handle(json!({"action": "redeploy", "service": "frontend"}))
-        .await;
+    let first = w.handle(json!({"action": "redeploy", "service": "frontend"})).await;
     assert_eq!(first["outcome"], "started");
     let pinned_td = aws.service_task_definition(CLUSTER, "todo-frontend").await;
-    assert_ne!(
-        pinned_td, frontend_before,
-        "the first redeploy pins the tag's digest"
-    );
-    let again = w
-        .handle(json!({"action": "redeploy", "service": "frontend"}))
-        .await;
+    assert_ne!(pinned_td, frontend_before, "the first redeploy pins the tag's digest");
+    let again = w.handle(json!({"action": "redeploy", "service": "frontend"})).await;
     assert_eq!(again["outcome"], "started", "{again}");
     assert_eq!(again["deployments"][0]["action"], "force-new-deployment");
-    assert_eq!(
-        aws.service_task_definition(CLUSTER, "todo-frontend").await,
-        pinned_td
-    );
-    assert_ne!(
-        again["deployments"][0]["ecs_deployment_id"],
-        first["deployments"][0]["ecs_deployment_id"]
-    );
+    assert_eq!(aws.service_task_definition(CLUSTER, "todo-frontend").await, pinned_td);
+    assert_ne!(again["deployments"][0]["ecs_deployment_id"], first["deployments"][0]["ecs_deployment_id"]);
 }
 
 #[tokio::test]
 async fn force_new_deployment_keeps_the_task_definition() {
-    let config = TODO_CONFIG.replace(
-        "strategy = \"pin-digest\"",
-        "strategy = \"force-new-deployment\"",
-    );
+    let config = TODO_CONFIG.replace("strategy = \"pin-digest\"", "strategy = \"force-new-deployment\"");
     let w = World::new(&config).await;
     let aws = w.aws();
     let before = aws.service_task_definition(CLUSTER, "todo-frontend").await;
-    let (event, digest) = w
-        .push("evt-f", "todo-frontend", "latest", "frontend-v1")
-        .await;
+    let (event, digest) = w.push("evt-f", "todo-frontend", "latest", "frontend-v1").await;
     let answer = w.handle(event.clone()).await;
     assert_eq!(answer["outcome"], "started", "{answer}");
     assert_eq!(answer["deployments"][0]["action"], "force-new-deployment");
-    assert_eq!(
-        aws.service_task_definition(CLUSTER, "todo-frontend").await,
-        before
-    );
+    assert_eq!(aws.service_task_definition(CLUSTER, "todo-frontend").await, before);
     assert_eq!(aws.revisions("todo-frontend").await.len(), 1);
     let defs = String::from_utf8(aws.object(BUCKET, FRONTEND_DEFS).await).unwrap();
     assert!(defs.contains(digest.as_str()), "{defs}");

@@ -15,10 +15,7 @@ async fn start(aws: &Aws, config: &str) -> (FunctionProcess, tempdir::Dir) {
     env.push(("PUSHDEPLOY_CONFIG".into(), path.display().to_string()));
     env.push(("PUSHDEPLOY_BUCKET".into(), BUCKET.into()));
     env.push(("RUST_LOG".into(), "info".into()));
-    (
-        FunctionProcess::start(&function_binary("deploy"), &env).await,
-        dir,
-    )
+    (FunctionProcess::start(&function_binary("deploy"), &env).await, dir)
 }
 
 #[tokio::test]
@@ -26,37 +23,15 @@ async fn the_binary_deploys_a_push_logs_json_decisions_and_survives_bad_input() 
     let moto = Moto::start();
     let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
     let (mut f, _dir) = start(&app.aws, TODO_CONFIG).await;
-    let digest = app
-        .aws
-        .push_image("todo-frontend", "latest", "frontend-v1")
-        .await;
+    let digest = app.aws.push_image("todo-frontend", "latest", "frontend-v1").await;
 
-    let answer = f
-        .invoke(&ecr_push_event(
-            "evt-bin",
-            "todo-frontend",
-            "latest",
-            &digest,
-        ))
-        .await
-        .expect("answered");
+    let answer = f.invoke(&ecr_push_event("evt-bin", "todo-frontend", "latest", &digest)).await.expect("answered");
     assert_eq!(answer["outcome"], "started", "{answer}");
-    let td = app
-        .aws
-        .service_task_definition(CLUSTER, "todo-frontend")
-        .await;
+    let td = app.aws.service_task_definition(CLUSTER, "todo-frontend").await;
     assert!(app.aws.images_of(&td).await[0].1.ends_with(digest.as_str()));
 
-    for bad in [
-        json!(null),
-        json!([1]),
-        json!({"action": "nuke"}),
-        json!({"detail-type": 5}),
-    ] {
-        let answer = f
-            .invoke(&bad)
-            .await
-            .expect("bad input is answered, not thrown");
+    for bad in [json!(null), json!([1]), json!({"action": "nuke"}), json!({"detail-type": 5})] {
+        let answer = f.invoke(&bad).await.expect("bad input is answered, not thrown");
         assert_eq!(answer["outcome"], "rejected", "{bad}: {answer}");
     }
     assert!(f.is_running(), "the process survives every input");
@@ -71,10 +46,7 @@ async fn the_binary_deploys_a_push_logs_json_decisions_and_survives_bad_input() 
     assert_eq!(fields["service"], "frontend");
     assert_eq!(fields["event_id"], "evt-bin");
     assert!(fields["image"].as_str().unwrap().ends_with(digest.as_str()));
-    assert!(fields["deployment_id"]
-        .as_str()
-        .unwrap()
-        .starts_with("ecs-svc-"));
+    assert!(fields["deployment_id"].as_str().unwrap().starts_with("ecs-svc-"));
     f.stop().await;
 }
 
@@ -85,30 +57,13 @@ async fn an_invalid_config_rejects_every_invocation_and_names_the_key() {
     let broken = TODO_CONFIG.replacen("tags = [\"latest\", \"v*\"]", "tags = []", 1);
     let (f, _dir) = start(&app.aws, &broken).await;
     let before = crate::support::Snapshot::take(&app.aws).await;
-    let digest = app
-        .aws
-        .push_image("todo-backend", "latest", "backend-v1")
-        .await;
+    let digest = app.aws.push_image("todo-backend", "latest", "backend-v1").await;
     let after_push = crate::support::Snapshot::take(&app.aws).await;
-    assert_eq!(
-        before, after_push,
-        "pushing to ECR changes nothing a deploy owns"
-    );
-    let answer = f
-        .invoke(&ecr_push_event(
-            "evt-cfg",
-            "todo-backend",
-            "latest",
-            &digest,
-        ))
-        .await
-        .expect("answered");
+    assert_eq!(before, after_push, "pushing to ECR changes nothing a deploy owns");
+    let answer = f.invoke(&ecr_push_event("evt-cfg", "todo-backend", "latest", &digest)).await.expect("answered");
     assert_eq!(answer["outcome"], "rejected");
     let reason = answer["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("service[1].tags") && reason.contains("pushdeploy.toml"),
-        "{reason}"
-    );
+    assert!(reason.contains("service[1].tags") && reason.contains("pushdeploy.toml"), "{reason}");
     assert_eq!(crate::support::Snapshot::take(&app.aws).await, before);
     f.stop().await;
 }

@@ -26,11 +26,7 @@ impl World {
         let aws = Aws::new(&moto.endpoint).await;
         let app = TodoApp::create(aws).await;
         let deployer = deployer(&app.aws, config);
-        Self {
-            app,
-            deployer,
-            _moto: moto,
-        }
+        Self { app, deployer, _moto: moto }
     }
 
     pub fn aws(&self) -> &Aws {
@@ -38,11 +34,7 @@ impl World {
     }
 
     pub async fn handle(&self, event: Value) -> Value {
-        let summary = self
-            .deployer
-            .handle(event, "test-request")
-            .await
-            .expect("no transient failure against moto");
+        let summary = self.deployer.handle(event, "test-request").await.expect("no transient failure against moto");
         serde_json::to_value(summary).expect("summary serializes")
     }
 
@@ -58,9 +50,7 @@ impl World {
 }
 
 pub fn deployer(aws: &Aws, config: &str) -> Deployer {
-    let s3_conf = aws_sdk_s3::config::Builder::from(&aws.sdk)
-        .force_path_style(true)
-        .build();
+    let s3_conf = aws_sdk_s3::config::Builder::from(&aws.sdk).force_path_style(true).build();
     Deployer {
         config: Config::parse(config, "test.toml").expect("test config is valid"),
         ecs: EcsClient::new(aws.ecs.clone()),
@@ -80,32 +70,11 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub async fn take(aws: &Aws) -> Self {
-        let mut task_definitions = aws
-            .ecs
-            .list_task_definitions()
-            .send()
-            .await
-            .unwrap()
-            .task_definition_arns()
-            .to_vec();
+        let mut task_definitions =
+            aws.ecs.list_task_definitions().send().await.unwrap().task_definition_arns().to_vec();
         task_definitions.sort();
-        let arns = aws
-            .ecs
-            .list_services()
-            .cluster(CLUSTER)
-            .send()
-            .await
-            .unwrap()
-            .service_arns()
-            .to_vec();
-        let described = aws
-            .ecs
-            .describe_services()
-            .cluster(CLUSTER)
-            .set_services(Some(arns))
-            .send()
-            .await
-            .unwrap();
+        let arns = aws.ecs.list_services().cluster(CLUSTER).send().await.unwrap().service_arns().to_vec();
+        let described = aws.ecs.describe_services().cluster(CLUSTER).set_services(Some(arns)).send().await.unwrap();
         let mut services: Vec<(String, String, Vec<String>)> = described
             .services()
             .iter()
@@ -113,36 +82,18 @@ impl Snapshot {
                 (
                     s.service_name().unwrap().to_string(),
                     s.task_definition().unwrap().to_string(),
-                    s.deployments()
-                        .iter()
-                        .map(|d| d.id().unwrap().to_string())
-                        .collect(),
+                    s.deployments().iter().map(|d| d.id().unwrap().to_string()).collect(),
                 )
             })
             .collect();
         services.sort();
-        let versions = aws
-            .s3
-            .list_object_versions()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .unwrap();
+        let versions = aws.s3.list_object_versions().bucket(BUCKET).send().await.unwrap();
         let mut object_versions: Vec<(String, String)> = versions
             .versions()
             .iter()
-            .map(|v| {
-                (
-                    v.key().unwrap().to_string(),
-                    v.version_id().unwrap_or_default().to_string(),
-                )
-            })
+            .map(|v| (v.key().unwrap().to_string(), v.version_id().unwrap_or_default().to_string()))
             .collect();
         object_versions.sort();
-        Self {
-            task_definitions,
-            services,
-            object_versions,
-        }
+        Self { task_definitions, services, object_versions }
     }
 }

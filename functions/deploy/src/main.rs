@@ -20,10 +20,7 @@ async fn main() -> Result<(), Error> {
     let deployer = &deployer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         match deployer {
-            Ok(d) => d
-                .handle(event.payload, &event.context.request_id)
-                .await
-                .map_err(Error::from),
+            Ok(d) => d.handle(event.payload, &event.context.request_id).await.map_err(Error::from),
             Err(reason) => Ok(Summary::only(Outcome::Rejected, reason.clone())),
         }
     }))

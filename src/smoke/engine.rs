@@ -1,0 +1,234 @@
+//! The polling engine: rounds of checks (behind the target-health gate) until a streak passes,
+//! then the read-after-write probe. Bounded by the config and by the invocation's deadline.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::aws::elbv2::Elbv2Client;
+use crate::config::{ReadAfterWriteConfig, SmokeConfig};
+use crate::smoke::client::{join_url, HttpClient, HttpRequest};
+use crate::smoke::judge::{judge_check, judge_reads, judge_targets, CheckResult, ProbeResult, Progress, Tally};
+
+/// Rounds kept in the report (the most recent), so records stay small.
+const ROUNDS_KEPT: usize = 10;
+
+/// One round: the gate, then every check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoundResult {
+    /// 1-based round number.
+    pub round: u32,
+    /// Whether the whole round passed.
+    pub passed: bool,
+    /// Why the target-health gate held the round, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub targets: Option<String>,
+    /// Each check's result.
+    pub checks: Vec<CheckResult>,
+}
+
+/// The smoke test's outcome, stored in the deployment record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SmokeReport {
+    /// The verdict.
+    pub passed: bool,
+    /// Why it failed, in a sentence: the failing check and what was wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Rounds run.
+    pub rounds_run: u32,
+    /// Passing rounds in a row that were required.
+    pub consecutive_required: u32,
+    /// The last rounds.
+    pub rounds: Vec<RoundResult>,
+    /// The read-after-write probe, when configured and reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_after_write: Option<ProbeResult>,
+    /// Wall time of the whole smoke test.
+    pub duration_ms: u64,
+}
+
+/// Runs the smoke test. `deadline` is when the verdict must be in hand (rollback time left over).
+pub async fn run(
+    smoke: &SmokeConfig,
+    http: &HttpClient,
+    elbv2: Option<&Elbv2Client>,
+    marker_seed: &str,
+    deadline: Instant,
+) -> SmokeReport {
+    let start = Instant::now();
+    let timeout = Duration::from_millis(smoke.timeout_ms);
+    let mut tally = Tally::new(smoke.attempts, smoke.consecutive);
+    let mut rounds: Vec<RoundResult> = Vec::new();
+    let round_worst = Duration::from_millis(smoke.timeout_ms);
+    let verdict = loop {
+        if Instant::now() + round_worst > deadline {
+            break Err(format!("out of time after {} rounds: the invocation's deadline is near", tally.rounds()));
+        }
+        let round = run_round(smoke, http, elbv2, tally.rounds() + 1, timeout).await;
+        let passed = round.passed;
+        rounds.push(round);
+        if rounds.len() > ROUNDS_KEPT {
+            rounds.remove(0);
+        }
+        match tally.record(passed) {
+            Progress::Pass => break Ok(()),
+            Progress::Fail => break Err(failure_reason(smoke, rounds.last().expect("a round ran"), tally.rounds())),
+            Progress::Continue => tokio::time::sleep(Duration::from_millis(smoke.interval_ms)).await,
+        }
+    };
+    let mut report = SmokeReport {
+        passed: verdict.is_ok(),
+        reason: verdict.err(),
+        rounds_run: tally.rounds(),
+        consecutive_required: smoke.consecutive,
+        rounds,
+        read_after_write: None,
+        duration_ms: 0,
+    };
+    if report.passed {
+        if let Some(probe_cfg) = &smoke.read_after_write {
+            let probe = probe(smoke, probe_cfg, http, marker_seed, timeout).await;
+            if !probe.passed {
+                report.passed = false;
+                report.reason = Some(format!(
+                    "read-after-write: {} of {} reads saw the item just written ({}); state is not shared across tasks",
+                    probe.reads_seen,
+                    probe.reads,
+                    probe.failures.first().map(String::as_str).unwrap_or("no detail")
+                ));
+            }
+            report.read_after_write = Some(probe);
+        }
+    }
+    report.duration_ms = start.elapsed().as_millis() as u64;
+    report
+}
+
+fn failure_reason(smoke: &SmokeConfig, last: &RoundResult, rounds: u32) -> String {
+    let what = if let Some(t) = &last.targets {
+        t.clone()
+    } else {
+        last.checks
+            .iter()
+            .find(|c| !c.passed)
+            .map(|c| format!("{}: {}", c.check, c.failures.join(", ")))
+            .unwrap_or_else(|| "a round did not pass".into())
+    };
+    format!("{what} (after {rounds} rounds; {} passing in a row were required)", smoke.consecutive)
+}
+
+async fn run_round(
+    smoke: &SmokeConfig,
+    http: &HttpClient,
+    elbv2: Option<&Elbv2Client>,
+    round: u32,
+    timeout: Duration,
+) -> RoundResult {
+    if let (Some(arn), Some(elbv2)) = (&smoke.target_group_arn, elbv2) {
+        let gate = match elbv2.target_states(arn).await {
+            Ok(states) => judge_targets(&states),
+            Err(e) => Err(format!("target health unknown: {e}")),
+        };
+        if let Err(why) = gate {
+            return RoundResult { round, passed: false, targets: Some(why), checks: Vec::new() };
+        }
+    }
+    let checks = join_all(smoke.checks.iter().map(|check| async move {
+        match join_url(&smoke.url, &check.path) {
+            Ok(url) => {
+                let req = HttpRequest {
+                    method: check.method.clone(),
+                    url,
+                    headers: check.headers.clone(),
+                    body: check.body.clone(),
+                };
+                judge_check(check, &http.fetch(&req, timeout, smoke.max_body_bytes).await)
+            }
+            Err(why) => CheckResult {
+                check: format!("{} {}", check.method, check.path),
+                passed: false,
+                status: None,
+                latency_ms: 0,
+                failures: vec![why],
+            },
+        }
+    }))
+    .await;
+    RoundResult { round, passed: checks.iter().all(|c| c.passed), targets: None, checks }
+}
+
+async fn probe(
+    smoke: &SmokeConfig,
+    cfg: &ReadAfterWriteConfig,
+    http: &HttpClient,
+    seed: &str,
+    timeout: Duration,
+) -> ProbeResult {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let marker = format!("pushdeploy-probe-{seed}-{nanos}");
+    let cap = smoke.max_body_bytes;
+    let mut result = ProbeResult {
+        passed: false,
+        marker: marker.clone(),
+        reads_seen: 0,
+        reads: cfg.reads,
+        failures: Vec::new(),
+        cleaned_up: false,
+    };
+    let request = |method: &str, path: &str, body: Option<String>| -> Result<HttpRequest, String> {
+        let mut headers = cfg.headers.clone();
+        if body.is_some() && !headers.keys().any(|k| k.eq_ignore_ascii_case("content-type")) {
+            headers.insert("content-type".into(), "application/json".into());
+        }
+        Ok(HttpRequest { method: method.into(), url: join_url(&smoke.url, path)?, headers, body })
+    };
+    let write = match request(&cfg.write_method, &cfg.write_path, Some(cfg.write_body.replace("{marker}", &marker))) {
+        Ok(r) => http.fetch(&r, timeout, cap).await,
+        Err(why) => {
+            result.failures.push(why);
+            return result;
+        }
+    };
+    if !write.status.is_some_and(|s| (200..300).contains(&s)) {
+        result.failures.push(match &write.error {
+            Some(e) => format!("write failed: {e}"),
+            None => format!("write answered status {}", write.status.unwrap_or(0)),
+        });
+        return result;
+    }
+    let mut reads = Vec::with_capacity(cfg.reads as usize);
+    for _ in 0..cfg.reads {
+        match request("GET", &cfg.read_path, None) {
+            Ok(r) => reads.push(http.fetch(&r, timeout, cap).await),
+            Err(why) => {
+                result.failures.push(why);
+                return result;
+            }
+        }
+    }
+    let (seen, failures) = judge_reads(&marker, &reads);
+    result.reads_seen = seen;
+    result.failures = failures;
+    result.passed = seen == cfg.reads;
+    if let Some(delete) = &cfg.delete_path {
+        let id = cfg.id_pointer.as_ref().and_then(|p| {
+            let v: serde_json::Value = serde_json::from_slice(&write.body).ok()?;
+            match v.pointer(p)? {
+                serde_json::Value::String(s) => Some(s.clone()),
+                other => Some(other.to_string()),
+            }
+        });
+        let path = match (&id, delete.contains("{id}")) {
+            (Some(id), true) => Some(delete.replace("{id}", id)),
+            (None, true) => None,
+            (_, false) => Some(delete.clone()),
+        };
+        if let Some(Ok(req)) = path.map(|p| request("DELETE", &p, None)) {
+            let del = http.fetch(&req, timeout, cap).await;
+            result.cleaned_up = del.status.is_some_and(|s| (200..300).contains(&s));
+        }
+    }
+    result
+}

@@ -1,0 +1,281 @@
+//! Pure judgement: a response against a check, rounds against the required streak, reads against a marker.
+
+use serde::Serialize;
+
+use crate::config::CheckConfig;
+
+/// What one HTTP request came to, as the client saw it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Fetched {
+    /// Status code, when a response arrived.
+    pub status: Option<u16>,
+    /// Time to the end of the body (or the failure).
+    pub latency_ms: u64,
+    /// Body bytes, at most the cap.
+    pub body: Vec<u8>,
+    /// The body was larger than the cap and was not read further.
+    pub over_cap: bool,
+    /// Transport failure (timeout, refused, TLS), if any.
+    pub error: Option<String>,
+    /// A redirect to another host that was refused, with its target.
+    pub redirect_refused: Option<String>,
+}
+
+/// One check's result in one round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    /// `GET /api/todoItems`.
+    pub check: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// Status seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Latency seen.
+    pub latency_ms: u64,
+    /// What failed and why (empty when it passed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+}
+
+/// Judges one response against one check. Response bodies never appear whole in the result.
+pub fn judge_check(check: &CheckConfig, got: &Fetched) -> CheckResult {
+    let mut failures = Vec::new();
+    if let Some(e) = &got.error {
+        failures.push(format!("request failed: {e}"));
+    }
+    if let Some(target) = &got.redirect_refused {
+        failures.push(format!("redirect to another host refused ({target})"));
+    }
+    if got.over_cap {
+        failures.push(format!("response body exceeds the cap ({} bytes read, rest refused)", got.body.len()));
+    }
+    match got.status {
+        Some(s) if s != check.status => failures.push(format!("status {s}, expected {}", check.status)),
+        None if got.error.is_none() => failures.push("no response".into()),
+        _ => {}
+    }
+    if got.status.is_some() && !got.over_cap {
+        if let Some(needle) = &check.contains {
+            if !contains(&got.body, needle.as_bytes()) {
+                failures.push(format!("body does not contain {needle:?}"));
+            }
+        }
+        if let (Some(pointer), Some(want)) = (&check.json_pointer, &check.equals) {
+            match serde_json::from_slice::<serde_json::Value>(&got.body) {
+                Err(_) => failures.push(format!("body is not JSON, so {pointer} cannot equal {want}")),
+                Ok(v) => match v.pointer(pointer) {
+                    None => failures.push(format!("{pointer} is missing from the body")),
+                    Some(found) if found != want => {
+                        failures.push(format!("{pointer} is {}, expected {want}", short_json(found)))
+                    }
+                    Some(_) => {}
+                },
+            }
+        }
+    }
+    if let Some(max) = check.max_latency_ms {
+        if got.latency_ms > max {
+            failures.push(format!("took {} ms, limit {max} ms", got.latency_ms));
+        }
+    }
+    CheckResult {
+        check: format!("{} {}", check.method, check.path),
+        passed: failures.is_empty(),
+        status: got.status,
+        latency_ms: got.latency_ms,
+        failures,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn short_json(v: &serde_json::Value) -> String {
+    crate::image::truncate(&v.to_string())
+}
+
+/// Where a streak of rounds stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Keep going.
+    Continue,
+    /// Enough consecutive passing rounds.
+    Pass,
+    /// Not enough attempts left to reach the streak.
+    Fail,
+}
+
+/// Counts passing rounds in a row against `consecutive` within `attempts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    attempts: u32,
+    consecutive: u32,
+    done: u32,
+    streak: u32,
+}
+
+impl Tally {
+    /// A fresh tally.
+    pub fn new(attempts: u32, consecutive: u32) -> Self {
+        Self { attempts, consecutive, done: 0, streak: 0 }
+    }
+
+    /// Records a round and says whether to go on; fails as soon as the streak is out of reach.
+    pub fn record(&mut self, passed: bool) -> Progress {
+        self.done += 1;
+        self.streak = if passed { self.streak + 1 } else { 0 };
+        if self.streak >= self.consecutive {
+            Progress::Pass
+        } else if self.attempts - self.done < self.consecutive - self.streak {
+            Progress::Fail
+        } else {
+            Progress::Continue
+        }
+    }
+
+    /// Rounds run so far.
+    pub fn rounds(&self) -> u32 {
+        self.done
+    }
+}
+
+/// Every registered target must be healthy, and there must be at least one.
+pub fn judge_targets(targets: &[(String, String)]) -> Result<(), String> {
+    if targets.is_empty() {
+        return Err("the target group has no registered targets".into());
+    }
+    let unhealthy: Vec<String> =
+        targets.iter().filter(|(_, state)| state != "healthy").map(|(id, state)| format!("{id} is {state}")).collect();
+    if unhealthy.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("targets not healthy: {}", unhealthy.join(", ")))
+    }
+}
+
+/// Result of the read-after-write probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeResult {
+    /// Whether every read saw the marker.
+    pub passed: bool,
+    /// The marker written.
+    pub marker: String,
+    /// How many reads saw it, of how many.
+    pub reads_seen: u32,
+    /// Reads made.
+    pub reads: u32,
+    /// What failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+    /// Whether the written item was deleted again.
+    pub cleaned_up: bool,
+}
+
+/// Judges the reads after a write: every one must answer 2xx and contain the marker.
+pub fn judge_reads(marker: &str, reads: &[Fetched]) -> (u32, Vec<String>) {
+    let mut seen = 0;
+    let mut failures = Vec::new();
+    for (i, r) in reads.iter().enumerate() {
+        let ok_status = r.status.is_some_and(|s| (200..300).contains(&s));
+        if ok_status && !r.over_cap && contains(&r.body, marker.as_bytes()) {
+            seen += 1;
+        } else if let Some(e) = &r.error {
+            failures.push(format!("read {} failed: {e}", i + 1));
+        } else if !ok_status {
+            failures.push(format!("read {} answered status {}", i + 1, r.status.unwrap_or(0)));
+        } else {
+            failures.push(format!("read {} did not see the marker", i + 1));
+        }
+    }
+    (seen, failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn check() -> CheckConfig {
+        CheckConfig {
+            path: "/".into(),
+            method: "GET".into(),
+            headers: BTreeMap::new(),
+            body: None,
+            status: 200,
+            contains: Some("Todo".into()),
+            json_pointer: None,
+            equals: None,
+            max_latency_ms: Some(100),
+        }
+    }
+
+    fn ok(body: &str) -> Fetched {
+        Fetched { status: Some(200), latency_ms: 5, body: body.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn a_matching_response_passes() {
+        let r = judge_check(&check(), &ok("<h1>Todo</h1>"));
+        assert!(r.passed, "{r:?}");
+        assert_eq!(r.check, "GET /");
+    }
+
+    #[test]
+    fn each_failure_is_named() {
+        let c = check();
+        let f = |got: Fetched| judge_check(&c, &got).failures.join("; ");
+        assert_eq!(f(Fetched { status: Some(500), ..ok("Todo") }), "status 500, expected 200");
+        assert_eq!(f(ok("nothing")), "body does not contain \"Todo\"");
+        assert_eq!(f(Fetched { latency_ms: 150, ..ok("Todo") }), "took 150 ms, limit 100 ms");
+        assert!(f(Fetched { error: Some("timed out".into()), ..Default::default() }).contains("timed out"));
+        assert!(f(Fetched { over_cap: true, ..ok("Todo") }).contains("exceeds the cap"));
+        assert!(f(Fetched { status: Some(302), redirect_refused: Some("http://evil/".into()), ..ok("") })
+            .contains("redirect to another host refused"));
+    }
+
+    #[test]
+    fn json_pointer_must_equal() {
+        let mut c = check();
+        c.contains = None;
+        c.json_pointer = Some("/status".into());
+        c.equals = Some(serde_json::json!("ok"));
+        assert!(judge_check(&c, &ok(r#"{"status":"ok"}"#)).passed);
+        assert_eq!(judge_check(&c, &ok(r#"{"status":"down"}"#)).failures, vec!["/status is \"down\", expected \"ok\""]);
+        assert_eq!(judge_check(&c, &ok("{}")).failures, vec!["/status is missing from the body"]);
+        assert!(judge_check(&c, &ok("<html>")).failures[0].contains("not JSON"));
+    }
+
+    #[test]
+    fn tally_needs_consecutive_passes_and_gives_up_early() {
+        let mut t = Tally::new(5, 3);
+        assert_eq!(t.record(true), Progress::Continue);
+        assert_eq!(t.record(false), Progress::Continue);
+        assert_eq!(t.record(true), Progress::Continue);
+        assert_eq!(t.record(true), Progress::Continue);
+        assert_eq!(t.record(true), Progress::Pass);
+        let mut t = Tally::new(5, 3);
+        t.record(false);
+        t.record(false);
+        assert_eq!(t.record(false), Progress::Fail, "two rounds left cannot make three in a row");
+        let mut t = Tally::new(1, 1);
+        assert_eq!(t.record(false), Progress::Fail);
+    }
+
+    #[test]
+    fn every_target_must_be_healthy() {
+        assert!(judge_targets(&[]).is_err());
+        assert!(judge_targets(&[("10.0.0.1".into(), "healthy".into())]).is_ok());
+        let e = judge_targets(&[("a".into(), "healthy".into()), ("b".into(), "draining".into())]).unwrap_err();
+        assert_eq!(e, "targets not healthy: b is draining");
+    }
+
+    #[test]
+    fn every_read_must_see_the_marker() {
+        let reads = vec![ok("[pushdeploy-probe-1]"), ok("[]"), ok("[pushdeploy-probe-1]")];
+        let (seen, failures) = judge_reads("pushdeploy-probe-1", &reads);
+        assert_eq!(seen, 2);
+        assert_eq!(failures, vec!["read 2 did not see the marker"]);
+    }
+}

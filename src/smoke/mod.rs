@@ -1,0 +1,5 @@
+//! Smoke tests through the load balancer: pure judgement, an HTTP client, and the polling engine.
+
+pub mod client;
+pub mod engine;
+pub mod judge;
