@@ -614,6 +614,34 @@ mod tests {
     }
 
     #[test]
+    fn smoke_budget_must_fit_the_verify_timeout() {
+        let c = parse(TODO).unwrap();
+        // 10 attempts × (3000 ms interval + 5000 ms timeout × 1 check) = 80 s per service.
+        assert_eq!(c.services[0].smoke.as_ref().unwrap().budget_ms(), 80_000);
+        assert!(c.check_smoke_budget(80_000).is_ok());
+        let e = c.check_smoke_budget(79_999).unwrap_err();
+        assert_eq!(e.key, "service[0].smoke");
+        assert!(e.message.contains("80000 ms does not fit in the 79999 ms"), "{e}");
+    }
+
+    #[test]
+    fn read_after_write_keys_are_checked() {
+        let smoke = "[service.smoke]\nurl='http://x/api/'\n[[service.smoke.check]]\npath='todoItems'\n[service.smoke.read_after_write]\n";
+        let ok = format!("{MIN}{smoke}write_path='todoItems'\nread_path='todoItems'\ndelete_path='todoItems/{{id}}'\nid_pointer='/id'\n");
+        let c = parse(&ok).unwrap();
+        let p = c.services[0].smoke.as_ref().unwrap().read_after_write.clone().unwrap();
+        assert_eq!((p.write_method.as_str(), p.reads), ("POST", 6));
+        assert!(p.write_body.contains("{marker}"));
+        assert_eq!(key_of(&ok.replace("id_pointer='/id'\n", "")), "service[0].smoke.read_after_write.id_pointer");
+        assert_eq!(key_of(&format!("{ok}write_body='{{}}'\n")), "service[0].smoke.read_after_write.write_body");
+        assert_eq!(key_of(&format!("{ok}write_method='GET'\n")), "service[0].smoke.read_after_write.write_method");
+        assert_eq!(
+            key_of(&ok.replace("read_path='todoItems'", "read_path='http://evil/'")),
+            "service[0].smoke.read_after_write.read_path"
+        );
+    }
+
+    #[test]
     fn defaults_apply_and_can_be_overridden() {
         let c = parse(&format!(
             "[defaults]\ncluster='d'\nstrategy='force-new-deployment'\n{}",

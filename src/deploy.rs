@@ -15,7 +15,11 @@ use crate::image::{truncate, ImageRef};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::plan::{self, Action, Freshness, ServicePlan};
 use crate::record::{self, DeploymentRecord, Status, TriggerRef};
+use crate::rollback;
 use crate::taskdef::short_name;
+
+/// How many of a service's most recently written records a manual rollback reads.
+const RECORDS_SCANNED: usize = 50;
 
 /// Everything a deploy needs, built once per cold start.
 #[derive(Clone, Debug)]
@@ -145,12 +149,7 @@ impl Deployer {
             ManualAction::Redeploy { .. } => (None, true, false),
             ManualAction::Deploy { tag, .. } => (Some(tag.as_str()), false, false),
             ManualAction::Plan { tag, .. } => (tag.as_deref(), false, true),
-            ManualAction::Rollback { .. } => {
-                return Ok(Summary::only(
-                    Outcome::Rejected,
-                    format!("service {}: rollback needs a verified deployment record, and none exists yet", svc.name),
-                ))
-            }
+            ManualAction::Rollback { .. } => return self.manual_rollback(svc, request_id).await,
         };
         let tag = match tag.or_else(|| svc.redeploy_tag()) {
             Some(t) => t,
@@ -183,6 +182,76 @@ impl Deployer {
             Err(e) => Err(e),
         };
         collect(vec![(svc, result)])
+    }
+
+    /// Returns the service to the task definition of its last verified deployment before the current one.
+    async fn manual_rollback(&self, svc: &ServiceConfig, request_id: &str) -> Result<Summary, Error> {
+        let prefix = record::records_prefix(&svc.cluster, &svc.service);
+        let (current, keys) =
+            tokio::join!(self.ecs.current_task_definition(&svc.cluster, &svc.service), self.store.list(&prefix));
+        let (current, keys) = (current?, keys?);
+        let records = self.read_records(keys).await?;
+        let (chosen, why) = match rollback::choose_target(&records, &current) {
+            Ok(found) => found,
+            Err(reason) => {
+                let reason = format!("rollback of {}: {reason}; nothing changed", svc.name);
+                warn!(service = %svc.name, request_id, outcome = "rejected", reason = %reason, "decision");
+                return Ok(Summary::of(vec![DeploymentSummary::new(
+                    &svc.name,
+                    svc.target(),
+                    Outcome::Rejected,
+                    reason,
+                )]));
+            }
+        };
+        let ecs_deployment_id = self.ecs.update_service(&svc.cluster, &svc.service, &chosen.task_definition).await?;
+        let rec = DeploymentRecord {
+            id: record::record_id(&ecs_deployment_id)?,
+            trigger: TriggerRef::Manual { action: "rollback".into(), request_id: request_id.to_string() },
+            pushed_at: None,
+            previous_task_definition: current.clone(),
+            ecs_deployment_id: ecs_deployment_id.clone(),
+            status: Status::Started,
+            smoke: None,
+            reason: Some(why.clone()),
+            rolled_back_to: None,
+            rollback_deployment: None,
+            timeline: vec![record::TimelineEntry { event: "started".into(), at: record::now() }],
+            ..chosen.clone()
+        };
+        self.store.put_json(&rec.key(), serde_json::to_vec_pretty(&rec).expect("records always serialize")).await?;
+        info!(
+            service = %svc.name,
+            image = %rec.image_uri,
+            event_id = %request_id,
+            deployment_id = %rec.id,
+            task_definition = %short_name(&rec.task_definition),
+            outcome = "rolled_back",
+            "decision"
+        );
+        let mut d =
+            DeploymentSummary::new(&svc.name, svc.target(), Outcome::RolledBack, format!("rolling back to {why}"));
+        d.image = Some(rec.image_uri.clone());
+        d.action = Some("rollback");
+        d.previous_task_definition = Some(current);
+        d.task_definition = Some(rec.task_definition.clone());
+        d.ecs_deployment_id = Some(ecs_deployment_id);
+        d.written = vec![rec.key()];
+        Ok(Summary::of(vec![d]))
+    }
+
+    /// Reads the most recently written records (at most [`RECORDS_SCANNED`]); unreadable ones are skipped.
+    async fn read_records(&self, keys: Vec<(String, i64)>) -> Result<Vec<DeploymentRecord>, Error> {
+        let gets = keys.iter().take(RECORDS_SCANNED).map(|(k, _)| self.store.get(k));
+        let mut records = Vec::new();
+        for (bytes, (key, _)) in join_all(gets).await.into_iter().zip(&keys) {
+            match bytes?.map(|b| serde_json::from_slice::<DeploymentRecord>(&b)) {
+                Some(Ok(r)) => records.push(r),
+                Some(Err(e)) => warn!(key = %key, error = %e, "skipping an unreadable deployment record"),
+                None => {}
+            }
+        }
+        Ok(records)
     }
 
     async fn read_state(&self, svc: &ServiceConfig) -> Result<ServiceState, Error> {
@@ -246,7 +315,7 @@ impl Deployer {
             return Ok(summary);
         }
 
-        let (task_definition, force) = match &plan.action {
+        let task_definition = match &plan.action {
             Action::Unchanged => {
                 summary.outcome = Outcome::Unchanged;
                 summary.reason = format!("already runs {}", plan.image_uri);
@@ -254,10 +323,10 @@ impl Deployer {
                 info!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "unchanged", "decision");
                 return Ok(summary);
             }
-            Action::Register(td) => (self.ecs.register_task_definition(td, &state.current.tags).await?, false),
-            Action::ForceNewDeployment => (state.current_arn.clone(), true),
+            Action::Register(td) => self.ecs.register_task_definition(td, &state.current.tags).await?,
+            Action::ForceNewDeployment => state.current_arn.clone(),
         };
-        let ecs_deployment_id = self.ecs.update_service(&svc.cluster, &svc.service, &task_definition, force).await?;
+        let ecs_deployment_id = self.ecs.update_service(&svc.cluster, &svc.service, &task_definition).await?;
         let record = self.new_record(svc, &req, &plan, &state.current_arn, &task_definition, &ecs_deployment_id)?;
         let written = self.write_rollout(svc, &plan, &record).await?;
         info!(
@@ -316,6 +385,8 @@ impl Deployer {
             containers: plan.containers.clone(),
             smoke: None,
             reason: None,
+            rolled_back_to: None,
+            rollback_deployment: None,
             timeline,
         })
     }

@@ -11,11 +11,14 @@ pub mod error;
 pub mod event;
 pub mod glob;
 pub mod image;
+pub mod notify;
 pub mod outcome;
 pub mod plan;
 pub mod record;
+pub mod rollback;
 pub mod setup;
 pub mod smoke;
 pub mod taskdef;
+pub mod verify;
 
 pub use error::Error;

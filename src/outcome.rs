@@ -12,6 +12,8 @@ pub enum Outcome {
     RollbackFailed,
     /// A failing rollout was returned to its previous task definition.
     RolledBack,
+    /// ECS failed the rollout, or rolled it back itself; no verdict of ours was needed.
+    Failed,
     /// A rollout passed its smoke test.
     Verified,
     /// A rollout was started.
@@ -34,6 +36,7 @@ impl Outcome {
         match self {
             Outcome::RollbackFailed => "rollback_failed",
             Outcome::RolledBack => "rolled_back",
+            Outcome::Failed => "failed",
             Outcome::Verified => "verified",
             Outcome::Started => "started",
             Outcome::Planned => "planned",

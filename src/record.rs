@@ -23,6 +23,20 @@ pub enum Status {
     RollbackFailed,
 }
 
+impl Status {
+    /// The name records and messages use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Started => "started",
+            Status::Completed => "completed",
+            Status::Verified => "verified",
+            Status::Failed => "failed",
+            Status::RolledBack => "rolled_back",
+            Status::RollbackFailed => "rollback_failed",
+        }
+    }
+}
+
 /// What caused a deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -107,6 +121,12 @@ pub struct DeploymentRecord {
     /// Why it ended as it did, when it did not pass.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The task definition a rollback returned the service to.
+    #[serde(default)]
+    pub rolled_back_to: Option<String>,
+    /// The record id of the rollback's own deployment.
+    #[serde(default)]
+    pub rollback_deployment: Option<String>,
     /// Steps with times.
     pub timeline: Vec<TimelineEntry>,
 }
@@ -115,6 +135,31 @@ impl DeploymentRecord {
     /// Appends a timeline entry.
     pub fn stamp(&mut self, event: &str, at: String) {
         self.timeline.push(TimelineEntry { event: event.to_string(), at });
+    }
+
+    /// True when this deployment is itself a rollback (never smoke-tested, never rolled back).
+    pub fn is_rollback(&self) -> bool {
+        match &self.trigger {
+            TriggerRef::AutoRollback { .. } => true,
+            TriggerRef::Manual { action, .. } => action == "rollback",
+            TriggerRef::Push { .. } => false,
+        }
+    }
+
+    /// True once a verdict is in: nothing more happens to this deployment.
+    pub fn is_settled(&self) -> bool {
+        matches!(self.status, Status::Verified | Status::Failed | Status::RolledBack)
+            || (self.status == Status::Completed && self.is_rollback())
+    }
+
+    /// When the rollout started (epoch seconds), from the timeline.
+    pub fn started_at(&self) -> Option<f64> {
+        self.timeline.iter().find(|e| e.event == "started").and_then(|e| epoch_seconds(&e.at))
+    }
+
+    /// Whether the timeline already has `event`.
+    pub fn has(&self, event: &str) -> bool {
+        self.timeline.iter().any(|e| e.event == event)
     }
 
     /// This record's S3 key.
@@ -145,6 +190,12 @@ pub fn record_key(cluster: &str, service: &str, ecs_deployment_id: &str) -> Resu
 /// The prefix under which a service's history lives.
 pub fn records_prefix(cluster: &str, service: &str) -> String {
     format!("deployments/{cluster}/{service}/")
+}
+
+/// Parses an RFC 3339 time into epoch seconds.
+pub fn epoch_seconds(at: &str) -> Option<f64> {
+    use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+    DateTime::from_str(at, DateTimeFormat::DateTime).ok().map(|d| d.as_secs_f64())
 }
 
 /// Now, as RFC 3339 UTC.

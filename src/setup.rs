@@ -1,15 +1,20 @@
 //! Cold-start wiring shared by the functions: environment, SDK clients, config.
 
 use std::env;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_config::BehaviorVersion;
 
 use crate::aws::ecr::EcrClient;
 use crate::aws::ecs::EcsClient;
+use crate::aws::elbv2::Elbv2Client;
 use crate::aws::s3::{get_object, Store};
+use crate::aws::sns::Notifier;
 use crate::config::Config;
 use crate::deploy::Deployer;
 use crate::error::{ConfigError, Error};
+use crate::smoke::client::HttpClient;
+use crate::verify::Verifier;
 
 /// SDK clients built from the environment once per cold start.
 #[derive(Clone, Debug)]
@@ -20,6 +25,10 @@ pub struct Clients {
     pub ecr: aws_sdk_ecr::Client,
     /// S3 (path-style when `AWS_ENDPOINT_URL` points at an emulator).
     pub s3: aws_sdk_s3::Client,
+    /// ELBv2 (target health).
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    /// SNS (notifications).
+    pub sns: aws_sdk_sns::Client,
     /// The region the clients talk to.
     pub region: String,
 }
@@ -40,6 +49,8 @@ impl Clients {
             ecs: aws_sdk_ecs::Client::new(&sdk),
             ecr: aws_sdk_ecr::Client::new(&sdk),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+            sns: aws_sdk_sns::Client::new(&sdk),
             region,
         })
     }
@@ -94,6 +105,47 @@ pub async fn deployer_from_env() -> Result<Deployer, Error> {
         store: Store::new(clients.s3, bucket),
         region: clients.region,
     })
+}
+
+/// Time kept back from the invocation's deadline for the verdict, the rollback and the writes.
+const VERDICT_MARGIN: Duration = Duration::from_secs(20);
+/// The verify function's timeout when `PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS` is unset (Lambda's maximum).
+const DEFAULT_VERIFY_TIMEOUT_SECONDS: u64 = 900;
+
+/// Builds the verify function's state; refuses a config whose smoke budget cannot fit the function's timeout.
+pub async fn verifier_from_env() -> Result<Verifier, Error> {
+    let clients = Clients::from_env().await?;
+    let source = required("PUSHDEPLOY_CONFIG")?;
+    let bucket = required("PUSHDEPLOY_BUCKET")?;
+    let config = load_config(&source, &clients.s3).await?;
+    let timeout_s = match env::var("PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS") {
+        Ok(v) => v.parse::<u64>().map_err(|_| ConfigError {
+            file: "environment".into(),
+            key: "PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS".into(),
+            message: format!("{v:?} is not a whole number of seconds"),
+        })?,
+        Err(_) => DEFAULT_VERIFY_TIMEOUT_SECONDS,
+    };
+    let available = Duration::from_secs(timeout_s).saturating_sub(VERDICT_MARGIN);
+    config.check_smoke_budget(available.as_millis() as u64)?;
+    let notifier =
+        env::var("PUSHDEPLOY_TOPIC_ARN").ok().filter(|t| !t.is_empty()).map(|t| Notifier::new(clients.sns.clone(), t));
+    Ok(Verifier {
+        config,
+        ecs: EcsClient::new(clients.ecs),
+        store: Store::new(clients.s3, bucket),
+        elbv2: Elbv2Client::new(clients.elbv2),
+        notifier,
+        http: HttpClient::new(),
+    })
+}
+
+/// When the verdict must be in hand, from the invocation's deadline (epoch milliseconds).
+pub fn verdict_deadline(deadline_epoch_ms: u64) -> Instant {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let remaining = Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
+    // Keep the margin, but never more than half of what is left.
+    Instant::now() + remaining.saturating_sub(VERDICT_MARGIN.min(remaining / 2))
 }
 
 /// Installs the JSON log subscriber; `RUST_LOG` filters (default `info`).

@@ -116,13 +116,16 @@ impl EcsClient {
         })
     }
 
-    /// Points the service at `task_definition` (forcing new tasks when asked); returns ECS's deployment id.
+    /// Points the service at `task_definition` as a new ECS deployment; returns ECS's deployment id.
+    ///
+    /// Always forced: with a new revision that changes nothing in ECS (a new revision is a new
+    /// deployment anyway), with the same revision it is what rolls new tasks, and every call gets a
+    /// deployment id of its own, which records are keyed by (moto issues new ids only when forced).
     pub async fn update_service(
         &self,
         cluster: &str,
         service: &str,
         task_definition: &str,
-        force: bool,
     ) -> Result<String, AwsError> {
         let target = format!("{cluster}/{service}");
         let out = self
@@ -131,7 +134,7 @@ impl EcsClient {
             .cluster(cluster)
             .service(service)
             .task_definition(task_definition)
-            .force_new_deployment(force)
+            .force_new_deployment(true)
             .send()
             .await
             .map_err(|e| {

@@ -42,6 +42,34 @@ impl Store {
         get_object(&self.client, &self.bucket, key).await
     }
 
+    /// Keys under `prefix` with their last-modified time (epoch seconds), newest first.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, AwsError> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| aws_error("S3 ListObjectsV2", self.url(prefix), "s3:ListBucket on the bucket", e))?;
+            out.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| Some((o.key()?.to_string(), o.last_modified().map_or(0, |t| t.secs())))),
+            );
+            token = page.next_continuation_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+        Ok(out)
+    }
+
     fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
     }

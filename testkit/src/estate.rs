@@ -39,6 +39,10 @@ pub struct Aws {
     pub ecr: aws_sdk_ecr::Client,
     /// S3, path-style.
     pub s3: aws_sdk_s3::Client,
+    /// ELBv2.
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    /// SNS.
+    pub sns: aws_sdk_sns::Client,
 }
 
 impl Aws {
@@ -56,6 +60,8 @@ impl Aws {
             ecs: aws_sdk_ecs::Client::new(&sdk),
             ecr: aws_sdk_ecr::Client::new(&sdk),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+            sns: aws_sdk_sns::Client::new(&sdk),
             sdk,
         }
     }
@@ -154,6 +160,35 @@ impl Aws {
         let start = body.find(&open).unwrap_or_else(|| panic!("no {tag} in {action}")) + open.len();
         let end = body[start..].find('<').expect("closing tag") + start;
         body[start..end].to_string()
+    }
+
+    /// Creates an IP target group in the default VPC with `targets` registered (moto reports them healthy).
+    pub async fn create_target_group(&self, name: &str, targets: &[&str]) -> String {
+        use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetDescription, TargetTypeEnum};
+        let vpc = self.ec2_query("DescribeVpcs", "vpcId").await;
+        let out = self
+            .elbv2
+            .create_target_group()
+            .name(name)
+            .protocol(ProtocolEnum::Http)
+            .port(8080)
+            .vpc_id(vpc)
+            .target_type(TargetTypeEnum::Ip)
+            .send()
+            .await
+            .expect("create target group");
+        let arn = out.target_groups()[0].target_group_arn().expect("arn").to_string();
+        if !targets.is_empty() {
+            let descs = targets.iter().map(|t| TargetDescription::builder().id(*t).port(8080).build());
+            self.elbv2
+                .register_targets()
+                .target_group_arn(&arn)
+                .set_targets(Some(descs.collect()))
+                .send()
+                .await
+                .expect("register targets");
+        }
+        arn
     }
 
     /// Registers a Fargate task definition with every field a faithful copy must keep.
@@ -359,4 +394,80 @@ pub fn ecr_push_event(id: &str, repository: &str, tag: &str, digest: &Digest) ->
             "image-tag": tag
         }
     })
+}
+
+/// The event ECS sends when a service deployment changes state.
+pub fn ecs_deployment_event(id: &str, service: &str, deployment_id: &str, event_name: &str, reason: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": id,
+        "detail-type": "ECS Deployment State Change",
+        "source": "aws.ecs",
+        "account": ACCOUNT,
+        "time": "2026-11-24T09:34:10Z",
+        "region": REGION,
+        "resources": [format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{CLUSTER}/{service}")],
+        "detail": {
+            "eventType": if event_name.ends_with("FAILED") { "ERROR" } else { "INFO" },
+            "eventName": event_name,
+            "deploymentId": deployment_id,
+            "updatedAt": "2026-11-24T09:34:09Z",
+            "reason": reason
+        }
+    })
+}
+
+/// The todo app's config with smoke tests against a local stand-in at `app` (`http://127.0.0.1:<port>/`).
+pub fn local_config(app: &str) -> String {
+    format!(
+        r#"# The todo app on this machine: the "ALB" is a stand-in on 127.0.0.1.
+[defaults]
+cluster = "{CLUSTER}"
+strategy = "pin-digest"
+
+[[service]]
+name = "frontend"
+service = "todo-frontend"
+repository = "todo-frontend"
+tags = ["latest"]
+
+[service.smoke]
+url = "{app}"
+attempts = 5
+interval_ms = 100
+timeout_ms = 2000
+consecutive = 2
+
+[[service.smoke.check]]
+path = "/"
+status = 200
+contains = "<div id=\"root\">"
+
+[[service]]
+name = "backend"
+service = "todo-backend"
+repository = "todo-backend"
+tags = ["latest", "v*"]
+
+[service.smoke]
+url = "{app}api/"
+attempts = 5
+interval_ms = 100
+timeout_ms = 2000
+consecutive = 2
+
+[[service.smoke.check]]
+path = "todoItems"
+status = 200
+max_latency_ms = 1000
+
+[service.smoke.read_after_write]
+write_path = "todoItems"
+write_body = '{{"name": "{{marker}}", "isComplete": false}}'
+read_path = "todoItems"
+reads = 6
+delete_path = "todoItems/{{id}}"
+id_pointer = "/id"
+"#
+    )
 }

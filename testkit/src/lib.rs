@@ -6,3 +6,4 @@ pub mod estate;
 pub mod http;
 pub mod moto;
 pub mod runtime;
+pub mod standin;

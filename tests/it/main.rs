@@ -3,3 +3,4 @@
 mod deploy;
 mod function;
 mod support;
+mod verify;

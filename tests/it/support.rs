@@ -97,3 +97,16 @@ impl Snapshot {
         Self { task_definitions, services, object_versions }
     }
 }
+
+/// A verifier over `aws` with `config`, notifying `topic` when given.
+pub fn verifier(aws: &Aws, config: &str, topic: Option<&str>) -> pushdeploy::verify::Verifier {
+    let s3_conf = aws_sdk_s3::config::Builder::from(&aws.sdk).force_path_style(true).build();
+    pushdeploy::verify::Verifier {
+        config: Config::parse(config, "test.toml").expect("test config is valid"),
+        ecs: EcsClient::new(aws.ecs.clone()),
+        store: Store::new(aws_sdk_s3::Client::from_conf(s3_conf), BUCKET),
+        elbv2: pushdeploy::aws::elbv2::Elbv2Client::new(aws.elbv2.clone()),
+        notifier: topic.map(|t| pushdeploy::aws::sns::Notifier::new(aws.sns.clone(), t)),
+        http: pushdeploy::smoke::client::HttpClient::new(),
+    }
+}

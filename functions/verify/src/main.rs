@@ -1,0 +1,28 @@
+//! The `verify` Lambda: ECS deployment state changes in; verdicts, rollbacks and notifications out.
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use pushdeploy::outcome::{Outcome, Summary};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    pushdeploy::setup::init_logging();
+    // As in deploy: a bad config is answered, a transient failure to load it fails the cold start.
+    let verifier = match pushdeploy::setup::verifier_from_env().await {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_transient() => return Err(e.into()),
+        Err(e) => {
+            tracing::error!(error = %e, "pushdeploy cannot start: every invocation will be rejected until this is fixed");
+            Err(e.to_string())
+        }
+    };
+    let verifier = &verifier;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = pushdeploy::setup::verdict_deadline(event.context.deadline);
+        match verifier {
+            Ok(v) => v.handle(event.payload, deadline).await.map_err(Error::from),
+            Err(reason) => Ok(Summary::only(Outcome::Rejected, reason.clone())),
+        }
+    }))
+    .await
+}

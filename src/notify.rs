@@ -1,0 +1,97 @@
+//! Pure: the notification a person reads in a chat client, with the record below it.
+
+use crate::record::{epoch_seconds, DeploymentRecord, Status};
+use crate::taskdef::short_name;
+
+/// An SNS message: subject, body, string attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// ASCII, under 100 characters, no line breaks (SNS's rules for subjects).
+    pub subject: String,
+    /// The first line says it all; the full record follows as JSON.
+    pub body: String,
+    /// Filterable attributes: `status`, `service`, `cluster`.
+    pub attributes: Vec<(&'static str, String)>,
+}
+
+fn verdict(record: &DeploymentRecord) -> &'static str {
+    match record.status {
+        Status::Verified => "verified",
+        Status::RolledBack => "ROLLED BACK",
+        Status::RollbackFailed => "ROLLBACK FAILED, act now",
+        Status::Failed => "FAILED",
+        Status::Completed if record.is_rollback() => "rollback completed",
+        Status::Completed => "completed",
+        Status::Started => "started",
+    }
+}
+
+/// Builds the message for a record that just reached a verdict.
+pub fn verdict_message(record: &DeploymentRecord) -> Message {
+    let short = record.digest.strip_prefix("sha256:").map_or(record.digest.as_str(), |h| &h[..h.len().min(12)]);
+    let image = if record.tag.is_empty() { short.to_string() } else { format!("{}@{short}", record.tag) };
+    let duration = match (record.started_at(), record.timeline.last().and_then(|e| epoch_seconds(&e.at))) {
+        (Some(a), Some(b)) if b >= a => format!(" in {:.0}s", b - a),
+        _ => String::new(),
+    };
+    let why = record.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    let first =
+        format!("{} ({}/{}) {image}: {}{duration}{why}", record.name, record.cluster, record.service, verdict(record));
+    let subject: String = format!("pushdeploy {}: {} {image}", verdict(record), record.name)
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .take(99)
+        .collect();
+    let mut body = first;
+    body.push_str(&format!(
+        "\n\ntask definition: {} -> {}\ndeployment: {}\n",
+        short_name(&record.previous_task_definition),
+        short_name(&record.task_definition),
+        record.ecs_deployment_id
+    ));
+    if let Some(to) = &record.rolled_back_to {
+        body.push_str(&format!("rolled back to: {}\n", short_name(to)));
+    }
+    body.push_str("\nrecord:\n");
+    body.push_str(&serde_json::to_string_pretty(record).expect("records always serialize"));
+    Message {
+        subject,
+        body,
+        attributes: vec![
+            ("status", record.status.as_str().to_string()),
+            ("service", record.name.clone()),
+            ("cluster", record.cluster.clone()),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::TimelineEntry;
+    use crate::rollback::tests::record;
+
+    #[test]
+    fn first_line_and_subject_read_well() {
+        let mut r = record(
+            "ecs-svc-1",
+            "arn:aws:ecs:r:1:task-definition/todo-backend:5",
+            Status::RolledBack,
+            "2026-11-24T09:30:00Z",
+        );
+        r.digest = "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd12345678".into();
+        r.reason = Some("GET todoItems: status 500, expected 200".into());
+        r.timeline.push(TimelineEntry { event: "rolled_back".into(), at: "2026-11-24T09:31:05Z".into() });
+        let m = verdict_message(&r);
+        assert_eq!(m.subject, "pushdeploy ROLLED BACK: backend latest@7f5b2640fe6f");
+        let first = m.body.lines().next().unwrap();
+        assert_eq!(
+            first,
+            "backend (c/s) latest@7f5b2640fe6f: ROLLED BACK in 65s: GET todoItems: status 500, expected 200"
+        );
+        let json_start = m.body.find("record:\n").unwrap() + "record:\n".len();
+        let parsed: serde_json::Value = serde_json::from_str(&m.body[json_start..]).unwrap();
+        assert_eq!(parsed["status"], "rolled_back");
+        assert!(m.attributes.contains(&("status", "rolled_back".into())));
+    }
+}

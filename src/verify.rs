@@ -1,0 +1,308 @@
+//! Orchestration of a verify: an ECS deployment event in, a verdict recorded, notified and acted on.
+
+use std::time::Instant;
+
+use serde_json::Value;
+use tracing::{error, info, warn};
+
+use crate::aws::ecs::EcsClient;
+use crate::aws::elbv2::Elbv2Client;
+use crate::aws::s3::Store;
+use crate::aws::sns::Notifier;
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::{self, DeploymentState, EcsDeploymentEvent, Trigger};
+use crate::image::ImageRef;
+use crate::notify::verdict_message;
+use crate::outcome::{DeploymentSummary, Outcome, Summary};
+use crate::record::{self, DeploymentRecord, Status, TriggerRef};
+use crate::smoke::client::HttpClient;
+use crate::smoke::engine;
+use crate::taskdef::short_name;
+
+/// Everything a verify needs, built once per cold start.
+#[derive(Clone, Debug)]
+pub struct Verifier {
+    /// The validated config.
+    pub config: Config,
+    /// ECS client.
+    pub ecs: EcsClient,
+    /// Artifact bucket (records).
+    pub store: Store,
+    /// Target health.
+    pub elbv2: Elbv2Client,
+    /// Verdict notifications, when a topic is configured.
+    pub notifier: Option<Notifier>,
+    /// Smoke-test HTTP client.
+    pub http: HttpClient,
+}
+
+impl Verifier {
+    /// Handles one invocation; `deadline` is when the verdict must be in hand.
+    /// `Err` for transient AWS failures and for a failed rollback, so Lambda retries.
+    pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Summary, Error> {
+        match event::parse(payload) {
+            Err(e) => Ok(Summary::only(Outcome::Rejected, e.0)),
+            Ok(Trigger::EcsDeployment(e)) => match self.on_deployment(&e, deadline).await {
+                // Retrying cannot fix a permanent error: answer it instead of feeding Lambda's retries.
+                Err(err) if !err.is_transient() => {
+                    warn!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "rejected", error = %err, "decision");
+                    Ok(Summary::only(Outcome::Rejected, err.to_string()))
+                }
+                other => other,
+            },
+            Ok(_) => Ok(Summary::only(
+                Outcome::Rejected,
+                "verify takes ECS Deployment State Change events; pushes and manual actions go to the deploy function",
+            )),
+        }
+    }
+
+    async fn on_deployment(&self, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
+        let key = record::record_key(&e.cluster, &e.service, &e.deployment_id)?;
+        let target = format!("{}/{}", e.cluster, e.service);
+        let Some(bytes) = self.store.get(&key).await? else {
+            let reason = format!("deployment {} of {target} was not started by pushdeploy", e.deployment_id);
+            info!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "ignored", reason = %reason, "decision");
+            return Ok(Summary::only(Outcome::Ignored, reason));
+        };
+        let mut rec: DeploymentRecord = match serde_json::from_slice(&bytes) {
+            Ok(r) => r,
+            Err(err) => {
+                return Ok(Summary::only(
+                    Outcome::Rejected,
+                    format!("record s3://{}/{key} is unreadable: {err}", self.store.bucket()),
+                ))
+            }
+        };
+        if rec.is_settled() {
+            let reason = format!(
+                "already {} ({}): nothing to do",
+                rec.status.as_str(),
+                rec.reason.as_deref().unwrap_or("no reason recorded")
+            );
+            return Ok(self.answer(&rec, settled_outcome(&rec), reason, false));
+        }
+        match e.state {
+            DeploymentState::InProgress => {
+                if !rec.has("ecs_in_progress") {
+                    rec.stamp("ecs_in_progress", e.time.clone().unwrap_or_else(record::now));
+                    self.save(&rec).await?;
+                }
+                self.log(&rec, e, "started");
+                Ok(self.answer(&rec, Outcome::Started, "ECS reports the rollout in progress; recorded".into(), true))
+            }
+            DeploymentState::Failed => {
+                rec.status = Status::Failed;
+                rec.reason =
+                    Some(format!("ECS deployment failed: {}", e.reason.as_deref().unwrap_or("no reason given")));
+                rec.stamp("ecs_failed", record::now());
+                self.settle(&rec, e).await?;
+                Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true))
+            }
+            DeploymentState::Completed => self.on_completed(rec, e, deadline).await,
+        }
+    }
+
+    async fn on_completed(
+        &self,
+        mut rec: DeploymentRecord,
+        e: &EcsDeploymentEvent,
+        deadline: Instant,
+    ) -> Result<Summary, Error> {
+        if rec.status == Status::RollbackFailed {
+            // A retried event after a failed rollback: try the rollback again, do not re-test.
+            let reason = rec.reason.clone().unwrap_or_default();
+            return self.roll_back(rec, e, reason).await;
+        }
+        if !rec.has("ecs_completed") {
+            rec.stamp("ecs_completed", e.time.clone().unwrap_or_else(record::now));
+        }
+        if rec.is_rollback() {
+            rec.status = Status::Completed;
+            self.settle(&rec, e).await?;
+            let reason = format!("rollback to {} completed", short_name(&rec.task_definition));
+            return Ok(self.answer(&rec, Outcome::RolledBack, reason, true));
+        }
+        let running = self.ecs.current_task_definition(&rec.cluster, &rec.service).await?;
+        if running != rec.task_definition {
+            rec.status = Status::Failed;
+            rec.reason = Some(format!(
+                "the service runs {}, not {} that this deployment registered: ECS rolled it back (circuit breaker) or another deployment replaced it{}",
+                short_name(&running),
+                short_name(&rec.task_definition),
+                e.reason.as_deref().map(|r| format!("; ECS says: {r}")).unwrap_or_default()
+            ));
+            rec.stamp("failed", record::now());
+            self.settle(&rec, e).await?;
+            return Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true));
+        }
+        let smoke = self.config.by_ecs_service(&rec.cluster, &rec.service).and_then(|s| s.smoke.as_ref());
+        let Some(smoke) = smoke else {
+            rec.status = Status::Verified;
+            rec.reason = Some("no smoke test configured: ECS reports the rollout completed".into());
+            rec.stamp("verified", record::now());
+            self.settle(&rec, e).await?;
+            return Ok(self.answer(&rec, Outcome::Verified, rec.reason.clone().unwrap_or_default(), true));
+        };
+        let report = engine::run(smoke, &self.http, Some(&self.elbv2), &rec.id, deadline).await;
+        rec.smoke = Some(serde_json::to_value(&report).expect("reports always serialize"));
+        if report.passed {
+            rec.status = Status::Verified;
+            rec.reason = None;
+            rec.stamp("verified", record::now());
+            self.settle(&rec, e).await?;
+            let reason = format!("smoke test passed: {} round(s) in {} ms", report.rounds_run, report.duration_ms);
+            return Ok(self.answer(&rec, Outcome::Verified, reason, true));
+        }
+        let reason = report.reason.unwrap_or_else(|| "smoke test failed".into());
+        self.roll_back(rec, e, reason).await
+    }
+
+    /// Returns the service to the record's previous task definition.
+    async fn roll_back(
+        &self,
+        mut rec: DeploymentRecord,
+        e: &EcsDeploymentEvent,
+        why: String,
+    ) -> Result<Summary, Error> {
+        let to = rec.previous_task_definition.clone();
+        if to == rec.task_definition {
+            rec.status = Status::Failed;
+            rec.reason = Some(format!(
+                "{why}; no automatic rollback: strategy {} kept task definition {}, so there is no earlier revision to return to (push the previous image to the tag again)",
+                rec.strategy,
+                short_name(&to)
+            ));
+            rec.stamp("failed", record::now());
+            self.settle(&rec, e).await?;
+            return Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true));
+        }
+        match self.ecs.update_service(&rec.cluster, &rec.service, &to).await {
+            Ok(ecs_deployment_id) => {
+                let rollback = self.rollback_record(&rec, &ecs_deployment_id).await?;
+                rec.status = Status::RolledBack;
+                rec.reason = Some(why);
+                rec.rolled_back_to = Some(to.clone());
+                rec.rollback_deployment = Some(rollback.id.clone());
+                rec.stamp("rolled_back", record::now());
+                let rollback_key = rollback.key();
+                let (a, b) = tokio::join!(self.store.put_json(&rollback_key, to_json(&rollback)), self.settle(&rec, e));
+                a?;
+                b?;
+                let reason =
+                    format!("rolled back to {}: {}", short_name(&to), rec.reason.as_deref().unwrap_or_default());
+                Ok(self.answer(&rec, Outcome::RolledBack, reason, true))
+            }
+            Err(err) => {
+                rec.status = Status::RollbackFailed;
+                rec.reason = Some(format!("{why}; rollback to {} failed: {err}", short_name(&to)));
+                rec.stamp("rollback_failed", record::now());
+                error!(service = %rec.name, deployment_id = %rec.id, image = %rec.image_uri, outcome = "rollback_failed", error = %err, "decision");
+                self.settle(&rec, e).await?;
+                // Whatever the cause, a failed rollback is retried: the event comes back and we try again.
+                Err(crate::error::AwsError { transient: true, ..err }.into())
+            }
+        }
+    }
+
+    /// The record of a rollback's own ECS deployment, so its events are recognised and never smoke-tested.
+    async fn rollback_record(
+        &self,
+        failed: &DeploymentRecord,
+        ecs_deployment_id: &str,
+    ) -> Result<DeploymentRecord, Error> {
+        let to = &failed.previous_task_definition;
+        // The image the rollback returns to, for the record and the notification.
+        let image = match self.ecs.describe_task_definition(to).await {
+            Ok(td) => td
+                .task_definition
+                .container_definitions()
+                .iter()
+                .find(|c| failed.containers.iter().any(|n| c.name() == Some(n.as_str())))
+                .and_then(|c| c.image())
+                .map(str::to_string),
+            Err(err) => {
+                warn!(service = %failed.name, error = %err, "could not read the rollback target's images");
+                None
+            }
+        };
+        let parsed = image.as_deref().and_then(|i| ImageRef::parse(i).ok());
+        let now = record::now();
+        Ok(DeploymentRecord {
+            id: record::record_id(ecs_deployment_id)?,
+            trigger: TriggerRef::AutoRollback { of: failed.id.clone() },
+            pushed_at: None,
+            previous_task_definition: failed.task_definition.clone(),
+            task_definition: to.clone(),
+            ecs_deployment_id: ecs_deployment_id.to_string(),
+            status: Status::Started,
+            tag: parsed.as_ref().and_then(|p| p.tag.clone()).unwrap_or_default(),
+            digest: parsed.as_ref().and_then(|p| p.digest.as_ref()).map(|d| d.to_string()).unwrap_or_default(),
+            image_uri: image.unwrap_or_default(),
+            smoke: None,
+            reason: Some(format!("automatic rollback of {}", failed.id)),
+            rolled_back_to: None,
+            rollback_deployment: None,
+            timeline: vec![record::TimelineEntry { event: "started".into(), at: now }],
+            ..failed.clone()
+        })
+    }
+
+    /// Writes a record that reached a verdict, logs it and notifies.
+    async fn settle(&self, rec: &DeploymentRecord, e: &EcsDeploymentEvent) -> Result<(), Error> {
+        self.save(rec).await?;
+        self.log(rec, e, rec.status.as_str());
+        if let Some(n) = &self.notifier {
+            let m = verdict_message(rec);
+            let attrs: Vec<(&str, &str)> = m.attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            // A lost notification must not undo a recorded verdict: log it and go on.
+            if let Err(err) = n.publish(&m.subject, &m.body, &attrs).await {
+                error!(service = %rec.name, deployment_id = %rec.id, error = %err, "notification failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn save(&self, rec: &DeploymentRecord) -> Result<(), Error> {
+        Ok(self.store.put_json(&rec.key(), to_json(rec)).await?)
+    }
+
+    fn log(&self, rec: &DeploymentRecord, e: &EcsDeploymentEvent, outcome: &str) {
+        info!(
+            service = %rec.name,
+            image = %rec.image_uri,
+            event_id = %e.event_id,
+            deployment_id = %rec.id,
+            outcome,
+            reason = rec.reason.as_deref().unwrap_or(""),
+            "decision"
+        );
+    }
+
+    fn answer(&self, rec: &DeploymentRecord, outcome: Outcome, reason: String, wrote: bool) -> Summary {
+        let mut d = DeploymentSummary::new(&rec.name, format!("{}/{}", rec.cluster, rec.service), outcome, reason);
+        d.image = Some(rec.image_uri.clone()).filter(|i| !i.is_empty());
+        d.previous_task_definition = Some(rec.previous_task_definition.clone());
+        d.task_definition = Some(rec.task_definition.clone());
+        d.ecs_deployment_id = Some(rec.ecs_deployment_id.clone());
+        if wrote {
+            d.written = vec![rec.key()];
+        }
+        Summary::of(vec![d])
+    }
+}
+
+fn settled_outcome(rec: &DeploymentRecord) -> Outcome {
+    match rec.status {
+        Status::Verified => Outcome::Verified,
+        Status::RolledBack => Outcome::RolledBack,
+        Status::Completed => Outcome::RolledBack,
+        Status::RollbackFailed => Outcome::RollbackFailed,
+        Status::Failed | Status::Started => Outcome::Failed,
+    }
+}
+
+fn to_json(rec: &DeploymentRecord) -> Vec<u8> {
+    serde_json::to_vec_pretty(rec).expect("records always serialize")
+}

@@ -1,0 +1,336 @@
+//! The verify path against moto and a local stand-in app: verdicts, rollbacks, notifications.
+
+use std::time::{Duration, Instant};
+
+use pushdeploy::deploy::Deployer;
+use pushdeploy::verify::Verifier;
+use serde_json::{json, Value};
+use testkit::estate::{ecs_deployment_event, local_config, Aws, TodoApp, BUCKET, CLUSTER};
+use testkit::moto::Moto;
+use testkit::standin::{Behaviour, SnsSink, TodoStandIn};
+
+use crate::support::{deployer, verifier, Snapshot};
+
+struct Loop {
+    app: TodoApp,
+    standin: TodoStandIn,
+    sink: SnsSink,
+    deployer: Deployer,
+    verifier: Verifier,
+    seq: u32,
+    _moto: Moto,
+}
+
+impl Loop {
+    async fn new() -> Self {
+        let moto = Moto::start();
+        let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
+        let standin = TodoStandIn::start(app.aws.clone()).await;
+        let sink = SnsSink::start(&app.aws, "pushdeploy-verdicts").await;
+        let config = local_config(&standin.url());
+        let deployer = deployer(&app.aws, &config);
+        let verifier = verifier(&app.aws, &config, Some(&sink.topic_arn));
+        Self { app, standin, sink, deployer, verifier, seq: 0, _moto: moto }
+    }
+
+    fn aws(&self) -> &Aws {
+        &self.app.aws
+    }
+
+    /// Pushes an image that behaves as `b`, delivers the push, and answers the ECS deployment id.
+    async fn push(&mut self, service: &str, seed: &str, b: Behaviour) -> String {
+        self.seq += 1;
+        let digest = self.aws().push_image(service, "latest", seed).await;
+        self.standin.set(digest.as_str(), b);
+        let event = testkit::estate::ecr_push_event(&format!("push-{}", self.seq), service, "latest", &digest);
+        let answer = serde_json::to_value(self.deployer.handle(event, "req").await.unwrap()).unwrap();
+        assert_eq!(answer["outcome"], "started", "{answer}");
+        answer["deployments"][0]["ecs_deployment_id"].as_str().unwrap().to_string()
+    }
+
+    async fn ecs_says(&mut self, service: &str, deployment: &str, what: &str, reason: &str) -> Value {
+        self.seq += 1;
+        let event = ecs_deployment_event(&format!("ecs-{}", self.seq), service, deployment, what, reason);
+        let summary = self.verifier.handle(event, Instant::now() + Duration::from_secs(120)).await.expect("verdict");
+        serde_json::to_value(summary).unwrap()
+    }
+
+    async fn completed(&mut self, service: &str, deployment: &str) -> Value {
+        self.ecs_says(service, deployment, "SERVICE_DEPLOYMENT_COMPLETED", "completed").await
+    }
+
+    async fn record(&self, service: &str, deployment: &str) -> Value {
+        let key = pushdeploy::record::record_key(CLUSTER, service, deployment).unwrap();
+        serde_json::from_slice(&self.aws().object(BUCKET, &key).await).unwrap()
+    }
+}
+
+fn timeline(record: &Value) -> Vec<String> {
+    record["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_good_rollout_is_verified_recorded_and_notified() {
+    let mut l = Loop::new().await;
+    let dep = l.push("todo-backend", "backend-good", Behaviour::Good).await;
+    let deployed = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    assert_eq!(l.ecs_says("todo-backend", &dep, "SERVICE_DEPLOYMENT_IN_PROGRESS", "").await["outcome"], "started");
+
+    let answer = l.completed("todo-backend", &dep).await;
+
+    assert_eq!(answer["outcome"], "verified", "{answer}");
+    assert_eq!(l.aws().service_task_definition(CLUSTER, "todo-backend").await, deployed);
+    let rec = l.record("todo-backend", &dep).await;
+    assert_eq!(rec["status"], "verified");
+    assert_eq!(timeline(&rec), vec!["pushed", "started", "ecs_in_progress", "ecs_completed", "verified"]);
+    let smoke = &rec["smoke"];
+    assert_eq!(smoke["passed"], true);
+    assert_eq!(smoke["rounds_run"], 2);
+    assert_eq!(smoke["rounds"][0]["checks"][0]["check"], "GET todoItems");
+    assert_eq!(smoke["rounds"][0]["checks"][0]["status"], 200);
+    assert_eq!(smoke["read_after_write"]["reads_seen"], 6);
+    assert_eq!(smoke["read_after_write"]["cleaned_up"], true);
+    assert_eq!(l.standin.item_count(), 0, "the probe deleted what it wrote");
+    let notes = l.sink.notifications();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0]["Subject"].as_str().unwrap().starts_with("pushdeploy verified: backend latest@"), "{}", notes[0]);
+    let message = notes[0]["Message"].as_str().unwrap();
+    assert!(message.lines().next().unwrap().contains("backend (todo-cluster/todo-backend) latest@"));
+    assert!(message.contains("\"status\": \"verified\""));
+
+    // A duplicate delivery changes nothing and says so.
+    let before = Snapshot::take(l.aws()).await;
+    let again = l.completed("todo-backend", &dep).await;
+    assert_eq!(again["outcome"], "verified");
+    assert!(again["reason"].as_str().unwrap().contains("already verified"));
+    assert_eq!(Snapshot::take(l.aws()).await, before);
+    assert_eq!(l.sink.notifications().len(), 1);
+}
+
+#[tokio::test]
+async fn a_broken_rollout_is_rolled_back_and_the_rollback_is_not_smoke_tested() {
+    let mut l = Loop::new().await;
+    let before = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    let dep = l.push("todo-backend", "backend-broken", Behaviour::Broken).await;
+    let broken = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    assert_ne!(broken, before);
+
+    let answer = l.completed("todo-backend", &dep).await;
+
+    assert_eq!(answer["outcome"], "rolled_back", "{answer}");
+    assert_eq!(l.aws().service_task_definition(CLUSTER, "todo-backend").await, before, "back on the good revision");
+    let rec = l.record("todo-backend", &dep).await;
+    assert_eq!(rec["status"], "rolled_back");
+    assert_eq!(rec["rolled_back_to"], before.as_str());
+    let reason = rec["reason"].as_str().unwrap();
+    assert!(reason.starts_with("GET todoItems: status 500, expected 200"), "{reason}");
+    assert_eq!(rec["smoke"]["passed"], false);
+    assert_eq!(rec["smoke"]["rounds_run"], 4, "fails as soon as 2 in a row are out of reach in 5");
+    assert_eq!(timeline(&rec).last().unwrap(), "rolled_back");
+    let notes = l.sink.notifications();
+    assert!(notes[0]["Subject"].as_str().unwrap().starts_with("pushdeploy ROLLED BACK: backend"), "{notes:?}");
+
+    // The rollback is recorded as its own deployment; its completion is not smoke-tested.
+    let rollback_id = rec["rollback_deployment"].as_str().unwrap().replacen("ecs-svc-", "ecs-svc/", 1);
+    let rb = l.record("todo-backend", &rollback_id).await;
+    assert_eq!(rb["trigger"], json!({"kind": "auto_rollback", "of": dep.replace('/', "-")}));
+    assert_eq!(rb["task_definition"], before.as_str());
+    let answer = l.completed("todo-backend", &rollback_id).await;
+    assert_eq!(answer["outcome"], "rolled_back", "{answer}");
+    let rb = l.record("todo-backend", &rollback_id).await;
+    assert_eq!(rb["status"], "completed");
+    assert!(rb["smoke"].is_null());
+    assert_eq!(l.aws().service_task_definition(CLUSTER, "todo-backend").await, before);
+}
+
+#[tokio::test]
+async fn state_kept_in_one_task_is_caught_by_the_read_after_write_probe() {
+    let mut l = Loop::new().await;
+    let before = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    let dep = l.push("todo-backend", "backend-per-task", Behaviour::StatePerTask).await;
+    let answer = l.completed("todo-backend", &dep).await;
+    assert_eq!(answer["outcome"], "rolled_back", "{answer}");
+    let rec = l.record("todo-backend", &dep).await;
+    assert!(
+        rec["reason"].as_str().unwrap().starts_with("read-after-write: 3 of 6 reads saw the item"),
+        "{}",
+        rec["reason"]
+    );
+    assert_eq!(rec["smoke"]["read_after_write"]["passed"], false);
+    assert_eq!(l.aws().service_task_definition(CLUSTER, "todo-backend").await, before);
+}
+
+#[tokio::test]
+async fn a_foreign_deployment_is_ignored_and_nothing_is_touched() {
+    let mut l = Loop::new().await;
+    let before = Snapshot::take(l.aws()).await;
+    let answer = l.completed("todo-frontend", "ecs-svc/1234567890123456789").await;
+    assert_eq!(answer["outcome"], "ignored", "{answer}");
+    assert!(answer["reason"].as_str().unwrap().contains("not started by pushdeploy"));
+    assert_eq!(Snapshot::take(l.aws()).await, before);
+    assert!(l.sink.notifications().is_empty());
+}
+
+#[tokio::test]
+async fn the_circuit_breaker_is_recorded_as_failed_and_never_verified() {
+    let mut l = Loop::new().await;
+    let dep = l.push("todo-frontend", "frontend-crashloop", Behaviour::Good).await;
+    let answer = l
+        .ecs_says(
+            "todo-frontend",
+            &dep,
+            "SERVICE_DEPLOYMENT_FAILED",
+            "ECS deployment circuit breaker: tasks failed to start.",
+        )
+        .await;
+    assert_eq!(answer["outcome"], "failed", "{answer}");
+    let rec = l.record("todo-frontend", &dep).await;
+    assert_eq!(rec["status"], "failed");
+    assert!(rec["reason"].as_str().unwrap().contains("circuit breaker"));
+    assert!(l.sink.notifications()[0]["Subject"].as_str().unwrap().starts_with("pushdeploy FAILED"));
+    // A late COMPLETED for the same deployment does not turn it into a success.
+    assert_eq!(l.completed("todo-frontend", &dep).await["outcome"], "failed");
+    assert_eq!(l.record("todo-frontend", &dep).await["status"], "failed");
+}
+
+#[tokio::test]
+async fn completed_after_ecs_rolled_back_is_failed_not_verified() {
+    let mut l = Loop::new().await;
+    let before = l.aws().service_task_definition(CLUSTER, "todo-frontend").await;
+    let dep = l.push("todo-frontend", "frontend-v2", Behaviour::Good).await;
+    // ECS's circuit breaker (with rollback on) put the old revision back.
+    l.aws()
+        .ecs
+        .update_service()
+        .cluster(CLUSTER)
+        .service("todo-frontend")
+        .task_definition(&before)
+        .send()
+        .await
+        .unwrap();
+    let answer = l.completed("todo-frontend", &dep).await;
+    assert_eq!(answer["outcome"], "failed", "{answer}");
+    let rec = l.record("todo-frontend", &dep).await;
+    assert_eq!(rec["status"], "failed");
+    assert!(rec["reason"].as_str().unwrap().contains("ECS rolled it back"), "{}", rec["reason"]);
+    assert!(rec["smoke"].is_null(), "no smoke test ran against the old revision");
+}
+
+#[tokio::test]
+async fn redirects_off_host_and_oversized_bodies_fail_the_smoke_test() {
+    let mut l = Loop::new().await;
+    let dep = l.push("todo-frontend", "frontend-redirect", Behaviour::RedirectsAway).await;
+    let answer = l.completed("todo-frontend", &dep).await;
+    assert_eq!(answer["outcome"], "rolled_back", "{answer}");
+    let reason = l.record("todo-frontend", &dep).await["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("redirect to another host refused (http://127.0.0.2:9/elsewhere)"), "{reason}");
+
+    let dep = l.push("todo-frontend", "frontend-huge", Behaviour::HugeBody).await;
+    let answer = l.completed("todo-frontend", &dep).await;
+    assert_eq!(answer["outcome"], "rolled_back", "{answer}");
+    let rec = l.record("todo-frontend", &dep).await;
+    assert!(rec["reason"].as_str().unwrap().contains("exceeds the cap (1048576 bytes read"), "{}", rec["reason"]);
+}
+
+#[tokio::test]
+async fn the_target_health_gate_holds_rounds_until_every_target_is_healthy() {
+    let mut l = Loop::new().await;
+    let empty = l.aws().create_target_group("todo-frontend-empty", &[]).await;
+    let healthy = l.aws().create_target_group("todo-frontend-tg", &["10.0.1.10", "10.0.2.10"]).await;
+    for (arn, want) in [(empty, "rolled_back"), (healthy, "verified")] {
+        let config = local_config(&l.standin.url()).replacen(
+            "consecutive = 2\n",
+            &format!("consecutive = 2\ntarget_group_arn = \"{arn}\"\n"),
+            1,
+        );
+        l.verifier = verifier(l.aws(), &config, None);
+        let dep = l.push("todo-frontend", &format!("frontend-{want}"), Behaviour::Good).await;
+        let answer = l.completed("todo-frontend", &dep).await;
+        assert_eq!(answer["outcome"], want, "{answer}");
+        if want == "rolled_back" {
+            let rec = l.record("todo-frontend", &dep).await;
+            assert!(
+                rec["reason"].as_str().unwrap().starts_with("the target group has no registered targets"),
+                "{}",
+                rec["reason"]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn manual_rollback_returns_to_the_last_verified_deployment() {
+    let mut l = Loop::new().await;
+    let before = Snapshot::take(l.aws()).await;
+    let answer = serde_json::to_value(
+        l.deployer.handle(json!({"action": "rollback", "service": "backend"}), "req-0").await.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(answer["outcome"], "rejected", "{answer}");
+    assert!(answer["reason"].as_str().unwrap().contains("no verified deployment"), "{answer}");
+    assert_eq!(Snapshot::take(l.aws()).await, before);
+
+    let first = l.push("todo-backend", "backend-v1", Behaviour::Good).await;
+    assert_eq!(l.completed("todo-backend", &first).await["outcome"], "verified");
+    let v1 = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    let second = l.push("todo-backend", "backend-v2", Behaviour::Good).await;
+    assert_eq!(l.completed("todo-backend", &second).await["outcome"], "verified");
+    let v2 = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    assert_ne!(v1, v2);
+
+    let answer = serde_json::to_value(
+        l.deployer.handle(json!({"action": "rollback", "service": "backend"}), "req-1").await.unwrap(),
+    )
+    .unwrap();
+
+    assert_eq!(answer["outcome"], "rolled_back", "{answer}");
+    assert_eq!(l.aws().service_task_definition(CLUSTER, "todo-backend").await, v1);
+    let d = &answer["deployments"][0];
+    assert_eq!(d["task_definition"], v1.as_str());
+    let why = d["reason"].as_str().unwrap();
+    assert!(
+        why.contains("todo-backend:2")
+            && why.contains(&first.replace('/', "-"))
+            && why.contains("before the current todo-backend:3"),
+        "{why}"
+    );
+    let rb = l.record("todo-backend", d["ecs_deployment_id"].as_str().unwrap()).await;
+    assert_eq!(rb["trigger"]["kind"], "manual");
+    assert_eq!(rb["trigger"]["action"], "rollback");
+    assert_eq!(rb["previous_task_definition"], v2.as_str());
+    // Its completion is recorded, never smoke-tested.
+    let answer = l.completed("todo-backend", d["ecs_deployment_id"].as_str().unwrap()).await;
+    assert_eq!(answer["outcome"], "rolled_back");
+}
+
+#[tokio::test]
+async fn a_failed_rollback_is_recorded_notified_and_retried() {
+    let mut l = Loop::new().await;
+    let dep = l.push("todo-frontend", "frontend-broken", Behaviour::Broken).await;
+    // The revision to return to no longer exists (deleted by hand), so UpdateService refuses it.
+    let key = pushdeploy::record::record_key(CLUSTER, "todo-frontend", &dep).unwrap();
+    let mut rec = l.record("todo-frontend", &dep).await;
+    let gone = "arn:aws:ecs:ap-southeast-2:123456789012:task-definition/todo-frontend-gone:1";
+    rec["previous_task_definition"] = json!(gone);
+    l.aws()
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(serde_json::to_vec(&rec).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let event = ecs_deployment_event("ecs-rb", "todo-frontend", &dep, "SERVICE_DEPLOYMENT_COMPLETED", "completed");
+
+    let err = l.verifier.handle(event.clone(), Instant::now() + Duration::from_secs(60)).await.unwrap_err();
+
+    assert!(err.is_transient(), "returned as an error so Lambda retries: {err}");
+    let rec = l.record("todo-frontend", &dep).await;
+    assert_eq!(rec["status"], "rollback_failed");
+    assert!(rec["reason"].as_str().unwrap().contains("rollback to todo-frontend-gone:1 failed"), "{}", rec["reason"]);
+    assert!(l.sink.notifications()[0]["Subject"].as_str().unwrap().starts_with("pushdeploy ROLLBACK FAILED"));
+    // The retry tries the rollback again and does not smoke-test again.
+    assert!(l.verifier.handle(event, Instant::now() + Duration::from_secs(60)).await.is_err());
+    assert_eq!(l.record("todo-frontend", &dep).await["smoke"]["rounds_run"], rec["smoke"]["rounds_run"]);
+}
