@@ -29,9 +29,14 @@ fn verdict(record: &DeploymentRecord) -> &'static str {
 /// Builds the message for a record that just reached a verdict.
 pub fn verdict_message(record: &DeploymentRecord) -> Message {
     let short = record.digest.strip_prefix("sha256:").map_or(record.digest.as_str(), |h| &h[..h.len().min(12)]);
-    let image = if record.tag.is_empty() { short.to_string() } else { format!("{}@{short}", record.tag) };
+    let image = match (record.tag.is_empty(), short.is_empty()) {
+        (false, false) => format!("{}@{short}", record.tag),
+        (false, true) => record.tag.clone(),
+        (true, _) => short.to_string(),
+    };
     let duration = match (record.started_at(), record.timeline.last().and_then(|e| epoch_seconds(&e.at))) {
-        (Some(a), Some(b)) if b >= a => format!(" in {:.0}s", b - a),
+        (Some(a), Some(b)) if b - a >= 10.0 => format!(" in {:.0}s", b - a),
+        (Some(a), Some(b)) if b >= a => format!(" in {:.1}s", b - a),
         _ => String::new(),
     };
     let why = record.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();

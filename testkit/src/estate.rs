@@ -383,7 +383,7 @@ pub fn ecr_push_event(id: &str, repository: &str, tag: &str, digest: &Digest) ->
         "detail-type": "ECR Image Action",
         "source": "aws.ecr",
         "account": ACCOUNT,
-        "time": "2026-11-24T09:30:00Z",
+        "time": pushdeploy::record::now(),
         "region": REGION,
         "resources": [],
         "detail": {
@@ -404,14 +404,14 @@ pub fn ecs_deployment_event(id: &str, service: &str, deployment_id: &str, event_
         "detail-type": "ECS Deployment State Change",
         "source": "aws.ecs",
         "account": ACCOUNT,
-        "time": "2026-11-24T09:34:10Z",
+        "time": pushdeploy::record::now(),
         "region": REGION,
         "resources": [format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{CLUSTER}/{service}")],
         "detail": {
             "eventType": if event_name.ends_with("FAILED") { "ERROR" } else { "INFO" },
             "eventName": event_name,
             "deploymentId": deployment_id,
-            "updatedAt": "2026-11-24T09:34:09Z",
+            "updatedAt": pushdeploy::record::now(),
             "reason": reason
         }
     })

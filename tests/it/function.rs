@@ -8,6 +8,15 @@ use testkit::runtime::{function_binary, FunctionProcess};
 use crate::support::TODO_CONFIG;
 
 async fn start(aws: &Aws, config: &str) -> (FunctionProcess, tempdir::Dir) {
+    start_function("deploy", aws, config, &[]).await
+}
+
+async fn start_function(
+    name: &str,
+    aws: &Aws,
+    config: &str,
+    extra: &[(&str, &str)],
+) -> (FunctionProcess, tempdir::Dir) {
     let dir = tempdir::Dir::new();
     let path = dir.path.join("pushdeploy.toml");
     std::fs::write(&path, config).unwrap();
@@ -15,7 +24,36 @@ async fn start(aws: &Aws, config: &str) -> (FunctionProcess, tempdir::Dir) {
     env.push(("PUSHDEPLOY_CONFIG".into(), path.display().to_string()));
     env.push(("PUSHDEPLOY_BUCKET".into(), BUCKET.into()));
     env.push(("RUST_LOG".into(), "info".into()));
-    (FunctionProcess::start(&function_binary("deploy"), &env).await, dir)
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    (FunctionProcess::start(&function_binary(name), &env).await, dir)
+}
+
+#[tokio::test]
+async fn the_verify_binary_verifies_through_the_runtime_api_and_refuses_a_budget_it_cannot_keep() {
+    let moto = Moto::start();
+    let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
+    let standin = testkit::standin::TodoStandIn::start(app.aws.clone()).await;
+    let config = testkit::estate::local_config(&standin.url());
+    let (deploy, _d1) = start_function("deploy", &app.aws, &config, &[]).await;
+    let (verify, _d2) =
+        start_function("verify", &app.aws, &config, &[("PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS", "300")]).await;
+    let digest = app.aws.push_image("todo-frontend", "latest", "frontend-v1").await;
+    let started = deploy.invoke(&ecr_push_event("evt-v", "todo-frontend", "latest", &digest)).await.unwrap();
+    let dep = started["deployments"][0]["ecs_deployment_id"].as_str().unwrap();
+    let event =
+        testkit::estate::ecs_deployment_event("ecs-v", "todo-frontend", dep, "SERVICE_DEPLOYMENT_COMPLETED", "");
+    let answer = verify.invoke(&event).await.expect("answered");
+    assert_eq!(answer["outcome"], "verified", "{answer}");
+    verify.stop().await;
+
+    // 5 × (100 ms + 2000 ms) does not fit in 30 s less the 20 s kept for the verdict.
+    let (tight, _d3) =
+        start_function("verify", &app.aws, &config, &[("PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS", "30")]).await;
+    let answer = tight.invoke(&event).await.expect("answered");
+    assert_eq!(answer["outcome"], "rejected");
+    assert!(answer["reason"].as_str().unwrap().contains("service[0].smoke: worst case"), "{answer}");
+    tight.stop().await;
+    deploy.stop().await;
 }
 
 #[tokio::test]

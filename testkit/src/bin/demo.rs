@@ -1,115 +1,211 @@
-//! The local end-to-end demo: moto plays AWS, the runtime-API host plays Lambda, and the built
-//! `deploy` function turns a push into a digest-pinned rollout. Run it with `scripts/demo`.
+//! The local end-to-end demo: moto plays AWS, a runtime-API host plays Lambda, a stand-in plays the
+//! todo app behind its ALB, and the built `deploy` and `verify` functions run the whole loop:
+//! push → digest-pinned rollout → smoke test → verified or rolled back. Run it with `scripts/demo`.
 
 use serde_json::Value;
-use testkit::estate::{ecr_push_event, registry, Aws, TodoApp, BUCKET, CLUSTER};
-use testkit::moto::{workspace_root, Moto};
+use testkit::estate::{ecr_push_event, ecs_deployment_event, local_config, registry, Aws, TodoApp, BUCKET, CLUSTER};
+use testkit::moto::Moto;
 use testkit::runtime::{function_binary, FunctionProcess};
+use testkit::standin::{Behaviour, SnsSink, TodoStandIn};
+
+struct Demo {
+    aws: Aws,
+    app: TodoStandIn,
+    deploy: FunctionProcess,
+    verify: FunctionProcess,
+    seq: u32,
+}
 
 #[tokio::main]
 async fn main() {
-    let root = workspace_root();
-    let config = root.join("examples/pushdeploy.toml");
-
-    step("Starting moto (AWS on 127.0.0.1) and creating the todo app's estate");
+    step("Starting moto (AWS on 127.0.0.1), the todo estate, and a stand-in app behind the \"ALB\"");
     let moto = Moto::start();
-    let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
-    let aws = &app.aws;
+    let todo = TodoApp::create(Aws::new(&moto.endpoint).await).await;
+    let aws = todo.aws.clone();
+    let app = TodoStandIn::start(aws.clone()).await;
+    let sink = SnsSink::start(&aws, "pushdeploy-verdicts").await;
     println!("  moto:      {}", moto.endpoint);
-    println!("  cluster:   {CLUSTER} with services todo-frontend, todo-backend (Fargate, awsvpc)");
-    println!("  ECR:       {}/todo-frontend, /todo-backend (each with :latest)", registry());
-    println!("  bucket:    s3://{BUCKET} (versioned)");
-    for s in ["todo-frontend", "todo-backend"] {
-        let td = aws.service_task_definition(CLUSTER, s).await;
-        println!("  {s} runs {}: {}", short(&td), images(aws, &td).await);
-    }
+    println!("  cluster:   {CLUSTER}: todo-frontend, todo-backend (Fargate, awsvpc)");
+    println!("  ECR:       {}/todo-frontend, /todo-backend", registry());
+    println!("  bucket:    s3://{BUCKET} (versioned);  SNS topic: {}", sink.topic_arn);
+    println!(
+        "  app:       {} (\"/\" → frontend, \"/api/\" → backend; behaves as the image the service runs in moto)",
+        app.url()
+    );
 
-    step("Building the deploy function and starting it under a Lambda runtime-API host");
+    let dir = std::env::temp_dir().join(format!("pushdeploy-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("demo dir");
+    let config = dir.join("pushdeploy.toml");
+    std::fs::write(&config, local_config(&app.url())).expect("write config");
+
+    step("Building deploy and verify and starting each under its own Lambda runtime-API host");
     let mut env = aws.function_env();
     env.push(("PUSHDEPLOY_CONFIG".into(), config.display().to_string()));
     env.push(("PUSHDEPLOY_BUCKET".into(), BUCKET.into()));
+    env.push(("PUSHDEPLOY_TOPIC_ARN".into(), sink.topic_arn.clone()));
     env.push(("RUST_LOG".into(), "info".into()));
-    let function = FunctionProcess::start(&function_binary("deploy"), &env).await;
-    println!("  AWS_LAMBDA_RUNTIME_API={}  PUSHDEPLOY_CONFIG={}", function.host.addr, config.display());
+    let deploy = FunctionProcess::start(&function_binary("deploy"), &env).await;
+    let verify = FunctionProcess::start(&function_binary("verify"), &env).await;
+    println!("  deploy on AWS_LAMBDA_RUNTIME_API={}, verify on {}", deploy.host.addr, verify.host.addr);
+    println!("  config: {} (smoke: 2 passing rounds in a row of 5; read-after-write on the backend)", config.display());
+    let mut demo = Demo { aws, app, deploy, verify, seq: 0 };
 
-    step("docker push todo-frontend:latest  (a new image lands in ECR)");
-    let digest = aws.push_image("todo-frontend", "latest", "frontend-v1").await;
-    println!("  pushed {}/todo-frontend:latest @ {digest}", registry());
-    let event = ecr_push_event("13cde686-328b-6117-af20-0e5566167482", "todo-frontend", "latest", &digest);
-    println!("  EventBridge delivers \"ECR Image Action\" PUSH/SUCCESS to deploy …");
-    let answer = invoke(&function, &event).await;
-    report(aws, &answer).await;
+    step("1. docker push todo-frontend:latest (a good image)");
+    let first = demo.release("todo-frontend", "frontend-v1", Behaviour::Good).await;
 
-    step("The same event delivered again (EventBridge is at-least-once)");
-    let again = invoke(&function, &event).await;
-    println!("  outcome: {}  ({})", again["outcome"], text(&again["reason"]));
+    step("2. The same push event delivered again (EventBridge is at-least-once)");
+    let answer = demo.invoke_deploy(&first).await;
+    println!("  deploy: {}  ({})", answer["outcome"], text(&answer["reason"]));
 
-    step("docker push todo-backend:v1.4.2  (matches the backend's tag pattern \"v*\")");
-    let digest = aws.push_image("todo-backend", "v1.4.2", "backend-v1.4.2").await;
-    let answer =
-        invoke(&function, &ecr_push_event("5b1e4a2c-9d0f-4c6e-8a7b-0e5566167483", "todo-backend", "v1.4.2", &digest))
-            .await;
-    report(aws, &answer).await;
+    step("3. docker push todo-backend:latest (a broken image: the API answers 500)");
+    demo.release("todo-backend", "backend-broken", Behaviour::Broken).await;
 
-    step("docker push todo-frontend:feature-x  (no service watches that tag)");
-    let digest = aws.push_image("todo-frontend", "feature-x", "frontend-feature").await;
-    let answer = invoke(
-        &function,
-        &ecr_push_event("0f0e0d0c-0000-4000-8000-000000000001", "todo-frontend", "feature-x", &digest),
-    )
-    .await;
-    println!("  outcome: {}  ({})", answer["outcome"], text(&answer["reason"]));
+    step("4. docker push todo-backend:latest (works, but keeps its todo items in each task's memory)");
+    demo.release("todo-backend", "backend-per-task", Behaviour::StatePerTask).await;
 
-    step("Decision log (JSON, one line per decision)");
-    for line in function.logs().iter().filter(|l| l.contains("\"decision\"")) {
-        println!("  {line}");
+    step("5. docker push todo-backend:v1.4.2 (a good image, matched by the tag pattern \"v*\")");
+    demo.release_tag("todo-backend", "v1.4.2", "backend-v1.4.2", Behaviour::Good).await;
+
+    step("6. docker push todo-frontend:feature-x (no service watches that tag)");
+    let digest = demo.aws.push_image("todo-frontend", "feature-x", "frontend-feature").await;
+    let answer = demo.invoke_deploy(&ecr_push_event("push-x", "todo-frontend", "feature-x", &digest)).await;
+    println!("  deploy: {}  ({})", answer["outcome"], text(&answer["reason"]));
+
+    step("7. docker push todo-frontend:latest (another good image)");
+    demo.release("todo-frontend", "frontend-v2", Behaviour::Good).await;
+
+    step("8. {\"action\": \"rollback\", \"service\": \"frontend\"}: back to the last verified deployment before the current one");
+    let answer = demo.invoke_deploy(&serde_json::json!({"action": "rollback", "service": "frontend"})).await;
+    let d = &answer["deployments"][0];
+    println!("  deploy: {}  {}", answer["outcome"], text(&d["reason"]));
+    if let Some(dep) = d["ecs_deployment_id"].as_str().map(str::to_string) {
+        let done = demo.invoke_verify("todo-frontend", &dep, "SERVICE_DEPLOYMENT_COMPLETED").await;
+        println!(
+            "  rollback deployment completed → verify: {}  {}",
+            done["outcome"],
+            text(&done["deployments"][0]["reason"])
+        );
+        println!(
+            "  todo-frontend runs {}",
+            images(&demo.aws, &demo.aws.service_task_definition(CLUSTER, "todo-frontend").await).await
+        );
     }
 
-    step("Stopping the function and moto");
-    function.stop().await;
+    step("Notifications (SNS → an HTTP subscriber on 127.0.0.1), subject and first line");
+    for n in sink.notifications() {
+        println!("  [{}]\n      {}", text(&n["Subject"]), text(&n["Message"]).lines().next().unwrap_or_default());
+    }
+
+    step("Stopping the functions, the stand-in and moto");
+    let Demo { deploy, verify, app, .. } = demo;
+    deploy.stop().await;
+    verify.stop().await;
+    drop(app);
+    drop(sink);
     drop(moto);
+    let _ = std::fs::remove_dir_all(&dir);
     println!("  done: everything this demo started has stopped.");
+}
+
+impl Demo {
+    async fn release(&mut self, service: &str, seed: &str, behaviour: Behaviour) -> Value {
+        self.release_tag(service, "latest", seed, behaviour).await
+    }
+
+    /// Push → deploy → ECS events → verify, printing what each step did; answers the push event.
+    async fn release_tag(&mut self, service: &str, tag: &str, seed: &str, behaviour: Behaviour) -> Value {
+        self.seq += 1;
+        let before = self.aws.service_task_definition(CLUSTER, service).await;
+        let digest = self.aws.push_image(service, tag, seed).await;
+        self.app.set(digest.as_str(), behaviour);
+        println!("  pushed {service}:{tag} @ {}…", &digest.as_str()[..19]);
+        let push = ecr_push_event(&format!("push-{}", self.seq), service, tag, &digest);
+        let answer = self.invoke_deploy(&push).await;
+        let d = &answer["deployments"][0];
+        println!("  deploy: {}  {}", answer["outcome"], text(&d["reason"]));
+        let Some(dep) = d["ecs_deployment_id"].as_str().map(str::to_string) else { return push };
+        println!("    now runs {}", images(&self.aws, text(&d["task_definition"])).await);
+        for key in d["written"].as_array().into_iter().flatten() {
+            println!("    wrote s3://{BUCKET}/{}", text(key));
+        }
+        println!("  ECS reports the rollout in progress, then completed → verify");
+        self.invoke_verify(service, &dep, "SERVICE_DEPLOYMENT_IN_PROGRESS").await;
+        let verdict = self.invoke_verify(service, &dep, "SERVICE_DEPLOYMENT_COMPLETED").await;
+        let v = &verdict["deployments"][0];
+        println!("  verify: {}  {}", verdict["outcome"], text(&v["reason"]));
+        let record = self.record(service, &dep).await;
+        if let Some(rollback) = record["rollback_deployment"].as_str() {
+            let rollback = rollback.replacen("ecs-svc-", "ecs-svc/", 1);
+            let done = self.invoke_verify(service, &rollback, "SERVICE_DEPLOYMENT_COMPLETED").await;
+            println!(
+                "  rollback deployment completed → verify: {}  {}",
+                done["outcome"],
+                text(&done["deployments"][0]["reason"])
+            );
+        }
+        let now = self.aws.service_task_definition(CLUSTER, service).await;
+        println!("  {service} runs {} (was {})", short(&now), short(&before));
+        print_timeline(&self.record(service, &dep).await);
+        push
+    }
+
+    async fn invoke_deploy(&self, event: &Value) -> Value {
+        invoke(&self.deploy, event).await
+    }
+
+    async fn invoke_verify(&mut self, service: &str, deployment: &str, what: &str) -> Value {
+        self.seq += 1;
+        let event = ecs_deployment_event(&format!("ecs-{}", self.seq), service, deployment, what, "");
+        invoke(&self.verify, &event).await
+    }
+
+    async fn record(&self, service: &str, deployment: &str) -> Value {
+        let key = pushdeploy::record::record_key(CLUSTER, service, deployment).expect("deployment id");
+        serde_json::from_slice(&self.aws.object(BUCKET, &key).await).unwrap_or_default()
+    }
+}
+
+fn print_timeline(record: &Value) {
+    println!(
+        "  timeline of {} ({}:{}, status {}):",
+        text(&record["id"]),
+        text(&record["repository"]),
+        text(&record["tag"]),
+        record["status"]
+    );
+    let at = |e: &Value| pushdeploy::record::epoch_seconds(text(&e["at"]));
+    let events = record["timeline"].as_array().cloned().unwrap_or_default();
+    let start = events.iter().find(|e| e["event"] == "started").and_then(at);
+    for e in &events {
+        let offset = match (start, at(e)) {
+            (Some(s), Some(t)) if e["event"] != "pushed" => format!("+{:>6.0} ms", (t - s) * 1000.0),
+            _ => "          ".into(),
+        };
+        println!("    {offset}  {:<16} {}", text(&e["event"]), text(&e["at"]));
+    }
+    if let Some(smoke) = record["smoke"].as_object() {
+        let probe = smoke
+            .get("read_after_write")
+            .map(|p| format!(", read-after-write {}/{} reads", p["reads_seen"], p["reads"]))
+            .unwrap_or_default();
+        println!("    smoke: {} round(s) in {} ms{probe}", smoke["rounds_run"], smoke["duration_ms"]);
+    }
 }
 
 async fn invoke(function: &FunctionProcess, event: &Value) -> Value {
     match function.invoke(event).await {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("the function failed: {e}\n{}", function.logs().join("\n"));
+            eprintln!("the function answered an error: {e}\n{}", function.logs().join("\n"));
             std::process::exit(1);
         }
     }
 }
 
-async fn report(aws: &Aws, answer: &Value) {
-    println!("  outcome: {}", answer["outcome"]);
-    for d in answer["deployments"].as_array().into_iter().flatten() {
-        println!("  service {} ({}): {}", text(&d["service"]), text(&d["target"]), d["outcome"]);
-        if let Some(td) = d["task_definition"].as_str() {
-            println!("    task definition {} → {}", short(text(&d["previous_task_definition"])), short(td));
-            println!("    containers now: {}", images(aws, td).await);
-        }
-        if let Some(id) = d["ecs_deployment_id"].as_str() {
-            println!("    ECS deployment {id}");
-        }
-        for key in d["written"].as_array().into_iter().flatten() {
-            let key = text(key);
-            let bytes = aws.object(BUCKET, key).await;
-            if key.starts_with("deployments/") {
-                let record: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-                println!(
-                    "    s3://{BUCKET}/{key}  (record: status {}, trigger {})",
-                    record["status"], record["trigger"]
-                );
-            } else {
-                println!("    s3://{BUCKET}/{key}  {}", String::from_utf8_lossy(&bytes));
-            }
-        }
-    }
-}
-
 async fn images(aws: &Aws, td: &str) -> String {
-    aws.images_of(td).await.iter().map(|(n, i)| format!("{n}={i}")).collect::<Vec<_>>().join(", ")
+    let all = aws.images_of(td).await;
+    let (name, image) = all.first().cloned().unwrap_or_default();
+    format!("{} ({name}={image})", short(td))
 }
 
 fn short(arn: &str) -> &str {
