@@ -395,6 +395,27 @@ mod tests {
     }
 
     #[test]
+    fn every_sample_event_is_accepted_by_the_function_it_targets() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let trigger = parse_bytes(&std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            match trigger {
+                Trigger::EcsDeployment(_) => assert!(name.starts_with("ecs-"), "{name} goes to verify"),
+                Trigger::Push(_) => assert!(name.starts_with("ecr-push"), "{name} goes to deploy"),
+                Trigger::Manual(m) => {
+                    assert_eq!(name, format!("{}.json", if m.verb() == "deploy" { "deploy-tag" } else { m.verb() }))
+                }
+                Trigger::IgnoredEcr { reason, .. } => panic!("{name} would be ignored: {reason}"),
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, 9);
+    }
+
+    #[test]
     fn parses_manual_actions() {
         assert_eq!(
             parse(json!({"action": "plan", "service": "frontend"})).unwrap(),

@@ -1,0 +1,195 @@
+"""The SAM template: event patterns route the right events, functions exist, IAM is least-privilege."""
+
+import copy
+import json
+import pathlib
+import re
+import tomllib
+
+import boto3
+import pytest
+
+from conftest import ROOT
+
+REGION = "ap-southeast-2"
+ACCOUNT = "123456789012"
+PARAMS = {
+    "ClusterName": "todo-cluster",
+    "RepositoryNames": ["todo-frontend", "todo-backend"],
+    "AWS::Partition": "aws",
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT,
+}
+
+
+def resolve(value):
+    """Resolves Ref and Sub against PARAMS, enough for event patterns."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"}:
+            return PARAMS[value["Ref"]]
+        if set(value) == {"Fn::Sub"}:
+            return re.sub(r"\$\{([^}]+)\}", lambda m: PARAMS[m.group(1)], value["Fn::Sub"])
+        return {k: resolve(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v) for v in value]
+    return value
+
+
+def event(name):
+    return json.loads((ROOT / "events" / name).read_text())
+
+
+def variant(name, **detail):
+    e = copy.deepcopy(event(name))
+    for k, v in detail.items():
+        if v is None:
+            e["detail"].pop(k, None)
+        else:
+            e["detail"][k] = v
+    return e
+
+
+def other_cluster():
+    e = copy.deepcopy(event("ecs-deployment-completed.json"))
+    e["resources"] = [f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/other-cluster/todo-frontend"]
+    return e
+
+
+def rule_patterns(template):
+    out = {}
+    for name, res in template["Resources"].items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        for ev_name, ev in res["Properties"].get("Events", {}).items():
+            if ev["Type"] == "EventBridgeRule":
+                out[f"{name}.{ev_name}"] = resolve(ev["Properties"]["Pattern"])
+    return out
+
+
+PUSHES = ["ecr-push-frontend.json", "ecr-push-backend.json"]
+ECS_EVENTS = ["ecs-deployment-in-progress.json", "ecs-deployment-completed.json", "ecs-deployment-failed.json"]
+
+# rule → (events that must match, events that must not)
+EXPECTED = {
+    "DeployFunction.EcrPush": (
+        [event(n) for n in PUSHES],
+        [event(n) for n in ECS_EVENTS]
+        + [
+            variant("ecr-push-frontend.json", **{"action-type": "DELETE"}),
+            variant("ecr-push-frontend.json", result="FAILURE"),
+            variant("ecr-push-frontend.json", **{"image-tag": None}),
+            variant("ecr-push-frontend.json", **{"repository-name": "payments"}),
+        ],
+    ),
+    "VerifyFunction.EcsDeployment": (
+        [event(n) for n in ECS_EVENTS],
+        [event(n) for n in PUSHES] + [other_cluster()],
+    ),
+}
+
+
+def routed(endpoint, pattern, events):
+    """Which of `events` a real EventBridge rule (moto's evaluator) delivers to an SQS target."""
+    kw = dict(endpoint_url=endpoint, region_name=REGION)
+    eb, sqs = boto3.client("events", **kw), boto3.client("sqs", **kw)
+    name = f"r{abs(hash(json.dumps(pattern, sort_keys=True))) % 10**8}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    eb.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
+    eb.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": arn}])
+    matched = []
+    for i, e in enumerate(events):
+        marker = dict(e["detail"], _probe=i)
+        eb.put_events(
+            Entries=[
+                {
+                    "Source": e["source"],
+                    "DetailType": e["detail-type"],
+                    "Detail": json.dumps(marker),
+                    "Resources": e.get("resources", []),
+                }
+            ]
+        )
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        msgs = got.get("Messages", [])
+        if not msgs:
+            break
+        for m in msgs:
+            matched.append(json.loads(m["Body"])["detail"]["_probe"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return sorted(matched)
+
+
+@pytest.mark.parametrize("rule", sorted(EXPECTED))
+def test_event_pattern_routes_exactly_the_right_events(template, moto_endpoint, rule):
+    pattern = rule_patterns(template)[rule]
+    must, must_not = EXPECTED[rule]
+    got = routed(moto_endpoint, pattern, must + must_not)
+    assert got == list(range(len(must))), f"{rule}: matched {got}, expected the first {len(must)}"
+
+
+def test_every_rule_in_the_template_is_tested(template):
+    assert sorted(rule_patterns(template)) == sorted(EXPECTED)
+
+
+def test_every_function_is_a_crate_of_the_workspace(template):
+    workspace = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["members"]
+    functions = {n: r for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    assert len(functions) == 2
+    for name, res in functions.items():
+        assert res["Metadata"]["BuildMethod"] == "rust-cargolambda", name
+        code = res["Properties"]["CodeUri"]
+        manifest = tomllib.loads((ROOT / code / "Cargo.toml").read_text())
+        assert (ROOT / code / "src" / "main.rs").exists(), name
+        assert code in workspace, f"{code} is not a workspace member"
+        assert manifest["package"]["name"] == pathlib.Path(code).name
+
+
+def statements(template):
+    for name, res in template["Resources"].items():
+        if res["Type"] == "AWS::IAM::Role":
+            for policy in res["Properties"].get("Policies", []):
+                for st in policy["PolicyDocument"]["Statement"]:
+                    if "Fn::If" in st:  # a conditional statement: check its present branch
+                        st = st["Fn::If"][1]
+                    yield name, st
+
+
+def as_list(v):
+    return v if isinstance(v, list) else [v]
+
+
+def test_iam_is_least_privilege(template):
+    allowed = list(statements(template))
+    assert allowed, "the roles have inline policies"
+    for role, st in allowed:
+        assert st["Effect"] == "Allow"
+        for action in as_list(st["Action"]):
+            assert "*" not in action, f"{role}/{st['Sid']}: wildcard action {action}"
+        if st["Resource"] == "*":
+            # Only where AWS supports no resource-level permissions.
+            assert set(as_list(st["Action"])) <= {
+                "ecs:DescribeTaskDefinition",
+                "ecs:RegisterTaskDefinition",
+                "elasticloadbalancing:DescribeTargetHealth",
+            }, f"{role}/{st['Sid']}"
+        if "iam:PassRole" in as_list(st["Action"]):
+            assert st["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+    text = (ROOT / "template.yaml").read_text()
+    assert "FullAccess" not in text
+    assert "ManagedPolicyArns" not in text
+    for name, res in template["Resources"].items():
+        if res["Type"] == "AWS::Serverless::Function":
+            assert "Role" in res["Properties"], f"{name} uses its own role, not SAM's default policies"
+
+
+def test_bucket_is_private_encrypted_versioned_and_tls_only(template):
+    bucket = template["Resources"]["ArtifactBucket"]["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert bucket["LifecycleConfiguration"]["Rules"][0]["NoncurrentVersionExpiration"]
+    deny = template["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
