@@ -4,7 +4,7 @@ use futures_util::future::join_all;
 use serde_json::Value;
 use tracing::{info, warn};
 
-use crate::artifact::{image_definitions_key, image_detail, image_detail_key};
+use crate::artifact::{image_definitions, image_definitions_key, image_detail, image_detail_key};
 use crate::aws::ecr::EcrClient;
 use crate::aws::ecs::{DescribedTaskDefinition, EcsClient};
 use crate::aws::s3::Store;
@@ -12,6 +12,7 @@ use crate::config::{Config, ServiceConfig, Strategy};
 use crate::error::{Error, InputError};
 use crate::event::{self, ManualAction, PushEvent, Trigger};
 use crate::image::{truncate, ImageRef};
+use crate::lease::{self, Acquired, Lease};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::plan::{self, Action, Freshness, ServicePlan};
 use crate::record::{self, DeploymentRecord, Status, TriggerRef};
@@ -34,6 +35,27 @@ pub struct Deployer {
     pub store: Store,
     /// The region this function deploys in.
     pub region: String,
+    /// How long a service lease lasts: longer than the deploy function's timeout, so no live holder loses it.
+    pub lease_ttl: std::time::Duration,
+}
+
+/// The lease duration for a deploy function with a 30 s timeout.
+pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(45);
+
+/// A lease we hold on a service.
+#[derive(Debug)]
+struct HeldLease {
+    key: String,
+    etag: String,
+    lease: Lease,
+}
+
+/// What trying to take a service's lease came to.
+enum LeaseTaken {
+    /// Ours; `stale` is an expired lease a crashed holder left behind.
+    Held(HeldLease, Option<Box<Lease>>),
+    /// Someone else's, still live.
+    Busy(Lease),
 }
 
 /// A service's state as read before planning.
@@ -87,12 +109,20 @@ impl Deployer {
             info!(event_id = %push.event_id, image = %push.image, outcome = "ignored", reason = %reason, "decision");
             return Ok(Summary::only(Outcome::Ignored, reason));
         }
-        // The freshness check and the services' state reads are independent: overlap them.
-        let (tagged, states) = tokio::join!(
+        // The freshness check and taking the services' leases are independent: overlap them.
+        let trigger = TriggerRef::Push { event_id: push.event_id.clone() };
+        let image_uri = push.image.pinned_uri().unwrap_or_default();
+        let (tagged, leases) = tokio::join!(
             self.ecr.resolve_tag(&push.image.repository, push.tag()),
-            join_all(services.iter().map(|s| self.read_state(s)))
+            join_all(services.iter().map(|s| self.take_lease(s, trigger.id(), &image_uri)))
         );
-        let tagged = tagged?;
+        let tagged = match tagged {
+            Ok(t) => t,
+            Err(e) => {
+                self.release_all(&services, &leases).await;
+                return Err(e.into());
+            }
+        };
         let freshness = plan::freshness(push.digest(), tagged.as_ref().map(|t| &t.digest));
         let not_current = match &freshness {
             Freshness::Current => None,
@@ -106,6 +136,7 @@ impl Deployer {
             )),
         };
         if let Some((outcome, reason)) = not_current {
+            self.release_all(&services, &leases).await;
             let deployments = services
                 .iter()
                 .map(|s| {
@@ -118,21 +149,15 @@ impl Deployer {
             return Ok(Summary::of(deployments));
         }
         let pushed_at = tagged.and_then(|t| t.pushed_at).or_else(|| push.time.clone());
-        let rollouts = services.iter().zip(states).map(|(svc, state)| {
+        let rollouts = services.iter().zip(leases).map(|(svc, lease)| {
             let req = Request {
-                trigger: TriggerRef::Push { event_id: push.event_id.clone() },
+                trigger: trigger.clone(),
                 image: &push.image,
                 pushed_at: pushed_at.clone(),
                 force: false,
                 dry_run: false,
             };
-            async move {
-                let result = match state {
-                    Ok(state) => self.rollout(svc, state, req).await,
-                    Err(e) => Err(e),
-                };
-                (*svc, result)
-            }
+            async move { (*svc, self.under_lease(svc, lease, req).await) }
         });
         collect(join_all(rollouts).await)
     }
@@ -149,7 +174,23 @@ impl Deployer {
             ManualAction::Redeploy { .. } => (None, true, false),
             ManualAction::Deploy { tag, .. } => (Some(tag.as_str()), false, false),
             ManualAction::Plan { tag, .. } => (tag.as_deref(), false, true),
-            ManualAction::Rollback { .. } => return self.manual_rollback(svc, request_id).await,
+            ManualAction::Rollback { .. } => {
+                let taken = self.take_lease(svc, request_id, "").await?;
+                if let LeaseTaken::Busy(other) = &taken {
+                    return Ok(Summary::of(vec![DeploymentSummary::new(
+                        &svc.name,
+                        svc.target(),
+                        Outcome::Rejected,
+                        format!(
+                            "{} is rolling out {} right now; roll back once it is done",
+                            other.holder, other.image_uri
+                        ),
+                    )]));
+                }
+                let result = self.manual_rollback(svc, request_id).await;
+                self.release(svc, &taken).await;
+                return result;
+            }
         };
         let tag = match tag.or_else(|| svc.redeploy_tag()) {
             Some(t) => t,
@@ -160,9 +201,30 @@ impl Deployer {
                 ))
             }
         };
-        let (tagged, state) = tokio::join!(self.ecr.resolve_tag(&svc.repository, tag), self.read_state(svc));
-        let Some(tagged) = tagged? else {
-            return Ok(Summary::only(Outcome::Rejected, format!("tag {}:{tag} does not exist in ECR", svc.repository)));
+        let trigger = TriggerRef::Manual { action: action.verb().to_string(), request_id: request_id.to_string() };
+        let lease = async {
+            if dry_run {
+                Ok(None)
+            } else {
+                self.take_lease(svc, trigger.id(), "").await.map(Some)
+            }
+        };
+        let (tagged, lease) = tokio::join!(self.ecr.resolve_tag(&svc.repository, tag), lease);
+        let lease = lease?;
+        let tagged = match tagged {
+            Ok(Some(t)) => t,
+            other => {
+                if let Some(l) = &lease {
+                    self.release(svc, l).await;
+                }
+                if let Err(e) = other {
+                    return Err(e.into());
+                }
+                return Ok(Summary::only(
+                    Outcome::Rejected,
+                    format!("tag {}:{tag} does not exist in ECR", svc.repository),
+                ));
+            }
         };
         let image = ImageRef {
             registry: ImageRef::ecr_registry(&tagged.registry_id, &self.region),
@@ -170,16 +232,13 @@ impl Deployer {
             tag: Some(tag.to_string()),
             digest: Some(tagged.digest.clone()),
         };
-        let req = Request {
-            trigger: TriggerRef::Manual { action: action.verb().to_string(), request_id: request_id.to_string() },
-            image: &image,
-            pushed_at: tagged.pushed_at.clone(),
-            force,
-            dry_run,
-        };
-        let result = match state {
-            Ok(state) => self.rollout(svc, state, req).await,
-            Err(e) => Err(e),
+        let req = Request { trigger, image: &image, pushed_at: tagged.pushed_at.clone(), force, dry_run };
+        let result = match lease {
+            Some(lease) => self.under_lease(svc, Ok(lease), req).await,
+            None => match self.read_state(svc).await {
+                Ok(state) => self.rollout(svc, state, req, None).await,
+                Err(e) => Err(e),
+            },
         };
         collect(vec![(svc, result)])
     }
@@ -254,6 +313,103 @@ impl Deployer {
         Ok(records)
     }
 
+    async fn take_lease(&self, svc: &ServiceConfig, holder: &str, image_uri: &str) -> Result<LeaseTaken, Error> {
+        let now_ms = epoch_ms();
+        let mine = Lease {
+            holder: holder.to_string(),
+            image_uri: image_uri.to_string(),
+            expires_at_ms: now_ms + self.lease_ttl.as_millis() as u64,
+            pending: None,
+        };
+        let key = lease::lease_key(&svc.cluster, &svc.service);
+        Ok(match lease::acquire(&self.store, &key, &mine, now_ms).await? {
+            Acquired::Held { etag, stale } => {
+                LeaseTaken::Held(HeldLease { key, etag, lease: mine }, stale.map(Box::new))
+            }
+            Acquired::Busy(other) => LeaseTaken::Busy(other),
+        })
+    }
+
+    async fn release(&self, svc: &ServiceConfig, taken: &LeaseTaken) {
+        if let LeaseTaken::Held(held, _) = taken {
+            // An unreleased lease only delays the next rollout until it expires: log, do not fail.
+            if let Err(e) = self.store.delete(&held.key).await {
+                warn!(service = %svc.name, error = %e, "could not release the service lease; it expires by itself");
+            }
+        }
+    }
+
+    async fn release_all(&self, services: &[&ServiceConfig], leases: &[Result<LeaseTaken, Error>]) {
+        join_all(services.iter().zip(leases).filter_map(|(s, l)| l.as_ref().ok().map(|l| self.release(s, l)))).await;
+    }
+
+    /// Runs a rollout while holding the service's lease, finishing a crashed predecessor's first.
+    async fn under_lease(
+        &self,
+        svc: &ServiceConfig,
+        taken: Result<LeaseTaken, Error>,
+        req: Request<'_>,
+    ) -> Result<DeploymentSummary, Error> {
+        let mut taken = taken?;
+        let result = match &mut taken {
+            LeaseTaken::Busy(other) if other.holder == req.trigger.id() => {
+                let reason = format!("another delivery of {} is rolling this out now", req.trigger.id());
+                info!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "unchanged", reason = %reason, "decision");
+                return Ok(DeploymentSummary::new(&svc.name, svc.target(), Outcome::Unchanged, reason));
+            }
+            LeaseTaken::Busy(other) => {
+                // Transient on purpose: Lambda retries, by which time the other rollout is done.
+                return Err(crate::error::AwsError {
+                    action: "S3 lease",
+                    target: svc.target(),
+                    detail: format!(
+                        "{} is rolling out {} (lease until {} ms)",
+                        other.holder, other.image_uri, other.expires_at_ms
+                    ),
+                    hint: "nothing: one rollout per service at a time, this event is retried",
+                    transient: true,
+                }
+                .into());
+            }
+            LeaseTaken::Held(held, stale) => {
+                let adopted = match stale.take() {
+                    Some(stale) => self.adopt(svc, *stale).await,
+                    None => Ok(()),
+                };
+                match adopted {
+                    Ok(()) => match self.read_state(svc).await {
+                        Ok(state) => self.rollout(svc, state, req, Some(held)).await,
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        self.release(svc, &taken).await;
+        result
+    }
+
+    /// Finishes the rollout an expired lease was carrying: if its revision runs without a record
+    /// (the holder died between UpdateService and the record), write the record and artifacts.
+    async fn adopt(&self, svc: &ServiceConfig, stale: Lease) -> Result<(), Error> {
+        let Some(mut pending) = stale.pending else { return Ok(()) };
+        let now = self.ecs.service_now(&svc.cluster, &svc.service).await?;
+        let Some(deployment) = now.primary_deployment.filter(|_| now.task_definition == pending.task_definition) else {
+            // It died before UpdateService: at most an unused revision is left, nothing runs unrecorded.
+            return Ok(());
+        };
+        let key = record::record_key(&svc.cluster, &svc.service, &deployment)?;
+        if self.store.get(&key).await?.is_some() {
+            return Ok(());
+        }
+        pending.id = record::record_id(&deployment)?;
+        pending.ecs_deployment_id = deployment;
+        pending.stamp("recovered", record::now());
+        self.write_rollout(svc, &pending.containers, &pending.image_uri, &pending).await?;
+        warn!(service = %svc.name, image = %pending.image_uri, event_id = %pending.trigger.id(), deployment_id = %pending.id, outcome = "started", "recovered the record of a rollout whose deploy invocation died");
+        Ok(())
+    }
+
     async fn read_state(&self, svc: &ServiceConfig) -> Result<ServiceState, Error> {
         let previous = async {
             match svc.strategy {
@@ -278,7 +434,22 @@ impl Deployer {
         svc: &ServiceConfig,
         state: ServiceState,
         req: Request<'_>,
+        lease: Option<&mut HeldLease>,
     ) -> Result<DeploymentSummary, Error> {
+        let event_pushed_at = req.pushed_at.as_deref().and_then(record::epoch_seconds).map(|s| s as i64);
+        if let (TriggerRef::Push { .. }, Some(at)) = (&req.trigger, event_pushed_at) {
+            if let Some(running) = plan::newer_running(&state.current.tags, at) {
+                let reason = format!(
+                    "{} runs an image pushed {} s after this one: a newer push already deployed",
+                    short_name(&state.current_arn),
+                    running - at
+                );
+                info!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "superseded", reason = %reason, "decision");
+                let mut d = DeploymentSummary::new(&svc.name, svc.target(), Outcome::Superseded, reason);
+                d.image = req.image.pinned_uri();
+                return Ok(d);
+            }
+        }
         let plan = match plan::plan_service(
             svc,
             req.image,
@@ -323,12 +494,22 @@ impl Deployer {
                 info!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "unchanged", "decision");
                 return Ok(summary);
             }
-            Action::Register(td) => self.ecs.register_task_definition(td, &state.current.tags).await?,
+            Action::Register(td) => {
+                let tags = plan::tags_for_copy(&state.current.tags, event_pushed_at);
+                self.ecs.register_task_definition(td, &tags).await?
+            }
             Action::ForceNewDeployment => state.current_arn.clone(),
         };
+        let mut record = self.new_record(svc, &req, &plan, &state.current_arn, &task_definition);
+        if let Some(held) = lease {
+            // Whoever takes over this lease after a crash can now finish the record.
+            held.lease.pending = Some(record.clone());
+            held.etag = lease::record_pending(&self.store, &held.key, &held.lease, &held.etag).await?;
+        }
         let ecs_deployment_id = self.ecs.update_service(&svc.cluster, &svc.service, &task_definition).await?;
-        let record = self.new_record(svc, &req, &plan, &state.current_arn, &task_definition, &ecs_deployment_id)?;
-        let written = self.write_rollout(svc, &plan, &record).await?;
+        record.id = record::record_id(&ecs_deployment_id)?;
+        record.ecs_deployment_id = ecs_deployment_id.clone();
+        let written = self.write_rollout(svc, &plan.containers, &plan.image_uri, &record).await?;
         info!(
             service = %svc.name,
             image = %plan.image_uri,
@@ -355,16 +536,15 @@ impl Deployer {
         plan: &ServicePlan,
         previous: &str,
         task_definition: &str,
-        ecs_deployment_id: &str,
-    ) -> Result<DeploymentRecord, Error> {
+    ) -> DeploymentRecord {
         let started = record::now();
         let mut timeline = Vec::new();
         if let Some(p) = &req.pushed_at {
             timeline.push(record::TimelineEntry { event: "pushed".into(), at: p.clone() });
         }
         timeline.push(record::TimelineEntry { event: "started".into(), at: started });
-        Ok(DeploymentRecord {
-            id: record::record_id(ecs_deployment_id)?,
+        DeploymentRecord {
+            id: String::new(),
             cluster: svc.cluster.clone(),
             service: svc.service.clone(),
             name: svc.name.clone(),
@@ -380,7 +560,7 @@ impl Deployer {
             pushed_at: req.pushed_at.clone(),
             previous_task_definition: previous.to_string(),
             task_definition: task_definition.to_string(),
-            ecs_deployment_id: ecs_deployment_id.to_string(),
+            ecs_deployment_id: String::new(),
             status: Status::Started,
             containers: plan.containers.clone(),
             smoke: None,
@@ -388,14 +568,15 @@ impl Deployer {
             rolled_back_to: None,
             rollback_deployment: None,
             timeline,
-        })
+        }
     }
 
     /// Writes the artifacts and the record concurrently; returns the keys written.
     async fn write_rollout(
         &self,
         svc: &ServiceConfig,
-        plan: &ServicePlan,
+        containers: &[String],
+        image_uri: &str,
         record: &DeploymentRecord,
     ) -> Result<Vec<String>, Error> {
         let defs_key = image_definitions_key(&svc.cluster, &svc.service);
@@ -403,8 +584,8 @@ impl Deployer {
         let record_key = record.key();
         let record_bytes = serde_json::to_vec_pretty(record).expect("records always serialize");
         let (a, b, c) = tokio::join!(
-            self.store.put_json(&defs_key, plan.image_definitions.clone()),
-            self.store.put_json(&detail_key, image_detail(&plan.image_uri)),
+            self.store.put_json(&defs_key, image_definitions(containers, image_uri)),
+            self.store.put_json(&detail_key, image_detail(image_uri)),
             self.store.put_json(&record_key, record_bytes),
         );
         a?;
@@ -412,6 +593,10 @@ impl Deployer {
         c?;
         Ok(vec![defs_key, detail_key, record_key])
     }
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Turns per-service results into the answer; any transient failure fails the invocation so Lambda retries.

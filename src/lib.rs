@@ -11,6 +11,7 @@ pub mod error;
 pub mod event;
 pub mod glob;
 pub mod image;
+pub mod lease;
 pub mod notify;
 pub mod outcome;
 pub mod plan;

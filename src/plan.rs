@@ -1,6 +1,6 @@
 //! Pure decisions: which services a push matches, whether it is still current, and what to change.
 
-use aws_sdk_ecs::types::TaskDefinition;
+use aws_sdk_ecs::types::{Tag, TaskDefinition};
 use serde::Serialize;
 
 use crate::artifact::image_definitions;
@@ -117,6 +117,29 @@ pub fn plan_service(
     Ok(ServicePlan { action, changes, containers, image_uri, image_definitions: defs })
 }
 
+/// Task definition tag holding the deployed image's push time (epoch seconds), so a later event
+/// can tell whether the service already runs something pushed after its own image.
+pub const PUSHED_AT_TAG: &str = "pushdeploy:image-pushed-at";
+
+/// The push time recorded on a task definition by pushdeploy, if any.
+pub fn pushed_at_of(tags: &[Tag]) -> Option<i64> {
+    tags.iter().find(|t| t.key() == Some(PUSHED_AT_TAG)).and_then(|t| t.value()).and_then(|v| v.parse().ok())
+}
+
+/// The tags of a copy: the current ones, with pushdeploy's push-time tag set to `pushed_at`.
+pub fn tags_for_copy(current: &[Tag], pushed_at: Option<i64>) -> Vec<Tag> {
+    let mut tags: Vec<Tag> = current.iter().filter(|t| t.key() != Some(PUSHED_AT_TAG)).cloned().collect();
+    if let Some(at) = pushed_at {
+        tags.push(Tag::builder().key(PUSHED_AT_TAG).value(at.to_string()).build());
+    }
+    tags
+}
+
+/// `Some(running)` when the service runs an image pushed after the event's (`event_pushed_at`).
+pub fn newer_running(current: &[Tag], event_pushed_at: i64) -> Option<i64> {
+    pushed_at_of(current).filter(|running| *running > event_pushed_at)
+}
+
 /// One line of a plan's answer: the diff a `deploy` would register.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PlanSummary {
@@ -168,6 +191,19 @@ mod tests {
         assert_eq!(again.action, Action::Unchanged);
         let forced = plan_service(&svc(""), &pushed(), new_td, None, true).unwrap();
         assert_eq!(forced.action, Action::ForceNewDeployment);
+    }
+
+    #[test]
+    fn push_time_tags_order_pushes_of_different_tags() {
+        let app = Tag::builder().key("app").value("todo").build();
+        let tags = tags_for_copy(std::slice::from_ref(&app), Some(200));
+        assert_eq!(pushed_at_of(&tags), Some(200));
+        assert_eq!(tags[0], app, "the task definition's own tags are kept");
+        let again = tags_for_copy(&tags, Some(300));
+        assert_eq!(again.len(), 2, "the old push time is replaced, not duplicated");
+        assert_eq!(newer_running(&again, 250), Some(300));
+        assert_eq!(newer_running(&again, 300), None, "the same push is not newer than itself");
+        assert_eq!(newer_running(&[app], 1), None);
     }
 
     #[test]

@@ -104,6 +104,7 @@ pub async fn deployer_from_env() -> Result<Deployer, Error> {
         ecr: EcrClient::new(clients.ecr),
         store: Store::new(clients.s3, bucket),
         region: clients.region,
+        lease_ttl: crate::deploy::DEFAULT_LEASE_TTL,
     })
 }
 

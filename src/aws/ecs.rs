@@ -14,6 +14,15 @@ pub struct DescribedTaskDefinition {
     pub tags: Vec<Tag>,
 }
 
+/// A service's state as DescribeServices reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceNow {
+    /// The task definition the service itself runs.
+    pub task_definition: String,
+    /// The id of its PRIMARY deployment.
+    pub primary_deployment: Option<String>,
+}
+
 /// Talks to ECS for one deploy or verify.
 #[derive(Clone, Debug)]
 pub struct EcsClient {
@@ -28,13 +37,24 @@ impl EcsClient {
 
     /// The task definition ARN the service itself runs (not `deployments[]`, which can lag).
     pub async fn current_task_definition(&self, cluster: &str, service: &str) -> Result<String, AwsError> {
+        Ok(self.service_now(cluster, service).await?.task_definition)
+    }
+
+    /// What the service runs now and its PRIMARY deployment's id.
+    pub async fn service_now(&self, cluster: &str, service: &str) -> Result<ServiceNow, AwsError> {
         let target = format!("{cluster}/{service}");
         let out = self.client.describe_services().cluster(cluster).services(service).send().await.map_err(|e| {
             aws_error("ECS DescribeServices", &target, "the cluster name and ecs:DescribeServices on the service", e)
         })?;
         let svc = out.services().iter().find(|s| s.status() == Some("ACTIVE"));
         match svc.and_then(|s| s.task_definition()) {
-            Some(td) => Ok(td.to_string()),
+            Some(td) => Ok(ServiceNow {
+                task_definition: td.to_string(),
+                primary_deployment: svc
+                    .and_then(|s| s.deployments().iter().find(|d| d.status() == Some("PRIMARY")))
+                    .and_then(|d| d.id())
+                    .map(str::to_string),
+            }),
             None => {
                 let why = out
                     .failures()

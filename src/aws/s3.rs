@@ -42,6 +42,68 @@ impl Store {
         get_object(&self.client, &self.bucket, key).await
     }
 
+    /// Writes `key` only if it does not exist yet; `None` when it does (S3 answered 412).
+    pub async fn create(&self, key: &str, bytes: Vec<u8>) -> Result<Option<String>, AwsError> {
+        self.conditional_put(key, bytes, None).await
+    }
+
+    /// Replaces `key` only if its ETag is still `etag`; `None` when someone changed it first.
+    pub async fn replace(&self, key: &str, bytes: Vec<u8>, etag: &str) -> Result<Option<String>, AwsError> {
+        self.conditional_put(key, bytes, Some(etag)).await
+    }
+
+    async fn conditional_put(&self, key: &str, bytes: Vec<u8>, etag: Option<&str>) -> Result<Option<String>, AwsError> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(bytes));
+        req = match etag {
+            Some(etag) => req.if_match(etag),
+            None => req.if_none_match("*"),
+        };
+        match req.send().await {
+            Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
+            Err(e) if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(412) | Some(409)) => Ok(None),
+            Err(e) => Err(aws_error(
+                "S3 PutObject (conditional)",
+                self.url(key),
+                "the bucket exists and s3:PutObject on it",
+                e,
+            )),
+        }
+    }
+
+    /// Reads an object with its ETag; `None` when it does not exist.
+    pub async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, AwsError> {
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => {
+                return Err(aws_error("S3 GetObject", self.url(key), "the bucket name and s3:GetObject on it", e))
+            }
+        };
+        let etag = out.e_tag().unwrap_or_default().to_string();
+        let bytes = out.body.collect().await.map_err(|e| AwsError {
+            action: "S3 GetObject",
+            target: self.url(key),
+            detail: format!("body could not be read: {e}"),
+            hint: "network to S3",
+            transient: true,
+        })?;
+        Ok(Some((bytes.into_bytes().to_vec(), etag)))
+    }
+
+    /// Deletes an object (absent is fine).
+    pub async fn delete(&self, key: &str) -> Result<(), AwsError> {
+        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {
+            aws_error("S3 DeleteObject", self.url(key), "s3:DeleteObject on the bucket's leases/ prefix", e)
+        })?;
+        Ok(())
+    }
+
     /// Keys under `prefix` with their last-modified time (epoch seconds), newest first.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, AwsError> {
         let mut out = Vec::new();

@@ -64,8 +64,13 @@ async fn push_rolls_the_service_onto_the_pinned_digest_and_keeps_every_field() {
     assert!(n.proxy_configuration().is_some());
     assert_eq!((n.cpu(), n.memory(), n.network_mode()), (o.cpu(), o.memory(), o.network_mode()));
     assert_eq!(n.requires_compatibilities(), o.requires_compatibilities());
-    assert_eq!(new.tags(), old.tags());
+    assert_eq!(new.tags()[..old.tags().len()], *old.tags(), "the task definition's own tags are kept");
     assert_eq!(new.tags()[0].key(), Some("app"));
+    let pushed_at = new.tags().iter().find(|t| t.key() == Some(pushdeploy::plan::PUSHED_AT_TAG)).unwrap();
+    assert!(
+        pushed_at.value().unwrap().parse::<i64>().unwrap() > 1_700_000_000,
+        "the push time is recorded for ordering"
+    );
     let (oc, nc) = (o.container_definitions(), n.container_definitions());
     assert_eq!(nc[0].secrets(), oc[0].secrets());
     assert_eq!(nc[0].secrets()[0].name(), "DB_PASSWORD");

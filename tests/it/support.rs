@@ -57,10 +57,12 @@ pub fn deployer(aws: &Aws, config: &str) -> Deployer {
         ecr: EcrClient::new(aws.ecr.clone()),
         store: Store::new(aws_sdk_s3::Client::from_conf(s3_conf), BUCKET),
         region: REGION.to_string(),
+        lease_ttl: pushdeploy::deploy::DEFAULT_LEASE_TTL,
     }
 }
 
-/// Everything a deploy could change: task definitions, what services run, every S3 object version.
+/// Everything a deploy could change: task definitions, what services run, every S3 object version
+/// (but the service leases under `leases/`, which every decision takes and releases).
 #[derive(Debug, PartialEq)]
 pub struct Snapshot {
     task_definitions: Vec<String>,
@@ -91,6 +93,7 @@ impl Snapshot {
         let mut object_versions: Vec<(String, String)> = versions
             .versions()
             .iter()
+            .filter(|v| !v.key().unwrap_or_default().starts_with("leases/"))
             .map(|v| (v.key().unwrap().to_string(), v.version_id().unwrap_or_default().to_string()))
             .collect();
         object_versions.sort();
