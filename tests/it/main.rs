@@ -2,5 +2,6 @@
 
 mod deploy;
 mod function;
+mod reliability;
 mod support;
 mod verify;

@@ -1,0 +1,183 @@
+//! Real delivery: duplicates, disorder, concurrency and crashes converge to one correct rollout.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use pushdeploy::lease::{lease_key, Lease};
+use serde_json::Value;
+use testkit::estate::{registry, BUCKET, CLUSTER};
+
+use crate::support::{World, TODO_CONFIG};
+
+async fn records(w: &World, service: &str) -> Vec<String> {
+    w.aws()
+        .keys(BUCKET)
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with(&format!("deployments/{CLUSTER}/{service}/")))
+        .collect()
+}
+
+async fn primary_deployment(w: &World, service: &str) -> String {
+    let out = w.aws().ecs.describe_services().cluster(CLUSTER).services(service).send().await.unwrap();
+    let d = out.services()[0].deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap();
+    d.id().unwrap().to_string()
+}
+
+/// Delivers like Lambda's async retries: an invocation that fails is tried again.
+async fn deliver(w: &World, event: &Value) -> Value {
+    for _ in 0..50 {
+        match w.deployer.handle(event.clone(), "retry").await {
+            Ok(s) => return serde_json::to_value(s).unwrap(),
+            Err(e) => {
+                assert!(e.is_transient(), "only transient failures are retried: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    panic!("never converged: {event}");
+}
+
+#[tokio::test]
+async fn the_same_event_100_times_and_20_at_once_rolls_out_once() {
+    let w = World::new(TODO_CONFIG).await;
+    let (event, digest) = w.push("evt-dup", "todo-frontend", "latest", "frontend-v1").await;
+
+    let at_once = join_all((0..20).map(|_| w.deployer.handle(event.clone(), "req"))).await;
+    let outcomes: Vec<String> = at_once
+        .iter()
+        .map(|r| match r {
+            Ok(s) => serde_json::to_value(s).unwrap()["outcome"].as_str().unwrap().to_string(),
+            Err(e) => format!("error: {e}"),
+        })
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| *o == "started").count(), 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| o == "started" || o == "unchanged"), "{outcomes:?}");
+    for _ in 0..100 {
+        assert_eq!(deliver(&w, &event).await["outcome"], "unchanged");
+    }
+
+    assert_eq!(w.aws().revisions("todo-frontend").await.len(), 2, "exactly one new revision");
+    let recs = records(&w, "todo-frontend").await;
+    assert_eq!(recs.len(), 1, "exactly one record: {recs:?}");
+    let primary = primary_deployment(&w, "todo-frontend").await;
+    assert_eq!(
+        recs[0],
+        pushdeploy::record::record_key(CLUSTER, "todo-frontend", &primary).unwrap(),
+        "exactly one UpdateService: the record's"
+    );
+    let td = w.aws().service_task_definition(CLUSTER, "todo-frontend").await;
+    assert_eq!(w.aws().images_of(&td).await[0].1, format!("{}/todo-frontend@{digest}", registry()));
+    assert!(!w.aws().keys(BUCKET).await.iter().any(|k| k.starts_with("leases/")), "every lease was released");
+}
+
+#[tokio::test]
+async fn pushes_of_different_tags_converge_on_the_newest_whatever_the_order() {
+    let w = World::new(TODO_CONFIG).await;
+    let (older, _) = w.push("evt-v1", "todo-backend", "v1.0.0", "backend-v1").await;
+    // ECR's imagePushedAt has one-second resolution here: keep the pushes apart.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (newer, newest) = w.push("evt-v2", "todo-backend", "v2.0.0", "backend-v2").await;
+
+    // Newest first, then the older one arrives late: the older is superseded.
+    assert_eq!(deliver(&w, &newer).await["outcome"], "started");
+    let late = deliver(&w, &older).await;
+    assert_eq!(late["outcome"], "superseded", "{late}");
+    assert!(late["reason"].as_str().unwrap().contains("newer push already deployed"), "{late}");
+    let td = w.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    assert!(w.aws().images_of(&td).await[0].1.ends_with(newest.as_str()));
+
+    // Both at once against a fresh service: serialised by the lease, the newest still wins.
+    let w = World::new(TODO_CONFIG).await;
+    let (older, _) = w.push("evt-a", "todo-backend", "v1.0.0", "backend-v1").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (newer, newest) = w.push("evt-b", "todo-backend", "v2.0.0", "backend-v2").await;
+    let (a, b) = tokio::join!(deliver(&w, &older), deliver(&w, &newer));
+    let td = w.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    assert!(w.aws().images_of(&td).await[0].1.ends_with(newest.as_str()), "{a} {b}");
+    assert_eq!(b["outcome"], "started");
+    assert!(["started", "superseded"].contains(&a["outcome"].as_str().unwrap()), "{a}");
+}
+
+#[tokio::test]
+async fn a_live_lease_holds_other_rollouts_and_an_expired_one_is_taken_over() {
+    let mut w = World::new(TODO_CONFIG).await;
+    w.deployer.lease_ttl = Duration::from_secs(30);
+    let (event, _) = w.push("evt-l", "todo-frontend", "latest", "frontend-v1").await;
+    let key = lease_key(CLUSTER, "todo-frontend");
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let live =
+        Lease { holder: "someone-else".into(), image_uri: "x".into(), expires_at_ms: now_ms + 60_000, pending: None };
+    w.aws()
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(serde_json::to_vec(&live).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let before = w.snapshot().await;
+    let err = w.deployer.handle(event.clone(), "req").await.unwrap_err();
+    assert!(err.is_transient() && err.to_string().contains("someone-else"), "{err}");
+    assert_eq!(w.snapshot().await, before, "nothing changed while someone else held the service");
+
+    let expired = Lease { expires_at_ms: now_ms - 1, ..live };
+    w.aws()
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(serde_json::to_vec(&expired).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deliver(&w, &event).await["outcome"], "started");
+}
+
+#[tokio::test]
+async fn a_crash_between_update_service_and_the_record_is_finished_by_the_retry() {
+    let w = World::new(TODO_CONFIG).await;
+    let (event, _) = w.push("evt-crash", "todo-frontend", "latest", "frontend-v1").await;
+    let answer = deliver(&w, &event).await;
+    assert_eq!(answer["outcome"], "started");
+    // Make it as if the invocation died right after UpdateService: no record, artifacts, the lease left behind.
+    let record_key = answer["deployments"][0]["written"][2].as_str().unwrap().to_string();
+    let mut pending: pushdeploy::record::DeploymentRecord =
+        serde_json::from_slice(&w.aws().object(BUCKET, &record_key).await).unwrap();
+    for key in w.aws().keys(BUCKET).await {
+        w.aws().s3.delete_object().bucket(BUCKET).key(&key).send().await.unwrap();
+    }
+    pending.id.clear();
+    pending.ecs_deployment_id.clear();
+    let stale = Lease {
+        holder: "evt-crash".into(),
+        image_uri: pending.image_uri.clone(),
+        expires_at_ms: 1,
+        pending: Some(pending),
+    };
+    let key = lease_key(CLUSTER, "todo-frontend");
+    w.aws()
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(serde_json::to_vec(&stale).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+
+    let retry = deliver(&w, &event).await;
+
+    assert_eq!(retry["outcome"], "unchanged", "the rollout itself is not repeated: {retry}");
+    assert_eq!(w.aws().revisions("todo-frontend").await.len(), 2);
+    let rec: Value = serde_json::from_slice(&w.aws().object(BUCKET, &record_key).await).unwrap();
+    assert_eq!(rec["ecs_deployment_id"], primary_deployment(&w, "todo-frontend").await.as_str());
+    let events: Vec<&str> = rec["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(events.last(), Some(&"recovered"));
+    assert!(w
+        .aws()
+        .keys(BUCKET)
+        .await
+        .contains(&"imagedefinitions/todo-cluster/todo-frontend/imagedefinitions.json".to_string()));
+}
