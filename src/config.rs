@@ -127,7 +127,11 @@ pub struct CheckConfig {
 impl Config {
     /// Parses and validates config text; `source` names it in errors.
     pub fn parse(text: &str, source: &str) -> Result<Self, ConfigError> {
-        let err = |key: &str, message: String| ConfigError { file: source.to_string(), key: key.to_string(), message };
+        let err = |key: &str, message: String| ConfigError {
+            file: source.to_string(),
+            key: key.to_string(),
+            message: cap(message),
+        };
         let root: Table = text
             .parse()
             .map_err(|e: toml::de::Error| err("(syntax)", e.message().to_string() + &location(text, e.span())))?;
@@ -411,6 +415,16 @@ fn toml_to_json(v: Value) -> serde_json::Value {
     }
 }
 
+/// Keeps error messages readable when they quote hostile input.
+fn cap(message: String) -> String {
+    const MAX: usize = 300;
+    if message.len() <= MAX {
+        return message;
+    }
+    let cut = (0..=MAX).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+    format!("{}…", &message[..cut])
+}
+
 /// ECS names: letters, digits, hyphens and underscores, 1 to 255.
 fn is_ecs_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -447,7 +461,7 @@ impl<'a> Fields<'a> {
     }
 
     fn err(&self, k: &str, message: String) -> ConfigError {
-        ConfigError { file: self.source.to_string(), key: self.key(k), message }
+        ConfigError { file: self.source.to_string(), key: crate::image::truncate(&self.key(k)), message: cap(message) }
     }
 
     fn take(&mut self, k: &str) -> Option<Value> {

@@ -123,6 +123,13 @@ impl Deployer {
                 return Err(e.into());
             }
         };
+        if let Some(t) = tagged.as_ref().filter(|t| t.registry_id != push.account) {
+            self.release_all(&services, &leases).await;
+            return Ok(Summary::only(
+                Outcome::Rejected,
+                format!("push is for account {} but this function's registry is {}", push.account, t.registry_id),
+            ));
+        }
         let freshness = plan::freshness(push.digest(), tagged.as_ref().map(|t| &t.digest));
         let not_current = match &freshness {
             Freshness::Current => None,

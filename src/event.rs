@@ -198,7 +198,12 @@ pub fn parse(value: Value) -> Result<Trigger, InputError> {
     }
     let env: Envelope =
         serde_json::from_value(value).map_err(|e| InputError::new(format!("malformed EventBridge envelope: {e}")))?;
-    check_short("id", &env.id)?;
+    if env.id.is_empty()
+        || env.id.len() > 128
+        || !env.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    {
+        return Err(InputError::new(format!("event id {:?} is not an EventBridge event id", truncate(&env.id))));
+    }
     if env.account.len() != 12 || !env.account.bytes().all(|b| b.is_ascii_digit()) {
         return Err(InputError::new(format!("account {:?} is not a 12-digit AWS account id", truncate(&env.account))));
     }
@@ -382,6 +387,13 @@ mod tests {
         e["account"] = json!(123);
         assert!(parse(e).unwrap_err().0.contains("malformed"));
         assert!(parse_bytes(b"{not json").unwrap_err().0.contains("not valid JSON"));
+        // JSON bombs: nesting beyond serde_json's recursion limit, and sheer size.
+        let deep = format!("{}{}", "[".repeat(150_000), "]".repeat(150_000));
+        assert!(parse_bytes(deep.as_bytes()).unwrap_err().0.contains("at most"), "size is checked first");
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(parse_bytes(deep.as_bytes()).unwrap_err().0.contains("recursion limit"));
+        let wide = format!("{{\"action\":\"plan\",\"service\":\"{}\"}}", "é".repeat(100_000));
+        assert!(parse_bytes(wide.as_bytes()).is_err());
         assert!(parse_bytes(&vec![b' '; MAX_EVENT_BYTES + 1]).is_err());
     }
 

@@ -104,7 +104,7 @@ async fn handle(s: &State, req: Request) -> Response {
     let api = req.path.starts_with("/api/");
     let behaviour = behaviour_of(s, if api { "todo-backend" } else { "todo-frontend" }).await;
     match behaviour {
-        Behaviour::Broken => return Response::new(500, "internal error"),
+        Behaviour::Broken => return Response::new(500, "internal error (stand-in-body-7f3a)"),
         Behaviour::RedirectsAway => {
             return Response::new(302, "").with_header("location", "http://127.0.0.2:9/elsewhere");
         }

@@ -106,6 +106,50 @@ async fn an_invalid_config_rejects_every_invocation_and_names_the_key() {
     f.stop().await;
 }
 
+#[tokio::test]
+async fn no_log_line_or_notification_carries_a_secret_or_a_response_body() {
+    const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY";
+    const TOKEN: &str = "s3cr3t-t0ken-4f9c2a";
+    const BODY: &str = "stand-in-body-7f3a";
+    let moto = Moto::start();
+    let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
+    let standin = testkit::standin::TodoStandIn::start(app.aws.clone()).await;
+    let sink = testkit::standin::SnsSink::start(&app.aws, "verdicts").await;
+    let config = testkit::estate::local_config(&standin.url()).replacen(
+        "[[service.smoke.check]]\npath = \"todoItems\"",
+        &format!("[[service.smoke.check]]\npath = \"todoItems\"\nheaders = {{ Authorization = \"Bearer {TOKEN}\" }}"),
+        1,
+    );
+    assert!(config.contains(TOKEN));
+    let mut env: Vec<(&str, &str)> = vec![("AWS_SECRET_ACCESS_KEY", SECRET_KEY), ("RUST_LOG", "debug")];
+    env.push(("PUSHDEPLOY_TOPIC_ARN", &sink.topic_arn));
+    let (deploy, _d1) = start_function("deploy", &app.aws, &config, &env).await;
+    let (verify, _d2) = start_function("verify", &app.aws, &config, &env).await;
+    for (seed, behaviour) in
+        [("backend-good", testkit::standin::Behaviour::Good), ("backend-broken", testkit::standin::Behaviour::Broken)]
+    {
+        let digest = app.aws.push_image("todo-backend", "latest", seed).await;
+        standin.set(digest.as_str(), behaviour);
+        let started = deploy.invoke(&ecr_push_event(seed, "todo-backend", "latest", &digest)).await.unwrap();
+        let dep = started["deployments"][0]["ecs_deployment_id"].as_str().unwrap();
+        let event =
+            testkit::estate::ecs_deployment_event(seed, "todo-backend", dep, "SERVICE_DEPLOYMENT_COMPLETED", "");
+        let verdict = verify.invoke(&event).await.unwrap();
+        let want = if seed == "backend-good" { "verified" } else { "rolled_back" };
+        assert_eq!(verdict["outcome"], want, "{verdict}");
+    }
+    let logs = [deploy.logs(), verify.logs()].concat();
+    assert!(logs.len() > 20, "debug logging is on: {} lines", logs.len());
+    let notes: Vec<String> = sink.notifications().iter().map(|n| n.to_string()).collect();
+    assert_eq!(notes.len(), 2);
+    for secret in [SECRET_KEY, TOKEN, BODY] {
+        assert!(!logs.iter().any(|l| l.contains(secret)), "a log line contains {secret}");
+        assert!(!notes.iter().any(|n| n.contains(secret)), "a notification contains {secret}");
+    }
+    deploy.stop().await;
+    verify.stop().await;
+}
+
 /// A temporary directory removed on drop (std only, to keep dev-dependencies lean).
 mod tempdir {
     pub struct Dir {

@@ -2,6 +2,7 @@
 
 mod deploy;
 mod function;
+mod hostile;
 mod reliability;
 mod support;
 mod verify;
