@@ -75,6 +75,27 @@ struct Request<'a> {
 }
 
 impl Deployer {
+    /// [`Deployer::handle`], stopped at `deadline`: running out of time is a transient failure, so
+    /// Lambda retries, and the retry finishes what the service lease says was in flight.
+    pub async fn handle_before(
+        &self,
+        payload: Value,
+        request_id: &str,
+        deadline: std::time::Instant,
+    ) -> Result<Summary, Error> {
+        match tokio::time::timeout_at(deadline.into(), self.handle(payload, request_id)).await {
+            Ok(result) => result,
+            Err(_) => Err(crate::error::AwsError {
+                action: "deploy",
+                target: request_id.to_string(),
+                detail: "ran out of time before the Lambda deadline".into(),
+                hint: "AWS latency or throttling; the retry completes the rollout",
+                transient: true,
+            }
+            .into()),
+        }
+    }
+
     /// Handles one invocation. `Err` only for transient AWS failures, so Lambda retries those alone.
     pub async fn handle(&self, payload: Value, request_id: &str) -> Result<Summary, Error> {
         let summary = match event::parse(payload) {
@@ -392,7 +413,12 @@ impl Deployer {
                 }
             }
         };
-        self.release(svc, &taken).await;
+        match &result {
+            Ok(_) => self.release(svc, &taken).await,
+            // Kept on failure: it may carry a rollout ECS already runs, which the retry (taking the
+            // lease once it expires) records; an idle one only delays the retry until it expires.
+            Err(e) => warn!(service = %svc.name, error = %e, "keeping the service lease for the retry"),
+        }
         result
     }
 

@@ -16,6 +16,56 @@ use crate::error::{ConfigError, Error};
 use crate::smoke::client::HttpClient;
 use crate::verify::Verifier;
 
+/// How every AWS call is retried and timed out: set deliberately, not left to SDK defaults.
+///
+/// Standard retry mode (exponential backoff with jitter, retry quota) retries throttling, 5xx,
+/// timeouts and connection errors; 3 attempts fit a 30 s deploy function with room for the
+/// invocation-level retries Lambda does on top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwsPolicy {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// Backoff before the first retry.
+    pub initial_backoff: Duration,
+    /// TCP/TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// One attempt, request to full response.
+    pub attempt_timeout: Duration,
+    /// One call, every attempt and backoff included.
+    pub operation_timeout: Duration,
+}
+
+impl Default for AwsPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(100),
+            connect_timeout: Duration::from_secs(2),
+            attempt_timeout: Duration::from_secs(4),
+            operation_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl AwsPolicy {
+    /// An SDK config loader with this policy; add endpoint and credentials as needed.
+    pub fn loader(&self) -> aws_config::ConfigLoader {
+        use aws_config::retry::RetryConfig;
+        use aws_config::timeout::TimeoutConfig;
+        aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(
+                RetryConfig::standard().with_max_attempts(self.max_attempts).with_initial_backoff(self.initial_backoff),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(self.connect_timeout)
+                    .operation_attempt_timeout(self.attempt_timeout)
+                    .operation_timeout(self.operation_timeout)
+                    .build(),
+            )
+    }
+}
+
 /// SDK clients built from the environment once per cold start.
 #[derive(Clone, Debug)]
 pub struct Clients {
@@ -36,7 +86,7 @@ pub struct Clients {
 impl Clients {
     /// Loads the SDK config from the environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
     pub async fn from_env() -> Result<Self, Error> {
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let sdk = AwsPolicy::default().loader().load().await;
         let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| ConfigError {
             file: "environment".into(),
             key: "AWS_REGION".into(),
@@ -143,10 +193,19 @@ pub async fn verifier_from_env() -> Result<Verifier, Error> {
 
 /// When the verdict must be in hand, from the invocation's deadline (epoch milliseconds).
 pub fn verdict_deadline(deadline_epoch_ms: u64) -> Instant {
+    deadline_less(deadline_epoch_ms, VERDICT_MARGIN)
+}
+
+/// When a deploy must stop, leaving time to answer and log before Lambda ends the invocation.
+pub fn deploy_deadline(deadline_epoch_ms: u64) -> Instant {
+    deadline_less(deadline_epoch_ms, Duration::from_secs(2))
+}
+
+fn deadline_less(deadline_epoch_ms: u64, margin: Duration) -> Instant {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let remaining = Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
     // Keep the margin, but never more than half of what is left.
-    Instant::now() + remaining.saturating_sub(VERDICT_MARGIN.min(remaining / 2))
+    Instant::now() + remaining.saturating_sub(margin.min(remaining / 2))
 }
 
 /// Installs the JSON log subscriber; `RUST_LOG` filters (default `info`).

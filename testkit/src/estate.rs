@@ -48,7 +48,12 @@ pub struct Aws {
 impl Aws {
     /// Clients for `endpoint` with dummy credentials in [`REGION`].
     pub async fn new(endpoint: &str) -> Self {
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
+        Self::with_loader(endpoint, aws_config::defaults(BehaviorVersion::latest())).await
+    }
+
+    /// Clients for `endpoint` built from `loader` (e.g. pushdeploy's own retry and timeout policy).
+    pub async fn with_loader(endpoint: &str, loader: aws_config::ConfigLoader) -> Self {
+        let sdk = loader
             .endpoint_url(endpoint)
             .region(Region::new(REGION))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "testkit"))

@@ -111,6 +111,10 @@ where
         reader.read_exact(&mut body).await?;
         let close = headers.iter().any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close"));
         let resp = handler(Request { method, path, headers, body }).await;
+        if resp.status == 0 {
+            // Status 0 asks for the connection to be dropped without an answer (a reset).
+            return Ok(());
+        }
         let mut head =
             format!("HTTP/1.1 {} {}\r\ncontent-length: {}\r\n", resp.status, reason(resp.status), resp.body.len());
         for (k, v) in &resp.headers {

@@ -3,6 +3,7 @@
 //! Used by the integration tests, the demo and the benchmarks; never by the functions.
 
 pub mod estate;
+pub mod faults;
 pub mod http;
 pub mod moto;
 pub mod runtime;

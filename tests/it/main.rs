@@ -1,6 +1,7 @@
 //! Integration tests against moto on a free loopback port: one binary, one module per area.
 
 mod deploy;
+mod faults;
 mod function;
 mod hostile;
 mod reliability;

@@ -20,7 +20,10 @@ async fn main() -> Result<(), Error> {
     let deployer = &deployer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         match deployer {
-            Ok(d) => d.handle(event.payload, &event.context.request_id).await.map_err(Error::from),
+            Ok(d) => {
+                let deadline = pushdeploy::setup::deploy_deadline(event.context.deadline);
+                d.handle_before(event.payload, &event.context.request_id, deadline).await.map_err(Error::from)
+            }
             Err(reason) => Ok(Summary::only(Outcome::Rejected, reason.clone())),
         }
     }))

@@ -1,0 +1,242 @@
+//! Faults at every AWS call of a deploy: throttling, 500, 503, connection resets and timeouts,
+//! injected by a proxy in front of moto. After each run nothing runs unrecorded (or unrecoverable),
+//! and re-invoking as Lambda would converges on exactly one recorded rollout.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use pushdeploy::lease::{lease_key, Lease};
+use pushdeploy::setup::AwsPolicy;
+use serde_json::Value;
+use testkit::estate::{ecr_push_event, registry, Aws, TodoApp, BUCKET, CLUSTER};
+use testkit::faults::{Fault, FaultProxy};
+use testkit::moto::Moto;
+
+use crate::support::{deployer, TODO_CONFIG};
+
+/// pushdeploy's policy with test-sized timeouts, so a stalled call costs under a second.
+fn fast_policy() -> AwsPolicy {
+    AwsPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(10),
+        connect_timeout: Duration::from_millis(300),
+        attempt_timeout: Duration::from_millis(400),
+        operation_timeout: Duration::from_secs(3),
+    }
+}
+
+const LEASE_TTL: Duration = Duration::from_millis(600);
+
+struct Rig {
+    direct: Aws,
+    proxy: FaultProxy,
+    deployer: pushdeploy::deploy::Deployer,
+    original: String,
+    _moto: Moto,
+}
+
+impl Rig {
+    async fn new() -> Self {
+        let moto = Moto::start();
+        let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
+        let proxy = FaultProxy::start(&moto.endpoint, Duration::from_millis(900)).await;
+        let via = Aws::with_loader(&proxy.endpoint, fast_policy().loader()).await;
+        let mut deployer = deployer(&via, TODO_CONFIG);
+        deployer.lease_ttl = LEASE_TTL;
+        let original = app.aws.service_task_definition(CLUSTER, "todo-frontend").await;
+        Self { direct: app.aws, proxy, deployer, original, _moto: moto }
+    }
+
+    async fn push(&self, seed: &str) -> (Value, String) {
+        let digest = self.direct.push_image("todo-frontend", "latest", seed).await;
+        (
+            ecr_push_event(&format!("evt-{seed}"), "todo-frontend", "latest", &digest),
+            format!("{}/todo-frontend@{digest}", registry()),
+        )
+    }
+
+    async fn invoke(&self, event: &Value) -> String {
+        match self.deployer.handle_before(event.clone(), "req", Instant::now() + Duration::from_secs(20)).await {
+            Ok(s) => serde_json::to_value(s).unwrap()["outcome"].as_str().unwrap().to_string(),
+            Err(e) if e.is_transient() => "error (retried)".into(),
+            Err(e) => format!("permanent error: {e}"),
+        }
+    }
+
+    async fn records(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for k in self.direct.keys(BUCKET).await.into_iter().filter(|k| k.starts_with("deployments/")) {
+            out.push(serde_json::from_slice(&self.direct.object(BUCKET, &k).await).unwrap());
+        }
+        out
+    }
+
+    async fn lease(&self) -> Option<Lease> {
+        let key = lease_key(CLUSTER, "todo-frontend");
+        let keys = self.direct.keys(BUCKET).await;
+        if !keys.contains(&key) {
+            return None;
+        }
+        serde_json::from_slice(&self.direct.object(BUCKET, &key).await).ok()
+    }
+
+    async fn primary(&self) -> String {
+        let out = self.direct.ecs.describe_services().cluster(CLUSTER).services("todo-frontend").send().await.unwrap();
+        let d = out.services()[0].deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap();
+        d.id().unwrap().to_string()
+    }
+
+    /// After any run: a revision the service runs is recorded, or its rollout is in the lease for the retry.
+    async fn nothing_runs_unaccounted(&self) -> Result<(), String> {
+        let running = self.direct.service_task_definition(CLUSTER, "todo-frontend").await;
+        if running == self.original {
+            return Ok(());
+        }
+        let recorded = self.records().await.iter().any(|r| r["task_definition"] == running.as_str());
+        let pending = self.lease().await.and_then(|l| l.pending).is_some_and(|p| p.task_definition == running);
+        if recorded || pending {
+            Ok(())
+        } else {
+            Err(format!("{running} runs with no record and no pending lease"))
+        }
+    }
+}
+
+struct Row {
+    op: String,
+    fault: &'static str,
+    injected: u32,
+    first: String,
+    retries: u32,
+    last: String,
+    revisions: usize,
+    records: usize,
+}
+
+async fn persistent_fault(op: String, fault: Fault) -> Result<Row, String> {
+    let rig = Rig::new().await;
+    let (event, pinned) = rig.push("v1").await;
+    rig.proxy.inject(&op, fault, u32::MAX);
+    let first = rig.invoke(&event).await;
+    let injected = rig.proxy.injected();
+    rig.nothing_runs_unaccounted().await.map_err(|e| format!("{op} {}: after the failed run: {e}", fault.name()))?;
+    rig.proxy.clear();
+    // Lambda retries after a minute or more; by then the lease of a dead invocation has expired.
+    let mut retries = 0;
+    let mut last = first.clone();
+    while last.starts_with("error") && retries < 5 {
+        tokio::time::sleep(LEASE_TTL + Duration::from_millis(100)).await;
+        last = rig.invoke(&event).await;
+        retries += 1;
+    }
+    let ctx = |what: String| format!("{op} {}: {what} (first {first}, last {last})", fault.name());
+    if !matches!(last.as_str(), "started" | "unchanged") {
+        return Err(ctx("did not converge".into()));
+    }
+    let running = rig.direct.service_task_definition(CLUSTER, "todo-frontend").await;
+    if rig.direct.images_of(&running).await[0].1 != pinned {
+        return Err(ctx(format!("{running} does not run the pushed digest")));
+    }
+    let records = rig.records().await;
+    let primary = rig.primary().await;
+    if records.len() != 1
+        || records[0]["task_definition"] != running.as_str()
+        || records[0]["ecs_deployment_id"] != primary.as_str()
+    {
+        return Err(ctx(format!("records do not match ECS: {records:?} vs {running} / {primary}")));
+    }
+    if rig.lease().await.is_some() {
+        // A lease whose release failed only holds the service until it expires: the next push goes through.
+        tokio::time::sleep(LEASE_TTL + Duration::from_millis(100)).await;
+        let (next, _) = rig.push("v2").await;
+        let outcome = rig.invoke(&next).await;
+        if outcome != "started" {
+            return Err(ctx(format!("a lease left behind blocked the next push: {outcome}")));
+        }
+    }
+    let revisions = rig.direct.revisions("todo-frontend").await.len();
+    Ok(Row { op, fault: fault.name(), injected, first, retries, last, revisions, records: records.len() })
+}
+
+async fn discover_operations() -> Vec<String> {
+    let rig = Rig::new().await;
+    let (event, _) = rig.push("discover").await;
+    rig.proxy.take_calls();
+    assert_eq!(rig.invoke(&event).await, "started");
+    let mut ops: Vec<String> = Vec::new();
+    for op in rig.proxy.take_calls() {
+        if !ops.contains(&op) {
+            ops.push(op);
+        }
+    }
+    ops
+}
+
+#[tokio::test]
+async fn every_fault_at_every_deploy_call_converges() {
+    let ops = discover_operations().await;
+    for expected in [
+        "ecr:DescribeImages",
+        "ecs:DescribeServices",
+        "ecs:DescribeTaskDefinition",
+        "ecs:RegisterTaskDefinition",
+        "ecs:UpdateService",
+        "s3:PUT leases",
+        "s3:PUT deployments",
+        "s3:PUT imagedefinitions",
+        "s3:DELETE leases",
+    ] {
+        assert!(ops.iter().any(|o| o == expected), "{expected} not among {ops:?}");
+    }
+    let cases: Vec<(String, Fault)> =
+        ops.iter().flat_map(|op| Fault::ALL.iter().map(move |f| (op.clone(), *f))).collect();
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for chunk in cases.chunks(6) {
+        for r in join_all(chunk.iter().map(|(op, f)| persistent_fault(op.clone(), *f))).await {
+            match r {
+                Ok(row) => rows.push(row),
+                Err(e) => failures.push(e),
+            }
+        }
+    }
+    eprintln!("| call | fault | injected | first invocation | retries | last | revisions | records |");
+    eprintln!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for r in &rows {
+        eprintln!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.op, r.fault, r.injected, r.first, r.retries, r.last, r.revisions, r.records
+        );
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(rows.iter().all(|r| r.revisions <= 3), "at most one unused revision per crash");
+}
+
+#[tokio::test]
+async fn a_single_fault_is_absorbed_by_the_sdk_retry() {
+    let ops = [
+        "ecs:DescribeServices",
+        "ecs:RegisterTaskDefinition",
+        "ecs:UpdateService",
+        "s3:PUT deployments",
+        "ecr:DescribeImages",
+    ];
+    let cases: Vec<(&str, Fault)> = ops.iter().flat_map(|op| Fault::ALL.iter().map(move |f| (*op, *f))).collect();
+    let mut results = Vec::new();
+    for chunk in cases.chunks(6) {
+        results.extend(
+            join_all(chunk.iter().map(|(op, f)| async move {
+                let rig = Rig::new().await;
+                let (event, _) = rig.push("v1").await;
+                rig.proxy.inject(op, *f, 1);
+                let outcome = rig.invoke(&event).await;
+                (*op, *f, rig.proxy.injected(), outcome)
+            }))
+            .await,
+        );
+    }
+    for (op, f, injected, outcome) in results {
+        assert_eq!(injected, 1, "{op} {}", f.name());
+        assert_eq!(outcome, "started", "{op} {}: one failed attempt is retried inside the call", f.name());
+    }
+}
