@@ -124,7 +124,12 @@ impl Verifier {
             let reason = format!("rollback to {} completed", short_name(&rec.task_definition));
             return Ok(self.answer(&rec, Outcome::RolledBack, reason, true));
         }
-        let running = self.ecs.current_task_definition(&rec.cluster, &rec.service).await?;
+        let now = self.ecs.service_now(&rec.cluster, &rec.service).await?;
+        let running = now.task_definition;
+        if running != rec.task_definition && running == rec.previous_task_definition && rec.has("smoke_failed") {
+            // Our own rollback went through before the invocation that made it died: finish recording it.
+            return self.finish_rollback(rec, e, now.primary_deployment).await;
+        }
         if running != rec.task_definition {
             rec.status = Status::Failed;
             rec.reason = Some(format!(
@@ -156,7 +161,35 @@ impl Verifier {
             return Ok(self.answer(&rec, Outcome::Verified, reason, true));
         }
         let reason = report.reason.unwrap_or_else(|| "smoke test failed".into());
+        // The verdict is saved before acting on it, so a retry after a crash knows the rollback is ours.
+        rec.reason = Some(reason.clone());
+        rec.stamp("smoke_failed", record::now());
+        self.save(&rec).await?;
         self.roll_back(rec, e, reason).await
+    }
+
+    /// Records a rollback that ECS already runs (its invocation died before recording it).
+    async fn finish_rollback(
+        &self,
+        mut rec: DeploymentRecord,
+        e: &EcsDeploymentEvent,
+        primary: Option<String>,
+    ) -> Result<Summary, Error> {
+        let to = rec.previous_task_definition.clone();
+        if let Some(dep) = primary {
+            let key = record::record_key(&rec.cluster, &rec.service, &dep)?;
+            if self.store.get(&key).await?.is_none() {
+                let rollback = self.rollback_record(&rec, &dep).await?;
+                self.store.put_json(&key, to_json(&rollback)).await?;
+            }
+            rec.rollback_deployment = Some(record::record_id(&dep)?);
+        }
+        rec.status = Status::RolledBack;
+        rec.rolled_back_to = Some(to.clone());
+        rec.stamp("rolled_back", record::now());
+        self.settle(&rec, e).await?;
+        let reason = format!("rolled back to {}: {}", short_name(&to), rec.reason.as_deref().unwrap_or_default());
+        Ok(self.answer(&rec, Outcome::RolledBack, reason, true))
     }
 
     /// Returns the service to the record's previous task definition.

@@ -240,3 +240,86 @@ async fn a_single_fault_is_absorbed_by_the_sdk_retry() {
         assert_eq!(outcome, "started", "{op} {}: one failed attempt is retried inside the call", f.name());
     }
 }
+
+/// A broken rollout, verified through the fault proxy: each fault at each call of a verify that
+/// rolls back, then re-delivery of the event, must end rolled back and recorded as such.
+async fn verify_fault(op: String, fault: Fault) -> Result<(String, &'static str, String, u32, String), String> {
+    use testkit::standin::{Behaviour, SnsSink, TodoStandIn};
+    let rig = Rig::new().await;
+    let standin = TodoStandIn::start(rig.direct.clone()).await;
+    let sink = SnsSink::start(&rig.direct, "verdicts").await;
+    let config = testkit::estate::local_config(&standin.url());
+    let via = Aws::with_loader(&rig.proxy.endpoint, fast_policy().loader()).await;
+    let mut deploy = deployer(&via, &config);
+    deploy.lease_ttl = LEASE_TTL;
+    let verify = crate::support::verifier(&via, &config, Some(&sink.topic_arn));
+    let (event, _) = rig.push("broken").await;
+    let digest = event["detail"]["image-digest"].as_str().unwrap().to_string();
+    standin.set(&digest, Behaviour::Broken);
+    let started = serde_json::to_value(deploy.handle(event, "req").await.unwrap()).unwrap();
+    let dep = started["deployments"][0]["ecs_deployment_id"].as_str().unwrap().to_string();
+    let completed =
+        testkit::estate::ecs_deployment_event("ecs-f", "todo-frontend", &dep, "SERVICE_DEPLOYMENT_COMPLETED", "");
+    let run = || async {
+        match verify.handle(completed.clone(), Instant::now() + Duration::from_secs(30)).await {
+            Ok(s) => serde_json::to_value(s).unwrap()["outcome"].as_str().unwrap().to_string(),
+            Err(e) if e.is_transient() => "error (retried)".into(),
+            Err(e) => format!("permanent error: {e}"),
+        }
+    };
+    rig.proxy.inject(&op, fault, u32::MAX);
+    let first = run().await;
+    rig.proxy.clear();
+    let mut last = first.clone();
+    let mut retries = 0;
+    while last.starts_with("error") && retries < 5 {
+        last = run().await;
+        retries += 1;
+    }
+    let ctx = |what: String| format!("verify {op} {}: {what} (first {first}, last {last})", fault.name());
+    if last != "rolled_back" {
+        return Err(ctx("did not end rolled back".into()));
+    }
+    let running = rig.direct.service_task_definition(CLUSTER, "todo-frontend").await;
+    if running != rig.original {
+        return Err(ctx(format!("service runs {running}, not the original")));
+    }
+    let records = rig.records().await;
+    let failed =
+        records.iter().find(|r| r["ecs_deployment_id"] == dep.as_str()).ok_or_else(|| ctx("no record".into()))?;
+    if failed["status"] != "rolled_back" || failed["rolled_back_to"] != running.as_str() {
+        return Err(ctx(format!("record says {} / {}", failed["status"], failed["rolled_back_to"])));
+    }
+    let primary = rig.primary().await;
+    if !records.iter().any(|r| r["ecs_deployment_id"] == primary.as_str() && r["trigger"]["kind"] == "auto_rollback") {
+        return Err(ctx(format!("the rollback deployment {primary} has no record")));
+    }
+    let notified = sink.notifications().len();
+    Ok((op, fault.name(), first, retries, format!("{last}, {notified} notification(s)")))
+}
+
+#[tokio::test]
+async fn every_fault_at_every_verify_call_ends_rolled_back_and_recorded() {
+    let ops = [
+        "s3:GET deployments",
+        "ecs:DescribeServices",
+        "s3:PUT deployments",
+        "ecs:UpdateService",
+        "ecs:DescribeTaskDefinition",
+        "sns:Publish",
+    ];
+    let cases: Vec<(String, Fault)> =
+        ops.iter().flat_map(|op| Fault::ALL.iter().map(move |f| (op.to_string(), *f))).collect();
+    let mut failures = Vec::new();
+    eprintln!("| verify call | fault | first invocation | retries | last |");
+    eprintln!("| --- | --- | --- | --- | --- |");
+    for chunk in cases.chunks(6) {
+        for r in join_all(chunk.iter().map(|(op, f)| verify_fault(op.clone(), *f))).await {
+            match r {
+                Ok((op, f, first, retries, last)) => eprintln!("| {op} | {f} | {first} | {retries} | {last} |"),
+                Err(e) => failures.push(e),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
