@@ -46,7 +46,19 @@ impl Fault {
 struct State {
     target: Option<(String, Fault, u32)>,
     calls: Vec<String>,
+    timed: Vec<TimedCall>,
     injected: u32,
+}
+
+/// One forwarded call with when it started and ended at the proxy.
+#[derive(Debug, Clone)]
+pub struct TimedCall {
+    /// The operation.
+    pub op: String,
+    /// When the proxy received it.
+    pub start: std::time::Instant,
+    /// When the proxy had the upstream's whole answer.
+    pub end: std::time::Instant,
 }
 
 /// The proxy; stops when dropped.
@@ -109,7 +121,10 @@ impl FaultProxy {
                 if let Some(f) = fault {
                     return injected(f, &op, stall).await;
                 }
-                forward(&client, &upstream, req).await
+                let start = std::time::Instant::now();
+                let resp = forward(&client, &upstream, req).await;
+                s.lock().expect("lock").timed.push(TimedCall { op, start, end: std::time::Instant::now() });
+                resp
             }
         })
         .await;
@@ -131,6 +146,11 @@ impl FaultProxy {
     /// Operations seen so far, in order; clears the list.
     pub fn take_calls(&self) -> Vec<String> {
         std::mem::take(&mut self.state.lock().expect("lock").calls)
+    }
+
+    /// Forwarded calls with their timings, in the order they finished; clears the list.
+    pub fn take_timed(&self) -> Vec<TimedCall> {
+        std::mem::take(&mut self.state.lock().expect("lock").timed)
     }
 
     /// Faults injected since the last `inject`.

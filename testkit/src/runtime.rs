@@ -190,6 +190,11 @@ impl FunctionProcess {
         self.logs.lock().expect("lock").clone()
     }
 
+    /// The process id, e.g. to read its peak RSS from /proc.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -203,20 +208,31 @@ impl FunctionProcess {
 
 /// Builds a function crate once per test process (debug profile) and returns its binary.
 pub fn function_binary(name: &str) -> PathBuf {
+    built_binary(name, false)
+}
+
+/// Builds a function crate with the release profile and returns its binary.
+pub fn release_binary(name: &str) -> PathBuf {
+    built_binary(name, true)
+}
+
+fn built_binary(name: &str, release: bool) -> PathBuf {
     static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
     let root = crate::moto::workspace_root();
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
     let mut built = built.lock().expect("lock");
-    if !built.iter().any(|n| n == name) {
+    let id = format!("{name}-{release}");
+    if !built.iter().any(|n| *n == id) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--quiet", "-p", name])
-            .current_dir(&root)
-            .status()
-            .expect("run cargo build");
+        let mut args = vec!["build", "--quiet", "-p", name];
+        if release {
+            args.push("--release");
+        }
+        let status =
+            std::process::Command::new(cargo).args(&args).current_dir(&root).status().expect("run cargo build");
         assert!(status.success(), "cargo build -p {name} failed");
-        built.push(name.to_string());
+        built.push(id);
     }
-    target.join("debug").join(name)
+    target.join(if release { "release" } else { "debug" }).join(name)
 }

@@ -1,0 +1,335 @@
+//! Benchmarks: the deploy's AWS calls and critical path, fan-out, cold start, warm invocations,
+//! footprint, the moto floor, and the peer (fabfuel `ecs-deploy`) side by side. Prints markdown.
+//! Run with `scripts/bench` (it installs ecs-deploy and builds everything in release).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use pushdeploy::aws::ecr::EcrClient;
+use pushdeploy::aws::ecs::EcsClient;
+use pushdeploy::aws::s3::Store;
+use pushdeploy::config::Config;
+use pushdeploy::deploy::{Deployer, DEFAULT_LEASE_TTL};
+use testkit::estate::{
+    ecr_push_event, ecs_deployment_event, local_config, registry, Aws, TodoApp, BUCKET, CLUSTER, REGION,
+};
+use testkit::faults::FaultProxy;
+use testkit::moto::{workspace_root, Moto};
+use testkit::runtime::{release_binary, FunctionProcess};
+use testkit::standin::TodoStandIn;
+
+const FANOUT_RUNS: usize = 5;
+const COLD_STARTS: usize = 20;
+const WARM_RUNS: usize = 30;
+const PEER_RUNS: usize = 10;
+
+fn deployer(aws: &Aws, config: &str) -> Deployer {
+    let s3_conf = aws_sdk_s3::config::Builder::from(&aws.sdk).force_path_style(true).build();
+    Deployer {
+        config: Config::parse(config, "bench.toml").expect("bench config"),
+        ecs: EcsClient::new(aws.ecs.clone()),
+        ecr: EcrClient::new(aws.ecr.clone()),
+        store: Store::new(aws_sdk_s3::Client::from_conf(s3_conf), BUCKET),
+        region: REGION.to_string(),
+        lease_ttl: DEFAULT_LEASE_TTL,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn p99(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64) * 0.99).ceil() as usize - 1]
+}
+
+async fn new_app() -> (Moto, TodoApp) {
+    let moto = Moto::start();
+    let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
+    (moto, app)
+}
+
+#[tokio::main]
+async fn main() {
+    let deploy_bin = release_binary("deploy");
+    let verify_bin = release_binary("verify");
+    let config_path = workspace_root().join("examples/pushdeploy.toml");
+    let config_text = std::fs::read_to_string(&config_path).expect("example config");
+    println!("# pushdeploy benchmarks\n");
+    println!("machine: {} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), uname());
+
+    // 1. AWS calls of one deploy, in order, through a recording proxy in front of moto.
+    let (moto, app) = new_app().await;
+    let proxy = FaultProxy::start(&moto.endpoint, Duration::from_secs(1)).await;
+    let via = Aws::new(&proxy.endpoint).await;
+    let d = deployer(&via, &config_text);
+    let mut seq = 0;
+    let mut push = |app: &TodoApp, repo: &'static str| {
+        seq += 1;
+        let aws = app.aws.clone();
+        async move {
+            let digest = aws.push_image(repo, "latest", &format!("{repo}-bench-{seq}")).await;
+            ecr_push_event(&format!("bench-{seq}"), repo, "latest", &digest)
+        }
+    };
+    let event = push(&app, "todo-frontend").await;
+    proxy.take_timed();
+    let start = Instant::now();
+    let answer = serde_json::to_value(d.handle(event, "bench").await.expect("deploy")).unwrap();
+    let wall = start.elapsed();
+    assert_eq!(answer["outcome"], "started", "{answer}");
+    let mut calls = proxy.take_timed();
+    calls.sort_by_key(|c| c.start);
+    let mut depth = 0;
+    let mut frontier = start;
+    println!("\n## AWS calls of one deploy (single service)\n");
+    println!("| # | call | starts at | takes | on the critical path |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (i, c) in calls.iter().enumerate() {
+        // A call that starts after everything before it finished adds one round trip of depth.
+        let sequential = c.start >= frontier;
+        if sequential {
+            depth += 1;
+        }
+        frontier = frontier.max(c.end);
+        println!(
+            "| {} | {} | {:.1} ms | {:.1} ms | {} |",
+            i + 1,
+            c.op,
+            ms(c.start - start),
+            ms(c.end - c.start),
+            if sequential { "yes" } else { "overlapped" }
+        );
+    }
+    println!(
+        "\n{} calls, critical-path depth {depth} round trips, wall {:.1} ms (in-process, through the proxy)",
+        calls.len(),
+        ms(wall)
+    );
+    drop(proxy);
+    drop(moto);
+
+    // 2. Fan-out: one push matching 1, 2, 4, 8 services.
+    println!("\n## Fan-out: one push matching N services (in-process, direct to moto, median of {FANOUT_RUNS})\n");
+    println!("| services | wall | vs 1 |");
+    println!("| --- | --- | --- |");
+    let mut base = 0.0;
+    for n in [1usize, 2, 4, 8] {
+        let (_moto, app) = new_app().await;
+        let mut text = format!("[defaults]\ncluster = \"{CLUSTER}\"\n");
+        for i in 0..n {
+            let name = format!("web-{i}");
+            let td = app
+                .aws
+                .register_rich_task_definition(&name, &[("web", format!("{}/todo-frontend:latest", registry()))])
+                .await;
+            app.aws.create_service(CLUSTER, &name, &td).await;
+            text.push_str(&format!("[[service]]\nname = \"{name}\"\nservice = \"{name}\"\nrepository = \"todo-frontend\"\ntags = [\"latest\"]\n"));
+        }
+        let d = deployer(&app.aws, &text);
+        let mut times = Vec::new();
+        for _ in 0..FANOUT_RUNS {
+            let event = push(&app, "todo-frontend").await;
+            let start = Instant::now();
+            let answer = serde_json::to_value(d.handle(event, "bench").await.expect("deploy")).unwrap();
+            times.push(ms(start.elapsed()));
+            assert_eq!(answer["outcome"], "started");
+        }
+        let m = median(&mut times);
+        if n == 1 {
+            base = m;
+        }
+        println!("| {n} | {m:.1} ms | {:.2}× |", m / base);
+    }
+
+    // 3–6. The release binary under a runtime-API host.
+    let (moto, app) = new_app().await;
+    let mut env = app.aws.function_env();
+    env.push(("PUSHDEPLOY_CONFIG".into(), config_path.display().to_string()));
+    env.push(("PUSHDEPLOY_BUCKET".into(), BUCKET.into()));
+    env.push(("RUST_LOG".into(), "warn".into()));
+    let mut cold = Vec::new();
+    for _ in 0..COLD_STARTS {
+        let f = FunctionProcess::start(&deploy_bin, &env).await;
+        cold.push(ms(f.host.polls()[0] - f.spawned));
+        f.stop().await;
+    }
+    let cold_median = median(&mut cold);
+
+    let f = FunctionProcess::start(&deploy_bin, &env).await;
+    let mut warm = Vec::new();
+    let mut floor = Vec::new();
+    for _ in 0..WARM_RUNS {
+        let event = push(&app, "todo-frontend").await;
+        let start = Instant::now();
+        let answer = f.invoke(&event).await.expect("answer");
+        warm.push(ms(start.elapsed()));
+        assert_eq!(answer["outcome"], "started", "{answer}");
+        floor.push(ms(moto_floor(&app.aws).await));
+    }
+    let rss_kb = peak_rss_kb(f.pid());
+    f.stop().await;
+    let (warm_median, warm_p99, floor_median) = (median(&mut warm.clone()), p99(&mut warm), median(&mut floor));
+
+    // Verify, warm, with a passing one-round smoke test against a local server.
+    let standin = TodoStandIn::start(app.aws.clone()).await;
+    let verify_config = workspace_root().join("target/bench-verify.toml");
+    let one_round = local_config(&standin.url())
+        .replace("attempts = 5\ninterval_ms = 100", "attempts = 1\ninterval_ms = 0")
+        .replace("consecutive = 2", "consecutive = 1");
+    std::fs::write(&verify_config, one_round).expect("verify config");
+    let mut venv = env.clone();
+    venv.retain(|(k, _)| k != "PUSHDEPLOY_CONFIG");
+    venv.push(("PUSHDEPLOY_CONFIG".into(), verify_config.display().to_string()));
+    let dv = FunctionProcess::start(&deploy_bin, &venv).await;
+    let vf = FunctionProcess::start(&verify_bin, &venv).await;
+    let mut verify_times = Vec::new();
+    for _ in 0..WARM_RUNS {
+        let answer = dv.invoke(&push(&app, "todo-frontend").await).await.expect("deploy");
+        let dep = answer["deployments"][0]["ecs_deployment_id"].as_str().expect("deployment").to_string();
+        let start = Instant::now();
+        let verdict = vf
+            .invoke(&ecs_deployment_event("bench", "todo-frontend", &dep, "SERVICE_DEPLOYMENT_COMPLETED", ""))
+            .await
+            .expect("verify");
+        verify_times.push(ms(start.elapsed()));
+        assert_eq!(verdict["outcome"], "verified", "{verdict}");
+    }
+    let verify_rss_kb = peak_rss_kb(vf.pid());
+    dv.stop().await;
+    vf.stop().await;
+    let (verify_median, verify_p99) = (median(&mut verify_times.clone()), p99(&mut verify_times));
+
+    println!("\n## The release binary under a Lambda runtime-API host\n");
+    println!("| measure | value | goal |");
+    println!("| --- | --- | --- |");
+    println!("| cold start: exec → first `GET /runtime/invocation/next` (median of {COLD_STARTS}) | {cold_median:.1} ms | < 20 ms |");
+    println!("| warm deploy invocation, end to end against moto (median / p99 of {WARM_RUNS}) | {warm_median:.1} ms / {warm_p99:.1} ms | |");
+    println!("| warm verify invocation, one-round smoke test + read-after-write (median / p99 of {WARM_RUNS}) | {verify_median:.1} ms / {verify_p99:.1} ms | |");
+    println!(
+        "| moto's own time for the 4 critical calls (Describe×2, Register, Update; median) | {floor_median:.1} ms | |"
+    );
+    println!("| deploy wall ÷ moto floor | {:.2} | ≤ 1.2 |", warm_median / floor_median);
+    println!("| peak RSS, deploy process after {WARM_RUNS} invocations | {:.1} MB | < 40 MB |", rss_kb as f64 / 1024.0);
+    println!("| peak RSS, verify process after {WARM_RUNS} invocations | {:.1} MB | |", verify_rss_kb as f64 / 1024.0);
+    for arch in ["arm64", "x86_64"] {
+        for f in ["deploy", "verify"] {
+            let p = workspace_root().join(format!("target/lambda-{arch}/{f}/bootstrap"));
+            if let Ok(m) = std::fs::metadata(&p) {
+                println!(
+                    "| {arch} `{f}` bootstrap (scripts/build-lambdas) | {:.2} MB | < 8 MB |",
+                    m.len() as f64 / 1e6
+                );
+            }
+        }
+    }
+
+    // 7. The peer, side by side on the same moto and service: whole processes, alternating.
+    let peer = workspace_root().join(".venv-bench/bin/ecs");
+    if peer.exists() {
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for i in 0..PEER_RUNS {
+            let event = push(&app, "todo-frontend").await;
+            let digest = event["detail"]["image-digest"].as_str().unwrap().to_string();
+            let start = Instant::now();
+            let f = FunctionProcess::start(&deploy_bin, &env).await;
+            let answer = f.invoke(&event).await.expect("answer");
+            ours.push(ms(start.elapsed()));
+            f.stop().await;
+            assert_eq!(answer["outcome"], "started", "run {i}: {answer}");
+            let event = push(&app, "todo-frontend").await;
+            let digest2 = event["detail"]["image-digest"].as_str().unwrap().to_string();
+            let uri = format!("{}/todo-frontend@{}", registry(), if i % 2 == 0 { &digest2 } else { &digest });
+            let start = Instant::now();
+            let out = Command::new(&peer)
+                .args(["deploy", CLUSTER, "todo-frontend", "--image", "frontend", &uri, "--timeout", "-1"])
+                .envs(app.aws.function_env())
+                .output()
+                .expect("run ecs-deploy");
+            theirs.push(ms(start.elapsed()));
+            assert!(out.status.success(), "ecs-deploy failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let (o, t) = (median(&mut ours), median(&mut theirs));
+        println!("\n## Side by side with fabfuel ecs-deploy 1.17 (same moto, same service, digest deploy; whole process; median of {PEER_RUNS}, alternating)\n");
+        println!("| tool | what one run does | median |");
+        println!("| --- | --- | --- |");
+        println!("| pushdeploy `deploy` (cold: exec, config load, clients, one invocation) | ECR tag check, lease, DescribeServices, DescribeTaskDefinition, RegisterTaskDefinition, UpdateService, 3 S3 writes, lease release | {o:.1} ms |");
+        println!("| `ecs deploy … --timeout -1` | DescribeServices, DescribeTaskDefinition, RegisterTaskDefinition, UpdateService, DescribeServices, DeregisterTaskDefinition | {t:.1} ms |");
+        println!("\nratio {:.1}× (goal ≥ 4×); moto's floor for the 4 shared ECS calls is {floor_median:.1} ms of each side's time", t / o);
+    } else {
+        println!("\n(peer not installed: run scripts/bench, which installs ecs-deploy into .venv-bench)");
+    }
+
+    // 8. Cost, from the measured durations at 128 MB arm64.
+    let gb_s = |ms_: f64| ms_ / 1000.0 * 0.125;
+    let price = 0.0000133334;
+    let per_deploy = gb_s(warm_median.max(1.0)) * price + 0.2e-6;
+    let per_verify = gb_s(verify_median.max(1.0)) * price + 0.2e-6;
+    println!("\n## Cost model (arm64, 128 MB, $0.0000133334 per GB-s, $0.20 per million requests)\n");
+    println!("| item | per deployment | 100 deployments/day, 30 days |");
+    println!("| --- | --- | --- |");
+    println!("| deploy invocation ({warm_median:.0} ms) | ${per_deploy:.9} | ${:.6} |", per_deploy * 3000.0);
+    println!("| verify: 3 invocations (in progress, completed with smoke, rollback-free) ({verify_median:.0} ms for the smoke one) | ${:.9} | ${:.6} |", per_verify + 2.0 * (gb_s(5.0) * price + 0.2e-6), (per_verify + 2.0 * (gb_s(5.0) * price + 0.2e-6)) * 3000.0);
+    println!("| CodePipeline V1, per pipeline (one per service) | | $1.00 per active pipeline-month |");
+    println!("| CodePipeline V2, per action execution minute | $0.002 per minute (≥ 1 minute) | ≥ $6.00 |");
+    drop(moto);
+    let _ = std::fs::remove_file(&verify_config);
+}
+
+/// moto's time for the four critical-path calls of a digest deploy, made directly and in order.
+async fn moto_floor(aws: &Aws) -> Duration {
+    let start = Instant::now();
+    let svc =
+        aws.ecs.describe_services().cluster(CLUSTER).services("todo-backend").send().await.expect("describe services");
+    let td_arn = svc.services()[0].task_definition().expect("td").to_string();
+    let td = aws.ecs.describe_task_definition().task_definition(&td_arn).send().await.expect("describe td");
+    let td = td.task_definition().expect("td");
+    let reg = aws
+        .ecs
+        .register_task_definition()
+        .family("todo-backend")
+        .set_container_definitions(Some(td.container_definitions().to_vec()))
+        .set_network_mode(td.network_mode().cloned())
+        .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
+        .set_cpu(td.cpu().map(str::to_string))
+        .set_memory(td.memory().map(str::to_string))
+        .send()
+        .await
+        .expect("register");
+    let arn = reg.task_definition().and_then(|t| t.task_definition_arn()).expect("arn").to_string();
+    aws.ecs
+        .update_service()
+        .cluster(CLUSTER)
+        .service("todo-backend")
+        .task_definition(arn)
+        .send()
+        .await
+        .expect("update");
+    start.elapsed()
+}
+
+fn peak_rss_kb(pid: Option<u32>) -> u64 {
+    let Some(pid) = pid else { return 0 };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn uname() -> String {
+    Command::new("uname")
+        .arg("-srm")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
