@@ -48,6 +48,7 @@ struct State {
     calls: Vec<String>,
     timed: Vec<TimedCall>,
     injected: u32,
+    latency: std::time::Duration,
 }
 
 /// One forwarded call with when it started and ended at the proxy.
@@ -122,6 +123,10 @@ impl FaultProxy {
                     return injected(f, &op, stall).await;
                 }
                 let start = std::time::Instant::now();
+                let latency = s.lock().expect("lock").latency;
+                if !latency.is_zero() {
+                    tokio::time::sleep(latency).await;
+                }
                 let resp = forward(&client, &upstream, req).await;
                 s.lock().expect("lock").timed.push(TimedCall { op, start, end: std::time::Instant::now() });
                 resp
@@ -136,6 +141,11 @@ impl FaultProxy {
         let mut st = self.state.lock().expect("lock");
         st.target = Some((op.to_string(), fault, times));
         st.injected = 0;
+    }
+
+    /// Adds `latency` before every forwarded call, as a real AWS round trip would.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.state.lock().expect("lock").latency = latency;
     }
 
     /// Stops injecting.
