@@ -223,7 +223,7 @@ fn built_binary(name: &str, release: bool) -> PathBuf {
     let built = BUILT.get_or_init(|| Mutex::new(Vec::new()));
     let mut built = built.lock().expect("lock");
     let id = format!("{name}-{release}");
-    if !built.iter().any(|n| *n == id) {
+    if !built.contains(&id) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut args = vec!["build", "--quiet", "-p", name];
         if release {
