@@ -515,19 +515,30 @@ impl<'a> Fields<'a> {
     }
 
     fn opt_str_array(&mut self, k: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        self.opt_array(k, "a string", "an array of strings", |v| match v {
+            Value::String(s) => Ok(s),
+            other => Err(other),
+        })
+    }
+
+    /// An optional array whose items `item` accepts; a rejected item is named by its index.
+    fn opt_array<T>(
+        &mut self,
+        k: &str,
+        item_kind: &str,
+        array_kind: &str,
+        item: impl Fn(Value) -> Result<T, Value>,
+    ) -> Result<Option<Vec<T>>, ConfigError> {
         match self.take(k) {
             None => Ok(None),
             Some(Value::Array(items)) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, v) in items.into_iter().enumerate() {
-                    match v {
-                        Value::String(s) => out.push(s),
-                        other => return Err(self.type_err(&format!("{k}[{i}]"), "a string", &other)),
-                    }
+                    out.push(item(v).map_err(|other| self.type_err(&format!("{k}[{i}]"), item_kind, &other))?);
                 }
                 Ok(Some(out))
             }
-            Some(v) => Err(self.type_err(k, "an array of strings", &v)),
+            Some(v) => Err(self.type_err(k, array_kind, &v)),
         }
     }
 
@@ -544,20 +555,10 @@ impl<'a> Fields<'a> {
     }
 
     fn array_of_tables(&mut self, k: &str) -> Result<Option<Vec<Table>>, ConfigError> {
-        match self.take(k) {
-            None => Ok(None),
-            Some(Value::Array(items)) => {
-                let mut out = Vec::with_capacity(items.len());
-                for (i, v) in items.into_iter().enumerate() {
-                    match v {
-                        Value::Table(t) => out.push(t),
-                        other => return Err(self.type_err(&format!("{k}[{i}]"), "a table", &other)),
-                    }
-                }
-                Ok(Some(out))
-            }
-            Some(v) => Err(self.type_err(k, "an array of tables ([[...]])", &v)),
-        }
+        self.opt_array(k, "a table", "an array of tables ([[...]])", |v| match v {
+            Value::Table(t) => Ok(t),
+            other => Err(other),
+        })
     }
 
     /// Reports the first key nobody asked for.

@@ -476,3 +476,27 @@ id_pointer = "/id"
 "#
     )
 }
+
+/// A deployer over `aws` with `config` (what `setup::deployer_from_env` builds in Lambda).
+pub fn deployer(aws: &Aws, config: &str) -> pushdeploy::deploy::Deployer {
+    pushdeploy::deploy::Deployer {
+        config: pushdeploy::config::Config::parse(config, "test.toml").expect("test config is valid"),
+        ecs: pushdeploy::aws::ecs::EcsClient::new(aws.ecs.clone()),
+        ecr: pushdeploy::aws::ecr::EcrClient::new(aws.ecr.clone()),
+        store: pushdeploy::aws::s3::Store::new(aws.s3.clone(), BUCKET),
+        region: REGION.to_string(),
+        lease_ttl: pushdeploy::deploy::DEFAULT_LEASE_TTL,
+    }
+}
+
+/// A verifier over `aws` with `config`, notifying `topic` when given.
+pub fn verifier(aws: &Aws, config: &str, topic: Option<&str>) -> pushdeploy::verify::Verifier {
+    pushdeploy::verify::Verifier {
+        config: pushdeploy::config::Config::parse(config, "test.toml").expect("test config is valid"),
+        ecs: pushdeploy::aws::ecs::EcsClient::new(aws.ecs.clone()),
+        store: pushdeploy::aws::s3::Store::new(aws.s3.clone(), BUCKET),
+        elbv2: pushdeploy::aws::elbv2::Elbv2Client::new(aws.elbv2.clone()),
+        notifier: topic.map(|t| pushdeploy::aws::sns::Notifier::new(aws.sns.clone(), t)),
+        http: pushdeploy::smoke::client::HttpClient::new(),
+    }
+}

@@ -1,13 +1,9 @@
 //! Shared set-up: moto, the todo estate, a deployer over it, and a snapshot of what could change.
 
-use pushdeploy::aws::ecr::EcrClient;
-use pushdeploy::aws::ecs::EcsClient;
-use pushdeploy::aws::s3::Store;
-use pushdeploy::config::Config;
 use pushdeploy::deploy::Deployer;
 use pushdeploy::image::Digest;
 use serde_json::Value;
-use testkit::estate::{ecr_push_event, Aws, TodoApp, BUCKET, CLUSTER, REGION};
+use testkit::estate::{ecr_push_event, Aws, TodoApp, BUCKET, CLUSTER};
 use testkit::moto::Moto;
 
 /// The todo app's config, as the README's demo uses it.
@@ -49,17 +45,7 @@ impl World {
     }
 }
 
-pub fn deployer(aws: &Aws, config: &str) -> Deployer {
-    let s3_conf = aws_sdk_s3::config::Builder::from(&aws.sdk).force_path_style(true).build();
-    Deployer {
-        config: Config::parse(config, "test.toml").expect("test config is valid"),
-        ecs: EcsClient::new(aws.ecs.clone()),
-        ecr: EcrClient::new(aws.ecr.clone()),
-        store: Store::new(aws_sdk_s3::Client::from_conf(s3_conf), BUCKET),
-        region: REGION.to_string(),
-        lease_ttl: pushdeploy::deploy::DEFAULT_LEASE_TTL,
-    }
-}
+pub use testkit::estate::deployer;
 
 /// Everything a deploy could change: task definitions, what services run, every S3 object version
 /// (but the service leases under `leases/`, which every decision takes and releases).
@@ -101,15 +87,4 @@ impl Snapshot {
     }
 }
 
-/// A verifier over `aws` with `config`, notifying `topic` when given.
-pub fn verifier(aws: &Aws, config: &str, topic: Option<&str>) -> pushdeploy::verify::Verifier {
-    let s3_conf = aws_sdk_s3::config::Builder::from(&aws.sdk).force_path_style(true).build();
-    pushdeploy::verify::Verifier {
-        config: Config::parse(config, "test.toml").expect("test config is valid"),
-        ecs: EcsClient::new(aws.ecs.clone()),
-        store: Store::new(aws_sdk_s3::Client::from_conf(s3_conf), BUCKET),
-        elbv2: pushdeploy::aws::elbv2::Elbv2Client::new(aws.elbv2.clone()),
-        notifier: topic.map(|t| pushdeploy::aws::sns::Notifier::new(aws.sns.clone(), t)),
-        http: pushdeploy::smoke::client::HttpClient::new(),
-    }
-}
+pub use testkit::estate::verifier;

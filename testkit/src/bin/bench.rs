@@ -5,13 +5,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pushdeploy::aws::ecr::EcrClient;
-use pushdeploy::aws::ecs::EcsClient;
-use pushdeploy::aws::s3::Store;
-use pushdeploy::config::Config;
-use pushdeploy::deploy::{Deployer, DEFAULT_LEASE_TTL};
 use testkit::estate::{
-    ecr_push_event, ecs_deployment_event, local_config, registry, Aws, TodoApp, BUCKET, CLUSTER, REGION,
+    deployer, ecr_push_event, ecs_deployment_event, local_config, registry, Aws, TodoApp, BUCKET, CLUSTER, REGION,
 };
 use testkit::faults::FaultProxy;
 use testkit::moto::{workspace_root, Moto};
@@ -23,18 +18,6 @@ const COLD_STARTS: usize = 20;
 const WARM_RUNS: usize = 30;
 const PEER_RUNS: usize = 10;
 const FANOUT_LATENCY_MS: u64 = 20;
-
-fn deployer(aws: &Aws, config: &str) -> Deployer {
-    let s3_conf = aws_sdk_s3::config::Builder::from(&aws.sdk).force_path_style(true).build();
-    Deployer {
-        config: Config::parse(config, "bench.toml").expect("bench config"),
-        ecs: EcsClient::new(aws.ecs.clone()),
-        ecr: EcrClient::new(aws.ecr.clone()),
-        store: Store::new(aws_sdk_s3::Client::from_conf(s3_conf), BUCKET),
-        region: REGION.to_string(),
-        lease_ttl: DEFAULT_LEASE_TTL,
-    }
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
