@@ -358,7 +358,16 @@ impl Deployer {
         })
     }
 
+    /// Releases a lease, first finishing any crashed rollout the expired lease it replaced carried
+    /// (its taker is the only one who can, whatever its own event came to).
     async fn release(&self, svc: &ServiceConfig, taken: &LeaseTaken) {
+        if let LeaseTaken::Held(_, Some(stale)) = taken {
+            if let Err(e) = self.adopt(svc, (**stale).clone()).await {
+                // Kept: once it expires again, the next taker finishes the crashed rollout.
+                warn!(service = %svc.name, error = %e, "could not finish a crashed rollout; keeping the lease");
+                return;
+            }
+        }
         if let LeaseTaken::Held(held, _) = taken {
             // An unreleased lease only delays the next rollout until it expires: log, do not fail.
             if let Err(e) = self.store.delete(&held.key).await {

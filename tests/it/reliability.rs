@@ -135,13 +135,11 @@ async fn a_live_lease_holds_other_rollouts_and_an_expired_one_is_taken_over() {
     assert_eq!(deliver(&w, &event).await["outcome"], "started");
 }
 
-#[tokio::test]
-async fn a_crash_between_update_service_and_the_record_is_finished_by_the_retry() {
-    let w = World::new(TODO_CONFIG).await;
-    let (event, _) = w.push("evt-crash", "todo-frontend", "latest", "frontend-v1").await;
-    let answer = deliver(&w, &event).await;
+/// Deploys `event`, then makes it as if the invocation died right after UpdateService: no record,
+/// no artifacts, and its lease (carrying the rollout in flight) left behind, expired.
+async fn crash_after_update_service(w: &World, event: &Value) -> String {
+    let answer = deliver(w, event).await;
     assert_eq!(answer["outcome"], "started");
-    // Make it as if the invocation died right after UpdateService: no record, artifacts, the lease left behind.
     let record_key = answer["deployments"][0]["written"][2].as_str().unwrap().to_string();
     let mut pending: pushdeploy::record::DeploymentRecord =
         serde_json::from_slice(&w.aws().object(BUCKET, &record_key).await).unwrap();
@@ -151,7 +149,7 @@ async fn a_crash_between_update_service_and_the_record_is_finished_by_the_retry(
     pending.id.clear();
     pending.ecs_deployment_id.clear();
     let stale = Lease {
-        holder: "evt-crash".into(),
+        holder: event["id"].as_str().unwrap().into(),
         image_uri: pending.image_uri.clone(),
         expires_at_ms: 1,
         pending: Some(pending),
@@ -166,13 +164,13 @@ async fn a_crash_between_update_service_and_the_record_is_finished_by_the_retry(
         .send()
         .await
         .unwrap();
+    record_key
+}
 
-    let retry = deliver(&w, &event).await;
-
-    assert_eq!(retry["outcome"], "unchanged", "the rollout itself is not repeated: {retry}");
-    assert_eq!(w.aws().revisions("todo-frontend").await.len(), 2);
-    let rec: Value = serde_json::from_slice(&w.aws().object(BUCKET, &record_key).await).unwrap();
-    assert_eq!(rec["ecs_deployment_id"], primary_deployment(&w, "todo-frontend").await.as_str());
+async fn assert_recovered(w: &World, record_key: &str) {
+    assert_eq!(w.aws().revisions("todo-frontend").await.len(), 2, "the rollout itself is not repeated");
+    let rec: Value = serde_json::from_slice(&w.aws().object(BUCKET, record_key).await).unwrap();
+    assert_eq!(rec["ecs_deployment_id"], primary_deployment(w, "todo-frontend").await.as_str());
     let events: Vec<&str> = rec["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(events.last(), Some(&"recovered"));
     assert!(w
@@ -180,4 +178,30 @@ async fn a_crash_between_update_service_and_the_record_is_finished_by_the_retry(
         .keys(BUCKET)
         .await
         .contains(&"imagedefinitions/todo-cluster/todo-frontend/imagedefinitions.json".to_string()));
+    assert!(
+        !w.aws().keys(BUCKET).await.iter().any(|k| k.starts_with("leases/")),
+        "the lease was released after recovery"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_between_update_service_and_the_record_is_finished_by_the_retry() {
+    let w = World::new(TODO_CONFIG).await;
+    let (event, _) = w.push("evt-crash", "todo-frontend", "latest", "frontend-v1").await;
+    let record_key = crash_after_update_service(&w, &event).await;
+    let retry = deliver(&w, &event).await;
+    assert_eq!(retry["outcome"], "unchanged", "{retry}");
+    assert_recovered(&w, &record_key).await;
+}
+
+#[tokio::test]
+async fn a_crashed_rollout_is_finished_even_by_an_event_that_deploys_nothing() {
+    let w = World::new(TODO_CONFIG).await;
+    let (older, _) = w.push("evt-older", "todo-frontend", "latest", "frontend-v0b").await;
+    let (event, _) = w.push("evt-crash2", "todo-frontend", "latest", "frontend-v1").await;
+    let record_key = crash_after_update_service(&w, &event).await;
+    // The next thing to arrive is a late, superseded push: it takes the expired lease, so it must finish the record.
+    let late = deliver(&w, &older).await;
+    assert_eq!(late["outcome"], "superseded", "{late}");
+    assert_recovered(&w, &record_key).await;
 }
