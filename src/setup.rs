@@ -201,9 +201,13 @@ pub fn deploy_deadline(deadline_epoch_ms: u64) -> Instant {
     deadline_less(deadline_epoch_ms, Duration::from_secs(2))
 }
 
+/// Used when the runtime reports no usable deadline (local emulators may send none, or 0).
+const FALLBACK_REMAINING: Duration = Duration::from_secs(30);
+
 fn deadline_less(deadline_epoch_ms: u64, margin: Duration) -> Instant {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let remaining = Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
+    let remaining =
+        if deadline_epoch_ms > now_ms { Duration::from_millis(deadline_epoch_ms - now_ms) } else { FALLBACK_REMAINING };
     // Keep the margin, but never more than half of what is left.
     Instant::now() + remaining.saturating_sub(margin.min(remaining / 2))
 }
@@ -214,4 +218,20 @@ pub fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ =
         tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).with_target(false).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_keep_a_margin_and_survive_a_missing_one() {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let d = deploy_deadline(now_ms + 30_000).duration_since(Instant::now());
+        assert!(d > Duration::from_secs(27) && d <= Duration::from_secs(28), "{d:?}");
+        let v = verdict_deadline(now_ms + 300_000).duration_since(Instant::now());
+        assert!(v > Duration::from_secs(279) && v <= Duration::from_secs(280), "{v:?}");
+        // No deadline (0) or one already past: work on with the fallback instead of giving up at once.
+        assert!(deploy_deadline(0).duration_since(Instant::now()) > Duration::from_secs(27));
+    }
 }
