@@ -1,7 +1,6 @@
 //! Pure decisions: which services a push matches, whether it is still current, and what to change.
 
 use aws_sdk_ecs::types::{Tag, TaskDefinition};
-use serde::Serialize;
 
 use crate::artifact::image_definitions;
 use crate::config::{Config, ServiceConfig, Strategy};
@@ -138,15 +137,6 @@ pub fn tags_for_copy(current: &[Tag], pushed_at: Option<i64>) -> Vec<Tag> {
 /// `Some(running)` when the service runs an image pushed after the event's (`event_pushed_at`).
 pub fn newer_running(current: &[Tag], event_pushed_at: i64) -> Option<i64> {
     pushed_at_of(current).filter(|running| *running > event_pushed_at)
-}
-
-/// One line of a plan's answer: the diff a `deploy` would register.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct PlanSummary {
-    /// The action name.
-    pub action: &'static str,
-    /// Container image changes.
-    pub changes: Vec<ContainerChange>,
 }
 
 #[cfg(test)]

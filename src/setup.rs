@@ -142,12 +142,18 @@ pub async fn load_config(source: &str, s3: &aws_sdk_s3::Client) -> Result<Config
     Ok(Config::parse(&text, source)?)
 }
 
-/// Builds the deploy function's state from `PUSHDEPLOY_CONFIG`, `PUSHDEPLOY_BUCKET` and the SDK environment.
-pub async fn deployer_from_env() -> Result<Deployer, Error> {
+/// What both functions read at cold start: SDK clients, the validated config, the bucket name.
+async fn common_from_env() -> Result<(Clients, Config, String), Error> {
     let clients = Clients::from_env().await?;
     let source = required("PUSHDEPLOY_CONFIG")?;
     let bucket = required("PUSHDEPLOY_BUCKET")?;
     let config = load_config(&source, &clients.s3).await?;
+    Ok((clients, config, bucket))
+}
+
+/// Builds the deploy function's state from `PUSHDEPLOY_CONFIG`, `PUSHDEPLOY_BUCKET` and the SDK environment.
+pub async fn deployer_from_env() -> Result<Deployer, Error> {
+    let (clients, config, bucket) = common_from_env().await?;
     Ok(Deployer {
         config,
         ecs: EcsClient::new(clients.ecs),
@@ -165,10 +171,7 @@ const DEFAULT_VERIFY_TIMEOUT_SECONDS: u64 = 900;
 
 /// Builds the verify function's state; refuses a config whose smoke budget cannot fit the function's timeout.
 pub async fn verifier_from_env() -> Result<Verifier, Error> {
-    let clients = Clients::from_env().await?;
-    let source = required("PUSHDEPLOY_CONFIG")?;
-    let bucket = required("PUSHDEPLOY_BUCKET")?;
-    let config = load_config(&source, &clients.s3).await?;
+    let (clients, config, bucket) = common_from_env().await?;
     let timeout_s = match env::var("PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS") {
         Ok(v) => v.parse::<u64>().map_err(|_| ConfigError {
             file: "environment".into(),

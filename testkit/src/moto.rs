@@ -85,11 +85,6 @@ impl Moto {
         }
         false
     }
-
-    /// The lines moto logged for requests so far.
-    pub fn request_log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
 }
 
 impl Drop for Moto {
