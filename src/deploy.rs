@@ -12,7 +12,7 @@ use crate::config::{Config, ServiceConfig, Strategy};
 use crate::error::{Error, InputError};
 use crate::event::{self, ManualAction, PushEvent, Trigger};
 use crate::image::{truncate, ImageRef};
-use crate::lease::{self, Acquired, Lease};
+use crate::lease::{self, Found, Lease, Standing};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::plan::{self, Action, Freshness, ServicePlan};
 use crate::record::{self, DeploymentRecord, Status, TriggerRef};
@@ -42,20 +42,37 @@ pub struct Deployer {
 /// The lease duration for a deploy function with a 30 s timeout.
 pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(45);
 
+/// How often to retry a lost race for a service's lease before calling it busy.
+const LEASE_RACE_RETRIES: usize = 3;
+
 /// A lease we hold on a service.
 #[derive(Debug)]
 struct HeldLease {
     key: String,
     etag: String,
     lease: Lease,
+    /// The lease object ours replaced (a released one names where its holder left the service).
+    replaced: Found,
+    /// Already let go of (released with the rollout's writes, or kept for the retry).
+    done: bool,
 }
 
 /// What trying to take a service's lease came to.
 enum LeaseTaken {
     /// Ours; `stale` is an expired lease a crashed holder left behind.
-    Held(HeldLease, Option<Box<Lease>>),
+    Held(Box<HeldLease>, Option<Box<Lease>>),
     /// Someone else's, still live.
-    Busy(Lease),
+    Busy(Box<Lease>),
+}
+
+impl HeldLease {
+    /// What the lease we replaced says the service was left running, if anything.
+    fn left_on(&self) -> Option<String> {
+        match &self.replaced {
+            Found::Present(Some(l), _) => l.task_definition.clone(),
+            _ => None,
+        }
+    }
 }
 
 /// A service's state as read before planning.
@@ -108,8 +125,9 @@ impl Deployer {
                 Outcome::Rejected,
                 format!("ECS deployment event {} belongs to the verify function, not deploy", e.deployment_id),
             )),
-            Ok(Trigger::Push(push)) => self.on_push(&push).await,
-            Ok(Trigger::Manual(action)) => self.on_manual(&action, request_id).await,
+            // Boxed: a rollout's future holds many SDK futures, too large for a small thread stack.
+            Ok(Trigger::Push(push)) => Box::pin(self.on_push(&push)).await,
+            Ok(Trigger::Manual(action)) => Box::pin(self.on_manual(&action, request_id)).await,
         }?;
         if summary.outcome == Outcome::Rejected {
             warn!(request_id, outcome = "rejected", reason = %summary.reason, "decision");
@@ -130,13 +148,21 @@ impl Deployer {
             info!(event_id = %push.event_id, image = %push.image, outcome = "ignored", reason = %reason, "decision");
             return Ok(Summary::only(Outcome::Ignored, reason));
         }
-        // The freshness check and taking the services' leases are independent: overlap them.
+        // The freshness check and each service's lease and state are independent: overlap them,
+        // so only the four ECS calls of a digest-pinned rollout stay on the critical path.
         let trigger = TriggerRef::Push { event_id: push.event_id.clone() };
-        let image_uri = push.image.pinned_uri().unwrap_or_default();
-        let (tagged, leases) = tokio::join!(
+        let request = |pushed_at: Option<String>| Request {
+            trigger: trigger.clone(),
+            image: &push.image,
+            pushed_at,
+            force: false,
+            dry_run: false,
+        };
+        let (tagged, prepared) = tokio::join!(
             self.ecr.resolve_tag(&push.image.repository, push.tag()),
-            join_all(services.iter().map(|s| self.take_lease(s, trigger.id(), &image_uri)))
+            join_all(services.iter().map(|s| self.lease_and_state(s, request(push.time.clone()))))
         );
+        let (leases, states): (Vec<_>, Vec<_>) = prepared.into_iter().unzip();
         let tagged = match tagged {
             Ok(t) => t,
             Err(e) => {
@@ -177,15 +203,9 @@ impl Deployer {
             return Ok(Summary::of(deployments));
         }
         let pushed_at = tagged.and_then(|t| t.pushed_at).or_else(|| push.time.clone());
-        let rollouts = services.iter().zip(leases).map(|(svc, lease)| {
-            let req = Request {
-                trigger: trigger.clone(),
-                image: &push.image,
-                pushed_at: pushed_at.clone(),
-                force: false,
-                dry_run: false,
-            };
-            async move { (*svc, self.under_lease(svc, lease, req).await) }
+        let rollouts = services.iter().zip(leases).zip(states).map(|((svc, lease), state)| {
+            let req = request(pushed_at.clone());
+            async move { (*svc, self.under_lease(svc, lease, state, req).await) }
         });
         collect(join_all(rollouts).await)
     }
@@ -216,7 +236,9 @@ impl Deployer {
                     )]));
                 }
                 let result = self.manual_rollback(svc, request_id).await;
-                self.release(svc, &taken).await;
+                let left_on =
+                    result.as_ref().ok().and_then(|s| s.deployments.first()).and_then(|d| d.task_definition.clone());
+                self.release(svc, &taken, left_on).await;
                 return result;
             }
         };
@@ -243,7 +265,7 @@ impl Deployer {
             Ok(Some(t)) => t,
             other => {
                 if let Some(l) = &lease {
-                    self.release(svc, l).await;
+                    self.release(svc, l, None).await;
                 }
                 if let Err(e) = other {
                     return Err(e.into());
@@ -262,7 +284,7 @@ impl Deployer {
         };
         let req = Request { trigger, image: &image, pushed_at: tagged.pushed_at.clone(), force, dry_run };
         let result = match lease {
-            Some(lease) => self.under_lease(svc, Ok(lease), req).await,
+            Some(lease) => self.under_lease(svc, Ok(lease), None, req).await,
             None => match self.read_state(svc).await {
                 Ok(state) => self.rollout(svc, state, req, None).await,
                 Err(e) => Err(e),
@@ -341,26 +363,93 @@ impl Deployer {
         Ok(records)
     }
 
-    async fn take_lease(&self, svc: &ServiceConfig, holder: &str, image_uri: &str) -> Result<LeaseTaken, Error> {
-        let now_ms = epoch_ms();
-        let mine = Lease {
+    fn new_lease(&self, holder: &str, image_uri: &str, pending: Option<DeploymentRecord>) -> Lease {
+        Lease {
             holder: holder.to_string(),
             image_uri: image_uri.to_string(),
-            expires_at_ms: now_ms + self.lease_ttl.as_millis() as u64,
-            pending: None,
-        };
-        let key = lease::lease_key(&svc.cluster, &svc.service);
-        Ok(match lease::acquire(&self.store, &key, &mine, now_ms).await? {
-            Acquired::Held { etag, stale } => {
-                LeaseTaken::Held(HeldLease { key, etag, lease: mine }, stale.map(Box::new))
-            }
-            Acquired::Busy(other) => LeaseTaken::Busy(other),
-        })
+            expires_at_ms: epoch_ms() + self.lease_ttl.as_millis() as u64,
+            pending,
+            released: false,
+            task_definition: None,
+        }
     }
 
-    /// Releases a lease, first finishing any crashed rollout the expired lease it replaced carried
-    /// (its taker is the only one who can, whatever its own event came to).
-    async fn release(&self, svc: &ServiceConfig, taken: &LeaseTaken) {
+    /// Reads and takes a service's lease (manual actions, which take it before anything else).
+    async fn take_lease(&self, svc: &ServiceConfig, holder: &str, image_uri: &str) -> Result<LeaseTaken, Error> {
+        let key = lease::lease_key(&svc.cluster, &svc.service);
+        let found = lease::read(&self.store, &key).await?;
+        self.claim(key, found, self.new_lease(holder, image_uri, None)).await
+    }
+
+    /// Takes the lease over exactly what was `found`, re-reading it after a lost race.
+    async fn claim(&self, key: String, mut found: Found, mine: Lease) -> Result<LeaseTaken, Error> {
+        for _ in 0..LEASE_RACE_RETRIES {
+            let stale = match lease::standing(&found, epoch_ms()) {
+                Standing::Busy(other) => return Ok(LeaseTaken::Busy(other)),
+                Standing::Stale => match &found {
+                    Found::Present(Some(l), _) => Some(l.clone()),
+                    _ => None,
+                },
+                Standing::Free => None,
+            };
+            if let Some(etag) = lease::take(&self.store, &key, &found, &mine).await? {
+                return Ok(LeaseTaken::Held(
+                    Box::new(HeldLease { key, etag, lease: mine, replaced: found, done: false }),
+                    stale,
+                ));
+            }
+            found = lease::read(&self.store, &key).await?;
+        }
+        Err(crate::error::AwsError {
+            action: "S3 lease",
+            target: key,
+            detail: format!("lost the race for the lease {LEASE_RACE_RETRIES} times"),
+            hint: "heavy concurrent deliveries for one service; the retry will get it",
+            transient: true,
+        }
+        .into())
+    }
+
+    /// Reads a service's lease alongside DescribeServices, then takes the lease alongside
+    /// DescribeTaskDefinition: neither lease call adds a round trip to the rollout.
+    async fn lease_and_state(
+        &self,
+        svc: &ServiceConfig,
+        req: Request<'_>,
+    ) -> (Result<LeaseTaken, Error>, Option<Result<ServiceState, Error>>) {
+        let key = lease::lease_key(&svc.cluster, &svc.service);
+        let (found, current, previous) = tokio::join!(
+            lease::read(&self.store, &key),
+            self.ecs.current_task_definition(&svc.cluster, &svc.service),
+            self.previous_definitions(svc)
+        );
+        let (found, current_arn) = match (found, current) {
+            (Ok(f), Ok(c)) => (f, c),
+            (Err(e), _) => return (Err(e.into()), None),
+            (_, Err(e)) => return (Err(e.into()), None),
+        };
+        if let Standing::Busy(other) = lease::standing(&found, epoch_ms()) {
+            return (Ok(LeaseTaken::Busy(other)), None);
+        }
+        let image_uri = req.image.pinned_uri().unwrap_or_default();
+        // What a taker of this lease after a crash needs to finish the rollout; the task definition
+        // is not known until registered, and the service running this image tells it.
+        let pending = self.new_record(svc, &req, &image_uri, &[], &current_arn, "");
+        let mine = self.new_lease(req.trigger.id(), &image_uri, Some(pending));
+        let (taken, described) =
+            tokio::join!(self.claim(key, found, mine), self.ecs.describe_task_definition(&current_arn));
+        let state = match (described, previous) {
+            (Ok(current), Ok(previous_definitions)) => Ok(ServiceState { current, current_arn, previous_definitions }),
+            (Err(e), _) => Err(e.into()),
+            (_, Err(e)) => Err(e),
+        };
+        (taken, Some(state))
+    }
+
+    /// Lets go of a lease, first finishing any crashed rollout the expired lease it replaced
+    /// carried (its taker is the only one who can, whatever its own event came to). `left_on` is
+    /// the task definition the service runs now, for the next taker's check of its own read.
+    async fn release(&self, svc: &ServiceConfig, taken: &LeaseTaken, left_on: Option<String>) {
         if let LeaseTaken::Held(_, Some(stale)) = taken {
             if let Err(e) = self.adopt(svc, (**stale).clone()).await {
                 // Kept: once it expires again, the next taker finishes the crashed rollout.
@@ -369,22 +458,29 @@ impl Deployer {
             }
         }
         if let LeaseTaken::Held(held, _) = taken {
+            if held.done {
+                return;
+            }
+            let released = held.lease.released(left_on.or_else(|| held.left_on()));
             // An unreleased lease only delays the next rollout until it expires: log, do not fail.
-            if let Err(e) = self.store.delete(&held.key).await {
+            if let Err(e) = lease::rewrite(&self.store, &held.key, &released, &held.etag).await {
                 warn!(service = %svc.name, error = %e, "could not release the service lease; it expires by itself");
             }
         }
     }
 
     async fn release_all(&self, services: &[&ServiceConfig], leases: &[Result<LeaseTaken, Error>]) {
-        join_all(services.iter().zip(leases).filter_map(|(s, l)| l.as_ref().ok().map(|l| self.release(s, l)))).await;
+        join_all(services.iter().zip(leases).filter_map(|(s, l)| l.as_ref().ok().map(|l| self.release(s, l, None))))
+            .await;
     }
 
     /// Runs a rollout while holding the service's lease, finishing a crashed predecessor's first.
+    /// `state` is the service as read alongside taking the lease, if it was.
     async fn under_lease(
         &self,
         svc: &ServiceConfig,
         taken: Result<LeaseTaken, Error>,
+        state: Option<Result<ServiceState, Error>>,
         req: Request<'_>,
     ) -> Result<DeploymentSummary, Error> {
         let mut taken = taken?;
@@ -410,20 +506,32 @@ impl Deployer {
             }
             LeaseTaken::Held(held, stale) => {
                 let adopted = match stale.take() {
-                    Some(stale) => self.adopt(svc, *stale).await,
-                    None => Ok(()),
+                    Some(stale) => self.adopt(svc, *stale).await.map(|()| true),
+                    None => Ok(false),
                 };
                 match adopted {
-                    Ok(()) => match self.read_state(svc).await {
-                        Ok(state) => self.rollout(svc, state, req, Some(held)).await,
-                        Err(e) => Err(e),
-                    },
+                    Ok(adopted) => {
+                        // The read made alongside taking the lease stands unless a crashed rollout was
+                        // just finished or the last holder left the service elsewhere.
+                        let state = match state {
+                            Some(Err(e)) => Err(e),
+                            Some(Ok(s)) if !adopted && lease::read_is_current(&held.replaced, &s.current_arn) => Ok(s),
+                            _ => self.read_state(svc).await,
+                        };
+                        match state {
+                            Ok(state) => self.rollout(svc, state, req, Some(held)).await,
+                            Err(e) => Err(e),
+                        }
+                    }
                     Err(e) => Err(e),
                 }
             }
         };
         match &result {
-            Ok(_) => self.release(svc, &taken).await,
+            Ok(d) => {
+                let left_on = d.task_definition.clone().or_else(|| d.previous_task_definition.clone());
+                self.release(svc, &taken, left_on).await
+            }
             // Kept on failure: it may carry a rollout ECS already runs, which the retry (taking the
             // lease once it expires) records; an idle one only delays the retry until it expires.
             Err(e) => warn!(service = %svc.name, error = %e, "keeping the service lease for the retry"),
@@ -436,10 +544,30 @@ impl Deployer {
     async fn adopt(&self, svc: &ServiceConfig, stale: Lease) -> Result<(), Error> {
         let Some(mut pending) = stale.pending else { return Ok(()) };
         let now = self.ecs.service_now(&svc.cluster, &svc.service).await?;
-        let Some(deployment) = now.primary_deployment.filter(|_| now.task_definition == pending.task_definition) else {
+        let Some(deployment) = now.primary_deployment else { return Ok(()) };
+        if pending.task_definition.is_empty() {
+            // Taken before its revision was registered: the rollout happened if the service left
+            // the revision it ran for one running the pending image.
+            if now.task_definition == pending.previous_task_definition {
+                return Ok(());
+            }
+            let running = self.ecs.describe_task_definition(&now.task_definition).await?;
+            let containers: Vec<String> = running
+                .task_definition
+                .container_definitions()
+                .iter()
+                .filter(|c| c.image() == Some(pending.image_uri.as_str()))
+                .filter_map(|c| c.name().map(str::to_string))
+                .collect();
+            if containers.is_empty() {
+                return Ok(());
+            }
+            pending.task_definition = now.task_definition;
+            pending.containers = containers;
+        } else if now.task_definition != pending.task_definition {
             // It died before UpdateService: at most an unused revision is left, nothing runs unrecorded.
             return Ok(());
-        };
+        }
         let key = record::record_key(&svc.cluster, &svc.service, &deployment)?;
         if self.store.get(&key).await?.is_some() {
             return Ok(());
@@ -452,15 +580,18 @@ impl Deployer {
         Ok(())
     }
 
-    async fn read_state(&self, svc: &ServiceConfig) -> Result<ServiceState, Error> {
-        let previous = async {
-            match svc.strategy {
-                Strategy::ForceNewDeployment => {
-                    self.store.get(&image_definitions_key(&svc.cluster, &svc.service)).await
-                }
-                Strategy::PinDigest => Ok(None),
+    /// The service's last `imagedefinitions.json`, which a tag-based service plans from.
+    async fn previous_definitions(&self, svc: &ServiceConfig) -> Result<Option<Vec<u8>>, Error> {
+        match svc.strategy {
+            Strategy::ForceNewDeployment => {
+                Ok(self.store.get(&image_definitions_key(&svc.cluster, &svc.service)).await?)
             }
-        };
+            Strategy::PinDigest => Ok(None),
+        }
+    }
+
+    async fn read_state(&self, svc: &ServiceConfig) -> Result<ServiceState, Error> {
+        let previous = self.previous_definitions(svc);
         let current = async {
             let arn = self.ecs.current_task_definition(&svc.cluster, &svc.service).await?;
             let td = self.ecs.describe_task_definition(&arn).await?;
@@ -542,16 +673,26 @@ impl Deployer {
             }
             Action::ForceNewDeployment => state.current_arn.clone(),
         };
-        let mut record = self.new_record(svc, &req, &plan, &state.current_arn, &task_definition);
-        if let Some(held) = lease {
-            // Whoever takes over this lease after a crash can now finish the record.
-            held.lease.pending = Some(record.clone());
-            held.etag = lease::record_pending(&self.store, &held.key, &held.lease, &held.etag).await?;
+        let mut record =
+            self.new_record(svc, &req, &plan.image_uri, &plan.containers, &state.current_arn, &task_definition);
+        let mut lease = lease;
+        if let Some(held) = lease.as_deref_mut() {
+            // A crash taker tells a rollout happened by the service moving to a new revision with
+            // the pending image. Where that cannot tell (no lease pending yet: a manual action;
+            // or no new revision: force-new-deployment), it needs the revision before UpdateService.
+            let known = held.lease.pending.as_ref().is_some_and(|p| task_definition != p.previous_task_definition);
+            if !known {
+                held.lease.pending = Some(record.clone());
+                held.etag = lease::rewrite(&self.store, &held.key, &held.lease, &held.etag).await?;
+            }
         }
         let ecs_deployment_id = self.ecs.update_service(&svc.cluster, &svc.service, &task_definition).await?;
         record.id = record::record_id(&ecs_deployment_id)?;
         record.ecs_deployment_id = ecs_deployment_id.clone();
-        let written = self.write_rollout(svc, &plan.containers, &plan.image_uri, &record).await?;
+        let written = match lease {
+            Some(held) => self.write_and_release(svc, &plan, &record, held).await,
+            None => self.write_rollout(svc, &plan.containers, &plan.image_uri, &record).await,
+        }?;
         info!(
             service = %svc.name,
             image = %plan.image_uri,
@@ -571,11 +712,46 @@ impl Deployer {
         Ok(summary)
     }
 
+    /// Writes the record and artifacts and releases the lease, all at once. If a write fails,
+    /// the lease goes back to carrying the rollout, so whoever takes it next records it.
+    async fn write_and_release(
+        &self,
+        svc: &ServiceConfig,
+        plan: &ServicePlan,
+        record: &DeploymentRecord,
+        held: &mut HeldLease,
+    ) -> Result<Vec<String>, Error> {
+        let released = held.lease.released(Some(record.task_definition.clone()));
+        let (written, release) = tokio::join!(
+            self.write_rollout(svc, &plan.containers, &plan.image_uri, record),
+            lease::rewrite(&self.store, &held.key, &released, &held.etag)
+        );
+        held.done = true;
+        match (&written, release) {
+            (Ok(_), Ok(_)) => {}
+            (Ok(_), Err(e)) => {
+                // The record is written: a taker after expiry finds it and has nothing to finish.
+                warn!(service = %svc.name, error = %e, "could not release the service lease; it expires by itself");
+            }
+            (Err(_), release) => {
+                if let Ok(etag) = release {
+                    held.etag = etag;
+                }
+                held.lease.pending = Some(record.clone());
+                if let Err(e) = lease::rewrite(&self.store, &held.key, &held.lease, &held.etag).await {
+                    warn!(service = %svc.name, error = %e, "could not put the unrecorded rollout back in the lease");
+                }
+            }
+        }
+        written
+    }
+
     fn new_record(
         &self,
         svc: &ServiceConfig,
         req: &Request<'_>,
-        plan: &ServicePlan,
+        image_uri: &str,
+        containers: &[String],
         previous: &str,
         task_definition: &str,
     ) -> DeploymentRecord {
@@ -593,7 +769,7 @@ impl Deployer {
             repository: svc.repository.clone(),
             tag: req.image.tag.clone().unwrap_or_default(),
             digest: req.image.digest.as_ref().map(|d| d.to_string()).unwrap_or_default(),
-            image_uri: plan.image_uri.clone(),
+            image_uri: image_uri.to_string(),
             strategy: match svc.strategy {
                 Strategy::PinDigest => "pin-digest".into(),
                 Strategy::ForceNewDeployment => "force-new-deployment".into(),
@@ -604,7 +780,7 @@ impl Deployer {
             task_definition: task_definition.to_string(),
             ecs_deployment_id: String::new(),
             status: Status::Started,
-            containers: plan.containers.clone(),
+            containers: containers.to_vec(),
             smoke: None,
             reason: None,
             rolled_back_to: None,

@@ -1,10 +1,13 @@
 //! Per-service leases in S3: one rollout of a service at a time, across Lambda instances.
 //!
 //! Two Lambda instances share no memory, so the lock is an S3 object taken with a conditional
-//! write (`If-None-Match: *`) and taken over, once expired, with `If-Match` on its ETag. The lease
-//! also carries the rollout in flight, so whoever takes over an expired lease (the crashed
-//! invocation's retry, usually) can finish what it left: a service must never run a revision that
-//! has no record.
+//! write: `If-None-Match: *` for a service never deployed, `If-Match` on the ETag just read
+//! otherwise. The lease is read alongside the service (off the critical path) and taken before
+//! anything is registered. It carries the rollout in flight, so whoever takes over an expired
+//! lease (the crashed invocation's retry, usually) can finish what it left: a service must never
+//! run a revision that has no record. Releasing overwrites it with a released lease naming the
+//! task definition the service was left on, which tells the next taker whether its concurrent
+//! read of the service could predate that rollout.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,21 +15,39 @@ use crate::aws::s3::Store;
 use crate::error::AwsError;
 use crate::record::DeploymentRecord;
 
-/// How often to retry a lost race for the same lease before calling it busy.
-const RACE_RETRIES: usize = 3;
-
 /// The lease object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
-    /// The trigger (event id or request id) holding it.
+    /// The trigger (event id or request id) holding it, or that last held it.
     pub holder: String,
     /// The image being rolled out.
     pub image_uri: String,
     /// When it lapses (epoch milliseconds): no holder outlives its function's timeout.
     pub expires_at_ms: u64,
-    /// The rollout in flight once its task definition is registered: the record minus ECS's id.
+    /// The rollout in flight: the record without ECS's id (and without the new task definition
+    /// until it is registered).
     #[serde(default)]
     pub pending: Option<DeploymentRecord>,
+    /// Set when its holder finished and let go.
+    #[serde(default)]
+    pub released: bool,
+    /// For a released lease: the task definition its holder left the service on.
+    #[serde(default)]
+    pub task_definition: Option<String>,
+}
+
+impl Lease {
+    /// The lease that lets go of `self`, naming what the service was left running.
+    pub fn released(&self, task_definition: Option<String>) -> Lease {
+        Lease {
+            holder: self.holder.clone(),
+            image_uri: self.image_uri.clone(),
+            expires_at_ms: 0,
+            pending: None,
+            released: true,
+            task_definition,
+        }
+    }
 }
 
 /// `leases/<cluster>/<service>.json`.
@@ -34,56 +55,65 @@ pub fn lease_key(cluster: &str, service: &str) -> String {
     format!("leases/{cluster}/{service}.json")
 }
 
-/// What trying to take a lease came to.
+/// A lease object as read, with the ETag a conditional take must name.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Acquired {
-    /// Ours, with its ETag; `stale` is the expired lease it replaced, if any.
-    Held {
-        /// ETag of our lease object.
-        etag: String,
-        /// An expired lease left by a holder that never released it.
-        stale: Option<Lease>,
-    },
-    /// Someone else holds it and it has not expired.
-    Busy(Lease),
+pub enum Found {
+    /// No lease object: the service was never deployed by pushdeploy.
+    Absent,
+    /// The object and its ETag; `None` when it could not be parsed (treated as expired).
+    Present(Option<Box<Lease>>, String),
 }
 
-/// Pure: may a lease found in S3 be taken over at `now_ms`?
-pub fn is_expired(existing: &Lease, now_ms: u64) -> bool {
-    existing.expires_at_ms <= now_ms
+/// What a lease found in S3 means to someone who wants it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Standing {
+    /// Free to take: never held, or released by its last holder.
+    Free,
+    /// Expired without being released: its holder died, maybe mid-rollout.
+    Stale,
+    /// Held, and not expired.
+    Busy(Box<Lease>),
 }
 
-/// Takes the lease at `key`, or reports who holds it.
-pub async fn acquire(store: &Store, key: &str, mine: &Lease, now_ms: u64) -> Result<Acquired, AwsError> {
-    let bytes = serde_json::to_vec(mine).expect("leases always serialize");
-    for _ in 0..RACE_RETRIES {
-        if let Some(etag) = store.create(key, bytes.clone()).await? {
-            return Ok(Acquired::Held { etag, stale: None });
-        }
-        let Some((found, etag)) = store.get_tagged(key).await? else { continue };
-        // An unreadable lease cannot be honoured: treat it as expired.
-        let existing: Option<Lease> = serde_json::from_slice(&found).ok();
-        if let Some(existing) = &existing {
-            if !is_expired(existing, now_ms) {
-                return Ok(Acquired::Busy(existing.clone()));
-            }
-        }
-        if let Some(new_etag) = store.replace(key, bytes.clone(), &etag).await? {
-            return Ok(Acquired::Held { etag: new_etag, stale: existing });
-        }
+/// Pure: the standing of a found lease at `now_ms`.
+pub fn standing(found: &Found, now_ms: u64) -> Standing {
+    match found {
+        Found::Absent => Standing::Free,
+        Found::Present(Some(l), _) if l.released => Standing::Free,
+        Found::Present(Some(l), _) if l.expires_at_ms > now_ms => Standing::Busy(l.clone()),
+        Found::Present(..) => Standing::Stale,
     }
-    Err(AwsError {
-        action: "S3 lease",
-        target: key.to_string(),
-        detail: format!("lost the race for the lease {RACE_RETRIES} times"),
-        hint: "heavy concurrent deliveries for one service; the retry will get it",
-        transient: true,
+}
+
+/// Pure: may a service read made alongside taking `found` be trusted? Only if the lease's last
+/// holder left the service where the read found it; otherwise the read may predate that rollout.
+pub fn read_is_current(found: &Found, read_task_definition: &str) -> bool {
+    match found {
+        Found::Present(Some(l), _) => l.task_definition.as_deref().is_none_or(|td| td == read_task_definition),
+        _ => true,
+    }
+}
+
+/// Reads the lease at `key`.
+pub async fn read(store: &Store, key: &str) -> Result<Found, AwsError> {
+    Ok(match store.get_tagged(key).await? {
+        None => Found::Absent,
+        Some((bytes, etag)) => Found::Present(serde_json::from_slice(&bytes).ok().map(Box::new), etag),
     })
 }
 
-/// Records the rollout in flight in our lease; fails if the lease is no longer ours.
-pub async fn record_pending(store: &Store, key: &str, lease: &Lease, etag: &str) -> Result<String, AwsError> {
-    let bytes = serde_json::to_vec(lease).expect("leases always serialize");
+/// Writes `mine` over exactly what was `found`; `None` when someone changed it first.
+pub async fn take(store: &Store, key: &str, found: &Found, mine: &Lease) -> Result<Option<String>, AwsError> {
+    let bytes = serde_json::to_vec(mine).expect("leases always serialize");
+    match found {
+        Found::Absent => store.create(key, bytes).await,
+        Found::Present(_, etag) => store.replace(key, bytes, etag).await,
+    }
+}
+
+/// Overwrites our lease (ETag `etag`) with `next`; fails if the lease is no longer ours.
+pub async fn rewrite(store: &Store, key: &str, next: &Lease, etag: &str) -> Result<String, AwsError> {
+    let bytes = serde_json::to_vec(next).expect("leases always serialize");
     store.replace(key, bytes, etag).await?.ok_or_else(|| AwsError {
         action: "S3 lease",
         target: key.to_string(),
@@ -97,11 +127,36 @@ pub async fn record_pending(store: &Store, key: &str, lease: &Lease, etag: &str)
 mod tests {
     use super::*;
 
+    fn lease(expires_at_ms: u64) -> Lease {
+        Lease {
+            holder: "e".into(),
+            image_uri: "i".into(),
+            expires_at_ms,
+            pending: None,
+            released: false,
+            task_definition: None,
+        }
+    }
+
     #[test]
-    fn expiry_is_inclusive() {
-        let l = Lease { holder: "e".into(), image_uri: "i".into(), expires_at_ms: 1000, pending: None };
-        assert!(!is_expired(&l, 999));
-        assert!(is_expired(&l, 1000));
+    fn standing_follows_release_and_expiry() {
         assert_eq!(lease_key("c", "s"), "leases/c/s.json");
+        assert_eq!(standing(&Found::Absent, 5), Standing::Free);
+        let live = Found::Present(Some(Box::new(lease(1000))), "t".into());
+        assert_eq!(standing(&live, 999), Standing::Busy(Box::new(lease(1000))));
+        assert_eq!(standing(&live, 1000), Standing::Stale, "expiry is inclusive");
+        let released = Found::Present(Some(Box::new(lease(1000).released(None))), "t".into());
+        assert_eq!(standing(&released, 0), Standing::Free, "a released lease is free before its expiry");
+        assert_eq!(standing(&Found::Present(None, "t".into()), 0), Standing::Stale, "unreadable counts as expired");
+    }
+
+    #[test]
+    fn a_read_is_current_unless_the_last_holder_left_the_service_elsewhere() {
+        let left_on =
+            |td: Option<&str>| Found::Present(Some(Box::new(lease(0).released(td.map(str::to_string)))), "t".into());
+        assert!(read_is_current(&Found::Absent, "td:1"));
+        assert!(read_is_current(&left_on(Some("td:2")), "td:2"));
+        assert!(!read_is_current(&left_on(Some("td:2")), "td:1"), "the read predates the last rollout");
+        assert!(read_is_current(&left_on(None), "td:1"));
     }
 }

@@ -47,12 +47,25 @@ impl Default for AwsPolicy {
     }
 }
 
+/// Makes rustls on ring the process's TLS crypto; reqwest (smoke tests) uses the process default.
+pub fn install_tls_crypto() {
+    // Fails only when a provider is already installed, which is the state we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The SDK's defaults with its HTTPS client on rustls + ring instead of aws-lc-rs (smaller bootstraps).
+pub fn sdk_defaults() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
+}
+
 impl AwsPolicy {
     /// An SDK config loader with this policy; add endpoint and credentials as needed.
     pub fn loader(&self) -> aws_config::ConfigLoader {
         use aws_config::retry::RetryConfig;
         use aws_config::timeout::TimeoutConfig;
-        aws_config::defaults(BehaviorVersion::latest())
+        sdk_defaults()
             .retry_config(
                 RetryConfig::standard().with_max_attempts(self.max_attempts).with_initial_backoff(self.initial_backoff),
             )
@@ -215,12 +228,16 @@ fn deadline_less(deadline_epoch_ms: u64, margin: Duration) -> Instant {
     Instant::now() + remaining.saturating_sub(margin.min(remaining / 2))
 }
 
-/// Installs the JSON log subscriber; `RUST_LOG` filters (default `info`).
+/// Installs the JSON log subscriber; `RUST_LOG` filters by target and level (default `info`).
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ =
-        tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).with_target(false).try_init();
+    use tracing_subscriber::prelude::*;
+    // `Targets` reads `info,pushdeploy=debug` without the regex engine EnvFilter links in.
+    let filter = env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing_subscriber::filter::Targets>().ok())
+        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
+    let fmt = tracing_subscriber::fmt::layer().json().with_current_span(false).with_target(false);
+    let _ = tracing_subscriber::registry().with(fmt.with_filter(filter)).try_init();
 }
 
 #[cfg(test)]

@@ -96,14 +96,6 @@ impl Store {
         Ok(Some((bytes.into_bytes().to_vec(), etag)))
     }
 
-    /// Deletes an object (absent is fine).
-    pub async fn delete(&self, key: &str) -> Result<(), AwsError> {
-        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {
-            aws_error("S3 DeleteObject", self.url(key), "s3:DeleteObject on the bucket's leases/ prefix", e)
-        })?;
-        Ok(())
-    }
-
     /// Keys under `prefix` with their last-modified time (epoch seconds), newest first.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, AwsError> {
         let mut out = Vec::new();

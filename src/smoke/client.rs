@@ -40,6 +40,7 @@ impl Default for HttpClient {
 impl HttpClient {
     /// Builds the client; redirects are followed only while they stay on the original origin.
     pub fn new() -> Self {
+        crate::setup::install_tls_crypto();
         let policy = Policy::custom(|attempt| {
             let same_origin = attempt.previous().first().is_some_and(|first| same_origin(first, attempt.url()));
             if same_origin && attempt.previous().len() <= MAX_REDIRECTS {

@@ -1,6 +1,6 @@
 //! The todo app's AWS estate on moto: cluster, Fargate services, ECR repositories, artifact bucket.
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_ecs::config::{Credentials, Region};
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, CpuArchitecture, EphemeralStorage,
@@ -26,11 +26,15 @@ pub fn registry() -> String {
     format!("{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com")
 }
 
-/// SDK clients pointed at one emulator endpoint.
+/// SDK clients pointed at an emulator: one endpoint, or ECR and S3 on endpoints of their own.
 #[derive(Clone, Debug)]
 pub struct Aws {
-    /// The endpoint, e.g. `http://127.0.0.1:5000`.
+    /// The endpoint, e.g. `http://127.0.0.1:5000` (every service but those split off).
     pub endpoint: String,
+    /// ECR's own endpoint, when split off.
+    pub ecr_endpoint: Option<String>,
+    /// S3's own endpoint, when split off.
+    pub s3_endpoint: Option<String>,
     /// The shared SDK config.
     pub sdk: SdkConfig,
     /// ECS.
@@ -48,7 +52,20 @@ pub struct Aws {
 impl Aws {
     /// Clients for `endpoint` with dummy credentials in [`REGION`].
     pub async fn new(endpoint: &str) -> Self {
-        Self::with_loader(endpoint, aws_config::defaults(BehaviorVersion::latest())).await
+        Self::with_loader(endpoint, pushdeploy::setup::sdk_defaults()).await
+    }
+
+    /// Clients with ECR and S3 on endpoints of their own, as on AWS, where those services do not
+    /// share a server with ECS: a single emulator process would serve their calls one at a time.
+    pub async fn split(endpoint: &str, ecr: &str, s3: &str) -> Self {
+        let mut aws = Self::new(endpoint).await;
+        let ecr_conf = aws_sdk_ecr::config::Builder::from(&aws.sdk).endpoint_url(ecr).build();
+        let s3_conf = aws_sdk_s3::config::Builder::from(&aws.sdk).endpoint_url(s3).force_path_style(true).build();
+        aws.ecr = aws_sdk_ecr::Client::from_conf(ecr_conf);
+        aws.s3 = aws_sdk_s3::Client::from_conf(s3_conf);
+        aws.ecr_endpoint = Some(ecr.to_string());
+        aws.s3_endpoint = Some(s3.to_string());
+        aws
     }
 
     /// Clients for `endpoint` built from `loader` (e.g. pushdeploy's own retry and timeout policy).
@@ -62,6 +79,8 @@ impl Aws {
         let s3_conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build();
         Self {
             endpoint: endpoint.to_string(),
+            ecr_endpoint: None,
+            s3_endpoint: None,
             ecs: aws_sdk_ecs::Client::new(&sdk),
             ecr: aws_sdk_ecr::Client::new(&sdk),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
@@ -73,7 +92,7 @@ impl Aws {
 
     /// Environment variables that point a function process at this endpoint.
     pub fn function_env(&self) -> Vec<(String, String)> {
-        [
+        let mut env: Vec<(String, String)> = [
             ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
             ("AWS_REGION", REGION),
             ("AWS_ACCESS_KEY_ID", "testing"),
@@ -82,7 +101,16 @@ impl Aws {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        .collect();
+        // The SDK's service-specific endpoint variables win over AWS_ENDPOINT_URL.
+        for (var, endpoint) in
+            [("AWS_ENDPOINT_URL_ECR", &self.ecr_endpoint), ("AWS_ENDPOINT_URL_S3", &self.s3_endpoint)]
+        {
+            if let Some(e) = endpoint {
+                env.push((var.to_string(), e.clone()));
+            }
+        }
+        env
     }
 
     /// Creates a versioned bucket.
@@ -150,6 +178,7 @@ impl Aws {
         let auth = format!(
             "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0"
         );
+        pushdeploy::setup::install_tls_crypto();
         let body = reqwest::Client::new()
             .post(format!("{}/", self.endpoint))
             .header("Authorization", auth)

@@ -108,7 +108,14 @@ async fn push_rolls_the_service_onto_the_pinned_digest_and_keeps_every_field() {
     let service = aws.ecs.describe_services().cluster(CLUSTER).services("todo-frontend").send().await.unwrap();
     let primary = service.services()[0].deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap();
     assert_eq!(primary.id(), Some(ecs_id));
-    assert_eq!(aws.keys(BUCKET).await, vec![key, FRONTEND_DETAIL.to_string(), FRONTEND_DEFS.to_string()]);
+    let lease_key = pushdeploy::lease::lease_key(CLUSTER, "todo-frontend");
+    assert_eq!(
+        aws.keys(BUCKET).await,
+        vec![key, FRONTEND_DETAIL.to_string(), FRONTEND_DEFS.to_string(), lease_key.clone()]
+    );
+    let lease: pushdeploy::lease::Lease = serde_json::from_slice(&aws.object(BUCKET, &lease_key).await).unwrap();
+    assert!(lease.released && lease.pending.is_none(), "{lease:?}");
+    assert_eq!(lease.task_definition.as_deref(), Some(after.as_str()), "the lease names where it left the service");
 }
 
 #[tokio::test]

@@ -93,7 +93,12 @@ impl Rig {
             return Ok(());
         }
         let recorded = self.records().await.iter().any(|r| r["task_definition"] == running.as_str());
-        let pending = self.lease().await.and_then(|l| l.pending).is_some_and(|p| p.task_definition == running);
+        // Carried in the lease: a known revision, or (taken before registering) the pushed image.
+        let image = self.direct.images_of(&running).await[0].1.clone();
+        let pending =
+            self.lease().await.and_then(|l| l.pending).is_some_and(|p| {
+                p.task_definition == running || (p.task_definition.is_empty() && p.image_uri == image)
+            });
         if recorded || pending {
             Ok(())
         } else {
@@ -145,7 +150,7 @@ async fn persistent_fault(op: String, fault: Fault) -> Result<Row, String> {
     {
         return Err(ctx(format!("records do not match ECS: {records:?} vs {running} / {primary}")));
     }
-    if rig.lease().await.is_some() {
+    if rig.lease().await.is_some_and(|l| !l.released) {
         // A lease whose release failed only holds the service until it expires: the next push goes through.
         tokio::time::sleep(LEASE_TTL + Duration::from_millis(100)).await;
         let (next, _) = rig.push("v2").await;
@@ -181,10 +186,10 @@ async fn every_fault_at_every_deploy_call_converges() {
         "ecs:DescribeTaskDefinition",
         "ecs:RegisterTaskDefinition",
         "ecs:UpdateService",
+        "s3:GET leases",
         "s3:PUT leases",
         "s3:PUT deployments",
         "s3:PUT imagedefinitions",
-        "s3:DELETE leases",
     ] {
         assert!(ops.iter().any(|o| o == expected), "{expected} not among {ops:?}");
     }

@@ -24,6 +24,16 @@ async fn primary_deployment(w: &World, service: &str) -> String {
     d.id().unwrap().to_string()
 }
 
+/// True when every lease in the bucket has been let go of by its holder.
+async fn leases_released(w: &World) -> bool {
+    let mut all = true;
+    for key in w.aws().keys(BUCKET).await.into_iter().filter(|k| k.starts_with("leases/")) {
+        let lease: Lease = serde_json::from_slice(&w.aws().object(BUCKET, &key).await).unwrap();
+        all &= lease.released;
+    }
+    all
+}
+
 /// Delivers like Lambda's async retries: an invocation that fails is tried again.
 async fn deliver(w: &World, event: &Value) -> Value {
     for _ in 0..50 {
@@ -68,7 +78,7 @@ async fn the_same_event_100_times_and_20_at_once_rolls_out_once() {
     );
     let td = w.aws().service_task_definition(CLUSTER, "todo-frontend").await;
     assert_eq!(w.aws().images_of(&td).await[0].1, format!("{}/todo-frontend@{digest}", registry()));
-    assert!(!w.aws().keys(BUCKET).await.iter().any(|k| k.starts_with("leases/")), "every lease was released");
+    assert!(leases_released(&w).await, "every lease was released");
 }
 
 #[tokio::test]
@@ -106,8 +116,14 @@ async fn a_live_lease_holds_other_rollouts_and_an_expired_one_is_taken_over() {
     let (event, _) = w.push("evt-l", "todo-frontend", "latest", "frontend-v1").await;
     let key = lease_key(CLUSTER, "todo-frontend");
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let live =
-        Lease { holder: "someone-else".into(), image_uri: "x".into(), expires_at_ms: now_ms + 60_000, pending: None };
+    let live = Lease {
+        holder: "someone-else".into(),
+        image_uri: "x".into(),
+        expires_at_ms: now_ms + 60_000,
+        pending: None,
+        released: false,
+        task_definition: None,
+    };
     w.aws()
         .s3
         .put_object()
@@ -136,8 +152,10 @@ async fn a_live_lease_holds_other_rollouts_and_an_expired_one_is_taken_over() {
 }
 
 /// Deploys `event`, then makes it as if the invocation died right after UpdateService: no record,
-/// no artifacts, and its lease (carrying the rollout in flight) left behind, expired.
-async fn crash_after_update_service(w: &World, event: &Value) -> String {
+/// no artifacts, and its lease (carrying the rollout in flight) left behind, expired. A push's
+/// lease is taken before its revision is registered (`revision_known` false); a manual action's
+/// or a force-new-deployment's names the revision.
+async fn crash_after_update_service(w: &World, event: &Value, revision_known: bool) -> String {
     let answer = deliver(w, event).await;
     assert_eq!(answer["outcome"], "started");
     let record_key = answer["deployments"][0]["written"][2].as_str().unwrap().to_string();
@@ -148,11 +166,17 @@ async fn crash_after_update_service(w: &World, event: &Value) -> String {
     }
     pending.id.clear();
     pending.ecs_deployment_id.clear();
+    if !revision_known {
+        pending.task_definition.clear();
+        pending.containers.clear();
+    }
     let stale = Lease {
         holder: event["id"].as_str().unwrap().into(),
         image_uri: pending.image_uri.clone(),
         expires_at_ms: 1,
         pending: Some(pending),
+        released: false,
+        task_definition: None,
     };
     let key = lease_key(CLUSTER, "todo-frontend");
     w.aws()
@@ -171,6 +195,9 @@ async fn assert_recovered(w: &World, record_key: &str) {
     assert_eq!(w.aws().revisions("todo-frontend").await.len(), 2, "the rollout itself is not repeated");
     let rec: Value = serde_json::from_slice(&w.aws().object(BUCKET, record_key).await).unwrap();
     assert_eq!(rec["ecs_deployment_id"], primary_deployment(w, "todo-frontend").await.as_str());
+    let running = w.aws().service_task_definition(CLUSTER, "todo-frontend").await;
+    assert_eq!(rec["task_definition"], running.as_str(), "the record names the revision the service runs");
+    assert_eq!(rec["containers"], serde_json::json!(["frontend"]));
     let events: Vec<&str> = rec["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(events.last(), Some(&"recovered"));
     assert!(w
@@ -178,17 +205,14 @@ async fn assert_recovered(w: &World, record_key: &str) {
         .keys(BUCKET)
         .await
         .contains(&"imagedefinitions/todo-cluster/todo-frontend/imagedefinitions.json".to_string()));
-    assert!(
-        !w.aws().keys(BUCKET).await.iter().any(|k| k.starts_with("leases/")),
-        "the lease was released after recovery"
-    );
+    assert!(leases_released(w).await, "the lease was released after recovery");
 }
 
 #[tokio::test]
 async fn a_crash_between_update_service_and_the_record_is_finished_by_the_retry() {
     let w = World::new(TODO_CONFIG).await;
     let (event, _) = w.push("evt-crash", "todo-frontend", "latest", "frontend-v1").await;
-    let record_key = crash_after_update_service(&w, &event).await;
+    let record_key = crash_after_update_service(&w, &event, false).await;
     let retry = deliver(&w, &event).await;
     assert_eq!(retry["outcome"], "unchanged", "{retry}");
     assert_recovered(&w, &record_key).await;
@@ -199,7 +223,7 @@ async fn a_crashed_rollout_is_finished_even_by_an_event_that_deploys_nothing() {
     let w = World::new(TODO_CONFIG).await;
     let (older, _) = w.push("evt-older", "todo-frontend", "latest", "frontend-v0b").await;
     let (event, _) = w.push("evt-crash2", "todo-frontend", "latest", "frontend-v1").await;
-    let record_key = crash_after_update_service(&w, &event).await;
+    let record_key = crash_after_update_service(&w, &event, true).await;
     // The next thing to arrive is a late, superseded push: it takes the expired lease, so it must finish the record.
     let late = deliver(&w, &older).await;
     assert_eq!(late["outcome"], "superseded", "{late}");

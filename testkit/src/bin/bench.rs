@@ -33,10 +33,38 @@ fn p99(v: &mut [f64]) -> f64 {
     v[((v.len() as f64) * 0.99).ceil() as usize - 1]
 }
 
-async fn new_app() -> (Moto, TodoApp) {
+/// The todo estate with ECS (and ELBv2, SNS, EC2), ECR and S3 each on a moto of its own: on AWS
+/// they are separate services, while one moto process would serve all their calls one at a time.
+async fn new_app() -> (Vec<Moto>, TodoApp) {
+    let motos = vec![Moto::start(), Moto::start(), Moto::start()];
+    let aws = Aws::split(&motos[0].endpoint, &motos[1].endpoint, &motos[2].endpoint).await;
+    (motos, TodoApp::create(aws).await)
+}
+
+/// The todo estate with every service on one moto.
+async fn new_single_app() -> (Moto, TodoApp) {
     let moto = Moto::start();
     let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
     (moto, app)
+}
+
+/// A recording proxy in front of each of the estate's motos, and clients that go through them.
+async fn proxied(motos: &[Moto], latency: Duration) -> (Vec<FaultProxy>, Aws) {
+    let mut proxies = Vec::new();
+    for m in motos {
+        let p = FaultProxy::start(&m.endpoint, Duration::from_secs(1)).await;
+        p.set_latency(latency);
+        proxies.push(p);
+    }
+    let via = Aws::split(&proxies[0].endpoint, &proxies[1].endpoint, &proxies[2].endpoint).await;
+    (proxies, via)
+}
+
+/// The calls every proxy saw, in the order they started.
+fn take_calls(proxies: &[FaultProxy]) -> Vec<testkit::faults::TimedCall> {
+    let mut calls: Vec<_> = proxies.iter().flat_map(|p| p.take_timed()).collect();
+    calls.sort_by_key(|c| c.start);
+    calls
 }
 
 #[tokio::main]
@@ -48,10 +76,9 @@ async fn main() {
     println!("# pushdeploy benchmarks\n");
     println!("machine: {} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), uname());
 
-    // 1. AWS calls of one deploy, in order, through a recording proxy in front of moto.
-    let (moto, app) = new_app().await;
-    let proxy = FaultProxy::start(&moto.endpoint, Duration::from_secs(1)).await;
-    let via = Aws::new(&proxy.endpoint).await;
+    // 1. AWS calls of one deploy, in order, through recording proxies in front of the motos.
+    let (motos, app) = new_app().await;
+    let (proxies, via) = proxied(&motos, Duration::ZERO).await;
     let d = deployer(&via, &config_text);
     let mut seq = 0;
     let mut push = |app: &TodoApp, repo: &'static str| {
@@ -62,14 +89,16 @@ async fn main() {
             ecr_push_event(&format!("bench-{seq}"), repo, "latest", &digest)
         }
     };
+    // A first rollout leaves a released lease behind, as in steady state.
     let event = push(&app, "todo-frontend").await;
-    proxy.take_timed();
+    assert_eq!(serde_json::to_value(d.handle(event, "bench").await.expect("deploy")).unwrap()["outcome"], "started");
+    let event = push(&app, "todo-frontend").await;
+    take_calls(&proxies);
     let start = Instant::now();
     let answer = serde_json::to_value(d.handle(event, "bench").await.expect("deploy")).unwrap();
     let wall = start.elapsed();
     assert_eq!(answer["outcome"], "started", "{answer}");
-    let mut calls = proxy.take_timed();
-    calls.sort_by_key(|c| c.start);
+    let calls = take_calls(&proxies);
     let mut depth = 0;
     let mut frontier = start;
     println!("\n## AWS calls of one deploy (single service)\n");
@@ -92,29 +121,27 @@ async fn main() {
         );
     }
     println!(
-        "\n{} calls, critical-path depth {depth} round trips, wall {:.1} ms (in-process, through the proxy)",
+        "\n{} calls, critical-path depth {depth} round trips, wall {:.1} ms (in-process, through the proxies)",
         calls.len(),
         ms(wall)
     );
-    drop(proxy);
-    drop(moto);
+    drop(proxies);
+    drop(motos);
 
     // 2. Fan-out: one push matching 1, 2, 4, 8 services.
     println!("\n## Fan-out: one push matching N services (in-process, median of {FANOUT_RUNS})\n");
     println!(
-        "Direct to moto, and through a proxy adding {FANOUT_LATENCY_MS} ms per call (a real AWS round trip): moto"
+        "Direct to the motos, and through proxies adding {FANOUT_LATENCY_MS} ms per call (a real AWS round trip): each"
     );
     println!(
-        "is one CPU-bound Python process, so direct figures show its serial service time, not pushdeploy's overlap.\n"
+        "moto is one CPU-bound Python process serving one request at a time, so the direct column shows moto's serial service time.\n"
     );
     println!("| services | direct to moto | vs 1 | with {FANOUT_LATENCY_MS} ms per call | vs 1 |");
     println!("| --- | --- | --- | --- | --- |");
     let mut base = (0.0, 0.0);
     for n in [1usize, 2, 4, 8] {
-        let (moto, app) = new_app().await;
-        let proxy = FaultProxy::start(&moto.endpoint, Duration::from_secs(1)).await;
-        proxy.set_latency(Duration::from_millis(FANOUT_LATENCY_MS));
-        let slow = Aws::new(&proxy.endpoint).await;
+        let (motos, app) = new_app().await;
+        let (proxies, slow) = proxied(&motos, Duration::from_millis(FANOUT_LATENCY_MS)).await;
         let mut text = format!("[defaults]\ncluster = \"{CLUSTER}\"\n");
         for i in 0..n {
             let name = format!("web-{i}");
@@ -148,12 +175,12 @@ async fn main() {
             medians[1],
             medians[1] / base.1
         );
-        drop(proxy);
-        drop(moto);
+        drop(proxies);
+        drop(motos);
     }
 
     // 3–6. The release binary under a runtime-API host.
-    let (moto, app) = new_app().await;
+    let (motos, app) = new_app().await;
     let mut env = app.aws.function_env();
     env.push(("PUSHDEPLOY_CONFIG".into(), config_path.display().to_string()));
     env.push(("PUSHDEPLOY_BUCKET".into(), BUCKET.into()));
@@ -180,6 +207,24 @@ async fn main() {
     let rss_kb = peak_rss_kb(f.pid());
     f.stop().await;
     let (warm_median, warm_p99, floor_median) = (median(&mut warm.clone()), p99(&mut warm), median(&mut floor));
+
+    // The same on a single moto serving every service, for comparison.
+    let (single_moto, single) = new_single_app().await;
+    let mut single_env = single.aws.function_env();
+    single_env.extend(env.iter().filter(|(k, _)| k.starts_with("PUSHDEPLOY_") || k == "RUST_LOG").cloned());
+    let f = FunctionProcess::start(&deploy_bin, &single_env).await;
+    let (mut single_warm, mut single_floor) = (Vec::new(), Vec::new());
+    for _ in 0..WARM_RUNS {
+        let event = push(&single, "todo-frontend").await;
+        let start = Instant::now();
+        let answer = f.invoke(&event).await.expect("answer");
+        single_warm.push(ms(start.elapsed()));
+        assert_eq!(answer["outcome"], "started", "{answer}");
+        single_floor.push(ms(moto_floor(&single.aws).await));
+    }
+    f.stop().await;
+    drop(single_moto);
+    let (single_median, single_floor_median) = (median(&mut single_warm), median(&mut single_floor));
 
     // Verify, warm, with a passing one-round smoke test against a local server.
     let standin = TodoStandIn::start(app.aws.clone()).await;
@@ -220,6 +265,7 @@ async fn main() {
         "| moto's own time for the 4 critical calls (Describe×2, Register, Update; median) | {floor_median:.1} ms | |"
     );
     println!("| deploy wall ÷ moto floor | {:.2} | ≤ 1.2 |", warm_median / floor_median);
+    println!("| the same with every service on one moto: wall / floor (median of {WARM_RUNS}) | {single_median:.1} ms / {single_floor_median:.1} ms = {:.2} | |", single_median / single_floor_median);
     println!("| peak RSS, deploy process after {WARM_RUNS} invocations | {:.1} MB | < 40 MB |", rss_kb as f64 / 1024.0);
     println!("| peak RSS, verify process after {WARM_RUNS} invocations | {:.1} MB | |", verify_rss_kb as f64 / 1024.0);
     for arch in ["arm64", "x86_64"] {
@@ -265,7 +311,7 @@ async fn main() {
         println!("\n## Side by side with fabfuel ecs-deploy 1.17 (same moto, same service, digest deploy; whole process; median of {PEER_RUNS}, alternating)\n");
         println!("| tool | what one run does | median |");
         println!("| --- | --- | --- |");
-        println!("| pushdeploy `deploy` (cold: exec, config load, clients, one invocation) | ECR tag check, lease, DescribeServices, DescribeTaskDefinition, RegisterTaskDefinition, UpdateService, 3 S3 writes, lease release | {o:.1} ms |");
+        println!("| pushdeploy `deploy` (cold: exec, config load, clients, one invocation) | ECR tag check, lease read and take, DescribeServices, DescribeTaskDefinition, RegisterTaskDefinition, UpdateService, 3 S3 writes with the lease release | {o:.1} ms |");
         println!("| `ecs deploy … --timeout -1` | DescribeServices, DescribeTaskDefinition, RegisterTaskDefinition, UpdateService, DescribeServices, DeregisterTaskDefinition | {t:.1} ms |");
         println!("\nratio {:.1}× (goal ≥ 4×); moto's floor for the 4 shared ECS calls is {floor_median:.1} ms of each side's time", t / o);
     } else {
@@ -284,7 +330,7 @@ async fn main() {
     println!("| verify: 3 invocations (in progress, completed with smoke, rollback-free) ({verify_median:.0} ms for the smoke one) | ${:.9} | ${:.6} |", per_verify + 2.0 * (gb_s(5.0) * price + 0.2e-6), (per_verify + 2.0 * (gb_s(5.0) * price + 0.2e-6)) * 3000.0);
     println!("| CodePipeline V1, per pipeline (one per service) | | $1.00 per active pipeline-month |");
     println!("| CodePipeline V2, per action execution minute | $0.002 per minute (≥ 1 minute) | ≥ $6.00 |");
-    drop(moto);
+    drop(motos);
     let _ = std::fs::remove_file(&verify_config);
 }
 
