@@ -659,6 +659,7 @@ impl Deployer {
             return Ok(summary);
         }
 
+        let mut artifacts = None;
         let task_definition = match &plan.action {
             Action::Unchanged => {
                 summary.outcome = Outcome::Unchanged;
@@ -669,7 +670,15 @@ impl Deployer {
             }
             Action::Register(td) => {
                 let tags = plan::tags_for_copy(&state.current.tags, event_pushed_at);
-                self.ecs.register_task_definition(td, &tags).await?
+                // A pinned service plans from its task definition, never from the artifacts, so
+                // they are written alongside the registration (CodePipeline, too, writes them
+                // before deploying); should the rollout fail, its retry deploys the same digest.
+                let (registered, written) = tokio::join!(
+                    self.ecs.register_task_definition(td, &tags),
+                    self.write_artifacts(svc, &plan.containers, &plan.image_uri)
+                );
+                artifacts = Some(written?);
+                registered?
             }
             Action::ForceNewDeployment => state.current_arn.clone(),
         };
@@ -690,8 +699,14 @@ impl Deployer {
         record.id = record::record_id(&ecs_deployment_id)?;
         record.ecs_deployment_id = ecs_deployment_id.clone();
         let written = match lease {
-            Some(held) => self.write_and_release(svc, &plan, &record, held).await,
-            None => self.write_rollout(svc, &plan.containers, &plan.image_uri, &record).await,
+            Some(held) => self.write_and_release(svc, &plan, &record, artifacts, held).await,
+            None => match artifacts {
+                Some(mut keys) => {
+                    keys.push(self.write_record(&record).await?);
+                    Ok(keys)
+                }
+                None => self.write_rollout(svc, &plan.containers, &plan.image_uri, &record).await,
+            },
         }?;
         info!(
             service = %svc.name,
@@ -712,20 +727,28 @@ impl Deployer {
         Ok(summary)
     }
 
-    /// Writes the record and artifacts and releases the lease, all at once. If a write fails,
-    /// the lease goes back to carrying the rollout, so whoever takes it next records it.
+    /// Writes the record (and the artifacts, unless `artifacts` says they are written) and
+    /// releases the lease, all at once. If a write fails, the lease goes back to carrying the
+    /// rollout, so whoever takes it next records it.
     async fn write_and_release(
         &self,
         svc: &ServiceConfig,
         plan: &ServicePlan,
         record: &DeploymentRecord,
+        artifacts: Option<Vec<String>>,
         held: &mut HeldLease,
     ) -> Result<Vec<String>, Error> {
         let released = held.lease.released(Some(record.task_definition.clone()));
-        let (written, release) = tokio::join!(
-            self.write_rollout(svc, &plan.containers, &plan.image_uri, record),
-            lease::rewrite(&self.store, &held.key, &released, &held.etag)
-        );
+        let writes = async {
+            match artifacts {
+                Some(mut keys) => {
+                    keys.push(self.write_record(record).await?);
+                    Ok(keys)
+                }
+                None => self.write_rollout(svc, &plan.containers, &plan.image_uri, record).await,
+            }
+        };
+        let (written, release) = tokio::join!(writes, lease::rewrite(&self.store, &held.key, &released, &held.etag));
         held.done = true;
         match (&written, release) {
             (Ok(_), Ok(_)) => {}
@@ -797,19 +820,36 @@ impl Deployer {
         image_uri: &str,
         record: &DeploymentRecord,
     ) -> Result<Vec<String>, Error> {
+        let (artifacts, record) =
+            tokio::join!(self.write_artifacts(svc, containers, image_uri), self.write_record(record));
+        let mut written = artifacts?;
+        written.push(record?);
+        Ok(written)
+    }
+
+    /// Writes `imagedefinitions.json` and `imageDetail.json` concurrently; returns their keys.
+    async fn write_artifacts(
+        &self,
+        svc: &ServiceConfig,
+        containers: &[String],
+        image_uri: &str,
+    ) -> Result<Vec<String>, Error> {
         let defs_key = image_definitions_key(&svc.cluster, &svc.service);
         let detail_key = image_detail_key(&svc.cluster, &svc.service);
-        let record_key = record.key();
-        let record_bytes = serde_json::to_vec_pretty(record).expect("records always serialize");
-        let (a, b, c) = tokio::join!(
+        let (a, b) = tokio::join!(
             self.store.put_json(&defs_key, image_definitions(containers, image_uri)),
             self.store.put_json(&detail_key, image_detail(image_uri)),
-            self.store.put_json(&record_key, record_bytes),
         );
         a?;
         b?;
-        c?;
-        Ok(vec![defs_key, detail_key, record_key])
+        Ok(vec![defs_key, detail_key])
+    }
+
+    /// Writes a record; returns its key.
+    async fn write_record(&self, record: &DeploymentRecord) -> Result<String, Error> {
+        let key = record.key();
+        self.store.put_json(&key, serde_json::to_vec_pretty(record).expect("records always serialize")).await?;
+        Ok(key)
     }
 }
 
