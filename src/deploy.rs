@@ -12,7 +12,7 @@ use crate::config::{Config, ServiceConfig, Strategy};
 use crate::error::{Error, InputError};
 use crate::event::{self, ManualAction, PushEvent, Trigger};
 use crate::image::{truncate, ImageRef};
-use crate::lease::{self, Found, Lease, Standing};
+use crate::lease::{self, Claim, Found, Lease, Standing};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::plan::{self, Action, Freshness, ServicePlan};
 use crate::record::{self, DeploymentRecord, Status, TriggerRef};
@@ -41,9 +41,6 @@ pub struct Deployer {
 
 /// The lease duration for a deploy function with a 30 s timeout.
 pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(45);
-
-/// How often to retry a lost race for a service's lease before calling it busy.
-const LEASE_RACE_RETRIES: usize = 3;
 
 /// A lease we hold on a service.
 #[derive(Debug)]
@@ -367,7 +364,7 @@ impl Deployer {
         Lease {
             holder: holder.to_string(),
             image_uri: image_uri.to_string(),
-            expires_at_ms: epoch_ms() + self.lease_ttl.as_millis() as u64,
+            expires_at_ms: lease::now_ms() + self.lease_ttl.as_millis() as u64,
             pending,
             released: false,
             task_definition: None,
@@ -382,32 +379,13 @@ impl Deployer {
     }
 
     /// Takes the lease over exactly what was `found`, re-reading it after a lost race.
-    async fn claim(&self, key: String, mut found: Found, mine: Lease) -> Result<LeaseTaken, Error> {
-        for _ in 0..LEASE_RACE_RETRIES {
-            let stale = match lease::standing(&found, epoch_ms()) {
-                Standing::Busy(other) => return Ok(LeaseTaken::Busy(other)),
-                Standing::Stale => match &found {
-                    Found::Present(Some(l), _) => Some(l.clone()),
-                    _ => None,
-                },
-                Standing::Free => None,
-            };
-            if let Some(etag) = lease::take(&self.store, &key, &found, &mine).await? {
-                return Ok(LeaseTaken::Held(
-                    Box::new(HeldLease { key, etag, lease: mine, replaced: found, done: false }),
-                    stale,
-                ));
+    async fn claim(&self, key: String, found: Found, mine: Lease) -> Result<LeaseTaken, Error> {
+        Ok(match lease::claim(&self.store, &key, found, &mine, true).await? {
+            Claim::Held { etag, replaced, stale } => {
+                LeaseTaken::Held(Box::new(HeldLease { key, etag, lease: mine, replaced, done: false }), stale)
             }
-            found = lease::read(&self.store, &key).await?;
-        }
-        Err(crate::error::AwsError {
-            action: "S3 lease",
-            target: key,
-            detail: format!("lost the race for the lease {LEASE_RACE_RETRIES} times"),
-            hint: "heavy concurrent deliveries for one service; the retry will get it",
-            transient: true,
-        }
-        .into())
+            Claim::Blocked(other) => LeaseTaken::Busy(other),
+        })
     }
 
     /// Reads a service's lease alongside DescribeServices, then takes the lease alongside
@@ -428,7 +406,7 @@ impl Deployer {
             (Err(e), _) => return (Err(e.into()), None),
             (_, Err(e)) => return (Err(e.into()), None),
         };
-        if let Standing::Busy(other) = lease::standing(&found, epoch_ms()) {
+        if let Standing::Busy(other) = lease::standing(&found, lease::now_ms()) {
             return (Ok(LeaseTaken::Busy(other)), None);
         }
         let image_uri = req.image.pinned_uri().unwrap_or_default();
@@ -659,43 +637,49 @@ impl Deployer {
             return Ok(summary);
         }
 
-        let mut artifacts = None;
-        let task_definition = match &plan.action {
-            Action::Unchanged => {
-                summary.outcome = Outcome::Unchanged;
-                summary.reason = format!("already runs {}", plan.image_uri);
-                summary.task_definition = Some(state.current_arn);
-                info!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "unchanged", "decision");
-                return Ok(summary);
-            }
-            Action::Register(td) => {
-                let tags = plan::tags_for_copy(&state.current.tags, event_pushed_at);
-                // A pinned service plans from its task definition, never from the artifacts, so
-                // they are written alongside the registration (CodePipeline, too, writes them
-                // before deploying); should the rollout fail, its retry deploys the same digest.
-                let (registered, written) = tokio::join!(
-                    self.ecs.register_task_definition(td, &tags),
-                    self.write_artifacts(svc, &plan.containers, &plan.image_uri)
-                );
-                artifacts = Some(written?);
-                registered?
-            }
-            Action::ForceNewDeployment => state.current_arn.clone(),
-        };
-        let mut record =
-            self.new_record(svc, &req, &plan.image_uri, &plan.containers, &state.current_arn, &task_definition);
-        let mut lease = lease;
-        if let Some(held) = lease.as_deref_mut() {
-            // A crash taker tells a rollout happened by the service moving to a new revision with
-            // the pending image. Where that cannot tell (no lease pending yet: a manual action;
-            // or no new revision: force-new-deployment), it needs the revision before UpdateService.
-            let known = held.lease.pending.as_ref().is_some_and(|p| task_definition != p.previous_task_definition);
-            if !known {
-                held.lease.pending = Some(record.clone());
-                held.etag = lease::rewrite(&self.store, &held.key, &held.lease, &held.etag).await?;
-            }
+        if let Action::Unchanged = &plan.action {
+            summary.outcome = Outcome::Unchanged;
+            summary.reason = format!("already runs {}", plan.image_uri);
+            summary.task_definition = Some(state.current_arn);
+            info!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "unchanged", "decision");
+            return Ok(summary);
         }
-        let ecs_deployment_id = self.ecs.update_service(&svc.cluster, &svc.service, &task_definition).await?;
+        let mut lease = lease;
+        let change = async {
+            let task_definition = match &plan.action {
+                Action::Register(td) => {
+                    let tags = plan::tags_for_copy(&state.current.tags, event_pushed_at);
+                    self.ecs.register_task_definition(td, &tags).await?
+                }
+                _ => state.current_arn.clone(),
+            };
+            let record =
+                self.new_record(svc, &req, &plan.image_uri, &plan.containers, &state.current_arn, &task_definition);
+            if let Some(held) = lease.as_deref_mut() {
+                // A crash taker tells a rollout happened by the service moving to a new revision
+                // with the pending image. Where that cannot tell (no lease pending yet: a manual
+                // action; or no new revision: force-new-deployment), it needs the revision first.
+                let known = held.lease.pending.as_ref().is_some_and(|p| task_definition != p.previous_task_definition);
+                if !known {
+                    held.lease.pending = Some(record.clone());
+                    held.etag = lease::rewrite(&self.store, &held.key, &held.lease, &held.etag).await?;
+                }
+            }
+            let ecs_deployment_id = self.ecs.update_service(&svc.cluster, &svc.service, &task_definition).await?;
+            Ok::<_, Error>((task_definition, record, ecs_deployment_id))
+        };
+        // A pinned service plans from its task definition, never from the artifacts, so they are
+        // written alongside Register and UpdateService (CodePipeline, too, writes them before it
+        // deploys; should the rollout fail, its retry deploys the same digest). A tag-based service
+        // plans from them, so they follow the rollout.
+        let artifacts = async {
+            match &plan.action {
+                Action::Register(_) => self.write_artifacts(svc, &plan.containers, &plan.image_uri).await.ok(),
+                _ => None,
+            }
+        };
+        let (changed, artifacts) = tokio::join!(change, artifacts);
+        let (task_definition, mut record, ecs_deployment_id) = changed?;
         record.id = record::record_id(&ecs_deployment_id)?;
         record.ecs_deployment_id = ecs_deployment_id.clone();
         let written = match lease {
@@ -851,10 +835,6 @@ impl Deployer {
         self.store.put_json(&key, serde_json::to_vec_pretty(record).expect("records always serialize")).await?;
         Ok(key)
     }
-}
-
-fn epoch_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Turns per-service results into the answer; any transient failure fails the invocation so Lambda retries.

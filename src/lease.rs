@@ -111,6 +111,63 @@ pub async fn take(store: &Store, key: &str, found: &Found, mine: &Lease) -> Resu
     }
 }
 
+/// How often to retry a lost race for a lease before giving up (transiently).
+const RACE_RETRIES: usize = 3;
+
+/// What claiming a lease came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// Ours now.
+    Held {
+        /// ETag of our lease object.
+        etag: String,
+        /// The lease object ours replaced.
+        replaced: Found,
+        /// The expired, unreleased lease we took over: its holder died, maybe mid-rollout.
+        stale: Option<Box<Lease>>,
+    },
+    /// Held by someone else; or expired unreleased, when the claimer may not take that over.
+    Blocked(Box<Lease>),
+}
+
+/// Takes the lease at `key` over exactly what was `found` (re-reading after a lost race). Only
+/// a claimer that can finish a crashed rollout may take over a stale lease (`take_stale`).
+pub async fn claim(
+    store: &Store,
+    key: &str,
+    mut found: Found,
+    mine: &Lease,
+    take_stale: bool,
+) -> Result<Claim, AwsError> {
+    for _ in 0..RACE_RETRIES {
+        let stale = match standing(&found, now_ms()) {
+            Standing::Busy(other) => return Ok(Claim::Blocked(other)),
+            Standing::Stale => match &found {
+                Found::Present(Some(l), _) if !take_stale => return Ok(Claim::Blocked(l.clone())),
+                Found::Present(l, _) => l.clone(),
+                Found::Absent => None,
+            },
+            Standing::Free => None,
+        };
+        if let Some(etag) = take(store, key, &found, mine).await? {
+            return Ok(Claim::Held { etag, replaced: found, stale });
+        }
+        found = read(store, key).await?;
+    }
+    Err(AwsError {
+        action: "S3 lease",
+        target: key.to_string(),
+        detail: format!("lost the race for the lease {RACE_RETRIES} times"),
+        hint: "heavy concurrent deliveries for one service; the retry will get it",
+        transient: true,
+    })
+}
+
+/// Now, in epoch milliseconds (the clock leases expire by).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Overwrites our lease (ETag `etag`) with `next`; fails if the lease is no longer ours.
 pub async fn rewrite(store: &Store, key: &str, next: &Lease, etag: &str) -> Result<String, AwsError> {
     let bytes = serde_json::to_vec(next).expect("leases always serialize");

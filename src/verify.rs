@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::event::{self, DeploymentState, EcsDeploymentEvent, Trigger};
 use crate::image::ImageRef;
+use crate::lease::{self, Claim, Found, Lease};
 use crate::notify::verdict_message;
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::record::{self, DeploymentRecord, Status, TriggerRef};
@@ -211,7 +212,46 @@ impl Verifier {
             self.settle(&rec, e).await?;
             return Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true));
         }
-        match self.ecs.update_service(&rec.cluster, &rec.service, &to).await {
+        // A rollback changes the service as a deploy does, so it holds the service's lease too:
+        // it must not interleave with a rollout in flight.
+        let key = lease::lease_key(&rec.cluster, &rec.service);
+        let mine = Lease {
+            holder: format!("rollback of {}", rec.id),
+            image_uri: to.clone(),
+            expires_at_ms: lease::now_ms() + crate::deploy::DEFAULT_LEASE_TTL.as_millis() as u64,
+            pending: None,
+            released: false,
+            task_definition: None,
+        };
+        let found = lease::read(&self.store, &key).await?;
+        // A stale lease is left to a deploy, the only one that can finish the rollout it carries.
+        let (etag, replaced) = match lease::claim(&self.store, &key, found, &mine, false).await? {
+            Claim::Held { etag, replaced, .. } => (etag, replaced),
+            Claim::Blocked(other) => {
+                warn!(service = %rec.name, deployment_id = %rec.id, holder = %other.holder, "rollback waits for the service lease");
+                return Err(crate::error::AwsError {
+                    action: "S3 lease",
+                    target: format!("{}/{}", rec.cluster, rec.service),
+                    detail: format!(
+                        "{} holds the service (rolling out {}); the rollback of {} waits for it",
+                        other.holder, other.image_uri, rec.id
+                    ),
+                    hint: "nothing: this event is retried; if that rollout replaces the failed revision, the retry records this deployment failed",
+                    transient: true,
+                }
+                .into());
+            }
+        };
+        let updated = self.ecs.update_service(&rec.cluster, &rec.service, &to).await;
+        let left_on = match (&updated, &replaced) {
+            (Ok(_), _) => Some(to.clone()),
+            (Err(_), Found::Present(Some(l), _)) => l.task_definition.clone(),
+            (Err(_), _) => None,
+        };
+        if let Err(err) = lease::rewrite(&self.store, &key, &mine.released(left_on), &etag).await {
+            warn!(service = %rec.name, error = %err, "could not release the service lease; it expires by itself");
+        }
+        match updated {
             Ok(ecs_deployment_id) => {
                 let rollback = self.rollback_record(&rec, &ecs_deployment_id).await?;
                 rec.status = Status::RolledBack;

@@ -144,6 +144,63 @@ async fn a_broken_rollout_is_rolled_back_and_the_rollback_is_not_smoke_tested() 
 }
 
 #[tokio::test]
+async fn a_rollback_waits_for_a_rollout_in_flight_and_holds_the_service_lease() {
+    use pushdeploy::lease::{lease_key, Lease};
+    let mut l = Loop::new().await;
+    let before = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    let dep = l.push("todo-backend", "backend-broken", Behaviour::Broken).await;
+    let broken = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    // Another rollout of the service is in flight: it holds the lease.
+    let key = lease_key(CLUSTER, "todo-backend");
+    let busy = Lease {
+        holder: "evt-newer".into(),
+        image_uri: "newer".into(),
+        expires_at_ms: pushdeploy::lease::now_ms() + 60_000,
+        pending: None,
+        released: false,
+        task_definition: None,
+    };
+    l.aws()
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(serde_json::to_vec(&busy).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let event = ecs_deployment_event("ecs-held", "todo-backend", &dep, "SERVICE_DEPLOYMENT_COMPLETED", "");
+    let err = l.verifier.handle(event.clone(), Instant::now() + Duration::from_secs(60)).await.unwrap_err();
+    assert!(err.is_transient() && err.to_string().contains("evt-newer"), "{err}");
+    assert_eq!(
+        l.aws().service_task_definition(CLUSTER, "todo-backend").await,
+        broken,
+        "no rollback under someone else's lease"
+    );
+
+    // That rollout let go: the retried event rolls back, and the lease says where it left the service.
+    let released = Lease { released: true, expires_at_ms: 0, ..busy };
+    l.aws()
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(serde_json::to_vec(&released).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let answer =
+        serde_json::to_value(l.verifier.handle(event, Instant::now() + Duration::from_secs(60)).await.unwrap())
+            .unwrap();
+    assert_eq!(answer["outcome"], "rolled_back", "{answer}");
+    assert_eq!(l.aws().service_task_definition(CLUSTER, "todo-backend").await, before);
+    let lease: Lease = serde_json::from_slice(&l.aws().object(BUCKET, &key).await).unwrap();
+    assert!(lease.released, "{lease:?}");
+    assert_eq!(lease.task_definition.as_deref(), Some(before.as_str()));
+    assert!(lease.holder.starts_with("rollback of "), "{lease:?}");
+}
+
+#[tokio::test]
 async fn state_kept_in_one_task_is_caught_by_the_read_after_write_probe() {
     let mut l = Loop::new().await;
     let before = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
