@@ -1,6 +1,10 @@
 //! Orchestration of a deploy: trigger in, rollouts started, answer out.
 
-use futures_util::future::join_all;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::future::{join_all, BoxFuture, Shared};
+use futures_util::FutureExt;
 use serde_json::Value;
 use tracing::{info, warn};
 
@@ -9,7 +13,7 @@ use crate::aws::ecr::EcrClient;
 use crate::aws::ecs::{DescribedTaskDefinition, EcsClient};
 use crate::aws::s3::Store;
 use crate::config::{Config, ServiceConfig, Strategy};
-use crate::error::{Error, InputError};
+use crate::error::{AwsError, Error, InputError};
 use crate::event::{self, ManualAction, PushEvent, Trigger};
 use crate::image::{truncate, ImageRef};
 use crate::lease::{self, Claim, Found, Lease, Standing};
@@ -71,6 +75,9 @@ impl HeldLease {
         }
     }
 }
+
+/// One cluster's DescribeServices, shared by the rollouts of its services.
+type RunningRead<'a> = Shared<BoxFuture<'a, Result<Arc<HashMap<String, Result<String, AwsError>>>, AwsError>>>;
 
 /// A service's state as read before planning.
 struct ServiceState {
@@ -155,9 +162,20 @@ impl Deployer {
             force: false,
             dry_run: false,
         };
+        let running = self.running_task_definitions(&services);
         let (tagged, prepared) = tokio::join!(
             self.ecr.resolve_tag(&push.image.repository, push.tag()),
-            join_all(services.iter().map(|s| self.lease_and_state(s, request(push.time.clone()))))
+            join_all(services.iter().map(|s| {
+                let running = running.clone();
+                let current = async move {
+                    let all = running.get(s.cluster.as_str()).expect("every matched service's cluster is read").clone();
+                    match all.await {
+                        Ok(found) => found.get(&s.service).cloned().expect("every matched service is read"),
+                        Err(e) => Err(e),
+                    }
+                };
+                self.lease_and_state(s, request(push.time.clone()), current)
+            }))
         );
         let (leases, states): (Vec<_>, Vec<_>) = prepared.into_iter().unzip();
         let tagged = match tagged {
@@ -394,13 +412,11 @@ impl Deployer {
         &self,
         svc: &ServiceConfig,
         req: Request<'_>,
+        current: impl std::future::Future<Output = Result<String, AwsError>>,
     ) -> (Result<LeaseTaken, Error>, Option<Result<ServiceState, Error>>) {
         let key = lease::lease_key(&svc.cluster, &svc.service);
-        let (found, current, previous) = tokio::join!(
-            lease::read(&self.store, &key),
-            self.ecs.current_task_definition(&svc.cluster, &svc.service),
-            self.previous_definitions(svc)
-        );
+        let (found, current, previous) =
+            tokio::join!(lease::read(&self.store, &key), current, self.previous_definitions(svc));
         let (found, current_arn) = match (found, current) {
             (Ok(f), Ok(c)) => (f, c),
             (Err(e), _) => return (Err(e.into()), None),
@@ -422,6 +438,28 @@ impl Deployer {
             (_, Err(e)) => Err(e),
         };
         (taken, Some(state))
+    }
+
+    /// One shared DescribeServices read per cluster of `services`, started by whichever service's
+    /// rollout polls it first: the task definition each service runs, by service.
+    fn running_task_definitions<'s>(&'s self, services: &[&'s ServiceConfig]) -> HashMap<&'s str, RunningRead<'s>> {
+        let mut by_cluster: HashMap<&str, Vec<String>> = HashMap::new();
+        for s in services {
+            let names = by_cluster.entry(s.cluster.as_str()).or_default();
+            if !names.contains(&s.service) {
+                names.push(s.service.clone());
+            }
+        }
+        by_cluster
+            .into_iter()
+            .map(|(cluster, names)| {
+                let read = async move {
+                    let found = self.ecs.task_definitions(cluster, &names).await?;
+                    Ok(Arc::new(names.into_iter().zip(found).collect::<HashMap<_, _>>()))
+                };
+                (cluster, read.boxed().shared())
+            })
+            .collect()
     }
 
     /// Lets go of a lease, first finishing any crashed rollout the expired lease it replaced

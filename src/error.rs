@@ -27,7 +27,7 @@ pub struct ConfigError {
 }
 
 /// A failed AWS call, with what pushdeploy was doing and what to check.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 #[error("{action} for {target} failed: {detail}. Check: {hint}")]
 pub struct AwsError {
     /// What pushdeploy was doing, e.g. `UpdateService`.

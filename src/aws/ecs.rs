@@ -73,6 +73,57 @@ impl EcsClient {
         }
     }
 
+    /// The task definition each of `services` in `cluster` runs, read with one DescribeServices
+    /// per ten services (its limit): a push that matches many services costs one read, not many.
+    /// The outer error is the call's; an inner one says that service is missing or not ACTIVE.
+    pub async fn task_definitions(
+        &self,
+        cluster: &str,
+        services: &[String],
+    ) -> Result<Vec<Result<String, AwsError>>, AwsError> {
+        let mut found = Vec::new();
+        for chunk in services.chunks(10) {
+            let out = self
+                .client
+                .describe_services()
+                .cluster(cluster)
+                .set_services(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_error(
+                        "ECS DescribeServices",
+                        format!("{cluster}/{}", chunk.join(",")),
+                        "the cluster name and ecs:DescribeServices on the services",
+                        e,
+                    )
+                })?;
+            found.extend(chunk.iter().map(|name| {
+                // Config may name a service by name or by ARN.
+                out.services()
+                    .iter()
+                    .filter(|s| s.service_name() == Some(name.as_str()) || s.service_arn() == Some(name.as_str()))
+                    .find(|s| s.status() == Some("ACTIVE"))
+                    .and_then(|s| s.task_definition())
+                    .map(str::to_string)
+                    .ok_or_else(|| AwsError {
+                        action: "ECS DescribeServices",
+                        target: format!("{cluster}/{name}"),
+                        detail: out
+                            .failures()
+                            .iter()
+                            .find(|f| f.arn().is_some_and(|a| a.ends_with(&format!("/{name}")) || a == name))
+                            .and_then(|f| f.reason())
+                            .unwrap_or("no ACTIVE service with a task definition")
+                            .to_string(),
+                        hint: "that the service and cluster in pushdeploy.toml exist and are ACTIVE",
+                        transient: false,
+                    })
+            }));
+        }
+        Ok(found)
+    }
+
     /// Describes a task definition with its tags.
     pub async fn describe_task_definition(&self, arn: &str) -> Result<DescribedTaskDefinition, AwsError> {
         let out = self

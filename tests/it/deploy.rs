@@ -309,3 +309,49 @@ async fn force_new_deployment_keeps_the_task_definition() {
     assert_eq!(w.handle(event).await["outcome"], "unchanged");
     assert_eq!(w.snapshot().await, snap);
 }
+
+#[tokio::test]
+async fn a_push_for_many_services_reads_them_in_one_call_and_a_missing_one_fails_alone() {
+    use testkit::estate::{ecr_push_event, Aws, TodoApp};
+    use testkit::faults::FaultProxy;
+    let moto = testkit::moto::Moto::start();
+    let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
+    let mut config = format!("[defaults]\ncluster = \"{CLUSTER}\"\n");
+    for i in 0..12 {
+        let name = format!("web-{i}");
+        // web-11 is configured but never created: ECS answers it MISSING.
+        if i < 11 {
+            let image = format!("{}/todo-frontend:latest", registry());
+            let td = app.aws.register_rich_task_definition(&name, &[("web", image)]).await;
+            app.aws.create_service(CLUSTER, &name, &td).await;
+        }
+        config.push_str(&format!(
+            "[[service]]\nname = \"{name}\"\nservice = \"{name}\"\nrepository = \"todo-frontend\"\ntags = [\"latest\"]\n"
+        ));
+    }
+    let proxy = FaultProxy::start(&moto.endpoint, std::time::Duration::from_secs(1)).await;
+    let via = Aws::new(&proxy.endpoint).await;
+    let deployer = crate::support::deployer(&via, &config);
+    let digest = app.aws.push_image("todo-frontend", "latest", "fan-out").await;
+    proxy.take_calls();
+
+    let answer = serde_json::to_value(
+        deployer.handle(ecr_push_event("evt-fan", "todo-frontend", "latest", &digest), "req").await.unwrap(),
+    )
+    .unwrap();
+
+    let outcomes: Vec<(&str, &str)> = answer["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["service"].as_str().unwrap(), d["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(outcomes.iter().filter(|(_, o)| *o == "started").count(), 11, "{answer}");
+    assert_eq!(outcomes.iter().find(|(s, _)| *s == "web-11").unwrap().1, "rejected", "{answer}");
+    let describes = proxy.take_calls().iter().filter(|c| *c == "ecs:DescribeServices").count();
+    assert_eq!(describes, 2, "12 services of one cluster are read in DescribeServices calls of 10");
+    for i in 0..11 {
+        let td = app.aws.service_task_definition(CLUSTER, &format!("web-{i}")).await;
+        assert!(app.aws.images_of(&td).await[0].1.ends_with(digest.as_str()), "web-{i} runs {td}");
+    }
+}
