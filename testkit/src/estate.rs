@@ -355,6 +355,19 @@ impl Aws {
         keys
     }
 
+    /// Writes `value` as JSON at `key` (e.g. a lease or a record a test sets up).
+    pub async fn put_json(&self, bucket: &str, key: &str, value: &impl serde::Serialize) {
+        let body = serde_json::to_vec(value).expect("serializes");
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    }
+
     /// An object's bytes.
     pub async fn object(&self, bucket: &str, key: &str) -> Vec<u8> {
         let out =

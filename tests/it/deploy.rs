@@ -220,12 +220,7 @@ async fn one_push_rolls_every_matched_service_with_only_its_own_containers() {
     let answer = w.handle(event).await;
 
     assert_eq!(answer["outcome"], "started", "{answer}");
-    let outcomes: Vec<(&str, &str)> = answer["deployments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["service"].as_str().unwrap(), d["outcome"].as_str().unwrap()))
-        .collect();
+    let outcomes = crate::support::outcomes(&answer);
     assert_eq!(outcomes, vec![("backend", "started"), ("worker", "started")]);
     let pinned = format!("{reg}/todo-backend@{digest}");
     let backend = aws.service_task_definition(CLUSTER, "todo-backend").await;
@@ -340,12 +335,7 @@ async fn a_push_for_many_services_reads_them_in_one_call_and_a_missing_one_fails
     )
     .unwrap();
 
-    let outcomes: Vec<(&str, &str)> = answer["deployments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["service"].as_str().unwrap(), d["outcome"].as_str().unwrap()))
-        .collect();
+    let outcomes = crate::support::outcomes(&answer);
     assert_eq!(outcomes.iter().filter(|(_, o)| *o == "started").count(), 11, "{answer}");
     assert_eq!(outcomes.iter().find(|(s, _)| *s == "web-11").unwrap().1, "rejected", "{answer}");
     let describes = proxy.take_calls().iter().filter(|c| *c == "ecs:DescribeServices").count();

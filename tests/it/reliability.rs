@@ -124,30 +124,14 @@ async fn a_live_lease_holds_other_rollouts_and_an_expired_one_is_taken_over() {
         released: false,
         task_definition: None,
     };
-    w.aws()
-        .s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(&key)
-        .body(serde_json::to_vec(&live).unwrap().into())
-        .send()
-        .await
-        .unwrap();
+    w.aws().put_json(BUCKET, &key, &live).await;
     let before = w.snapshot().await;
     let err = w.deployer.handle(event.clone(), "req").await.unwrap_err();
     assert!(err.is_transient() && err.to_string().contains("someone-else"), "{err}");
     assert_eq!(w.snapshot().await, before, "nothing changed while someone else held the service");
 
     let expired = Lease { expires_at_ms: now_ms - 1, ..live };
-    w.aws()
-        .s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(&key)
-        .body(serde_json::to_vec(&expired).unwrap().into())
-        .send()
-        .await
-        .unwrap();
+    w.aws().put_json(BUCKET, &key, &expired).await;
     assert_eq!(deliver(&w, &event).await["outcome"], "started");
 }
 
@@ -179,15 +163,7 @@ async fn crash_after_update_service(w: &World, event: &Value, revision_known: bo
         task_definition: None,
     };
     let key = lease_key(CLUSTER, "todo-frontend");
-    w.aws()
-        .s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(&key)
-        .body(serde_json::to_vec(&stale).unwrap().into())
-        .send()
-        .await
-        .unwrap();
+    w.aws().put_json(BUCKET, &key, &stale).await;
     record_key
 }
 

@@ -47,6 +47,16 @@ impl World {
 
 pub use testkit::estate::deployer;
 
+/// Each service's outcome in an answer, in order.
+pub fn outcomes(answer: &Value) -> Vec<(&str, &str)> {
+    answer["deployments"]
+        .as_array()
+        .expect("an answer lists its deployments")
+        .iter()
+        .map(|d| (d["service"].as_str().unwrap_or_default(), d["outcome"].as_str().unwrap_or_default()))
+        .collect()
+}
+
 /// Everything a deploy could change: task definitions, what services run, every S3 object version
 /// (but the service leases under `leases/`, which every decision takes and releases).
 #[derive(Debug, PartialEq)]

@@ -160,15 +160,7 @@ async fn a_rollback_waits_for_a_rollout_in_flight_and_holds_the_service_lease() 
         released: false,
         task_definition: None,
     };
-    l.aws()
-        .s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(&key)
-        .body(serde_json::to_vec(&busy).unwrap().into())
-        .send()
-        .await
-        .unwrap();
+    l.aws().put_json(BUCKET, &key, &busy).await;
     let event = ecs_deployment_event("ecs-held", "todo-backend", &dep, "SERVICE_DEPLOYMENT_COMPLETED", "");
     let err = l.verifier.handle(event.clone(), Instant::now() + Duration::from_secs(60)).await.unwrap_err();
     assert!(err.is_transient() && err.to_string().contains("evt-newer"), "{err}");
@@ -180,15 +172,7 @@ async fn a_rollback_waits_for_a_rollout_in_flight_and_holds_the_service_lease() 
 
     // That rollout let go: the retried event rolls back, and the lease says where it left the service.
     let released = Lease { released: true, expires_at_ms: 0, ..busy };
-    l.aws()
-        .s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(&key)
-        .body(serde_json::to_vec(&released).unwrap().into())
-        .send()
-        .await
-        .unwrap();
+    l.aws().put_json(BUCKET, &key, &released).await;
     let answer =
         serde_json::to_value(l.verifier.handle(event, Instant::now() + Duration::from_secs(60)).await.unwrap())
             .unwrap();
@@ -369,15 +353,7 @@ async fn a_failed_rollback_is_recorded_notified_and_retried() {
     let mut rec = l.record("todo-frontend", &dep).await;
     let gone = "arn:aws:ecs:ap-southeast-2:123456789012:task-definition/todo-frontend-gone:1";
     rec["previous_task_definition"] = json!(gone);
-    l.aws()
-        .s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(&key)
-        .body(serde_json::to_vec(&rec).unwrap().into())
-        .send()
-        .await
-        .unwrap();
+    l.aws().put_json(BUCKET, &key, &rec).await;
     let event = ecs_deployment_event("ecs-rb", "todo-frontend", &dep, "SERVICE_DEPLOYMENT_COMPLETED", "completed");
 
     let err = l.verifier.handle(event.clone(), Instant::now() + Duration::from_secs(60)).await.unwrap_err();
