@@ -101,25 +101,26 @@ async fn main() {
     let wall = start.elapsed();
     assert_eq!(answer["outcome"], "started", "{answer}");
     let calls = take_calls(&proxies);
-    let mut depth = 0;
-    let mut frontier = start;
+    // The critical path, walked back from the call that finished last: each step is the call
+    // that finished latest before it started, which is what it was waiting for.
+    let mut on_path = vec![false; calls.len()];
+    let mut at = (0..calls.len()).max_by_key(|&i| calls[i].end);
+    while let Some(i) = at {
+        on_path[i] = true;
+        at = (0..calls.len()).filter(|&j| calls[j].end <= calls[i].start).max_by_key(|&j| calls[j].end);
+    }
+    let depth = on_path.iter().filter(|p| **p).count();
     println!("\n## AWS calls of one deploy (single service)\n");
     println!("| # | call | starts at | takes | on the critical path |");
     println!("| --- | --- | --- | --- | --- |");
     for (i, c) in calls.iter().enumerate() {
-        // A call that starts after everything before it finished adds one round trip of depth.
-        let sequential = c.start >= frontier;
-        if sequential {
-            depth += 1;
-        }
-        frontier = frontier.max(c.end);
         println!(
             "| {} | {} | {:.1} ms | {:.1} ms | {} |",
             i + 1,
             c.op,
             ms(c.start - start),
             ms(c.end - c.start),
-            if sequential { "yes" } else { "overlapped" }
+            if on_path[i] { "yes" } else { "overlapped" }
         );
     }
     println!(
