@@ -166,7 +166,7 @@ impl Deployer {
         let (tagged, prepared) = tokio::join!(
             self.ecr.resolve_tag(&push.image.repository, push.tag()),
             join_all(services.iter().map(|s| {
-                let running = running.clone();
+                let running = &running;
                 let current = async move {
                     let all = running.get(s.cluster.as_str()).expect("every matched service's cluster is read").clone();
                     match all.await {

@@ -82,19 +82,11 @@ async fn main() {
     let (motos, app) = new_app().await;
     let (proxies, via) = proxied(&motos, Duration::ZERO).await;
     let d = deployer(&via, &config_text);
-    let mut seq = 0;
-    let mut push = |app: &TodoApp, repo: &'static str| {
-        seq += 1;
-        let aws = app.aws.clone();
-        async move {
-            let digest = aws.push_image(repo, "latest", &format!("{repo}-bench-{seq}")).await;
-            ecr_push_event(&format!("bench-{seq}"), repo, "latest", &digest)
-        }
-    };
+    let pusher = Pusher::default();
     // A first rollout leaves a released lease behind, as in steady state.
-    let event = push(&app, "todo-frontend").await;
+    let event = pusher.push(&app, "todo-frontend").await;
     assert_eq!(serde_json::to_value(d.handle(event, "bench").await.expect("deploy")).unwrap()["outcome"], "started");
-    let event = push(&app, "todo-frontend").await;
+    let event = pusher.push(&app, "todo-frontend").await;
     take_calls(&proxies);
     let start = Instant::now();
     let answer = serde_json::to_value(d.handle(event, "bench").await.expect("deploy")).unwrap();
@@ -167,7 +159,7 @@ async fn main() {
             let d = deployer(aws, &text);
             let mut times = Vec::new();
             for _ in 0..FANOUT_RUNS {
-                let event = push(&app, "todo-frontend").await;
+                let event = pusher.push(&app, "todo-frontend").await;
                 let start = Instant::now();
                 let answer = serde_json::to_value(d.handle(event, "bench").await.expect("deploy")).unwrap();
                 times.push(ms(start.elapsed()));
@@ -199,16 +191,7 @@ async fn main() {
     let cold_median = median(&mut cold);
 
     let f = FunctionProcess::start(&deploy_bin, &env).await;
-    let mut warm = Vec::new();
-    let mut floor = Vec::new();
-    for _ in 0..WARM_RUNS {
-        let event = push(&app, "todo-frontend").await;
-        let start = Instant::now();
-        let answer = f.invoke(&event).await.expect("answer");
-        warm.push(ms(start.elapsed()));
-        assert_eq!(answer["outcome"], "started", "{answer}");
-        floor.push(ms(moto_floor(&app.aws).await));
-    }
+    let (mut warm, mut floor) = warm_deploys(&f, &app, &pusher).await;
     let rss_kb = peak_rss_kb(f.pid());
     f.stop().await;
     let (warm_median, warm_p99, floor_median) = (median(&mut warm.clone()), p99(&mut warm), median(&mut floor));
@@ -218,15 +201,7 @@ async fn main() {
     let mut single_env = single.aws.function_env();
     single_env.extend(env.iter().filter(|(k, _)| k.starts_with("PUSHDEPLOY_") || k == "RUST_LOG").cloned());
     let f = FunctionProcess::start(&deploy_bin, &single_env).await;
-    let (mut single_warm, mut single_floor) = (Vec::new(), Vec::new());
-    for _ in 0..WARM_RUNS {
-        let event = push(&single, "todo-frontend").await;
-        let start = Instant::now();
-        let answer = f.invoke(&event).await.expect("answer");
-        single_warm.push(ms(start.elapsed()));
-        assert_eq!(answer["outcome"], "started", "{answer}");
-        single_floor.push(ms(moto_floor(&single.aws).await));
-    }
+    let (mut single_warm, mut single_floor) = warm_deploys(&f, &single, &pusher).await;
     f.stop().await;
     drop(single_moto);
     let (single_median, single_floor_median) = (median(&mut single_warm), median(&mut single_floor));
@@ -245,7 +220,7 @@ async fn main() {
     let vf = FunctionProcess::start(&verify_bin, &venv).await;
     let mut verify_times = Vec::new();
     for _ in 0..WARM_RUNS {
-        let answer = dv.invoke(&push(&app, "todo-frontend").await).await.expect("deploy");
+        let answer = dv.invoke(&pusher.push(&app, "todo-frontend").await).await.expect("deploy");
         let dep = answer["deployments"][0]["ecs_deployment_id"].as_str().expect("deployment").to_string();
         let start = Instant::now();
         let verdict = vf
@@ -291,7 +266,7 @@ async fn main() {
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
         for i in 0..PEER_RUNS {
-            let event = push(&app, "todo-frontend").await;
+            let event = pusher.push(&app, "todo-frontend").await;
             let digest = event["detail"]["image-digest"].as_str().unwrap().to_string();
             let start = Instant::now();
             let f = FunctionProcess::start(&deploy_bin, &env).await;
@@ -299,7 +274,7 @@ async fn main() {
             ours.push(ms(start.elapsed()));
             f.stop().await;
             assert_eq!(answer["outcome"], "started", "run {i}: {answer}");
-            let event = push(&app, "todo-frontend").await;
+            let event = pusher.push(&app, "todo-frontend").await;
             let digest2 = event["detail"]["image-digest"].as_str().unwrap().to_string();
             let uri = format!("{}/todo-frontend@{}", registry(), if i % 2 == 0 { &digest2 } else { &digest });
             let start = Instant::now();
@@ -337,6 +312,33 @@ async fn main() {
     println!("| CodePipeline V2, per action execution minute | $0.002 per minute (≥ 1 minute) | ≥ $6.00 |");
     drop(motos);
     let _ = std::fs::remove_file(&verify_config);
+}
+
+/// Pushes distinct images and answers their ECR push events.
+#[derive(Default)]
+struct Pusher(std::cell::Cell<u32>);
+
+impl Pusher {
+    async fn push(&self, app: &TodoApp, repo: &str) -> serde_json::Value {
+        let seq = self.0.get() + 1;
+        self.0.set(seq);
+        let digest = app.aws.push_image(repo, "latest", &format!("{repo}-bench-{seq}")).await;
+        ecr_push_event(&format!("bench-{seq}"), repo, "latest", &digest)
+    }
+}
+
+/// Warm deploy invocations through `f`, each followed by a floor measurement: (walls, floors) in ms.
+async fn warm_deploys(f: &FunctionProcess, app: &TodoApp, pusher: &Pusher) -> (Vec<f64>, Vec<f64>) {
+    let (mut warm, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..WARM_RUNS {
+        let event = pusher.push(app, "todo-frontend").await;
+        let start = Instant::now();
+        let answer = f.invoke(&event).await.expect("answer");
+        warm.push(ms(start.elapsed()));
+        assert_eq!(answer["outcome"], "started", "{answer}");
+        floor.push(ms(moto_floor(&app.aws).await));
+    }
+    (warm, floor)
 }
 
 /// moto's time for the four critical-path calls of a digest deploy, made directly and in order.
