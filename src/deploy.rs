@@ -66,16 +66,6 @@ enum LeaseTaken {
     Busy(Box<Lease>),
 }
 
-impl HeldLease {
-    /// What the lease we replaced says the service was left running, if anything.
-    fn left_on(&self) -> Option<String> {
-        match &self.replaced {
-            Found::Present(Some(l), _) => l.task_definition.clone(),
-            _ => None,
-        }
-    }
-}
-
 /// One cluster's DescribeServices, shared by the rollouts of its services.
 type RunningRead<'a> = Shared<BoxFuture<'a, Result<Arc<HashMap<String, Result<String, AwsError>>>, AwsError>>>;
 
@@ -378,22 +368,11 @@ impl Deployer {
         Ok(records)
     }
 
-    fn new_lease(&self, holder: &str, image_uri: &str, pending: Option<DeploymentRecord>) -> Lease {
-        Lease {
-            holder: holder.to_string(),
-            image_uri: image_uri.to_string(),
-            expires_at_ms: lease::now_ms() + self.lease_ttl.as_millis() as u64,
-            pending,
-            released: false,
-            task_definition: None,
-        }
-    }
-
     /// Reads and takes a service's lease (manual actions, which take it before anything else).
     async fn take_lease(&self, svc: &ServiceConfig, holder: &str, image_uri: &str) -> Result<LeaseTaken, Error> {
         let key = lease::lease_key(&svc.cluster, &svc.service);
         let found = lease::read(&self.store, &key).await?;
-        self.claim(key, found, self.new_lease(holder, image_uri, None)).await
+        self.claim(key, found, Lease::new(holder.to_string(), image_uri.to_string(), self.lease_ttl, None)).await
     }
 
     /// Takes the lease over exactly what was `found`, re-reading it after a lost race.
@@ -429,7 +408,7 @@ impl Deployer {
         // What a taker of this lease after a crash needs to finish the rollout; the task definition
         // is not known until registered, and the service running this image tells it.
         let pending = self.new_record(svc, &req, &image_uri, &[], &current_arn, "");
-        let mine = self.new_lease(req.trigger.id(), &image_uri, Some(pending));
+        let mine = Lease::new(req.trigger.id().to_string(), image_uri, self.lease_ttl, Some(pending));
         let (taken, described) =
             tokio::join!(self.claim(key, found, mine), self.ecs.describe_task_definition(&current_arn));
         let state = match (described, previous) {
@@ -477,7 +456,7 @@ impl Deployer {
             if held.done {
                 return;
             }
-            let released = held.lease.released(left_on.or_else(|| held.left_on()));
+            let released = held.lease.released(left_on.or_else(|| held.replaced.left_on().map(str::to_string)));
             // An unreleased lease only delays the next rollout until it expires: log, do not fail.
             if let Err(e) = lease::rewrite(&self.store, &held.key, &released, &held.etag).await {
                 warn!(service = %svc.name, error = %e, "could not release the service lease; it expires by itself");
@@ -722,13 +701,7 @@ impl Deployer {
         record.ecs_deployment_id = ecs_deployment_id.clone();
         let written = match lease {
             Some(held) => self.write_and_release(svc, &plan, &record, artifacts, held).await,
-            None => match artifacts {
-                Some(mut keys) => {
-                    keys.push(self.write_record(&record).await?);
-                    Ok(keys)
-                }
-                None => self.write_rollout(svc, &plan.containers, &plan.image_uri, &record).await,
-            },
+            None => self.write_remaining(svc, &plan, &record, artifacts).await,
         }?;
         info!(
             service = %svc.name,
@@ -761,16 +734,10 @@ impl Deployer {
         held: &mut HeldLease,
     ) -> Result<Vec<String>, Error> {
         let released = held.lease.released(Some(record.task_definition.clone()));
-        let writes = async {
-            match artifacts {
-                Some(mut keys) => {
-                    keys.push(self.write_record(record).await?);
-                    Ok(keys)
-                }
-                None => self.write_rollout(svc, &plan.containers, &plan.image_uri, record).await,
-            }
-        };
-        let (written, release) = tokio::join!(writes, lease::rewrite(&self.store, &held.key, &released, &held.etag));
+        let (written, release) = tokio::join!(
+            self.write_remaining(svc, plan, record, artifacts),
+            lease::rewrite(&self.store, &held.key, &released, &held.etag)
+        );
         held.done = true;
         match (&written, release) {
             (Ok(_), Ok(_)) => {}
@@ -847,6 +814,23 @@ impl Deployer {
         let mut written = artifacts?;
         written.push(record?);
         Ok(written)
+    }
+
+    /// Writes the record, and the artifacts unless `artifacts` holds the keys already written.
+    async fn write_remaining(
+        &self,
+        svc: &ServiceConfig,
+        plan: &ServicePlan,
+        record: &DeploymentRecord,
+        artifacts: Option<Vec<String>>,
+    ) -> Result<Vec<String>, Error> {
+        match artifacts {
+            Some(mut keys) => {
+                keys.push(self.write_record(record).await?);
+                Ok(keys)
+            }
+            None => self.write_rollout(svc, &plan.containers, &plan.image_uri, record).await,
+        }
     }
 
     /// Writes `imagedefinitions.json` and `imageDetail.json` concurrently; returns their keys.

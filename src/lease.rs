@@ -37,6 +37,23 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// A held lease for `holder`, lasting `ttl` from now.
+    pub fn new(
+        holder: String,
+        image_uri: String,
+        ttl: std::time::Duration,
+        pending: Option<DeploymentRecord>,
+    ) -> Lease {
+        Lease {
+            holder,
+            image_uri,
+            expires_at_ms: now_ms() + ttl.as_millis() as u64,
+            pending,
+            released: false,
+            task_definition: None,
+        }
+    }
+
     /// The lease that lets go of `self`, naming what the service was left running.
     pub fn released(&self, task_definition: Option<String>) -> Lease {
         Lease {
@@ -64,6 +81,16 @@ pub enum Found {
     Present(Option<Box<Lease>>, String),
 }
 
+impl Found {
+    /// The task definition the lease's last holder said it left the service on, if any.
+    pub fn left_on(&self) -> Option<&str> {
+        match self {
+            Found::Present(Some(l), _) => l.task_definition.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 /// What a lease found in S3 means to someone who wants it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Standing {
@@ -88,10 +115,7 @@ pub fn standing(found: &Found, now_ms: u64) -> Standing {
 /// Pure: may a service read made alongside taking `found` be trusted? Only if the lease's last
 /// holder left the service where the read found it; otherwise the read may predate that rollout.
 pub fn read_is_current(found: &Found, read_task_definition: &str) -> bool {
-    match found {
-        Found::Present(Some(l), _) => l.task_definition.as_deref().is_none_or(|td| td == read_task_definition),
-        _ => true,
-    }
+    found.left_on().is_none_or(|td| td == read_task_definition)
 }
 
 /// Reads the lease at `key`.

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::event::{self, DeploymentState, EcsDeploymentEvent, Trigger};
 use crate::image::ImageRef;
-use crate::lease::{self, Claim, Found, Lease};
+use crate::lease::{self, Claim, Lease};
 use crate::notify::verdict_message;
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::record::{self, DeploymentRecord, Status, TriggerRef};
@@ -215,14 +215,7 @@ impl Verifier {
         // A rollback changes the service as a deploy does, so it holds the service's lease too:
         // it must not interleave with a rollout in flight.
         let key = lease::lease_key(&rec.cluster, &rec.service);
-        let mine = Lease {
-            holder: format!("rollback of {}", rec.id),
-            image_uri: to.clone(),
-            expires_at_ms: lease::now_ms() + crate::deploy::DEFAULT_LEASE_TTL.as_millis() as u64,
-            pending: None,
-            released: false,
-            task_definition: None,
-        };
+        let mine = Lease::new(format!("rollback of {}", rec.id), to.clone(), crate::deploy::DEFAULT_LEASE_TTL, None);
         let found = lease::read(&self.store, &key).await?;
         // A stale lease is left to a deploy, the only one that can finish the rollout it carries.
         let (etag, replaced) = match lease::claim(&self.store, &key, found, &mine, false).await? {
@@ -243,10 +236,9 @@ impl Verifier {
             }
         };
         let updated = self.ecs.update_service(&rec.cluster, &rec.service, &to).await;
-        let left_on = match (&updated, &replaced) {
-            (Ok(_), _) => Some(to.clone()),
-            (Err(_), Found::Present(Some(l), _)) => l.task_definition.clone(),
-            (Err(_), _) => None,
+        let left_on = match &updated {
+            Ok(_) => Some(to.clone()),
+            Err(_) => replaced.left_on().map(str::to_string),
         };
         if let Err(err) = lease::rewrite(&self.store, &key, &mine.released(left_on), &etag).await {
             warn!(service = %rec.name, error = %err, "could not release the service lease; it expires by itself");

@@ -29,6 +29,17 @@ pub struct EcsClient {
     client: aws_sdk_ecs::Client,
 }
 
+/// A service DescribeServices did not answer as ACTIVE; `reason` is ECS's failure reason, if any.
+fn not_active(target: String, reason: Option<&str>) -> AwsError {
+    AwsError {
+        action: "ECS DescribeServices",
+        target,
+        detail: reason.unwrap_or("no ACTIVE service with a task definition").to_string(),
+        hint: "that the service and cluster in pushdeploy.toml exist and are ACTIVE",
+        transient: false,
+    }
+}
+
 impl EcsClient {
     /// Wraps an SDK client.
     pub fn new(client: aws_sdk_ecs::Client) -> Self {
@@ -55,21 +66,7 @@ impl EcsClient {
                     .and_then(|d| d.id())
                     .map(str::to_string),
             }),
-            None => {
-                let why = out
-                    .failures()
-                    .first()
-                    .and_then(|f| f.reason())
-                    .map(str::to_string)
-                    .unwrap_or_else(|| "no ACTIVE service with a task definition".into());
-                Err(AwsError {
-                    action: "ECS DescribeServices",
-                    target,
-                    detail: why,
-                    hint: "that the service and cluster in pushdeploy.toml exist and are ACTIVE",
-                    transient: false,
-                })
-            }
+            None => Err(not_active(target, out.failures().first().and_then(|f| f.reason()))),
         }
     }
 
@@ -106,18 +103,12 @@ impl EcsClient {
                     .find(|s| s.status() == Some("ACTIVE"))
                     .and_then(|s| s.task_definition())
                     .map(str::to_string)
-                    .ok_or_else(|| AwsError {
-                        action: "ECS DescribeServices",
-                        target: format!("{cluster}/{name}"),
-                        detail: out
+                    .ok_or_else(|| {
+                        let failure = out
                             .failures()
                             .iter()
-                            .find(|f| f.arn().is_some_and(|a| a.ends_with(&format!("/{name}")) || a == name))
-                            .and_then(|f| f.reason())
-                            .unwrap_or("no ACTIVE service with a task definition")
-                            .to_string(),
-                        hint: "that the service and cluster in pushdeploy.toml exist and are ACTIVE",
-                        transient: false,
+                            .find(|f| f.arn().is_some_and(|a| a.ends_with(&format!("/{name}")) || a == name));
+                        not_active(format!("{cluster}/{name}"), failure.and_then(|f| f.reason()))
                     })
             }));
         }
