@@ -1,7 +1,7 @@
 //! The todo app's AWS estate on moto: cluster, Fargate services, ECR repositories, artifact bucket.
 
 use aws_config::SdkConfig;
-use aws_sdk_ecs::config::{Credentials, Region};
+use aws_sdk_ecs::config::{Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, CpuArchitecture, EphemeralStorage,
     FirelensConfiguration, FirelensConfigurationType, HostVolumeProperties, KeyValuePair, LogConfiguration, LogDriver,
@@ -11,6 +11,8 @@ use aws_sdk_ecs::types::{
 use serde_json::{json, Value};
 
 use pushdeploy::image::Digest;
+
+use crate::iam::Role;
 
 /// Region the estate lives in.
 pub const REGION: &str = "ap-southeast-2";
@@ -90,12 +92,39 @@ impl Aws {
         }
     }
 
-    /// Environment variables that point a function process at this endpoint.
-    pub fn function_env(&self) -> Vec<(String, String)> {
+    /// These clients signing as `role` (its access key): behind the IAM guard, the role's policy
+    /// in template.yaml decides what they may do.
+    pub fn as_role(&self, role: Role) -> Self {
+        let creds = Credentials::new(role.access_key(), "testing", None, None, "testkit-role");
+        let sdk = self.sdk.to_builder().credentials_provider(SharedCredentialsProvider::new(creds)).build();
+        let ecs_conf = aws_sdk_ecs::config::Builder::from(&sdk);
+        let mut ecr_conf = aws_sdk_ecr::config::Builder::from(&sdk);
+        let mut s3_conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true);
+        if let Some(e) = &self.ecr_endpoint {
+            ecr_conf = ecr_conf.endpoint_url(e);
+        }
+        if let Some(e) = &self.s3_endpoint {
+            s3_conf = s3_conf.endpoint_url(e);
+        }
+        Self {
+            endpoint: self.endpoint.clone(),
+            ecr_endpoint: self.ecr_endpoint.clone(),
+            s3_endpoint: self.s3_endpoint.clone(),
+            ecs: aws_sdk_ecs::Client::from_conf(ecs_conf.build()),
+            ecr: aws_sdk_ecr::Client::from_conf(ecr_conf.build()),
+            s3: aws_sdk_s3::Client::from_conf(s3_conf.build()),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+            sns: aws_sdk_sns::Client::new(&sdk),
+            sdk,
+        }
+    }
+
+    /// Environment variables that point a function process at this endpoint, signing as `role`.
+    pub fn function_env(&self, role: Role) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = [
             ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
             ("AWS_REGION", REGION),
-            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_ACCESS_KEY_ID", role.access_key()),
             ("AWS_SECRET_ACCESS_KEY", "testing"),
             ("AWS_EC2_METADATA_DISABLED", "true"),
         ]
@@ -521,6 +550,7 @@ id_pointer = "/id"
 
 /// A deployer over `aws` with `config` (what `setup::deployer_from_env` builds in Lambda).
 pub fn deployer(aws: &Aws, config: &str) -> pushdeploy::deploy::Deployer {
+    let aws = &aws.as_role(Role::Deploy);
     pushdeploy::deploy::Deployer {
         config: pushdeploy::config::Config::parse(config, "test.toml").expect("test config is valid"),
         ecs: pushdeploy::aws::ecs::EcsClient::new(aws.ecs.clone()),
@@ -533,6 +563,7 @@ pub fn deployer(aws: &Aws, config: &str) -> pushdeploy::deploy::Deployer {
 
 /// A verifier over `aws` with `config`, notifying `topic` when given.
 pub fn verifier(aws: &Aws, config: &str, topic: Option<&str>) -> pushdeploy::verify::Verifier {
+    let aws = &aws.as_role(Role::Verify);
     pushdeploy::verify::Verifier {
         config: pushdeploy::config::Config::parse(config, "test.toml").expect("test config is valid"),
         ecs: pushdeploy::aws::ecs::EcsClient::new(aws.ecs.clone()),

@@ -208,7 +208,8 @@ async fn injected(f: Fault, op: &str, stall: Duration) -> Response {
     }
 }
 
-async fn forward(client: &reqwest::Client, upstream: &str, req: Request) -> Response {
+/// Forwards `req` to `upstream` and answers what it answered (502 when it could not be reached).
+pub async fn forward(client: &reqwest::Client, upstream: &str, req: Request) -> Response {
     let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::GET);
     let mut builder = client.request(method, format!("{upstream}{}", req.path));
     for (k, v) in &req.headers {

@@ -4,7 +4,9 @@
 
 pub mod estate;
 pub mod faults;
+pub mod guard;
 pub mod http;
+pub mod iam;
 pub mod moto;
 pub mod runtime;
 pub mod standin;

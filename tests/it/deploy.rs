@@ -309,7 +309,7 @@ async fn force_new_deployment_keeps_the_task_definition() {
 async fn a_push_for_many_services_reads_them_in_one_call_and_a_missing_one_fails_alone() {
     use testkit::estate::{ecr_push_event, Aws, TodoApp};
     use testkit::faults::FaultProxy;
-    let moto = testkit::moto::Moto::start();
+    let moto = testkit::guard::Emulator::start().await;
     let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
     let mut config = format!("[defaults]\ncluster = \"{CLUSTER}\"\n");
     for i in 0..12 {

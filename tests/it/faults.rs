@@ -10,7 +10,7 @@ use pushdeploy::setup::AwsPolicy;
 use serde_json::Value;
 use testkit::estate::{ecr_push_event, registry, Aws, TodoApp, BUCKET, CLUSTER};
 use testkit::faults::{Fault, FaultProxy};
-use testkit::moto::Moto;
+use testkit::guard::Emulator;
 
 use crate::support::{deployer, TODO_CONFIG};
 
@@ -32,12 +32,12 @@ struct Rig {
     proxy: FaultProxy,
     deployer: pushdeploy::deploy::Deployer,
     original: String,
-    _moto: Moto,
+    _moto: Emulator,
 }
 
 impl Rig {
     async fn new() -> Self {
-        let moto = Moto::start();
+        let moto = Emulator::start().await;
         let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
         let proxy = FaultProxy::start(&moto.endpoint, Duration::from_millis(900)).await;
         let via = Aws::with_loader(&proxy.endpoint, fast_policy().loader()).await;
@@ -252,7 +252,7 @@ async fn verify_fault(op: String, fault: Fault) -> Result<(String, &'static str,
     use testkit::standin::{Behaviour, SnsSink, TodoStandIn};
     let rig = Rig::new().await;
     let standin = TodoStandIn::start(rig.direct.clone()).await;
-    let sink = SnsSink::start(&rig.direct, "verdicts").await;
+    let sink = SnsSink::start(&rig.direct, "pushdeploy-verdicts").await;
     let config = testkit::estate::local_config(&standin.url());
     let via = Aws::with_loader(&rig.proxy.endpoint, fast_policy().loader()).await;
     let mut deploy = deployer(&via, &config);

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 use testkit::estate::{ecr_push_event, Aws, TodoApp, BUCKET, CLUSTER};
-use testkit::moto::Moto;
+use testkit::guard::Emulator;
 use testkit::runtime::{function_binary, FunctionProcess};
 
 use crate::support::TODO_CONFIG;
@@ -20,7 +20,8 @@ async fn start_function(
     let dir = tempdir::Dir::new();
     let path = dir.path.join("pushdeploy.toml");
     std::fs::write(&path, config).unwrap();
-    let mut env = aws.function_env();
+    let role = if name == "verify" { testkit::iam::Role::Verify } else { testkit::iam::Role::Deploy };
+    let mut env = aws.function_env(role);
     env.push(("PUSHDEPLOY_CONFIG".into(), path.display().to_string()));
     env.push(("PUSHDEPLOY_BUCKET".into(), BUCKET.into()));
     env.push(("RUST_LOG".into(), "info".into()));
@@ -30,8 +31,8 @@ async fn start_function(
 
 #[tokio::test]
 async fn the_verify_binary_verifies_through_the_runtime_api_and_refuses_a_budget_it_cannot_keep() {
-    let moto = Moto::start();
-    let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
+    let emu = Emulator::start().await;
+    let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
     let standin = testkit::standin::TodoStandIn::start(app.aws.clone()).await;
     let config = testkit::estate::local_config(&standin.url());
     let (deploy, _d1) = start_function("deploy", &app.aws, &config, &[]).await;
@@ -58,8 +59,8 @@ async fn the_verify_binary_verifies_through_the_runtime_api_and_refuses_a_budget
 
 #[tokio::test]
 async fn the_binary_deploys_a_push_logs_json_decisions_and_survives_bad_input() {
-    let moto = Moto::start();
-    let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
+    let emu = Emulator::start().await;
+    let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
     let (mut f, _dir) = start(&app.aws, TODO_CONFIG).await;
     let digest = app.aws.push_image("todo-frontend", "latest", "frontend-v1").await;
 
@@ -90,8 +91,8 @@ async fn the_binary_deploys_a_push_logs_json_decisions_and_survives_bad_input() 
 
 #[tokio::test]
 async fn an_invalid_config_rejects_every_invocation_and_names_the_key() {
-    let moto = Moto::start();
-    let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
+    let emu = Emulator::start().await;
+    let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
     let broken = TODO_CONFIG.replacen("tags = [\"latest\", \"v*\"]", "tags = []", 1);
     let (f, _dir) = start(&app.aws, &broken).await;
     let before = crate::support::Snapshot::take(&app.aws).await;
@@ -111,10 +112,10 @@ async fn no_log_line_or_notification_carries_a_secret_or_a_response_body() {
     const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY";
     const TOKEN: &str = "s3cr3t-t0ken-4f9c2a";
     const BODY: &str = "stand-in-body-7f3a";
-    let moto = Moto::start();
-    let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
+    let emu = Emulator::start().await;
+    let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
     let standin = testkit::standin::TodoStandIn::start(app.aws.clone()).await;
-    let sink = testkit::standin::SnsSink::start(&app.aws, "verdicts").await;
+    let sink = testkit::standin::SnsSink::start(&app.aws, "pushdeploy-verdicts").await;
     let config = testkit::estate::local_config(&standin.url()).replacen(
         "[[service.smoke.check]]\npath = \"todoItems\"",
         &format!("[[service.smoke.check]]\npath = \"todoItems\"\nheaders = {{ Authorization = \"Bearer {TOKEN}\" }}"),

@@ -4,7 +4,7 @@ use pushdeploy::deploy::Deployer;
 use pushdeploy::image::Digest;
 use serde_json::Value;
 use testkit::estate::{ecr_push_event, Aws, TodoApp, BUCKET, CLUSTER};
-use testkit::moto::Moto;
+use testkit::guard::Emulator;
 
 /// The todo app's config, as the README's demo uses it.
 pub const TODO_CONFIG: &str = include_str!("../../examples/pushdeploy.toml");
@@ -13,12 +13,12 @@ pub const TODO_CONFIG: &str = include_str!("../../examples/pushdeploy.toml");
 pub struct World {
     pub app: TodoApp,
     pub deployer: Deployer,
-    _moto: Moto,
+    _moto: Emulator,
 }
 
 impl World {
     pub async fn new(config: &str) -> Self {
-        let moto = Moto::start();
+        let moto = Emulator::start().await;
         let aws = Aws::new(&moto.endpoint).await;
         let app = TodoApp::create(aws).await;
         let deployer = deployer(&app.aws, config);

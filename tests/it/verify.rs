@@ -6,7 +6,7 @@ use pushdeploy::deploy::Deployer;
 use pushdeploy::verify::Verifier;
 use serde_json::{json, Value};
 use testkit::estate::{ecs_deployment_event, local_config, Aws, TodoApp, BUCKET, CLUSTER};
-use testkit::moto::Moto;
+use testkit::guard::Emulator;
 use testkit::standin::{Behaviour, SnsSink, TodoStandIn};
 
 use crate::support::{deployer, verifier, Snapshot};
@@ -18,12 +18,12 @@ struct Loop {
     deployer: Deployer,
     verifier: Verifier,
     seq: u32,
-    _moto: Moto,
+    _moto: Emulator,
 }
 
 impl Loop {
     async fn new() -> Self {
-        let moto = Moto::start();
+        let moto = Emulator::start().await;
         let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
         let standin = TodoStandIn::start(app.aws.clone()).await;
         let sink = SnsSink::start(&app.aws, "pushdeploy-verdicts").await;

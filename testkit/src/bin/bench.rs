@@ -178,7 +178,7 @@ async fn main() {
 
     // 3–6. The release binary under a runtime-API host.
     let (motos, app) = new_app().await;
-    let mut env = app.aws.function_env();
+    let mut env = app.aws.function_env(testkit::iam::Role::Deploy);
     env.push(("PUSHDEPLOY_CONFIG".into(), config_path.display().to_string()));
     env.push(("PUSHDEPLOY_BUCKET".into(), BUCKET.into()));
     env.push(("RUST_LOG".into(), "warn".into()));
@@ -198,7 +198,7 @@ async fn main() {
 
     // The same on a single moto serving every service, for comparison.
     let (single_moto, single) = new_single_app().await;
-    let mut single_env = single.aws.function_env();
+    let mut single_env = single.aws.function_env(testkit::iam::Role::Deploy);
     single_env.extend(env.iter().filter(|(k, _)| k.starts_with("PUSHDEPLOY_") || k == "RUST_LOG").cloned());
     let f = FunctionProcess::start(&deploy_bin, &single_env).await;
     let (mut single_warm, mut single_floor) = warm_deploys(&f, &single, &pusher).await;
@@ -280,7 +280,7 @@ async fn main() {
             let start = Instant::now();
             let out = Command::new(&peer)
                 .args(["deploy", CLUSTER, "todo-frontend", "--image", "frontend", &uri, "--timeout", "-1"])
-                .envs(app.aws.function_env())
+                .envs(app.aws.function_env(testkit::iam::Role::Deploy))
                 .env("AWS_DEFAULT_REGION", REGION)
                 .output()
                 .expect("run ecs-deploy");

@@ -4,7 +4,8 @@
 
 use serde_json::Value;
 use testkit::estate::{ecr_push_event, ecs_deployment_event, local_config, registry, Aws, TodoApp, BUCKET, CLUSTER};
-use testkit::moto::Moto;
+use testkit::guard::Emulator;
+use testkit::iam::Role;
 use testkit::runtime::{function_binary, FunctionProcess};
 use testkit::standin::{Behaviour, SnsSink, TodoStandIn};
 
@@ -19,12 +20,12 @@ struct Demo {
 #[tokio::main]
 async fn main() {
     step("Starting moto (AWS on 127.0.0.1), the todo estate, and a stand-in app behind the \"ALB\"");
-    let moto = Moto::start();
-    let todo = TodoApp::create(Aws::new(&moto.endpoint).await).await;
+    let emu = Emulator::start().await;
+    let todo = TodoApp::create(Aws::new(&emu.endpoint).await).await;
     let aws = todo.aws.clone();
     let app = TodoStandIn::start(aws.clone()).await;
     let sink = SnsSink::start(&aws, "pushdeploy-verdicts").await;
-    println!("  moto:      {}", moto.endpoint);
+    println!("  moto:      {} behind an IAM guard at {} (template.yaml's role policies, S3's 403 for a missing key)", emu.moto.endpoint, emu.endpoint);
     println!("  cluster:   {CLUSTER}: todo-frontend, todo-backend (Fargate, awsvpc)");
     println!("  ECR:       {}/todo-frontend, /todo-backend", registry());
     println!("  bucket:    s3://{BUCKET} (versioned);  SNS topic: {}", sink.topic_arn);
@@ -39,13 +40,16 @@ async fn main() {
     std::fs::write(&config, local_config(&app.url())).expect("write config");
 
     step("Building deploy and verify and starting each under its own Lambda runtime-API host");
-    let mut env = aws.function_env();
-    env.push(("PUSHDEPLOY_CONFIG".into(), config.display().to_string()));
-    env.push(("PUSHDEPLOY_BUCKET".into(), BUCKET.into()));
-    env.push(("PUSHDEPLOY_TOPIC_ARN".into(), sink.topic_arn.clone()));
-    env.push(("RUST_LOG".into(), "info".into()));
-    let deploy = FunctionProcess::start(&function_binary("deploy"), &env).await;
-    let verify = FunctionProcess::start(&function_binary("verify"), &env).await;
+    let env = |role: Role| {
+        let mut env = aws.function_env(role);
+        env.push(("PUSHDEPLOY_CONFIG".into(), config.display().to_string()));
+        env.push(("PUSHDEPLOY_BUCKET".into(), BUCKET.into()));
+        env.push(("PUSHDEPLOY_TOPIC_ARN".into(), sink.topic_arn.clone()));
+        env.push(("RUST_LOG".into(), "info".into()));
+        env
+    };
+    let deploy = FunctionProcess::start(&function_binary("deploy"), &env(Role::Deploy)).await;
+    let verify = FunctionProcess::start(&function_binary("verify"), &env(Role::Verify)).await;
     println!("  deploy on AWS_LAMBDA_RUNTIME_API={}, verify on {}", deploy.host.addr, verify.host.addr);
     println!("  config: {} (smoke: 2 passing rounds in a row of 5; read-after-write on the backend)", config.display());
     let mut demo = Demo { aws, app, deploy, verify, seq: 0 };
@@ -96,15 +100,34 @@ async fn main() {
         println!("  [{}]\n      {}", text(&n["Subject"]), text(&n["Message"]).lines().next().unwrap_or_default());
     }
 
+    step("IAM: every call the functions made, checked against their roles in template.yaml");
+    let calls = emu.guard.calls();
+    for role in [Role::Deploy, Role::Verify] {
+        let mine: Vec<_> = calls.iter().filter(|c| c.role == role).collect();
+        let mut ops: Vec<&str> = mine.iter().map(|c| c.operation.as_str()).collect();
+        ops.sort();
+        ops.dedup();
+        println!("  {}: {} calls ({})", role.logical_id(), mine.len(), ops.join(", "));
+    }
+    let denied = emu.guard.denied();
+    for c in &denied {
+        println!("  DENIED {:?} {}: {:?}", c.role, c.operation, c.checks);
+    }
+    println!("  denied: {}", denied.len());
+
     step("Stopping the functions, the stand-in and moto");
     let Demo { deploy, verify, app, .. } = demo;
     deploy.stop().await;
     verify.stop().await;
     drop(app);
     drop(sink);
-    drop(moto);
+    drop(emu);
     let _ = std::fs::remove_dir_all(&dir);
     println!("  done: everything this demo started has stopped.");
+    if !denied.is_empty() {
+        eprintln!("demo: {} call(s) were denied by template.yaml's role policies", denied.len());
+        std::process::exit(1);
+    }
 }
 
 impl Demo {

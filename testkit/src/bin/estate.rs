@@ -18,7 +18,7 @@ async fn main() {
     let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
     // events/deploy-tag.json deploys backend v1.4.2: give it an image to find.
     app.aws.push_image("todo-backend", "v1.4.2", "backend-v1.4.2").await;
-    for (k, v) in app.aws.function_env() {
+    for (k, v) in app.aws.function_env(testkit::iam::Role::Deploy) {
         println!("{k}={v}");
     }
     println!("PUSHDEPLOY_BUCKET={BUCKET}");

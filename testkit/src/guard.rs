@@ -1,0 +1,186 @@
+//! A proxy in front of moto that applies IAM as AWS would to the functions' calls.
+//!
+//! The functions sign with their role's access key ([`Role::access_key`]); the test harness signs
+//! with its own and passes unchecked. A call the role's policy does not allow is answered
+//! AccessDenied in the service's own error shape, and a GET of a missing key is 403 instead of
+//! moto's 404 when the role lacks `s3:ListBucket` on the bucket, as S3 does. Every function call
+//! is recorded with what it needed and which statements allowed it; with the template's policies
+//! the records also go to `target/iam-calls/` for `scripts/iam-report`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio::task::JoinHandle;
+
+use crate::faults::forward;
+use crate::http::{serve, Request, Response};
+use crate::iam::{classify, Check, Policies, Role, Verdict};
+use crate::moto::{workspace_root, Moto};
+
+/// One function call as the guard saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GuardedCall {
+    /// Who made it.
+    pub role: Role,
+    /// The API operation.
+    pub operation: String,
+    /// What it needed, each with its verdict.
+    pub checks: Vec<(Check, Verdict)>,
+    /// Allowed as a whole.
+    pub allowed: bool,
+    /// S3 answered 403 for a missing key because the role may not list the bucket.
+    pub missing_key_denied: bool,
+}
+
+struct State {
+    policies: Policies,
+    calls: Vec<GuardedCall>,
+    log: Option<PathBuf>,
+}
+
+/// The guard; stops when dropped.
+pub struct Guard {
+    /// `http://127.0.0.1:<port>`: point the SDK here.
+    pub endpoint: String,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+/// Where calls checked against the template's own policies are logged, one JSON line each.
+pub fn call_log_dir() -> PathBuf {
+    workspace_root().join("target/iam-calls")
+}
+
+impl Guard {
+    /// A guard applying template.yaml's role policies in front of `upstream`.
+    pub async fn start(upstream: &str) -> Self {
+        let dir = call_log_dir();
+        let _ = std::fs::create_dir_all(&dir);
+        let log = dir.join(format!("{}.jsonl", std::process::id()));
+        Self::with_policies(upstream, Policies::template().clone(), Some(log)).await
+    }
+
+    /// A guard applying `policies`; calls are logged to `log` when given.
+    pub async fn with_policies(upstream: &str, policies: Policies, log: Option<PathBuf>) -> Self {
+        let state = Arc::new(Mutex::new(State { policies, calls: Vec::new(), log }));
+        pushdeploy::setup::install_tls_crypto();
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let (s, upstream) = (state.clone(), upstream.trim_end_matches('/').to_string());
+        let (addr, task) = serve(move |req: Request| {
+            let (s, client, upstream) = (s.clone(), client.clone(), upstream.clone());
+            async move {
+                let Some(role) = Role::of_request(&req) else {
+                    return forward(&client, &upstream, req).await;
+                };
+                let call = classify(&req);
+                let (checks, bucket_listable) = {
+                    let st = s.lock().expect("lock");
+                    let checks: Vec<(Check, Verdict)> =
+                        call.checks.iter().map(|c| (c.clone(), st.policies.evaluate(role, c))).collect();
+                    let bucket = call.checks[0].resource.strip_prefix("arn:aws:s3:::").and_then(|r| r.split('/').next());
+                    let listable = bucket.is_some_and(|b| st.policies.evaluate(role, &Check::list_bucket(b)).allowed);
+                    (checks, listable)
+                };
+                let allowed = !checks.is_empty() && checks.iter().all(|(_, v)| v.allowed);
+                let mut record =
+                    GuardedCall { role, operation: call.operation.clone(), checks, allowed, missing_key_denied: false };
+                let resp = if !allowed {
+                    let denied = record.checks.iter().find(|(_, v)| !v.allowed).map(|(c, _)| c.clone());
+                    access_denied(role, &call.operation, denied.as_ref())
+                } else {
+                    let resp = forward(&client, &upstream, req).await;
+                    if resp.status == 404 && call.operation == "s3:GetObject" && !bucket_listable {
+                        record.missing_key_denied = true;
+                        access_denied(role, &call.operation, None)
+                    } else {
+                        resp
+                    }
+                };
+                let mut st = s.lock().expect("lock");
+                if let Some(path) = &st.log {
+                    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                        let _ = writeln!(f, "{}", serde_json::to_string(&record).expect("serializes"));
+                    }
+                }
+                st.calls.push(record);
+                resp
+            }
+        })
+        .await;
+        Self { endpoint: format!("http://{addr}"), state, task }
+    }
+
+    /// Function calls seen so far, in order.
+    pub fn calls(&self) -> Vec<GuardedCall> {
+        self.state.lock().expect("lock").calls.clone()
+    }
+
+    /// The calls that were denied (AccessDenied, or 403 for a missing key).
+    pub fn denied(&self) -> Vec<GuardedCall> {
+        self.calls().into_iter().filter(|c| !c.allowed || c.missing_key_denied).collect()
+    }
+
+    /// Replaces the policies from now on (e.g. a role with a statement removed).
+    pub fn set_policies(&self, policies: Policies) {
+        let mut st = self.state.lock().expect("lock");
+        st.policies = policies;
+        // Calls under edited policies say nothing about the template's own.
+        st.log = None;
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// AccessDenied as the service itself answers it.
+fn access_denied(role: Role, operation: &str, check: Option<&Check>) -> Response {
+    let message = match check {
+        Some(c) => format!(
+            "User: pushdeploy-{} is not authorized to perform: {} on resource: {} because no identity-based policy allows the {} action",
+            role.logical_id(),
+            c.action,
+            c.resource,
+            c.action
+        ),
+        None => "Access Denied".to_string(),
+    };
+    if operation.starts_with("ecs:") || operation.starts_with("ecr:") {
+        Response::new(400, format!(r#"{{"__type":"AccessDeniedException","message":"{message}"}}"#))
+            .with_header("content-type", "application/x-amz-json-1.1")
+            .with_header("x-amzn-errortype", "AccessDeniedException")
+    } else if operation.starts_with("s3:") {
+        Response::new(403, format!("<Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"))
+            .with_header("content-type", "application/xml")
+    } else {
+        let code = if operation.starts_with("sns:") { "AuthorizationError" } else { "AccessDenied" };
+        Response::new(
+            403,
+            format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>guard</RequestId></ErrorResponse>"),
+        )
+        .with_header("content-type", "text/xml")
+    }
+}
+
+/// moto behind the IAM guard: what the tests and the demo run against.
+pub struct Emulator {
+    /// The guard's endpoint: point every client here.
+    pub endpoint: String,
+    /// The guard, to read or change what it saw and enforces.
+    pub guard: Guard,
+    /// moto itself (its endpoint bypasses IAM).
+    pub moto: Moto,
+}
+
+impl Emulator {
+    /// Starts moto and the guard with template.yaml's policies.
+    pub async fn start() -> Self {
+        let moto = Moto::start();
+        let guard = Guard::start(&moto.endpoint).await;
+        Self { endpoint: guard.endpoint.clone(), guard, moto }
+    }
+}

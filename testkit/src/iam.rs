@@ -1,0 +1,424 @@
+//! IAM as AWS applies it, for calls that reach moto: which permissions a request needs, and
+//! whether a role's policy (from `template.yaml`) grants them.
+//!
+//! moto enforces no IAM. The guard proxy (see [`crate::guard`]) asks this module, for every call
+//! a function makes, what AWS would authorise (the action, the resource ARN — for S3 the object
+//! key — and the request context keys), and evaluates it with `iam-rs`, a maintained IAM policy
+//! evaluator (Allow/Deny, wildcards in actions and resources, the condition operators).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use iam_rs::{
+    Arn, Context, ContextValue, Decision, EvaluationOptions, IAMPolicy, IAMRequest, PolicyEvaluator, Principal,
+    PrincipalId,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::estate::{ACCOUNT, REGION};
+use crate::http::Request;
+use crate::moto::workspace_root;
+
+/// The identity a function's SDK clients sign with: its access key names the role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Role {
+    /// The deploy function's role (`DeployRole` in template.yaml).
+    Deploy,
+    /// The verify function's role (`VerifyRole`).
+    Verify,
+}
+
+impl Role {
+    /// Both roles.
+    pub const ALL: [Role; 2] = [Role::Deploy, Role::Verify];
+
+    /// The access key id the role's clients sign with.
+    pub fn access_key(self) -> &'static str {
+        match self {
+            Role::Deploy => "ROLEDEPLOY",
+            Role::Verify => "ROLEVERIFY",
+        }
+    }
+
+    /// The role's logical id in template.yaml.
+    pub fn logical_id(self) -> &'static str {
+        match self {
+            Role::Deploy => "DeployRole",
+            Role::Verify => "VerifyRole",
+        }
+    }
+
+    /// The role a signed request came from, by its access key; `None` for the test harness.
+    pub fn of_request(req: &Request) -> Option<Role> {
+        let key = req.header("authorization")?.split("Credential=").nth(1)?.split('/').next()?;
+        Role::ALL.into_iter().find(|r| r.access_key() == key)
+    }
+
+    fn arn(self) -> String {
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/pushdeploy-{}/pushdeploy", self.logical_id())
+    }
+}
+
+/// One authorisation AWS makes for a request: an action on a resource with context keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// e.g. `s3:GetObject`.
+    pub action: String,
+    /// The resource ARN, or `*` for actions that support no resource-level permissions.
+    pub resource: String,
+    /// Condition keys the request carries, e.g. `iam:PassedToService`.
+    pub context: BTreeMap<String, String>,
+}
+
+impl Check {
+    fn new(action: impl Into<String>, resource: impl Into<String>) -> Self {
+        Self { action: action.into(), resource: resource.into(), context: BTreeMap::new() }
+    }
+
+    /// `s3:ListBucket` on `bucket` with no prefix: what S3 asks before it answers 404 for a missing key.
+    pub fn list_bucket(bucket: &str) -> Self {
+        Self::new("s3:ListBucket", format!("arn:aws:s3:::{bucket}"))
+    }
+
+    fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.context.insert(key.to_string(), value.into());
+        self
+    }
+}
+
+/// A request as IAM sees it: the operation's name and what it must be allowed to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The API operation, e.g. `ecs:UpdateService`, `s3:GetObject`.
+    pub operation: String,
+    /// Every authorisation the operation needs (RegisterTaskDefinition also needs iam:PassRole, …).
+    pub checks: Vec<Check>,
+}
+
+fn arn(service: &str, resource: &str) -> String {
+    format!("arn:aws:{service}:{REGION}:{ACCOUNT}:{resource}")
+}
+
+fn ecs_service_arn(cluster: &str, service: &str) -> String {
+    if service.starts_with("arn:") {
+        return service.to_string();
+    }
+    let cluster = cluster.rsplit('/').next().unwrap_or(cluster);
+    arn("ecs", &format!("service/{cluster}/{service}"))
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+fn form(bytes: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(bytes).into_owned().collect()
+}
+
+/// What AWS authorises for `req`, following the Service Authorization Reference for each action.
+pub fn classify(req: &Request) -> Call {
+    if let Some(target) = req.header("x-amz-target") {
+        let (prefix, op) = target.split_once('.').unwrap_or(("", target));
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let s = |k: &str| body[k].as_str().unwrap_or_default().to_string();
+        if prefix.contains("ContainerService") {
+            let operation = format!("ecs:{op}");
+            let cluster = body["cluster"].as_str().unwrap_or("default").to_string();
+            let checks = match op {
+                "DescribeServices" => body["services"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(|svc| Check::new(&operation, ecs_service_arn(&cluster, svc)))
+                    .collect(),
+                "UpdateService" => vec![Check::new(&operation, ecs_service_arn(&cluster, &s("service")))
+                    .with("ecs:cluster", arn("ecs", &format!("cluster/{cluster}")))],
+                "RegisterTaskDefinition" => {
+                    let mut checks = vec![Check::new(&operation, "*")];
+                    if body["tags"].as_array().is_some_and(|t| !t.is_empty()) {
+                        // Tagging on create is authorised as ecs:TagResource with ecs:CreateAction.
+                        checks.push(
+                            Check::new("ecs:TagResource", arn("ecs", &format!("task-definition/{}", s("family"))))
+                                .with("ecs:CreateAction", "RegisterTaskDefinition"),
+                        );
+                    }
+                    for role in ["taskRoleArn", "executionRoleArn"] {
+                        if let Some(r) = body[role].as_str() {
+                            checks.push(
+                                Check::new("iam:PassRole", r).with("iam:PassedToService", "ecs-tasks.amazonaws.com"),
+                            );
+                        }
+                    }
+                    checks
+                }
+                // DescribeTaskDefinition, DeregisterTaskDefinition, List*: no resource-level permissions.
+                _ => vec![Check::new(&operation, "*")],
+            };
+            return Call { operation, checks };
+        }
+        if prefix.contains("ContainerRegistry") {
+            let operation = format!("ecr:{op}");
+            let account = body["registryId"].as_str().unwrap_or(ACCOUNT).to_string();
+            let repo = s("repositoryName");
+            let resource = if repo.is_empty() {
+                "*".to_string()
+            } else {
+                format!("arn:aws:ecr:{REGION}:{account}:repository/{repo}")
+            };
+            return Call { checks: vec![Check::new(&operation, resource)], operation };
+        }
+        let operation = format!("{prefix}:{op}");
+        return Call { checks: vec![Check::new(&operation, "*")], operation };
+    }
+    let scope = req.header("authorization").and_then(|a| a.split("Credential=").nth(1)).unwrap_or_default();
+    let service = scope.split('/').nth(3).unwrap_or("?").to_string();
+    if service == "s3" {
+        return classify_s3(req);
+    }
+    let params = form(&req.body);
+    let action = params.get("Action").cloned().unwrap_or_default();
+    let operation = format!("{service}:{action}");
+    let resource = match (service.as_str(), action.as_str()) {
+        ("sns", "Publish") => {
+            params.get("TopicArn").or_else(|| params.get("TargetArn")).cloned().unwrap_or_else(|| "*".into())
+        }
+        // elasticloadbalancing:Describe* support no resource-level permissions.
+        _ => "*".into(),
+    };
+    Call { checks: vec![Check::new(&operation, resource)], operation }
+}
+
+fn classify_s3(req: &Request) -> Call {
+    let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+    let query = form(query.as_bytes());
+    let path = path.trim_start_matches('/');
+    let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+    let (bucket, key) = (decode(bucket), decode(key));
+    let object = format!("arn:aws:s3:::{bucket}/{key}");
+    let check = |action: &str, resource: &str| Call {
+        operation: format!("s3:{}", action),
+        checks: vec![Check::new(format!("s3:{action}"), resource)],
+    };
+    match (req.method.as_str(), key.is_empty()) {
+        ("GET" | "HEAD", false) if query.contains_key("versionId") => check("GetObjectVersion", &object),
+        ("GET" | "HEAD", false) => check("GetObject", &object),
+        ("PUT", false) => check("PutObject", &object),
+        ("DELETE", false) => check("DeleteObject", &object),
+        ("GET", true) if query.contains_key("versions") => check("ListBucketVersions", &format!("arn:aws:s3:::{bucket}")),
+        ("GET", true) => {
+            let mut c = Check::new("s3:ListBucket", format!("arn:aws:s3:::{bucket}"));
+            for (param, key) in [("prefix", "s3:prefix"), ("delimiter", "s3:delimiter"), ("max-keys", "s3:max-keys")] {
+                if let Some(v) = query.get(param) {
+                    c = c.with(key, v.clone());
+                }
+            }
+            Call { operation: "s3:ListObjectsV2".into(), checks: vec![c] }
+        }
+        (m, _) => check(&format!("Unclassified{m}"), &format!("arn:aws:s3:::{bucket}")),
+    }
+}
+
+/// The verdict on one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// Allowed (an Allow matched and no Deny did).
+    pub allowed: bool,
+    /// The Sids of the statements that allowed it.
+    pub allowed_by: Vec<String>,
+}
+
+/// Role policies, rendered from template.yaml or given directly.
+#[derive(Debug, Clone)]
+pub struct Policies {
+    /// Where they came from, e.g. `template.yaml`.
+    pub source: String,
+    /// Each role's policy document as JSON.
+    pub documents: HashMap<Role, Value>,
+    parsed: HashMap<Role, IAMPolicy>,
+}
+
+impl Policies {
+    /// The roles of template.yaml for the local estate, rendered once per process by
+    /// `scripts/iam_policies.py` (the same rendering the IAM linter reads).
+    pub fn template() -> &'static Policies {
+        static TEMPLATE: OnceLock<Policies> = OnceLock::new();
+        TEMPLATE.get_or_init(|| {
+            let rendered = render_template(&[]);
+            Policies::from_roles("template.yaml", &rendered)
+        })
+    }
+
+    /// Policies from `{"DeployRole": <document>, "VerifyRole": <document>}`.
+    pub fn from_roles(source: &str, roles: &Value) -> Self {
+        let mut documents = HashMap::new();
+        let mut parsed = HashMap::new();
+        for role in Role::ALL {
+            let doc = roles[role.logical_id()].clone();
+            let policy = IAMPolicy::from_json(&doc.to_string())
+                .unwrap_or_else(|e| panic!("{source}: {} is not a policy iam-rs reads: {e}", role.logical_id()));
+            documents.insert(role, doc);
+            parsed.insert(role, policy);
+        }
+        Self { source: source.to_string(), documents, parsed }
+    }
+
+    /// These policies with `role`'s statements for which `drop` answers true removed.
+    pub fn without(&self, role: Role, drop: impl Fn(&Value) -> bool) -> Self {
+        let mut roles = serde_json::Map::new();
+        for r in Role::ALL {
+            let mut doc = self.documents[&r].clone();
+            if r == role {
+                if let Some(statements) = doc["Statement"].as_array_mut() {
+                    statements.retain(|s| !drop(s));
+                }
+            }
+            roles.insert(r.logical_id().to_string(), doc);
+        }
+        Self::from_roles(&format!("{} (edited)", self.source), &Value::Object(roles))
+    }
+
+    /// Evaluates one check for `role`.
+    pub fn evaluate(&self, role: Role, check: &Check) -> Verdict {
+        let policy = &self.parsed[&role];
+        let resource = if check.resource == "*" {
+            // iam-rs needs an ARN; this one matches only a policy resource of "*" (or `...:*`), as
+            // AWS evaluates actions that support no resource-level permissions.
+            let service = check.action.split(':').next().unwrap_or("?");
+            format!("arn:aws:{service}:{REGION}:{ACCOUNT}:*")
+        } else {
+            check.resource.clone()
+        };
+        let Ok(resource) = Arn::parse(&resource) else {
+            return Verdict { allowed: false, allowed_by: vec![] };
+        };
+        let mut context = Context::new();
+        for (k, v) in &check.context {
+            context.insert(k.clone(), ContextValue::String(v.clone()));
+        }
+        let request = IAMRequest::new_with_context(
+            Principal::Aws(PrincipalId::String(role.arn())),
+            check.action.clone(),
+            resource,
+            context,
+        );
+        let evaluator = PolicyEvaluator::with_policies(vec![policy.clone()]).with_options(EvaluationOptions {
+            collect_match_details: true,
+            stop_on_explicit_deny: false,
+            ..EvaluationOptions::default()
+        });
+        match evaluator.evaluate(&request) {
+            Ok(result) => Verdict {
+                allowed: result.decision == Decision::Allow,
+                allowed_by: result
+                    .statement_details
+                    .iter()
+                    .filter(|s| s.conditions_satisfied && s.effect == iam_rs::IAMEffect::Allow)
+                    .map(|s| s.sid.clone().unwrap_or_else(|| "(no Sid)".into()))
+                    .collect(),
+            },
+            Err(_) => Verdict { allowed: false, allowed_by: vec![] },
+        }
+    }
+
+    /// The Sids of `role`'s statements.
+    pub fn sids(&self, role: Role) -> Vec<String> {
+        self.documents[&role]["Statement"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| s["Sid"].as_str().unwrap_or("(no Sid)").to_string())
+            .collect()
+    }
+}
+
+/// Renders template.yaml's role policies for the local estate, with `--set` overrides.
+pub fn render_template(overrides: &[(&str, &str)]) -> Value {
+    let root = workspace_root();
+    let venv = root.join(".venv/bin/python");
+    let python: PathBuf = if venv.exists() { venv } else { PathBuf::from("python3") };
+    let mut cmd = Command::new(python);
+    cmd.arg(root.join("scripts/iam_policies.py"));
+    for (k, v) in overrides {
+        cmd.arg("--set").arg(format!("{k}={v}"));
+    }
+    let out = cmd.output().expect("run scripts/iam_policies.py (scripts/setup installs its PyYAML)");
+    assert!(out.status.success(), "scripts/iam_policies.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let rendered: Value = serde_json::from_slice(&out.stdout).expect("iam_policies.py prints JSON");
+    rendered["roles"].clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Request {
+        Request {
+            method: method.into(),
+            path: path.into(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn auth(service: &str) -> (&'static str, String) {
+        ("authorization", format!("AWS4-HMAC-SHA256 Credential=ROLEDEPLOY/20261127/{REGION}/{service}/aws4_request"))
+    }
+
+    #[test]
+    fn s3_keys_and_list_prefixes_are_the_resources_and_context() {
+        let (k, v) = auth("s3");
+        let get = classify(&req("GET", "/b/leases/todo-cluster/todo-backend.json?x-id=GetObject", &[(k, &v)], ""));
+        assert_eq!(get.checks, vec![Check::new("s3:GetObject", "arn:aws:s3:::b/leases/todo-cluster/todo-backend.json")]);
+        let list = classify(&req("GET", "/b?list-type=2&prefix=deployments%2Ftodo-cluster%2F", &[(k, &v)], ""));
+        assert_eq!(list.checks[0].resource, "arn:aws:s3:::b");
+        assert_eq!(list.checks[0].context["s3:prefix"], "deployments/todo-cluster/");
+    }
+
+    #[test]
+    fn register_task_definition_needs_pass_role_and_tag_on_create() {
+        let body = r#"{"family":"todo-backend","taskRoleArn":"arn:aws:iam::123456789012:role/t","tags":[{"key":"a","value":"b"}]}"#;
+        let call = classify(&req(
+            "POST",
+            "/",
+            &[("x-amz-target", "AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition")],
+            body,
+        ));
+        let actions: Vec<&str> = call.checks.iter().map(|c| c.action.as_str()).collect();
+        assert_eq!(actions, ["ecs:RegisterTaskDefinition", "ecs:TagResource", "iam:PassRole"]);
+        assert_eq!(call.checks[2].context["iam:PassedToService"], "ecs-tasks.amazonaws.com");
+    }
+
+    #[test]
+    fn a_condition_on_s3_prefix_does_not_grant_list_bucket_without_the_key() {
+        let roles = serde_json::json!({
+            "DeployRole": {"Version": "2012-10-17", "Statement": [
+                {"Sid": "List", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::b",
+                 "Condition": {"StringLike": {"s3:prefix": "deployments/*"}}}]},
+            "VerifyRole": {"Version": "2012-10-17", "Statement": [
+                {"Sid": "Star", "Effect": "Allow", "Action": "ecs:*", "Resource": "*"},
+                {"Sid": "No", "Effect": "Deny", "Action": "ecs:UpdateService", "Resource": "*"}]}
+        });
+        let p = Policies::from_roles("test", &roles);
+        let bare = Check::new("s3:ListBucket", "arn:aws:s3:::b");
+        assert!(!p.evaluate(Role::Deploy, &bare).allowed, "a GetObject carries no s3:prefix");
+        assert!(p.evaluate(Role::Deploy, &bare.clone().with("s3:prefix", "deployments/x/")).allowed);
+        assert!(p.evaluate(Role::Verify, &Check::new("ecs:DescribeServices", "arn:aws:ecs:ap-southeast-2:123456789012:service/c/s")).allowed);
+        assert!(!p.evaluate(Role::Verify, &Check::new("ecs:UpdateService", "*")).allowed, "an explicit Deny wins");
+    }
+
+    #[test]
+    fn an_action_without_resource_level_permissions_is_not_matched_by_a_scoped_statement() {
+        let roles = serde_json::json!({
+            "DeployRole": {"Version": "2012-10-17", "Statement": [
+                {"Sid": "Scoped", "Effect": "Allow", "Action": "ecs:RegisterTaskDefinition",
+                 "Resource": "arn:aws:ecs:ap-southeast-2:123456789012:task-definition/*"}]},
+            "VerifyRole": {"Version": "2012-10-17", "Statement": []}
+        });
+        let p = Policies::from_roles("test", &roles);
+        assert!(!p.evaluate(Role::Deploy, &Check::new("ecs:RegisterTaskDefinition", "*")).allowed);
+    }
+}
