@@ -224,6 +224,22 @@ impl Config {
         Ok(())
     }
 
+    /// Refuses services outside `clusters` (the clusters the functions' roles may touch): on AWS
+    /// every call for them would be AccessDenied, so say so before the first push.
+    pub fn check_clusters(&self, clusters: &[&str]) -> Result<(), ConfigError> {
+        match self.services.iter().position(|s| !clusters.contains(&s.cluster.as_str())) {
+            None => Ok(()),
+            Some(i) => Err(ConfigError {
+                file: self.source.clone(),
+                key: format!("service[{i}].cluster"),
+                message: format!(
+                    "{:?} is not a cluster this stack manages ({clusters:?}): its IAM roles may touch only those services; deploy a stack for that cluster or fix the name",
+                    crate::image::truncate(&self.services[i].cluster)
+                ),
+            }),
+        }
+    }
+
     /// The service a manual event names.
     pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
         self.services.iter().find(|s| s.name == name)
@@ -633,6 +649,10 @@ mod tests {
         let c = parse(TODO).unwrap();
         // 10 attempts × (3000 ms interval + 5000 ms timeout × 1 check) = 80 s per service.
         assert_eq!(c.services[0].smoke.as_ref().unwrap().budget_ms(), 80_000);
+        assert!(c.check_clusters(&["todo-cluster"]).is_ok());
+        let e = c.check_clusters(&["prod"]).unwrap_err();
+        assert_eq!(e.key, "service[0].cluster");
+        assert!(e.message.contains("not a cluster this stack manages"), "{e}");
         assert!(c.check_smoke_budget(80_000).is_ok());
         let e = c.check_smoke_budget(79_999).unwrap_err();
         assert_eq!(e.key, "service[0].smoke");

@@ -12,11 +12,13 @@ use crate::artifact::{image_definitions, image_definitions_key, image_detail, im
 use crate::aws::ecr::EcrClient;
 use crate::aws::ecs::{DescribedTaskDefinition, EcsClient};
 use crate::aws::s3::Store;
+use crate::aws::sns::Notifier;
 use crate::config::{Config, ServiceConfig, Strategy};
 use crate::error::{AwsError, Error, InputError};
 use crate::event::{self, ManualAction, PushEvent, Trigger};
 use crate::image::{truncate, ImageRef};
 use crate::lease::{self, Claim, Found, Lease, Standing};
+use crate::notify::{problem_message, Problem};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::plan::{self, Action, Freshness, ServicePlan};
 use crate::record::{self, DeploymentRecord, Status, TriggerRef};
@@ -41,6 +43,8 @@ pub struct Deployer {
     pub region: String,
     /// How long a service lease lasts: longer than the deploy function's timeout, so no live holder loses it.
     pub lease_ttl: std::time::Duration,
+    /// Where refusals a person must act on are published, when a topic is configured.
+    pub notifier: Option<Notifier>,
 }
 
 /// The lease duration for a deploy function with a 30 s timeout.
@@ -122,11 +126,39 @@ impl Deployer {
             // Boxed: a rollout's future holds many SDK futures, too large for a small thread stack.
             Ok(Trigger::Push(push)) => Box::pin(self.on_push(&push)).await,
             Ok(Trigger::Manual(action)) => Box::pin(self.on_manual(&action, request_id)).await,
-        }?;
+        };
+        let summary = match summary {
+            Err(err) if err.is_permanent_aws() => {
+                self.report_problem(None, &err.to_string()).await;
+                return Err(err);
+            }
+            other => other?,
+        };
         if summary.outcome == Outcome::Rejected {
             warn!(request_id, outcome = "rejected", reason = %summary.reason, "decision");
         }
+        for d in summary.deployments.iter().filter(|d| d.needs_attention) {
+            self.report_problem(Some(d), &d.reason).await;
+        }
         Ok(summary)
+    }
+
+    /// Publishes a refusal a person must act on (AccessDenied, a vanished service).
+    async fn report_problem(&self, d: Option<&DeploymentSummary>, error: &str) {
+        tracing::error!(service = d.map_or("", |d| d.service.as_str()), outcome = "error", error, "decision");
+        let Some(n) = &self.notifier else { return };
+        let m = problem_message(&Problem {
+            function: "deploy",
+            service: d.map_or("pushdeploy", |d| d.service.as_str()),
+            target: d.map(|d| d.target.as_str()),
+            doing: "deploy",
+            error,
+            consequence: "nothing was deployed for it; the service runs what it ran before",
+        });
+        let attrs: Vec<(&str, &str)> = m.attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        if let Err(err) = n.publish(&m.subject, &m.body, &attrs).await {
+            tracing::error!(subject = %m.subject, error = %err, "notification failed");
+        }
     }
 
     async fn on_push(&self, push: &PushEvent) -> Result<Summary, Error> {
@@ -859,16 +891,21 @@ impl Deployer {
     }
 }
 
-/// Turns per-service results into the answer; any transient failure fails the invocation so Lambda retries.
+/// Turns per-service results into the answer. A transient failure fails the invocation so Lambda
+/// retries it; so does AccessDenied, so it counts in the function's Errors metric and the event
+/// waits in the dead-letter queue for a redrive after the IAM fix. Other permanent errors are
+/// answered `rejected`, flagged for the topic when AWS refused them.
 fn collect(results: Vec<(&ServiceConfig, Result<DeploymentSummary, Error>)>) -> Result<Summary, Error> {
     let mut deployments = Vec::with_capacity(results.len());
     for (svc, r) in results {
         match r {
             Ok(d) => deployments.push(d),
-            Err(e) if e.is_transient() => return Err(e),
+            Err(e) if e.is_transient() || e.is_access_denied() => return Err(e),
             Err(e) => {
                 warn!(service = %svc.name, error = %e, outcome = "rejected", "decision");
-                deployments.push(DeploymentSummary::new(&svc.name, svc.target(), Outcome::Rejected, e.to_string()));
+                let mut d = DeploymentSummary::new(&svc.name, svc.target(), Outcome::Rejected, e.to_string());
+                d.needs_attention = e.is_permanent_aws();
+                deployments.push(d);
             }
         }
     }

@@ -42,6 +42,20 @@ pub struct AwsError {
     pub transient: bool,
 }
 
+/// Error codes with which AWS refuses a caller its permissions (IAM, a bucket or key policy).
+const DENIED_CODES: &[&str] =
+    &["AccessDenied", "AccessDeniedException", "AuthorizationError", "UnauthorizedOperation", "Forbidden"];
+
+impl AwsError {
+    /// True when AWS refused the call for lack of permission: a person must change IAM.
+    ///
+    /// `detail` starts with the service's error code (see `aws::aws_error`).
+    pub fn is_access_denied(&self) -> bool {
+        let code = self.detail.split(':').next().unwrap_or_default();
+        DENIED_CODES.contains(&code) || self.detail.ends_with("(HTTP 403)")
+    }
+}
+
 /// Everything a deploy or verify can fail with.
 #[derive(Debug, Error)]
 pub enum Error {
@@ -60,5 +74,39 @@ impl Error {
     /// True when the invocation should fail so Lambda retries it.
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Aws(e) if e.transient)
+    }
+
+    /// True for a permanent AWS error: one a person must act on (IAM, a vanished service).
+    pub fn is_permanent_aws(&self) -> bool {
+        matches!(self, Error::Aws(e) if !e.transient)
+    }
+
+    /// True when AWS refused a permission.
+    pub fn is_access_denied(&self) -> bool {
+        matches!(self, Error::Aws(e) if e.is_access_denied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(detail: &str) -> AwsError {
+        AwsError {
+            action: "S3 GetObject",
+            target: "s3://b/k".into(),
+            detail: detail.into(),
+            hint: "h",
+            transient: false,
+        }
+    }
+
+    #[test]
+    fn access_denied_is_recognised_by_code_or_status() {
+        assert!(aws("AccessDenied: Access Denied (HTTP 403)").is_access_denied());
+        assert!(aws("AccessDeniedException: User: x is not authorized (HTTP 400)").is_access_denied());
+        assert!(aws("AuthorizationError: not authorized (HTTP 403)").is_access_denied());
+        assert!(!aws("ServiceNotFoundException: gone (HTTP 400)").is_access_denied());
+        assert!(!aws("InvalidParameterException: no (HTTP 400)").is_access_denied());
     }
 }

@@ -70,6 +70,42 @@ pub fn verdict_message(record: &DeploymentRecord) -> Message {
     }
 }
 
+/// What a function could not do, for the person who must act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem<'a> {
+    /// The function: `deploy` or `verify`.
+    pub function: &'a str,
+    /// The service's config name, or the ECS target when the config does not name it.
+    pub service: &'a str,
+    /// `cluster/service`, when known.
+    pub target: Option<&'a str>,
+    /// What pushdeploy was doing, e.g. `deploy the push of todo-backend:latest`.
+    pub doing: &'a str,
+    /// The error, as it says what failed and what to check.
+    pub error: &'a str,
+    /// What this means for production, e.g. `nothing was deployed`.
+    pub consequence: &'a str,
+}
+
+/// Builds the message for an error a person must act on (AccessDenied, a vanished service, a bad config).
+pub fn problem_message(p: &Problem) -> Message {
+    let subject: String = format!("pushdeploy ACTION NEEDED: {} cannot {}", p.service, p.doing)
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .take(99)
+        .collect();
+    let mut body = format!("pushdeploy cannot {} ({}): {}; {}", p.doing, p.service, p.error, p.consequence);
+    body.push_str(&format!("\n\nfunction: {}\n", p.function));
+    if let Some(t) = p.target {
+        body.push_str(&format!("service: {t}\n"));
+    }
+    let mut attributes = vec![("status", "error".to_string()), ("service", p.service.to_string())];
+    if let Some(cluster) = p.target.and_then(|t| t.split_once('/')).map(|(c, _)| c.to_string()) {
+        attributes.push(("cluster", cluster));
+    }
+    Message { subject, body, attributes }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +134,25 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_str(&m.body[json_start..]).unwrap();
         assert_eq!(parsed["status"], "rolled_back");
         assert!(m.attributes.contains(&("status", "rolled_back".into())));
+    }
+
+    #[test]
+    fn a_problem_says_what_could_not_be_done_and_what_it_means() {
+        let m = problem_message(&Problem {
+            function: "verify",
+            service: "backend",
+            target: Some("todo-cluster/todo-backend"),
+            doing: "roll back",
+            error: "S3 GetObject for s3://b/leases/todo-cluster/todo-backend.json failed: AccessDenied: Access Denied (HTTP 403)",
+            consequence: "the broken revision is still serving",
+        });
+        assert_eq!(m.subject, "pushdeploy ACTION NEEDED: backend cannot roll back");
+        assert!(
+            m.body.starts_with("pushdeploy cannot roll back (backend): S3 GetObject for s3://b/leases/"),
+            "{}",
+            m.body
+        );
+        assert!(m.body.lines().next().unwrap().ends_with("; the broken revision is still serving"));
+        assert!(m.attributes.contains(&("cluster", "todo-cluster".into())));
     }
 }

@@ -80,6 +80,9 @@ pub struct DeploymentSummary {
     /// S3 keys written.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub written: Vec<String>,
+    /// Refused for a permanent AWS error a person must act on (published to the topic).
+    #[serde(skip)]
+    pub needs_attention: bool,
 }
 
 impl DeploymentSummary {
@@ -97,6 +100,7 @@ impl DeploymentSummary {
             task_definition: None,
             ecs_deployment_id: None,
             written: Vec::new(),
+            needs_attention: false,
         }
     }
 }

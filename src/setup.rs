@@ -161,13 +161,43 @@ async fn common_from_env() -> Result<(Clients, Config, String), Error> {
     let source = required("PUSHDEPLOY_CONFIG")?;
     let bucket = required("PUSHDEPLOY_BUCKET")?;
     let config = load_config(&source, &clients.s3).await?;
+    // Set by template.yaml to the cluster its roles are scoped to.
+    if let Some(clusters) = env::var("PUSHDEPLOY_CLUSTERS").ok().filter(|c| !c.is_empty()) {
+        config.check_clusters(&clusters.split(',').map(str::trim).collect::<Vec<_>>())?;
+    }
     Ok((clients, config, bucket))
+}
+
+/// The topic in `PUSHDEPLOY_TOPIC_ARN`, when set.
+fn notifier_from_env(clients: &Clients) -> Option<Notifier> {
+    env::var("PUSHDEPLOY_TOPIC_ARN").ok().filter(|t| !t.is_empty()).map(|t| Notifier::new(clients.sns.clone(), t))
+}
+
+/// Publishes, once per cold start, why a function cannot start (an invalid or unreadable config):
+/// every invocation is refused until it is fixed, so a person must hear of it.
+pub async fn report_startup_failure(function: &str, err: &Error) {
+    let Ok(clients) = Clients::from_env().await else { return };
+    let Some(n) = notifier_from_env(&clients) else { return };
+    let m = crate::notify::problem_message(&crate::notify::Problem {
+        function,
+        service: "pushdeploy",
+        target: None,
+        doing: if function == "deploy" { "deploy" } else { "verify" },
+        error: &err.to_string(),
+        consequence:
+            "every invocation is refused until the config is fixed and the function restarts (a new cold start)",
+    });
+    let attrs: Vec<(&str, &str)> = m.attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    if let Err(e) = n.publish(&m.subject, &m.body, &attrs).await {
+        tracing::error!(error = %e, "notification failed");
+    }
 }
 
 /// Builds the deploy function's state from `PUSHDEPLOY_CONFIG`, `PUSHDEPLOY_BUCKET` and the SDK environment.
 pub async fn deployer_from_env() -> Result<Deployer, Error> {
     let (clients, config, bucket) = common_from_env().await?;
     Ok(Deployer {
+        notifier: notifier_from_env(&clients),
         config,
         ecs: EcsClient::new(clients.ecs),
         ecr: EcrClient::new(clients.ecr),
@@ -195,8 +225,7 @@ pub async fn verifier_from_env() -> Result<Verifier, Error> {
     };
     let available = Duration::from_secs(timeout_s).saturating_sub(VERDICT_MARGIN);
     config.check_smoke_budget(available.as_millis() as u64)?;
-    let notifier =
-        env::var("PUSHDEPLOY_TOPIC_ARN").ok().filter(|t| !t.is_empty()).map(|t| Notifier::new(clients.sns.clone(), t));
+    let notifier = notifier_from_env(&clients);
     Ok(Verifier {
         config,
         ecs: EcsClient::new(clients.ecs),

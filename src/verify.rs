@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::event::{self, DeploymentState, EcsDeploymentEvent, Trigger};
 use crate::image::ImageRef;
 use crate::lease::{self, Claim, Lease};
-use crate::notify::verdict_message;
+use crate::notify::{problem_message, verdict_message, Problem};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::record::{self, DeploymentRecord, Status, TriggerRef};
 use crate::smoke::client::HttpClient;
@@ -45,7 +45,13 @@ impl Verifier {
         match event::parse(payload) {
             Err(e) => Ok(Summary::only(Outcome::Rejected, e.0)),
             Ok(Trigger::EcsDeployment(e)) => match self.on_deployment(&e, deadline).await {
-                // Retrying cannot fix a permanent error: answer it instead of feeding Lambda's retries.
+                // A permanent AWS error (AccessDenied, a vanished service) needs a person: it goes on
+                // the record and to the topic, and fails the invocation so it counts in the function's
+                // Errors metric and the event reaches the dead-letter queue for a redrive after the fix.
+                Err(err) if err.is_permanent_aws() => {
+                    self.report_problem(&e, &err).await;
+                    Err(err)
+                }
                 Err(err) if !err.is_transient() => {
                     warn!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "rejected", error = %err, "decision");
                     Ok(Summary::only(Outcome::Rejected, err.to_string()))
@@ -216,11 +222,17 @@ impl Verifier {
         // it must not interleave with a rollout in flight.
         let key = lease::lease_key(&rec.cluster, &rec.service);
         let mine = Lease::new(format!("rollback of {}", rec.id), to.clone(), crate::deploy::DEFAULT_LEASE_TTL, None);
-        let found = lease::read(&self.store, &key).await?;
         // A stale lease is left to a deploy, the only one that can finish the rollout it carries.
-        let (etag, replaced) = match lease::claim(&self.store, &key, found, &mine, false).await? {
-            Claim::Held { etag, replaced, .. } => (etag, replaced),
-            Claim::Blocked(other) => {
+        let claimed = match lease::read(&self.store, &key).await {
+            Ok(found) => lease::claim(&self.store, &key, found, &mine, false).await,
+            Err(err) => Err(err),
+        };
+        let (etag, replaced) = match claimed {
+            Err(err) if err.transient => return Err(err.into()),
+            // Without the lease there is no safe rollback: as loud as a refused UpdateService.
+            Err(err) => return self.rollback_failed(rec, e, why, err).await,
+            Ok(Claim::Held { etag, replaced, .. }) => (etag, replaced),
+            Ok(Claim::Blocked(other)) => {
                 warn!(service = %rec.name, deployment_id = %rec.id, holder = %other.holder, "rollback waits for the service lease");
                 return Err(crate::error::AwsError {
                     action: "S3 lease",
@@ -259,14 +271,81 @@ impl Verifier {
                     format!("rolled back to {}: {}", short_name(&to), rec.reason.as_deref().unwrap_or_default());
                 Ok(self.answer(&rec, Outcome::RolledBack, reason, true))
             }
-            Err(err) => {
-                rec.status = Status::RollbackFailed;
-                rec.reason = Some(format!("{why}; rollback to {} failed: {err}", short_name(&to)));
-                rec.stamp("rollback_failed", record::now());
-                error!(service = %rec.name, deployment_id = %rec.id, image = %rec.image_uri, outcome = "rollback_failed", error = %err, "decision");
-                self.settle(&rec, e).await?;
-                // Whatever the cause, a failed rollback is retried: the event comes back and we try again.
-                Err(crate::error::AwsError { transient: true, ..err }.into())
+            Err(err) => self.rollback_failed(rec, e, why, err).await,
+        }
+    }
+
+    /// Records, logs and notifies a rollback that could not be carried out, and fails the invocation.
+    async fn rollback_failed(
+        &self,
+        mut rec: DeploymentRecord,
+        e: &EcsDeploymentEvent,
+        why: String,
+        err: crate::error::AwsError,
+    ) -> Result<Summary, Error> {
+        let to = rec.previous_task_definition.clone();
+        rec.status = Status::RollbackFailed;
+        rec.reason = Some(format!(
+            "{why}; pushdeploy cannot roll back {} to {}: {err}; the broken revision {} is still serving",
+            rec.name,
+            short_name(&to),
+            short_name(&rec.task_definition)
+        ));
+        rec.stamp("rollback_failed", record::now());
+        error!(service = %rec.name, deployment_id = %rec.id, image = %rec.image_uri, outcome = "rollback_failed", error = %err, "decision");
+        self.settle(&rec, e).await?;
+        // Whatever the cause, a failed rollback is retried: the event comes back and we try again.
+        Err(crate::error::AwsError { transient: true, ..err }.into())
+    }
+
+    /// Puts a permanent AWS error on the deployment's record (when it can be read and written) and
+    /// publishes it once: a retry that meets the same error does not notify again.
+    async fn report_problem(&self, e: &EcsDeploymentEvent, err: &Error) {
+        error!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "error", error = %err, "decision");
+        let name = self.config.by_ecs_service(&e.cluster, &e.service).map_or(e.service.as_str(), |s| s.name.as_str());
+        let reason = format!("pushdeploy could not verify deployment {}: {err}", e.deployment_id);
+        let mut already_told = false;
+        let key = record::record_key(&e.cluster, &e.service, &e.deployment_id);
+        if let Ok(Some(bytes)) = match &key {
+            Ok(k) => self.store.get(k).await,
+            Err(_) => Ok(None),
+        } {
+            if let Ok(mut rec) = serde_json::from_slice::<DeploymentRecord>(&bytes) {
+                already_told = rec.reason.as_deref() == Some(reason.as_str())
+                    && rec.timeline.last().is_some_and(|t| t.event == "error");
+                if !already_told && !rec.is_settled() {
+                    rec.reason = Some(reason.clone());
+                    rec.stamp("error", record::now());
+                    if let Err(w) = self.save(&rec).await {
+                        warn!(deployment_id = %e.deployment_id, error = %w, "could not put the error on the record");
+                    }
+                }
+            }
+        }
+        if already_told {
+            return;
+        }
+        let target = format!("{}/{}", e.cluster, e.service);
+        let message = problem_message(&Problem {
+            function: "verify",
+            service: name,
+            target: Some(&target),
+            doing: "verify",
+            error: &err.to_string(),
+            consequence: &format!(
+                "deployment {} is neither verified nor rolled back; Lambda retries the event, then keeps it in the dead-letter queue for a redrive once this is fixed",
+                e.deployment_id
+            ),
+        });
+        self.publish(&message).await;
+    }
+
+    async fn publish(&self, m: &crate::notify::Message) {
+        if let Some(n) = &self.notifier {
+            let attrs: Vec<(&str, &str)> = m.attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            // A lost notification must not undo a recorded verdict: log it and go on.
+            if let Err(err) = n.publish(&m.subject, &m.body, &attrs).await {
+                error!(subject = %m.subject, error = %err, "notification failed");
             }
         }
     }
@@ -318,14 +397,7 @@ impl Verifier {
     async fn settle(&self, rec: &DeploymentRecord, e: &EcsDeploymentEvent) -> Result<(), Error> {
         self.save(rec).await?;
         self.log(rec, e, rec.status.as_str());
-        if let Some(n) = &self.notifier {
-            let m = verdict_message(rec);
-            let attrs: Vec<(&str, &str)> = m.attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            // A lost notification must not undo a recorded verdict: log it and go on.
-            if let Err(err) = n.publish(&m.subject, &m.body, &attrs).await {
-                error!(service = %rec.name, deployment_id = %rec.id, error = %err, "notification failed");
-            }
-        }
+        self.publish(&verdict_message(rec)).await;
         Ok(())
     }
 

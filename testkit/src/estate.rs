@@ -558,6 +558,7 @@ pub fn deployer(aws: &Aws, config: &str) -> pushdeploy::deploy::Deployer {
         store: pushdeploy::aws::s3::Store::new(aws.s3.clone(), BUCKET),
         region: REGION.to_string(),
         lease_ttl: pushdeploy::deploy::DEFAULT_LEASE_TTL,
+        notifier: None,
     }
 }
 

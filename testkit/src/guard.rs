@@ -75,13 +75,19 @@ impl Guard {
                     return forward(&client, &upstream, req).await;
                 };
                 let call = classify(&req);
-                let (checks, bucket_listable) = {
+                let (checks, listing) = {
                     let st = s.lock().expect("lock");
                     let checks: Vec<(Check, Verdict)> =
                         call.checks.iter().map(|c| (c.clone(), st.policies.evaluate(role, c))).collect();
-                    let bucket = call.checks[0].resource.strip_prefix("arn:aws:s3:::").and_then(|r| r.split('/').next());
-                    let listable = bucket.is_some_and(|b| st.policies.evaluate(role, &Check::list_bucket(b)).allowed);
-                    (checks, listable)
+                    // What S3 asks before it answers a missing key 404 rather than 403.
+                    let bucket =
+                        call.checks[0].resource.strip_prefix("arn:aws:s3:::").and_then(|r| r.split('/').next());
+                    let listing = bucket.map(|b| {
+                        let check = Check::list_bucket(b);
+                        let verdict = st.policies.evaluate(role, &check);
+                        (check, verdict)
+                    });
+                    (checks, listing)
                 };
                 let allowed = !checks.is_empty() && checks.iter().all(|(_, v)| v.allowed);
                 let mut record =
@@ -91,11 +97,18 @@ impl Guard {
                     access_denied(role, &call.operation, denied.as_ref())
                 } else {
                     let resp = forward(&client, &upstream, req).await;
-                    if resp.status == 404 && call.operation == "s3:GetObject" && !bucket_listable {
-                        record.missing_key_denied = true;
-                        access_denied(role, &call.operation, None)
-                    } else {
-                        resp
+                    match listing {
+                        Some((check, verdict)) if resp.status == 404 && call.operation == "s3:GetObject" => {
+                            let listable = verdict.allowed;
+                            record.checks.push((check, verdict));
+                            if listable {
+                                resp
+                            } else {
+                                record.missing_key_denied = true;
+                                access_denied(role, &call.operation, None)
+                            }
+                        }
+                        _ => resp,
                     }
                 };
                 let mut st = s.lock().expect("lock");

@@ -138,11 +138,13 @@ pub fn classify(req: &Request) -> Call {
                 "UpdateService" => vec![Check::new(&operation, ecs_service_arn(&cluster, &s("service")))
                     .with("ecs:cluster", arn("ecs", &format!("cluster/{cluster}")))],
                 "RegisterTaskDefinition" => {
-                    let mut checks = vec![Check::new(&operation, "*")];
+                    // Authorised on the revision it creates (resource type task-definition).
+                    let revision = arn("ecs", &format!("task-definition/{}:*", s("family")));
+                    let mut checks = vec![Check::new(&operation, revision)];
                     if body["tags"].as_array().is_some_and(|t| !t.is_empty()) {
                         // Tagging on create is authorised as ecs:TagResource with ecs:CreateAction.
                         checks.push(
-                            Check::new("ecs:TagResource", arn("ecs", &format!("task-definition/{}", s("family"))))
+                            Check::new("ecs:TagResource", arn("ecs", &format!("task-definition/{}:*", s("family"))))
                                 .with("ecs:CreateAction", "RegisterTaskDefinition"),
                         );
                     }
@@ -208,7 +210,9 @@ fn classify_s3(req: &Request) -> Call {
         ("GET" | "HEAD", false) => check("GetObject", &object),
         ("PUT", false) => check("PutObject", &object),
         ("DELETE", false) => check("DeleteObject", &object),
-        ("GET", true) if query.contains_key("versions") => check("ListBucketVersions", &format!("arn:aws:s3:::{bucket}")),
+        ("GET", true) if query.contains_key("versions") => {
+            check("ListBucketVersions", &format!("arn:aws:s3:::{bucket}"))
+        }
         ("GET", true) => {
             let mut c = Check::new("s3:ListBucket", format!("arn:aws:s3:::{bucket}"));
             for (param, key) in [("prefix", "s3:prefix"), ("delimiter", "s3:delimiter"), ("max-keys", "s3:max-keys")] {
@@ -250,6 +254,17 @@ impl Policies {
             let rendered = render_template(&[]);
             Policies::from_roles("template.yaml", &rendered)
         })
+    }
+
+    /// The roles of template.yaml for an estate whose task definitions are `families` (their task
+    /// and execution roles named as the estate names them), as a user would fill in the parameters.
+    pub fn template_for_families(families: &[&str]) -> Policies {
+        let roles = |suffix: &str| {
+            families.iter().map(|f| format!("arn:aws:iam::{ACCOUNT}:role/{f}-{suffix}")).collect::<Vec<_>>().join(",")
+        };
+        let (task, execution) = (roles("task"), roles("execution"));
+        let rendered = render_template(&[("TaskRoleArns", &task), ("ExecutionRoleArns", &execution)]);
+        Policies::from_roles("template.yaml (task roles of the test's families)", &rendered)
     }
 
     /// Policies from `{"DeployRole": <document>, "VerifyRole": <document>}`.
@@ -372,7 +387,10 @@ mod tests {
     fn s3_keys_and_list_prefixes_are_the_resources_and_context() {
         let (k, v) = auth("s3");
         let get = classify(&req("GET", "/b/leases/todo-cluster/todo-backend.json?x-id=GetObject", &[(k, &v)], ""));
-        assert_eq!(get.checks, vec![Check::new("s3:GetObject", "arn:aws:s3:::b/leases/todo-cluster/todo-backend.json")]);
+        assert_eq!(
+            get.checks,
+            vec![Check::new("s3:GetObject", "arn:aws:s3:::b/leases/todo-cluster/todo-backend.json")]
+        );
         let list = classify(&req("GET", "/b?list-type=2&prefix=deployments%2Ftodo-cluster%2F", &[(k, &v)], ""));
         assert_eq!(list.checks[0].resource, "arn:aws:s3:::b");
         assert_eq!(list.checks[0].context["s3:prefix"], "deployments/todo-cluster/");
@@ -406,7 +424,13 @@ mod tests {
         let bare = Check::new("s3:ListBucket", "arn:aws:s3:::b");
         assert!(!p.evaluate(Role::Deploy, &bare).allowed, "a GetObject carries no s3:prefix");
         assert!(p.evaluate(Role::Deploy, &bare.clone().with("s3:prefix", "deployments/x/")).allowed);
-        assert!(p.evaluate(Role::Verify, &Check::new("ecs:DescribeServices", "arn:aws:ecs:ap-southeast-2:123456789012:service/c/s")).allowed);
+        assert!(
+            p.evaluate(
+                Role::Verify,
+                &Check::new("ecs:DescribeServices", "arn:aws:ecs:ap-southeast-2:123456789012:service/c/s")
+            )
+            .allowed
+        );
         assert!(!p.evaluate(Role::Verify, &Check::new("ecs:UpdateService", "*")).allowed, "an explicit Deny wins");
     }
 
@@ -414,11 +438,11 @@ mod tests {
     fn an_action_without_resource_level_permissions_is_not_matched_by_a_scoped_statement() {
         let roles = serde_json::json!({
             "DeployRole": {"Version": "2012-10-17", "Statement": [
-                {"Sid": "Scoped", "Effect": "Allow", "Action": "ecs:RegisterTaskDefinition",
+                {"Sid": "Scoped", "Effect": "Allow", "Action": "ecs:DescribeTaskDefinition",
                  "Resource": "arn:aws:ecs:ap-southeast-2:123456789012:task-definition/*"}]},
             "VerifyRole": {"Version": "2012-10-17", "Statement": []}
         });
         let p = Policies::from_roles("test", &roles);
-        assert!(!p.evaluate(Role::Deploy, &Check::new("ecs:RegisterTaskDefinition", "*")).allowed);
+        assert!(!p.evaluate(Role::Deploy, &Check::new("ecs:DescribeTaskDefinition", "*")).allowed);
     }
 }

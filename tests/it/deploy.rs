@@ -215,6 +215,11 @@ async fn one_push_rolls_every_matched_service_with_only_its_own_containers() {
         .register_rich_task_definition("todo-worker", &[("worker", unpinned.clone()), ("metrics", unpinned.clone())])
         .await;
     aws.create_service(CLUSTER, "todo-worker", &td).await;
+    w.emu.guard.set_policies(testkit::iam::Policies::template_for_families(&[
+        "todo-frontend",
+        "todo-backend",
+        "todo-worker",
+    ]));
     let (event, digest) = w.push("evt-both", "todo-backend", "latest", "backend-v1").await;
 
     let answer = w.handle(event).await;
@@ -324,6 +329,9 @@ async fn a_push_for_many_services_reads_them_in_one_call_and_a_missing_one_fails
             "[[service]]\nname = \"{name}\"\nservice = \"{name}\"\nrepository = \"todo-frontend\"\ntags = [\"latest\"]\n"
         ));
     }
+    let families: Vec<String> = (0..12).map(|i| format!("web-{i}")).collect();
+    let families: Vec<&str> = families.iter().map(String::as_str).collect();
+    moto.guard.set_policies(testkit::iam::Policies::template_for_families(&families));
     let proxy = FaultProxy::start(&moto.endpoint, std::time::Duration::from_secs(1)).await;
     let via = Aws::new(&proxy.endpoint).await;
     let deployer = crate::support::deployer(&via, &config);

@@ -7,26 +7,27 @@ use testkit::runtime::{function_binary, FunctionProcess};
 
 use crate::support::TODO_CONFIG;
 
-async fn start(aws: &Aws, config: &str) -> (FunctionProcess, tempdir::Dir) {
+async fn start(aws: &Aws, config: &str) -> FunctionProcess {
     start_function("deploy", aws, config, &[]).await
 }
 
-async fn start_function(
-    name: &str,
-    aws: &Aws,
-    config: &str,
-    extra: &[(&str, &str)],
-) -> (FunctionProcess, tempdir::Dir) {
-    let dir = tempdir::Dir::new();
-    let path = dir.path.join("pushdeploy.toml");
-    std::fs::write(&path, config).unwrap();
+async fn start_function(name: &str, aws: &Aws, config: &str, extra: &[(&str, &str)]) -> FunctionProcess {
+    // Where the template puts it: the function reads it with its role (ReadConfig).
+    aws.s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("pushdeploy.toml")
+        .body(config.as_bytes().to_vec().into())
+        .send()
+        .await
+        .expect("upload the config");
     let role = if name == "verify" { testkit::iam::Role::Verify } else { testkit::iam::Role::Deploy };
     let mut env = aws.function_env(role);
-    env.push(("PUSHDEPLOY_CONFIG".into(), path.display().to_string()));
+    env.push(("PUSHDEPLOY_CONFIG".into(), format!("s3://{BUCKET}/pushdeploy.toml")));
     env.push(("PUSHDEPLOY_BUCKET".into(), BUCKET.into()));
     env.push(("RUST_LOG".into(), "info".into()));
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    (FunctionProcess::start(&function_binary(name), &env).await, dir)
+    FunctionProcess::start(&function_binary(name), &env).await
 }
 
 #[tokio::test]
@@ -35,9 +36,8 @@ async fn the_verify_binary_verifies_through_the_runtime_api_and_refuses_a_budget
     let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
     let standin = testkit::standin::TodoStandIn::start(app.aws.clone()).await;
     let config = testkit::estate::local_config(&standin.url());
-    let (deploy, _d1) = start_function("deploy", &app.aws, &config, &[]).await;
-    let (verify, _d2) =
-        start_function("verify", &app.aws, &config, &[("PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS", "300")]).await;
+    let deploy = start_function("deploy", &app.aws, &config, &[]).await;
+    let verify = start_function("verify", &app.aws, &config, &[("PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS", "300")]).await;
     let digest = app.aws.push_image("todo-frontend", "latest", "frontend-v1").await;
     let started = deploy.invoke(&ecr_push_event("evt-v", "todo-frontend", "latest", &digest)).await.unwrap();
     let dep = started["deployments"][0]["ecs_deployment_id"].as_str().unwrap();
@@ -48,8 +48,7 @@ async fn the_verify_binary_verifies_through_the_runtime_api_and_refuses_a_budget
     verify.stop().await;
 
     // 5 × (100 ms + 2000 ms) does not fit in 30 s less the 20 s kept for the verdict.
-    let (tight, _d3) =
-        start_function("verify", &app.aws, &config, &[("PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS", "30")]).await;
+    let tight = start_function("verify", &app.aws, &config, &[("PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS", "30")]).await;
     let answer = tight.invoke(&event).await.expect("answered");
     assert_eq!(answer["outcome"], "rejected");
     assert!(answer["reason"].as_str().unwrap().contains("service[0].smoke: worst case"), "{answer}");
@@ -61,7 +60,7 @@ async fn the_verify_binary_verifies_through_the_runtime_api_and_refuses_a_budget
 async fn the_binary_deploys_a_push_logs_json_decisions_and_survives_bad_input() {
     let emu = Emulator::start().await;
     let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
-    let (mut f, _dir) = start(&app.aws, TODO_CONFIG).await;
+    let mut f = start(&app.aws, TODO_CONFIG).await;
     let digest = app.aws.push_image("todo-frontend", "latest", "frontend-v1").await;
 
     let answer = f.invoke(&ecr_push_event("evt-bin", "todo-frontend", "latest", &digest)).await.expect("answered");
@@ -94,7 +93,8 @@ async fn an_invalid_config_rejects_every_invocation_and_names_the_key() {
     let emu = Emulator::start().await;
     let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
     let broken = TODO_CONFIG.replacen("tags = [\"latest\", \"v*\"]", "tags = []", 1);
-    let (f, _dir) = start(&app.aws, &broken).await;
+    let sink = testkit::standin::SnsSink::start(&app.aws, "pushdeploy-verdicts").await;
+    let f = start_function("deploy", &app.aws, &broken, &[("PUSHDEPLOY_TOPIC_ARN", &sink.topic_arn)]).await;
     let before = crate::support::Snapshot::take(&app.aws).await;
     let digest = app.aws.push_image("todo-backend", "latest", "backend-v1").await;
     let after_push = crate::support::Snapshot::take(&app.aws).await;
@@ -104,6 +104,14 @@ async fn an_invalid_config_rejects_every_invocation_and_names_the_key() {
     let reason = answer["reason"].as_str().unwrap();
     assert!(reason.contains("service[1].tags") && reason.contains("pushdeploy.toml"), "{reason}");
     assert_eq!(crate::support::Snapshot::take(&app.aws).await, before);
+    // A second push: still refused, and the person was told once, at the cold start.
+    let again = f.invoke(&ecr_push_event("evt-cfg-2", "todo-backend", "latest", &digest)).await.expect("answered");
+    assert_eq!(again["outcome"], "rejected");
+    let told = sink.notifications();
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert!(told[0]["Subject"].as_str().unwrap().starts_with("pushdeploy ACTION NEEDED"), "{}", told[0]);
+    let message = told[0]["Message"].as_str().unwrap();
+    assert!(message.contains("service[1].tags") && message.contains("every invocation is refused"), "{message}");
     f.stop().await;
 }
 
@@ -124,8 +132,8 @@ async fn no_log_line_or_notification_carries_a_secret_or_a_response_body() {
     assert!(config.contains(TOKEN));
     let mut env: Vec<(&str, &str)> = vec![("AWS_SECRET_ACCESS_KEY", SECRET_KEY), ("RUST_LOG", "debug")];
     env.push(("PUSHDEPLOY_TOPIC_ARN", &sink.topic_arn));
-    let (deploy, _d1) = start_function("deploy", &app.aws, &config, &env).await;
-    let (verify, _d2) = start_function("verify", &app.aws, &config, &env).await;
+    let deploy = start_function("deploy", &app.aws, &config, &env).await;
+    let verify = start_function("verify", &app.aws, &config, &env).await;
     for (seed, behaviour) in
         [("backend-good", testkit::standin::Behaviour::Good), ("backend-broken", testkit::standin::Behaviour::Broken)]
     {
@@ -149,29 +157,4 @@ async fn no_log_line_or_notification_carries_a_secret_or_a_response_body() {
     }
     deploy.stop().await;
     verify.stop().await;
-}
-
-/// A temporary directory removed on drop (std only, to keep dev-dependencies lean).
-mod tempdir {
-    pub struct Dir {
-        pub path: std::path::PathBuf,
-    }
-    impl Dir {
-        pub fn new() -> Self {
-            use std::sync::atomic::{AtomicU32, Ordering};
-            static N: AtomicU32 = AtomicU32::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "pushdeploy-it-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            ));
-            std::fs::create_dir_all(&path).unwrap();
-            Self { path }
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
 }

@@ -4,6 +4,7 @@ mod deploy;
 mod faults;
 mod function;
 mod hostile;
+mod iam;
 mod reliability;
 mod support;
-mod verify;
+pub(crate) mod verify;

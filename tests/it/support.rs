@@ -13,7 +13,7 @@ pub const TODO_CONFIG: &str = include_str!("../../examples/pushdeploy.toml");
 pub struct World {
     pub app: TodoApp,
     pub deployer: Deployer,
-    _moto: Emulator,
+    pub emu: Emulator,
 }
 
 impl World {
@@ -22,7 +22,7 @@ impl World {
         let aws = Aws::new(&moto.endpoint).await;
         let app = TodoApp::create(aws).await;
         let deployer = deployer(&app.aws, config);
-        Self { app, deployer, _moto: moto }
+        Self { app, deployer, emu: moto }
     }
 
     pub fn aws(&self) -> &Aws {

@@ -4,6 +4,7 @@ import copy
 import json
 import pathlib
 import re
+import sys
 import tomllib
 
 import boto3
@@ -171,7 +172,6 @@ def test_iam_is_least_privilege(template):
             # Only where AWS supports no resource-level permissions.
             assert set(as_list(st["Action"])) <= {
                 "ecs:DescribeTaskDefinition",
-                "ecs:RegisterTaskDefinition",
                 "elasticloadbalancing:DescribeTargetHealth",
             }, f"{role}/{st['Sid']}"
         if "iam:PassRole" in as_list(st["Action"]):
@@ -193,3 +193,49 @@ def test_bucket_is_private_encrypted_versioned_and_tls_only(template):
     deny = template["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
     assert deny["Effect"] == "Deny"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+# ---------------------------------------------------------------- the roles as AWS sees them
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import iam_policies  # noqa: E402  (scripts/iam_policies.py: the rendering the guard and the linter read)
+
+
+def rendered(**overrides):
+    params = dict(iam_policies.ESTATE, **overrides)
+    return iam_policies.Stack(iam_policies.load_template(), params).role_policies()
+
+
+@pytest.mark.parametrize("task,execution", [("", ""), ("", "arn:aws:iam::123456789012:role/x-execution"),
+                                            ("arn:aws:iam::123456789012:role/x-task", "")])
+def test_empty_role_lists_give_a_valid_policy(task, execution):
+    deploy = rendered(TaskRoleArns=task, ExecutionRoleArns=execution)["DeployRole"]
+    passes = [st for st in deploy["Statement"] if st["Action"] == "iam:PassRole"]
+    resources = [r for st in passes for r in as_list(st["Resource"])]
+    assert "" not in resources, resources
+    assert resources == [r for r in (task, execution) if r]
+
+
+def test_both_roles_may_list_the_bucket_so_a_missing_key_is_404():
+    for role, doc in rendered().items():
+        lists = [st for st in doc["Statement"] if "s3:ListBucket" in as_list(st["Action"])]
+        assert lists and all("Condition" not in st for st in lists), role
+        assert all(st["Resource"] == "arn:aws:s3:::pushdeploy-artifacts" for st in lists), role
+
+
+def test_verify_may_take_the_service_lease_it_rolls_back_under():
+    verify = rendered()["VerifyRole"]
+    leases = [st for st in verify["Statement"] if st.get("Sid") == "ServiceLeases"]
+    assert leases and set(as_list(leases[0]["Action"])) == {"s3:GetObject", "s3:PutObject"}
+    assert leases[0]["Resource"] == "arn:aws:s3:::pushdeploy-artifacts/leases/*"
+
+
+@pytest.mark.parametrize("overrides", [{}, {"TaskRoleArns": "", "ExecutionRoleArns": ""},
+                                       {"CreateNotificationTopic": "false"}])
+def test_parliament_finds_nothing_in_either_role(overrides):
+    """parliament (a maintained IAM linter) on each rendered policy: zero findings."""
+    from parliament import analyze_policy_string
+
+    for role, doc in rendered(**overrides).items():
+        findings = analyze_policy_string(json.dumps(doc)).findings
+        assert not findings, f"{role}: " + "; ".join(f"{f.issue} {f.detail}" for f in findings)

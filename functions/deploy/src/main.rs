@@ -14,6 +14,7 @@ async fn main() -> Result<(), Error> {
         Err(e) if e.is_transient() => return Err(e.into()),
         Err(e) => {
             tracing::error!(error = %e, "pushdeploy cannot start: every invocation will be rejected until this is fixed");
+            pushdeploy::setup::report_startup_failure("deploy", &e).await;
             Err(e.to_string())
         }
     };

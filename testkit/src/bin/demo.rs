@@ -25,7 +25,10 @@ async fn main() {
     let aws = todo.aws.clone();
     let app = TodoStandIn::start(aws.clone()).await;
     let sink = SnsSink::start(&aws, "pushdeploy-verdicts").await;
-    println!("  moto:      {} behind an IAM guard at {} (template.yaml's role policies, S3's 403 for a missing key)", emu.moto.endpoint, emu.endpoint);
+    println!(
+        "  moto:      {} behind an IAM guard at {} (template.yaml's role policies, S3's 403 for a missing key)",
+        emu.moto.endpoint, emu.endpoint
+    );
     println!("  cluster:   {CLUSTER}: todo-frontend, todo-backend (Fargate, awsvpc)");
     println!("  ECR:       {}/todo-frontend, /todo-backend", registry());
     println!("  bucket:    s3://{BUCKET} (versioned);  SNS topic: {}", sink.topic_arn);
