@@ -18,6 +18,7 @@ use crate::error::{AwsError, Error, InputError};
 use crate::event::{self, ManualAction, PushEvent, Trigger};
 use crate::image::{truncate, ImageRef};
 use crate::lease::{self, Claim, Found, Lease, Standing};
+use crate::media_type;
 use crate::notify::{problem_message, Problem};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::plan::{self, Action, Freshness, ServicePlan};
@@ -215,7 +216,13 @@ impl Deployer {
             ));
         }
         let freshness = plan::freshness(push.digest(), tagged.as_ref().map(|t| &t.digest));
+        // The event may not say what was pushed; ECR's own answer then decides.
+        let event_media = (push.artifact_media_type.as_deref(), push.manifest_media_type.as_deref());
+        let not_image = tagged.as_ref().filter(|_| media_type::unknown(event_media.0, event_media.1)).and_then(|t| {
+            media_type::not_an_image(push.tag(), t.artifact_media_type.as_deref(), t.manifest_media_type.as_deref())
+        });
         let not_current = match &freshness {
+            Freshness::Current if not_image.is_some() => Some((Outcome::Ignored, not_image.unwrap_or_default())),
             Freshness::Current => None,
             Freshness::Superseded { now } => Some((
                 Outcome::Superseded,

@@ -38,6 +38,10 @@ pub struct PushEvent {
     pub region: String,
     /// The pushed image: registry, repository, tag and digest.
     pub image: ImageRef,
+    /// The event's `artifact-media-type` (the config's media type), when it says.
+    pub artifact_media_type: Option<String>,
+    /// The event's `manifest-media-type`, when it says.
+    pub manifest_media_type: Option<String>,
 }
 
 impl PushEvent {
@@ -161,6 +165,10 @@ struct EcrDetail {
     image_digest: Option<String>,
     #[serde(rename = "image-tag", default)]
     image_tag: Option<String>,
+    #[serde(rename = "artifact-media-type", default)]
+    artifact_media_type: Option<String>,
+    #[serde(rename = "manifest-media-type", default)]
+    manifest_media_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -257,6 +265,11 @@ fn parse_ecr(env: Envelope, detail: Value) -> Result<Trigger, InputError> {
         return ignored("untagged push: only tagged pushes deploy".into());
     };
     validate_tag(&tag)?;
+    if let Some(why) =
+        crate::media_type::not_an_image(&tag, d.artifact_media_type.as_deref(), d.manifest_media_type.as_deref())
+    {
+        return ignored(why);
+    }
     let digest_str = d.image_digest.ok_or_else(|| InputError::new("ECR push detail has no image-digest"))?;
     let digest = Digest::parse(&digest_str)?;
     let image = ImageRef {
@@ -265,7 +278,15 @@ fn parse_ecr(env: Envelope, detail: Value) -> Result<Trigger, InputError> {
         tag: Some(tag),
         digest: Some(digest),
     };
-    Ok(Trigger::Push(PushEvent { event_id: env.id, time: env.time, account: env.account, region: env.region, image }))
+    Ok(Trigger::Push(PushEvent {
+        event_id: env.id,
+        time: env.time,
+        account: env.account,
+        region: env.region,
+        image,
+        artifact_media_type: d.artifact_media_type,
+        manifest_media_type: d.manifest_media_type,
+    }))
 }
 
 fn parse_ecs(env: Envelope, detail: Value) -> Result<Trigger, InputError> {
@@ -357,6 +378,17 @@ mod tests {
         let mut e = push();
         e["detail"].as_object_mut().unwrap().remove("image-tag");
         assert!(matches!(parse(e).unwrap(), Trigger::IgnoredEcr { reason, .. } if reason.contains("untagged")));
+        let mut e = push();
+        e["detail"]["image-tag"] = json!(format!("sha256-{}.sig", "ab".repeat(32)));
+        assert!(matches!(parse(e).unwrap(), Trigger::IgnoredEcr { reason, .. } if reason.contains("cosign signature")));
+        let mut e = push();
+        e["detail"]["artifact-media-type"] = json!("application/vnd.cncf.helm.config.v1+json");
+        assert!(
+            matches!(parse(e).unwrap(), Trigger::IgnoredEcr { reason, .. } if reason.contains("not a container image"))
+        );
+        let mut e = push();
+        e["detail"]["manifest-media-type"] = json!("application/vnd.oci.image.index.v1+json");
+        assert!(matches!(parse(e).unwrap(), Trigger::Push(p) if p.manifest_media_type.is_some()), "an index deploys");
     }
 
     #[test]
@@ -420,11 +452,15 @@ mod tests {
                 Trigger::Manual(m) => {
                     assert_eq!(name, format!("{}.json", if m.verb() == "deploy" { "deploy-tag" } else { m.verb() }))
                 }
+                // The sample of what must never deploy: a cosign signature pushed next to the image.
+                Trigger::IgnoredEcr { reason, .. } if name == "ecr-push-signature.json" => {
+                    assert!(reason.contains("cosign signature"), "{reason}")
+                }
                 Trigger::IgnoredEcr { reason, .. } => panic!("{name} would be ignored: {reason}"),
             }
             seen += 1;
         }
-        assert_eq!(seen, 9);
+        assert_eq!(seen, 10);
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub struct TaggedImage {
     pub digest: Digest,
     /// When the image was pushed (RFC 3339), if ECR says.
     pub pushed_at: Option<String>,
+    /// ECR's `artifactMediaType` (the config's media type), if it says.
+    pub artifact_media_type: Option<String>,
+    /// ECR's `imageManifestMediaType`, if it says.
+    pub manifest_media_type: Option<String>,
 }
 
 /// Reads image metadata from ECR.
@@ -64,6 +68,12 @@ impl EcrClient {
         })?;
         let pushed_at =
             detail.image_pushed_at().and_then(|t| t.fmt(aws_sdk_ecr::primitives::DateTimeFormat::DateTime).ok());
-        Ok(Some(TaggedImage { registry_id: detail.registry_id().unwrap_or_default().to_string(), digest, pushed_at }))
+        Ok(Some(TaggedImage {
+            registry_id: detail.registry_id().unwrap_or_default().to_string(),
+            digest,
+            pushed_at,
+            artifact_media_type: detail.artifact_media_type().map(str::to_string),
+            manifest_media_type: detail.image_manifest_media_type().map(str::to_string),
+        }))
     }
 }

@@ -34,10 +34,14 @@ pub struct GuardedCall {
     pub missing_key_denied: bool,
 }
 
+/// Rewrites moto's JSON answer to an operation (or answers one moto lacks), from the request body.
+pub type Fixture = Arc<dyn Fn(&serde_json::Value, serde_json::Value) -> serde_json::Value + Send + Sync>;
+
 struct State {
     policies: Policies,
     calls: Vec<GuardedCall>,
     log: Option<PathBuf>,
+    fixtures: std::collections::HashMap<String, Fixture>,
 }
 
 /// The guard; stops when dropped.
@@ -64,7 +68,7 @@ impl Guard {
 
     /// A guard applying `policies`; calls are logged to `log` when given.
     pub async fn with_policies(upstream: &str, policies: Policies, log: Option<PathBuf>) -> Self {
-        let state = Arc::new(Mutex::new(State { policies, calls: Vec::new(), log }));
+        let state = Arc::new(Mutex::new(State { policies, calls: Vec::new(), log, fixtures: Default::default() }));
         pushdeploy::setup::install_tls_crypto();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         let (s, upstream) = (state.clone(), upstream.trim_end_matches('/').to_string());
@@ -75,6 +79,7 @@ impl Guard {
                     return forward(&client, &upstream, req).await;
                 };
                 let call = classify(&req);
+                let fixture = s.lock().expect("lock").fixtures.get(&call.operation).cloned();
                 let (checks, listing) = {
                     let st = s.lock().expect("lock");
                     let checks: Vec<(Check, Verdict)> =
@@ -96,7 +101,16 @@ impl Guard {
                     let denied = record.checks.iter().find(|(_, v)| !v.allowed).map(|(c, _)| c.clone());
                     access_denied(role, &call.operation, denied.as_ref())
                 } else {
+                    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
                     let resp = forward(&client, &upstream, req).await;
+                    let resp = match fixture {
+                        Some(f) => {
+                            let moto: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_default();
+                            Response::new(200, serde_json::to_vec(&f(&body, moto)).expect("JSON"))
+                                .with_header("content-type", "application/x-amz-json-1.1")
+                        }
+                        None => resp,
+                    };
                     match listing {
                         Some((check, verdict)) if resp.status == 404 && call.operation == "s3:GetObject" => {
                             let listable = verdict.allowed;
@@ -133,6 +147,13 @@ impl Guard {
     /// The calls that were denied (AccessDenied, or 403 for a missing key).
     pub fn denied(&self) -> Vec<GuardedCall> {
         self.calls().into_iter().filter(|c| !c.allowed || c.missing_key_denied).collect()
+    }
+
+    /// Answers the functions' calls of a JSON-protocol `operation` (e.g. `ecr:DescribeImages`) with
+    /// `fixture(request, moto's answer)`: fields or operations moto lacks, shaped as AWS's API
+    /// model defines them. The harness's own calls are never rewritten.
+    pub fn set_fixture(&self, operation: &str, fixture: Fixture) {
+        self.state.lock().expect("lock").fixtures.insert(operation.to_string(), fixture);
     }
 
     /// Replaces the policies from now on (e.g. a role with a statement removed).

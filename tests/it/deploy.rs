@@ -174,6 +174,51 @@ async fn events_that_deploy_nothing_are_ignored_and_change_nothing() {
 }
 
 #[tokio::test]
+async fn only_images_deploy_signatures_charts_and_artifacts_are_ignored() {
+    // A service watching every tag, as teams that sign images often do.
+    let w = World::new(&TODO_CONFIG.replacen("tags = [\"latest\"]", "tags = [\"*\"]", 1)).await;
+    let (image, _) = w.push("evt-img", "todo-frontend", "latest", "frontend-v1").await;
+    let sig_tag = format!("sha256-{}.sig", "7f".repeat(32));
+    let (signature, _) = w.push("evt-sig", "todo-frontend", &sig_tag, "frontend-v1-signature").await;
+    let (attestation, _) = w.push("evt-att", "todo-frontend", &sig_tag.replace(".sig", ".att"), "att").await;
+    let (mut chart, _) = w.push("evt-chart", "todo-frontend", "chart-1.2.0", "chart").await;
+    chart["detail"]["artifact-media-type"] = json!("application/vnd.cncf.helm.config.v1+json");
+    // An event that does not say: ECR's own artifactMediaType decides (moto has none: a fixture
+    // answers the field as ECR's DescribeImages model defines it).
+    let (sbom_untold, _) = w.push("evt-sbom", "todo-frontend", "sbom-1", "sbom").await;
+    let before = w.snapshot().await;
+    w.emu.guard.set_fixture(
+        "ecr:DescribeImages",
+        std::sync::Arc::new(|req: &Value, mut moto: Value| {
+            if req["imageIds"][0]["imageTag"] == "sbom-1" {
+                moto["imageDetails"][0]["artifactMediaType"] = json!("application/spdx+json");
+            }
+            moto
+        }),
+    );
+    for (name, e, why) in [
+        ("signature", signature, "cosign signature"),
+        ("attestation", attestation, "cosign attestation"),
+        ("chart", chart, "application/vnd.cncf.helm.config.v1+json"),
+        ("sbom told by ECR", sbom_untold, "application/spdx+json"),
+    ] {
+        let answer = w.handle(e).await;
+        assert_eq!(answer["outcome"], "ignored", "{name}: {answer}");
+        assert!(answer["reason"].as_str().unwrap().contains(why), "{name}: {answer}");
+    }
+    assert_eq!(w.snapshot().await, before, "nothing a deploy owns changed");
+
+    // A multi-platform index is an image: it deploys by the index digest.
+    let mut index = image;
+    index["detail"]["manifest-media-type"] = json!("application/vnd.oci.image.index.v1+json");
+    let answer = w.handle(index.clone()).await;
+    assert_eq!(answer["outcome"], "started", "{answer}");
+    let td = w.aws().service_task_definition(CLUSTER, "todo-frontend").await;
+    let digest = index["detail"]["image-digest"].as_str().unwrap();
+    assert!(w.aws().images_of(&td).await[0].1.ends_with(digest), "runs the index digest");
+}
+
+#[tokio::test]
 async fn bad_input_is_rejected_with_a_reason_and_changes_nothing() {
     let w = World::new(TODO_CONFIG).await;
     let (event, _) = w.push("evt-b", "todo-frontend", "latest", "frontend-v1").await;
