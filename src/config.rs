@@ -27,6 +27,15 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
 }
 
+/// What a deployment of pushdeploy allows a config to ask for: checked by the functions at load
+/// and by `pushdeploy validate` before an upload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// The clusters the stack's roles may touch (`PUSHDEPLOY_CLUSTERS`); `None`: not checked.
+    pub clusters: Option<Vec<String>>,
+    /// The time a smoke test may take at worst (verify's timeout less its margin); `None`: not checked.
+    pub smoke_budget_ms: Option<u64>,
+}
 /// One managed ECS service.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -238,6 +247,18 @@ impl Config {
                 ),
             }),
         }
+    }
+
+    /// Every check the functions make before they act on a config (beyond parsing): the clusters
+    /// the stack manages, when known, and the smoke budgets against verify's time.
+    pub fn check_limits(&self, limits: &Limits) -> Result<(), ConfigError> {
+        if let Some(clusters) = &limits.clusters {
+            self.check_clusters(&clusters.iter().map(String::as_str).collect::<Vec<_>>())?;
+        }
+        if let Some(ms) = limits.smoke_budget_ms {
+            self.check_smoke_budget(ms)?;
+        }
+        Ok(())
     }
 
     /// The service a manual event names.

@@ -12,6 +12,7 @@ pub mod event;
 pub mod glob;
 pub mod image;
 pub mod lease;
+pub mod live_config;
 pub mod media_type;
 pub mod notify;
 pub mod outcome;

@@ -8,11 +8,12 @@ use aws_config::BehaviorVersion;
 use crate::aws::ecr::EcrClient;
 use crate::aws::ecs::EcsClient;
 use crate::aws::elbv2::Elbv2Client;
-use crate::aws::s3::{get_object, Store};
+use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
-use crate::config::Config;
+use crate::config::Limits;
 use crate::deploy::Deployer;
 use crate::error::{ConfigError, Error};
+use crate::live_config::{Build, Live, Location};
 use crate::smoke::client::HttpClient;
 use crate::verify::Verifier;
 
@@ -94,6 +95,8 @@ pub struct Clients {
     pub sns: aws_sdk_sns::Client,
     /// The region the clients talk to.
     pub region: String,
+    /// The artifact bucket (`PUSHDEPLOY_BUCKET`; empty until the function's state is built).
+    pub bucket: String,
 }
 
 impl Clients {
@@ -115,6 +118,7 @@ impl Clients {
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
             region,
+            bucket: env::var("PUSHDEPLOY_BUCKET").unwrap_or_default(),
         })
     }
 }
@@ -126,55 +130,13 @@ fn required(name: &str) -> Result<String, ConfigError> {
     }
 }
 
-/// Loads `pushdeploy.toml` from a file path or `s3://bucket/key`.
-pub async fn load_config(source: &str, s3: &aws_sdk_s3::Client) -> Result<Config, Error> {
-    let text = if let Some(rest) = source.strip_prefix("s3://") {
-        let (bucket, key) =
-            rest.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty()).ok_or_else(|| ConfigError {
-                file: source.into(),
-                key: "PUSHDEPLOY_CONFIG".into(),
-                message: "an S3 location must look like s3://bucket/key".into(),
-            })?;
-        let bytes = get_object(s3, bucket, key).await?.ok_or_else(|| ConfigError {
-            file: source.into(),
-            key: "(file)".into(),
-            message: "no such object".into(),
-        })?;
-        String::from_utf8(bytes).map_err(|_| ConfigError {
-            file: source.into(),
-            key: "(file)".into(),
-            message: "not UTF-8 text".into(),
-        })?
-    } else {
-        std::fs::read_to_string(source).map_err(|e| ConfigError {
-            file: source.into(),
-            key: "(file)".into(),
-            message: format!("cannot read: {e}"),
-        })?
-    };
-    Ok(Config::parse(&text, source)?)
-}
-
-/// What both functions read at cold start: SDK clients, the validated config, the bucket name.
-async fn common_from_env() -> Result<(Clients, Config, String), Error> {
-    let clients = Clients::from_env().await?;
-    let source = required("PUSHDEPLOY_CONFIG")?;
-    let bucket = required("PUSHDEPLOY_BUCKET")?;
-    let config = load_config(&source, &clients.s3).await?;
-    // Set by template.yaml to the cluster its roles are scoped to.
-    if let Some(clusters) = env::var("PUSHDEPLOY_CLUSTERS").ok().filter(|c| !c.is_empty()) {
-        config.check_clusters(&clusters.split(',').map(str::trim).collect::<Vec<_>>())?;
-    }
-    Ok((clients, config, bucket))
-}
-
 /// The topic in `PUSHDEPLOY_TOPIC_ARN`, when set.
 fn notifier_from_env(clients: &Clients) -> Option<Notifier> {
     env::var("PUSHDEPLOY_TOPIC_ARN").ok().filter(|t| !t.is_empty()).map(|t| Notifier::new(clients.sns.clone(), t))
 }
 
-/// Publishes, once per cold start, why a function cannot start (an invalid or unreadable config):
-/// every invocation is refused until it is fixed, so a person must hear of it.
+/// Publishes why a function refuses every invocation (an invalid config, a missing setting):
+/// a person must hear of it, once per cold start or new version of the config.
 pub async fn report_startup_failure(function: &str, err: &Error) {
     let Ok(clients) = Clients::from_env().await else { return };
     let Some(n) = notifier_from_env(&clients) else { return };
@@ -184,8 +146,7 @@ pub async fn report_startup_failure(function: &str, err: &Error) {
         target: None,
         doing: if function == "deploy" { "deploy" } else { "verify" },
         error: &err.to_string(),
-        consequence:
-            "every invocation is refused until the config is fixed and the function restarts (a new cold start)",
+        consequence: "every invocation is refused until the config is fixed (a new upload is picked up within PUSHDEPLOY_CONFIG_RECHECK_SECONDS)",
     });
     let attrs: Vec<(&str, &str)> = m.attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
     if let Err(e) = n.publish(&m.subject, &m.body, &attrs).await {
@@ -193,47 +154,78 @@ pub async fn report_startup_failure(function: &str, err: &Error) {
     }
 }
 
-/// Builds the deploy function's state from `PUSHDEPLOY_CONFIG`, `PUSHDEPLOY_BUCKET` and the SDK environment.
-pub async fn deployer_from_env() -> Result<Deployer, Error> {
-    let (clients, config, bucket) = common_from_env().await?;
-    Ok(Deployer {
-        notifier: notifier_from_env(&clients),
-        config,
-        ecs: EcsClient::new(clients.ecs),
-        ecr: EcrClient::new(clients.ecr),
-        store: Store::new(clients.s3, bucket),
-        region: clients.region,
-        lease_ttl: crate::deploy::DEFAULT_LEASE_TTL,
-    })
+/// What both functions read at cold start: SDK clients, the artifact bucket, where the config lives.
+async fn common_from_env() -> Result<(Clients, String, Location, Duration), Error> {
+    let clients = Clients::from_env().await?;
+    let location = Location::parse(&required("PUSHDEPLOY_CONFIG")?)?;
+    let bucket = required("PUSHDEPLOY_BUCKET")?;
+    Ok((clients, bucket, location, crate::live_config::recheck_from_env()?))
+}
+
+/// The clusters the stack manages (`PUSHDEPLOY_CLUSTERS`, set by template.yaml to the cluster its
+/// roles are scoped to), when set.
+fn clusters_from_env() -> Option<Vec<String>> {
+    env::var("PUSHDEPLOY_CLUSTERS")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .map(|c| c.split(',').map(|s| s.trim().to_string()).collect())
+}
+
+/// The time verify gives a smoke test: its timeout (`PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS`, default
+/// 900) less the margin kept for the verdict, the rollback and the writes.
+pub fn smoke_budget_ms(verify_timeout_s: u64) -> u64 {
+    Duration::from_secs(verify_timeout_s).saturating_sub(VERDICT_MARGIN).as_millis() as u64
+}
+
+/// The deploy function's live state, from `PUSHDEPLOY_CONFIG`, `PUSHDEPLOY_BUCKET` and the SDK environment.
+pub async fn deployer_from_env() -> Result<Live<Deployer>, Error> {
+    let (clients, bucket, location, recheck) = common_from_env().await?;
+    let build: Build<Deployer> = |clients, config| {
+        config.check_limits(&Limits { clusters: clusters_from_env(), smoke_budget_ms: None })?;
+        Ok(Deployer {
+            notifier: notifier_from_env(clients),
+            config,
+            ecs: EcsClient::new(clients.ecs.clone()),
+            ecr: EcrClient::new(clients.ecr.clone()),
+            store: Store::new(clients.s3.clone(), clients.bucket.clone()),
+            region: clients.region.clone(),
+            lease_ttl: crate::deploy::DEFAULT_LEASE_TTL,
+        })
+    };
+    Ok(Live::new("deploy", Clients { bucket, ..clients }, location, build, recheck))
 }
 
 /// Time kept back from the invocation's deadline for the verdict, the rollback and the writes.
 const VERDICT_MARGIN: Duration = Duration::from_secs(20);
 /// The verify function's timeout when `PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS` is unset (Lambda's maximum).
-const DEFAULT_VERIFY_TIMEOUT_SECONDS: u64 = 900;
+pub const DEFAULT_VERIFY_TIMEOUT_SECONDS: u64 = 900;
 
-/// Builds the verify function's state; refuses a config whose smoke budget cannot fit the function's timeout.
-pub async fn verifier_from_env() -> Result<Verifier, Error> {
-    let (clients, config, bucket) = common_from_env().await?;
-    let timeout_s = match env::var("PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS") {
-        Ok(v) => v.parse::<u64>().map_err(|_| ConfigError {
-            file: "environment".into(),
-            key: "PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS".into(),
-            message: format!("{v:?} is not a whole number of seconds"),
-        })?,
-        Err(_) => DEFAULT_VERIFY_TIMEOUT_SECONDS,
+/// The verify function's live state; a config whose smoke budget cannot fit the function's timeout is refused.
+pub async fn verifier_from_env() -> Result<Live<Verifier>, Error> {
+    let (clients, bucket, location, recheck) = common_from_env().await?;
+    let build: Build<Verifier> = |clients, config| {
+        let timeout_s = match env::var("PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS") {
+            Ok(v) => v.parse::<u64>().map_err(|_| ConfigError {
+                file: "environment".into(),
+                key: "PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS".into(),
+                message: format!("{v:?} is not a whole number of seconds"),
+            })?,
+            Err(_) => DEFAULT_VERIFY_TIMEOUT_SECONDS,
+        };
+        config.check_limits(&Limits {
+            clusters: clusters_from_env(),
+            smoke_budget_ms: Some(smoke_budget_ms(timeout_s)),
+        })?;
+        Ok(Verifier {
+            config,
+            ecs: EcsClient::new(clients.ecs.clone()),
+            store: Store::new(clients.s3.clone(), clients.bucket.clone()),
+            elbv2: Elbv2Client::new(clients.elbv2.clone()),
+            notifier: notifier_from_env(clients),
+            http: HttpClient::new(),
+        })
     };
-    let available = Duration::from_secs(timeout_s).saturating_sub(VERDICT_MARGIN);
-    config.check_smoke_budget(available.as_millis() as u64)?;
-    let notifier = notifier_from_env(&clients);
-    Ok(Verifier {
-        config,
-        ecs: EcsClient::new(clients.ecs),
-        store: Store::new(clients.s3, bucket),
-        elbv2: Elbv2Client::new(clients.elbv2),
-        notifier,
-        http: HttpClient::new(),
-    })
+    Ok(Live::new("verify", Clients { bucket, ..clients }, location, build, recheck))
 }
 
 /// When the verdict must be in hand, from the invocation's deadline (epoch milliseconds).

@@ -146,3 +146,46 @@ pub async fn get_object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) ->
     })?;
     Ok(Some(bytes.into_bytes().to_vec()))
 }
+
+/// What a conditional GET found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// The object still has the ETag given.
+    NotModified,
+    /// No such key (or no such bucket).
+    Missing,
+    /// The object, with its ETag.
+    Object {
+        /// Its bytes.
+        bytes: Vec<u8>,
+        /// Its ETag.
+        etag: String,
+    },
+}
+
+/// Reads `s3://bucket/key` unless its ETag is still `etag` (`If-None-Match`: S3 answers 304).
+pub async fn get_if_changed(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    etag: Option<&str>,
+) -> Result<Fetched, AwsError> {
+    let url = format!("s3://{bucket}/{key}");
+    let out = match client.get_object().bucket(bucket).key(key).set_if_none_match(etag.map(str::to_string)).send().await
+    {
+        Ok(out) => out,
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 304) => return Ok(Fetched::NotModified),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(Fetched::Missing),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => return Ok(Fetched::Missing),
+        Err(e) => return Err(aws_error("S3 GetObject", url, "the bucket name and s3:GetObject on it", e)),
+    };
+    let etag = out.e_tag().unwrap_or_default().to_string();
+    let bytes = out.body.collect().await.map_err(|e| AwsError {
+        action: "S3 GetObject",
+        target: url,
+        detail: format!("body could not be read: {e}"),
+        hint: "network to S3",
+        transient: true,
+    })?;
+    Ok(Fetched::Object { bytes: bytes.into_bytes().to_vec(), etag })
+}

@@ -208,15 +208,20 @@ impl FunctionProcess {
 
 /// Builds a function crate once per test process (debug profile) and returns its binary.
 pub fn function_binary(name: &str) -> PathBuf {
-    built_binary(name, false)
+    built_binary(name, name, false)
+}
+
+/// Builds the operator command (`cli/`) and returns its `pushdeploy` binary.
+pub fn cli_binary() -> PathBuf {
+    built_binary("pushdeploy-cli", "pushdeploy", false)
 }
 
 /// Builds a function crate with the release profile and returns its binary.
 pub fn release_binary(name: &str) -> PathBuf {
-    built_binary(name, true)
+    built_binary(name, name, true)
 }
 
-fn built_binary(name: &str, release: bool) -> PathBuf {
+fn built_binary(name: &str, bin: &str, release: bool) -> PathBuf {
     static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
     let root = crate::moto::workspace_root();
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
@@ -234,5 +239,5 @@ fn built_binary(name: &str, release: bool) -> PathBuf {
         assert!(status.success(), "cargo build -p {name} failed");
         built.push(id);
     }
-    target.join(if release { "release" } else { "debug" }).join(name)
+    target.join(if release { "release" } else { "debug" }).join(bin)
 }

@@ -11,7 +11,7 @@ async fn start(aws: &Aws, config: &str) -> FunctionProcess {
     start_function("deploy", aws, config, &[]).await
 }
 
-async fn start_function(name: &str, aws: &Aws, config: &str, extra: &[(&str, &str)]) -> FunctionProcess {
+async fn upload_config(aws: &Aws, config: &str) {
     // Where the template puts it: the function reads it with its role (ReadConfig).
     aws.s3
         .put_object()
@@ -21,6 +21,14 @@ async fn start_function(name: &str, aws: &Aws, config: &str, extra: &[(&str, &st
         .send()
         .await
         .expect("upload the config");
+}
+
+async fn start_function(name: &str, aws: &Aws, config: &str, extra: &[(&str, &str)]) -> FunctionProcess {
+    upload_config(aws, config).await;
+    start_process(name, aws, extra).await
+}
+
+async fn start_process(name: &str, aws: &Aws, extra: &[(&str, &str)]) -> FunctionProcess {
     let role = if name == "verify" { testkit::iam::Role::Verify } else { testkit::iam::Role::Deploy };
     let mut env = aws.function_env(role);
     env.push(("PUSHDEPLOY_CONFIG".into(), format!("s3://{BUCKET}/pushdeploy.toml")));
@@ -112,6 +120,43 @@ async fn an_invalid_config_rejects_every_invocation_and_names_the_key() {
     assert!(told[0]["Subject"].as_str().unwrap().starts_with("pushdeploy ACTION NEEDED"), "{}", told[0]);
     let message = told[0]["Message"].as_str().unwrap();
     assert!(message.contains("service[1].tags") && message.contains("every invocation is refused"), "{message}");
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn the_config_is_picked_up_when_uploaded_missing_is_retried_and_invalid_is_told_once() {
+    let emu = Emulator::start().await;
+    let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
+    let sink = testkit::standin::SnsSink::start(&app.aws, "pushdeploy-verdicts").await;
+    // Live before the config is uploaded, as a fresh stack is; look at the object on every invocation.
+    let f = start_process(
+        "deploy",
+        &app.aws,
+        &[("PUSHDEPLOY_TOPIC_ARN", &sink.topic_arn), ("PUSHDEPLOY_CONFIG_RECHECK_SECONDS", "0")],
+    )
+    .await;
+    let digest = app.aws.push_image("todo-frontend", "latest", "frontend-v1").await;
+    let push = ecr_push_event("evt-early", "todo-frontend", "latest", &digest);
+
+    let early = f.invoke(&push).await.expect_err("a missing config fails the invocation, so Lambda retries it");
+    assert!(early.to_string().contains("config object does not exist"), "{early}");
+
+    upload_config(&app.aws, TODO_CONFIG).await;
+    let retried = f.invoke(&push).await.expect("answered once the config is there");
+    assert_eq!(retried["outcome"], "started", "{retried}");
+
+    let broken = TODO_CONFIG.replacen("tags = [\"latest\", \"v*\"]", "tags = []", 1);
+    upload_config(&app.aws, &broken).await;
+    let plan = json!({"action": "plan", "service": "frontend"});
+    for _ in 0..2 {
+        let refused = f.invoke(&plan).await.expect("answered");
+        assert_eq!(refused["outcome"], "rejected", "{refused}");
+        assert!(refused["reason"].as_str().unwrap().contains("service[1].tags"), "{refused}");
+    }
+    assert_eq!(sink.notifications().len(), 1, "told once per version of the config");
+
+    upload_config(&app.aws, TODO_CONFIG).await;
+    assert_eq!(f.invoke(&plan).await.expect("answered")["outcome"], "planned", "fixed without a restart");
     f.stop().await;
 }
 

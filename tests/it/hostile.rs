@@ -185,3 +185,34 @@ fn hostile_configs_are_refused_with_file_and_key() {
         assert!(e.to_string().len() < 800, "{name}: the error quotes the input at length");
     }
 }
+
+#[test]
+fn pushdeploy_validate_applies_the_functions_checks_offline() {
+    let dir = std::env::temp_dir().join(format!("pushdeploy-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |config: &str, args: &[&str]| {
+        let path = dir.join("pushdeploy.toml");
+        std::fs::write(&path, config).unwrap();
+        let out = std::process::Command::new(testkit::runtime::cli_binary())
+            .arg("validate")
+            .arg(&path)
+            .args(args)
+            .output()
+            .expect("run pushdeploy validate");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, out) = run(TODO_CONFIG, &["--cluster", "todo-cluster", "--verify-timeout", "300"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("valid, 2 service(s)") && out.contains("backend"), "{out}");
+    let (code, out) = run(&TODO_CONFIG.replacen("tags = [\"latest\"]", "tags = []", 1), &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("service[0].tags"), "{out}");
+    let (code, out) = run(TODO_CONFIG, &["--cluster", "prod"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("service[0].cluster") && out.contains("not a cluster this stack manages"), "{out}");
+    // The todo app's smoke tests need 100 s at worst: a 60 s verify cannot keep them.
+    let (code, out) = run(TODO_CONFIG, &["--verify-timeout", "60"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains(".smoke: worst case"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,14 +3,15 @@
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use pushdeploy::outcome::{Outcome, Summary};
 use serde_json::Value;
+use tokio::sync::Mutex;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     pushdeploy::setup::init_logging();
-    // A bad config is answered on every invocation instead of crash-looping the runtime;
-    // a transient failure to load it fails the cold start so Lambda tries again.
-    let deployer = match pushdeploy::setup::deployer_from_env().await {
-        Ok(d) => Ok(d),
+    // A missing setting is answered on every invocation instead of crash-looping the runtime;
+    // a transient failure fails the cold start so Lambda tries again.
+    let live = match pushdeploy::setup::deployer_from_env().await {
+        Ok(live) => Ok(Mutex::new(live)),
         Err(e) if e.is_transient() => return Err(e.into()),
         Err(e) => {
             tracing::error!(error = %e, "pushdeploy cannot start: every invocation will be rejected until this is fixed");
@@ -18,14 +19,19 @@ async fn main() -> Result<(), Error> {
             Err(e.to_string())
         }
     };
-    let deployer = &deployer;
+    let live = &live;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        // The config is re-read when its object changes; an invalid one refuses, a missing one retries.
+        let deployer = match live {
+            Ok(live) => live.lock().await.current().await?,
+            Err(reason) => Err(reason.clone()),
+        };
         match deployer {
             Ok(d) => {
                 let deadline = pushdeploy::setup::deploy_deadline(event.context.deadline);
                 d.handle_before(event.payload, &event.context.request_id, deadline).await.map_err(Error::from)
             }
-            Err(reason) => Ok(Summary::only(Outcome::Rejected, reason.clone())),
+            Err(reason) => Ok(Summary::only(Outcome::Rejected, reason)),
         }
     }))
     .await

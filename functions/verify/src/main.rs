@@ -3,13 +3,14 @@
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use pushdeploy::outcome::{Outcome, Summary};
 use serde_json::Value;
+use tokio::sync::Mutex;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     pushdeploy::setup::init_logging();
-    // As in deploy: a bad config is answered, a transient failure to load it fails the cold start.
-    let verifier = match pushdeploy::setup::verifier_from_env().await {
-        Ok(v) => Ok(v),
+    // As in deploy: a missing setting is answered, a transient failure fails the cold start.
+    let live = match pushdeploy::setup::verifier_from_env().await {
+        Ok(live) => Ok(Mutex::new(live)),
         Err(e) if e.is_transient() => return Err(e.into()),
         Err(e) => {
             tracing::error!(error = %e, "pushdeploy cannot start: every invocation will be rejected until this is fixed");
@@ -17,12 +18,17 @@ async fn main() -> Result<(), Error> {
             Err(e.to_string())
         }
     };
-    let verifier = &verifier;
+    let live = &live;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = pushdeploy::setup::verdict_deadline(event.context.deadline);
+        // The config is re-read when its object changes; an invalid one refuses, a missing one retries.
+        let verifier = match live {
+            Ok(live) => live.lock().await.current().await?,
+            Err(reason) => Err(reason.clone()),
+        };
         match verifier {
             Ok(v) => v.handle(event.payload, deadline).await.map_err(Error::from),
-            Err(reason) => Ok(Summary::only(Outcome::Rejected, reason.clone())),
+            Err(reason) => Ok(Summary::only(Outcome::Rejected, reason)),
         }
     }))
     .await
