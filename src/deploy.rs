@@ -24,7 +24,7 @@ use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::plan::{self, Action, Freshness, ServicePlan};
 use crate::record::{self, DeploymentRecord, Status, TriggerRef};
 use crate::rollback;
-use crate::taskdef::short_name;
+use crate::taskdef::{self, short_name};
 
 /// How many of a service's most recently written records a manual rollback reads.
 const RECORDS_SCANNED: usize = 50;
@@ -357,8 +357,41 @@ impl Deployer {
                 )]));
             }
         };
-        let ecs_deployment_id = self.ecs.update_service(&svc.cluster, &svc.service, &chosen.task_definition).await?;
+        // As an automatic rollback: a revision naming an image by tag is pinned to the digests it
+        // ran, which the deployment that replaced it captured.
+        let ran = records
+            .iter()
+            .filter(|r| r.previous_task_definition == chosen.task_definition)
+            .filter_map(|r| Some((r.started_at().unwrap_or(0.0), r.previous_digests.as_ref()?)))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default();
+        let described = self.ecs.describe_task_definition(&chosen.task_definition).await?;
+        let (target, why) = match taskdef::pin_to_digests(&described.task_definition, &ran, &chosen.containers) {
+            Ok(None) => (chosen.task_definition.clone(), why),
+            Ok(Some((copy, changes))) => {
+                let arn = self.ecs.register_task_definition(&copy, &described.tags).await?;
+                let pinned: Vec<&str> = changes.iter().map(|c| c.to.as_str()).collect();
+                (
+                    arn.clone(),
+                    format!("{why}; registered {} pinned to what it ran: {}", short_name(&arn), pinned.join(", ")),
+                )
+            }
+            Err(unsafe_reason) => {
+                let reason =
+                    format!("rollback of {}: {unsafe_reason}; nothing changed (deploy an older tag instead)", svc.name);
+                warn!(service = %svc.name, request_id, outcome = "rejected", reason = %reason, "decision");
+                return Ok(Summary::of(vec![DeploymentSummary::new(
+                    &svc.name,
+                    svc.target(),
+                    Outcome::Rejected,
+                    reason,
+                )]));
+            }
+        };
+        let ecs_deployment_id = self.ecs.update_service(&svc.cluster, &svc.service, &target).await?;
         let rec = DeploymentRecord {
+            task_definition: target,
             id: record::record_id(&ecs_deployment_id)?,
             trigger: TriggerRef::Manual { action: "rollback".into(), request_id: request_id.to_string() },
             pushed_at: None,
@@ -369,6 +402,7 @@ impl Deployer {
             reason: Some(why.clone()),
             rolled_back_to: None,
             rollback_deployment: None,
+            previous_digests: None,
             timeline: vec![record::TimelineEntry { event: "started".into(), at: record::now() }],
             ..chosen.clone()
         };
@@ -734,10 +768,27 @@ impl Deployer {
                 _ => None,
             }
         };
-        let (changed, artifacts) = tokio::join!(change, artifacts);
+        // What the service runs now, digest by digest, for a rollback to pin to: off the critical
+        // path, beside the change (ECS keeps it in the revision, so UpdateService cannot race it).
+        let captured = async {
+            match &plan.action {
+                Action::Register(_) => {
+                    match self.ecs.revision_digests(&svc.cluster, &svc.service, &state.current_arn).await {
+                        Ok(found) => found,
+                        Err(e) => {
+                            warn!(service = %svc.name, error = %e, "could not read the digests the service runs; a rollback to a tag-based revision will be refused");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            }
+        };
+        let (changed, artifacts, captured) = tokio::join!(change, artifacts, captured);
         let (task_definition, mut record, ecs_deployment_id) = changed?;
         record.id = record::record_id(&ecs_deployment_id)?;
         record.ecs_deployment_id = ecs_deployment_id.clone();
+        record.previous_digests = captured;
         let written = match lease {
             Some(held) => self.write_and_release(svc, &plan, &record, artifacts, held).await,
             None => self.write_remaining(svc, &plan, &record, artifacts).await,
@@ -836,6 +887,7 @@ impl Deployer {
             reason: None,
             rolled_back_to: None,
             rollback_deployment: None,
+            previous_digests: None,
             timeline,
         }
     }

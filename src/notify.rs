@@ -54,7 +54,7 @@ pub fn verdict_message(record: &DeploymentRecord) -> Message {
         short_name(&record.task_definition),
         record.ecs_deployment_id
     ));
-    if let Some(to) = &record.rolled_back_to {
+    if let Some(to) = record.rolled_back_to.as_ref().filter(|_| record.status == Status::RolledBack) {
         body.push_str(&format!("rolled back to: {}\n", short_name(to)));
     }
     body.push_str("\nrecord:\n");

@@ -127,6 +127,10 @@ pub struct DeploymentRecord {
     /// The record id of the rollback's own deployment.
     #[serde(default)]
     pub rollback_deployment: Option<String>,
+    /// The digest each container of `previous_task_definition` ran, as ECS resolved it: what a
+    /// rollback pins a tag-based revision to, since the tag may point elsewhere by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_digests: Option<std::collections::BTreeMap<String, String>>,
     /// Steps with times.
     pub timeline: Vec<TimelineEntry>,
 }

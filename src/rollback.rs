@@ -64,6 +64,7 @@ pub(crate) mod tests {
             reason: None,
             rolled_back_to: None,
             rollback_deployment: None,
+            previous_digests: None,
             timeline: vec![TimelineEntry { event: "started".into(), at: started.into() }],
         }
     }

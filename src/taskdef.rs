@@ -86,6 +86,45 @@ pub fn with_images(td: &TaskDefinition, changes: &[ContainerChange]) -> TaskDefi
     copy
 }
 
+/// The copy of `td` a rollback returns to: every image named only by tag pinned to the digest
+/// that container ran (`digests`, as ECS resolved it), since the tag may point at the very build
+/// being rolled back by now. `None` when `td` names no image by tag (nothing to pin).
+///
+/// A container in `required` (the ones pushdeploy deploys) without a known digest refuses the
+/// rollback; any other (a sidecar) is left on its tag.
+pub fn pin_to_digests(
+    td: &TaskDefinition,
+    digests: &std::collections::BTreeMap<String, String>,
+    required: &[String],
+) -> Result<Option<(TaskDefinition, Vec<ContainerChange>)>, String> {
+    let mut changes = Vec::new();
+    let mut unknown = Vec::new();
+    for c in td.container_definitions() {
+        let (name, image) = (c.name().unwrap_or_default(), c.image().unwrap_or_default());
+        let Ok(mut parsed) = ImageRef::parse(image) else { continue };
+        if parsed.digest.is_some() {
+            continue;
+        }
+        match digests.get(name).map(|d| crate::image::Digest::parse(d)) {
+            Some(Ok(digest)) => {
+                parsed.digest = Some(digest);
+                let to = parsed.pinned_uri().expect("a digest was just set");
+                changes.push(ContainerChange { container: name.to_string(), from: image.to_string(), to });
+            }
+            _ if required.iter().any(|r| r == name) => unknown.push(format!("{name} ({image})")),
+            _ => {}
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(format!(
+            "{} names {} by tag and the digest it ran is unknown (ECS reported no deployment of it), so a rollback would run whatever the tag points at now",
+            td.task_definition_arn().map(short_name).unwrap_or("the revision to return to"),
+            unknown.join(", ")
+        ));
+    }
+    Ok((!changes.is_empty()).then(|| (with_images(td, &changes), changes)))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -124,6 +163,41 @@ pub(crate) mod tests {
 
     pub fn pushed() -> ImageRef {
         ImageRef::parse(&format!("{REG}/todo-frontend:latest@{DIGEST}")).unwrap()
+    }
+
+    #[test]
+    fn a_rollback_target_is_pinned_to_the_digests_that_ran() {
+        let other = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+        let target = td(&[
+            ("frontend", &format!("{REG}/todo-frontend:latest")),
+            ("log_router", "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"),
+        ]);
+        let ran: std::collections::BTreeMap<String, String> =
+            [("frontend".to_string(), DIGEST.to_string()), ("log_router".to_string(), other.to_string())].into();
+        let (copy, changes) = pin_to_digests(&target, &ran, &["frontend".into()]).unwrap().unwrap();
+        let images: Vec<&str> = copy.container_definitions().iter().map(|c| c.image().unwrap()).collect();
+        assert_eq!(
+            images,
+            [
+                format!("{REG}/todo-frontend@{DIGEST}"),
+                format!("public.ecr.aws/aws-observability/aws-for-fluent-bit@{other}")
+            ]
+        );
+        assert_eq!(changes.len(), 2);
+        assert_eq!(copy.container_definitions()[0].environment(), target.container_definitions()[0].environment());
+
+        // A sidecar without a known digest stays on its tag; the deployed container may not.
+        let only_app: std::collections::BTreeMap<String, String> =
+            [("frontend".to_string(), DIGEST.to_string())].into();
+        let (copy, _) = pin_to_digests(&target, &only_app, &["frontend".into()]).unwrap().unwrap();
+        assert!(copy.container_definitions()[1].image().unwrap().ends_with(":stable"));
+        let none = std::collections::BTreeMap::new();
+        let refused = pin_to_digests(&target, &none, &["frontend".into()]).unwrap_err();
+        assert!(refused.contains("todo-frontend:7 names frontend") && refused.contains("by tag"), "{refused}");
+
+        // Already pinned: nothing to do.
+        let pinned = td(&[("frontend", &format!("{REG}/todo-frontend@{DIGEST}"))]);
+        assert!(pin_to_digests(&pinned, &none, &["frontend".into()]).unwrap().is_none());
     }
 
     #[test]

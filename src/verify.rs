@@ -10,6 +10,7 @@ use crate::aws::elbv2::Elbv2Client;
 use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
 use crate::config::Config;
+use crate::error::AwsError;
 use crate::error::Error;
 use crate::event::{self, DeploymentState, EcsDeploymentEvent, Trigger};
 use crate::image::ImageRef;
@@ -19,7 +20,7 @@ use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::record::{self, DeploymentRecord, Status, TriggerRef};
 use crate::smoke::client::HttpClient;
 use crate::smoke::engine;
-use crate::taskdef::short_name;
+use crate::taskdef::{self, short_name};
 
 /// Everything a verify needs, built once per cold start.
 #[derive(Clone, Debug)]
@@ -133,7 +134,8 @@ impl Verifier {
         }
         let now = self.ecs.service_now(&rec.cluster, &rec.service).await?;
         let running = now.task_definition;
-        if running != rec.task_definition && running == rec.previous_task_definition && rec.has("smoke_failed") {
+        let returned_to = rec.rolled_back_to.as_deref().unwrap_or(&rec.previous_task_definition);
+        if running != rec.task_definition && running == returned_to && rec.has("smoke_failed") {
             // Our own rollback went through before the invocation that made it died: finish recording it.
             return self.finish_rollback(rec, e, now.primary_deployment).await;
         }
@@ -182,11 +184,11 @@ impl Verifier {
         e: &EcsDeploymentEvent,
         primary: Option<String>,
     ) -> Result<Summary, Error> {
-        let to = rec.previous_task_definition.clone();
+        let to = rec.rolled_back_to.clone().unwrap_or_else(|| rec.previous_task_definition.clone());
         if let Some(dep) = primary {
             let key = record::record_key(&rec.cluster, &rec.service, &dep)?;
             if self.store.get(&key).await?.is_none() {
-                let rollback = self.rollback_record(&rec, &dep).await?;
+                let rollback = self.rollback_record(&rec, &to, &dep).await?;
                 self.store.put_json(&key, to_json(&rollback)).await?;
             }
             rec.rollback_deployment = Some(record::record_id(&dep)?);
@@ -247,6 +249,22 @@ impl Verifier {
                 .into());
             }
         };
+        let target = match self.pinned_target(&mut rec).await {
+            Ok(target) => target,
+            Err(err) => {
+                let left_on = replaced.left_on().map(str::to_string);
+                if let Err(w) = lease::rewrite(&self.store, &key, &mine.released(left_on), &etag).await {
+                    warn!(service = %rec.name, error = %w, "could not release the service lease; it expires by itself");
+                }
+                return match err {
+                    Error::Aws(err) if !err.transient || err.is_access_denied() => {
+                        self.rollback_failed(rec, e, why, err).await
+                    }
+                    other => Err(other),
+                };
+            }
+        };
+        let to = target;
         let updated = self.ecs.update_service(&rec.cluster, &rec.service, &to).await;
         let left_on = match &updated {
             Ok(_) => Some(to.clone()),
@@ -257,7 +275,7 @@ impl Verifier {
         }
         match updated {
             Ok(ecs_deployment_id) => {
-                let rollback = self.rollback_record(&rec, &ecs_deployment_id).await?;
+                let rollback = self.rollback_record(&rec, &to, &ecs_deployment_id).await?;
                 rec.status = Status::RolledBack;
                 rec.reason = Some(why);
                 rec.rolled_back_to = Some(to.clone());
@@ -275,6 +293,39 @@ impl Verifier {
         }
     }
 
+    /// The revision a rollback returns to: the previous one, or, when it names an image by tag, a
+    /// copy pinned to the digests the service ran before this deployment (the tag may point at the
+    /// build being rolled back by now). The copy is registered once and noted on the record
+    /// (`rolled_back_to`) before the service moves, so a retry or a crash recovery reuses it.
+    async fn pinned_target(&self, rec: &mut DeploymentRecord) -> Result<String, Error> {
+        if let Some(copy) = &rec.rolled_back_to {
+            return Ok(copy.clone());
+        }
+        let previous = self.ecs.describe_task_definition(&rec.previous_task_definition).await?;
+        let digests = rec.previous_digests.clone().unwrap_or_default();
+        let pinned = taskdef::pin_to_digests(&previous.task_definition, &digests, &rec.containers).map_err(|why| {
+            AwsError {
+                action: "roll back",
+                target: format!("{}/{}", rec.cluster, rec.service),
+                detail: why,
+                hint: "roll back by hand to a revision pinned to a digest (`deploy` an older tag); this deploy's record has no previous_digests because ECS reported no deployment of that revision or pushdeploy may not read it (ecs:ListServiceDeployments, ecs:DescribeServiceRevisions)",
+                transient: false,
+            }
+        })?;
+        let Some((copy, changes)) = pinned else { return Ok(rec.previous_task_definition.clone()) };
+        let arn = self.ecs.register_task_definition(&copy, &previous.tags).await?;
+        info!(
+            service = %rec.name,
+            deployment_id = %rec.id,
+            task_definition = %short_name(&arn),
+            pinned = ?changes.iter().map(|c| c.to.as_str()).collect::<Vec<_>>(),
+            "rollback target pinned to the digests the service ran"
+        );
+        rec.rolled_back_to = Some(arn.clone());
+        self.save(rec).await?;
+        Ok(arn)
+    }
+
     /// Records, logs and notifies a rollback that could not be carried out, and fails the invocation.
     async fn rollback_failed(
         &self,
@@ -283,7 +334,7 @@ impl Verifier {
         why: String,
         err: crate::error::AwsError,
     ) -> Result<Summary, Error> {
-        let to = rec.previous_task_definition.clone();
+        let to = rec.rolled_back_to.clone().unwrap_or_else(|| rec.previous_task_definition.clone());
         rec.status = Status::RollbackFailed;
         rec.reason = Some(format!(
             "{why}; pushdeploy cannot roll back {} to {}: {err}; the broken revision {} is still serving",
@@ -354,9 +405,9 @@ impl Verifier {
     async fn rollback_record(
         &self,
         failed: &DeploymentRecord,
+        to: &str,
         ecs_deployment_id: &str,
     ) -> Result<DeploymentRecord, Error> {
-        let to = &failed.previous_task_definition;
         // The image the rollback returns to, for the record and the notification.
         let image = match self.ecs.describe_task_definition(to).await {
             Ok(td) => td
@@ -378,7 +429,7 @@ impl Verifier {
             trigger: TriggerRef::AutoRollback { of: failed.id.clone() },
             pushed_at: None,
             previous_task_definition: failed.task_definition.clone(),
-            task_definition: to.clone(),
+            task_definition: to.to_string(),
             ecs_deployment_id: ecs_deployment_id.to_string(),
             status: Status::Started,
             tag: parsed.as_ref().and_then(|p| p.tag.clone()).unwrap_or_default(),
@@ -388,6 +439,7 @@ impl Verifier {
             reason: Some(format!("automatic rollback of {}", failed.id)),
             rolled_back_to: None,
             rollback_deployment: None,
+            previous_digests: None,
             timeline: vec![record::TimelineEntry { event: "started".into(), at: now }],
             ..failed.clone()
         })

@@ -1,6 +1,8 @@
 //! ECS: read a service's task definition, register a faithful copy, update the service.
 
-use aws_sdk_ecs::types::{Tag, TaskDefinition, TaskDefinitionField};
+use std::collections::BTreeMap;
+
+use aws_sdk_ecs::types::{ServiceDeploymentStatus, Tag, TaskDefinition, TaskDefinitionField};
 
 use crate::aws::aws_error;
 use crate::error::AwsError;
@@ -113,6 +115,72 @@ impl EcsClient {
             }));
         }
         Ok(found)
+    }
+
+    /// The digest of each container of `task_definition` as ECS resolved it when the service last
+    /// deployed that revision (ECS keeps it in the service revision), or `None` when no successful
+    /// deployment of the service ran it.
+    ///
+    /// Chosen over DescribeTasks on the running tasks: one revision answers for all its tasks (ECS
+    /// resolves a tag once per deployment), it is known with no task running, and IAM scopes both
+    /// calls to the cluster's services.
+    pub async fn revision_digests(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, AwsError> {
+        let target = format!("{cluster}/{service}");
+        let listed = self
+            .client
+            .list_service_deployments()
+            .cluster(cluster)
+            .service(service)
+            .status(ServiceDeploymentStatus::Successful)
+            .max_results(20)
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error("ECS ListServiceDeployments", &target, "ecs:ListServiceDeployments on the service", e)
+            })?;
+        let mut briefs: Vec<_> = listed.service_deployments().iter().collect();
+        briefs.sort_by(|a, b| {
+            b.created_at()
+                .map(|t| t.as_secs_f64())
+                .unwrap_or(0.0)
+                .total_cmp(&a.created_at().map(|t| t.as_secs_f64()).unwrap_or(0.0))
+        });
+        let arns: Vec<String> =
+            briefs.iter().filter_map(|b| b.target_service_revision_arn().map(str::to_string)).collect();
+        if arns.is_empty() {
+            return Ok(None);
+        }
+        let described = self
+            .client
+            .describe_service_revisions()
+            .set_service_revision_arns(Some(arns.clone()))
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    "ECS DescribeServiceRevisions",
+                    &target,
+                    "ecs:DescribeServiceRevisions on the service's revisions",
+                    e,
+                )
+            })?;
+        // The newest revision that ran this task definition.
+        let revision = arns.iter().find_map(|arn| {
+            described.service_revisions().iter().find(|r| {
+                r.service_revision_arn() == Some(arn.as_str()) && r.task_definition() == Some(task_definition)
+            })
+        });
+        Ok(revision.map(|r| {
+            r.container_images()
+                .iter()
+                .filter_map(|c| Some((c.container_name()?.to_string(), c.image_digest()?.to_string())))
+                .collect()
+        }))
     }
 
     /// Describes a task definition with its tags.

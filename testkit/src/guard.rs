@@ -14,10 +14,12 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
+use crate::estate::Aws;
 use crate::faults::forward;
 use crate::http::{serve, Request, Response};
 use crate::iam::{classify, Check, Policies, Role, Verdict};
 use crate::moto::{workspace_root, Moto};
+use crate::revisions::Revisions;
 
 /// One function call as the guard saw it.
 #[derive(Debug, Clone, Serialize)]
@@ -71,14 +73,16 @@ impl Guard {
         let state = Arc::new(Mutex::new(State { policies, calls: Vec::new(), log, fixtures: Default::default() }));
         pushdeploy::setup::install_tls_crypto();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let revisions = Arc::new(Revisions::new(Aws::new(upstream).await));
         let (s, upstream) = (state.clone(), upstream.trim_end_matches('/').to_string());
         let (addr, task) = serve(move |req: Request| {
-            let (s, client, upstream) = (s.clone(), client.clone(), upstream.clone());
+            let (s, client, upstream, revisions) = (s.clone(), client.clone(), upstream.clone(), revisions.clone());
             async move {
-                let Some(role) = Role::of_request(&req) else {
-                    return forward(&client, &upstream, req).await;
-                };
                 let call = classify(&req);
+                let Some(role) = Role::of_request(&req) else {
+                    // The test harness: unchecked, unrecorded, but ECS's revisions still follow it.
+                    return answer(&client, &upstream, &revisions, &call.operation, req, None).await;
+                };
                 let fixture = s.lock().expect("lock").fixtures.get(&call.operation).cloned();
                 let (checks, listing) = {
                     let st = s.lock().expect("lock");
@@ -101,16 +105,7 @@ impl Guard {
                     let denied = record.checks.iter().find(|(_, v)| !v.allowed).map(|(c, _)| c.clone());
                     access_denied(role, &call.operation, denied.as_ref())
                 } else {
-                    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
-                    let resp = forward(&client, &upstream, req).await;
-                    let resp = match fixture {
-                        Some(f) => {
-                            let moto: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_default();
-                            Response::new(200, serde_json::to_vec(&f(&body, moto)).expect("JSON"))
-                                .with_header("content-type", "application/x-amz-json-1.1")
-                        }
-                        None => resp,
-                    };
+                    let resp = answer(&client, &upstream, &revisions, &call.operation, req, fixture).await;
                     match listing {
                         Some((check, verdict)) if resp.status == 404 && call.operation == "s3:GetObject" => {
                             let listable = verdict.allowed;
@@ -127,9 +122,7 @@ impl Guard {
                 };
                 let mut st = s.lock().expect("lock");
                 if let Some(path) = &st.log {
-                    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-                        let _ = writeln!(f, "{}", serde_json::to_string(&record).expect("serializes"));
-                    }
+                    append_line(path, &serde_json::to_string(&record).expect("serializes"));
                 }
                 st.calls.push(record);
                 resp
@@ -168,6 +161,44 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Appends one whole line: the guards of concurrent tests share a file, and a line written in
+/// pieces could interleave with another's.
+fn append_line(path: &std::path::Path, line: &str) {
+    static WRITING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
+}
+
+/// moto's answer, ECS's revisions where moto has none, or a fixture's rewrite of moto's answer.
+async fn answer(
+    client: &reqwest::Client,
+    upstream: &str,
+    revisions: &Revisions,
+    operation: &str,
+    req: Request,
+    fixture: Option<Fixture>,
+) -> Response {
+    let json = |v: &serde_json::Value| {
+        Response::new(200, serde_json::to_vec(v).expect("JSON"))
+            .with_header("content-type", "application/x-amz-json-1.1")
+    };
+    let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+    if Revisions::answers(operation) {
+        let answer = revisions.answer(operation, &body);
+        return json(&fixture.map_or(answer.clone(), |f| f(&body, answer)));
+    }
+    let resp = forward(client, upstream, req).await;
+    if (200..300).contains(&resp.status) {
+        revisions.observe(operation, &resp.body).await;
+    }
+    match fixture {
+        Some(f) => json(&f(&body, serde_json::from_slice(&resp.body).unwrap_or_default())),
+        None => resp,
     }
 }
 

@@ -8,5 +8,6 @@ pub mod guard;
 pub mod http;
 pub mod iam;
 pub mod moto;
+pub mod revisions;
 pub mod runtime;
 pub mod standin;

@@ -96,7 +96,25 @@ async fn behaviour_of(s: &State, service: &str) -> Behaviour {
     };
     let Some(td) = td else { return Behaviour::Broken };
     let image = s.aws.images_of(&td).await.into_iter().next().map(|(_, i)| i).unwrap_or_default();
-    let digest = image.split_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
+    // A task started from a tag runs what the tag points at when it starts: as ECS does, the
+    // stand-in resolves it now (a rollback to `:latest` after a broken push runs the broken image).
+    let digest = match image.split_once('@') {
+        Some((_, d)) => d.to_string(),
+        None => match image.rsplit_once(':').and_then(|(r, t)| Some((r.split_once('/')?.1, t))) {
+            Some((repo, tag)) => s
+                .aws
+                .ecr
+                .describe_images()
+                .repository_name(repo)
+                .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(tag).build())
+                .send()
+                .await
+                .ok()
+                .and_then(|o| o.image_details().first().and_then(|d| d.image_digest().map(str::to_string)))
+                .unwrap_or_default(),
+            None => String::new(),
+        },
+    };
     s.behaviours.lock().expect("lock").get(&digest).copied().unwrap_or(Behaviour::Good)
 }
 

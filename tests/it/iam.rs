@@ -135,3 +135,26 @@ async fn without_list_bucket_the_first_push_meets_s3s_403_and_is_notified_and_fa
     assert!(told[0]["Subject"].as_str().unwrap().starts_with("pushdeploy ACTION NEEDED"), "{}", told[0]);
     assert!(told[0]["Message"].as_str().unwrap().contains("nothing was deployed"));
 }
+
+#[tokio::test]
+async fn without_the_digests_it_ran_a_rollback_to_a_tag_is_refused_loudly_not_run() {
+    let mut l = Loop::new().await;
+    // deploy may not read the service's revisions: the digests the service ran stay unknown.
+    l.emu.guard.set_policies(Policies::template().without(Role::Deploy, |s| sid(s) == "ReadWhatTheServiceRan"));
+    let broken = l.push("todo-backend", "backend-broken", Behaviour::Broken).await;
+    let broken_td = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    assert!(l.record("todo-backend", &broken).await.get("previous_digests").is_none());
+    let event = ecs_deployment_event("ecs-unpinned", "todo-backend", &broken, "SERVICE_DEPLOYMENT_COMPLETED", "");
+
+    let err = l.verifier.handle(event, Instant::now() + Duration::from_secs(60)).await.unwrap_err();
+
+    let rec = l.record("todo-backend", &broken).await;
+    assert_eq!(rec["status"], "rollback_failed", "{err}");
+    let reason = rec["reason"].as_str().unwrap();
+    assert!(reason.contains("backend (") && reason.contains("by tag and the digest it ran is unknown"), "{reason}");
+    assert_eq!(l.aws().service_task_definition(CLUSTER, "todo-backend").await, broken_td, "not rolled onto the tag");
+    assert!(l.sink.notifications().last().unwrap()["Subject"]
+        .as_str()
+        .unwrap()
+        .starts_with("pushdeploy ROLLBACK FAILED"));
+}

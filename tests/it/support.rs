@@ -98,3 +98,34 @@ impl Snapshot {
 }
 
 pub use testkit::estate::verifier;
+
+/// `now` is `original`, or a copy of it that pushdeploy pinned for a rollback: every container's
+/// image is the original's, or the original's tag replaced by a digest.
+pub async fn pinned_copy_of(aws: &Aws, now: &str, original: &str) -> Result<Vec<(String, String)>, String> {
+    let (ran, was) = (aws.images_of(now).await, aws.images_of(original).await);
+    if ran.len() != was.len() {
+        return Err(format!("{now} has {} containers, {original} {}", ran.len(), was.len()));
+    }
+    let repo = |i: &str| {
+        let name = i.split('@').next().unwrap_or(i);
+        name.rsplit_once(':').map_or(name, |(r, _)| r).to_string()
+    };
+    for ((name, image), (_, before)) in ran.iter().zip(&was) {
+        if !(image == before || (image.contains("@sha256:") && repo(image) == repo(before))) {
+            return Err(format!("{name} runs {image}, which is not {before} pinned"));
+        }
+    }
+    Ok(ran)
+}
+
+/// The service is back on `original` (or a pinned copy of it, see [`pinned_copy_of`]), with the
+/// container `app.0` on the digest `app.1` when one is given; answers the revision it runs.
+pub async fn assert_returned_to(aws: &Aws, service: &str, original: &str, app: (&str, Option<&str>)) -> String {
+    let now = aws.service_task_definition(CLUSTER, service).await;
+    let ran = pinned_copy_of(aws, &now, original).await.unwrap_or_else(|e| panic!("{service}: {e}"));
+    if let (name, Some(digest)) = app {
+        let image = &ran.iter().find(|(n, _)| n == name).expect("the app container").1;
+        assert!(image.ends_with(&format!("@{digest}")), "{name} runs {image}, not {digest}");
+    }
+    now
+}

@@ -9,7 +9,7 @@ use testkit::estate::{ecs_deployment_event, local_config, Aws, TodoApp, BUCKET, 
 use testkit::guard::Emulator;
 use testkit::standin::{Behaviour, SnsSink, TodoStandIn};
 
-use crate::support::{deployer, verifier, Snapshot};
+use crate::support::{assert_returned_to, deployer, verifier, Snapshot};
 
 /// moto behind the IAM guard, the estate, the stand-in app, a topic, a deployer and a verifier.
 pub(crate) struct Loop {
@@ -119,10 +119,13 @@ async fn a_broken_rollout_is_rolled_back_and_the_rollback_is_not_smoke_tested() 
     let answer = l.completed("todo-backend", &dep).await;
 
     assert_eq!(answer["outcome"], "rolled_back", "{answer}");
-    assert_eq!(l.aws().service_task_definition(CLUSTER, "todo-backend").await, before, "back on the good revision");
+    // Back on the good revision: the estate's is Terraform-style (`todo-backend:latest`), and the
+    // tag now points at the broken build, so the rollback runs a copy pinned to what ran before.
+    let good = Some(l.app.backend_v0.as_str());
+    let now = assert_returned_to(l.aws(), "todo-backend", &before, ("backend", good)).await;
     let rec = l.record("todo-backend", &dep).await;
     assert_eq!(rec["status"], "rolled_back");
-    assert_eq!(rec["rolled_back_to"], before.as_str());
+    assert_eq!(rec["rolled_back_to"], now.as_str());
     let reason = rec["reason"].as_str().unwrap();
     assert!(reason.starts_with("GET todoItems: status 500, expected 200"), "{reason}");
     assert_eq!(rec["smoke"]["passed"], false);
@@ -135,13 +138,17 @@ async fn a_broken_rollout_is_rolled_back_and_the_rollback_is_not_smoke_tested() 
     let rollback_id = rec["rollback_deployment"].as_str().unwrap().replacen("ecs-svc-", "ecs-svc/", 1);
     let rb = l.record("todo-backend", &rollback_id).await;
     assert_eq!(rb["trigger"], json!({"kind": "auto_rollback", "of": dep.replace('/', "-")}));
-    assert_eq!(rb["task_definition"], before.as_str());
+    assert_eq!(rb["task_definition"], now.as_str());
+    assert!(rb["image_uri"].as_str().unwrap().ends_with(l.app.backend_v0.as_str()), "{}", rb["image_uri"]);
     let answer = l.completed("todo-backend", &rollback_id).await;
     assert_eq!(answer["outcome"], "rolled_back", "{answer}");
     let rb = l.record("todo-backend", &rollback_id).await;
     assert_eq!(rb["status"], "completed");
     assert!(rb["smoke"].is_null());
-    assert_eq!(l.aws().service_task_definition(CLUSTER, "todo-backend").await, before);
+    assert_eq!(l.aws().service_task_definition(CLUSTER, "todo-backend").await, now);
+    // The app really answers again: the pinned copy runs the good build, not what `latest` is now.
+    let ok = reqwest::get(format!("{}/api/todoItems", l.standin.url().trim_end_matches('/'))).await.unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
 }
 
 #[tokio::test]
@@ -178,10 +185,10 @@ async fn a_rollback_waits_for_a_rollout_in_flight_and_holds_the_service_lease() 
         serde_json::to_value(l.verifier.handle(event, Instant::now() + Duration::from_secs(60)).await.unwrap())
             .unwrap();
     assert_eq!(answer["outcome"], "rolled_back", "{answer}");
-    assert_eq!(l.aws().service_task_definition(CLUSTER, "todo-backend").await, before);
+    let now = assert_returned_to(l.aws(), "todo-backend", &before, ("backend", Some(l.app.backend_v0.as_str()))).await;
     let lease: Lease = serde_json::from_slice(&l.aws().object(BUCKET, &key).await).unwrap();
     assert!(lease.released, "{lease:?}");
-    assert_eq!(lease.task_definition.as_deref(), Some(before.as_str()));
+    assert_eq!(lease.task_definition.as_deref(), Some(now.as_str()));
     assert!(lease.holder.starts_with("rollback of "), "{lease:?}");
 }
 
@@ -199,7 +206,7 @@ async fn state_kept_in_one_task_is_caught_by_the_read_after_write_probe() {
         rec["reason"]
     );
     assert_eq!(rec["smoke"]["read_after_write"]["passed"], false);
-    assert_eq!(l.aws().service_task_definition(CLUSTER, "todo-backend").await, before);
+    assert_returned_to(l.aws(), "todo-backend", &before, ("backend", Some(l.app.backend_v0.as_str()))).await;
 }
 
 #[tokio::test]
@@ -326,9 +333,11 @@ async fn manual_rollback_returns_to_the_last_verified_deployment() {
     .unwrap();
 
     assert_eq!(answer["outcome"], "rolled_back", "{answer}");
-    assert_eq!(l.aws().service_task_definition(CLUSTER, "todo-backend").await, v1);
+    // v1 pins the backend; its log router sidecar is by tag, so the copy pins that too.
+    let v1_backend = l.aws().images_of(&v1).await[0].1.clone();
+    let now = assert_returned_to(l.aws(), "todo-backend", &v1, ("backend", v1_backend.split('@').nth(1))).await;
     let d = &answer["deployments"][0];
-    assert_eq!(d["task_definition"], v1.as_str());
+    assert_eq!(d["task_definition"], now.as_str());
     let why = d["reason"].as_str().unwrap();
     assert!(
         why.contains("todo-backend:2")

@@ -1,0 +1,182 @@
+//! ECS service revisions and service deployments, which moto lacks.
+//!
+//! ECS resolves every image tag to a digest when a deployment starts (software version
+//! consistency) and keeps the result in the deployment's service revision, so the digests a
+//! service ran stay known after its tag moves. The guard shows this emulation every
+//! CreateService and UpdateService that moto accepted; it resolves the task definition's images
+//! then (through moto's ECR; images of other registries get a stable made-up digest) and answers
+//! ListServiceDeployments and DescribeServiceRevisions from what it recorded, shaped as ECS's API
+//! model (botocore's `ecs/2014-11-13/service-2.json`) defines them.
+
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+
+use crate::estate::{fake_digest, registry, Aws, ACCOUNT, REGION};
+
+#[derive(Debug, Clone)]
+struct Revision {
+    arn: String,
+    deployment_arn: String,
+    service_arn: String,
+    cluster_arn: String,
+    task_definition: String,
+    /// (container name, image, digest).
+    images: Vec<(String, String, String)>,
+    created_at: f64,
+}
+
+/// The recorded revisions of every service.
+pub struct Revisions {
+    harness: Aws,
+    recorded: Mutex<Vec<Revision>>,
+}
+
+fn cluster_arn(cluster: &str) -> String {
+    if cluster.starts_with("arn:") {
+        cluster.to_string()
+    } else {
+        format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{cluster}")
+    }
+}
+
+fn service_arn(cluster: &str, service: &str) -> String {
+    if service.starts_with("arn:") {
+        return service.to_string();
+    }
+    let cluster = cluster.rsplit('/').next().unwrap_or(cluster);
+    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{service}")
+}
+
+impl Revisions {
+    /// An emulation that resolves tags through `harness` (clients that bypass the guard).
+    pub fn new(harness: Aws) -> Self {
+        Self { harness, recorded: Mutex::new(Vec::new()) }
+    }
+
+    /// True for the operations answered here.
+    pub fn answers(operation: &str) -> bool {
+        matches!(operation, "ecs:ListServiceDeployments" | "ecs:DescribeServiceRevisions")
+    }
+
+    /// Records the revision a successful CreateService or UpdateService started.
+    pub async fn observe(&self, operation: &str, answer: &[u8]) {
+        if !matches!(operation, "ecs:CreateService" | "ecs:UpdateService") {
+            return;
+        }
+        let Ok(answer) = serde_json::from_slice::<Value>(answer) else { return };
+        let service = &answer["service"];
+        let (Some(svc_arn), Some(cluster), Some(td)) =
+            (service["serviceArn"].as_str(), service["clusterArn"].as_str(), service["taskDefinition"].as_str())
+        else {
+            return;
+        };
+        let Ok(described) = self.harness.ecs.describe_task_definition().task_definition(td).send().await else {
+            return;
+        };
+        let mut images = Vec::new();
+        for c in described.task_definition().map(|t| t.container_definitions()).unwrap_or_default() {
+            let image = c.image().unwrap_or_default().to_string();
+            let digest = self.resolve(&image).await;
+            images.push((c.name().unwrap_or_default().to_string(), image, digest));
+        }
+        let mut recorded = self.recorded.lock().expect("lock");
+        let n = recorded.len() + 1;
+        let service_name = svc_arn.rsplit('/').next().unwrap_or_default();
+        let cluster_name = cluster.rsplit('/').next().unwrap_or_default();
+        let id = format!("{:019}", 4_000_000_000_000_000_000u64 + n as u64);
+        recorded.push(Revision {
+            arn: format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-revision/{cluster_name}/{service_name}/{id}"),
+            deployment_arn: format!(
+                "arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{cluster_name}/{service_name}/d{id}"
+            ),
+            service_arn: svc_arn.to_string(),
+            cluster_arn: cluster.to_string(),
+            task_definition: td.to_string(),
+            images,
+            created_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+                + n as f64 / 1000.0,
+        });
+    }
+
+    /// The digest ECS would resolve `image` to now.
+    async fn resolve(&self, image: &str) -> String {
+        if let Some((_, digest)) = image.split_once('@') {
+            return digest.to_string();
+        }
+        let ours = format!("{}/", registry());
+        if let Some((repo, tag)) = image.strip_prefix(&ours).and_then(|r| r.rsplit_once(':')) {
+            let found = self
+                .harness
+                .ecr
+                .describe_images()
+                .repository_name(repo)
+                .image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(tag).build())
+                .send()
+                .await;
+            if let Some(d) =
+                found.ok().and_then(|o| o.image_details().first().and_then(|d| d.image_digest().map(str::to_string)))
+            {
+                return d;
+            }
+        }
+        fake_digest(image)
+    }
+
+    /// ECS's answer to `operation` with `request`.
+    pub fn answer(&self, operation: &str, request: &Value) -> Value {
+        let recorded = self.recorded.lock().expect("lock");
+        match operation {
+            "ecs:ListServiceDeployments" => {
+                let cluster = request["cluster"].as_str().unwrap_or("default");
+                let svc = service_arn(cluster, request["service"].as_str().unwrap_or_default());
+                let wanted: Vec<&str> =
+                    request["status"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                let mut briefs: Vec<Value> = recorded
+                    .iter()
+                    .rev()
+                    .filter(|r| r.service_arn == svc && r.cluster_arn == cluster_arn(cluster))
+                    .filter(|_| wanted.is_empty() || wanted.contains(&"SUCCESSFUL"))
+                    .map(|r| {
+                        json!({
+                            "serviceDeploymentArn": r.deployment_arn,
+                            "serviceArn": r.service_arn,
+                            "clusterArn": r.cluster_arn,
+                            "createdAt": r.created_at,
+                            "startedAt": r.created_at,
+                            "finishedAt": r.created_at,
+                            "targetServiceRevisionArn": r.arn,
+                            "status": "SUCCESSFUL",
+                        })
+                    })
+                    .collect();
+                if let Some(max) = request["maxResults"].as_u64() {
+                    briefs.truncate(max as usize);
+                }
+                json!({ "serviceDeployments": briefs })
+            }
+            _ => {
+                let mut revisions = Vec::new();
+                let mut failures = Vec::new();
+                for arn in request["serviceRevisionArns"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    match recorded.iter().find(|r| r.arn == arn) {
+                        Some(r) => revisions.push(json!({
+                            "serviceRevisionArn": r.arn,
+                            "serviceArn": r.service_arn,
+                            "clusterArn": r.cluster_arn,
+                            "taskDefinition": r.task_definition,
+                            "launchType": "FARGATE",
+                            "platformVersion": "1.4.0",
+                            "createdAt": r.created_at,
+                            "containerImages": r.images.iter().map(|(name, image, digest)| json!({
+                                "containerName": name, "imageDigest": digest, "image": image
+                            })).collect::<Vec<_>>(),
+                        })),
+                        None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+                    }
+                }
+                json!({ "serviceRevisions": revisions, "failures": failures })
+            }
+        }
+    }
+}
