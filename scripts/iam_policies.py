@@ -93,6 +93,7 @@ class Stack:
         for name, res in template["Resources"].items():
             if res["Type"] == "AWS::Logs::LogGroup":
                 group = self.resolve(res["Properties"]["LogGroupName"])
+                self.refs[name] = group
                 # CloudFormation's LogGroup Arn attribute ends in ":*".
                 self.attrs[(name, "Arn")] = arn % ("logs", f"log-group:{group}:*")
             if res["Type"] == "AWS::IAM::Role":

@@ -427,8 +427,8 @@ fn parse_check(t: Table, path: &str, source: &str) -> Result<CheckConfig, Config
     let contains = f.opt_str("contains")?;
     let json_pointer = f.opt_str("json_pointer")?;
     let equals = f.take("equals").map(toml_to_json);
-    if json_pointer.is_some() != equals.is_some() {
-        return Err(f.err("json_pointer", "json_pointer and equals go together: set both or neither".into()));
+    if equals.is_some() && json_pointer.is_none() {
+        return Err(f.err("equals", "equals needs json_pointer: the value it compares".into()));
     }
     if let Some(p) = &json_pointer {
         if !(p.is_empty() || p.starts_with('/')) {

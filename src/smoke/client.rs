@@ -1,4 +1,5 @@
-//! HTTP for smoke tests: rustls with verification on, no redirect off the configured host,
+//! HTTP for smoke tests: rustls with verification on, no redirect off the configured host (but
+//! its HTTP→HTTPS upgrade),
 //! a per-request timeout that covers the body, and a bounded body read.
 
 use std::collections::BTreeMap;
@@ -42,8 +43,8 @@ impl HttpClient {
     pub fn new() -> Self {
         crate::setup::install_tls_crypto();
         let policy = Policy::custom(|attempt| {
-            let same_origin = attempt.previous().first().is_some_and(|first| same_origin(first, attempt.url()));
-            if same_origin && attempt.previous().len() <= MAX_REDIRECTS {
+            let allowed = attempt.previous().first().is_some_and(|first| may_follow(first, attempt.url()));
+            if allowed && attempt.previous().len() <= MAX_REDIRECTS {
                 attempt.follow()
             } else {
                 attempt.stop()
@@ -118,6 +119,14 @@ fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
 }
 
+/// A redirect from the configured `first` URL's origin that a smoke test follows: the same origin,
+/// or the same host upgraded from `http://` to `https://` (an ALB's HTTP listener redirecting to
+/// its HTTPS one). Anything else is another site, and fails the check.
+fn may_follow(first: &Url, next: &Url) -> bool {
+    same_origin(first, next)
+        || (first.scheme() == "http" && next.scheme() == "https" && first.host_str() == next.host_str())
+}
+
 fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
         format!("timed out after {} ms", timeout.as_millis())
@@ -146,6 +155,17 @@ pub fn join_url(base: &str, path: &str) -> Result<Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_stay_on_the_host_and_may_only_upgrade_to_https() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert!(may_follow(&u("http://alb/api/"), &u("http://alb/api/x")));
+        assert!(may_follow(&u("http://alb/api/"), &u("https://alb/api/")), "the ALB's HTTP→HTTPS redirect");
+        assert!(may_follow(&u("http://alb:80/"), &u("https://alb:443/x")));
+        assert!(!may_follow(&u("https://alb/"), &u("http://alb/")), "never a downgrade");
+        assert!(!may_follow(&u("http://alb/"), &u("https://evil.example/")));
+        assert!(!may_follow(&u("http://alb/"), &u("http://alb:8080/")));
+    }
 
     #[test]
     fn paths_join_under_the_base() {

@@ -61,15 +61,18 @@ pub fn judge_check(check: &CheckConfig, got: &Fetched) -> CheckResult {
                 failures.push(format!("body does not contain {needle:?}"));
             }
         }
-        if let (Some(pointer), Some(want)) = (&check.json_pointer, &check.equals) {
-            match serde_json::from_slice::<serde_json::Value>(&got.body) {
-                Err(_) => failures.push(format!("body is not JSON, so {pointer} cannot equal {want}")),
-                Ok(v) => match v.pointer(pointer) {
-                    None => failures.push(format!("{pointer} is missing from the body")),
-                    Some(found) if found != want => {
-                        failures.push(format!("{pointer} is {}, expected {want}", short_json(found)))
+        // A pointer alone asks for JSON with a value there ("" is the whole document: the answer is
+        // JSON, which an HTML fallback page is not); with `equals`, that value too.
+        if let Some(pointer) = &check.json_pointer {
+            let shown = if pointer.is_empty() { "the document" } else { pointer.as_str() };
+            match (serde_json::from_slice::<serde_json::Value>(&got.body), &check.equals) {
+                (Err(_), _) => failures.push(format!("body is not JSON, so {shown} cannot be read")),
+                (Ok(v), want) => match (v.pointer(pointer), want) {
+                    (None, _) => failures.push(format!("{shown} is missing from the body")),
+                    (Some(found), Some(want)) if found != want => {
+                        failures.push(format!("{shown} is {}, expected {want}", short_json(found)))
                     }
-                    Some(_) => {}
+                    _ => {}
                 },
             }
         }
@@ -233,6 +236,18 @@ mod tests {
         assert!(f(Fetched { over_cap: true, ..ok("Todo") }).contains("exceeds the cap"));
         assert!(f(Fetched { status: Some(302), redirect_refused: Some("http://evil/".into()), ..ok("") })
             .contains("redirect to another host refused"));
+    }
+
+    #[test]
+    fn a_json_pointer_alone_asks_for_json_with_a_value_there() {
+        let mut c = check();
+        c.contains = None;
+        c.json_pointer = Some(String::new());
+        assert!(judge_check(&c, &ok("[]")).passed);
+        let html = judge_check(&c, &ok("<!doctype html><div id=\"root\"></div>"));
+        assert_eq!(html.failures, ["body is not JSON, so the document cannot be read"]);
+        c.json_pointer = Some("/0/id".into());
+        assert_eq!(judge_check(&c, &ok("[]")).failures, ["/0/id is missing from the body"]);
     }
 
     #[test]

@@ -535,6 +535,7 @@ consecutive = 2
 [[service.smoke.check]]
 path = "todoItems"
 status = 200
+json_pointer = ""
 max_latency_ms = 1000
 
 [service.smoke.read_after_write]

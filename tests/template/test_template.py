@@ -173,6 +173,7 @@ def test_iam_is_least_privilege(template):
             assert set(as_list(st["Action"])) <= {
                 "ecs:DescribeTaskDefinition",
                 "elasticloadbalancing:DescribeTargetHealth",
+                "ec2:DescribeNetworkInterfaces",  # only with VerifySubnetIds
             }, f"{role}/{st['Sid']}"
         if "iam:PassRole" in as_list(st["Action"]):
             assert st["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
@@ -231,7 +232,8 @@ def test_verify_may_take_the_service_lease_it_rolls_back_under():
 
 
 @pytest.mark.parametrize("overrides", [{}, {"TaskRoleArns": "", "ExecutionRoleArns": ""},
-                                       {"CreateNotificationTopic": "false"}])
+                                       {"CreateNotificationTopic": "false"},
+                                       {"VerifySubnetIds": "subnet-1,subnet-2", "VerifySecurityGroupIds": "sg-1"}])
 def test_parliament_finds_nothing_in_either_role(overrides):
     """parliament (a maintained IAM linter) on each rendered policy: zero findings."""
     from parliament import analyze_policy_string
@@ -239,3 +241,15 @@ def test_parliament_finds_nothing_in_either_role(overrides):
     for role, doc in rendered(**overrides).items():
         findings = analyze_policy_string(json.dumps(doc)).findings
         assert not findings, f"{role}: " + "; ".join(f"{f.issue} {f.detail}" for f in findings)
+
+
+def test_verify_joins_the_vpc_only_when_given_subnets():
+    stack = iam_policies.Stack(iam_policies.load_template(), dict(iam_policies.ESTATE, VerifySubnetIds="subnet-1",
+                                                                  VerifySecurityGroupIds="sg-1"))
+    fn = stack.resolve(stack.t["Resources"]["VerifyFunction"]["Properties"])
+    assert fn["VpcConfig"] == {"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
+    assert any(st.get("Sid") == "NetworkInterfacesInTheVpc" for st in stack.role_policies()["VerifyRole"]["Statement"])
+    outside = iam_policies.Stack(iam_policies.load_template(), dict(iam_policies.ESTATE))
+    assert "VpcConfig" not in outside.resolve(outside.t["Resources"]["VerifyFunction"]["Properties"])
+    assert not any(st.get("Sid") == "NetworkInterfacesInTheVpc"
+                   for st in outside.role_policies()["VerifyRole"]["Statement"])
