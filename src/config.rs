@@ -18,6 +18,18 @@ pub enum Strategy {
     ForceNewDeployment,
 }
 
+/// Which revision a pin-digest rollout copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Base {
+    /// The revision the service runs now (default).
+    #[default]
+    Service,
+    /// The newest ACTIVE revision of the service's family that pushdeploy did not register itself:
+    /// Terraform (or whoever registers the family) owns everything but the image.
+    Family,
+}
+
 /// The whole validated config.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -53,6 +65,8 @@ pub struct ServiceConfig {
     pub containers: Option<Vec<String>>,
     /// Rollout strategy.
     pub strategy: Strategy,
+    /// Which revision a rollout copies.
+    pub base: Base,
     /// Smoke test run by `verify`, if any.
     pub smoke: Option<SmokeConfig>,
 }
@@ -148,11 +162,15 @@ impl Config {
 
         let mut default_cluster = None;
         let mut default_strategy = Strategy::PinDigest;
+        let mut default_base = Base::Service;
         if let Some(defaults) = root.table("defaults")? {
             let mut d = Fields::new(defaults, "defaults", source);
             default_cluster = d.opt_name("cluster")?;
             if let Some(s) = d.opt_str("strategy")? {
                 default_strategy = parse_strategy(&s).map_err(|m| d.err("strategy", m))?;
+            }
+            if let Some(b) = d.opt_str("base")? {
+                default_base = parse_base(&b).map_err(|m| d.err("base", m))?;
             }
             d.finish()?;
         }
@@ -204,12 +222,32 @@ impl Config {
                 Some(s) => parse_strategy(&s).map_err(|m| f.err("strategy", m))?,
                 None => default_strategy,
             };
+            let base = match f.opt_str("base")? {
+                Some(b) => parse_base(&b).map_err(|m| f.err("base", m))?,
+                None => default_base,
+            };
+            if base == Base::Family && strategy == Strategy::ForceNewDeployment {
+                return Err(f.err(
+                    "base",
+                    "\"family\" copies a revision with the image pinned; strategy \"force-new-deployment\" copies nothing: use pin-digest".into(),
+                ));
+            }
             let smoke = match f.table("smoke")? {
                 Some(t) => Some(parse_smoke(t, &format!("{path}.smoke"), source)?),
                 None => None,
             };
             f.finish()?;
-            services.push(ServiceConfig { name, cluster, service, repository, tags, containers, strategy, smoke });
+            services.push(ServiceConfig {
+                name,
+                cluster,
+                service,
+                repository,
+                tags,
+                containers,
+                strategy,
+                base,
+                smoke,
+            });
         }
         Ok(Self { source: source.to_string(), services })
     }
@@ -286,6 +324,14 @@ impl ServiceConfig {
     /// `cluster/service`, as logs and errors name it.
     pub fn target(&self) -> String {
         format!("{}/{}", self.cluster, self.service)
+    }
+}
+
+fn parse_base(s: &str) -> Result<Base, String> {
+    match s {
+        "service" => Ok(Base::Service),
+        "family" => Ok(Base::Family),
+        other => Err(format!("unknown base {other:?}: use \"service\" (copy what runs) or \"family\" (copy the family's newest revision not registered by pushdeploy)")),
     }
 }
 
@@ -650,6 +696,9 @@ mod tests {
         assert_eq!(key_of(&MIN.replace("repository='r'\n", "")), "service[0].repository");
         assert_eq!(key_of(&MIN.replace("cluster='c'\n", "")), "service[0].cluster");
         assert_eq!(key_of(&format!("{MIN}strategy='yolo'\n")), "service[0].strategy");
+        assert_eq!(key_of(&format!("{MIN}base='repo'\n")), "service[0].base");
+        assert_eq!(key_of(&format!("{MIN}base='family'\nstrategy='force-new-deployment'\n")), "service[0].base");
+        assert_eq!(key_of(&format!("[defaults]\nbase='x'\n{MIN}")), "defaults.base");
         assert_eq!(key_of(&format!("{MIN}{}", MIN.replace("service='s'", "service='t'"))), "service[1].name");
         assert_eq!(key_of(&MIN.replace("tags=['latest']", "tags='latest'")), "service[0].tags");
         assert_eq!(key_of(&format!("[defaults]\nregion='x'\n{MIN}")), "defaults.region");
@@ -674,7 +723,12 @@ mod tests {
         let e = c.check_clusters(&["prod"]).unwrap_err();
         assert_eq!(e.key, "service[0].cluster");
         assert!(e.message.contains("not a cluster this stack manages"), "{e}");
-        assert!(c.check_smoke_budget(80_000).is_ok());
+        // The backend adds its read-after-write probe: (6 reads + 2) × 5000 ms.
+        assert_eq!(c.services[1].smoke.as_ref().unwrap().budget_ms(), 120_000);
+        assert!(c.check_smoke_budget(120_000).is_ok());
+        let e = c.check_smoke_budget(119_999).unwrap_err();
+        assert_eq!(e.key, "service[1].smoke");
+        assert!(e.message.contains("120000 ms does not fit in the 119999 ms"), "{e}");
         let e = c.check_smoke_budget(79_999).unwrap_err();
         assert_eq!(e.key, "service[0].smoke");
         assert!(e.message.contains("80000 ms does not fit in the 79999 ms"), "{e}");

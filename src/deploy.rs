@@ -13,7 +13,7 @@ use crate::aws::ecr::EcrClient;
 use crate::aws::ecs::{DescribedTaskDefinition, EcsClient};
 use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
-use crate::config::{Config, ServiceConfig, Strategy};
+use crate::config::{Base, Config, ServiceConfig, Strategy};
 use crate::error::{AwsError, Error, InputError};
 use crate::event::{self, ManualAction, PushEvent, Trigger};
 use crate::image::{truncate, ImageRef};
@@ -79,6 +79,8 @@ struct ServiceState {
     current: DescribedTaskDefinition,
     current_arn: String,
     previous_definitions: Option<Vec<u8>>,
+    /// With `base = "family"`: the revision to copy, when the service does not run it (or a copy of it) yet.
+    base: Option<DescribedTaskDefinition>,
 }
 
 /// Why and how a rollout was asked for.
@@ -370,7 +372,8 @@ impl Deployer {
         let (target, why) = match taskdef::pin_to_digests(&described.task_definition, &ran, &chosen.containers) {
             Ok(None) => (chosen.task_definition.clone(), why),
             Ok(Some((copy, changes))) => {
-                let arn = self.ecs.register_task_definition(&copy, &described.tags).await?;
+                let tags = plan::tags_for_pinned_copy(&described.tags, &chosen.task_definition);
+                let arn = self.ecs.register_task_definition(&copy, &tags).await?;
                 let pinned: Vec<&str> = changes.iter().map(|c| c.to.as_str()).collect();
                 (
                     arn.clone(),
@@ -482,11 +485,12 @@ impl Deployer {
         // is not known until registered, and the service running this image tells it.
         let pending = self.new_record(svc, &req, &image_uri, &[], &current_arn, "");
         let mine = Lease::new(req.trigger.id().to_string(), image_uri, self.lease_ttl, Some(pending));
-        let (taken, described) =
-            tokio::join!(self.claim(key, found, mine), self.ecs.describe_task_definition(&current_arn));
+        let (taken, described) = tokio::join!(self.claim(key, found, mine), self.describe_state(svc, &current_arn));
         let state = match (described, previous) {
-            (Ok(current), Ok(previous_definitions)) => Ok(ServiceState { current, current_arn, previous_definitions }),
-            (Err(e), _) => Err(e.into()),
+            (Ok((current, base)), Ok(previous_definitions)) => {
+                Ok(ServiceState { current, current_arn, previous_definitions, base })
+            }
+            (Err(e), _) => Err(e),
             (_, Err(e)) => Err(e),
         };
         (taken, Some(state))
@@ -662,12 +666,35 @@ impl Deployer {
         let previous = self.previous_definitions(svc);
         let current = async {
             let arn = self.ecs.current_task_definition(&svc.cluster, &svc.service).await?;
-            let td = self.ecs.describe_task_definition(&arn).await?;
-            Ok::<_, Error>((arn, td))
+            let (td, base) = self.describe_state(svc, &arn).await?;
+            Ok::<_, Error>((arn, td, base))
         };
         let (previous, current) = tokio::join!(previous, current);
-        let (current_arn, current) = current?;
-        Ok(ServiceState { current, current_arn, previous_definitions: previous? })
+        let (current_arn, current, base) = current?;
+        Ok(ServiceState { current, current_arn, previous_definitions: previous?, base })
+    }
+
+    /// The revision the service runs and, with `base = "family"`, the revision to copy when the
+    /// service does not run it (or a copy of it) yet; both read at once.
+    async fn describe_state(
+        &self,
+        svc: &ServiceConfig,
+        current_arn: &str,
+    ) -> Result<(DescribedTaskDefinition, Option<DescribedTaskDefinition>), Error> {
+        let family = short_name(current_arn).rsplit_once(':').map_or(short_name(current_arn), |(f, _)| f);
+        let base = async {
+            match svc.base {
+                Base::Family => self.ecs.newest_base(family).await,
+                Base::Service => Ok(None),
+            }
+        };
+        let (current, base) = tokio::join!(self.ecs.describe_task_definition(current_arn), base);
+        let current = current?;
+        let base = base?.filter(|b| {
+            let arn = b.task_definition.task_definition_arn();
+            arn != Some(current_arn) && plan::base_of(&current.tags) != arn
+        });
+        Ok((current, base))
     }
 
     async fn rollout(
@@ -695,6 +722,7 @@ impl Deployer {
             svc,
             req.image,
             &state.current.task_definition,
+            state.base.as_ref().map(|b| &b.task_definition),
             state.previous_definitions.as_deref(),
             req.force,
         ) {
@@ -709,6 +737,15 @@ impl Deployer {
         summary.action = Some(plan.action.name());
         summary.changes = plan.changes.clone();
         summary.previous_task_definition = Some(state.current_arn.clone());
+        // What the copy is made from, and everything it changes against what runs.
+        let (source_arn, source_tags) = match &state.base {
+            Some(b) => (b.task_definition.task_definition_arn().unwrap_or_default().to_string(), &b.tags),
+            None => (state.current_arn.clone(), &state.current.tags),
+        };
+        if let Action::Register(copy) = &plan.action {
+            summary.base = Some(source_arn.clone());
+            summary.diff = taskdef::differences(&state.current.task_definition, copy);
+        }
 
         if req.dry_run {
             summary.reason = match &plan.action {
@@ -738,7 +775,7 @@ impl Deployer {
         let change = async {
             let task_definition = match &plan.action {
                 Action::Register(td) => {
-                    let tags = plan::tags_for_copy(&state.current.tags, event_pushed_at);
+                    let tags = plan::tags_for_copy(source_tags, event_pushed_at, &source_arn);
                     self.ecs.register_task_definition(td, &tags).await?
                 }
                 _ => state.current_arn.clone(),

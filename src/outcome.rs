@@ -68,6 +68,12 @@ pub struct DeploymentSummary {
     /// Container image changes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<ContainerChange>,
+    /// The revision the new one is a copy of (`base = "family"`: the family's newest not registered by pushdeploy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// Every field the new revision changes against the one the service runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diff: Vec<String>,
     /// Task definition before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_task_definition: Option<String>,
@@ -96,6 +102,8 @@ impl DeploymentSummary {
             image: None,
             action: None,
             changes: Vec::new(),
+            base: None,
+            diff: Vec::new(),
             previous_task_definition: None,
             task_definition: None,
             ecs_deployment_id: None,

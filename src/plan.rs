@@ -83,10 +83,24 @@ pub fn plan_service(
     svc: &ServiceConfig,
     image: &ImageRef,
     current: &TaskDefinition,
+    base: Option<&TaskDefinition>,
     previous_definitions: Option<&[u8]>,
     force: bool,
 ) -> Result<ServicePlan, InputError> {
     let image_uri = image.pinned_uri().ok_or_else(|| InputError::new(format!("image {image} has no digest to pin")))?;
+    // With a base other than what runs (`base = "family"` and a revision the service does not run
+    // yet), the copy is of the base, even when the image is the same: its settings are new.
+    if let (Some(base), Strategy::PinDigest) = (base, svc.strategy) {
+        let selected = select_containers(base, svc, image)?;
+        let containers: Vec<String> = selected.iter().map(|(n, _)| n.clone()).collect();
+        let changes: Vec<ContainerChange> = selected
+            .into_iter()
+            .map(|(container, from)| ContainerChange { container, from, to: image_uri.clone() })
+            .collect();
+        let defs = image_definitions(&containers, &image_uri);
+        let action = Action::Register(Box::new(with_images(base, &changes)));
+        return Ok(ServicePlan { action, changes, containers, image_uri, image_definitions: defs });
+    }
     let selected = select_containers(current, svc, image)?;
     let containers: Vec<String> = selected.iter().map(|(n, _)| n.clone()).collect();
     let defs = image_definitions(&containers, &image_uri);
@@ -116,6 +130,18 @@ pub fn plan_service(
     Ok(ServicePlan { action, changes, containers, image_uri, image_definitions: defs })
 }
 
+/// Every tag pushdeploy puts on the revisions it registers starts with this.
+pub const OWN_TAG_PREFIX: &str = "pushdeploy:";
+
+/// Task definition tag naming the revision a copy was made from (with `base = "family"`, the
+/// Terraform-owned revision whose settings it carries).
+pub const BASE_TAG: &str = "pushdeploy:base";
+
+/// The revision `tags` say a copy was made from.
+pub fn base_of(tags: &[Tag]) -> Option<&str> {
+    tags.iter().find(|t| t.key() == Some(BASE_TAG)).and_then(|t| t.value())
+}
+
 /// Task definition tag holding the deployed image's push time (epoch seconds), so a later event
 /// can tell whether the service already runs something pushed after its own image.
 pub const PUSHED_AT_TAG: &str = "pushdeploy:image-pushed-at";
@@ -126,11 +152,23 @@ pub fn pushed_at_of(tags: &[Tag]) -> Option<i64> {
 }
 
 /// The tags of a copy: the current ones, with pushdeploy's push-time tag set to `pushed_at`.
-pub fn tags_for_copy(current: &[Tag], pushed_at: Option<i64>) -> Vec<Tag> {
-    let mut tags: Vec<Tag> = current.iter().filter(|t| t.key() != Some(PUSHED_AT_TAG)).cloned().collect();
+pub fn tags_for_copy(current: &[Tag], pushed_at: Option<i64>, source: &str) -> Vec<Tag> {
+    let mut tags: Vec<Tag> =
+        current.iter().filter(|t| t.key() != Some(PUSHED_AT_TAG) && t.key() != Some(BASE_TAG)).cloned().collect();
     if let Some(at) = pushed_at {
         tags.push(Tag::builder().key(PUSHED_AT_TAG).value(at.to_string()).build());
     }
+    // The revision this one derives from: a copy of a copy keeps naming the first one.
+    let base = base_of(current).unwrap_or(source).to_string();
+    tags.push(Tag::builder().key(BASE_TAG).value(base).build());
+    tags
+}
+
+/// Tags for a rollback's pinned copy of `source`: its own tags (the image, and so its push time,
+/// is the same) and the revision it derives from, which marks it as pushdeploy's.
+pub fn tags_for_pinned_copy(current: &[Tag], source: &str) -> Vec<Tag> {
+    let mut tags: Vec<Tag> = current.iter().filter(|t| t.key() != Some(BASE_TAG)).cloned().collect();
+    tags.push(Tag::builder().key(BASE_TAG).value(base_of(current).unwrap_or(source)).build());
     tags
 }
 
@@ -169,7 +207,7 @@ mod tests {
     #[test]
     fn pin_digest_registers_a_copy_then_is_unchanged() {
         let t = td(&[("web", &format!("{REG}/todo-frontend:latest")), ("sidecar", "envoy")]);
-        let p = plan_service(&svc(""), &pushed(), &t, None, false).unwrap();
+        let p = plan_service(&svc(""), &pushed(), &t, None, None, false).unwrap();
         let pinned = format!("{REG}/todo-frontend@{DIGEST}");
         assert_eq!(p.image_uri, pinned);
         assert_eq!(p.changes.len(), 1);
@@ -177,20 +215,35 @@ mod tests {
         assert_eq!(new_td.container_definitions()[0].image(), Some(pinned.as_str()));
         assert_eq!(new_td.container_definitions()[1].image(), Some("envoy"));
         // the same push again, against the task definition it produced
-        let again = plan_service(&svc(""), &pushed(), new_td, None, false).unwrap();
+        let again = plan_service(&svc(""), &pushed(), new_td, None, None, false).unwrap();
         assert_eq!(again.action, Action::Unchanged);
-        let forced = plan_service(&svc(""), &pushed(), new_td, None, true).unwrap();
+        let forced = plan_service(&svc(""), &pushed(), new_td, None, None, true).unwrap();
         assert_eq!(forced.action, Action::ForceNewDeployment);
+    }
+
+    #[test]
+    fn a_family_base_is_copied_even_with_the_same_image() {
+        let pinned = format!("{REG}/todo-frontend@{DIGEST}");
+        let running = td(&[("frontend", &pinned)]);
+        let mut base = td(&[("frontend", &format!("{REG}/todo-frontend:latest"))]);
+        base.cpu = Some("512".into());
+        let p = plan_service(&svc(""), &pushed(), &running, Some(&base), None, false).unwrap();
+        let Action::Register(copy) = &p.action else { panic!("{:?}", p.action) };
+        assert_eq!(copy.cpu(), Some("512"), "the base's settings, not what runs");
+        assert_eq!(copy.container_definitions()[0].image(), Some(pinned.as_str()));
+        assert_eq!(p.changes.len(), 1);
     }
 
     #[test]
     fn push_time_tags_order_pushes_of_different_tags() {
         let app = Tag::builder().key("app").value("todo").build();
-        let tags = tags_for_copy(std::slice::from_ref(&app), Some(200));
+        let tags = tags_for_copy(std::slice::from_ref(&app), Some(200), "td:1");
         assert_eq!(pushed_at_of(&tags), Some(200));
         assert_eq!(tags[0], app, "the task definition's own tags are kept");
-        let again = tags_for_copy(&tags, Some(300));
-        assert_eq!(again.len(), 2, "the old push time is replaced, not duplicated");
+        assert_eq!(base_of(&tags), Some("td:1"));
+        let again = tags_for_copy(&tags, Some(300), "td:2");
+        assert_eq!(again.len(), 3, "the old push time is replaced, not duplicated");
+        assert_eq!(base_of(&again), Some("td:1"), "a copy of a copy names the first revision");
         assert_eq!(newer_running(&again, 250), Some(300));
         assert_eq!(newer_running(&again, 300), None, "the same push is not newer than itself");
         assert_eq!(newer_running(&[app], 1), None);
@@ -200,9 +253,9 @@ mod tests {
     fn force_new_deployment_strategy_uses_the_last_artifact() {
         let s = svc("strategy='force-new-deployment'");
         let t = td(&[("web", &format!("{REG}/todo-frontend:latest"))]);
-        let p = plan_service(&s, &pushed(), &t, None, false).unwrap();
+        let p = plan_service(&s, &pushed(), &t, None, None, false).unwrap();
         assert_eq!(p.action, Action::ForceNewDeployment);
-        let again = plan_service(&s, &pushed(), &t, Some(&p.image_definitions), false).unwrap();
+        let again = plan_service(&s, &pushed(), &t, None, Some(&p.image_definitions), false).unwrap();
         assert_eq!(again.action, Action::Unchanged);
     }
 }

@@ -125,6 +125,71 @@ pub fn pin_to_digests(
     Ok((!changes.is_empty()).then(|| (with_images(td, &changes), changes)))
 }
 
+/// What differs between the revision a service runs and the one a rollout would register, one
+/// line per field (`backend.environment.TODO_ENV: "prod" → "staging"`), for `plan`.
+pub fn differences(running: &TaskDefinition, proposed: &TaskDefinition) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut field = |name: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{name}: {a} → {b}"));
+        }
+    };
+    let d = |v: &dyn std::fmt::Debug| format!("{v:?}");
+    field("cpu", d(&running.cpu()), d(&proposed.cpu()));
+    field("memory", d(&running.memory()), d(&proposed.memory()));
+    field("taskRoleArn", d(&running.task_role_arn()), d(&proposed.task_role_arn()));
+    field("executionRoleArn", d(&running.execution_role_arn()), d(&proposed.execution_role_arn()));
+    field("networkMode", d(&running.network_mode()), d(&proposed.network_mode()));
+    field("volumes", d(&running.volumes()), d(&proposed.volumes()));
+    field("placementConstraints", d(&running.placement_constraints()), d(&proposed.placement_constraints()));
+    field("runtimePlatform", d(&running.runtime_platform()), d(&proposed.runtime_platform()));
+    field("ephemeralStorage", d(&running.ephemeral_storage()), d(&proposed.ephemeral_storage()));
+    field("proxyConfiguration", d(&running.proxy_configuration()), d(&proposed.proxy_configuration()));
+    let (was, will) = (running.container_definitions(), proposed.container_definitions());
+    for c in was.iter().filter(|c| !will.iter().any(|p| p.name() == c.name())) {
+        out.push(format!("{}: removed", c.name().unwrap_or_default()));
+    }
+    for p in will {
+        let name = p.name().unwrap_or_default();
+        let Some(c) = was.iter().find(|c| c.name() == p.name()) else {
+            out.push(format!("{name}: added ({})", p.image().unwrap_or_default()));
+            continue;
+        };
+        let mut field = |f: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{name}.{f}: {a} → {b}"));
+            }
+        };
+        field("image", d(&c.image()), d(&p.image()));
+        let env = |c: &ContainerDefinition| -> std::collections::BTreeMap<String, String> {
+            c.environment()
+                .iter()
+                .map(|kv| (kv.name().unwrap_or_default().into(), kv.value().unwrap_or_default().into()))
+                .collect()
+        };
+        let secrets = |c: &ContainerDefinition| -> std::collections::BTreeMap<String, String> {
+            c.secrets().iter().map(|s| (s.name().to_string(), s.value_from().to_string())).collect()
+        };
+        for (kind, a, b) in [("environment", env(c), env(p)), ("secrets", secrets(c), secrets(p))] {
+            for key in a.keys().chain(b.keys()).collect::<std::collections::BTreeSet<_>>() {
+                field(&format!("{kind}.{key}"), d(&a.get(key)), d(&b.get(key)));
+            }
+        }
+        field("cpu", d(&c.cpu()), d(&p.cpu()));
+        field("memory", d(&c.memory()), d(&p.memory()));
+        field("memoryReservation", d(&c.memory_reservation()), d(&p.memory_reservation()));
+        field("command", d(&c.command()), d(&p.command()));
+        field("entryPoint", d(&c.entry_point()), d(&p.entry_point()));
+        field("portMappings", d(&c.port_mappings()), d(&p.port_mappings()));
+        field("healthCheck", d(&c.health_check()), d(&p.health_check()));
+        field("logConfiguration", d(&c.log_configuration()), d(&p.log_configuration()));
+        field("essential", d(&c.essential()), d(&p.essential()));
+        field("dependsOn", d(&c.depends_on()), d(&p.depends_on()));
+        field("mountPoints", d(&c.mount_points()), d(&p.mount_points()));
+    }
+    out
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -163,6 +228,21 @@ pub(crate) mod tests {
 
     pub fn pushed() -> ImageRef {
         ImageRef::parse(&format!("{REG}/todo-frontend:latest@{DIGEST}")).unwrap()
+    }
+
+    #[test]
+    fn differences_name_each_changed_field() {
+        let running = td(&[("frontend", &format!("{REG}/todo-frontend@{DIGEST}"))]);
+        let mut proposed = running.clone();
+        proposed.cpu = Some("512".into());
+        let mut c = proposed.container_definitions()[0].clone();
+        c.environment = Some(vec![KeyValuePair::builder().name("A").value("2").build()]);
+        proposed.container_definitions = Some(vec![c]);
+        assert_eq!(
+            differences(&running, &proposed),
+            ["cpu: None → Some(\"512\")", "frontend.environment.A: Some(\"1\") → Some(\"2\")"]
+        );
+        assert!(differences(&running, &running).is_empty());
     }
 
     #[test]

@@ -313,7 +313,8 @@ impl Verifier {
             }
         })?;
         let Some((copy, changes)) = pinned else { return Ok(rec.previous_task_definition.clone()) };
-        let arn = self.ecs.register_task_definition(&copy, &previous.tags).await?;
+        let tags = crate::plan::tags_for_pinned_copy(&previous.tags, &rec.previous_task_definition);
+        let arn = self.ecs.register_task_definition(&copy, &tags).await?;
         info!(
             service = %rec.name,
             deployment_id = %rec.id,

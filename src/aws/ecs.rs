@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ecs::types::{ServiceDeploymentStatus, Tag, TaskDefinition, TaskDefinitionField};
+use aws_sdk_ecs::types::{
+    ServiceDeploymentStatus, SortOrder, Tag, TaskDefinition, TaskDefinitionField, TaskDefinitionStatus,
+};
 
 use crate::aws::aws_error;
 use crate::error::AwsError;
@@ -181,6 +183,38 @@ impl EcsClient {
                 .filter_map(|c| Some((c.container_name()?.to_string(), c.image_digest()?.to_string())))
                 .collect()
         }))
+    }
+
+    /// The newest ACTIVE revision of `family` that pushdeploy did not register (no tag of its
+    /// own), looking at the newest `MAX_LOOKED_AT` revisions; `None` when all of those are its own.
+    pub async fn newest_base(&self, family: &str) -> Result<Option<DescribedTaskDefinition>, AwsError> {
+        const MAX_LOOKED_AT: usize = 10;
+        let listed = self
+            .client
+            .list_task_definitions()
+            .family_prefix(family)
+            .status(TaskDefinitionStatus::Active)
+            .sort(SortOrder::Desc)
+            .send()
+            .await
+            .map_err(|e| aws_error("ECS ListTaskDefinitions", family, "ecs:ListTaskDefinitions", e))?;
+        // familyPrefix matches every family starting with it: keep this family's, newest first.
+        let mut revisions: Vec<(i64, &str)> = listed
+            .task_definition_arns()
+            .iter()
+            .filter_map(|arn| {
+                let (fam, rev) = arn.rsplit('/').next()?.rsplit_once(':')?;
+                (fam == family).then_some((rev.parse().ok()?, arn.as_str()))
+            })
+            .collect();
+        revisions.sort_by(|a, b| b.0.cmp(&a.0));
+        for (_, arn) in revisions.into_iter().take(MAX_LOOKED_AT) {
+            let described = self.describe_task_definition(arn).await?;
+            if !described.tags.iter().any(|t| t.key().is_some_and(|k| k.starts_with(crate::plan::OWN_TAG_PREFIX))) {
+                return Ok(Some(described));
+            }
+        }
+        Ok(None)
     }
 
     /// Describes a task definition with its tags.

@@ -370,6 +370,41 @@ impl Aws {
             .collect()
     }
 
+    /// Registers a new revision of `source`'s family as Terraform would after a change: every
+    /// container keeps its image (by tag), and `env` is set on each container that has it.
+    pub async fn register_changed_revision(&self, source: &str, env: (&str, &str)) -> String {
+        let out = self.ecs.describe_task_definition().task_definition(source).send().await.expect("describe");
+        let td = out.task_definition().expect("td");
+        let containers = td
+            .container_definitions()
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                if let Some(vars) = c.environment.as_mut() {
+                    for kv in vars.iter_mut().filter(|kv| kv.name() == Some(env.0)) {
+                        *kv = KeyValuePair::builder().name(env.0).value(env.1).build();
+                    }
+                }
+                c
+            })
+            .collect();
+        let registered = self
+            .ecs
+            .register_task_definition()
+            .family(td.family().expect("family"))
+            .set_task_role_arn(td.task_role_arn().map(str::to_string))
+            .set_execution_role_arn(td.execution_role_arn().map(str::to_string))
+            .set_network_mode(td.network_mode().cloned())
+            .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
+            .set_cpu(td.cpu().map(str::to_string))
+            .set_memory(td.memory().map(str::to_string))
+            .set_container_definitions(Some(containers))
+            .send()
+            .await
+            .expect("register a changed revision");
+        registered.task_definition().and_then(|t| t.task_definition_arn()).expect("arn").to_string()
+    }
+
     /// Every task definition ARN of a family.
     pub async fn revisions(&self, family: &str) -> Vec<String> {
         let out = self.ecs.list_task_definitions().family_prefix(family).send().await.expect("list tds");

@@ -219,6 +219,39 @@ async fn only_images_deploy_signatures_charts_and_artifacts_are_ignored() {
 }
 
 #[tokio::test]
+async fn with_a_family_base_terraform_owns_the_settings_and_pushdeploy_the_image() {
+    let config =
+        TODO_CONFIG.replacen("repository = \"todo-backend\"", "repository = \"todo-backend\"\nbase = \"family\"", 1);
+    let w = World::new(&config).await;
+    let aws = w.aws();
+    let terraform_v1 = aws.service_task_definition(CLUSTER, "todo-backend").await;
+    let (first, _) = w.push("evt-f1", "todo-backend", "latest", "backend-v1").await;
+    assert_eq!(w.handle(first).await["outcome"], "started");
+
+    // Terraform changes an environment variable: a new revision of the family, image by tag.
+    let terraform_v2 = aws.register_changed_revision(&terraform_v1, ("TODO_ENV", "staging")).await;
+    let planned = w.handle(json!({"action": "plan", "service": "backend"})).await;
+    let d = &planned["deployments"][0];
+    assert_eq!(planned["outcome"], "planned", "{planned}");
+    assert_eq!(d["base"], terraform_v2.as_str(), "plan names the revision it copies: {planned}");
+    let diff: Vec<&str> = d["diff"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    assert!(diff.contains(&"backend.environment.TODO_ENV: Some(\"prod\") → Some(\"staging\")"), "{diff:?}");
+
+    let (second, digest) = w.push("evt-f2", "todo-backend", "latest", "backend-v2").await;
+    let answer = w.handle(second.clone()).await;
+    assert_eq!(answer["outcome"], "started", "{answer}");
+    let running = aws.service_task_definition(CLUSTER, "todo-backend").await;
+    let described = aws.ecs.describe_task_definition().task_definition(&running).send().await.unwrap();
+    let backend = &described.task_definition().unwrap().container_definitions()[0];
+    assert_eq!(backend.image().unwrap(), format!("{}/todo-backend@{digest}", registry()), "pushdeploy owns the image");
+    let env: Vec<_> = backend.environment().iter().map(|kv| (kv.name().unwrap(), kv.value().unwrap())).collect();
+    assert_eq!(env, [("TODO_ENV", "staging")], "Terraform owns the rest");
+
+    // The same push again: the service already runs the newest base with this digest.
+    assert_eq!(w.handle(second).await["deployments"][0]["outcome"], "unchanged");
+}
+
+#[tokio::test]
 async fn bad_input_is_rejected_with_a_reason_and_changes_nothing() {
     let w = World::new(TODO_CONFIG).await;
     let (event, _) = w.push("evt-b", "todo-frontend", "latest", "frontend-v1").await;

@@ -172,6 +172,7 @@ def test_iam_is_least_privilege(template):
             # Only where AWS supports no resource-level permissions.
             assert set(as_list(st["Action"])) <= {
                 "ecs:DescribeTaskDefinition",
+                "ecs:ListTaskDefinitions",
                 "elasticloadbalancing:DescribeTargetHealth",
                 "ec2:DescribeNetworkInterfaces",  # only with VerifySubnetIds
             }, f"{role}/{st['Sid']}"
