@@ -207,7 +207,7 @@ impl EcsClient {
                 (fam == family).then_some((rev.parse().ok()?, arn.as_str()))
             })
             .collect();
-        revisions.sort_by(|a, b| b.0.cmp(&a.0));
+        revisions.sort_by_key(|r| std::cmp::Reverse(r.0));
         for (_, arn) in revisions.into_iter().take(MAX_LOOKED_AT) {
             let described = self.describe_task_definition(arn).await?;
             if !described.tags.iter().any(|t| t.key().is_some_and(|k| k.starts_with(crate::plan::OWN_TAG_PREFIX))) {
