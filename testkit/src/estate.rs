@@ -398,6 +398,11 @@ impl Aws {
             .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
             .set_cpu(td.cpu().map(str::to_string))
             .set_memory(td.memory().map(str::to_string))
+            .set_volumes(Some(td.volumes().to_vec()))
+            .set_placement_constraints(Some(td.placement_constraints().to_vec()))
+            .set_runtime_platform(td.runtime_platform().cloned())
+            .set_ephemeral_storage(td.ephemeral_storage().cloned())
+            .set_proxy_configuration(td.proxy_configuration().cloned())
             .set_container_definitions(Some(containers))
             .send()
             .await

@@ -40,7 +40,13 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("pushdeploy-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("demo dir");
     let config = dir.join("pushdeploy.toml");
-    std::fs::write(&config, local_config(&app.url())).expect("write config");
+    // The backend lets Terraform own its task definition: pushdeploy copies the family's newest.
+    let text_config = local_config(&app.url()).replacen(
+        "repository = \"todo-backend\"",
+        "repository = \"todo-backend\"\nbase = \"family\"",
+        1,
+    );
+    std::fs::write(&config, text_config).expect("write config");
 
     step("Building deploy and verify and starting each under its own Lambda runtime-API host");
     let env = |role: Role| {
@@ -64,7 +70,7 @@ async fn main() {
     let answer = demo.invoke_deploy(&first).await;
     println!("  deploy: {}  ({})", answer["outcome"], text(&answer["reason"]));
 
-    step("3. docker push todo-backend:latest (a broken image: the API answers 500)");
+    step("3. docker push todo-backend:latest (a broken image: the API answers 500); the estate's revisions are Terraform's, `todo-backend:latest` by tag");
     demo.release("todo-backend", "backend-broken", Behaviour::Broken).await;
 
     step("4. docker push todo-backend:latest (works, but keeps its todo items in each task's memory)");
@@ -97,6 +103,34 @@ async fn main() {
             images(&demo.aws, &demo.aws.service_task_definition(CLUSTER, "todo-frontend").await).await
         );
     }
+
+    step("9. Terraform changes TODO_ENV to \"staging\" (a new revision of todo-backend's family, image by tag); backend has base = \"family\"");
+    let running = demo.aws.service_task_definition(CLUSTER, "todo-backend").await;
+    let family = running.rsplit('/').next().and_then(|r| r.split(':').next()).unwrap_or("todo-backend").to_string();
+    let terraform = demo.aws.revisions(&family).await;
+    let first_terraform = terraform.first().cloned().unwrap_or_default();
+    let changed = demo.aws.register_changed_revision(&first_terraform, ("TODO_ENV", "staging")).await;
+    println!("  terraform apply registered {}", short(&changed));
+    let plan = demo.invoke_deploy(&serde_json::json!({"action": "plan", "service": "backend"})).await;
+    let p = &plan["deployments"][0];
+    println!("  plan: {}  base {}", plan["outcome"], short(text(&p["base"])));
+    for line in p["diff"].as_array().into_iter().flatten() {
+        println!("    {}", text(line));
+    }
+    demo.release("todo-backend", "backend-v1.5", Behaviour::Good).await;
+    let now = demo.aws.service_task_definition(CLUSTER, "todo-backend").await;
+    let env = demo.aws.ecs.describe_task_definition().task_definition(&now).send().await.expect("describe");
+    let vars: Vec<String> = env
+        .task_definition()
+        .map(|t| {
+            t.container_definitions()[0]
+                .environment()
+                .iter()
+                .map(|kv| format!("{}={}", kv.name().unwrap_or_default(), kv.value().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    println!("  {} runs with {}", short(&now), vars.join(", "));
 
     step("Notifications (SNS → an HTTP subscriber on 127.0.0.1), subject and first line");
     for n in sink.notifications() {
@@ -171,6 +205,13 @@ impl Demo {
         }
         let now = self.aws.service_task_definition(CLUSTER, service).await;
         println!("  {service} runs {} (was {})", short(&now), short(&before));
+        if record["rolled_back_to"].is_string() {
+            let was = self.aws.images_of(&before).await.first().map(|(_, i)| i.clone()).unwrap_or_default();
+            println!(
+                "    {} (the revision it returned to names {was}, which points at the build just rolled back)",
+                images(&self.aws, &now).await
+            );
+        }
         print_timeline(&self.record(service, &dep).await);
         push
     }
