@@ -348,16 +348,7 @@ impl Deployer {
         let records = self.read_records(keys).await?;
         let (chosen, why) = match rollback::choose_target(&records, &current) {
             Ok(found) => found,
-            Err(reason) => {
-                let reason = format!("rollback of {}: {reason}; nothing changed", svc.name);
-                warn!(service = %svc.name, request_id, outcome = "rejected", reason = %reason, "decision");
-                return Ok(Summary::of(vec![DeploymentSummary::new(
-                    &svc.name,
-                    svc.target(),
-                    Outcome::Rejected,
-                    reason,
-                )]));
-            }
+            Err(reason) => return Ok(refused_rollback(svc, request_id, format!("{reason}; nothing changed"))),
         };
         // As an automatic rollback: a revision naming an image by tag is pinned to the digests it
         // ran, which the deployment that replaced it captured.
@@ -381,15 +372,8 @@ impl Deployer {
                 )
             }
             Err(unsafe_reason) => {
-                let reason =
-                    format!("rollback of {}: {unsafe_reason}; nothing changed (deploy an older tag instead)", svc.name);
-                warn!(service = %svc.name, request_id, outcome = "rejected", reason = %reason, "decision");
-                return Ok(Summary::of(vec![DeploymentSummary::new(
-                    &svc.name,
-                    svc.target(),
-                    Outcome::Rejected,
-                    reason,
-                )]));
+                let reason = format!("{unsafe_reason}; nothing changed (deploy an older tag instead)");
+                return Ok(refused_rollback(svc, request_id, reason));
             }
         };
         let ecs_deployment_id = self.ecs.update_service(&svc.cluster, &svc.service, &target).await?;
@@ -985,6 +969,13 @@ impl Deployer {
         self.store.put_json(&key, serde_json::to_vec_pretty(record).expect("records always serialize")).await?;
         Ok(key)
     }
+}
+
+/// The answer to a manual rollback that was refused, changing nothing.
+fn refused_rollback(svc: &ServiceConfig, request_id: &str, why: String) -> Summary {
+    let reason = format!("rollback of {}: {why}", svc.name);
+    warn!(service = %svc.name, request_id, outcome = "rejected", reason = %reason, "decision");
+    Summary::of(vec![DeploymentSummary::new(&svc.name, svc.target(), Outcome::Rejected, reason)])
 }
 
 /// Turns per-service results into the answer. A transient failure fails the invocation so Lambda

@@ -39,7 +39,7 @@ impl Store {
 
     /// Reads an object; `None` when it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, AwsError> {
-        get_object(&self.client, &self.bucket, key).await
+        Ok(self.get_tagged(key).await?.map(|(bytes, _)| bytes))
     }
 
     /// Writes `key` only if it does not exist yet; `None` when it does (S3 answered 412).
@@ -78,22 +78,10 @@ impl Store {
 
     /// Reads an object with its ETag; `None` when it does not exist.
     pub async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, AwsError> {
-        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => {
-                return Err(aws_error("S3 GetObject", self.url(key), "the bucket name and s3:GetObject on it", e))
-            }
-        };
-        let etag = out.e_tag().unwrap_or_default().to_string();
-        let bytes = out.body.collect().await.map_err(|e| AwsError {
-            action: "S3 GetObject",
-            target: self.url(key),
-            detail: format!("body could not be read: {e}"),
-            hint: "network to S3",
-            transient: true,
-        })?;
-        Ok(Some((bytes.into_bytes().to_vec(), etag)))
+        match get_if_changed(&self.client, &self.bucket, key, None).await? {
+            Fetched::Object { bytes, etag } => Ok(Some((bytes, etag))),
+            Fetched::Missing | Fetched::NotModified => Ok(None),
+        }
     }
 
     /// Keys under `prefix` with their last-modified time (epoch seconds), newest first.
@@ -129,30 +117,12 @@ impl Store {
     }
 }
 
-/// Reads `s3://bucket/key`; `None` when the key does not exist.
-pub async fn get_object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsError> {
-    let url = format!("s3://{bucket}/{key}");
-    let out = match client.get_object().bucket(bucket).key(key).send().await {
-        Ok(out) => out,
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-        Err(e) => return Err(aws_error("S3 GetObject", url, "the bucket name and s3:GetObject on it", e)),
-    };
-    let bytes = out.body.collect().await.map_err(|e| AwsError {
-        action: "S3 GetObject",
-        target: url,
-        detail: format!("body could not be read: {e}"),
-        hint: "network to S3",
-        transient: true,
-    })?;
-    Ok(Some(bytes.into_bytes().to_vec()))
-}
-
 /// What a conditional GET found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fetched {
     /// The object still has the ETag given.
     NotModified,
-    /// No such key (or no such bucket).
+    /// No such key.
     Missing,
     /// The object, with its ETag.
     Object {
@@ -176,7 +146,6 @@ pub async fn get_if_changed(
         Ok(out) => out,
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 304) => return Ok(Fetched::NotModified),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(Fetched::Missing),
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => return Ok(Fetched::Missing),
         Err(e) => return Err(aws_error("S3 GetObject", url, "the bucket name and s3:GetObject on it", e)),
     };
     let etag = out.e_tag().unwrap_or_default().to_string();

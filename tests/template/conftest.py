@@ -14,22 +14,8 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-class CfnLoader(yaml.SafeLoader):
-    """Reads `!Ref x` as {"Ref": x} and `!Sub s` as {"Fn::Sub": s}, so the template is plain data."""
-
-
-def _tag(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    name = suffix.lstrip("!")
-    return {"Ref": value} if name == "Ref" else {"Fn::" + name: value}
-
-
-CfnLoader.add_multi_constructor("!", _tag)
+sys.path.insert(0, str(ROOT / "scripts"))
+from iam_policies import CfnLoader  # noqa: E402  (the one loader for CloudFormation's short tags)
 
 
 @pytest.fixture(scope="session")
