@@ -776,7 +776,20 @@ impl Deployer {
                     held.etag = lease::rewrite(&self.store, &held.key, &held.lease, &held.etag).await?;
                 }
             }
-            let ecs_deployment_id = self.ecs.update_service(&svc.cluster, &svc.service, &task_definition).await?;
+            let ecs_deployment_id = match self.ecs.update_service(&svc.cluster, &svc.service, &task_definition).await {
+                Ok(id) => id,
+                // ECS refused it: the copy just registered would stay behind unused, so take it
+                // back (the retry registers its own). Where the answer was lost, ECS may have
+                // taken it, and the lease's pending rollout tells the retry.
+                Err(e) => {
+                    if matches!(plan.action, Action::Register(_)) && e.was_answered() {
+                        if let Err(d) = self.ecs.deregister_task_definition(&task_definition).await {
+                            warn!(service = %svc.name, task_definition = %short_name(&task_definition), error = %d, "could not deregister the unused copy");
+                        }
+                    }
+                    return Err(e.into());
+                }
+            };
             Ok::<_, Error>((task_definition, record, ecs_deployment_id))
         };
         // A pinned service plans from its task definition, never from the artifacts, so they are

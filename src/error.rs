@@ -47,6 +47,12 @@ const DENIED_CODES: &[&str] =
     &["AccessDenied", "AccessDeniedException", "AuthorizationError", "UnauthorizedOperation", "Forbidden"];
 
 impl AwsError {
+    /// True when the service answered (with an error): the call was refused, not lost on the way,
+    /// so it changed nothing. A timeout or a broken connection leaves that unknown.
+    pub fn was_answered(&self) -> bool {
+        !["timed out", "could not reach", "unreadable response"].iter().any(|p| self.detail.starts_with(p))
+    }
+
     /// True when AWS refused the call for lack of permission: a person must change IAM.
     ///
     /// `detail` starts with the service's error code (see `aws::aws_error`).
@@ -85,6 +91,41 @@ impl Error {
     pub fn is_access_denied(&self) -> bool {
         matches!(self, Error::Aws(e) if e.is_access_denied())
     }
+
+    /// The `errorType` Lambda reports for this error, for a person to filter on in logs, metrics
+    /// and the failed-invocations queue: `Transient.*` is retried and may heal by itself;
+    /// `Permanent.*` needs a person.
+    pub fn error_type(&self) -> String {
+        let e = match self {
+            Error::Input(_) => return "Permanent.BadInput".into(),
+            Error::Config(_) => return "Permanent.Config".into(),
+            Error::Aws(e) => e,
+        };
+        if e.is_access_denied() {
+            return "Permanent.AccessDenied".into();
+        }
+        let code = e.detail.split(':').next().unwrap_or_default();
+        let kind = match (e.action, code) {
+            ("S3 lease", _) => "LeaseBusy",
+            ("read pushdeploy.toml", _) => "ConfigMissing",
+            ("deploy", _) => "Deadline",
+            (
+                _,
+                "ThrottlingException"
+                | "Throttling"
+                | "ThrottledException"
+                | "TooManyRequestsException"
+                | "SlowDown"
+                | "RequestLimitExceeded",
+            ) => "Throttled",
+            _ if e.detail.starts_with("timed out") => "Timeout",
+            _ if e.detail.starts_with("could not reach") => "Unreachable",
+            ("roll back", _) => "RollbackRefused",
+            _ if e.transient => "Aws",
+            _ => "AwsRefused",
+        };
+        format!("{}.{kind}", if e.transient { "Transient" } else { "Permanent" })
+    }
 }
 
 #[cfg(test)]
@@ -99,6 +140,30 @@ mod tests {
             hint: "h",
             transient: false,
         }
+    }
+
+    #[test]
+    fn error_types_say_transient_or_permanent_and_why() {
+        let t = |action: &'static str, detail: &str, transient: bool| {
+            Error::Aws(AwsError { action, target: "t".into(), detail: detail.into(), hint: "h", transient })
+                .error_type()
+        };
+        assert_eq!(t("S3 lease", "held", true), "Transient.LeaseBusy");
+        assert_eq!(
+            t("ECS UpdateService", "ThrottlingException: Rate exceeded (HTTP 400)", true),
+            "Transient.Throttled"
+        );
+        assert_eq!(t("S3 PutObject", "SlowDown: Reduce (HTTP 503)", true), "Transient.Throttled");
+        assert_eq!(t("ECS DescribeServices", "timed out", true), "Transient.Timeout");
+        assert_eq!(t("S3 GetObject", "AccessDenied: Access Denied (HTTP 403)", false), "Permanent.AccessDenied");
+        // A failed rollback is retried, but AccessDenied still needs a person.
+        assert_eq!(t("ECS UpdateService", "AccessDeniedException: no (HTTP 400)", true), "Permanent.AccessDenied");
+        assert_eq!(t("ECS DescribeServices", "MISSING", false), "Permanent.AwsRefused");
+        assert_eq!(
+            t("read pushdeploy.toml", "the config object does not exist (yet)", true),
+            "Transient.ConfigMissing"
+        );
+        assert_eq!(Error::Input(InputError::new("x")).error_type(), "Permanent.BadInput");
     }
 
     #[test]

@@ -280,6 +280,17 @@ impl EcsClient {
         })
     }
 
+    /// Deregisters a revision (it stays usable by anything already running it, and is listed INACTIVE).
+    pub async fn deregister_task_definition(&self, arn: &str) -> Result<(), AwsError> {
+        self.client
+            .deregister_task_definition()
+            .task_definition(arn)
+            .send()
+            .await
+            .map_err(|e| aws_error("ECS DeregisterTaskDefinition", arn, "ecs:DeregisterTaskDefinition", e))?;
+        Ok(())
+    }
+
     /// Points the service at `task_definition` as a new ECS deployment; returns ECS's deployment id.
     ///
     /// Always forced: with a new revision that changes nothing in ECS (a new revision is a new

@@ -215,6 +215,10 @@ async fn every_fault_at_every_deploy_call_converges() {
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
     assert!(rows.iter().all(|r| r.revisions <= 3), "at most one unused revision per crash");
+    // A refused UpdateService takes its copy back; only a lost answer (reset, timeout) may leave one.
+    for r in rows.iter().filter(|r| r.op == "ecs:UpdateService" && !matches!(r.fault, "reset" | "timeout")) {
+        assert_eq!(r.revisions, 2, "{} {}: the original and the one rolled out", r.op, r.fault);
+    }
 }
 
 #[tokio::test]

@@ -140,6 +140,7 @@ async fn the_config_is_picked_up_when_uploaded_missing_is_retried_and_invalid_is
 
     let early = f.invoke(&push).await.expect_err("a missing config fails the invocation, so Lambda retries it");
     assert!(early.to_string().contains("config object does not exist"), "{early}");
+    assert_eq!(early["errorType"], "Transient.ConfigMissing", "a type a person can filter on: {early}");
 
     upload_config(&app.aws, TODO_CONFIG).await;
     let retried = f.invoke(&push).await.expect("answered once the config is there");

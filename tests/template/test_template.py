@@ -173,6 +173,7 @@ def test_iam_is_least_privilege(template):
             assert set(as_list(st["Action"])) <= {
                 "ecs:DescribeTaskDefinition",
                 "ecs:ListTaskDefinitions",
+                "ecs:DeregisterTaskDefinition",
                 "elasticloadbalancing:DescribeTargetHealth",
                 "ec2:DescribeNetworkInterfaces",  # only with VerifySubnetIds
             }, f"{role}/{st['Sid']}"

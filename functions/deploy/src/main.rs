@@ -1,6 +1,6 @@
 //! The `deploy` Lambda: ECR push events and manual actions in, ECS rollouts out.
 
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use pushdeploy::outcome::{Outcome, Summary};
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -23,16 +23,22 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // The config is re-read when its object changes; an invalid one refuses, a missing one retries.
         let deployer = match live {
-            Ok(live) => live.lock().await.current().await?,
+            Ok(live) => live.lock().await.current().await.map_err(diagnostic)?,
             Err(reason) => Err(reason.clone()),
         };
         match deployer {
             Ok(d) => {
                 let deadline = pushdeploy::setup::deploy_deadline(event.context.deadline);
-                d.handle_before(event.payload, &event.context.request_id, deadline).await.map_err(Error::from)
+                d.handle_before(event.payload, &event.context.request_id, deadline).await.map_err(diagnostic)
             }
             Err(reason) => Ok(Summary::only(Outcome::Rejected, reason)),
         }
     }))
     .await
+}
+
+/// Lambda's `errorType` says what failed (`Transient.LeaseBusy`, `Permanent.AccessDenied`, …),
+/// not a Rust type name.
+fn diagnostic(e: pushdeploy::Error) -> Diagnostic {
+    Diagnostic { error_type: e.error_type(), error_message: e.to_string() }
 }

@@ -1,6 +1,6 @@
 //! The `verify` Lambda: ECS deployment state changes in; verdicts, rollbacks and notifications out.
 
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use pushdeploy::outcome::{Outcome, Summary};
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -23,13 +23,19 @@ async fn main() -> Result<(), Error> {
         let deadline = pushdeploy::setup::verdict_deadline(event.context.deadline);
         // The config is re-read when its object changes; an invalid one refuses, a missing one retries.
         let verifier = match live {
-            Ok(live) => live.lock().await.current().await?,
+            Ok(live) => live.lock().await.current().await.map_err(diagnostic)?,
             Err(reason) => Err(reason.clone()),
         };
         match verifier {
-            Ok(v) => v.handle(event.payload, deadline).await.map_err(Error::from),
+            Ok(v) => v.handle(event.payload, deadline).await.map_err(diagnostic),
             Err(reason) => Ok(Summary::only(Outcome::Rejected, reason)),
         }
     }))
     .await
+}
+
+/// Lambda's `errorType` says what failed (`Transient.LeaseBusy`, `Permanent.AccessDenied`, …),
+/// not a Rust type name.
+fn diagnostic(e: pushdeploy::Error) -> Diagnostic {
+    Diagnostic { error_type: e.error_type(), error_message: e.to_string() }
 }
