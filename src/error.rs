@@ -104,6 +104,10 @@ impl Error {
         if e.is_access_denied() {
             return "Permanent.AccessDenied".into();
         }
+        // Retried like any failed rollback, but no retry can make an unsafe target safe.
+        if e.action == "roll back" {
+            return "Permanent.RollbackRefused".into();
+        }
         let code = e.detail.split(':').next().unwrap_or_default();
         let kind = match (e.action, code) {
             ("S3 lease", _) => "LeaseBusy",
@@ -120,7 +124,6 @@ impl Error {
             ) => "Throttled",
             _ if e.detail.starts_with("timed out") => "Timeout",
             _ if e.detail.starts_with("could not reach") => "Unreachable",
-            ("roll back", _) => "RollbackRefused",
             _ if e.transient => "Aws",
             _ => "AwsRefused",
         };
@@ -164,6 +167,7 @@ mod tests {
             "Transient.ConfigMissing"
         );
         assert_eq!(Error::Input(InputError::new("x")).error_type(), "Permanent.BadInput");
+        assert_eq!(t("roll back", "names backend by tag", true), "Permanent.RollbackRefused");
     }
 
     #[test]
