@@ -83,7 +83,19 @@ struct ServiceState {
     base: Option<DescribedTaskDefinition>,
 }
 
+tokio::task_local! {
+    /// When the invocation must stop (set by [`Deployer::handle_before`]): how long a rollout may
+    /// wait for another's lease.
+    static DEADLINE: std::time::Instant;
+}
+
+/// Time a rollout keeps back from the deadline to run after waiting for a busy service.
+const ROLLOUT_RESERVE: std::time::Duration = std::time::Duration::from_secs(8);
+/// How long a rollout waits for a busy service when no deadline is known (direct calls, tests).
+const WAIT_WITHOUT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Why and how a rollout was asked for.
+#[derive(Clone)]
 struct Request<'a> {
     trigger: TriggerRef,
     image: &'a ImageRef,
@@ -101,7 +113,8 @@ impl Deployer {
         request_id: &str,
         deadline: std::time::Instant,
     ) -> Result<Summary, Error> {
-        match tokio::time::timeout_at(deadline.into(), self.handle(payload, request_id)).await {
+        let handled = DEADLINE.scope(deadline, self.handle(payload, request_id));
+        match tokio::time::timeout_at(deadline.into(), handled).await {
             Ok(result) => result,
             Err(_) => Err(crate::error::AwsError {
                 action: "deploy",
@@ -539,7 +552,27 @@ impl Deployer {
         state: Option<Result<ServiceState, Error>>,
         req: Request<'_>,
     ) -> Result<DeploymentSummary, Error> {
-        let mut taken = taken?;
+        let (mut taken, mut state) = (taken?, state);
+        // Another rollout holds the service: wait for it (it holds the lease for tens of
+        // milliseconds on AWS), then read the service afresh and go on. A failed holder has
+        // handed its lease over, so only a live one is waited for.
+        let bound = DEADLINE
+            .try_with(|d| d.checked_sub(ROLLOUT_RESERVE).unwrap_or(*d))
+            .unwrap_or_else(|_| std::time::Instant::now() + WAIT_WITHOUT_DEADLINE);
+        let mut pause = std::time::Duration::from_millis(25);
+        while matches!(&taken, LeaseTaken::Busy(other) if other.holder != req.trigger.id())
+            && std::time::Instant::now() + pause < bound
+        {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            let key = lease::lease_key(&svc.cluster, &svc.service);
+            if matches!(lease::standing(&lease::read(&self.store, &key).await?, lease::now_ms()), Standing::Busy(_)) {
+                continue;
+            }
+            let current = self.ecs.current_task_definition(&svc.cluster, &svc.service);
+            let (t, s) = self.lease_and_state(svc, req.clone(), current).await;
+            (taken, state) = (t?, s);
+        }
         let result = match &mut taken {
             LeaseTaken::Busy(other) if other.holder == req.trigger.id() => {
                 let reason = format!("another delivery of {} is rolling this out now", req.trigger.id());
@@ -547,12 +580,12 @@ impl Deployer {
                 return Ok(DeploymentSummary::new(&svc.name, svc.target(), Outcome::Unchanged, reason));
             }
             LeaseTaken::Busy(other) => {
-                // Transient on purpose: Lambda retries, by which time the other rollout is done.
+                // Still held at the bound: transient, Lambda retries once that rollout is done.
                 return Err(crate::error::AwsError {
                     action: "S3 lease",
                     target: svc.target(),
                     detail: format!(
-                        "{} is rolling out {} (lease until {} ms)",
+                        "{} is still rolling out {} after this invocation waited for it (lease until {} ms)",
                         other.holder, other.image_uri, other.expires_at_ms
                     ),
                     hint: "nothing: one rollout per service at a time, this event is retried",
@@ -588,9 +621,20 @@ impl Deployer {
                 let left_on = d.task_definition.clone().or_else(|| d.previous_task_definition.clone());
                 self.release(svc, &taken, left_on).await
             }
-            // Kept on failure: it may carry a rollout ECS already runs, which the retry (taking the
-            // lease once it expires) records; an idle one only delays the retry until it expires.
-            Err(e) => warn!(service = %svc.name, error = %e, "keeping the service lease for the retry"),
+            // Handed over on failure: it may carry a rollout ECS already runs, which the next
+            // delivery (a retry, a duplicate, an operator) adopts at once instead of waiting it out.
+            Err(e) => {
+                warn!(service = %svc.name, error = %e, "handing the service lease over to the next delivery");
+                if let LeaseTaken::Held(held, _) = &taken {
+                    if !held.done {
+                        if let Err(w) =
+                            lease::rewrite(&self.store, &held.key, &held.lease.handed_over(), &held.etag).await
+                        {
+                            warn!(service = %svc.name, error = %w, "could not hand the lease over; it expires by itself");
+                        }
+                    }
+                }
+            }
         }
         result
     }
@@ -874,7 +918,8 @@ impl Deployer {
                     held.etag = etag;
                 }
                 held.lease.pending = Some(record.clone());
-                if let Err(e) = lease::rewrite(&self.store, &held.key, &held.lease, &held.etag).await {
+                // Handed over with the complete record: the next delivery writes it at once.
+                if let Err(e) = lease::rewrite(&self.store, &held.key, &held.lease.handed_over(), &held.etag).await {
                     warn!(service = %svc.name, error = %e, "could not put the unrecorded rollout back in the lease");
                 }
             }

@@ -54,6 +54,13 @@ impl Lease {
         }
     }
 
+    /// The lease a holder that failed leaves: expired at once, still carrying its rollout in
+    /// flight, so the next delivery adopts it now (records the rollout if ECS took it, else starts
+    /// its own) instead of waiting out the lease. Only a holder that died leaves a live lease.
+    pub fn handed_over(&self) -> Lease {
+        Lease { expires_at_ms: 0, released: false, ..self.clone() }
+    }
+
     /// The lease that lets go of `self`, naming what the service was left running.
     pub fn released(&self, task_definition: Option<String>) -> Lease {
         Lease {
@@ -64,6 +71,21 @@ impl Lease {
             released: true,
             task_definition,
         }
+    }
+}
+
+#[cfg(test)]
+mod handover_tests {
+    use super::*;
+
+    #[test]
+    fn a_handed_over_lease_is_stale_at_once_and_keeps_its_rollout() {
+        let mine = Lease::new("evt".into(), "img".into(), std::time::Duration::from_secs(45), None);
+        let live = Found::Present(Some(Box::new(mine.clone())), "e1".into());
+        assert!(matches!(standing(&live, now_ms()), Standing::Busy(_)));
+        let given = Found::Present(Some(Box::new(mine.handed_over())), "e2".into());
+        assert_eq!(standing(&given, now_ms()), Standing::Stale);
+        assert_eq!(mine.handed_over().holder, "evt");
     }
 }
 

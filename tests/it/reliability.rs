@@ -205,3 +205,54 @@ async fn a_crashed_rollout_is_finished_even_by_an_event_that_deploys_nothing() {
     assert_eq!(late["outcome"], "superseded", "{late}");
     assert_recovered(&w, &record_key).await;
 }
+
+/// Every answer of a batch of concurrent invocations, failing the test on any error.
+async fn all_answer(results: Vec<Result<pushdeploy::outcome::Summary, pushdeploy::Error>>) -> Vec<Value> {
+    results
+        .into_iter()
+        .map(|r| serde_json::to_value(r.expect("every invocation answers: a busy service is waited for")).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn two_pushes_for_one_service_at_once_on_two_instances_both_answer_and_the_newest_runs() {
+    let w = World::new(TODO_CONFIG).await;
+    let other_instance = crate::support::deployer(w.aws(), TODO_CONFIG);
+    // v1.4.2 first, then latest: both current for their tags, both matched by the backend.
+    let (older, _) = w.push("evt-old", "todo-backend", "v1.4.2", "backend-v142").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // ECR push times have one-second resolution
+    let (newer, newest) = w.push("evt-new", "todo-backend", "latest", "backend-v15").await;
+
+    let (a, b) = tokio::join!(w.deployer.handle(older, "i1"), other_instance.handle(newer, "i2"));
+    let answers = all_answer(vec![a, b]).await;
+
+    let outcomes: Vec<&str> = answers.iter().map(|a| a["deployments"][0]["outcome"].as_str().unwrap()).collect();
+    let td = w.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    assert!(w.aws().images_of(&td).await[0].1.ends_with(newest.as_str()), "the newest push runs: {outcomes:?}");
+    // Each push has its record, or its truthful superseded.
+    let started = outcomes.iter().filter(|o| **o == "started").count();
+    assert!(outcomes.iter().all(|o| matches!(*o, "started" | "superseded")), "{outcomes:?}");
+    assert_eq!(records(&w, "todo-backend").await.len(), started);
+    assert!(leases_released(&w).await);
+}
+
+#[tokio::test]
+async fn latest_and_a_version_tag_of_one_digest_pushed_at_once_roll_out_once() {
+    let w = World::new(TODO_CONFIG).await;
+    let other_instance = crate::support::deployer(w.aws(), TODO_CONFIG);
+    let (latest, digest) = w.push("evt-latest", "todo-backend", "latest", "backend-v2").await;
+    // CI tags the same build twice: same manifest, second tag.
+    let version_digest = w.aws().push_image("todo-backend", "v2.0.0", "backend-v2").await;
+    assert_eq!(version_digest, digest);
+    let version = testkit::estate::ecr_push_event("evt-version", "todo-backend", "v2.0.0", &digest);
+
+    let (a, b) = tokio::join!(w.deployer.handle(latest, "i1"), other_instance.handle(version, "i2"));
+    let answers = all_answer(vec![a, b]).await;
+
+    let mut outcomes: Vec<&str> = answers.iter().map(|a| a["deployments"][0]["outcome"].as_str().unwrap()).collect();
+    outcomes.sort();
+    assert_eq!(outcomes, ["started", "unchanged"], "{answers:?}");
+    let td = w.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    assert!(w.aws().images_of(&td).await[0].1.ends_with(digest.as_str()));
+    assert_eq!(records(&w, "todo-backend").await.len(), 1, "one rollout, one record");
+}
