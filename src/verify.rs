@@ -121,7 +121,7 @@ impl Verifier {
         if rec.status == Status::RollbackFailed {
             // A retried event after a failed rollback: try the rollback again, do not re-test.
             let reason = rec.reason.clone().unwrap_or_default();
-            return self.roll_back(rec, e, reason).await;
+            return self.roll_back(rec, e, reason, deadline).await;
         }
         if !rec.has("ecs_completed") {
             rec.stamp("ecs_completed", e.time.clone().unwrap_or_else(record::now));
@@ -174,7 +174,7 @@ impl Verifier {
         rec.reason = Some(reason.clone());
         rec.stamp("smoke_failed", record::now());
         self.save(&rec).await?;
-        self.roll_back(rec, e, reason).await
+        self.roll_back(rec, e, reason, deadline).await
     }
 
     /// Records a rollback that ECS already runs (its invocation died before recording it).
@@ -207,6 +207,7 @@ impl Verifier {
         mut rec: DeploymentRecord,
         e: &EcsDeploymentEvent,
         why: String,
+        deadline: Instant,
     ) -> Result<Summary, Error> {
         let to = rec.previous_task_definition.clone();
         if to == rec.task_definition {
@@ -225,9 +226,18 @@ impl Verifier {
         let key = lease::lease_key(&rec.cluster, &rec.service);
         let mine = Lease::new(format!("rollback of {}", rec.id), to.clone(), crate::deploy::DEFAULT_LEASE_TTL, None);
         // A stale lease is left to a deploy, the only one that can finish the rollout it carries.
-        let claimed = match lease::read(&self.store, &key).await {
-            Ok(found) => lease::claim(&self.store, &key, found, &mine, false).await,
-            Err(err) => Err(err),
+        // A live one is waited for (a rollout holds it for tens of milliseconds), up to the deadline.
+        let mut pause = std::time::Duration::from_millis(25);
+        let claimed = loop {
+            let claimed = match lease::read(&self.store, &key).await {
+                Ok(found) => lease::claim(&self.store, &key, found, &mine, false).await,
+                Err(err) => Err(err),
+            };
+            if !matches!(claimed, Ok(Claim::Blocked(_))) || Instant::now() + pause >= deadline {
+                break claimed;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(1));
         };
         let (etag, replaced) = match claimed {
             Err(err) if err.transient => return Err(err.into()),

@@ -170,7 +170,8 @@ async fn a_rollback_waits_for_a_rollout_in_flight_and_holds_the_service_lease() 
     };
     l.aws().put_json(BUCKET, &key, &busy).await;
     let event = ecs_deployment_event("ecs-held", "todo-backend", &dep, "SERVICE_DEPLOYMENT_COMPLETED", "");
-    let err = l.verifier.handle(event.clone(), Instant::now() + Duration::from_secs(60)).await.unwrap_err();
+    // Still held at the deadline: a transient failure, nothing moved.
+    let err = l.verifier.handle(event.clone(), Instant::now() + Duration::from_millis(1500)).await.unwrap_err();
     assert!(err.is_transient() && err.to_string().contains("evt-newer"), "{err}");
     assert_eq!(
         l.aws().service_task_definition(CLUSTER, "todo-backend").await,
@@ -178,12 +179,18 @@ async fn a_rollback_waits_for_a_rollout_in_flight_and_holds_the_service_lease() 
         "no rollback under someone else's lease"
     );
 
-    // That rollout let go: the retried event rolls back, and the lease says where it left the service.
+    // That rollout lets go while the retried event waits for it: the rollback goes on at once,
+    // and the lease says where it left the service.
     let released = Lease { released: true, expires_at_ms: 0, ..busy };
-    l.aws().put_json(BUCKET, &key, &released).await;
+    let (aws, lease_key) = (l.aws().clone(), key.clone());
+    let let_go = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        aws.put_json(BUCKET, &lease_key, &released).await;
+    });
     let answer =
         serde_json::to_value(l.verifier.handle(event, Instant::now() + Duration::from_secs(60)).await.unwrap())
             .unwrap();
+    let_go.await.unwrap();
     assert_eq!(answer["outcome"], "rolled_back", "{answer}");
     let now = assert_returned_to(l.aws(), "todo-backend", &before, ("backend", Some(l.app.backend_v0.as_str()))).await;
     let lease: Lease = serde_json::from_slice(&l.aws().object(BUCKET, &key).await).unwrap();
