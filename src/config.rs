@@ -69,6 +69,8 @@ pub struct ServiceConfig {
     pub base: Base,
     /// Smoke test run by `verify`, if any.
     pub smoke: Option<SmokeConfig>,
+    /// After a verified deployment, deregister pushdeploy's own revisions beyond the newest N.
+    pub keep_revisions: Option<u32>,
 }
 
 /// `[service.smoke]`: how `verify` judges a rollout.
@@ -232,6 +234,7 @@ impl Config {
                     "\"family\" copies a revision with the image pinned; strategy \"force-new-deployment\" copies nothing: use pin-digest".into(),
                 ));
             }
+            let keep_revisions = f.opt_int("keep_revisions", 1, 1000)?.map(|n| n as u32);
             let smoke = match f.table("smoke")? {
                 Some(t) => Some(parse_smoke(t, &format!("{path}.smoke"), source)?),
                 None => None,
@@ -247,6 +250,7 @@ impl Config {
                 strategy,
                 base,
                 smoke,
+                keep_revisions,
             });
         }
         Ok(Self { source: source.to_string(), services })
@@ -699,6 +703,7 @@ mod tests {
         assert_eq!(key_of(&format!("{MIN}base='repo'\n")), "service[0].base");
         assert_eq!(key_of(&format!("{MIN}base='family'\nstrategy='force-new-deployment'\n")), "service[0].base");
         assert_eq!(key_of(&format!("[defaults]\nbase='x'\n{MIN}")), "defaults.base");
+        assert_eq!(key_of(&format!("{MIN}keep_revisions=0\n")), "service[0].keep_revisions");
         assert_eq!(key_of(&format!("{MIN}{}", MIN.replace("service='s'", "service='t'"))), "service[1].name");
         assert_eq!(key_of(&MIN.replace("tags=['latest']", "tags='latest'")), "service[0].tags");
         assert_eq!(key_of(&format!("[defaults]\nregion='x'\n{MIN}")), "defaults.region");

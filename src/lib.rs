@@ -18,6 +18,7 @@ pub mod notify;
 pub mod outcome;
 pub mod plan;
 pub mod record;
+pub mod retention;
 pub mod rollback;
 pub mod setup;
 pub mod smoke;

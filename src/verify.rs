@@ -166,6 +166,7 @@ impl Verifier {
             rec.reason = None;
             rec.stamp("verified", record::now());
             self.settle(&rec, e).await?;
+            self.prune(&rec).await;
             let reason = format!("smoke test passed: {} round(s) in {} ms", report.rounds_run, report.duration_ms);
             return Ok(self.answer(&rec, Outcome::Verified, reason, true));
         }
@@ -335,6 +336,34 @@ impl Verifier {
         rec.rolled_back_to = Some(arn.clone());
         self.save(rec).await?;
         Ok(arn)
+    }
+
+    /// With `keep_revisions`, deregisters pushdeploy's own revisions of the service beyond the
+    /// newest N, never the one running, the previous one or the last verified one. Housekeeping
+    /// after the verdict: a failure is logged and left to the next verified deployment.
+    async fn prune(&self, rec: &DeploymentRecord) {
+        let Some(keep) = self.config.by_ecs_service(&rec.cluster, &rec.service).and_then(|s| s.keep_revisions) else {
+            return;
+        };
+        let family = short_name(&rec.task_definition).rsplit_once(':').map_or("", |(f, _)| f);
+        let own = match self.ecs.own_revisions(family).await {
+            Ok(own) => own,
+            Err(err) => {
+                warn!(service = %rec.name, error = %err, "could not list the family's revisions to prune");
+                return;
+            }
+        };
+        let protected = [rec.task_definition.as_str(), rec.previous_task_definition.as_str()];
+        for arn in crate::retention::prunable(&own, keep as usize, &protected) {
+            match self.ecs.deregister_task_definition(arn).await {
+                Ok(()) => {
+                    info!(service = %rec.name, task_definition = %short_name(arn), "deregistered an old revision (keep_revisions)")
+                }
+                Err(err) => {
+                    warn!(service = %rec.name, task_definition = %short_name(arn), error = %err, "could not deregister an old revision")
+                }
+            }
+        }
     }
 
     /// Records, logs and notifies a rollback that could not be carried out, and fails the invocation.

@@ -217,6 +217,49 @@ impl EcsClient {
         Ok(None)
     }
 
+    /// The ACTIVE revisions of `family` that pushdeploy registered (they carry its tags), newest first.
+    pub async fn own_revisions(&self, family: &str) -> Result<Vec<String>, AwsError> {
+        let mut arns = Vec::new();
+        let mut token = None;
+        for _ in 0..20 {
+            let page = self
+                .client
+                .list_task_definitions()
+                .family_prefix(family)
+                .status(TaskDefinitionStatus::Active)
+                .sort(SortOrder::Desc)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| aws_error("ECS ListTaskDefinitions", family, "ecs:ListTaskDefinitions", e))?;
+            arns.extend(page.task_definition_arns().iter().cloned());
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        let mut revisions: Vec<(i64, String)> = arns
+            .into_iter()
+            .filter_map(|arn| {
+                let (fam, rev) = arn.rsplit('/').next()?.rsplit_once(':')?;
+                let rev = rev.parse().ok()?;
+                (fam == family).then_some((rev, arn))
+            })
+            .collect();
+        revisions.sort_by_key(|r| std::cmp::Reverse(r.0));
+        let described =
+            futures_util::future::join_all(revisions.iter().map(|(_, arn)| self.describe_task_definition(arn))).await;
+        let mut own = Vec::new();
+        for ((_, arn), d) in revisions.into_iter().zip(described) {
+            let d = d?;
+            let inactive = d.task_definition.status().is_some_and(|s| s.as_str() != "ACTIVE");
+            if !inactive && d.tags.iter().any(|t| t.key().is_some_and(|k| k.starts_with(crate::plan::OWN_TAG_PREFIX))) {
+                own.push(arn);
+            }
+        }
+        Ok(own)
+    }
+
     /// Describes a task definition with its tags.
     pub async fn describe_task_definition(&self, arn: &str) -> Result<DescribedTaskDefinition, AwsError> {
         let out = self

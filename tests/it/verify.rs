@@ -388,3 +388,29 @@ async fn a_failed_rollback_is_recorded_notified_and_retried() {
     assert!(l.verifier.handle(event, Instant::now() + Duration::from_secs(60)).await.is_err());
     assert_eq!(l.record("todo-frontend", &dep).await["smoke"]["rounds_run"], rec["smoke"]["rounds_run"]);
 }
+
+#[tokio::test]
+async fn keep_revisions_deregisters_old_copies_but_never_what_a_rollback_needs() {
+    let mut l = Loop::new().await;
+    let config = local_config(&l.standin.url()).replacen(
+        "repository = \"todo-frontend\"",
+        "repository = \"todo-frontend\"\nkeep_revisions = 2",
+        1,
+    );
+    l.deployer = deployer(l.aws(), &config);
+    l.verifier = verifier(l.aws(), &config, None);
+    let terraform = l.aws().service_task_definition(CLUSTER, "todo-frontend").await;
+    let mut ours = Vec::new();
+    for i in 1..=4 {
+        let dep = l.push("todo-frontend", &format!("frontend-keep-{i}"), Behaviour::Good).await;
+        ours.push(l.aws().service_task_definition(CLUSTER, "todo-frontend").await);
+        assert_eq!(l.completed("todo-frontend", &dep).await["outcome"], "verified");
+    }
+    let mut seen = Vec::new();
+    for arn in ours.iter().chain(std::iter::once(&terraform)) {
+        let out = l.aws().ecs.describe_task_definition().task_definition(arn).send().await.unwrap();
+        seen.push(out.task_definition().unwrap().status().unwrap().as_str().to_string());
+    }
+    // The two newest of ours stay (the one running and the previous one); Terraform's is not ours.
+    assert_eq!(seen, ["INACTIVE", "INACTIVE", "ACTIVE", "ACTIVE", "ACTIVE"], "{ours:?}");
+}
