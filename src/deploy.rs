@@ -171,10 +171,7 @@ impl Deployer {
             error,
             consequence: "nothing was deployed for it; the service runs what it ran before",
         });
-        let attrs: Vec<(&str, &str)> = m.attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        if let Err(err) = n.publish(&m.subject, &m.body, &attrs).await {
-            tracing::error!(subject = %m.subject, error = %err, "notification failed");
-        }
+        n.send(&m).await;
     }
 
     async fn on_push(&self, push: &PushEvent) -> Result<Summary, Error> {

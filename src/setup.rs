@@ -148,10 +148,7 @@ pub async fn report_startup_failure(function: &str, err: &Error) {
         error: &err.to_string(),
         consequence: "every invocation is refused until the config is fixed (a new upload is picked up within PUSHDEPLOY_CONFIG_RECHECK_SECONDS)",
     });
-    let attrs: Vec<(&str, &str)> = m.attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    if let Err(e) = n.publish(&m.subject, &m.body, &attrs).await {
-        tracing::error!(error = %e, "notification failed");
-    }
+    n.send(&m).await;
 }
 
 /// What both functions read at cold start: SDK clients, the artifact bucket, where the config lives.

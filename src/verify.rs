@@ -433,11 +433,7 @@ impl Verifier {
 
     async fn publish(&self, m: &crate::notify::Message) {
         if let Some(n) = &self.notifier {
-            let attrs: Vec<(&str, &str)> = m.attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            // A lost notification must not undo a recorded verdict: log it and go on.
-            if let Err(err) = n.publish(&m.subject, &m.body, &attrs).await {
-                error!(subject = %m.subject, error = %err, "notification failed");
-            }
+            n.send(m).await;
         }
     }
 

@@ -33,6 +33,11 @@ pub struct EcsClient {
     client: aws_sdk_ecs::Client,
 }
 
+/// True for a revision pushdeploy registered: it carries one of pushdeploy's tags.
+fn is_own(td: &DescribedTaskDefinition) -> bool {
+    td.tags.iter().any(|t| t.key().is_some_and(|k| k.starts_with(crate::plan::OWN_TAG_PREFIX)))
+}
+
 /// A service DescribeServices did not answer as ACTIVE; `reason` is ECS's failure reason, if any.
 fn not_active(target: String, reason: Option<&str>) -> AwsError {
     AwsError {
@@ -185,43 +190,12 @@ impl EcsClient {
         }))
     }
 
-    /// The newest ACTIVE revision of `family` that pushdeploy did not register (no tag of its
-    /// own), looking at the newest `MAX_LOOKED_AT` revisions; `None` when all of those are its own.
-    pub async fn newest_base(&self, family: &str) -> Result<Option<DescribedTaskDefinition>, AwsError> {
-        const MAX_LOOKED_AT: usize = 10;
-        let listed = self
-            .client
-            .list_task_definitions()
-            .family_prefix(family)
-            .status(TaskDefinitionStatus::Active)
-            .sort(SortOrder::Desc)
-            .send()
-            .await
-            .map_err(|e| aws_error("ECS ListTaskDefinitions", family, "ecs:ListTaskDefinitions", e))?;
-        // familyPrefix matches every family starting with it: keep this family's, newest first.
-        let mut revisions: Vec<(i64, &str)> = listed
-            .task_definition_arns()
-            .iter()
-            .filter_map(|arn| {
-                let (fam, rev) = arn.rsplit('/').next()?.rsplit_once(':')?;
-                (fam == family).then_some((rev.parse().ok()?, arn.as_str()))
-            })
-            .collect();
-        revisions.sort_by_key(|r| std::cmp::Reverse(r.0));
-        for (_, arn) in revisions.into_iter().take(MAX_LOOKED_AT) {
-            let described = self.describe_task_definition(arn).await?;
-            if !described.tags.iter().any(|t| t.key().is_some_and(|k| k.starts_with(crate::plan::OWN_TAG_PREFIX))) {
-                return Ok(Some(described));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The ACTIVE revisions of `family` that pushdeploy registered (they carry its tags), newest first.
-    pub async fn own_revisions(&self, family: &str) -> Result<Vec<String>, AwsError> {
+    /// ACTIVE revision ARNs of exactly `family` (familyPrefix also matches longer names), newest
+    /// first, from at most `pages` pages of 100.
+    async fn family_revisions(&self, family: &str, pages: usize) -> Result<Vec<String>, AwsError> {
         let mut arns = Vec::new();
         let mut token = None;
-        for _ in 0..20 {
+        for _ in 0..pages {
             let page = self
                 .client
                 .list_task_definitions()
@@ -247,13 +221,32 @@ impl EcsClient {
             })
             .collect();
         revisions.sort_by_key(|r| std::cmp::Reverse(r.0));
+        Ok(revisions.into_iter().map(|(_, arn)| arn).collect())
+    }
+
+    /// The newest ACTIVE revision of `family` that pushdeploy did not register (no tag of its
+    /// own), looking at the newest `MAX_LOOKED_AT` revisions; `None` when all of those are its own.
+    pub async fn newest_base(&self, family: &str) -> Result<Option<DescribedTaskDefinition>, AwsError> {
+        const MAX_LOOKED_AT: usize = 10;
+        for arn in self.family_revisions(family, 1).await?.iter().take(MAX_LOOKED_AT) {
+            let described = self.describe_task_definition(arn).await?;
+            if !is_own(&described) {
+                return Ok(Some(described));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The ACTIVE revisions of `family` that pushdeploy registered (they carry its tags), newest first.
+    pub async fn own_revisions(&self, family: &str) -> Result<Vec<String>, AwsError> {
+        let revisions = self.family_revisions(family, 20).await?;
         let described =
-            futures_util::future::join_all(revisions.iter().map(|(_, arn)| self.describe_task_definition(arn))).await;
+            futures_util::future::join_all(revisions.iter().map(|arn| self.describe_task_definition(arn))).await;
         let mut own = Vec::new();
-        for ((_, arn), d) in revisions.into_iter().zip(described) {
+        for (arn, d) in revisions.into_iter().zip(described) {
             let d = d?;
-            let inactive = d.task_definition.status().is_some_and(|s| s.as_str() != "ACTIVE");
-            if !inactive && d.tags.iter().any(|t| t.key().is_some_and(|k| k.starts_with(crate::plan::OWN_TAG_PREFIX))) {
+            let active = d.task_definition.status().is_none_or(|s| s.as_str() == "ACTIVE");
+            if active && is_own(&d) {
                 own.push(arn);
             }
         }

@@ -18,6 +18,15 @@ impl Notifier {
         Self { client, topic_arn: topic_arn.into() }
     }
 
+    /// Publishes `m`; a failure is logged, never returned: a lost notification must not undo
+    /// what was recorded or refused.
+    pub async fn send(&self, m: &crate::notify::Message) {
+        let attrs: Vec<(&str, &str)> = m.attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        if let Err(err) = self.publish(&m.subject, &m.body, &attrs).await {
+            tracing::error!(subject = %m.subject, error = %err, "notification failed");
+        }
+    }
+
     /// Publishes a message with a subject and string attributes.
     pub async fn publish(&self, subject: &str, body: &str, attributes: &[(&str, &str)]) -> Result<(), AwsError> {
         let mut req = self.client.publish().topic_arn(&self.topic_arn).subject(subject).message(body);
