@@ -540,6 +540,8 @@ impl<'a> Fields<'a> {
     }
 
     fn key(&self, k: &str) -> String {
+        // TOML allows an empty key (`"" = 1`); shown quoted, so an error always names a key.
+        let k = if k.is_empty() { "\"\"" } else { k };
         if self.path.is_empty() {
             k.to_string()
         } else {
@@ -704,6 +706,8 @@ mod tests {
         assert_eq!(key_of(&format!("{MIN}base='family'\nstrategy='force-new-deployment'\n")), "service[0].base");
         assert_eq!(key_of(&format!("[defaults]\nbase='x'\n{MIN}")), "defaults.base");
         assert_eq!(key_of(&format!("{MIN}keep_revisions=0\n")), "service[0].keep_revisions");
+        // Found by the fuzzer: an empty key is still named.
+        assert_eq!(key_of("\"\" = \"\"\n"), "\"\"");
         assert_eq!(key_of(&format!("{MIN}{}", MIN.replace("service='s'", "service='t'"))), "service[1].name");
         assert_eq!(key_of(&MIN.replace("tags=['latest']", "tags='latest'")), "service[0].tags");
         assert_eq!(key_of(&format!("[defaults]\nregion='x'\n{MIN}")), "defaults.region");
