@@ -76,6 +76,23 @@ pub enum Error {
     Aws(#[from] AwsError),
 }
 
+/// What a failure means for the invocation: the one place failures are classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// May heal by itself (throttling, 5xx, a busy service, the deadline): fail the invocation so
+    /// Lambda retries it.
+    Retry,
+    /// AWS refused a permission: a person must fix IAM. Fail the invocation (counted in the
+    /// function's Errors metric, then kept in the failed-invocations queue for a redrive) and publish.
+    Escalate,
+    /// No retry can help and no permission is missing: answer `rejected`; publish when AWS
+    /// refused it (a vanished service, a missing container), which a person should look at.
+    Refuse {
+        /// Whether the topic hears of it.
+        publish: bool,
+    },
+}
+
 impl Error {
     /// True when the invocation should fail so Lambda retries it.
     pub fn is_transient(&self) -> bool {
@@ -90,6 +107,16 @@ impl Error {
     /// True when AWS refused a permission.
     pub fn is_access_denied(&self) -> bool {
         matches!(self, Error::Aws(e) if e.is_access_denied())
+    }
+
+    /// What this failure does to the invocation ([`Disposition`]).
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            Error::Aws(e) if e.transient => Disposition::Retry,
+            Error::Aws(e) if e.is_access_denied() => Disposition::Escalate,
+            Error::Aws(_) => Disposition::Refuse { publish: true },
+            Error::Input(_) | Error::Config(_) => Disposition::Refuse { publish: false },
+        }
     }
 
     /// The `errorType` Lambda reports for this error, for a person to filter on in logs, metrics
@@ -143,6 +170,19 @@ mod tests {
             hint: "h",
             transient: false,
         }
+    }
+
+    #[test]
+    fn every_failure_has_one_disposition() {
+        let e = |detail: &str, transient: bool| Error::Aws(AwsError { transient, ..aws(detail) });
+        assert_eq!(e("SlowDown: Reduce (HTTP 503)", true).disposition(), Disposition::Retry);
+        assert_eq!(e("AccessDeniedException: no (HTTP 400)", false).disposition(), Disposition::Escalate);
+        assert_eq!(e("AccessDenied: Access Denied (HTTP 403)", false).disposition(), Disposition::Escalate);
+        assert_eq!(
+            e("ServiceNotFoundException: gone (HTTP 400)", false).disposition(),
+            Disposition::Refuse { publish: true }
+        );
+        assert_eq!(Error::Input(InputError::new("bad")).disposition(), Disposition::Refuse { publish: false });
     }
 
     #[test]

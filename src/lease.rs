@@ -3,7 +3,7 @@
 //! Two Lambda instances share no memory, so the lock is an S3 object taken with a conditional
 //! write: `If-None-Match: *` for a service never deployed, `If-Match` on the ETag just read
 //! otherwise. The lease is read alongside the service (off the critical path) and taken before
-//! anything is registered. It carries the rollout in flight, so whoever takes over an expired
+//! anything is registered. This module decides; [`crate::aws::leases`] reads and writes. It carries the rollout in flight, so whoever takes over an expired
 //! lease (the crashed invocation's retry, usually) can finish what it left: a service must never
 //! run a revision that has no record. Releasing overwrites it with a released lease naming the
 //! task definition the service was left on, which tells the next taker whether its concurrent
@@ -11,8 +11,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::aws::s3::Store;
-use crate::error::AwsError;
 use crate::record::DeploymentRecord;
 
 /// The lease object.
@@ -20,9 +18,13 @@ use crate::record::DeploymentRecord;
 pub struct Lease {
     /// The trigger (event id or request id) holding it, or that last held it.
     pub holder: String,
+    /// The Lambda invocation (request id) holding it. Lambda retries a failed invocation under
+    /// the same request id, so a lease naming the invocation that meets it has a dead holder.
+    #[serde(default)]
+    pub invocation: Option<String>,
     /// The image being rolled out.
     pub image_uri: String,
-    /// When it lapses (epoch milliseconds): no holder outlives its function's timeout.
+    /// When it lapses (epoch milliseconds): after its holder's deadline ([`crate::timing`]).
     pub expires_at_ms: u64,
     /// The rollout in flight: the record without ECS's id (and without the new task definition
     /// until it is registered).
@@ -37,21 +39,15 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// A held lease for `holder`, lasting `ttl` from now.
+    /// A held lease for `holder` in invocation `invocation`, lapsing at `expires_at_ms`.
     pub fn new(
         holder: String,
+        invocation: Option<String>,
         image_uri: String,
-        ttl: std::time::Duration,
+        expires_at_ms: u64,
         pending: Option<DeploymentRecord>,
     ) -> Lease {
-        Lease {
-            holder,
-            image_uri,
-            expires_at_ms: now_ms() + ttl.as_millis() as u64,
-            pending,
-            released: false,
-            task_definition: None,
-        }
+        Lease { holder, invocation, image_uri, expires_at_ms, pending, released: false, task_definition: None }
     }
 
     /// The lease a holder that failed leaves: expired at once, still carrying its rollout in
@@ -65,6 +61,7 @@ impl Lease {
     pub fn released(&self, task_definition: Option<String>) -> Lease {
         Lease {
             holder: self.holder.clone(),
+            invocation: self.invocation.clone(),
             image_uri: self.image_uri.clone(),
             expires_at_ms: 0,
             pending: None,
@@ -80,12 +77,22 @@ mod handover_tests {
 
     #[test]
     fn a_handed_over_lease_is_stale_at_once_and_keeps_its_rollout() {
-        let mine = Lease::new("evt".into(), "img".into(), std::time::Duration::from_secs(45), None);
+        let mine = Lease::new("evt".into(), Some("req-1".into()), "img".into(), now_ms() + 45_000, None);
         let live = Found::Present(Some(Box::new(mine.clone())), "e1".into());
-        assert!(matches!(standing(&live, now_ms()), Standing::Busy(_)));
+        assert!(matches!(standing(&live, now_ms(), "req-2"), Standing::Busy(_)));
         let given = Found::Present(Some(Box::new(mine.handed_over())), "e2".into());
-        assert_eq!(standing(&given, now_ms()), Standing::Stale);
+        assert_eq!(standing(&given, now_ms(), "req-2"), Standing::Stale);
         assert_eq!(mine.handed_over().holder, "evt");
+    }
+
+    #[test]
+    fn lambdas_retry_of_the_holding_invocation_finds_its_holder_dead() {
+        // Lambda retries a failed invocation under its request id: the first attempt is gone
+        // (it timed out or crashed) even though its lease has not lapsed.
+        let mine = Lease::new("evt".into(), Some("req-1".into()), "img".into(), now_ms() + 45_000, None);
+        let found = Found::Present(Some(Box::new(mine)), "e1".into());
+        assert_eq!(standing(&found, now_ms(), "req-1"), Standing::Stale);
+        assert!(matches!(standing(&found, now_ms(), "req-9"), Standing::Busy(_)), "another invocation waits");
     }
 }
 
@@ -124,11 +131,12 @@ pub enum Standing {
     Busy(Box<Lease>),
 }
 
-/// Pure: the standing of a found lease at `now_ms`.
-pub fn standing(found: &Found, now_ms: u64) -> Standing {
+/// Pure: the standing of a found lease at `now_ms`, to invocation `me` (its request id).
+pub fn standing(found: &Found, now_ms: u64, me: &str) -> Standing {
     match found {
         Found::Absent => Standing::Free,
         Found::Present(Some(l), _) if l.released => Standing::Free,
+        Found::Present(Some(l), _) if !me.is_empty() && l.invocation.as_deref() == Some(me) => Standing::Stale,
         Found::Present(Some(l), _) if l.expires_at_ms > now_ms => Standing::Busy(l.clone()),
         Found::Present(..) => Standing::Stale,
     }
@@ -139,26 +147,6 @@ pub fn standing(found: &Found, now_ms: u64) -> Standing {
 pub fn read_is_current(found: &Found, read_task_definition: &str) -> bool {
     found.left_on().is_none_or(|td| td == read_task_definition)
 }
-
-/// Reads the lease at `key`.
-pub async fn read(store: &Store, key: &str) -> Result<Found, AwsError> {
-    Ok(match store.get_tagged(key).await? {
-        None => Found::Absent,
-        Some((bytes, etag)) => Found::Present(serde_json::from_slice(&bytes).ok().map(Box::new), etag),
-    })
-}
-
-/// Writes `mine` over exactly what was `found`; `None` when someone changed it first.
-pub async fn take(store: &Store, key: &str, found: &Found, mine: &Lease) -> Result<Option<String>, AwsError> {
-    let bytes = serde_json::to_vec(mine).expect("leases always serialize");
-    match found {
-        Found::Absent => store.create(key, bytes).await,
-        Found::Present(_, etag) => store.replace(key, bytes, etag).await,
-    }
-}
-
-/// How often to retry a lost race for a lease before giving up (transiently).
-const RACE_RETRIES: usize = 3;
 
 /// What claiming a lease came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,55 +164,22 @@ pub enum Claim {
     Blocked(Box<Lease>),
 }
 
-/// Takes the lease at `key` over exactly what was `found` (re-reading after a lost race). Only
-/// a claimer that can finish a crashed rollout may take over a stale lease (`take_stale`).
-pub async fn claim(
-    store: &Store,
-    key: &str,
-    mut found: Found,
-    mine: &Lease,
-    take_stale: bool,
-) -> Result<Claim, AwsError> {
-    for _ in 0..RACE_RETRIES {
-        let stale = match standing(&found, now_ms()) {
-            Standing::Busy(other) => return Ok(Claim::Blocked(other)),
-            Standing::Stale => match &found {
-                Found::Present(Some(l), _) if !take_stale => return Ok(Claim::Blocked(l.clone())),
-                Found::Present(l, _) => l.clone(),
-                Found::Absent => None,
-            },
-            Standing::Free => None,
-        };
-        if let Some(etag) = take(store, key, &found, mine).await? {
-            return Ok(Claim::Held { etag, replaced: found, stale });
-        }
-        found = read(store, key).await?;
+/// Pure: what a claimer `mine` may do with `found` at `now_ms`: `Err` with the lease that blocks
+/// it, or `Ok` with the stale lease (if any) it takes over. Only a claimer that can finish a
+/// crashed rollout may take over a stale lease (`take_stale`).
+pub fn may_take(found: &Found, mine: &Lease, now_ms: u64, take_stale: bool) -> Result<Option<Box<Lease>>, Box<Lease>> {
+    match standing(found, now_ms, mine.invocation.as_deref().unwrap_or_default()) {
+        Standing::Busy(other) => Err(other),
+        Standing::Stale => match found {
+            Found::Present(Some(l), _) if !take_stale => Err(l.clone()),
+            Found::Present(l, _) => Ok(l.clone()),
+            Found::Absent => Ok(None),
+        },
+        Standing::Free => Ok(None),
     }
-    Err(AwsError {
-        action: "S3 lease",
-        target: key.to_string(),
-        detail: format!("lost the race for the lease {RACE_RETRIES} times"),
-        hint: "heavy concurrent deliveries for one service; the retry will get it",
-        transient: true,
-    })
 }
 
-/// Now, in epoch milliseconds (the clock leases expire by).
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Overwrites our lease (ETag `etag`) with `next`; fails if the lease is no longer ours.
-pub async fn rewrite(store: &Store, key: &str, next: &Lease, etag: &str) -> Result<String, AwsError> {
-    let bytes = serde_json::to_vec(next).expect("leases always serialize");
-    store.replace(key, bytes, etag).await?.ok_or_else(|| AwsError {
-        action: "S3 lease",
-        target: key.to_string(),
-        detail: "the lease was taken over while this rollout ran (it outlived its expiry)".into(),
-        hint: "the deploy function's timeout against the lease duration",
-        transient: true,
-    })
-}
+pub use crate::timing::now_ms;
 
 #[cfg(test)]
 mod tests {
@@ -233,6 +188,7 @@ mod tests {
     fn lease(expires_at_ms: u64) -> Lease {
         Lease {
             holder: "e".into(),
+            invocation: None,
             image_uri: "i".into(),
             expires_at_ms,
             pending: None,
@@ -244,13 +200,13 @@ mod tests {
     #[test]
     fn standing_follows_release_and_expiry() {
         assert_eq!(lease_key("c", "s"), "leases/c/s.json");
-        assert_eq!(standing(&Found::Absent, 5), Standing::Free);
+        assert_eq!(standing(&Found::Absent, 5, ""), Standing::Free);
         let live = Found::Present(Some(Box::new(lease(1000))), "t".into());
-        assert_eq!(standing(&live, 999), Standing::Busy(Box::new(lease(1000))));
-        assert_eq!(standing(&live, 1000), Standing::Stale, "expiry is inclusive");
+        assert_eq!(standing(&live, 999, ""), Standing::Busy(Box::new(lease(1000))));
+        assert_eq!(standing(&live, 1000, ""), Standing::Stale, "expiry is inclusive");
         let released = Found::Present(Some(Box::new(lease(1000).released(None))), "t".into());
-        assert_eq!(standing(&released, 0), Standing::Free, "a released lease is free before its expiry");
-        assert_eq!(standing(&Found::Present(None, "t".into()), 0), Standing::Stale, "unreadable counts as expired");
+        assert_eq!(standing(&released, 0, ""), Standing::Free, "a released lease is free before its expiry");
+        assert_eq!(standing(&Found::Present(None, "t".into()), 0, ""), Standing::Stale, "unreadable counts as expired");
     }
 
     #[test]

@@ -18,11 +18,14 @@ pub mod notify;
 pub mod outcome;
 pub mod plan;
 pub mod record;
+pub mod recovery;
 pub mod retention;
 pub mod rollback;
 pub mod setup;
 pub mod smoke;
 pub mod taskdef;
+pub mod timing;
+pub mod tls;
 pub mod verify;
 
 pub use error::Error;

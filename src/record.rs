@@ -173,6 +173,56 @@ impl DeploymentRecord {
     }
 }
 
+/// What a rollback record needs beyond the service's identity.
+#[derive(Debug, Clone)]
+pub struct RollbackOf<'a> {
+    /// A record of the same service, whose identity (cluster, service, name, repository, strategy,
+    /// containers) the rollback's record shares.
+    pub service_of: &'a DeploymentRecord,
+    /// Automatic (verify) or manual (the operator).
+    pub trigger: TriggerRef,
+    /// The task definition rolled back from.
+    pub from: &'a str,
+    /// The task definition rolled back to.
+    pub to: &'a str,
+    /// The image the service returns to, with the tag and digest it was deployed as, when known.
+    pub image_uri: String,
+    /// Its tag.
+    pub tag: String,
+    /// Its digest.
+    pub digest: String,
+    /// ECS's id for the rollback's own deployment.
+    pub ecs_deployment_id: &'a str,
+    /// Why, for the record.
+    pub reason: String,
+}
+
+impl DeploymentRecord {
+    /// The record of a rollback's own ECS deployment, so its events are recognised and never
+    /// smoke-tested.
+    pub fn rollback(r: RollbackOf<'_>) -> Result<DeploymentRecord, InputError> {
+        Ok(DeploymentRecord {
+            id: record_id(r.ecs_deployment_id)?,
+            trigger: r.trigger,
+            pushed_at: None,
+            previous_task_definition: r.from.to_string(),
+            task_definition: r.to.to_string(),
+            ecs_deployment_id: r.ecs_deployment_id.to_string(),
+            status: Status::Started,
+            tag: r.tag,
+            digest: r.digest,
+            image_uri: r.image_uri,
+            smoke: None,
+            reason: Some(r.reason),
+            rolled_back_to: None,
+            rollback_deployment: None,
+            previous_digests: None,
+            timeline: vec![TimelineEntry { event: "started".into(), at: now() }],
+            ..r.service_of.clone()
+        })
+    }
+}
+
 /// The record id for an ECS deployment id: `ecs-svc/123` → `ecs-svc-123`.
 pub fn record_id(ecs_deployment_id: &str) -> Result<String, InputError> {
     let ok = ecs_deployment_id.len() <= 64

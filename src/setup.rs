@@ -1,9 +1,7 @@
 //! Cold-start wiring shared by the functions: environment, SDK clients, config.
 
 use std::env;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use aws_config::BehaviorVersion;
+use std::time::Duration;
 
 use crate::aws::ecr::EcrClient;
 use crate::aws::ecs::EcsClient;
@@ -48,25 +46,12 @@ impl Default for AwsPolicy {
     }
 }
 
-/// Makes rustls on ring the process's TLS crypto; reqwest (smoke tests) uses the process default.
-pub fn install_tls_crypto() {
-    // Fails only when a provider is already installed, which is the state we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// The SDK's defaults with its HTTPS client on rustls + ring instead of aws-lc-rs (smaller bootstraps).
-pub fn sdk_defaults() -> aws_config::ConfigLoader {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
-    aws_config::defaults(BehaviorVersion::latest()).http_client(https)
-}
-
 impl AwsPolicy {
     /// An SDK config loader with this policy; add endpoint and credentials as needed.
     pub fn loader(&self) -> aws_config::ConfigLoader {
         use aws_config::retry::RetryConfig;
         use aws_config::timeout::TimeoutConfig;
-        sdk_defaults()
+        crate::tls::sdk_defaults()
             .retry_config(
                 RetryConfig::standard().with_max_attempts(self.max_attempts).with_initial_backoff(self.initial_backoff),
             )
@@ -168,12 +153,6 @@ fn clusters_from_env() -> Option<Vec<String>> {
         .map(|c| c.split(',').map(|s| s.trim().to_string()).collect())
 }
 
-/// The time verify gives a smoke test: its timeout (`PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS`, default
-/// 900) less the margin kept for the verdict, the rollback and the writes.
-pub fn smoke_budget_ms(verify_timeout_s: u64) -> u64 {
-    Duration::from_secs(verify_timeout_s).saturating_sub(VERDICT_MARGIN).as_millis() as u64
-}
-
 /// The deploy function's live state, from `PUSHDEPLOY_CONFIG`, `PUSHDEPLOY_BUCKET` and the SDK environment.
 pub async fn deployer_from_env() -> Result<Live<Deployer>, Error> {
     let (clients, bucket, location, recheck) = common_from_env().await?;
@@ -186,14 +165,11 @@ pub async fn deployer_from_env() -> Result<Live<Deployer>, Error> {
             ecr: EcrClient::new(clients.ecr.clone()),
             store: Store::new(clients.s3.clone(), clients.bucket.clone()),
             region: clients.region.clone(),
-            lease_ttl: crate::deploy::DEFAULT_LEASE_TTL,
         })
     };
     Ok(Live::new("deploy", Clients { bucket, ..clients }, location, build, recheck))
 }
 
-/// Time kept back from the invocation's deadline for the verdict, the rollback and the writes.
-const VERDICT_MARGIN: Duration = Duration::from_secs(20);
 /// The verify function's timeout when `PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS` is unset (Lambda's maximum).
 pub const DEFAULT_VERIFY_TIMEOUT_SECONDS: u64 = 900;
 
@@ -211,7 +187,7 @@ pub async fn verifier_from_env() -> Result<Live<Verifier>, Error> {
         };
         config.check_limits(&Limits {
             clusters: clusters_from_env(),
-            smoke_budget_ms: Some(smoke_budget_ms(timeout_s)),
+            smoke_budget_ms: Some(crate::timing::smoke_budget_ms(timeout_s)),
         })?;
         Ok(Verifier {
             config,
@@ -225,27 +201,6 @@ pub async fn verifier_from_env() -> Result<Live<Verifier>, Error> {
     Ok(Live::new("verify", Clients { bucket, ..clients }, location, build, recheck))
 }
 
-/// When the verdict must be in hand, from the invocation's deadline (epoch milliseconds).
-pub fn verdict_deadline(deadline_epoch_ms: u64) -> Instant {
-    deadline_less(deadline_epoch_ms, VERDICT_MARGIN)
-}
-
-/// When a deploy must stop, leaving time to answer and log before Lambda ends the invocation.
-pub fn deploy_deadline(deadline_epoch_ms: u64) -> Instant {
-    deadline_less(deadline_epoch_ms, Duration::from_secs(2))
-}
-
-/// Used when the runtime reports no usable deadline (local emulators may send none, or 0).
-const FALLBACK_REMAINING: Duration = Duration::from_secs(30);
-
-fn deadline_less(deadline_epoch_ms: u64, margin: Duration) -> Instant {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let remaining =
-        if deadline_epoch_ms > now_ms { Duration::from_millis(deadline_epoch_ms - now_ms) } else { FALLBACK_REMAINING };
-    // Keep the margin, but never more than half of what is left.
-    Instant::now() + remaining.saturating_sub(margin.min(remaining / 2))
-}
-
 /// Installs the JSON log subscriber; `RUST_LOG` filters by target and level (default `info`).
 pub fn init_logging() {
     use tracing_subscriber::prelude::*;
@@ -256,20 +211,4 @@ pub fn init_logging() {
         .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
     let fmt = tracing_subscriber::fmt::layer().json().with_current_span(false).with_target(false);
     let _ = tracing_subscriber::registry().with(fmt.with_filter(filter)).try_init();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deadlines_keep_a_margin_and_survive_a_missing_one() {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-        let d = deploy_deadline(now_ms + 30_000).duration_since(Instant::now());
-        assert!(d > Duration::from_secs(27) && d <= Duration::from_secs(28), "{d:?}");
-        let v = verdict_deadline(now_ms + 300_000).duration_since(Instant::now());
-        assert!(v > Duration::from_secs(279) && v <= Duration::from_secs(280), "{v:?}");
-        // No deadline (0) or one already past: work on with the fallback instead of giving up at once.
-        assert!(deploy_deadline(0).duration_since(Instant::now()) > Duration::from_secs(27));
-    }
 }

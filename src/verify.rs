@@ -7,6 +7,8 @@ use tracing::{error, info, warn};
 
 use crate::aws::ecs::EcsClient;
 use crate::aws::elbv2::Elbv2Client;
+use crate::aws::leases::LeaseStore;
+use crate::aws::records::{Found, RecordStore};
 use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
 use crate::config::Config;
@@ -17,10 +19,12 @@ use crate::image::ImageRef;
 use crate::lease::{self, Claim, Lease};
 use crate::notify::{problem_message, verdict_message, Problem};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
-use crate::record::{self, DeploymentRecord, Status, TriggerRef};
+use crate::record::{self, DeploymentRecord, RollbackOf, Status, TriggerRef};
+use crate::recovery::{self, Adopted};
 use crate::smoke::client::HttpClient;
 use crate::smoke::engine;
 use crate::taskdef::{self, short_name};
+use crate::timing::{self, Deadline};
 
 /// Everything a verify needs, built once per cold start.
 #[derive(Clone, Debug)]
@@ -67,20 +71,16 @@ impl Verifier {
     }
 
     async fn on_deployment(&self, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
-        let key = record::record_key(&e.cluster, &e.service, &e.deployment_id)?;
         let target = format!("{}/{}", e.cluster, e.service);
-        let Some(bytes) = self.store.get(&key).await? else {
-            let reason = format!("deployment {} of {target} was not started by pushdeploy", e.deployment_id);
-            info!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "ignored", reason = %reason, "decision");
-            return Ok(Summary::only(Outcome::Ignored, reason));
-        };
-        let mut rec: DeploymentRecord = match serde_json::from_slice(&bytes) {
-            Ok(r) => r,
-            Err(err) => {
-                return Ok(Summary::only(
-                    Outcome::Rejected,
-                    format!("record s3://{}/{key} is unreadable: {err}", self.store.bucket()),
-                ))
+        let mut rec = match self.records().get(&e.cluster, &e.service, &e.deployment_id).await? {
+            Found::Record(r) => *r,
+            Found::Absent => {
+                let reason = format!("deployment {} of {target} was not started by pushdeploy", e.deployment_id);
+                info!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "ignored", reason = %reason, "decision");
+                return Ok(Summary::only(Outcome::Ignored, reason));
+            }
+            Found::Unreadable(key, err) => {
+                return Ok(Summary::only(Outcome::Rejected, format!("record {key} is unreadable: {err}")))
             }
         };
         if rec.is_settled() {
@@ -187,10 +187,9 @@ impl Verifier {
     ) -> Result<Summary, Error> {
         let to = rec.rolled_back_to.clone().unwrap_or_else(|| rec.previous_task_definition.clone());
         if let Some(dep) = primary {
-            let key = record::record_key(&rec.cluster, &rec.service, &dep)?;
-            if self.store.get(&key).await?.is_none() {
+            if !self.records().exists(&rec.cluster, &rec.service, &dep).await? {
                 let rollback = self.rollback_record(&rec, &to, &dep).await?;
-                self.store.put_json(&key, to_json(&rollback)).await?;
+                self.records().put(&rollback).await?;
             }
             rec.rollback_deployment = Some(record::record_id(&dep)?);
         }
@@ -223,15 +222,18 @@ impl Verifier {
             return Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true));
         }
         // A rollback changes the service as a deploy does, so it holds the service's lease too:
-        // it must not interleave with a rollout in flight.
+        // it must not interleave with a rollout in flight. It holds it for at most
+        // ROLLBACK_HOLD, and the lease lapses just after.
         let key = lease::lease_key(&rec.cluster, &rec.service);
-        let mine = Lease::new(format!("rollback of {}", rec.id), to.clone(), crate::deploy::DEFAULT_LEASE_TTL, None);
-        // A stale lease is left to a deploy, the only one that can finish the rollout it carries.
-        // A live one is waited for (a rollout holds it for tens of milliseconds), up to the deadline.
+        let hold = Deadline::after(timing::ROLLBACK_HOLD);
+        let mine = Lease::new(format!("rollback of {}", rec.id), None, to.clone(), hold.lease_expires_at_ms(), None);
+        let leases = LeaseStore::new(self.store.clone());
+        // A live lease is waited for: a rollout holds it for tens of milliseconds, and a dead
+        // holder's lapses with its deadline. A stale one is taken over, its rollout finished first.
         let mut pause = std::time::Duration::from_millis(25);
         let claimed = loop {
-            let claimed = match lease::read(&self.store, &key).await {
-                Ok(found) => lease::claim(&self.store, &key, found, &mine, false).await,
+            let claimed = match leases.read(&key).await {
+                Ok(found) => leases.claim(&key, found, &mine, true).await,
                 Err(err) => Err(err),
             };
             if !matches!(claimed, Ok(Claim::Blocked(_))) || Instant::now() + pause >= deadline {
@@ -240,14 +242,14 @@ impl Verifier {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(std::time::Duration::from_secs(1));
         };
-        let (etag, replaced) = match claimed {
+        let (etag, replaced, stale) = match claimed {
             Err(err) if err.transient => return Err(err.into()),
             // Without the lease there is no safe rollback: as loud as a refused UpdateService.
             Err(err) => return self.rollback_failed(rec, e, why, err).await,
-            Ok(Claim::Held { etag, replaced, .. }) => (etag, replaced),
+            Ok(Claim::Held { etag, replaced, stale }) => (etag, replaced, stale),
             Ok(Claim::Blocked(other)) => {
                 warn!(service = %rec.name, deployment_id = %rec.id, holder = %other.holder, "rollback waits for the service lease");
-                return Err(crate::error::AwsError {
+                return Err(AwsError {
                     action: "S3 lease",
                     target: format!("{}/{}", rec.cluster, rec.service),
                     detail: format!(
@@ -260,47 +262,88 @@ impl Verifier {
                 .into());
             }
         };
-        let target = match self.pinned_target(&mut rec).await {
-            Ok(target) => target,
-            Err(err) => {
-                let left_on = replaced.left_on().map(str::to_string);
-                if let Err(w) = lease::rewrite(&self.store, &key, &mine.released(left_on), &etag).await {
-                    warn!(service = %rec.name, error = %w, "could not release the service lease; it expires by itself");
-                }
-                return match err {
-                    Error::Aws(err) if !err.transient || err.is_access_denied() => {
-                        self.rollback_failed(rec, e, why, err).await
-                    }
-                    other => Err(other),
-                };
+        let failed_revision = rec.task_definition.clone();
+        let held = async {
+            // Another rollout left the service elsewhere (released, or finished here for a dead
+            // holder): the failed revision no longer serves, and rolling back would undo that one.
+            if let Some(left_on) = replaced.left_on().filter(|td| *td != failed_revision) {
+                return Ok(Held::Replaced(left_on.to_string()));
             }
+            if let Some(stale) = stale {
+                let adopted = recovery::adopt(&self.ecs, &self.records(), *stale).await?;
+                if let Adopted::Recorded { task_definition } = adopted.clone() {
+                    if task_definition != failed_revision {
+                        return Ok(Held::Replaced(task_definition));
+                    }
+                }
+            }
+            let to = match self.pinned_target(&mut rec).await {
+                Ok(to) => to,
+                Err(err) => return Ok(Held::NoTarget(err)),
+            };
+            let updated = self.ecs.update_service(&rec.cluster, &rec.service, &to).await;
+            Ok::<_, Error>(Held::Updated(to, updated))
         };
-        let to = target;
-        let updated = self.ecs.update_service(&rec.cluster, &rec.service, &to).await;
-        let left_on = match &updated {
-            Ok(_) => Some(to.clone()),
-            Err(_) => replaced.left_on().map(str::to_string),
+        let held = tokio::time::timeout_at(hold.at().into(), held).await.unwrap_or_else(|_| {
+            Err(AwsError {
+                action: "hold the service lease",
+                target: format!("{}/{}", rec.cluster, rec.service),
+                detail: format!(
+                    "the rollback's calls took longer than the {:?} it may hold the service",
+                    timing::ROLLBACK_HOLD
+                ),
+                hint: "AWS latency or throttling; the retry rolls back",
+                transient: true,
+            }
+            .into())
+        });
+        let left_on = match &held {
+            Ok(Held::Replaced(td)) => Some(td.clone()),
+            Ok(Held::Updated(to, Ok(_))) => Some(to.clone()),
+            _ => replaced.left_on().map(str::to_string),
         };
-        if let Err(err) = lease::rewrite(&self.store, &key, &mine.released(left_on), &etag).await {
-            warn!(service = %rec.name, error = %err, "could not release the service lease; it expires by itself");
+        let next = if held.is_err() { mine.handed_over() } else { mine.released(left_on) };
+        if let Err(w) = leases.rewrite(&key, &next, &etag).await {
+            warn!(service = %rec.name, error = %w, "could not let go of the service lease; it expires by itself");
         }
-        match updated {
-            Ok(ecs_deployment_id) => {
+        match held {
+            Err(err) => match err {
+                Error::Aws(err) if !err.transient => self.rollback_failed(rec, e, why, err).await,
+                other => Err(other),
+            },
+            Ok(Held::Replaced(running)) => {
+                rec.status = Status::Failed;
+                rec.reason = Some(format!(
+                    "{why}; not rolled back: {} replaced {} before the rollback could start",
+                    short_name(&running),
+                    short_name(&rec.task_definition)
+                ));
+                rec.stamp("failed", record::now());
+                self.settle(&rec, e).await?;
+                Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true))
+            }
+            Ok(Held::NoTarget(err)) => match err {
+                Error::Aws(err) if !err.transient || err.is_access_denied() => {
+                    self.rollback_failed(rec, e, why, err).await
+                }
+                other => Err(other),
+            },
+            Ok(Held::Updated(to, Ok(ecs_deployment_id))) => {
                 let rollback = self.rollback_record(&rec, &to, &ecs_deployment_id).await?;
                 rec.status = Status::RolledBack;
                 rec.reason = Some(why);
                 rec.rolled_back_to = Some(to.clone());
                 rec.rollback_deployment = Some(rollback.id.clone());
                 rec.stamp("rolled_back", record::now());
-                let rollback_key = rollback.key();
-                let (a, b) = tokio::join!(self.store.put_json(&rollback_key, to_json(&rollback)), self.settle(&rec, e));
+                let records = self.records();
+                let (a, b) = tokio::join!(records.put(&rollback), self.settle(&rec, e));
                 a?;
                 b?;
                 let reason =
                     format!("rolled back to {}: {}", short_name(&to), rec.reason.as_deref().unwrap_or_default());
                 Ok(self.answer(&rec, Outcome::RolledBack, reason, true))
             }
-            Err(err) => self.rollback_failed(rec, e, why, err).await,
+            Ok(Held::Updated(_, Err(err))) => self.rollback_failed(rec, e, why, err).await,
         }
     }
 
@@ -396,12 +439,9 @@ impl Verifier {
         let name = self.config.by_ecs_service(&e.cluster, &e.service).map_or(e.service.as_str(), |s| s.name.as_str());
         let reason = format!("pushdeploy could not verify deployment {}: {err}", e.deployment_id);
         let mut already_told = false;
-        let key = record::record_key(&e.cluster, &e.service, &e.deployment_id);
-        if let Ok(Some(bytes)) = match &key {
-            Ok(k) => self.store.get(k).await,
-            Err(_) => Ok(None),
-        } {
-            if let Ok(mut rec) = serde_json::from_slice::<DeploymentRecord>(&bytes) {
+        if let Ok(Found::Record(rec)) = self.records().get(&e.cluster, &e.service, &e.deployment_id).await {
+            let mut rec = *rec;
+            {
                 already_told = rec.reason.as_deref() == Some(reason.as_str())
                     && rec.timeline.last().is_some_and(|t| t.event == "error");
                 if !already_told && !rec.is_settled() {
@@ -459,26 +499,17 @@ impl Verifier {
             }
         };
         let parsed = image.as_deref().and_then(|i| ImageRef::parse(i).ok());
-        let now = record::now();
-        Ok(DeploymentRecord {
-            id: record::record_id(ecs_deployment_id)?,
+        Ok(DeploymentRecord::rollback(RollbackOf {
+            service_of: failed,
             trigger: TriggerRef::AutoRollback { of: failed.id.clone() },
-            pushed_at: None,
-            previous_task_definition: failed.task_definition.clone(),
-            task_definition: to.to_string(),
-            ecs_deployment_id: ecs_deployment_id.to_string(),
-            status: Status::Started,
+            from: &failed.task_definition,
+            to,
             tag: parsed.as_ref().and_then(|p| p.tag.clone()).unwrap_or_default(),
             digest: parsed.as_ref().and_then(|p| p.digest.as_ref()).map(|d| d.to_string()).unwrap_or_default(),
             image_uri: image.unwrap_or_default(),
-            smoke: None,
-            reason: Some(format!("automatic rollback of {}", failed.id)),
-            rolled_back_to: None,
-            rollback_deployment: None,
-            previous_digests: None,
-            timeline: vec![record::TimelineEntry { event: "started".into(), at: now }],
-            ..failed.clone()
-        })
+            ecs_deployment_id,
+            reason: format!("automatic rollback of {}", failed.id),
+        })?)
     }
 
     /// Writes a record that reached a verdict, logs it and notifies.
@@ -490,7 +521,13 @@ impl Verifier {
     }
 
     async fn save(&self, rec: &DeploymentRecord) -> Result<(), Error> {
-        Ok(self.store.put_json(&rec.key(), to_json(rec)).await?)
+        self.records().put(rec).await?;
+        Ok(())
+    }
+
+    /// The deployment records in the bucket.
+    fn records(&self) -> RecordStore {
+        RecordStore::new(self.store.clone())
     }
 
     fn log(&self, rec: &DeploymentRecord, e: &EcsDeploymentEvent, outcome: &str) {
@@ -518,6 +555,16 @@ impl Verifier {
     }
 }
 
+/// What a rollback came to while it held the service's lease.
+enum Held {
+    /// Another rollout replaced the failed revision first: nothing to roll back.
+    Replaced(String),
+    /// No safe target (a tag-based revision whose digests are unknown) or it could not be read.
+    NoTarget(Error),
+    /// UpdateService to this target, and ECS's answer.
+    Updated(String, Result<String, AwsError>),
+}
+
 fn settled_outcome(rec: &DeploymentRecord) -> Outcome {
     match rec.status {
         Status::Verified => Outcome::Verified,
@@ -526,8 +573,4 @@ fn settled_outcome(rec: &DeploymentRecord) -> Outcome {
         Status::RollbackFailed => Outcome::RollbackFailed,
         Status::Failed | Status::Started => Outcome::Failed,
     }
-}
-
-fn to_json(rec: &DeploymentRecord) -> Vec<u8> {
-    serde_json::to_vec_pretty(rec).expect("records always serialize")
 }

@@ -44,7 +44,7 @@ fn main() -> ExitCode {
             };
             let limits = Limits {
                 clusters: (!clusters.is_empty()).then_some(clusters),
-                smoke_budget_ms: Some(pushdeploy::setup::smoke_budget_ms(verify_timeout)),
+                smoke_budget_ms: Some(pushdeploy::timing::smoke_budget_ms(verify_timeout)),
             };
             match Config::parse(&text, &file).and_then(|c| c.check_limits(&limits).map(|()| c)) {
                 Ok(config) => {

@@ -3,6 +3,8 @@
 pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
+pub mod leases;
+pub mod records;
 pub mod s3;
 pub mod sns;
 

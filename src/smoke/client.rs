@@ -41,7 +41,7 @@ impl Default for HttpClient {
 impl HttpClient {
     /// Builds the client; redirects are followed only while they stay on the original origin.
     pub fn new() -> Self {
-        crate::setup::install_tls_crypto();
+        crate::tls::install_crypto();
         let policy = Policy::custom(|attempt| {
             let allowed = attempt.previous().first().is_some_and(|first| may_follow(first, attempt.url()));
             if allowed && attempt.previous().len() <= MAX_REDIRECTS {

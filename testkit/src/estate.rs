@@ -54,7 +54,7 @@ pub struct Aws {
 impl Aws {
     /// Clients for `endpoint` with dummy credentials in [`REGION`].
     pub async fn new(endpoint: &str) -> Self {
-        Self::with_loader(endpoint, pushdeploy::setup::sdk_defaults()).await
+        Self::with_loader(endpoint, pushdeploy::tls::sdk_defaults()).await
     }
 
     /// Clients with ECR and S3 on endpoints of their own, as on AWS, where those services do not
@@ -207,7 +207,7 @@ impl Aws {
         let auth = format!(
             "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0"
         );
-        pushdeploy::setup::install_tls_crypto();
+        pushdeploy::tls::install_crypto();
         let body = reqwest::Client::new()
             .post(format!("{}/", self.endpoint))
             .header("Authorization", auth)
@@ -598,7 +598,6 @@ pub fn deployer(aws: &Aws, config: &str) -> pushdeploy::deploy::Deployer {
         ecr: pushdeploy::aws::ecr::EcrClient::new(aws.ecr.clone()),
         store: pushdeploy::aws::s3::Store::new(aws.s3.clone(), BUCKET),
         region: REGION.to_string(),
-        lease_ttl: pushdeploy::deploy::DEFAULT_LEASE_TTL,
         notifier: None,
     }
 }

@@ -71,7 +71,7 @@ impl Guard {
     /// A guard applying `policies`; calls are logged to `log` when given.
     pub async fn with_policies(upstream: &str, policies: Policies, log: Option<PathBuf>) -> Self {
         let state = Arc::new(Mutex::new(State { policies, calls: Vec::new(), log, fixtures: Default::default() }));
-        pushdeploy::setup::install_tls_crypto();
+        pushdeploy::tls::install_crypto();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         let revisions = Arc::new(Revisions::new(Aws::new(upstream).await));
         let (s, upstream) = (state.clone(), upstream.trim_end_matches('/').to_string());

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use pushdeploy::lease::{lease_key, Lease};
 use pushdeploy::setup::AwsPolicy;
+use pushdeploy::timing::Deadline;
 use serde_json::Value;
 use testkit::estate::{ecr_push_event, registry, Aws, TodoApp, BUCKET, CLUSTER};
 use testkit::faults::{Fault, FaultProxy};
@@ -25,7 +26,9 @@ fn fast_policy() -> AwsPolicy {
     }
 }
 
-const LEASE_TTL: Duration = Duration::from_millis(600);
+/// Each invocation's Lambda deadline: long enough for a call that times out on every attempt,
+/// short enough that a lease left behind (its release faulted) lapses within seconds.
+const DEADLINE: Duration = Duration::from_secs(8);
 
 struct Rig {
     direct: Aws,
@@ -41,8 +44,7 @@ impl Rig {
         let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
         let proxy = FaultProxy::start(&moto.endpoint, Duration::from_millis(900)).await;
         let via = Aws::with_loader(&proxy.endpoint, fast_policy().loader()).await;
-        let mut deployer = deployer(&via, TODO_CONFIG);
-        deployer.lease_ttl = LEASE_TTL;
+        let deployer = deployer(&via, TODO_CONFIG);
         let original = app.aws.service_task_definition(CLUSTER, "todo-frontend").await;
         Self { direct: app.aws, proxy, deployer, original, _moto: moto }
     }
@@ -55,8 +57,13 @@ impl Rig {
         )
     }
 
+    /// Invokes as Lambda would retry the first invocation: under the same request id.
     async fn invoke(&self, event: &Value) -> String {
-        match self.deployer.handle_before(event.clone(), "req", Instant::now() + Duration::from_secs(20)).await {
+        self.invoke_as(event, "req").await
+    }
+
+    async fn invoke_as(&self, event: &Value, request_id: &str) -> String {
+        match self.deployer.handle_before(event.clone(), request_id, Deadline::after(DEADLINE)).await {
             Ok(s) => serde_json::to_value(s).unwrap()["outcome"].as_str().unwrap().to_string(),
             Err(e) if e.is_transient() => "error (retried)".into(),
             Err(e) => format!("permanent error: {e}"),
@@ -155,11 +162,13 @@ async fn persistent_fault(op: String, fault: Fault) -> Result<Row, String> {
     {
         return Err(ctx(format!("records do not match ECS: {records:?} vs {running} / {primary}")));
     }
-    if rig.lease().await.is_some_and(|l| !l.released) {
-        // A lease whose release failed only holds the service until it expires: the next push goes through.
-        tokio::time::sleep(LEASE_TTL + Duration::from_millis(100)).await;
+    if let Some(left) = rig.lease().await.filter(|l| !l.released) {
+        // A lease whose release failed only holds the service until it lapses, just after its
+        // holder's deadline: the next push (another invocation) goes through then.
+        let lapses_in = left.expires_at_ms.saturating_sub(pushdeploy::lease::now_ms());
+        tokio::time::sleep(Duration::from_millis(lapses_in + 50)).await;
         let (next, _) = rig.push("v2").await;
-        let outcome = rig.invoke(&next).await;
+        let outcome = rig.invoke_as(&next, "req-v2").await;
         if outcome != "started" {
             return Err(ctx(format!("a lease left behind blocked the next push: {outcome}")));
         }
@@ -264,8 +273,7 @@ async fn verify_fault(op: String, fault: Fault) -> Result<(String, &'static str,
     let sink = SnsSink::start(&rig.direct, "pushdeploy-verdicts").await;
     let config = testkit::estate::local_config(&standin.url());
     let via = Aws::with_loader(&rig.proxy.endpoint, fast_policy().loader()).await;
-    let mut deploy = deployer(&via, &config);
-    deploy.lease_ttl = LEASE_TTL;
+    let deploy = deployer(&via, &config);
     let verify = crate::support::verifier(&via, &config, Some(&sink.topic_arn));
     let (event, _) = rig.push("broken").await;
     let digest = event["detail"]["image-digest"].as_str().unwrap().to_string();

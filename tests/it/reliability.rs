@@ -53,7 +53,12 @@ async fn the_same_event_100_times_and_20_at_once_rolls_out_once() {
     let w = World::new(TODO_CONFIG).await;
     let (event, digest) = w.push("evt-dup", "todo-frontend", "latest", "frontend-v1").await;
 
-    let at_once = join_all((0..20).map(|_| w.deployer.handle(event.clone(), "req"))).await;
+    // Twenty deliveries: twenty invocations, each with its own request id.
+    let at_once = join_all((0..20).map(|i| {
+        let (d, e) = (&w.deployer, event.clone());
+        async move { d.handle(e, &format!("req-{i}")).await }
+    }))
+    .await;
     let outcomes: Vec<String> = at_once
         .iter()
         .map(|r| match r {
@@ -111,13 +116,13 @@ async fn pushes_of_different_tags_converge_on_the_newest_whatever_the_order() {
 
 #[tokio::test]
 async fn a_live_lease_holds_other_rollouts_and_an_expired_one_is_taken_over() {
-    let mut w = World::new(TODO_CONFIG).await;
-    w.deployer.lease_ttl = Duration::from_secs(30);
+    let w = World::new(TODO_CONFIG).await;
     let (event, _) = w.push("evt-l", "todo-frontend", "latest", "frontend-v1").await;
     let key = lease_key(CLUSTER, "todo-frontend");
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let live = Lease {
         holder: "someone-else".into(),
+        invocation: None,
         image_uri: "x".into(),
         expires_at_ms: now_ms + 60_000,
         pending: None,
@@ -126,8 +131,15 @@ async fn a_live_lease_holds_other_rollouts_and_an_expired_one_is_taken_over() {
     };
     w.aws().put_json(BUCKET, &key, &live).await;
     let before = w.snapshot().await;
-    let err = w.deployer.handle(event.clone(), "req").await.unwrap_err();
+    // Waited for until the wait bound of the invocation's deadline, then a transient failure.
+    let deadline = pushdeploy::timing::Deadline::after(Duration::from_secs(6));
+    let err = w.deployer.handle_before(event.clone(), "req", deadline).await.unwrap_err();
     assert!(err.is_transient() && err.to_string().contains("someone-else"), "{err}");
+    assert_eq!(err.error_type(), "Transient.LeaseBusy");
+    // It polled until the bound (within one pause of it), and stopped well before the deadline.
+    let now = std::time::Instant::now();
+    assert!(now + Duration::from_millis(1100) >= deadline.wait_until(), "it waited for the lease");
+    assert!(now < deadline.work_until(), "and gave up with time left to answer");
     assert_eq!(w.snapshot().await, before, "nothing changed while someone else held the service");
 
     let expired = Lease { expires_at_ms: now_ms - 1, ..live };
@@ -156,6 +168,7 @@ async fn crash_after_update_service(w: &World, event: &Value, revision_known: bo
     }
     let stale = Lease {
         holder: event["id"].as_str().unwrap().into(),
+        invocation: None,
         image_uri: pending.image_uri.clone(),
         expires_at_ms: 1,
         pending: Some(pending),

@@ -162,6 +162,7 @@ async fn a_rollback_waits_for_a_rollout_in_flight_and_holds_the_service_lease() 
     let key = lease_key(CLUSTER, "todo-backend");
     let busy = Lease {
         holder: "evt-newer".into(),
+        invocation: None,
         image_uri: "newer".into(),
         expires_at_ms: pushdeploy::lease::now_ms() + 60_000,
         pending: None,

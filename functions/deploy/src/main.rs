@@ -28,7 +28,7 @@ async fn main() -> Result<(), Error> {
         };
         match deployer {
             Ok(d) => {
-                let deadline = pushdeploy::setup::deploy_deadline(event.context.deadline);
+                let deadline = pushdeploy::timing::Deadline::from_lambda(event.context.deadline);
                 d.handle_before(event.payload, &event.context.request_id, deadline).await.map_err(diagnostic)
             }
             Err(reason) => Ok(Summary::only(Outcome::Rejected, reason)),

@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     };
     let live = &live;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = pushdeploy::setup::verdict_deadline(event.context.deadline);
+        let deadline = pushdeploy::timing::Deadline::from_lambda(event.context.deadline).verdict_by();
         // The config is re-read when its object changes; an invalid one refuses, a missing one retries.
         let verifier = match live {
             Ok(live) => live.lock().await.current().await.map_err(diagnostic)?,

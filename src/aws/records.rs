@@ -1,0 +1,119 @@
+//! Deployment records and the CodePipeline artifacts in the artifact bucket: the one place they
+//! are serialised, written, read and parsed (DESIGN.md's S3 layout).
+
+use futures_util::future::join_all;
+use tracing::warn;
+
+use crate::artifact::{image_definitions, image_definitions_key, image_detail, image_detail_key};
+use crate::aws::s3::Store;
+use crate::error::{AwsError, Error};
+use crate::record::{self, DeploymentRecord};
+
+/// A record as found in S3.
+#[derive(Debug)]
+pub enum Found {
+    /// No object at that key.
+    Absent,
+    /// An object that is not a record (hand-edited, truncated): its key and why.
+    Unreadable(String, String),
+    /// The record.
+    Record(Box<DeploymentRecord>),
+}
+
+/// Records and artifacts of the services pushdeploy deploys.
+#[derive(Clone, Debug)]
+pub struct RecordStore {
+    store: Store,
+}
+
+impl RecordStore {
+    /// Records kept in `store`'s bucket.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// The bucket the records live in.
+    pub fn bucket(&self) -> &str {
+        self.store.bucket()
+    }
+
+    /// Writes a record; returns its key.
+    pub async fn put(&self, rec: &DeploymentRecord) -> Result<String, AwsError> {
+        let key = rec.key();
+        self.store.put_json(&key, serde_json::to_vec_pretty(rec).expect("records always serialize")).await?;
+        Ok(key)
+    }
+
+    /// The record of ECS deployment `ecs_deployment_id` of a service.
+    pub async fn get(&self, cluster: &str, service: &str, ecs_deployment_id: &str) -> Result<Found, Error> {
+        let key = record::record_key(cluster, service, ecs_deployment_id)?;
+        Ok(self.get_key(&key).await?)
+    }
+
+    /// True when the record of ECS deployment `ecs_deployment_id` exists.
+    pub async fn exists(&self, cluster: &str, service: &str, ecs_deployment_id: &str) -> Result<bool, Error> {
+        let key = record::record_key(cluster, service, ecs_deployment_id)?;
+        Ok(self.store.get(&key).await?.is_some())
+    }
+
+    async fn get_key(&self, key: &str) -> Result<Found, AwsError> {
+        Ok(match self.store.get(key).await? {
+            None => Found::Absent,
+            Some(bytes) => match serde_json::from_slice::<DeploymentRecord>(&bytes) {
+                Ok(r) => Found::Record(Box::new(r)),
+                Err(e) => Found::Unreadable(format!("s3://{}/{key}", self.store.bucket()), e.to_string()),
+            },
+        })
+    }
+
+    /// A service's `limit` most recently written records; unreadable ones are skipped with a warning.
+    pub async fn recent(&self, cluster: &str, service: &str, limit: usize) -> Result<Vec<DeploymentRecord>, AwsError> {
+        let keys = self.store.list(&record::records_prefix(cluster, service)).await?;
+        let mut records = Vec::new();
+        for found in join_all(keys.iter().take(limit).map(|(k, _)| self.get_key(k))).await {
+            match found? {
+                Found::Record(r) => records.push(*r),
+                Found::Unreadable(key, why) => {
+                    warn!(key = %key, error = %why, "skipping an unreadable deployment record")
+                }
+                Found::Absent => {}
+            }
+        }
+        Ok(records)
+    }
+
+    /// Writes `imagedefinitions.json` and `imageDetail.json` concurrently; returns their keys.
+    pub async fn put_artifacts(
+        &self,
+        cluster: &str,
+        service: &str,
+        containers: &[String],
+        image_uri: &str,
+    ) -> Result<Vec<String>, AwsError> {
+        let defs_key = image_definitions_key(cluster, service);
+        let detail_key = image_detail_key(cluster, service);
+        let (a, b) = tokio::join!(
+            self.store.put_json(&defs_key, image_definitions(containers, image_uri)),
+            self.store.put_json(&detail_key, image_detail(image_uri)),
+        );
+        a?;
+        b?;
+        Ok(vec![defs_key, detail_key])
+    }
+
+    /// Writes a rollout's artifacts and its record concurrently; returns the keys written.
+    pub async fn put_rollout(&self, rec: &DeploymentRecord) -> Result<Vec<String>, AwsError> {
+        let (artifacts, record) = tokio::join!(
+            self.put_artifacts(&rec.cluster, &rec.service, &rec.containers, &rec.image_uri),
+            self.put(rec)
+        );
+        let mut written = artifacts?;
+        written.push(record?);
+        Ok(written)
+    }
+
+    /// The service's last `imagedefinitions.json`, which a tag-based service plans from.
+    pub async fn image_definitions(&self, cluster: &str, service: &str) -> Result<Option<Vec<u8>>, AwsError> {
+        self.store.get(&image_definitions_key(cluster, service)).await
+    }
+}

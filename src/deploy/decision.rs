@@ -1,0 +1,148 @@
+//! The rollout decision: from a push (or a manual action) and the service as read, what the
+//! rollout does. Pure: no AWS, tested below without any server.
+
+use crate::aws::ecs::DescribedTaskDefinition;
+use crate::config::ServiceConfig;
+use crate::error::InputError;
+use crate::image::ImageRef;
+use crate::plan::{self, Action, ServicePlan};
+use crate::taskdef::short_name;
+
+/// A service's state as read before deciding.
+#[derive(Debug, Clone)]
+pub(super) struct ServiceState {
+    /// The revision the service runs.
+    pub current: DescribedTaskDefinition,
+    /// Its ARN.
+    pub current_arn: String,
+    /// The service's last `imagedefinitions.json` (tag-based services plan from it).
+    pub previous_definitions: Option<Vec<u8>>,
+    /// With `base = "family"`: the revision to copy, when the service does not run it (or a copy of it) yet.
+    pub base: Option<DescribedTaskDefinition>,
+}
+
+/// What is asked of the service.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Asked<'a> {
+    /// The image to roll out, pinned to its digest.
+    pub image: &'a ImageRef,
+    /// When a push caused it: when ECR says the image was pushed (epoch seconds).
+    pub pushed_at: Option<i64>,
+    /// `redeploy`: new tasks even when nothing changed.
+    pub force: bool,
+    /// `plan`: say what would happen, change nothing.
+    pub dry_run: bool,
+}
+
+/// What the rollout does.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Decision {
+    /// The service runs an image pushed after this one: a newer push already deployed.
+    Superseded(String),
+    /// This image cannot be rolled out to this service (no matching container, no digest).
+    Rejected(String),
+    /// `plan`: what deploy would do.
+    Planned(Box<ServicePlan>, String),
+    /// The service already runs it.
+    Unchanged(Box<ServicePlan>),
+    /// Register a revision (or force new tasks) and update the service.
+    Change(Box<ServicePlan>),
+}
+
+/// Decides the rollout of `asked` to `svc`, running `state`.
+pub(super) fn decide(svc: &ServiceConfig, asked: Asked<'_>, state: &ServiceState) -> Decision {
+    if let Some(at) = asked.pushed_at {
+        if let Some(running) = plan::newer_running(&state.current.tags, at) {
+            return Decision::Superseded(format!(
+                "{} runs an image pushed {} s after this one: a newer push already deployed",
+                short_name(&state.current_arn),
+                running - at
+            ));
+        }
+    }
+    let plan = match plan::plan_service(
+        svc,
+        asked.image,
+        &state.current.task_definition,
+        state.base.as_ref().map(|b| &b.task_definition),
+        state.previous_definitions.as_deref(),
+        asked.force,
+    ) {
+        Ok(p) => Box::new(p),
+        Err(InputError(reason)) => return Decision::Rejected(reason),
+    };
+    if asked.dry_run {
+        let reason = match &plan.action {
+            Action::Unchanged => format!("already runs {}: deploy would change nothing", plan.image_uri),
+            Action::Register(_) => format!(
+                "deploy would register a new revision of {} with {} container(s) on {} and update the service",
+                short_name(&state.current_arn),
+                plan.changes.len(),
+                plan.image_uri
+            ),
+            Action::ForceNewDeployment => format!("deploy would force new tasks of {}", short_name(&state.current_arn)),
+        };
+        return Decision::Planned(plan, reason);
+    }
+    match plan.action {
+        Action::Unchanged => Decision::Unchanged(plan),
+        _ => Decision::Change(plan),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::taskdef::tests::{pushed, svc, td, DIGEST, REG};
+    use aws_sdk_ecs::types::Tag;
+
+    fn state(image: &str, tags: Vec<Tag>) -> ServiceState {
+        ServiceState {
+            current: DescribedTaskDefinition { task_definition: td(&[("web", image)]), tags },
+            current_arn: "arn:aws:ecs:r:1:task-definition/web:7".into(),
+            previous_definitions: None,
+            base: None,
+        }
+    }
+
+    fn asked(image: &ImageRef, pushed_at: Option<i64>) -> Asked<'_> {
+        Asked { image, pushed_at, force: false, dry_run: false }
+    }
+
+    #[test]
+    fn a_new_digest_is_a_change_and_the_same_one_is_unchanged() {
+        let image = pushed();
+        let tagged = state(&format!("{REG}/todo-frontend:latest"), vec![]);
+        let Decision::Change(plan) = decide(&svc(""), asked(&image, Some(100)), &tagged) else { panic!() };
+        assert!(matches!(plan.action, Action::Register(_)));
+        let pinned = state(&format!("{REG}/todo-frontend@{DIGEST}"), vec![]);
+        assert!(matches!(decide(&svc(""), asked(&image, Some(100)), &pinned), Decision::Unchanged(_)));
+        let forced = Asked { force: true, ..asked(&image, None) };
+        let Decision::Change(plan) = decide(&svc(""), forced, &pinned) else { panic!() };
+        assert_eq!(plan.action, Action::ForceNewDeployment, "redeploy rolls new tasks of what runs");
+    }
+
+    #[test]
+    fn a_push_older_than_what_runs_is_superseded_and_a_manual_deploy_is_not() {
+        let image = pushed();
+        let newer = plan::tags_for_copy(&[], Some(500), "td:1");
+        let s = state(&format!("{REG}/todo-frontend@sha256:{}", "2".repeat(64)), newer);
+        let Decision::Superseded(reason) = decide(&svc(""), asked(&image, Some(400)), &s) else { panic!() };
+        assert!(reason.contains("web:7 runs an image pushed 100 s after this one"), "{reason}");
+        // A manual deploy names its tag on purpose: it rolls out whatever runs.
+        assert!(matches!(decide(&svc(""), asked(&image, None), &s), Decision::Change(_)));
+    }
+
+    #[test]
+    fn a_dry_run_says_what_deploy_would_do_and_a_wrong_image_is_rejected() {
+        let image = pushed();
+        let s = state(&format!("{REG}/todo-frontend:latest"), vec![]);
+        let Decision::Planned(_, reason) = decide(&svc(""), Asked { dry_run: true, ..asked(&image, None) }, &s) else {
+            panic!()
+        };
+        assert!(reason.starts_with("deploy would register a new revision of web:7 with 1 container(s)"), "{reason}");
+        let other = state("docker.io/library/nginx:1", vec![]);
+        let Decision::Rejected(reason) = decide(&svc(""), asked(&image, None), &other) else { panic!() };
+        assert!(!reason.is_empty());
+    }
+}

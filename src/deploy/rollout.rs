@@ -1,0 +1,364 @@
+//! A rollout's effects: read the service, apply the [decision](super::decision), write the record
+//! and the artifacts. Runs under the service's lease ([`super::holding`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use tracing::{info, warn};
+
+use super::decision::{decide, Asked, Decision, ServiceState};
+use super::holding::HeldLease;
+use super::{Deployer, Request, RunningRead};
+use crate::aws::ecs::DescribedTaskDefinition;
+use crate::config::{Base, ServiceConfig, Strategy};
+use crate::error::Error;
+use crate::outcome::{DeploymentSummary, Outcome};
+use crate::plan::{self, Action, ServicePlan};
+use crate::record::{self, DeploymentRecord, Status, TriggerRef};
+use crate::taskdef::{self, short_name};
+
+impl Deployer {
+    /// One shared DescribeServices read per cluster of `services`, started by whichever service's
+    /// rollout polls it first: the task definition each service runs, by service.
+    pub(super) fn running_task_definitions<'s>(
+        &'s self,
+        services: &[&'s ServiceConfig],
+    ) -> HashMap<&'s str, RunningRead<'s>> {
+        let mut by_cluster: HashMap<&str, Vec<String>> = HashMap::new();
+        for s in services {
+            let names = by_cluster.entry(s.cluster.as_str()).or_default();
+            if !names.contains(&s.service) {
+                names.push(s.service.clone());
+            }
+        }
+        by_cluster
+            .into_iter()
+            .map(|(cluster, names)| {
+                let read = async move {
+                    let found = self.ecs.task_definitions(cluster, &names).await?;
+                    Ok(Arc::new(names.into_iter().zip(found).collect::<HashMap<_, _>>()))
+                };
+                (cluster, read.boxed().shared())
+            })
+            .collect()
+    }
+
+    /// The service's last `imagedefinitions.json`, which a tag-based service plans from.
+    pub(super) async fn previous_definitions(&self, svc: &ServiceConfig) -> Result<Option<Vec<u8>>, Error> {
+        match svc.strategy {
+            Strategy::ForceNewDeployment => Ok(self.records().image_definitions(&svc.cluster, &svc.service).await?),
+            Strategy::PinDigest => Ok(None),
+        }
+    }
+
+    /// Reads the service afresh: what it runs, its base, its last artifact.
+    pub(super) async fn read_state(&self, svc: &ServiceConfig) -> Result<ServiceState, Error> {
+        let previous = self.previous_definitions(svc);
+        let current = async {
+            let arn = self.ecs.current_task_definition(&svc.cluster, &svc.service).await?;
+            let (td, base) = self.describe_state(svc, &arn).await?;
+            Ok::<_, Error>((arn, td, base))
+        };
+        let (previous, current) = tokio::join!(previous, current);
+        let (current_arn, current, base) = current?;
+        Ok(ServiceState { current, current_arn, previous_definitions: previous?, base })
+    }
+
+    /// The revision the service runs and, with `base = "family"`, the revision to copy when the
+    /// service does not run it (or a copy of it) yet; both read at once.
+    pub(super) async fn describe_state(
+        &self,
+        svc: &ServiceConfig,
+        current_arn: &str,
+    ) -> Result<(DescribedTaskDefinition, Option<DescribedTaskDefinition>), Error> {
+        let family = short_name(current_arn).rsplit_once(':').map_or(short_name(current_arn), |(f, _)| f);
+        let base = async {
+            match svc.base {
+                Base::Family => self.ecs.newest_base(family).await,
+                Base::Service => Ok(None),
+            }
+        };
+        let (current, base) = tokio::join!(self.ecs.describe_task_definition(current_arn), base);
+        let current = current?;
+        let base = base?.filter(|b| {
+            let arn = b.task_definition.task_definition_arn();
+            arn != Some(current_arn) && plan::base_of(&current.tags) != arn
+        });
+        Ok((current, base))
+    }
+
+    /// Decides and carries out one service's rollout; `lease` is ours when the action changes things.
+    pub(super) async fn rollout(
+        &self,
+        svc: &ServiceConfig,
+        state: ServiceState,
+        req: Request<'_>,
+        lease: Option<&mut HeldLease>,
+    ) -> Result<DeploymentSummary, Error> {
+        let event_pushed_at = req.pushed_at.as_deref().and_then(record::epoch_seconds).map(|s| s as i64);
+        let asked = Asked {
+            image: req.image,
+            // Only a push can be superseded: a manual deploy names its tag on purpose.
+            pushed_at: event_pushed_at.filter(|_| matches!(req.trigger, TriggerRef::Push { .. })),
+            force: req.force,
+            dry_run: req.dry_run,
+        };
+        let log = |outcome: &str, reason: &str| {
+            info!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome, reason, "decision");
+        };
+        let plan = match decide(svc, asked, &state) {
+            Decision::Superseded(reason) => {
+                log("superseded", &reason);
+                let mut d = DeploymentSummary::new(&svc.name, svc.target(), Outcome::Superseded, reason);
+                d.image = req.image.pinned_uri();
+                return Ok(d);
+            }
+            Decision::Rejected(reason) => {
+                warn!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "rejected", reason = %reason, "decision");
+                return Ok(DeploymentSummary::new(&svc.name, svc.target(), Outcome::Rejected, reason));
+            }
+            Decision::Planned(plan, reason) => {
+                log("planned", &reason);
+                let mut summary = self.summary_of(svc, &plan, &state);
+                summary.reason = reason;
+                return Ok(summary);
+            }
+            Decision::Unchanged(plan) => {
+                log("unchanged", "");
+                let mut summary = self.summary_of(svc, &plan, &state);
+                summary.outcome = Outcome::Unchanged;
+                summary.reason = format!("already runs {}", plan.image_uri);
+                summary.task_definition = Some(state.current_arn);
+                return Ok(summary);
+            }
+            Decision::Change(plan) => plan,
+        };
+        let mut summary = self.summary_of(svc, &plan, &state);
+        let (changed, artifacts, captured) = tokio::join!(
+            self.change(svc, &plan, &state, &req, event_pushed_at, lease),
+            // A pinned service plans from its task definition, never from the artifacts, so they
+            // are written alongside Register and UpdateService (CodePipeline, too, writes them
+            // before it deploys; should the rollout fail, its retry deploys the same digest). A
+            // tag-based service plans from them, so they follow the rollout.
+            async {
+                match &plan.action {
+                    Action::Register(_) => self
+                        .records()
+                        .put_artifacts(&svc.cluster, &svc.service, &plan.containers, &plan.image_uri)
+                        .await
+                        .ok(),
+                    _ => None,
+                }
+            },
+            // What the service runs now, digest by digest, for a rollback to pin to: off the
+            // critical path, beside the change (ECS keeps it in the revision, so UpdateService
+            // cannot race it).
+            async {
+                match &plan.action {
+                    Action::Register(_) => self
+                        .ecs
+                        .revision_digests(&svc.cluster, &svc.service, &state.current_arn)
+                        .await
+                        .unwrap_or_else(|e| {
+                            warn!(service = %svc.name, error = %e, "could not read the digests the service runs; a rollback to a tag-based revision will be refused");
+                            None
+                        }),
+                    _ => None,
+                }
+            }
+        );
+        let (mut record, lease) = changed?;
+        record.previous_digests = captured;
+        let written = match lease {
+            Some(held) => self.write_and_release(&record, artifacts, held).await,
+            None => self.write_remaining(&record, artifacts).await,
+        }?;
+        info!(
+            service = %svc.name,
+            image = %plan.image_uri,
+            event_id = %req.trigger.id(),
+            deployment_id = %record.id,
+            ecs_deployment_id = %record.ecs_deployment_id,
+            task_definition = %short_name(&record.task_definition),
+            outcome = "started",
+            "decision"
+        );
+        summary.outcome = Outcome::Started;
+        summary.reason = format!(
+            "{} → {} ({})",
+            short_name(&state.current_arn),
+            short_name(&record.task_definition),
+            plan.action.name()
+        );
+        summary.task_definition = Some(record.task_definition);
+        summary.ecs_deployment_id = Some(record.ecs_deployment_id);
+        summary.written = written;
+        Ok(summary)
+    }
+
+    /// The answer's description of a plan against what runs.
+    fn summary_of(&self, svc: &ServiceConfig, plan: &ServicePlan, state: &ServiceState) -> DeploymentSummary {
+        let mut summary = DeploymentSummary::new(&svc.name, svc.target(), Outcome::Planned, "");
+        summary.image = Some(plan.image_uri.clone());
+        summary.action = Some(plan.action.name());
+        summary.changes = plan.changes.clone();
+        summary.previous_task_definition = Some(state.current_arn.clone());
+        if let Action::Register(copy) = &plan.action {
+            summary.base = Some(source_of(state).0);
+            summary.diff = taskdef::differences(&state.current.task_definition, copy);
+        }
+        summary
+    }
+
+    /// Registers the copy (if any) and updates the service; returns the record of the rollout
+    /// ECS took (with its id) and the lease, still held.
+    async fn change<'l>(
+        &self,
+        svc: &ServiceConfig,
+        plan: &ServicePlan,
+        state: &ServiceState,
+        req: &Request<'_>,
+        event_pushed_at: Option<i64>,
+        mut lease: Option<&'l mut HeldLease>,
+    ) -> Result<(DeploymentRecord, Option<&'l mut HeldLease>), Error> {
+        let task_definition = match &plan.action {
+            Action::Register(td) => {
+                let (source_arn, source_tags) = source_of(state);
+                let tags = plan::tags_for_copy(source_tags, event_pushed_at, &source_arn);
+                self.ecs.register_task_definition(td, &tags).await?
+            }
+            _ => state.current_arn.clone(),
+        };
+        let mut record =
+            self.new_record(svc, req, &plan.image_uri, &plan.containers, &state.current_arn, &task_definition);
+        if let Some(held) = lease.as_deref_mut() {
+            // A crash taker tells a rollout happened by the service moving to a new revision with
+            // the pending image. Where that cannot tell (no lease pending yet: a manual action;
+            // or no new revision: force-new-deployment), it needs the revision first.
+            let known = held.lease.pending.as_ref().is_some_and(|p| task_definition != p.previous_task_definition);
+            if !known {
+                held.lease.pending = Some(record.clone());
+                held.etag = self.leases().rewrite(&held.key, &held.lease, &held.etag).await?;
+            }
+        }
+        let ecs_deployment_id = match self.ecs.update_service(&svc.cluster, &svc.service, &task_definition).await {
+            Ok(id) => id,
+            // ECS refused it: the copy just registered would stay behind unused, so take it back
+            // (the retry registers its own). Where the answer was lost, ECS may have taken it,
+            // and the lease's pending rollout tells the retry.
+            Err(e) => {
+                if matches!(plan.action, Action::Register(_)) && e.was_answered() {
+                    if let Err(d) = self.ecs.deregister_task_definition(&task_definition).await {
+                        warn!(service = %svc.name, task_definition = %short_name(&task_definition), error = %d, "could not deregister the unused copy");
+                    }
+                }
+                return Err(e.into());
+            }
+        };
+        record.id = record::record_id(&ecs_deployment_id)?;
+        record.ecs_deployment_id = ecs_deployment_id;
+        Ok((record, lease))
+    }
+
+    /// Writes the record (and the artifacts, unless `artifacts` says they are written) and
+    /// releases the lease, all at once. If a write fails, the lease is handed over carrying the
+    /// complete record, so the next delivery writes it at once.
+    async fn write_and_release(
+        &self,
+        record: &DeploymentRecord,
+        artifacts: Option<Vec<String>>,
+        held: &mut HeldLease,
+    ) -> Result<Vec<String>, Error> {
+        let released = held.lease.released(Some(record.task_definition.clone()));
+        let leases = self.leases();
+        let (written, release) =
+            tokio::join!(self.write_remaining(record, artifacts), leases.rewrite(&held.key, &released, &held.etag));
+        held.done = true;
+        match (&written, release) {
+            (Ok(_), Ok(_)) => {}
+            (Ok(_), Err(e)) => {
+                // The record is written: a taker after expiry finds it and has nothing to finish.
+                warn!(service = %record.name, error = %e, "could not release the service lease; it expires by itself");
+            }
+            (Err(_), release) => {
+                if let Ok(etag) = release {
+                    held.etag = etag;
+                }
+                held.lease.pending = Some(record.clone());
+                if let Err(e) = leases.rewrite(&held.key, &held.lease.handed_over(), &held.etag).await {
+                    warn!(service = %record.name, error = %e, "could not put the unrecorded rollout back in the lease");
+                }
+            }
+        }
+        written
+    }
+
+    /// Writes the record, and the artifacts unless `artifacts` holds the keys already written.
+    async fn write_remaining(
+        &self,
+        record: &DeploymentRecord,
+        artifacts: Option<Vec<String>>,
+    ) -> Result<Vec<String>, Error> {
+        Ok(match artifacts {
+            Some(mut keys) => {
+                keys.push(self.records().put(record).await?);
+                keys
+            }
+            None => self.records().put_rollout(record).await?,
+        })
+    }
+
+    /// The record of a rollout of `image_uri` from `previous` to `task_definition` (ECS's id is
+    /// filled in once UpdateService answers).
+    pub(super) fn new_record(
+        &self,
+        svc: &ServiceConfig,
+        req: &Request<'_>,
+        image_uri: &str,
+        containers: &[String],
+        previous: &str,
+        task_definition: &str,
+    ) -> DeploymentRecord {
+        let mut timeline = Vec::new();
+        if let Some(p) = &req.pushed_at {
+            timeline.push(record::TimelineEntry { event: "pushed".into(), at: p.clone() });
+        }
+        timeline.push(record::TimelineEntry { event: "started".into(), at: record::now() });
+        DeploymentRecord {
+            id: String::new(),
+            cluster: svc.cluster.clone(),
+            service: svc.service.clone(),
+            name: svc.name.clone(),
+            repository: svc.repository.clone(),
+            tag: req.image.tag.clone().unwrap_or_default(),
+            digest: req.image.digest.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+            image_uri: image_uri.to_string(),
+            strategy: match svc.strategy {
+                Strategy::PinDigest => "pin-digest".into(),
+                Strategy::ForceNewDeployment => "force-new-deployment".into(),
+            },
+            trigger: req.trigger.clone(),
+            pushed_at: req.pushed_at.clone(),
+            previous_task_definition: previous.to_string(),
+            task_definition: task_definition.to_string(),
+            ecs_deployment_id: String::new(),
+            status: Status::Started,
+            containers: containers.to_vec(),
+            smoke: None,
+            reason: None,
+            rolled_back_to: None,
+            rollback_deployment: None,
+            previous_digests: None,
+            timeline,
+        }
+    }
+}
+
+/// What a copy is made from (the base, or what runs) and that revision's tags.
+fn source_of(state: &ServiceState) -> (String, &[aws_sdk_ecs::types::Tag]) {
+    match &state.base {
+        Some(b) => (b.task_definition.task_definition_arn().unwrap_or_default().to_string(), &b.tags),
+        None => (state.current_arn.clone(), &state.current.tags),
+    }
+}
