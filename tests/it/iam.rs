@@ -158,3 +158,60 @@ async fn without_the_digests_it_ran_a_rollback_to_a_tag_is_refused_loudly_not_ru
         .unwrap()
         .starts_with("pushdeploy ROLLBACK FAILED"));
 }
+
+#[tokio::test]
+async fn access_denied_outside_a_rollout_fails_as_permanent_access_denied_is_told_and_holds_nothing() {
+    let mut l = Loop::new().await;
+    l.deployer.notifier = Some(Notifier::new(l.aws().as_role(Role::Deploy).sns, l.sink.topic_arn.clone()));
+    let before = l.aws().service_task_definition(CLUSTER, "todo-frontend").await;
+    let lease_is_free = |l: &Loop| {
+        let aws = l.aws().clone();
+        async move {
+            let key = pushdeploy::lease::lease_key(CLUSTER, "todo-frontend");
+            if !aws.keys(BUCKET).await.contains(&key) {
+                return true;
+            }
+            let lease: pushdeploy::lease::Lease = serde_json::from_slice(&aws.object(BUCKET, &key).await).unwrap();
+            lease.released || lease.expires_at_ms <= pushdeploy::lease::now_ms()
+        }
+    };
+
+    // ECR's DescribeImages denied: a push, and a manual deploy of a tag.
+    l.emu.guard.set_policies(Policies::template().without(Role::Deploy, |s| sid(s) == "ResolveTags"));
+    let digest = l.aws().push_image("todo-frontend", "latest", "frontend-denied").await;
+    let push = testkit::estate::ecr_push_event("push-denied", "todo-frontend", "latest", &digest);
+    let manual = serde_json::json!({"action": "deploy", "service": "frontend", "tag": "latest"});
+    for (what, event) in [("push", push), ("manual deploy", manual)] {
+        let err = l.deployer.handle(event, "req").await.unwrap_err();
+        assert_eq!(err.error_type(), "Permanent.AccessDenied", "{what}: {err}");
+        assert!(err.to_string().contains("ECR DescribeImages"), "{what}: {err}");
+        assert!(lease_is_free(&l).await, "{what}: the service is not held");
+    }
+    // A manual rollback whose records cannot be listed.
+    l.emu.guard.set_policies(Policies::template().without(Role::Deploy, |s| sid(s) == "ListTheBucket"));
+    let err =
+        l.deployer.handle(serde_json::json!({"action": "rollback", "service": "frontend"}), "req").await.unwrap_err();
+    assert_eq!(err.error_type(), "Permanent.AccessDenied", "{err}");
+    assert!(lease_is_free(&l).await, "the rollback handed the lease over");
+
+    assert_eq!(l.aws().service_task_definition(CLUSTER, "todo-frontend").await, before, "nothing deployed");
+    let told = l.sink.notifications();
+    assert_eq!(told.len(), 3, "each one told: {told:#?}");
+    assert!(told.iter().all(|t| t["Subject"].as_str().unwrap().starts_with("pushdeploy ACTION NEEDED")), "{told:#?}");
+    assert!(told.iter().all(|t| t["Message"].as_str().unwrap().contains("AccessDenied")), "{told:#?}");
+}
+
+#[tokio::test]
+async fn a_manual_rollback_of_a_service_that_vanished_is_rejected_and_told_not_retried() {
+    let mut l = Loop::new().await;
+    l.deployer.notifier = Some(Notifier::new(l.aws().as_role(Role::Deploy).sns, l.sink.topic_arn.clone()));
+    l.aws().ecs.delete_service().cluster(CLUSTER).service("todo-frontend").force(true).send().await.unwrap();
+
+    let answer = l.deployer.handle(serde_json::json!({"action": "rollback", "service": "frontend"}), "req").await;
+
+    let answer = serde_json::to_value(answer.expect("a permanent refusal is answered, not retried")).unwrap();
+    assert_eq!(answer["deployments"][0]["outcome"], "rejected", "{answer}");
+    let told = l.sink.notifications();
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert!(told[0]["Subject"].as_str().unwrap().starts_with("pushdeploy ACTION NEEDED: frontend"), "{}", told[0]);
+}

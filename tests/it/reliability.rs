@@ -269,3 +269,31 @@ async fn latest_and_a_version_tag_of_one_digest_pushed_at_once_roll_out_once() {
     assert!(w.aws().images_of(&td).await[0].1.ends_with(digest.as_str()));
     assert_eq!(records(&w, "todo-backend").await.len(), 1, "one rollout, one record");
 }
+
+#[tokio::test]
+async fn lambdas_retry_of_an_invocation_that_died_adopts_its_live_lease_at_once() {
+    let w = World::new(TODO_CONFIG).await;
+    let (event, _) = w.push("evt-oom", "todo-frontend", "latest", "frontend-v1").await;
+    let record_key = crash_after_update_service(&w, &event, false).await;
+    // The invocation died (out of memory) a second into its deadline: its lease is still live.
+    let key = lease_key(CLUSTER, "todo-frontend");
+    let mut lease: Lease = serde_json::from_slice(&w.aws().object(BUCKET, &key).await).unwrap();
+    lease.invocation = Some("req-oom".into());
+    lease.expires_at_ms = pushdeploy::lease::now_ms() + 30_000;
+    w.aws().put_json(BUCKET, &key, &lease).await;
+
+    // A duplicate delivery of the event (another invocation) cannot tell the holder died: it
+    // answers `unchanged` and changes nothing.
+    let dup = serde_json::to_value(w.deployer.handle(event.clone(), "req-dup").await.unwrap()).unwrap();
+    assert_eq!(dup["deployments"][0]["outcome"], "unchanged", "{dup}");
+    assert!(dup["deployments"][0]["reason"].as_str().unwrap().contains("another delivery of evt-oom"), "{dup}");
+    assert!(!w.aws().keys(BUCKET).await.contains(&record_key));
+
+    // Lambda's retry comes under the dead invocation's request id: it adopts at once, without
+    // waiting for the lease to lapse.
+    let started = std::time::Instant::now();
+    let retry = serde_json::to_value(w.deployer.handle(event.clone(), "req-oom").await.unwrap()).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(retry["outcome"], "unchanged", "{retry}");
+    assert_recovered(&w, &record_key).await;
+}

@@ -415,3 +415,102 @@ async fn keep_revisions_deregisters_old_copies_but_never_what_a_rollback_needs()
     // The two newest of ours stay (the one running and the previous one); Terraform's is not ours.
     assert_eq!(seen, ["INACTIVE", "INACTIVE", "ACTIVE", "ACTIVE", "ACTIVE"], "{ours:?}");
 }
+
+#[tokio::test]
+async fn a_rollback_takes_over_a_lease_a_failed_deploy_handed_over_and_rolls_back_at_once() {
+    use pushdeploy::lease::{lease_key, Lease};
+    let mut l = Loop::new().await;
+    let before = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    let dep = l.push("todo-backend", "backend-broken", Behaviour::Broken).await;
+    let broken = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    // A later push failed before ECS took it and handed its lease over: it carries that rollout,
+    // which never ran.
+    let mut pending: pushdeploy::record::DeploymentRecord =
+        serde_json::from_value(l.record("todo-backend", &dep).await).unwrap();
+    pending.previous_task_definition = broken.clone();
+    pending.task_definition.clear();
+    pending.image_uri = format!("{}/todo-backend@sha256:{}", testkit::estate::registry(), "9".repeat(64));
+    let handed_over = Lease::new(
+        "evt-failed".into(),
+        Some("req-failed".into()),
+        pending.image_uri.clone(),
+        pushdeploy::lease::now_ms() + 30_000,
+        Some(pending),
+    )
+    .handed_over();
+    let key = lease_key(CLUSTER, "todo-backend");
+    l.aws().put_json(BUCKET, &key, &handed_over).await;
+
+    let started = Instant::now();
+    let answer = l.completed("todo-backend", &dep).await;
+
+    assert_eq!(answer["outcome"], "rolled_back", "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no waiting for a deploy to adopt it: {:?}",
+        started.elapsed()
+    );
+    let now = assert_returned_to(l.aws(), "todo-backend", &before, ("backend", Some(l.app.backend_v0.as_str()))).await;
+    let lease: Lease = serde_json::from_slice(&l.aws().object(BUCKET, &key).await).unwrap();
+    assert!(lease.released && lease.task_definition.as_deref() == Some(now.as_str()), "{lease:?}");
+}
+
+#[tokio::test]
+async fn a_manual_rollback_waits_for_a_rollout_in_flight_instead_of_refusing() {
+    use pushdeploy::lease::{lease_key, Lease};
+    let mut l = Loop::new().await;
+    let first = l.push("todo-backend", "backend-good", Behaviour::Good).await;
+    assert_eq!(l.completed("todo-backend", &first).await["outcome"], "verified");
+    let verified = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    let second = l.push("todo-backend", "backend-good-2", Behaviour::Good).await;
+    assert_eq!(l.completed("todo-backend", &second).await["outcome"], "verified");
+    // Another rollout holds the service, and lets go 300 ms later.
+    let key = lease_key(CLUSTER, "todo-backend");
+    let busy = Lease::new(
+        "evt-newer".into(),
+        Some("req-newer".into()),
+        "newer".into(),
+        pushdeploy::lease::now_ms() + 60_000,
+        None,
+    );
+    l.aws().put_json(BUCKET, &key, &busy).await;
+    let (aws, lease_key) = (l.aws().clone(), key.clone());
+    let let_go = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        aws.put_json(BUCKET, &lease_key, &busy.released(None)).await;
+    });
+
+    let started = Instant::now();
+    let answer = serde_json::to_value(
+        l.deployer.handle(json!({"action": "rollback", "service": "backend"}), "req-op").await.unwrap(),
+    )
+    .unwrap();
+    let_go.await.unwrap();
+
+    assert_eq!(answer["deployments"][0]["outcome"], "rolled_back", "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(300), "it waited for the lease");
+    let rec: pushdeploy::record::DeploymentRecord =
+        serde_json::from_slice(&l.aws().object(BUCKET, answer["deployments"][0]["written"][0].as_str().unwrap()).await)
+            .unwrap();
+    // Back to the first verified revision (a copy of it pinned to what its sidecar ran).
+    let reason = rec.reason.clone().unwrap_or_default();
+    assert!(rec.is_rollback() && reason.starts_with(pushdeploy::taskdef::short_name(&verified)), "{rec:?}");
+
+    // Still held at the invocation's wait bound: a transient failure an operator can tell apart.
+    let held = Lease::new(
+        "evt-stuck".into(),
+        Some("req-stuck".into()),
+        "stuck".into(),
+        pushdeploy::lease::now_ms() + 60_000,
+        None,
+    );
+    l.aws().put_json(BUCKET, &key, &held).await;
+    let deadline = pushdeploy::timing::Deadline::after(Duration::from_secs(4));
+    let err = l
+        .deployer
+        .handle_before(json!({"action": "rollback", "service": "backend"}), "req-op2", deadline)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Transient.LeaseBusy", "{err}");
+    assert!(err.to_string().contains("evt-stuck"), "{err}");
+}
