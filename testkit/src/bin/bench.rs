@@ -17,6 +17,7 @@ const FANOUT_RUNS: usize = 5;
 const COLD_STARTS: usize = 20;
 const WARM_RUNS: usize = 30;
 const PEER_RUNS: usize = 10;
+const CONCURRENT_RUNS: usize = 7;
 /// Latencies added to every AWS call in the fan-out runs: a fast round trip, and a typical
 /// control-plane one.
 const FANOUT_LATENCIES_MS: [u64; 2] = [20, 50];
@@ -71,12 +72,17 @@ fn take_calls(proxies: &[FaultProxy]) -> Vec<testkit::faults::TimedCall> {
 
 #[tokio::main]
 async fn main() {
-    let deploy_bin = release_binary("deploy");
-    let verify_bin = release_binary("verify");
     let config_path = workspace_root().join("examples/pushdeploy.toml");
     let config_text = std::fs::read_to_string(&config_path).expect("example config");
     println!("# pushdeploy benchmarks\n");
     println!("machine: {} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), uname());
+    // `scripts/bench concurrent`: only the concurrent-pushes table.
+    if std::env::args().nth(1).as_deref() == Some("concurrent") {
+        concurrent_pushes(&config_text).await;
+        return;
+    }
+    let deploy_bin = release_binary("deploy");
+    let verify_bin = release_binary("verify");
 
     // 1. AWS calls of one deploy, in order, through recording proxies in front of the motos.
     let (motos, app) = new_app().await;
@@ -175,6 +181,8 @@ async fn main() {
         drop(slowed);
         drop(motos);
     }
+
+    concurrent_pushes(&config_text).await;
 
     // 3–6. The release binary under a runtime-API host.
     let (motos, app) = new_app().await;
@@ -312,6 +320,82 @@ async fn main() {
     println!("| CodePipeline V2, per action execution minute | $0.002 per minute (≥ 1 minute) | ≥ $6.00 |");
     drop(motos);
     let _ = std::fs::remove_file(&verify_config);
+}
+
+/// Two pushes for one service at once, on two deploy instances (in-process), against one push
+/// alone: the time until both have answered. Busy services are waited for, so both answer.
+async fn concurrent_pushes(config_text: &str) {
+    println!(
+        "\n## Two concurrent pushes for one service (in-process, two deploy instances, median of {CONCURRENT_RUNS})\n"
+    );
+    println!("Time until both invocations have answered. The second waits for the first one's lease (polling it");
+    println!("from 25 ms, doubling), then reads the service afresh and goes on.\n");
+    println!("| case | direct to moto | with 20 ms per call | answers |");
+    println!("| --- | --- | --- | --- |");
+    let (motos, app) = new_app().await;
+    let (_slow, slowed) = proxied(&motos, Duration::from_millis(20)).await;
+    let mut seq = 0u32;
+    for (name, case) in [
+        ("one push alone", Case::Alone),
+        ("`v1.4.2` and `latest`, different digests, at once", Case::TwoDigests),
+        ("`v1.4.2` and `latest` of one digest, at once", Case::OneDigestTwoTags),
+    ] {
+        let mut cells = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
+        for aws in [&app.aws, &slowed] {
+            let (a, b) = (deployer(aws, config_text), deployer(aws, config_text));
+            let mut times = Vec::new();
+            for _ in 0..CONCURRENT_RUNS {
+                seq += 1;
+                let event = |tag: &str, digest: &pushdeploy::image::Digest| {
+                    ecr_push_event(&format!("concurrent-{seq}-{tag}"), "todo-backend", tag, digest)
+                };
+                let first = app.aws.push_image("todo-backend", "v1.4.2", &format!("backend-concurrent-{seq}")).await;
+                let (ra, rb) = (format!("a-{seq}"), format!("b-{seq}"));
+                let alone = Instant::now();
+                let mut answers = match case {
+                    Case::Alone => vec![outcome_of(a.handle(event("v1.4.2", &first), &ra).await.expect("answers"))],
+                    Case::TwoDigests | Case::OneDigestTwoTags => {
+                        let seed = match case {
+                            Case::TwoDigests => format!("backend-concurrent-{seq}-latest"),
+                            _ => format!("backend-concurrent-{seq}"),
+                        };
+                        let second = app.aws.push_image("todo-backend", "latest", &seed).await;
+                        let start_both = Instant::now();
+                        let (x, y) = tokio::join!(
+                            a.handle(event("v1.4.2", &first), &ra),
+                            b.handle(event("latest", &second), &rb)
+                        );
+                        times.push(ms(start_both.elapsed()));
+                        vec![outcome_of(x.expect("both answer")), outcome_of(y.expect("both answer"))]
+                    }
+                };
+                if matches!(case, Case::Alone) {
+                    times.push(ms(alone.elapsed()));
+                }
+                answers.sort();
+                let joined = answers.join(" + ");
+                if !seen.contains(&joined) {
+                    seen.push(joined);
+                }
+            }
+            cells.push(format!("{:.1} ms", median(&mut times)));
+        }
+        println!("| {name} | {} | {} |", cells.join(" | "), seen.join(", "));
+    }
+    drop(motos);
+}
+
+#[derive(Clone, Copy)]
+enum Case {
+    Alone,
+    TwoDigests,
+    OneDigestTwoTags,
+}
+
+fn outcome_of(s: pushdeploy::outcome::Summary) -> String {
+    let v = serde_json::to_value(s).expect("summary");
+    v["deployments"][0]["outcome"].as_str().unwrap_or("?").to_string()
 }
 
 /// Pushes distinct images and answers their ECR push events.
