@@ -265,6 +265,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_rollback_record_shares_the_service_and_names_both_revisions() {
+        let deployed: DeploymentRecord = serde_json::from_value(serde_json::json!({
+            "id": "ecs-svc-1", "cluster": "c", "service": "s", "name": "backend", "repository": "r",
+            "tag": "latest", "digest": "sha256:aa", "image_uri": "r@sha256:aa", "strategy": "pin-digest",
+            "trigger": {"kind": "push", "event_id": "e"}, "pushed_at": "2026-11-27T00:00:00Z",
+            "previous_task_definition": "td:1", "task_definition": "td:2", "ecs_deployment_id": "ecs-svc/1",
+            "status": "failed", "containers": ["backend"], "smoke": {"passed": false}, "reason": "smoke failed",
+            "previous_digests": {"backend": "sha256:bb"},
+            "timeline": [{"event": "started", "at": "2026-11-27T00:00:01Z"}]
+        }))
+        .unwrap();
+        let r = DeploymentRecord::rollback(RollbackOf {
+            service_of: &deployed,
+            trigger: TriggerRef::AutoRollback { of: deployed.id.clone() },
+            from: "td:2",
+            to: "td:3",
+            image_uri: "r@sha256:bb".into(),
+            tag: String::new(),
+            digest: "sha256:bb".into(),
+            ecs_deployment_id: "ecs-svc/2",
+            reason: "automatic rollback of ecs-svc-1".into(),
+        })
+        .unwrap();
+        assert_eq!((r.id.as_str(), r.key().as_str()), ("ecs-svc-2", "deployments/c/s/ecs-svc-2.json"));
+        assert_eq!((r.previous_task_definition.as_str(), r.task_definition.as_str()), ("td:2", "td:3"));
+        assert_eq!((r.name.as_str(), r.containers.clone()), ("backend", vec!["backend".to_string()]));
+        assert!(r.is_rollback() && r.status == Status::Started && r.smoke.is_none() && r.pushed_at.is_none());
+        assert!(r.previous_digests.is_none() && r.rolled_back_to.is_none());
+        assert_eq!(r.timeline.len(), 1);
+        assert!(
+            DeploymentRecord::rollback(RollbackOf {
+                ecs_deployment_id: "../x",
+                ..RollbackOf {
+                    service_of: &deployed,
+                    trigger: TriggerRef::AutoRollback { of: String::new() },
+                    from: "",
+                    to: "",
+                    image_uri: String::new(),
+                    tag: String::new(),
+                    digest: String::new(),
+                    ecs_deployment_id: "",
+                    reason: String::new(),
+                }
+            })
+            .is_err(),
+            "an id that is not ECS's is refused"
+        );
+    }
+
+    #[test]
     fn keys_are_derived_from_the_ecs_deployment_id() {
         assert_eq!(
             record_key("todo-cluster", "todo-frontend", "ecs-svc/1234567890123456789").unwrap(),

@@ -36,26 +36,46 @@ fn p99(v: &mut [f64]) -> f64 {
     v[((v.len() as f64) * 0.99).ceil() as usize - 1]
 }
 
-/// The todo estate with ECS (and ELBv2, SNS, EC2), ECR and S3 each on a moto of its own: on AWS
-/// they are separate services, while one moto process would serve all their calls one at a time.
-async fn new_app() -> (Vec<Moto>, TodoApp) {
+/// ECS (and ELBv2, SNS, EC2), ECR and S3 each on a moto of its own: on AWS they are separate
+/// services, while one moto process would serve all their calls one at a time. ECS's moto sits
+/// behind the IAM guard, which answers the service-deployment calls moto lacks
+/// (ListServiceDeployments, DescribeServiceRevisions: a rollout reads what the service ran).
+struct Backends {
+    motos: Vec<Moto>,
+    ecs: testkit::guard::Guard,
+}
+
+impl Backends {
+    /// The endpoints of ECS, ECR and S3, in that order.
+    fn endpoints(&self) -> [&str; 3] {
+        [&self.ecs.endpoint, &self.motos[1].endpoint, &self.motos[2].endpoint]
+    }
+}
+
+/// The todo estate on [`Backends`].
+async fn new_app() -> (Backends, TodoApp) {
     let motos = vec![Moto::start(), Moto::start(), Moto::start()];
-    let aws = Aws::split(&motos[0].endpoint, &motos[1].endpoint, &motos[2].endpoint).await;
-    (motos, TodoApp::create(aws).await)
+    let ecs =
+        testkit::guard::Guard::with_policies(&motos[0].endpoint, testkit::iam::Policies::template().clone(), None)
+            .await;
+    let backends = Backends { motos, ecs };
+    let [a, b, c] = backends.endpoints();
+    let aws = Aws::split(a, b, c).await;
+    (backends, TodoApp::create(aws).await)
 }
 
-/// The todo estate with every service on one moto.
-async fn new_single_app() -> (Moto, TodoApp) {
-    let moto = Moto::start();
-    let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
-    (moto, app)
+/// The todo estate with every service on one moto (behind the guard, as in the tests).
+async fn new_single_app() -> (testkit::guard::Emulator, TodoApp) {
+    let emu = testkit::guard::Emulator::start().await;
+    let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
+    (emu, app)
 }
 
-/// A recording proxy in front of each of the estate's motos, and clients that go through them.
-async fn proxied(motos: &[Moto], latency: Duration) -> (Vec<FaultProxy>, Aws) {
+/// A recording proxy in front of each of the estate's backends, and clients that go through them.
+async fn proxied(backends: &Backends, latency: Duration) -> (Vec<FaultProxy>, Aws) {
     let mut proxies = Vec::new();
-    for m in motos {
-        let p = FaultProxy::start(&m.endpoint, Duration::from_secs(1)).await;
+    for endpoint in backends.endpoints() {
+        let p = FaultProxy::start(endpoint, Duration::from_secs(1)).await;
         p.set_latency(latency);
         proxies.push(p);
     }
@@ -328,12 +348,18 @@ async fn concurrent_pushes(config_text: &str) {
     println!(
         "\n## Two concurrent pushes for one service (in-process, two deploy instances, median of {CONCURRENT_RUNS})\n"
     );
-    println!("Time until both invocations have answered. The second waits for the first one's lease (polling it");
-    println!("from 25 ms, doubling), then reads the service afresh and goes on.\n");
+    println!("moto behind the IAM guard (as in the tests), direct and with 20 ms added to every call. Time until");
+    println!("both invocations have answered: the second waits for the first one's lease (polling it from 25 ms,");
+    println!("doubling), then reads the service afresh and goes on.\n");
     println!("| case | direct to moto | with 20 ms per call | answers |");
     println!("| --- | --- | --- | --- |");
-    let (motos, app) = new_app().await;
-    let (_slow, slowed) = proxied(&motos, Duration::from_millis(20)).await;
+    // moto behind the guard, which answers the ECS service-deployment calls moto lacks (a
+    // rollout reads what the service ran beside UpdateService).
+    let emu = testkit::guard::Emulator::start().await;
+    let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
+    let slow = FaultProxy::start(&emu.endpoint, Duration::from_secs(1)).await;
+    slow.set_latency(Duration::from_millis(20));
+    let slowed = Aws::new(&slow.endpoint).await;
     let mut seq = 0u32;
     for (name, case) in [
         ("one push alone", Case::Alone),
@@ -383,7 +409,8 @@ async fn concurrent_pushes(config_text: &str) {
         }
         println!("| {name} | {} | {} |", cells.join(" | "), seen.join(", "));
     }
-    drop(motos);
+    drop(slow);
+    drop(emu);
 }
 
 #[derive(Clone, Copy)]
