@@ -180,6 +180,11 @@ async fn main() {
             app.aws.create_service(CLUSTER, &name, &td).await;
             text.push_str(&format!("[[service]]\nname = \"{name}\"\nservice = \"{name}\"\nrepository = \"todo-frontend\"\ntags = [\"latest\"]\n"));
         }
+        // The template's roles as a user would fill them in for these services' task roles.
+        let families: Vec<String> = (0..n).map(|i| format!("web-{i}")).collect();
+        motos.ecs.set_policies(testkit::iam::Policies::template_for_families(
+            &families.iter().map(String::as_str).collect::<Vec<_>>(),
+        ));
         let mut medians = Vec::new();
         for aws in std::iter::once(&app.aws).chain(slowed.iter().map(|(_, aws)| aws)) {
             let d = deployer(aws, &text);
