@@ -19,6 +19,7 @@ pub mod outcome;
 pub mod plan;
 pub mod record;
 pub mod recovery;
+pub mod report;
 pub mod retention;
 pub mod rollback;
 pub mod setup;

@@ -252,6 +252,14 @@ pub fn epoch_seconds(at: &str) -> Option<f64> {
     DateTime::from_str(at, DateTimeFormat::DateTime).ok().map(|d| d.as_secs_f64())
 }
 
+/// Epoch seconds as RFC 3339 UTC (whole seconds).
+pub fn rfc3339(epoch_seconds: f64) -> String {
+    use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+    DateTime::from_secs(epoch_seconds.floor() as i64)
+        .fmt(DateTimeFormat::DateTime)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
 /// Now, as RFC 3339 UTC.
 pub fn now() -> String {
     use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};

@@ -1,10 +1,20 @@
 //! `pushdeploy`: the operator's command. `validate` checks a `pushdeploy.toml` offline with the
-//! same validation the functions apply before they act on it.
+//! same validation the functions apply before they act on it; `status`, `history`, `show` and
+//! `report` say what pushdeploy did and does, from the records, the leases and ECS.
+//!
+//! Exit status: 0 done; 1 the answer needs attention (an invalid config, a failed last
+//! deployment, an unknown id); 2 the command could not run (unreadable input, AWS refused).
+
+mod insight;
+mod render;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use pushdeploy::config::{Config, Limits};
+use pushdeploy::live_config::Location;
+
+use insight::{Aws, Failed};
 
 #[derive(Parser)]
 #[command(name = "pushdeploy", version, about = "Continuous deployment for AWS ECS: the operator's command")]
@@ -30,10 +40,180 @@ enum Command {
         #[arg(long, default_value_t = pushdeploy::setup::DEFAULT_VERIFY_TIMEOUT_SECONDS)]
         verify_timeout: u64,
     },
+    /// One row per configured service: what ECS runs, the last deployment and its verdict, a
+    /// rollout in flight.
+    ///
+    /// Exit status: 0; 1 when a service's last deployment failed or was rolled back; 2 on an error.
+    ///
+    /// Example: pushdeploy status --config pushdeploy.toml --bucket my-pushdeploy-artifacts
+    Status {
+        #[command(flatten)]
+        from: From,
+        /// The config: a file or an s3:// URL.
+        #[arg(long, env = "PUSHDEPLOY_CONFIG", default_value = "pushdeploy.toml")]
+        config: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A service's deployments and rollbacks, newest first: when, tag@digest, trigger, outcome,
+    /// lead time, reason.
+    ///
+    /// Example: pushdeploy history backend --limit 10
+    History {
+        /// The service's name in the config.
+        service: String,
+        /// How many to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        from: From,
+        /// The config: a file or an s3:// URL.
+        #[arg(long, env = "PUSHDEPLOY_CONFIG", default_value = "pushdeploy.toml")]
+        config: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One deployment: its timeline, smoke results and task definitions.
+    ///
+    /// Exit status: 0; 1 when no record has that id; 2 on an error.
+    ///
+    /// Example: pushdeploy show ecs-svc-5180473431224946458
+    Show {
+        /// The record id (`ecs-svc-…`, as history and the notifications print it).
+        id: String,
+        #[command(flatten)]
+        from: From,
+        /// Print the record's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The four DORA keys per service and overall, from the records alone: deployments (and per
+    /// day, with DORA's band), lead time, change failure rate, time to recover.
+    ///
+    /// Example: pushdeploy report --since 30d --json
+    Report {
+        /// Start of the window: 30d, 12h, 2w, 90m, or an RFC 3339 time. The window ends now.
+        #[arg(long, default_value = "30d")]
+        since: String,
+        /// Only this service (its name in the config).
+        #[arg(long)]
+        service: Option<String>,
+        /// Print exactly {"since", "until", "services": {NAME: KEYS}, "overall": KEYS}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        from: From,
+    },
+}
+
+/// Where the records are.
+#[derive(Args)]
+struct From {
+    /// The artifact bucket (the stack's ArtifactBucket output).
+    #[arg(long, env = "PUSHDEPLOY_BUCKET")]
+    bucket: String,
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    if let Command::Validate { .. } = command {
+        return run_validate(command);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    match runtime.block_on(run(command)) {
+        Ok(code) => code,
+        Err(Failed(why)) => {
+            eprintln!("pushdeploy: {why}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints `value` as pretty JSON.
+fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(value).expect("output always serializes"));
+}
+
+/// Reads the config from a file or an s3:// URL.
+async fn load_config(source: &str) -> Result<Config, Failed> {
+    let text = match Location::parse(source)? {
+        Location::File(path) => {
+            std::fs::read_to_string(&path).map_err(|e| Failed(format!("cannot read the config {path}: {e}")))?
+        }
+        Location::S3 { bucket, key } => {
+            let store = pushdeploy::aws::s3::Store::new(pushdeploy::setup::Clients::from_env().await?.s3, bucket);
+            let bytes = store.get(&key).await?.ok_or_else(|| Failed(format!("no config at {source}")))?;
+            String::from_utf8(bytes).map_err(|_| Failed(format!("{source} is not UTF-8")))?
+        }
+    };
+    Ok(Config::parse(&text, source)?)
+}
+
+async fn run(command: Command) -> Result<ExitCode, Failed> {
+    match command {
+        Command::Validate { .. } => unreachable!("validate runs without a runtime"),
+        Command::Status { from, config, json } => {
+            let aws = Aws::from_env(&from.bucket).await?;
+            let config = load_config(&config).await?;
+            let services = insight::status(&aws, &config).await?;
+            if json {
+                print_json(&services);
+            } else {
+                print!("{}", render::status(&services));
+                println!();
+            }
+            Ok(if insight::needs_attention(&services) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::History { service, limit, from, config, json } => {
+            let aws = Aws::from_env(&from.bucket).await?;
+            let config = load_config(&config).await?;
+            let Some(svc) = config.service(&service) else {
+                let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+                return Err(Failed(format!("no service {service:?} in the config; it has {known:?}")));
+            };
+            let records = insight::history(&aws, svc, limit).await?;
+            if json {
+                print_json(&records);
+            } else {
+                println!("{}", render::history(&records));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { id, from, json } => {
+            let aws = Aws::from_env(&from.bucket).await?;
+            match insight::show(&aws, &id).await? {
+                Some(r) if json => print_json(&r),
+                Some(r) => print!("{}", render::show(&r)),
+                None => {
+                    eprintln!("pushdeploy: no deployment record {id} in s3://{}/deployments/", from.bucket);
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { since, service, json, from } => {
+            let now = insight::now();
+            let since = insight::parse_since(&since, now).map_err(Failed)?;
+            let aws = Aws::from_env(&from.bucket).await?;
+            let window = pushdeploy::report::Window { since, until: now };
+            let (report, skipped) = insight::report(&aws, window, service.as_deref()).await?;
+            if json {
+                if skipped > 0 {
+                    eprintln!("pushdeploy: {skipped} object(s) were not deployment records and were skipped");
+                }
+                print_json(&report);
+            } else {
+                print!("{}", render::report(&report, skipped));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn run_validate(command: Command) -> ExitCode {
+    match command {
         Command::Validate { file, clusters, verify_timeout } => {
             let text = match std::fs::read_to_string(&file) {
                 Ok(t) => t,
@@ -70,5 +250,6 @@ fn main() -> ExitCode {
                 }
             }
         }
+        _ => unreachable!("only validate"),
     }
 }

@@ -20,6 +20,17 @@ pub enum Found {
     Record(Box<DeploymentRecord>),
 }
 
+/// Records read in bulk, with the ones that could not be read.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// How many keys the listing had in range.
+    pub listed: usize,
+    /// The records read.
+    pub records: Vec<DeploymentRecord>,
+    /// Objects that are not records (not JSON, an unknown status, a missing field): key and why.
+    pub skipped: Vec<(String, String)>,
+}
+
 /// Records and artifacts of the services pushdeploy deploys.
 #[derive(Clone, Debug)]
 pub struct RecordStore {
@@ -80,6 +91,42 @@ impl RecordStore {
             }
         }
         Ok(records)
+    }
+
+    /// Every record under `prefix` (`deployments/` for all services) last modified at or after
+    /// `since` (epoch seconds; a record is last written after its deployment started, so older
+    /// ones cannot fall in a window starting then): one listing, then up to `in_flight` GETs at
+    /// once. `progress` hears (read, to read) as they arrive.
+    pub async fn all_since(
+        &self,
+        prefix: &str,
+        since: i64,
+        in_flight: usize,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Loaded, AwsError> {
+        use futures_util::stream::{self, StreamExt};
+        let keys: Vec<String> = self
+            .store
+            .list(prefix)
+            .await?
+            .into_iter()
+            .filter(|(k, modified)| *modified >= since && k.ends_with(".json"))
+            .map(|(k, _)| k)
+            .collect();
+        let total = keys.len();
+        let mut gets = stream::iter(keys.iter().map(|k| self.get_key(k))).buffer_unordered(in_flight.max(1));
+        let mut loaded = Loaded { listed: total, records: Vec::with_capacity(total), skipped: Vec::new() };
+        let mut done = 0;
+        while let Some(found) = gets.next().await {
+            done += 1;
+            progress(done, total);
+            match found? {
+                Found::Record(r) => loaded.records.push(*r),
+                Found::Unreadable(key, why) => loaded.skipped.push((key, why)),
+                Found::Absent => {}
+            }
+        }
+        Ok(loaded)
     }
 
     /// Writes `imagedefinitions.json` and `imageDetail.json` concurrently; returns their keys.

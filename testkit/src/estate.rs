@@ -358,6 +358,14 @@ impl Aws {
         out.services()[0].task_definition().expect("task definition").to_string()
     }
 
+    /// The id of a service's PRIMARY deployment (`ecs-svc/…`).
+    pub async fn service_primary_deployment(&self, cluster: &str, service: &str) -> String {
+        let out =
+            self.ecs.describe_services().cluster(cluster).services(service).send().await.expect("describe services");
+        let primary = out.services()[0].deployments().iter().find(|d| d.status() == Some("PRIMARY"));
+        primary.and_then(|d| d.id()).expect("a primary deployment").to_string()
+    }
+
     /// Container name → image of a task definition.
     pub async fn images_of(&self, task_definition: &str) -> Vec<(String, String)> {
         let out =

@@ -5,6 +5,7 @@ mod faults;
 mod function;
 mod hostile;
 mod iam;
+mod insight;
 mod reliability;
 mod support;
 pub(crate) mod verify;

@@ -1,0 +1,210 @@
+//! Output for a person: tables, coloured in a terminal and plain when piped.
+
+use std::io::IsTerminal;
+
+use comfy_table::{presets, Cell, Color, Table};
+use pushdeploy::record::DeploymentRecord;
+use pushdeploy::report::{Keys, Report};
+use pushdeploy::taskdef::short_name;
+
+use crate::insight::{lead_time, started, trigger_name, ServiceStatus};
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_BORDERS_ONLY);
+    if !std::io::stdout().is_terminal() {
+        t.force_no_tty();
+    }
+    t.set_header(header.to_vec());
+    t
+}
+
+/// A status as a cell: green verified, red failures, yellow in flight.
+fn status_cell(status: &str) -> Cell {
+    let colour = match status {
+        "verified" | "completed" => Color::Green,
+        "failed" | "rolled_back" | "rollback_failed" => Color::Red,
+        _ => Color::Yellow,
+    };
+    Cell::new(status).fg(colour)
+}
+
+/// `3m`, `5h`, `2d` ago.
+pub fn ago(seconds: f64) -> String {
+    let s = seconds.max(0.0);
+    if s < 90.0 {
+        format!("{s:.0}s ago")
+    } else if s < 90.0 * 60.0 {
+        format!("{:.0}m ago", s / 60.0)
+    } else if s < 36.0 * 3600.0 {
+        format!("{:.0}h ago", s / 3600.0)
+    } else {
+        format!("{:.0}d ago", s / 86_400.0)
+    }
+}
+
+/// A duration in seconds for a person: `42s`, `3m 05s`, `2h 10m`.
+pub fn duration(seconds: f64) -> String {
+    let s = seconds.round().max(0.0) as u64;
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// `tag@sha256:0123456789ab` from a record.
+fn image(r: &DeploymentRecord) -> String {
+    let digest = r.digest.strip_prefix("sha256:").map_or(r.digest.as_str(), |d| &d[..d.len().min(12)]);
+    match (r.tag.is_empty(), digest.is_empty()) {
+        (false, false) => format!("{}@{digest}", r.tag),
+        (false, true) => r.tag.clone(),
+        (true, false) => format!("@{digest}"),
+        (true, true) => short_name(&r.task_definition).to_string(),
+    }
+}
+
+/// The `status` table.
+pub fn status(services: &[ServiceStatus]) -> String {
+    let mut t = table(&["service", "ECS service", "runs", "last deployment", "in flight"]);
+    for s in services {
+        let digest = s
+            .images
+            .first()
+            .and_then(|i| i.split_once("@sha256:"))
+            .map(|(_, d)| format!("@{}", &d[..d.len().min(12)]))
+            .unwrap_or_else(|| {
+                s.images.first().and_then(|i| i.rsplit_once(':')).map_or(String::new(), |(_, t)| format!(":{t}"))
+            });
+        let runs = format!("{} {}{digest}", short_name(&s.task_definition), s.tag.as_deref().unwrap_or(""));
+        let last = match &s.last {
+            Some(l) => status_cell(&format!("{} {} ({})", l.status, ago(l.age_seconds), l.trigger)),
+            None => Cell::new("none recorded"),
+        };
+        let flight = s.in_flight.clone().map_or(Cell::new("—"), |f| Cell::new(f).fg(Color::Yellow));
+        t.add_row(vec![Cell::new(&s.name), Cell::new(&s.target), Cell::new(runs), last, flight]);
+    }
+    t.to_string()
+}
+
+/// The `history` table.
+pub fn history(records: &[DeploymentRecord]) -> String {
+    let mut t = table(&["started", "image", "trigger", "outcome", "lead time", "reason"]);
+    for r in records {
+        let reason = r.reason.as_deref().unwrap_or("");
+        let reason = if reason.chars().count() > 80 {
+            format!("{}…", reason.chars().take(79).collect::<String>())
+        } else {
+            reason.to_string()
+        };
+        t.add_row(vec![
+            Cell::new(started(r)),
+            Cell::new(image(r)),
+            Cell::new(trigger_name(&r.trigger)),
+            status_cell(r.status.as_str()),
+            Cell::new(lead_time(r).map_or("—".into(), duration)),
+            Cell::new(reason),
+        ]);
+    }
+    t.to_string()
+}
+
+/// One deployment, for `show`.
+pub fn show(r: &DeploymentRecord) -> String {
+    let mut out = format!(
+        "{} ({}) {} {}\n  {}/{} ← {}\n  trigger: {}\n  task definition: {} → {}\n",
+        r.id,
+        r.name,
+        r.status.as_str(),
+        image(r),
+        r.cluster,
+        r.service,
+        r.image_uri,
+        trigger_name(&r.trigger),
+        short_name(&r.previous_task_definition),
+        short_name(&r.task_definition),
+    );
+    if let Some(to) = &r.rolled_back_to {
+        out.push_str(&format!("  rolled back to: {}\n", short_name(to)));
+    }
+    if let Some(reason) = &r.reason {
+        out.push_str(&format!("  reason: {reason}\n"));
+    }
+    out.push_str("timeline:\n");
+    for e in &r.timeline {
+        out.push_str(&format!("  {}  {}\n", e.at, e.event));
+    }
+    if let Some(smoke) = &r.smoke {
+        out.push_str(&format!(
+            "smoke: passed={} rounds_run={} duration_ms={}{}\n",
+            smoke["passed"],
+            smoke["rounds_run"],
+            smoke["duration_ms"],
+            smoke["reason"].as_str().map(|r| format!(" reason: {r}")).unwrap_or_default()
+        ));
+        for (i, round) in smoke["rounds"].as_array().into_iter().flatten().enumerate() {
+            for check in round["checks"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "  round {} {} → {} {}\n",
+                    i + 1,
+                    check["check"].as_str().unwrap_or("?"),
+                    check["status"],
+                    if check["passed"] == true { "ok" } else { "FAILED" }
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn keys_row(name: &str, k: &Keys) -> Vec<Cell> {
+    let secs = |v: Option<f64>| v.map_or("—".to_string(), duration);
+    vec![
+        Cell::new(name),
+        Cell::new(k.deployments),
+        Cell::new(format!("{:.2}", k.per_day)),
+        Cell::new(k.band.as_str()),
+        Cell::new(format!("{} / {}", secs(k.lead_time_seconds.median), secs(k.lead_time_seconds.p90))),
+        Cell::new(k.change_failure_rate.map_or("—".into(), |r| format!("{:.0}%", r * 100.0))),
+        Cell::new(secs(k.recovery_seconds.median)),
+    ]
+}
+
+/// The `report` table.
+pub fn report(r: &Report, skipped: usize) -> String {
+    let mut t = table(&[
+        "service",
+        "deployments",
+        "per day",
+        "band",
+        "lead time median / p90",
+        "change failure rate",
+        "time to recover (median)",
+    ]);
+    for (name, k) in &r.services {
+        t.add_row(keys_row(name, k));
+    }
+    t.add_row(keys_row("overall", &r.overall));
+    let mut out = format!("from {} to {}\n{t}\n", r.since, r.until);
+    if skipped > 0 {
+        out.push_str(&format!(
+            "{skipped} object(s) under deployments/ were not records and were skipped (see the warnings)\n"
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_ages_read_as_a_person_would_say_them() {
+        assert_eq!(duration(42.4), "42s");
+        assert_eq!(duration(185.0), "3m 05s");
+        assert_eq!(duration(7800.0), "2h 10m");
+        assert_eq!(ago(30.0), "30s ago");
+        assert_eq!(ago(600.0), "10m ago");
+        assert_eq!(ago(3.0 * 86_400.0), "3d ago");
+    }
+}
