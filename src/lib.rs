@@ -7,6 +7,7 @@ pub mod artifact;
 pub mod aws;
 pub mod config;
 pub mod deploy;
+pub mod emf;
 pub mod error;
 pub mod event;
 pub mod glob;

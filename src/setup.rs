@@ -201,6 +201,20 @@ pub async fn verifier_from_env() -> Result<Live<Verifier>, Error> {
     Ok(Live::new("verify", Clients { bucket, ..clients }, location, build, recheck))
 }
 
+/// Installs the EMF metrics recorder ([`crate::emf`]); `None` if one is installed already.
+pub fn install_metrics() -> Option<&'static metrics_cloudwatch_embedded::Collector> {
+    metrics_cloudwatch_embedded::Builder::new().cloudwatch_namespace(crate::emf::NAMESPACE).init().ok()
+}
+
+/// Writes what this invocation recorded as EMF lines on stdout, next to the logs.
+pub fn flush_metrics(collector: Option<&'static metrics_cloudwatch_embedded::Collector>) {
+    if let Some(c) = collector {
+        if let Err(e) = c.flush(std::io::stdout().lock()) {
+            tracing::warn!(error = %e, "could not write the invocation's metrics");
+        }
+    }
+}
+
 /// Installs the JSON log subscriber; `RUST_LOG` filters by target and level (default `info`).
 pub fn init_logging() {
     use tracing_subscriber::prelude::*;

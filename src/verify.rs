@@ -516,6 +516,7 @@ impl Verifier {
     async fn settle(&self, rec: &DeploymentRecord, e: &EcsDeploymentEvent) -> Result<(), Error> {
         self.save(rec).await?;
         self.log(rec, e, rec.status.as_str());
+        crate::emf::record(&rec.name, &crate::emf::verdict(rec));
         self.publish(&verdict_message(rec)).await;
         Ok(())
     }

@@ -184,6 +184,7 @@ impl Deployer {
             outcome = "started",
             "decision"
         );
+        crate::emf::record(&svc.name, &[crate::emf::Observation::Count("Deployments")]);
         summary.outcome = Outcome::Started;
         summary.reason = format!(
             "{} → {} ({})",

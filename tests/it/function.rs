@@ -204,3 +204,147 @@ async fn no_log_line_or_notification_carries_a_secret_or_a_response_body() {
     deploy.stop().await;
     verify.stop().await;
 }
+
+/// Checks one log line against the CloudWatch Embedded Metric Format specification: the `_aws`
+/// metadata (Timestamp in epoch ms, CloudWatchMetrics directives with Namespace, Dimensions and
+/// Metrics), every dimension a string member of the root, every metric a number or an array of
+/// at most 100 numbers, every unit one CloudWatch knows.
+fn check_emf(doc: &Value) -> Result<(), String> {
+    const UNITS: &[&str] = &[
+        "Seconds",
+        "Microseconds",
+        "Milliseconds",
+        "Bytes",
+        "Kilobytes",
+        "Megabytes",
+        "Gigabytes",
+        "Terabytes",
+        "Bits",
+        "Kilobits",
+        "Megabits",
+        "Gigabits",
+        "Terabits",
+        "Percent",
+        "Count",
+        "Bytes/Second",
+        "Kilobytes/Second",
+        "Megabytes/Second",
+        "Gigabytes/Second",
+        "Terabytes/Second",
+        "Bits/Second",
+        "Kilobits/Second",
+        "Megabits/Second",
+        "Gigabits/Second",
+        "Terabits/Second",
+        "Count/Second",
+        "None",
+    ];
+    let root = doc.as_object().ok_or("the root is not an object")?;
+    let aws = root.get("_aws").and_then(Value::as_object).ok_or("no _aws object")?;
+    let ts = aws.get("Timestamp").and_then(Value::as_u64).ok_or("_aws.Timestamp is not an integer")?;
+    if ts < 1_000_000_000_000 {
+        return Err(format!("Timestamp {ts} is not in epoch milliseconds"));
+    }
+    let directives = aws.get("CloudWatchMetrics").and_then(Value::as_array).ok_or("no CloudWatchMetrics array")?;
+    if directives.is_empty() {
+        return Err("CloudWatchMetrics is empty".into());
+    }
+    for d in directives {
+        let ns = d["Namespace"].as_str().ok_or("a directive without Namespace")?;
+        if ns.is_empty() || ns.len() > 255 || ns.starts_with(':') {
+            return Err(format!("bad Namespace {ns:?}"));
+        }
+        for set in d["Dimensions"].as_array().ok_or("Dimensions is not an array")? {
+            let set = set.as_array().ok_or("a DimensionSet is not an array")?;
+            if set.len() > 30 {
+                return Err("more than 30 dimensions".into());
+            }
+            for name in set {
+                let name = name.as_str().ok_or("a dimension name is not a string")?;
+                let value =
+                    root.get(name).and_then(Value::as_str).ok_or(format!("dimension {name} is not a string member"))?;
+                if value.is_empty() || value.len() > 1024 {
+                    return Err(format!("dimension {name} = {value:?}"));
+                }
+            }
+        }
+        let metrics = d["Metrics"].as_array().ok_or("Metrics is not an array")?;
+        if metrics.len() > 100 {
+            return Err("more than 100 metrics in a directive".into());
+        }
+        for m in metrics {
+            let name = m["Name"].as_str().ok_or("a metric without Name")?;
+            if let Some(unit) = m.get("Unit") {
+                let unit = unit.as_str().ok_or("Unit is not a string")?;
+                if !UNITS.contains(&unit) {
+                    return Err(format!("{name}: unknown unit {unit}"));
+                }
+            }
+            match root.get(name) {
+                Some(Value::Number(_)) => {}
+                Some(Value::Array(values)) if values.len() <= 100 && values.iter().all(Value::is_number) => {}
+                other => return Err(format!("metric {name} has no numeric member: {other:?}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn deployments_and_verdicts_reach_cloudwatch_as_embedded_metric_format_lines() {
+    let emu = Emulator::start().await;
+    let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
+    let standin = testkit::standin::TodoStandIn::start(app.aws.clone()).await;
+    let config = testkit::estate::local_config(&standin.url());
+    let deploy = start_function("deploy", &app.aws, &config, &[]).await;
+    let verify = start_function("verify", &app.aws, &config, &[]).await;
+    for (seed, behaviour) in
+        [("backend-good", testkit::standin::Behaviour::Good), ("backend-broken", testkit::standin::Behaviour::Broken)]
+    {
+        let digest = app.aws.push_image("todo-backend", "latest", seed).await;
+        standin.set(digest.as_str(), behaviour);
+        let started = deploy.invoke(&ecr_push_event(seed, "todo-backend", "latest", &digest)).await.unwrap();
+        let dep = started["deployments"][0]["ecs_deployment_id"].as_str().unwrap();
+        let event =
+            testkit::estate::ecs_deployment_event(seed, "todo-backend", dep, "SERVICE_DEPLOYMENT_COMPLETED", "");
+        verify.invoke(&event).await.unwrap();
+        // A duplicate delivery of the verdict's event counts nothing again.
+        verify.invoke(&event).await.unwrap();
+    }
+    let lines = [deploy.logs(), verify.logs()].concat();
+    let docs: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert!(!docs.is_empty(), "no EMF line among {} log lines", lines.len());
+    let mut totals: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
+    for doc in &docs {
+        check_emf(doc).unwrap_or_else(|e| panic!("{e}: {doc}"));
+        let d = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(d["Namespace"], "pushdeploy");
+        assert_eq!(d["Dimensions"], json!([["Service"]]), "{doc}");
+        assert_eq!(doc["Service"], "backend");
+        for m in d["Metrics"].as_array().unwrap() {
+            let name = m["Name"].as_str().unwrap();
+            let values: Vec<f64> = match &doc[name] {
+                Value::Array(a) => a.iter().map(|v| v.as_f64().unwrap()).collect(),
+                v => vec![v.as_f64().unwrap()],
+            };
+            let unit = m["Unit"].as_str().unwrap_or("None");
+            assert_eq!(unit, if name.ends_with("Seconds") { "Seconds" } else { "Count" }, "{name}");
+            let t = totals.entry(name.to_string()).or_default();
+            t.0 += values.iter().sum::<f64>();
+            t.1 += values.len();
+        }
+    }
+    let count = |name: &str| totals.get(name).map_or(0.0, |t| t.0);
+    assert_eq!(count("Deployments"), 2.0, "{totals:?}");
+    assert_eq!(count("Verified"), 1.0, "{totals:?}");
+    assert_eq!(count("RolledBack"), 1.0, "{totals:?}");
+    assert_eq!(count("Failed") + count("RollbackFailed"), 0.0, "{totals:?}");
+    assert_eq!(totals.get("LeadTimeSeconds").map(|t| t.1), Some(1), "one verified push: {totals:?}");
+    assert_eq!(totals.get("SmokeSeconds").map(|t| t.1), Some(2), "two smoke tests: {totals:?}");
+    deploy.stop().await;
+    verify.stop().await;
+}

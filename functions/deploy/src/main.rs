@@ -8,6 +8,7 @@ use tokio::sync::Mutex;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     pushdeploy::setup::init_logging();
+    let metrics = pushdeploy::setup::install_metrics();
     // A missing setting is answered on every invocation instead of crash-looping the runtime;
     // a transient failure fails the cold start so Lambda tries again.
     let live = match pushdeploy::setup::deployer_from_env().await {
@@ -26,13 +27,15 @@ async fn main() -> Result<(), Error> {
             Ok(live) => live.lock().await.current().await.map_err(diagnostic)?,
             Err(reason) => Err(reason.clone()),
         };
-        match deployer {
+        let answer = match deployer {
             Ok(d) => {
                 let deadline = pushdeploy::timing::Deadline::from_lambda(event.context.deadline);
                 d.handle_before(event.payload, &event.context.request_id, deadline).await.map_err(diagnostic)
             }
             Err(reason) => Ok(Summary::only(Outcome::Rejected, reason)),
-        }
+        };
+        pushdeploy::setup::flush_metrics(metrics);
+        answer
     }))
     .await
 }

@@ -8,6 +8,7 @@ use tokio::sync::Mutex;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     pushdeploy::setup::init_logging();
+    let metrics = pushdeploy::setup::install_metrics();
     // As in deploy: a missing setting is answered, a transient failure fails the cold start.
     let live = match pushdeploy::setup::verifier_from_env().await {
         Ok(live) => Ok(Mutex::new(live)),
@@ -26,10 +27,12 @@ async fn main() -> Result<(), Error> {
             Ok(live) => live.lock().await.current().await.map_err(diagnostic)?,
             Err(reason) => Err(reason.clone()),
         };
-        match verifier {
+        let answer = match verifier {
             Ok(v) => v.handle(event.payload, deadline).await.map_err(diagnostic),
             Err(reason) => Ok(Summary::only(Outcome::Rejected, reason)),
-        }
+        };
+        pushdeploy::setup::flush_metrics(metrics);
+        answer
     }))
     .await
 }
