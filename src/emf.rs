@@ -45,17 +45,20 @@ pub fn verdict(rec: &DeploymentRecord) -> Vec<Observation> {
     out
 }
 
-/// Records `observations` for `service` through the `metrics` facade.
+/// Records `observations` for `service` through the `metrics` facade: once with the dimension
+/// `Service`, once without (what the template's alarms and dashboard watch across services).
 pub fn record(service: &str, observations: &[Observation]) {
     for o in observations {
         match o {
             Observation::Count(name) => {
                 metrics::describe_counter!(*name, metrics::Unit::Count, "");
                 metrics::counter!(*name, "Service" => service.to_string()).increment(1);
+                metrics::counter!(*name).increment(1);
             }
             Observation::Seconds(name, value) => {
                 metrics::describe_histogram!(*name, metrics::Unit::Seconds, "");
                 metrics::histogram!(*name, "Service" => service.to_string()).record(*value);
+                metrics::histogram!(*name).record(*value);
             }
         }
     }

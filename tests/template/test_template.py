@@ -255,3 +255,39 @@ def test_verify_joins_the_vpc_only_when_given_subnets():
     assert "VpcConfig" not in outside.resolve(outside.t["Resources"]["VerifyFunction"]["Properties"])
     assert not any(st.get("Sid") == "NetworkInterfacesInTheVpc"
                    for st in outside.role_policies()["VerifyRole"]["Statement"])
+
+
+def test_alarms_watch_verdicts_errors_and_the_queue_and_tell_the_topic(template):
+    res = template["Resources"]
+    alarms = {n: r["Properties"] for n, r in res.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert set(alarms) == {"DeploymentFailuresAlarm", "DeployErrorsAlarm", "VerifyErrorsAlarm", "FailedInvocationsAlarm"}
+    topic = {"Fn::If": ["HasExistingTopic", {"Ref": "NotificationTopicArn"}, {"Ref": "VerdictTopic"}]}
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == {"Fn::If": ["Notifies", [topic], {"Ref": "AWS::NoValue"}]}, name
+        assert alarm["TreatMissingData"] == "notBreaching" and alarm["Threshold"] == 0, name
+    # The verdict alarm sums pushdeploy's own EMF metrics across services (no dimension).
+    stats = [m["MetricStat"]["Metric"] for m in alarms["DeploymentFailuresAlarm"]["Metrics"] if "MetricStat" in m]
+    assert {(m["Namespace"], m["MetricName"]) for m in stats} == {
+        ("pushdeploy", "RolledBack"), ("pushdeploy", "Failed"), ("pushdeploy", "RollbackFailed")
+    }
+    assert all("Dimensions" not in m for m in stats)
+    for alarm, function in [("DeployErrorsAlarm", "DeployFunction"), ("VerifyErrorsAlarm", "VerifyFunction")]:
+        a = alarms[alarm]
+        assert (a["Namespace"], a["MetricName"]) == ("AWS/Lambda", "Errors")
+        assert a["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+    q = alarms["FailedInvocationsAlarm"]
+    assert q["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert q["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["FailedInvocations", "QueueName"]}}]
+
+
+def test_the_dashboard_is_valid_json_showing_every_metric_and_alarm(template):
+    body, names = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    filled = re.sub(r"\$\{([^}]+)\}", lambda m: "x" if m.group(1) in names or m.group(1).startswith("AWS::") else m.group(0), body)
+    assert "${" not in filled, "every ${...} is a Sub variable or a pseudo parameter"
+    widgets = json.loads(filled)["widgets"]
+    shown = json.dumps(widgets)
+    for metric in ["Deployments", "Verified", "RolledBack", "Failed", "RollbackFailed", "LeadTimeSeconds", "SmokeSeconds"]:
+        assert metric in shown, metric
+    alarms = [w for w in widgets if w["type"] == "alarm"][0]["properties"]["alarms"]
+    assert len(alarms) == 4
+    assert set(names) >= {"Deploy", "Verify", "Queue", "FailuresAlarm", "DeployAlarm", "VerifyAlarm", "QueueAlarm"}
