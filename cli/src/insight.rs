@@ -188,12 +188,22 @@ pub async fn show(aws: &Aws, id: &str) -> Result<Option<DeploymentRecord>, Faile
     serde_json::from_slice(&bytes).map(Some).map_err(|e| Failed(format!("{key} is not a deployment record: {e}")))
 }
 
+/// A report and what it was computed from.
+pub struct Reported {
+    /// The keys.
+    pub report: Report,
+    /// The records read (the service's only, with `--service`).
+    pub records: Vec<DeploymentRecord>,
+    /// Objects skipped as not records.
+    pub skipped: usize,
+}
+
 /// `report`: the four keys over the window, for one service or all.
-pub async fn report(aws: &Aws, window: Window, service: Option<&str>) -> Result<(Report, usize), Failed> {
+pub async fn report(aws: &Aws, window: Window, service: Option<&str>) -> Result<Reported, Failed> {
     let loaded = aws.load("deployments/", window.since.floor() as i64).await?;
     let records: Vec<DeploymentRecord> =
         loaded.records.into_iter().filter(|r| service.is_none_or(|s| r.name == s)).collect();
-    Ok((report::report(&records, window), loaded.skipped.len()))
+    Ok(Reported { report: report::report(&records, window), records, skipped: loaded.skipped.len() })
 }
 
 /// Parses `--since`: `30d`, `12h`, `2w`, `90m`, or an RFC 3339 time; epoch seconds.

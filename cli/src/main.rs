@@ -6,6 +6,7 @@
 //! deployment, an unknown id); 2 the command could not run (unreadable input, AWS refused).
 
 mod insight;
+mod page;
 mod render;
 
 use std::process::ExitCode;
@@ -92,7 +93,7 @@ enum Command {
     /// The four DORA keys per service and overall, from the records alone: deployments (and per
     /// day, with DORA's band), lead time, change failure rate, time to recover.
     ///
-    /// Example: pushdeploy report --since 30d --json
+    /// Example: pushdeploy report --since 30d --html report.html
     Report {
         /// Start of the window: 30d, 12h, 2w, 90m, or an RFC 3339 time. The window ends now.
         #[arg(long, default_value = "30d")]
@@ -103,6 +104,9 @@ enum Command {
         /// Print exactly {"since", "until", "services": {NAME: KEYS}, "overall": KEYS}.
         #[arg(long)]
         json: bool,
+        /// Also write the report as one self-contained HTML page (charts inline, no script) to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<std::path::PathBuf>,
         #[command(flatten)]
         from: From,
     },
@@ -193,19 +197,28 @@ async fn run(command: Command) -> Result<ExitCode, Failed> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Report { since, service, json, from } => {
+        Command::Report { since, service, json, html, from } => {
             let now = insight::now();
             let since = insight::parse_since(&since, now).map_err(Failed)?;
             let aws = Aws::from_env(&from.bucket).await?;
             let window = pushdeploy::report::Window { since, until: now };
-            let (report, skipped) = insight::report(&aws, window, service.as_deref()).await?;
+            let reported = insight::report(&aws, window, service.as_deref()).await?;
             if json {
-                if skipped > 0 {
-                    eprintln!("pushdeploy: {skipped} object(s) were not deployment records and were skipped");
+                if reported.skipped > 0 {
+                    eprintln!(
+                        "pushdeploy: {} object(s) were not deployment records and were skipped",
+                        reported.skipped
+                    );
                 }
-                print_json(&report);
+                print_json(&reported.report);
             } else {
-                print!("{}", render::report(&report, skipped));
+                print!("{}", render::report(&reported.report, reported.skipped));
+            }
+            if let Some(path) = html {
+                let page = page::render(&reported.report, &reported.records, window, &from.bucket, reported.skipped)
+                    .map_err(Failed)?;
+                std::fs::write(&path, page).map_err(|e| Failed(format!("cannot write {}: {e}", path.display())))?;
+                eprintln!("pushdeploy: wrote {}", path.display());
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -120,3 +120,178 @@ async fn status_history_show_and_report_say_what_the_records_say() {
     let (_, table, _) = pushdeploy(&l, &config, &["report"]).await;
     assert!(table.contains("overall") && table.contains("50%") && table.contains("skipped"), "{table}");
 }
+
+/// A history with known answers, relative to now: backend four deployments (one rolled back and
+/// recovered by its rollback in 60 s), frontend two (a circuit breaker recovered by the next
+/// verified push in 785 s).
+async fn write_fixture_history(l: &Loop) {
+    let t0 = (insight_now() - 2.0 * 86_400.0).floor();
+    let at = |s: f64| pushdeploy::record::rfc3339(t0 + s);
+    let rec = |id: u32, service: &str, name: &str, trigger: Value, status: &str, events: &[(&str, f64)]| {
+        let pushed = events.iter().find(|(e, _)| *e == "pushed").map(|(_, t)| at(*t));
+        serde_json::json!({
+            "id": format!("ecs-svc-{id}"), "cluster": CLUSTER, "service": service, "name": name,
+            "repository": service, "tag": "latest", "digest": format!("sha256:{:064}", id), "image_uri": format!("{service}@sha256:{:064}", id),
+            "strategy": "pin-digest", "trigger": trigger, "pushed_at": pushed,
+            "previous_task_definition": format!("{service}:1"), "task_definition": format!("{service}:{id}"),
+            "ecs_deployment_id": format!("ecs-svc/{id}"), "status": status, "containers": [name],
+            "timeline": events.iter().map(|(e, t)| serde_json::json!({"event": e, "at": at(*t)})).collect::<Vec<_>>()
+        })
+    };
+    let push = serde_json::json!({"kind": "push", "event_id": "e"});
+    let mut rolled_back = rec(
+        3,
+        "todo-backend",
+        "backend",
+        push.clone(),
+        "rolled_back",
+        &[
+            ("pushed", 7200.0),
+            ("started", 7205.0),
+            ("ecs_completed", 7300.0),
+            ("smoke_failed", 7400.0),
+            ("rolled_back", 7401.0),
+        ],
+    );
+    rolled_back["rollback_deployment"] = "ecs-svc-4".into();
+    let records = [
+        rec(
+            1,
+            "todo-backend",
+            "backend",
+            push.clone(),
+            "verified",
+            &[("pushed", 0.0), ("started", 5.0), ("verified", 125.0)],
+        ),
+        rec(
+            2,
+            "todo-backend",
+            "backend",
+            push.clone(),
+            "verified",
+            &[("pushed", 3600.0), ("started", 3605.0), ("verified", 3905.0)],
+        ),
+        rolled_back,
+        rec(
+            4,
+            "todo-backend",
+            "backend",
+            serde_json::json!({"kind": "auto_rollback", "of": "ecs-svc-3"}),
+            "completed",
+            &[("started", 7401.0), ("ecs_completed", 7460.0)],
+        ),
+        rec(
+            5,
+            "todo-backend",
+            "backend",
+            serde_json::json!({"kind": "manual", "action": "redeploy", "request_id": "r"}),
+            "verified",
+            &[("started", 9000.0), ("verified", 9100.0)],
+        ),
+        rec(
+            6,
+            "todo-frontend",
+            "frontend",
+            push.clone(),
+            "failed",
+            &[("pushed", 100.0), ("started", 105.0), ("ecs_failed", 400.0)],
+        ),
+        rec(
+            7,
+            "todo-frontend",
+            "frontend",
+            push,
+            "verified",
+            &[("pushed", 1000.0), ("started", 1005.0), ("verified", 1185.0)],
+        ),
+    ];
+    for r in &records {
+        let key =
+            format!("deployments/{CLUSTER}/{}/{}.json", r["service"].as_str().unwrap(), r["id"].as_str().unwrap());
+        l.aws().put_json(BUCKET, &key, r).await;
+    }
+}
+
+fn insight_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+/// Headless Chromium (Debian's package, installed by scripts/setup).
+fn chromium() -> &'static str {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("chromium is installed (scripts/setup installs Debian's package)")
+}
+
+#[tokio::test]
+async fn the_report_page_renders_in_a_real_browser_with_the_fixture_historys_numbers() {
+    let l = Loop::new().await;
+    write_fixture_history(&l).await;
+    let dir = std::env::temp_dir().join(format!("pushdeploy-page-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("pushdeploy.toml");
+    std::fs::write(&config, local_config(&l.standin.url())).unwrap();
+    let page = dir.join("report.html");
+
+    let (code, out, err) =
+        pushdeploy(&l, &config, &["report", "--since", "7d", "--json", "--html", page.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{err}");
+    // The known answers.
+    let r = json(&out);
+    let (b, f, o) = (&r["services"]["backend"], &r["services"]["frontend"], &r["overall"]);
+    assert_eq!(
+        (b["deployments"].as_u64(), f["deployments"].as_u64(), o["deployments"].as_u64()),
+        (Some(4), Some(2), Some(6))
+    );
+    assert_eq!(b["change_failure_rate"], 0.25);
+    assert_eq!(f["change_failure_rate"], 0.5);
+    assert_eq!(b["lead_time_seconds"], serde_json::json!({"median": 215.0, "p90": 305.0}));
+    assert_eq!(o["lead_time_seconds"], serde_json::json!({"median": 185.0, "p90": 305.0}));
+    assert_eq!(b["recovery_seconds"]["median"], 60.0);
+    assert_eq!(f["recovery_seconds"]["median"], 785.0);
+    assert_eq!(o["recovery_seconds"]["median"], 422.5);
+    assert!((o["per_day"].as_f64().unwrap() - 6.0 / 7.0).abs() < 1e-3, "{o}");
+    assert_eq!(o["band"], "high");
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: nothing to run, nothing to fetch (an SVG's xmlns is a name, not a fetch).
+    for fetch in ["<script", "<link", "src=\"http", "href=\"http", "url(http", "@import"] {
+        assert!(!html.contains(fetch), "the page would load {fetch}");
+    }
+
+    // The page as a browser draws it: its text, and a screenshot that is not blank.
+    let browse = |args: Vec<String>| {
+        let mut c = std::process::Command::new(chromium());
+        c.args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"])
+            .args(args);
+        c
+    };
+    let url = format!("file://{}", page.display());
+    let mut dom = browse(vec!["--dump-dom".into(), url.clone()]);
+    let dom = tokio::task::spawn_blocking(move || dom.output()).await.unwrap().expect("run chromium");
+    let text = String::from_utf8_lossy(&dom.stdout).into_owned();
+    assert!(
+        dom.status.success() && text.contains("id=\"keys\""),
+        "chromium rendered nothing: {}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    for number in ["3m 35s", "5m 05s", "25%", "50%", "33%", "13m 05s", "0.86", "ecs_failed", "smoke_failed"] {
+        assert!(text.contains(number), "the page shows {number}");
+    }
+    assert!(text.contains("<svg"), "the charts are inline SVG");
+    let shot = dir.join("report.png");
+    let mut screenshot =
+        browse(vec![format!("--screenshot={}", shot.display()), "--window-size=1200,1600".into(), url]);
+    let done = tokio::task::spawn_blocking(move || screenshot.output()).await.unwrap().expect("run chromium");
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let decoder = png::Decoder::new(std::fs::File::open(&shot).expect("a screenshot"));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
+    let inked = pixels.iter().filter(|p| p[..3].iter().any(|c| *c < 200)).count();
+    let green = pixels.iter().filter(|p| p[0] < 60 && p[1] > 100 && p[2] < 90).count();
+    assert!(inked * 100 > pixels.len(), "the screenshot is blank: {inked} of {} pixels inked", pixels.len());
+    assert!(green > 200, "the verified bars and bands are drawn in green: {green} pixels");
+}
