@@ -137,6 +137,27 @@ async fn main() {
         println!("  [{}]\n      {}", text(&n["Subject"]), text(&n["Message"]).lines().next().unwrap_or_default());
     }
 
+    step("10. The operator's view: `pushdeploy status`, `pushdeploy history backend`, `pushdeploy report`");
+    let page = testkit::moto::workspace_root().join("target/pushdeploy-report.html");
+    let mut operator = demo.aws.function_env(Role::Deploy);
+    // The operator's own credentials, not a function's role.
+    operator.retain(|(k, _)| k != "AWS_ACCESS_KEY_ID");
+    operator.push(("AWS_ACCESS_KEY_ID".into(), "testing".into()));
+    operator.push(("PUSHDEPLOY_BUCKET".into(), BUCKET.into()));
+    operator.push(("PUSHDEPLOY_CONFIG".into(), config.display().to_string()));
+    let page_arg = page.display().to_string();
+    for args in
+        [vec!["status"], vec!["history", "backend"], vec!["report", "--since", "1d", "--html", page_arg.as_str()]]
+    {
+        println!("\n$ pushdeploy {}", args.join(" "));
+        let mut command = std::process::Command::new(testkit::runtime::cli_binary());
+        command.args(&args).envs(operator.clone());
+        let out = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run pushdeploy");
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    println!("  the report page: {} (open it in a browser; it needs no network)", page.display());
+
     step("IAM: every call the functions made, checked against their roles in template.yaml");
     let calls = emu.guard.calls();
     for role in [Role::Deploy, Role::Verify] {
