@@ -6,6 +6,7 @@
 //! deployment, an unknown id); 2 the command could not run (unreadable input, AWS refused).
 
 mod insight;
+mod invoke;
 mod page;
 mod render;
 
@@ -110,6 +111,57 @@ enum Command {
         #[command(flatten)]
         from: From,
     },
+    /// Deploy TAG of the service's repository now (the deploy function, through Lambda Invoke).
+    ///
+    /// Exit status: 0 started or already running; 1 refused (the reason is printed); 2 the
+    /// invocation failed.
+    ///
+    /// Example: pushdeploy deploy backend v1.4.2
+    Deploy {
+        /// The service's name in the config.
+        service: String,
+        /// The tag to deploy.
+        tag: String,
+        #[command(flatten)]
+        function: Function,
+    },
+    /// Roll new tasks of what the watched tag points at now.
+    ///
+    /// Example: pushdeploy redeploy frontend
+    Redeploy {
+        /// The service's name in the config.
+        service: String,
+        #[command(flatten)]
+        function: Function,
+    },
+    /// Return the service to its last verified deployment before the current one.
+    ///
+    /// Example: pushdeploy rollback backend
+    Rollback {
+        /// The service's name in the config.
+        service: String,
+        #[command(flatten)]
+        function: Function,
+    },
+    /// What deploy would do (the revision, every field it changes), changing nothing.
+    ///
+    /// Example: pushdeploy plan backend v1.5.0
+    Plan {
+        /// The service's name in the config.
+        service: String,
+        /// The tag to plan for (default: the watched tag).
+        tag: Option<String>,
+        #[command(flatten)]
+        function: Function,
+    },
+}
+
+/// Which deploy function to invoke.
+#[derive(Args)]
+struct Function {
+    /// The deploy function's name or ARN (the stack's DeployFunctionName output).
+    #[arg(long = "function", env = "PUSHDEPLOY_FUNCTION", default_value = "pushdeploy-deploy")]
+    name: String,
 }
 
 /// Where the records are.
@@ -197,6 +249,12 @@ async fn run(command: Command) -> Result<ExitCode, Failed> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Deploy { service, tag, function } => act(&function.name, invoke::Action::Deploy(&service, &tag)).await,
+        Command::Redeploy { service, function } => act(&function.name, invoke::Action::Redeploy(&service)).await,
+        Command::Rollback { service, function } => act(&function.name, invoke::Action::Rollback(&service)).await,
+        Command::Plan { service, tag, function } => {
+            act(&function.name, invoke::Action::Plan(&service, tag.as_deref())).await
+        }
         Command::Report { since, service, json, html, from } => {
             let now = insight::now();
             let since = insight::parse_since(&since, now).map_err(Failed)?;
@@ -223,6 +281,18 @@ async fn run(command: Command) -> Result<ExitCode, Failed> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Invokes the deploy function with a manual action and prints its answer.
+async fn act(function: &str, action: invoke::Action<'_>) -> Result<ExitCode, Failed> {
+    let answer = invoke::invoke(function, &action).await?;
+    let (text, done) = invoke::describe(&answer);
+    print!("{text}");
+    Ok(match answer {
+        invoke::Answer::Failed(..) => ExitCode::from(2),
+        _ if done => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    })
 }
 
 fn run_validate(command: Command) -> ExitCode {

@@ -7,6 +7,7 @@ pub mod faults;
 pub mod guard;
 pub mod http;
 pub mod iam;
+pub mod lambda;
 pub mod moto;
 pub mod revisions;
 pub mod runtime;

@@ -23,7 +23,7 @@ async fn upload_config(aws: &Aws, config: &str) {
         .expect("upload the config");
 }
 
-async fn start_function(name: &str, aws: &Aws, config: &str, extra: &[(&str, &str)]) -> FunctionProcess {
+pub(crate) async fn start_function(name: &str, aws: &Aws, config: &str, extra: &[(&str, &str)]) -> FunctionProcess {
     upload_config(aws, config).await;
     start_process(name, aws, extra).await
 }

@@ -295,3 +295,58 @@ async fn the_report_page_renders_in_a_real_browser_with_the_fixture_historys_num
     assert!(inked * 100 > pixels.len(), "the screenshot is blank: {inked} of {} pixels inked", pixels.len());
     assert!(green > 200, "the verified bars and bands are drawn in green: {green} pixels");
 }
+
+#[tokio::test]
+async fn deploy_plan_redeploy_and_rollback_invoke_the_deploy_function_and_answer_for_a_person() {
+    let l = Loop::new().await;
+    let config_text = local_config(&l.standin.url());
+    let deploy = crate::function::start_function("deploy", l.aws(), &config_text, &[]).await;
+    let deploy = std::sync::Arc::new(deploy);
+    let lambda = testkit::lambda::LambdaService::start(
+        [("pushdeploy-deploy".to_string(), deploy.clone())].into_iter().collect(),
+    )
+    .await;
+    let dir = std::env::temp_dir().join(format!("pushdeploy-invoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("pushdeploy.toml");
+    std::fs::write(&config, &config_text).unwrap();
+    let run = |args: Vec<&'static str>| {
+        let mut env = l.aws().function_env(testkit::iam::Role::Deploy);
+        env.retain(|(k, _)| k != "AWS_ACCESS_KEY_ID");
+        let mut c = std::process::Command::new(testkit::runtime::cli_binary());
+        c.args(args).envs(env).env("AWS_ACCESS_KEY_ID", "testing").env("AWS_ENDPOINT_URL_LAMBDA", &lambda.endpoint);
+        async move {
+            let out = tokio::task::spawn_blocking(move || c.output()).await.unwrap().expect("run pushdeploy");
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+            )
+        }
+    };
+    let digest = l.aws().push_image("todo-backend", "v1.4.2", "backend-cli").await;
+
+    let (code, out) = run(vec!["plan", "backend", "v1.4.2"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("backend (todo-cluster/todo-backend): planned — deploy would register a new revision"),
+        "{out}"
+    );
+    let (code, out) = run(vec!["deploy", "backend", "v1.4.2"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(": started — ") && out.contains("pushdeploy show ecs-svc-"), "{out}");
+    let running = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
+    assert!(l.aws().images_of(&running).await[0].1.ends_with(digest.as_str()), "the tag's digest runs");
+    let (code, out) = run(vec!["deploy", "backend", "v1.4.2"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(": unchanged — already runs"), "{out}");
+    // Refused: exit 1 with the reason; no verified deployment to return to.
+    let (code, out) = run(vec!["rollback", "backend"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("rejected") && out.contains("no verified deployment"), "{out}");
+    let (code, out) = run(vec!["deploy", "nosuch", "latest"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("unknown service"), "{out}");
+    let (code, out) = run(vec!["redeploy", "frontend", "--function", "not-a-function"]).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("Function not found: not-a-function"), "{out}");
+}

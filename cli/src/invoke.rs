@@ -1,0 +1,152 @@
+//! `deploy`, `redeploy`, `rollback` and `plan`: the manual events, sent to the deploy function
+//! with Lambda Invoke, and its answer printed for a person.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::insight::Failed;
+
+/// A manual action.
+pub enum Action<'a> {
+    /// Deploy `tag` of the service's repository.
+    Deploy(&'a str, &'a str),
+    /// New tasks of the watched tag.
+    Redeploy(&'a str),
+    /// Back to the last verified deployment before the current one.
+    Rollback(&'a str),
+    /// What deploy would do, changing nothing.
+    Plan(&'a str, Option<&'a str>),
+}
+
+impl Action<'_> {
+    /// The event the deploy function takes (README, "Manual actions").
+    pub fn event(&self) -> Value {
+        match self {
+            Action::Deploy(service, tag) => json!({"action": "deploy", "service": service, "tag": tag}),
+            Action::Redeploy(service) => json!({"action": "redeploy", "service": service}),
+            Action::Rollback(service) => json!({"action": "rollback", "service": service}),
+            Action::Plan(service, Some(tag)) => json!({"action": "plan", "service": service, "tag": tag}),
+            Action::Plan(service, None) => json!({"action": "plan", "service": service}),
+        }
+    }
+}
+
+/// What the function answered.
+pub enum Answer {
+    /// Its summary (`{"outcome", "reason", "deployments"}`).
+    Summary(Value),
+    /// The invocation failed: Lambda's errorType and message.
+    Failed(String, String),
+}
+
+/// Invokes `function` synchronously with `action`'s event.
+pub async fn invoke(function: &str, action: &Action<'_>) -> Result<Answer, Failed> {
+    // One attempt (a retried manual deploy is the operator's call), and as long as the function may run.
+    let policy = pushdeploy::setup::AwsPolicy {
+        max_attempts: 1,
+        attempt_timeout: Duration::from_secs(120),
+        operation_timeout: Duration::from_secs(120),
+        ..Default::default()
+    };
+    let sdk = policy.loader().load().await;
+    let client = aws_sdk_lambda::Client::new(&sdk);
+    let payload = serde_json::to_vec(&action.event()).expect("events serialize");
+    let out = client
+        .invoke()
+        .function_name(function)
+        .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+        .send()
+        .await
+        .map_err(|e| {
+            use aws_sdk_lambda::error::ProvideErrorMetadata;
+            let detail = e.as_service_error().and_then(|s| s.message().map(str::to_string)).unwrap_or_else(|| e.to_string());
+            Failed(format!("Lambda Invoke of {function} failed: {detail}. Check: the function's name (--function, the stack's DeployFunctionName output) and lambda:InvokeFunction on it"))
+        })?;
+    let body: Value = out
+        .payload()
+        .map(|p| {
+            serde_json::from_slice(p.as_ref())
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(p.as_ref()).into_owned()))
+        })
+        .unwrap_or(Value::Null);
+    if out.function_error().is_some() {
+        let kind = body["errorType"].as_str().unwrap_or("Unhandled").to_string();
+        let message = body["errorMessage"].as_str().map_or_else(|| body.to_string(), str::to_string);
+        return Ok(Answer::Failed(kind, message));
+    }
+    Ok(Answer::Summary(body))
+}
+
+/// The answer for a person, and whether the action was carried out (or had nothing to do).
+pub fn describe(answer: &Answer) -> (String, bool) {
+    match answer {
+        Answer::Failed(kind, message) => (format!("failed ({kind}): {message}\n"), false),
+        Answer::Summary(s) => {
+            let outcome = s["outcome"].as_str().unwrap_or("?");
+            let mut out = String::new();
+            let deployments = s["deployments"].as_array().cloned().unwrap_or_default();
+            if deployments.is_empty() {
+                out.push_str(&format!("{outcome}: {}\n", s["reason"].as_str().unwrap_or("")));
+            }
+            for d in &deployments {
+                out.push_str(&format!(
+                    "{} ({}): {} — {}\n",
+                    d["service"].as_str().unwrap_or("?"),
+                    d["target"].as_str().unwrap_or("?"),
+                    d["outcome"].as_str().unwrap_or("?"),
+                    d["reason"].as_str().unwrap_or("")
+                ));
+                if let Some(image) = d["image"].as_str() {
+                    out.push_str(&format!("  image: {image}\n"));
+                }
+                for line in d["diff"].as_array().into_iter().flatten() {
+                    out.push_str(&format!("  {}\n", line.as_str().unwrap_or("")));
+                }
+                if let Some(id) = d["ecs_deployment_id"].as_str() {
+                    out.push_str(&format!("  ECS deployment: {id} (pushdeploy show {})\n", id.replacen('/', "-", 1)));
+                }
+            }
+            let done = matches!(outcome, "started" | "rolled_back" | "planned" | "unchanged");
+            (out, done)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_action_is_the_documented_manual_event() {
+        assert_eq!(
+            Action::Deploy("backend", "v1.4.2").event(),
+            json!({"action": "deploy", "service": "backend", "tag": "v1.4.2"})
+        );
+        assert_eq!(Action::Redeploy("frontend").event(), json!({"action": "redeploy", "service": "frontend"}));
+        assert_eq!(Action::Rollback("backend").event(), json!({"action": "rollback", "service": "backend"}));
+        assert_eq!(Action::Plan("backend", None).event(), json!({"action": "plan", "service": "backend"}));
+        for event in
+            [Action::Deploy("b", "t").event(), Action::Plan("b", Some("t")).event(), Action::Rollback("b").event()]
+        {
+            assert!(matches!(pushdeploy::event::parse(event), Ok(pushdeploy::event::Trigger::Manual(_))));
+        }
+    }
+
+    #[test]
+    fn answers_read_as_sentences_and_say_whether_it_was_done() {
+        let started = json!({"outcome": "started", "reason": "", "deployments": [{"service": "backend", "target": "c/s",
+            "outcome": "started", "reason": "todo-backend:3 → todo-backend:4 (register-task-definition)", "ecs_deployment_id": "ecs-svc/12"}]});
+        let (text, done) = describe(&Answer::Summary(started));
+        assert!(
+            done && text.contains("backend (c/s): started — todo-backend:3 → todo-backend:4")
+                && text.contains("pushdeploy show ecs-svc-12"),
+            "{text}"
+        );
+        let (text, done) =
+            describe(&Answer::Summary(json!({"outcome": "rejected", "reason": "unknown service", "deployments": []})));
+        assert!(!done && text == "rejected: unknown service\n");
+        let (text, done) = describe(&Answer::Failed("Transient.LeaseBusy".into(), "busy".into()));
+        assert!(!done && text.contains("Transient.LeaseBusy"));
+    }
+}
