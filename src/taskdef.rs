@@ -135,10 +135,12 @@ pub fn differences(running: &TaskDefinition, proposed: &TaskDefinition) -> Vec<S
         }
     };
     let d = |v: &dyn std::fmt::Debug| format!("{v:?}");
-    field("cpu", d(&running.cpu()), d(&proposed.cpu()));
-    field("memory", d(&running.memory()), d(&proposed.memory()));
-    field("taskRoleArn", d(&running.task_role_arn()), d(&proposed.task_role_arn()));
-    field("executionRoleArn", d(&running.execution_role_arn()), d(&proposed.execution_role_arn()));
+    // A text field as a person reads it: quoted, or `(none)`.
+    let t = |v: Option<&str>| v.map_or("(none)".to_string(), |v| format!("{v:?}"));
+    field("cpu", t(running.cpu()), t(proposed.cpu()));
+    field("memory", t(running.memory()), t(proposed.memory()));
+    field("taskRoleArn", t(running.task_role_arn()), t(proposed.task_role_arn()));
+    field("executionRoleArn", t(running.execution_role_arn()), t(proposed.execution_role_arn()));
     field("networkMode", d(&running.network_mode()), d(&proposed.network_mode()));
     field("volumes", d(&running.volumes()), d(&proposed.volumes()));
     field("placementConstraints", d(&running.placement_constraints()), d(&proposed.placement_constraints()));
@@ -160,7 +162,7 @@ pub fn differences(running: &TaskDefinition, proposed: &TaskDefinition) -> Vec<S
                 out.push(format!("{name}.{f}: {a} → {b}"));
             }
         };
-        field("image", d(&c.image()), d(&p.image()));
+        field("image", t(c.image()), t(p.image()));
         let env = |c: &ContainerDefinition| -> std::collections::BTreeMap<String, String> {
             c.environment()
                 .iter()
@@ -172,7 +174,7 @@ pub fn differences(running: &TaskDefinition, proposed: &TaskDefinition) -> Vec<S
         };
         for (kind, a, b) in [("environment", env(c), env(p)), ("secrets", secrets(c), secrets(p))] {
             for key in a.keys().chain(b.keys()).collect::<std::collections::BTreeSet<_>>() {
-                field(&format!("{kind}.{key}"), d(&a.get(key)), d(&b.get(key)));
+                field(&format!("{kind}.{key}"), t(a.get(key).map(String::as_str)), t(b.get(key).map(String::as_str)));
             }
         }
         field("cpu", d(&c.cpu()), d(&p.cpu()));
@@ -240,7 +242,7 @@ pub(crate) mod tests {
         proposed.container_definitions = Some(vec![c]);
         assert_eq!(
             differences(&running, &proposed),
-            ["cpu: None → Some(\"512\")", "frontend.environment.A: Some(\"1\") → Some(\"2\")"]
+            ["cpu: (none) → \"512\"", "frontend.environment.A: \"1\" → \"2\""]
         );
         assert!(differences(&running, &running).is_empty());
     }

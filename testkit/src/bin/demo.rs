@@ -12,9 +12,11 @@ use testkit::standin::{Behaviour, SnsSink, TodoStandIn};
 struct Demo {
     aws: Aws,
     app: TodoStandIn,
-    deploy: FunctionProcess,
+    deploy: std::sync::Arc<FunctionProcess>,
     verify: FunctionProcess,
     seq: u32,
+    /// The record id of the first deployment verify rolled back.
+    rolled_back: Option<String>,
 }
 
 #[tokio::main]
@@ -61,7 +63,7 @@ async fn main() {
     let verify = FunctionProcess::start(&function_binary("verify"), &env(Role::Verify)).await;
     println!("  deploy on AWS_LAMBDA_RUNTIME_API={}, verify on {}", deploy.host.addr, verify.host.addr);
     println!("  config: {} (smoke: 2 passing rounds in a row of 5; read-after-write on the backend)", config.display());
-    let mut demo = Demo { aws, app, deploy, verify, seq: 0 };
+    let mut demo = Demo { aws, app, deploy: std::sync::Arc::new(deploy), verify, seq: 0, rolled_back: None };
 
     step("1. docker push todo-frontend:latest (a good image)");
     let first = demo.release("todo-frontend", "frontend-v1", Behaviour::Good).await;
@@ -145,10 +147,22 @@ async fn main() {
     operator.push(("AWS_ACCESS_KEY_ID".into(), "testing".into()));
     operator.push(("PUSHDEPLOY_BUCKET".into(), BUCKET.into()));
     operator.push(("PUSHDEPLOY_CONFIG".into(), config.display().to_string()));
+    // The manual actions go through Lambda Invoke: a local Invoke endpoint in front of deploy.
+    let lambda = testkit::lambda::LambdaService::start(
+        [("pushdeploy-deploy".to_string(), demo.deploy.clone())].into_iter().collect(),
+    )
+    .await;
+    operator.push(("AWS_ENDPOINT_URL_LAMBDA".into(), lambda.endpoint.clone()));
     let page_arg = page.display().to_string();
-    for args in
-        [vec!["status"], vec!["history", "backend"], vec!["report", "--since", "1d", "--html", page_arg.as_str()]]
-    {
+    let rolled_back = demo.rolled_back.clone().unwrap_or_default();
+    for args in [
+        vec!["status"],
+        vec!["history", "backend"],
+        vec!["show", rolled_back.as_str()],
+        vec!["report", "--since", "1d", "--html", page_arg.as_str()],
+        vec!["report", "--since", "1d", "--json", "--service", "frontend"],
+        vec!["plan", "frontend"],
+    ] {
         println!("\n$ pushdeploy {}", args.join(" "));
         let mut command = std::process::Command::new(testkit::runtime::cli_binary());
         command.args(&args).envs(operator.clone());
@@ -157,6 +171,7 @@ async fn main() {
         eprint!("{}", String::from_utf8_lossy(&out.stderr));
     }
     println!("  the report page: {} (open it in a browser; it needs no network)", page.display());
+    drop(lambda);
 
     step("IAM: every call the functions made, checked against their roles in template.yaml");
     let calls = emu.guard.calls();
@@ -175,7 +190,9 @@ async fn main() {
 
     step("Stopping the functions, the stand-in and moto");
     let Demo { deploy, verify, app, .. } = demo;
-    deploy.stop().await;
+    if let Ok(deploy) = std::sync::Arc::try_unwrap(deploy) {
+        deploy.stop().await;
+    }
     verify.stop().await;
     drop(app);
     drop(sink);
@@ -215,6 +232,9 @@ impl Demo {
         let v = &verdict["deployments"][0];
         println!("  verify: {}  {}", verdict["outcome"], text(&v["reason"]));
         let record = self.record(service, &dep).await;
+        if record["status"] == "rolled_back" && self.rolled_back.is_none() {
+            self.rolled_back = record["id"].as_str().map(str::to_string);
+        }
         if let Some(rollback) = record["rollback_deployment"].as_str() {
             let rollback = rollback.replacen("ecs-svc-", "ecs-svc/", 1);
             let done = self.invoke_verify(service, &rollback, "SERVICE_DEPLOYMENT_COMPLETED").await;
