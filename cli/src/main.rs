@@ -50,10 +50,7 @@ enum Command {
     /// Example: pushdeploy status --config pushdeploy.toml --bucket my-pushdeploy-artifacts
     Status {
         #[command(flatten)]
-        from: From,
-        /// The config: a file or an s3:// URL.
-        #[arg(long, env = "PUSHDEPLOY_CONFIG", default_value = "pushdeploy.toml")]
-        config: String,
+        scope: Scope,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -69,10 +66,7 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
         #[command(flatten)]
-        from: From,
-        /// The config: a file or an s3:// URL.
-        #[arg(long, env = "PUSHDEPLOY_CONFIG", default_value = "pushdeploy.toml")]
-        config: String,
+        scope: Scope,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -164,6 +158,16 @@ struct Function {
     name: String,
 }
 
+/// The configured services and where their records are.
+#[derive(Args)]
+struct Scope {
+    #[command(flatten)]
+    from: From,
+    /// The config: a file or an s3:// URL.
+    #[arg(long, env = "PUSHDEPLOY_CONFIG", default_value = "pushdeploy.toml")]
+    config: String,
+}
+
 /// Where the records are.
 #[derive(Args)]
 struct From {
@@ -210,9 +214,9 @@ async fn load_config(source: &str) -> Result<Config, Failed> {
 async fn run(command: Command) -> Result<ExitCode, Failed> {
     match command {
         Command::Validate { .. } => unreachable!("validate runs without a runtime"),
-        Command::Status { from, config, json } => {
-            let aws = Aws::from_env(&from.bucket).await?;
-            let config = load_config(&config).await?;
+        Command::Status { scope, json } => {
+            let aws = Aws::from_env(&scope.from.bucket).await?;
+            let config = load_config(&scope.config).await?;
             let services = insight::status(&aws, &config).await?;
             if json {
                 print_json(&services);
@@ -222,9 +226,9 @@ async fn run(command: Command) -> Result<ExitCode, Failed> {
             }
             Ok(if insight::needs_attention(&services) { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        Command::History { service, limit, from, config, json } => {
-            let aws = Aws::from_env(&from.bucket).await?;
-            let config = load_config(&config).await?;
+        Command::History { service, limit, scope, json } => {
+            let aws = Aws::from_env(&scope.from.bucket).await?;
+            let config = load_config(&scope.config).await?;
             let Some(svc) = config.service(&service) else {
                 let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
                 return Err(Failed(format!("no service {service:?} in the config; it has {known:?}")));

@@ -180,19 +180,7 @@ async fn no_log_line_or_notification_carries_a_secret_or_a_response_body() {
     env.push(("PUSHDEPLOY_TOPIC_ARN", &sink.topic_arn));
     let deploy = start_function("deploy", &app.aws, &config, &env).await;
     let verify = start_function("verify", &app.aws, &config, &env).await;
-    for (seed, behaviour) in
-        [("backend-good", testkit::standin::Behaviour::Good), ("backend-broken", testkit::standin::Behaviour::Broken)]
-    {
-        let digest = app.aws.push_image("todo-backend", "latest", seed).await;
-        standin.set(digest.as_str(), behaviour);
-        let started = deploy.invoke(&ecr_push_event(seed, "todo-backend", "latest", &digest)).await.unwrap();
-        let dep = started["deployments"][0]["ecs_deployment_id"].as_str().unwrap();
-        let event =
-            testkit::estate::ecs_deployment_event(seed, "todo-backend", dep, "SERVICE_DEPLOYMENT_COMPLETED", "");
-        let verdict = verify.invoke(&event).await.unwrap();
-        let want = if seed == "backend-good" { "verified" } else { "rolled_back" };
-        assert_eq!(verdict["outcome"], want, "{verdict}");
-    }
+    good_then_broken_backend(&app.aws, &standin, &deploy, &verify, 1).await;
     let logs = [deploy.logs(), verify.logs()].concat();
     assert!(logs.len() > 20, "debug logging is on: {} lines", logs.len());
     let notes: Vec<String> = sink.notifications().iter().map(|n| n.to_string()).collect();
@@ -203,6 +191,32 @@ async fn no_log_line_or_notification_carries_a_secret_or_a_response_body() {
     }
     deploy.stop().await;
     verify.stop().await;
+}
+
+/// Pushes a good then a broken backend through the binaries, delivering each completed event
+/// `deliveries` times: verified, then rolled back.
+async fn good_then_broken_backend(
+    aws: &Aws,
+    standin: &testkit::standin::TodoStandIn,
+    deploy: &FunctionProcess,
+    verify: &FunctionProcess,
+    deliveries: usize,
+) {
+    for (seed, behaviour, want) in [
+        ("backend-good", testkit::standin::Behaviour::Good, "verified"),
+        ("backend-broken", testkit::standin::Behaviour::Broken, "rolled_back"),
+    ] {
+        let digest = aws.push_image("todo-backend", "latest", seed).await;
+        standin.set(digest.as_str(), behaviour);
+        let started = deploy.invoke(&ecr_push_event(seed, "todo-backend", "latest", &digest)).await.unwrap();
+        let dep = started["deployments"][0]["ecs_deployment_id"].as_str().unwrap();
+        let event =
+            testkit::estate::ecs_deployment_event(seed, "todo-backend", dep, "SERVICE_DEPLOYMENT_COMPLETED", "");
+        for _ in 0..deliveries {
+            let verdict = verify.invoke(&event).await.unwrap();
+            assert_eq!(verdict["outcome"], want, "{verdict}");
+        }
+    }
 }
 
 /// Checks one log line against the CloudWatch Embedded Metric Format specification: the `_aws`
@@ -298,19 +312,8 @@ async fn deployments_and_verdicts_reach_cloudwatch_as_embedded_metric_format_lin
     let config = testkit::estate::local_config(&standin.url());
     let deploy = start_function("deploy", &app.aws, &config, &[]).await;
     let verify = start_function("verify", &app.aws, &config, &[]).await;
-    for (seed, behaviour) in
-        [("backend-good", testkit::standin::Behaviour::Good), ("backend-broken", testkit::standin::Behaviour::Broken)]
-    {
-        let digest = app.aws.push_image("todo-backend", "latest", seed).await;
-        standin.set(digest.as_str(), behaviour);
-        let started = deploy.invoke(&ecr_push_event(seed, "todo-backend", "latest", &digest)).await.unwrap();
-        let dep = started["deployments"][0]["ecs_deployment_id"].as_str().unwrap();
-        let event =
-            testkit::estate::ecs_deployment_event(seed, "todo-backend", dep, "SERVICE_DEPLOYMENT_COMPLETED", "");
-        verify.invoke(&event).await.unwrap();
-        // A duplicate delivery of the verdict's event counts nothing again.
-        verify.invoke(&event).await.unwrap();
-    }
+    // Each verdict's event delivered twice: the duplicate counts nothing again.
+    good_then_broken_backend(&app.aws, &standin, &deploy, &verify, 2).await;
     let lines = [deploy.logs(), verify.logs()].concat();
     let docs: Vec<Value> = lines
         .iter()
