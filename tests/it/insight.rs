@@ -70,6 +70,19 @@ async fn status_history_show_and_report_say_what_the_records_say() {
     assert_eq!(backend["last"]["trigger"], "automatic rollback");
     assert_eq!(backend["last"]["status"], "completed");
     assert_eq!(backend["in_flight"], Value::Null);
+    // A rollout in flight: the service's live lease.
+    let held = pushdeploy::lease::Lease::new(
+        "evt-inflight".into(),
+        Some("req-inflight".into()),
+        "todo-frontend@sha256:abc".into(),
+        pushdeploy::lease::now_ms() + 60_000,
+        None,
+    );
+    l.aws().put_json(BUCKET, &pushdeploy::lease::lease_key(CLUSTER, "todo-frontend"), &held).await;
+    let (_, out, _) = pushdeploy(&l, &config, &["status", "--json"]).await;
+    let frontend = json(&out).as_array().unwrap().iter().find(|s| s["name"] == "frontend").cloned().unwrap();
+    assert_eq!(frontend["in_flight"], "evt-inflight rolling out todo-frontend@sha256:abc");
+    l.aws().put_json(BUCKET, &pushdeploy::lease::lease_key(CLUSTER, "todo-frontend"), &held.released(None)).await;
     let (code, table, _) = pushdeploy(&l, &config, &["status"]).await;
     assert_eq!(code, 0);
     assert!(table.contains("backend") && table.contains("todo-cluster/todo-backend"), "{table}");
@@ -117,6 +130,10 @@ async fn status_history_show_and_report_say_what_the_records_say() {
     assert!(b["lead_time_seconds"]["median"].as_f64().is_some_and(|s| (0.0..60.0).contains(&s)), "{b}");
     assert!(b["recovery_seconds"]["median"].as_f64().is_some_and(|s| (0.0..60.0).contains(&s)), "{b}");
     assert!(err.contains("1 object(s) were not deployment records"), "{err}");
+    let (_, only, _) = pushdeploy(&l, &config, &["report", "--service", "frontend", "--json"]).await;
+    let only = json(&only);
+    assert_eq!(only["services"].as_object().unwrap().len(), 0, "frontend had no deployment: {only}");
+    assert_eq!(only["overall"]["deployments"], 0);
     let (_, table, _) = pushdeploy(&l, &config, &["report"]).await;
     assert!(table.contains("overall") && table.contains("50%") && table.contains("skipped"), "{table}");
 }
