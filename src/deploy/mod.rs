@@ -1,9 +1,9 @@
 //! A deploy: an ECR push or a manual action in, rollouts started, an answer out.
 //!
 //! Read in the order a push travels: this module routes the trigger and matches it to services;
-//! [`holding`] takes each service's lease (waiting for, or finishing, another rollout);
-//! [`decision`] decides what the rollout does (pure); [`rollout`] carries it out and writes the
-//! record; [`manual_rollback`] is the operator's rollback.
+//! `holding` takes each service's lease (waiting for, or finishing, another rollout);
+//! `decision` decides what the rollout does (pure); `rollout` carries it out and writes the
+//! record; `manual_rollback` is the operator's rollback.
 
 mod decision;
 mod holding;

@@ -139,7 +139,7 @@ async fn main() {
         println!("  [{}]\n      {}", text(&n["Subject"]), text(&n["Message"]).lines().next().unwrap_or_default());
     }
 
-    step("10. The operator's view: `pushdeploy status`, `pushdeploy history backend`, `pushdeploy report`");
+    step("10. The operator's view: `pushdeploy status`, `history backend`, `show`, `report` (and its page), then `validate` and the manual actions through Lambda Invoke");
     let page = testkit::moto::workspace_root().join("target/pushdeploy-report.html");
     let mut operator = demo.aws.function_env(Role::Deploy);
     // The operator's own credentials, not a function's role.
@@ -154,6 +154,7 @@ async fn main() {
     .await;
     operator.push(("AWS_ENDPOINT_URL_LAMBDA".into(), lambda.endpoint.clone()));
     let page_arg = page.display().to_string();
+    let config_arg = config.display().to_string();
     let rolled_back = demo.rolled_back.clone().unwrap_or_default();
     for args in [
         vec!["status"],
@@ -161,7 +162,11 @@ async fn main() {
         vec!["show", rolled_back.as_str()],
         vec!["report", "--since", "1d", "--html", page_arg.as_str()],
         vec!["report", "--since", "1d", "--json", "--service", "frontend"],
+        vec!["validate", config_arg.as_str()],
         vec!["plan", "frontend"],
+        vec!["redeploy", "frontend"],
+        vec!["deploy", "backend", "v1.4.2"],
+        vec!["rollback", "backend"],
     ] {
         println!("\n$ pushdeploy {}", args.join(" "));
         let mut command = std::process::Command::new(testkit::runtime::cli_binary());
