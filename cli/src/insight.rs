@@ -107,13 +107,12 @@ pub struct LastDeployment {
     pub reason: Option<String>,
 }
 
-/// `status`: each configured service.
+/// `status`: each configured service, all read at once.
 pub async fn status(aws: &Aws, config: &Config) -> Result<Vec<ServiceStatus>, Failed> {
-    let mut out = Vec::new();
-    for svc in &config.services {
-        out.push(service_status(aws, svc).await?);
-    }
-    Ok(out)
+    futures_util::future::join_all(config.services.iter().map(|svc| service_status(aws, svc)))
+        .await
+        .into_iter()
+        .collect()
 }
 
 async fn service_status(aws: &Aws, svc: &ServiceConfig) -> Result<ServiceStatus, Failed> {
