@@ -34,10 +34,13 @@ async fn leases_released(w: &World) -> bool {
     all
 }
 
-/// Delivers like Lambda's async retries: an invocation that fails is tried again.
+/// Delivers like Lambda's async retries: an invocation that fails is tried again, under its
+/// own request id (each delivery is an invocation of its own; Lambda's retries keep its id).
 async fn deliver(w: &World, event: &Value) -> Value {
+    static DELIVERIES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let request_id = format!("delivery-{}", DELIVERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     for _ in 0..50 {
-        match w.deployer.handle(event.clone(), "retry").await {
+        match w.deployer.handle(event.clone(), &request_id).await {
             Ok(s) => return serde_json::to_value(s).unwrap(),
             Err(e) => {
                 assert!(e.is_transient(), "only transient failures are retried: {e}");
