@@ -4,7 +4,7 @@
 //! Logs turns into metrics in namespace [`NAMESPACE`], dimension `Service` (the config's name).
 //! Without an installed recorder (tests, the CLI) recording does nothing.
 
-use crate::record::{epoch_seconds, DeploymentRecord, Status, TriggerRef};
+use crate::record::{DeploymentRecord, Status};
 
 /// The CloudWatch namespace.
 pub const NAMESPACE: &str = "pushdeploy";
@@ -32,12 +32,8 @@ pub fn verdict(rec: &DeploymentRecord) -> Vec<Observation> {
         Status::Started | Status::Completed => return Vec::new(),
     };
     let mut out = vec![Observation::Count(name)];
-    if rec.status == Status::Verified && matches!(rec.trigger, TriggerRef::Push { .. }) {
-        let pushed = rec.pushed_at.as_deref().and_then(epoch_seconds);
-        let verified = rec.timeline.iter().rev().find(|e| e.event == "verified").and_then(|e| epoch_seconds(&e.at));
-        if let (Some(p), Some(v)) = (pushed, verified) {
-            out.push(Observation::Seconds("LeadTimeSeconds", (v - p).max(0.0)));
-        }
+    if let Some(lead) = rec.lead_time_seconds().filter(|_| rec.is_push()) {
+        out.push(Observation::Seconds("LeadTimeSeconds", lead.max(0.0)));
     }
     if let Some(ms) = rec.smoke.as_ref().and_then(|s| s["duration_ms"].as_f64()) {
         out.push(Observation::Seconds("SmokeSeconds", ms / 1000.0));

@@ -28,7 +28,7 @@ fn verdict(record: &DeploymentRecord) -> &'static str {
 
 /// Builds the message for a record that just reached a verdict.
 pub fn verdict_message(record: &DeploymentRecord) -> Message {
-    let short = record.digest.strip_prefix("sha256:").map_or(record.digest.as_str(), |h| &h[..h.len().min(12)]);
+    let short = record.short_digest();
     let image = match (record.tag.is_empty(), short.is_empty()) {
         (false, false) => format!("{}@{short}", record.tag),
         (false, true) => record.tag.clone(),

@@ -161,6 +161,26 @@ impl DeploymentRecord {
         self.timeline.iter().find(|e| e.event == "started").and_then(|e| epoch_seconds(&e.at))
     }
 
+    /// Seconds from the push to the `verified` entry, for a verified deployment that records
+    /// when its image was pushed.
+    pub fn lead_time_seconds(&self) -> Option<f64> {
+        if self.status != Status::Verified {
+            return None;
+        }
+        let verified = self.timeline.iter().find(|e| e.event == "verified").and_then(|e| epoch_seconds(&e.at))?;
+        Some(verified - self.pushed_at.as_deref().and_then(epoch_seconds)?)
+    }
+
+    /// The first 12 hex characters of the deployed digest, as `docker images` shows them.
+    pub fn short_digest(&self) -> &str {
+        self.digest.strip_prefix("sha256:").map_or(self.digest.as_str(), |h| &h[..h.len().min(12)])
+    }
+
+    /// True when a push caused it.
+    pub fn is_push(&self) -> bool {
+        matches!(self.trigger, TriggerRef::Push { .. })
+    }
+
     /// Whether the timeline already has `event`.
     pub fn has(&self, event: &str) -> bool {
         self.timeline.iter().any(|e| e.event == event)

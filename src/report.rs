@@ -154,7 +154,7 @@ pub fn report(records: &[DeploymentRecord], window: Window) -> Report {
         .filter(|r| is_deployment(r) && at(r, "started").is_some_and(|t| window.contains(t)))
         .map(|r| Deployment {
             record: r,
-            lead_time: lead_time(r),
+            lead_time: r.is_push().then(|| r.lead_time_seconds()).flatten(),
             failed: is_failure(r.status),
             verdict: is_failure(r.status) || r.status == Status::Verified,
             recovery: if is_failure(r.status) { recovery(r, records, &by_id) } else { None },
@@ -190,15 +190,6 @@ fn keys(deployments: &[&Deployment<'_>], window: Window) -> Keys {
         recovery_seconds: Recovery { median: median(&mut recoveries) },
         band: Band::of(per_day),
     }
-}
-
-/// `pushed_at` → `verified` for a verified push deployment.
-fn lead_time(r: &DeploymentRecord) -> Option<f64> {
-    if r.status != Status::Verified || !matches!(r.trigger, TriggerRef::Push { .. }) {
-        return None;
-    }
-    let pushed = r.pushed_at.as_deref().and_then(epoch_seconds)?;
-    Some(at(r, "verified")? - pushed)
 }
 
 /// From a failed deployment's first failure entry to the earliest later of its rollback's

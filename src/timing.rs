@@ -83,6 +83,35 @@ impl Deadline {
     }
 }
 
+/// The first pause between two reads of another rollout's lease; doubled up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(25);
+/// The longest pause between two reads of another rollout's lease.
+const MAX_PAUSE: Duration = Duration::from_secs(1);
+
+/// Polling a lease another rollout holds: pauses of 25 ms, doubling to 1 s, never past `until`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pause: Duration,
+    until: Instant,
+}
+
+impl Backoff {
+    /// Pauses that end by `until`.
+    pub fn until(until: Instant) -> Backoff {
+        Backoff { pause: FIRST_PAUSE, until }
+    }
+
+    /// Sleeps the next pause and answers true; false, without sleeping, when it would pass `until`.
+    pub async fn wait(&mut self) -> bool {
+        if Instant::now() + self.pause >= self.until {
+            return false;
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(MAX_PAUSE);
+        true
+    }
+}
+
 /// The time verify gives a smoke test under a function timeout of `verify_timeout_s`: the
 /// timeout less the margin kept for the verdict, the rollback and the writes.
 pub fn smoke_budget_ms(verify_timeout_s: u64) -> u64 {

@@ -24,7 +24,7 @@ use crate::recovery::{self, Adopted};
 use crate::smoke::client::HttpClient;
 use crate::smoke::engine;
 use crate::taskdef::{self, short_name};
-use crate::timing::{self, Deadline};
+use crate::timing::{self, Backoff, Deadline};
 
 /// Everything a verify needs, built once per cold start.
 #[derive(Clone, Debug)]
@@ -230,17 +230,15 @@ impl Verifier {
         let leases = LeaseStore::new(self.store.clone());
         // A live lease is waited for: a rollout holds it for tens of milliseconds, and a dead
         // holder's lapses with its deadline. A stale one is taken over, its rollout finished first.
-        let mut pause = std::time::Duration::from_millis(25);
+        let mut backoff = Backoff::until(deadline);
         let claimed = loop {
             let claimed = match leases.read(&key).await {
                 Ok(found) => leases.claim(&key, found, &mine, true).await,
                 Err(err) => Err(err),
             };
-            if !matches!(claimed, Ok(Claim::Blocked(_))) || Instant::now() + pause >= deadline {
+            if !matches!(claimed, Ok(Claim::Blocked(_))) || !backoff.wait().await {
                 break claimed;
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(std::time::Duration::from_secs(1));
         };
         let (etag, replaced, stale) = match claimed {
             Err(err) if err.transient => return Err(err.into()),
@@ -271,7 +269,7 @@ impl Verifier {
             }
             if let Some(stale) = stale {
                 let adopted = recovery::adopt(&self.ecs, &self.records(), *stale).await?;
-                if let Adopted::Recorded { task_definition } = adopted.clone() {
+                if let Adopted::Recorded { task_definition } = adopted {
                     if task_definition != failed_revision {
                         return Ok(Held::Replaced(task_definition));
                     }

@@ -9,7 +9,7 @@ use pushdeploy::aws::records::{Loaded, RecordStore};
 use pushdeploy::aws::s3::Store;
 use pushdeploy::config::{Config, ServiceConfig};
 use pushdeploy::lease::{self, Standing};
-use pushdeploy::record::{epoch_seconds, DeploymentRecord, Status, TriggerRef};
+use pushdeploy::record::{epoch_seconds, DeploymentRecord, TriggerRef};
 use pushdeploy::report::{self, Report, Window};
 use serde::Serialize;
 
@@ -239,15 +239,6 @@ pub fn trigger_name(t: &TriggerRef) -> String {
 /// When a record's rollout started (RFC 3339), or `?`.
 pub fn started(r: &DeploymentRecord) -> String {
     r.timeline.iter().find(|e| e.event == "started").map_or("?".into(), |e| e.at.clone())
-}
-
-/// `pushed_at` → `verified` of a verified deployment, seconds.
-pub fn lead_time(r: &DeploymentRecord) -> Option<f64> {
-    if r.status != Status::Verified {
-        return None;
-    }
-    let verified = r.timeline.iter().find(|e| e.event == "verified").and_then(|e| epoch_seconds(&e.at))?;
-    Some(verified - r.pushed_at.as_deref().and_then(epoch_seconds)?)
 }
 
 #[cfg(test)]

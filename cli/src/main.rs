@@ -197,13 +197,13 @@ fn print_json(value: &impl serde::Serialize) {
 }
 
 /// Reads the config from a file or an s3:// URL.
-async fn load_config(source: &str) -> Result<Config, Failed> {
+async fn load_config(aws: &Aws, source: &str) -> Result<Config, Failed> {
     let text = match Location::parse(source)? {
         Location::File(path) => {
             std::fs::read_to_string(&path).map_err(|e| Failed(format!("cannot read the config {path}: {e}")))?
         }
         Location::S3 { bucket, key } => {
-            let store = pushdeploy::aws::s3::Store::new(pushdeploy::setup::Clients::from_env().await?.s3, bucket);
+            let store = aws.store.in_bucket(bucket);
             let bytes = store.get(&key).await?.ok_or_else(|| Failed(format!("no config at {source}")))?;
             String::from_utf8(bytes).map_err(|_| Failed(format!("{source} is not UTF-8")))?
         }
@@ -216,7 +216,7 @@ async fn run(command: Command) -> Result<ExitCode, Failed> {
         Command::Validate { .. } => unreachable!("validate runs without a runtime"),
         Command::Status { scope, json } => {
             let aws = Aws::from_env(&scope.from.bucket).await?;
-            let config = load_config(&scope.config).await?;
+            let config = load_config(&aws, &scope.config).await?;
             let services = insight::status(&aws, &config).await?;
             if json {
                 print_json(&services);
@@ -228,7 +228,7 @@ async fn run(command: Command) -> Result<ExitCode, Failed> {
         }
         Command::History { service, limit, scope, json } => {
             let aws = Aws::from_env(&scope.from.bucket).await?;
-            let config = load_config(&scope.config).await?;
+            let config = load_config(&aws, &scope.config).await?;
             let Some(svc) = config.service(&service) else {
                 let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
                 return Err(Failed(format!("no service {service:?} in the config; it has {known:?}")));

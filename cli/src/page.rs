@@ -7,7 +7,7 @@ use pushdeploy::record::{epoch_seconds, DeploymentRecord, Status};
 use pushdeploy::report::{is_deployment, Keys, Report, Window};
 use serde::Serialize;
 
-use crate::insight::{lead_time, started, trigger_name};
+use crate::insight::{started, trigger_name};
 use crate::render::duration;
 
 /// The template, compiled into the binary.
@@ -75,11 +75,7 @@ pub fn render(
         .map(|r| Listed {
             started: started(r),
             service: r.name.clone(),
-            image: if r.tag.is_empty() {
-                r.image_uri.clone()
-            } else {
-                format!("{}@{}", r.tag, short_digest(&r.digest))
-            },
+            image: if r.tag.is_empty() { r.image_uri.clone() } else { format!("{}@{}", r.tag, r.short_digest()) },
             trigger: trigger_name(&r.trigger),
             status: r.status.as_str(),
             reason: r.reason.clone(),
@@ -87,7 +83,7 @@ pub fn render(
         })
         .collect();
     let per_day_svg = per_day_chart(&in_window, window).map_err(|e| format!("drawing the per-day chart: {e}"))?;
-    let leads: Vec<f64> = in_window.iter().filter_map(|r| lead_time(r)).collect();
+    let leads: Vec<f64> = in_window.iter().filter_map(|r| r.lead_time_seconds()).collect();
     let lead_svg = lead_time_chart(&leads).map_err(|e| format!("drawing the lead-time chart: {e}"))?;
     let mut env = minijinja::Environment::new();
     env.add_template("report.html", TEMPLATE).map_err(|e| e.to_string())?;
@@ -104,11 +100,6 @@ pub fn render(
         last => last,
     })
     .map_err(|e| format!("rendering the page: {e}"))
-}
-
-fn short_digest(d: &str) -> &str {
-    let hex = d.strip_prefix("sha256:").unwrap_or(d);
-    &hex[..hex.len().min(12)]
 }
 
 /// The outcome bands a day's bar is stacked from, bottom up, with their colours.

@@ -3,11 +3,12 @@
 use std::io::IsTerminal;
 
 use comfy_table::{presets, Cell, Color, Table};
+use pushdeploy::image::ImageRef;
 use pushdeploy::record::DeploymentRecord;
 use pushdeploy::report::{Keys, Report};
 use pushdeploy::taskdef::short_name;
 
-use crate::insight::{lead_time, started, trigger_name, ServiceStatus};
+use crate::insight::{started, trigger_name, ServiceStatus};
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -55,7 +56,7 @@ pub fn duration(seconds: f64) -> String {
 
 /// `tag@sha256:0123456789ab` from a record.
 fn image(r: &DeploymentRecord) -> String {
-    let digest = r.digest.strip_prefix("sha256:").map_or(r.digest.as_str(), |d| &d[..d.len().min(12)]);
+    let digest = r.short_digest();
     match (r.tag.is_empty(), digest.is_empty()) {
         (false, false) => format!("{}@{digest}", r.tag),
         (false, true) => r.tag.clone(),
@@ -68,14 +69,11 @@ fn image(r: &DeploymentRecord) -> String {
 pub fn status(services: &[ServiceStatus]) -> String {
     let mut t = table(&["service", "ECS service", "runs", "last deployment", "in flight"]);
     for s in services {
-        let digest = s
-            .images
-            .first()
-            .and_then(|i| i.split_once("@sha256:"))
-            .map(|(_, d)| format!("@{}", &d[..d.len().min(12)]))
-            .unwrap_or_else(|| {
-                s.images.first().and_then(|i| i.rsplit_once(':')).map_or(String::new(), |(_, t)| format!(":{t}"))
-            });
+        let digest = match s.images.first().map(|i| ImageRef::parse(i)) {
+            Some(Ok(ImageRef { digest: Some(d), .. })) => format!("@{}", d.short()),
+            Some(Ok(ImageRef { tag: Some(t), .. })) => format!(":{t}"),
+            _ => String::new(),
+        };
         let runs = format!("{} {}{digest}", short_name(&s.task_definition), s.tag.as_deref().unwrap_or(""));
         let last = match &s.last {
             Some(l) => status_cell(&format!("{} {} ({})", l.status, ago(l.age_seconds), l.trigger)),
@@ -102,7 +100,7 @@ pub fn history(records: &[DeploymentRecord]) -> String {
             Cell::new(image(r)),
             Cell::new(trigger_name(&r.trigger)),
             status_cell(r.status.as_str()),
-            Cell::new(lead_time(r).map_or("—".into(), duration)),
+            Cell::new(r.lead_time_seconds().map_or("—".into(), duration)),
             Cell::new(reason),
         ]);
     }

@@ -23,8 +23,6 @@ pub enum Found {
 /// Records read in bulk, with the ones that could not be read.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    /// How many keys the listing had in range.
-    pub listed: usize,
     /// The records read.
     pub records: Vec<DeploymentRecord>,
     /// Objects that are not records (not JSON, an unknown status, a missing field): key and why.
@@ -41,11 +39,6 @@ impl RecordStore {
     /// Records kept in `store`'s bucket.
     pub fn new(store: Store) -> Self {
         Self { store }
-    }
-
-    /// The bucket the records live in.
-    pub fn bucket(&self) -> &str {
-        self.store.bucket()
     }
 
     /// Writes a record; returns its key.
@@ -115,7 +108,7 @@ impl RecordStore {
             .collect();
         let total = keys.len();
         let mut gets = stream::iter(keys.iter().map(|k| self.get_key(k))).buffer_unordered(in_flight.max(1));
-        let mut loaded = Loaded { listed: total, records: Vec::with_capacity(total), skipped: Vec::new() };
+        let mut loaded = Loaded { records: Vec::with_capacity(total), skipped: Vec::new() };
         let mut done = 0;
         while let Some(found) = gets.next().await {
             done += 1;

@@ -23,6 +23,11 @@ impl Store {
         &self.bucket
     }
 
+    /// The same client on another bucket.
+    pub fn in_bucket(&self, bucket: impl Into<String>) -> Self {
+        Self { client: self.client.clone(), bucket: bucket.into() }
+    }
+
     /// Writes a JSON object.
     pub async fn put_json(&self, key: &str, bytes: Vec<u8>) -> Result<(), AwsError> {
         self.client

@@ -2,8 +2,6 @@
 //! dead holder's rollout, release it when done, hand it over on failure. What a lease means is
 //! decided in [`crate::lease`]; the S3 calls are in [`crate::aws::leases`].
 
-use std::time::{Duration, Instant};
-
 use futures_util::future::join_all;
 use tracing::{info, warn};
 
@@ -15,6 +13,7 @@ use crate::lease::{self, Claim, Found, Lease, Standing};
 use crate::outcome::DeploymentSummary;
 use crate::outcome::Outcome;
 use crate::recovery;
+use crate::timing::Backoff;
 
 /// A lease we hold on a service.
 #[derive(Debug)]
@@ -36,10 +35,6 @@ pub(super) enum LeaseTaken {
     Busy(Box<Lease>),
 }
 
-/// The first pause between two reads of a busy lease; doubled up to [`MAX_PAUSE`].
-const FIRST_PAUSE: Duration = Duration::from_millis(25);
-const MAX_PAUSE: Duration = Duration::from_secs(1);
-
 impl Deployer {
     /// Reads and takes a service's lease (manual actions, which take it before anything else),
     /// waiting for another rollout's live lease until the invocation's wait bound.
@@ -58,25 +53,14 @@ impl Deployer {
             invocation.deadline.lease_expires_at_ms(),
             None,
         );
-        let mut pause = FIRST_PAUSE;
+        let mut backoff = Backoff::until(invocation.deadline.wait_until());
         loop {
             let found = self.leases().read(&key).await?;
             let taken = self.claim(key.clone(), found, mine.clone()).await?;
-            if !matches!(taken, LeaseTaken::Busy(_)) || !self.pause(&mut pause, invocation.deadline.wait_until()).await
-            {
+            if !matches!(taken, LeaseTaken::Busy(_)) || !backoff.wait().await {
                 return Ok(taken);
             }
         }
-    }
-
-    /// Sleeps `pause` (then doubles it) unless that would pass `until`; false when it would.
-    async fn pause(&self, pause: &mut Duration, until: Instant) -> bool {
-        if Instant::now() + *pause >= until {
-            return false;
-        }
-        tokio::time::sleep(*pause).await;
-        *pause = (*pause * 2).min(MAX_PAUSE);
-        true
     }
 
     /// Takes the lease over exactly what was `found`, re-reading it after a lost race.
@@ -185,11 +169,8 @@ impl Deployer {
         // milliseconds on AWS), then read the service afresh and go on. A failed holder has
         // handed its lease over and a dead one is named by our own retry, so only a live one is
         // waited for.
-        let until = req.invocation.deadline.wait_until();
-        let mut pause = FIRST_PAUSE;
-        while matches!(&taken, LeaseTaken::Busy(other) if other.holder != req.trigger.id())
-            && self.pause(&mut pause, until).await
-        {
+        let mut backoff = Backoff::until(req.invocation.deadline.wait_until());
+        while matches!(&taken, LeaseTaken::Busy(other) if other.holder != req.trigger.id()) && backoff.wait().await {
             let key = lease::lease_key(&svc.cluster, &svc.service);
             let found = self.leases().read(&key).await?;
             if matches!(lease::standing(&found, lease::now_ms(), req.invocation.request_id), Standing::Busy(_)) {
