@@ -6,6 +6,7 @@ use toml::{Table, Value};
 
 use crate::error::ConfigError;
 use crate::glob::TagPattern;
+use crate::hook::{Listener, Stage};
 use crate::image::validate_repository;
 
 /// How a rollout changes a service.
@@ -71,6 +72,24 @@ pub struct ServiceConfig {
     pub smoke: Option<SmokeConfig>,
     /// After a verified deployment, deregister pushdeploy's own revisions beyond the newest N.
     pub keep_revisions: Option<u32>,
+    /// `[service.hook]`: pushdeploy is the service's ECS lifecycle hook (blue/green, linear, canary).
+    pub hook: Option<HookConfig>,
+}
+
+/// `[service.hook]`: the stages the service's `lifecycleHooks` call pushdeploy at, and their timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookConfig {
+    /// Stages that smoke-test (POST_TEST_TRAFFIC_SHIFT, PRODUCTION_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT).
+    pub stages: Vec<Stage>,
+    /// The hook's `timeoutConfiguration.timeoutInMinutes` (ECS's default: 1,440).
+    pub timeout_minutes: u32,
+}
+
+impl HookConfig {
+    /// The hook's timeout.
+    pub fn timeout_ms(&self) -> u64 {
+        u64::from(self.timeout_minutes) * 60_000
+    }
 }
 
 /// `[service.smoke]`: how `verify` judges a rollout.
@@ -78,6 +97,10 @@ pub struct ServiceConfig {
 pub struct SmokeConfig {
     /// Base URL the check paths are joined to.
     pub url: String,
+    /// Base URL of the test listener (blue/green): where POST_TEST_TRAFFIC_SHIFT checks go.
+    pub test_url: Option<String>,
+    /// Headers added to every request through the test listener (for header-based test rules).
+    pub test_headers: BTreeMap<String, String>,
     /// Rounds before giving up.
     pub attempts: u32,
     /// Pause between rounds.
@@ -99,9 +122,46 @@ pub struct SmokeConfig {
 impl SmokeConfig {
     /// Worst-case time the rounds and the probe can take, for the verify function's time budget.
     pub fn budget_ms(&self) -> u64 {
-        let rounds = u64::from(self.attempts) * (self.interval_ms + self.timeout_ms * self.checks.len() as u64);
-        let probe = self.read_after_write.as_ref().map_or(0, |p| (u64::from(p.reads) + 2) * self.timeout_ms);
-        rounds + probe
+        u64::from(self.attempts) * (self.interval_ms + self.round_ms()) + self.probe_ms()
+    }
+
+    /// Worst-case time of one round of checks.
+    pub fn round_ms(&self) -> u64 {
+        self.timeout_ms * self.checks.len() as u64
+    }
+
+    /// Worst-case time of the read-after-write probe (write, reads, delete).
+    pub fn probe_ms(&self) -> u64 {
+        self.read_after_write.as_ref().map_or(0, |p| (u64::from(p.reads) + 2) * self.timeout_ms)
+    }
+
+    /// Worst-case time a hook invocation takes: one round, and the probe after the last.
+    pub fn invocation_ms(&self) -> u64 {
+        self.round_ms() + self.probe_ms()
+    }
+
+    /// The checks as they go through `listener`: the test listener's URL and headers, or these.
+    pub fn through(&self, listener: Listener) -> SmokeConfig {
+        let mut aimed = self.clone();
+        if listener == Listener::Test {
+            if let Some(url) = &self.test_url {
+                aimed.url = url.clone();
+            }
+            for check in &mut aimed.checks {
+                for (k, v) in &self.test_headers {
+                    check.headers.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            if let Some(p) = &mut aimed.read_after_write {
+                for (k, v) in &self.test_headers {
+                    p.headers.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+        // In blue/green the production target group holds blue while green is tested, and ECS
+        // reaches these stages only with green's tasks healthy: the gate would judge the wrong tasks.
+        aimed.target_group_arn = None;
+        aimed
     }
 }
 
@@ -239,6 +299,44 @@ impl Config {
                 Some(t) => Some(parse_smoke(t, &format!("{path}.smoke"), source)?),
                 None => None,
             };
+            let hook = match f.table("hook")? {
+                Some(t) => Some(parse_hook(t, &format!("{path}.hook"), source)?),
+                None => None,
+            };
+            match (&hook, &smoke) {
+                (Some(_), None) => {
+                    return Err(f.err(
+                        "smoke",
+                        "missing: [service.hook] makes pushdeploy ECS's lifecycle hook, and the hook judges with [service.smoke] (url and checks)".into(),
+                    ))
+                }
+                (Some(h), Some(s)) if h.stages.contains(&Stage::PostTestTrafficShift) && s.test_url.is_none() => {
+                    return Err(f.err(
+                        "smoke.test_url",
+                        "missing: [service.hook] checks at POST_TEST_TRAFFIC_SHIFT, through the load balancer's test listener; set test_url to it".into(),
+                    ))
+                }
+                (None, Some(s)) if s.test_url.is_some() || !s.test_headers.is_empty() => {
+                    return Err(f.err(
+                        "smoke.test_url",
+                        "only [service.hook] checks through the test listener: add [service.hook] or remove test_url and test_headers".into(),
+                    ))
+                }
+                (Some(h), Some(s)) => {
+                    // ECS calls back `interval_ms` (whole seconds) after each IN_PROGRESS answer.
+                    let worst = u64::from(s.attempts) * (s.interval_ms.div_ceil(1000) * 1000 + s.round_ms()) + s.probe_ms();
+                    if worst > h.timeout_ms() {
+                        return Err(f.err(
+                            "hook.timeout_minutes",
+                            format!(
+                                "the smoke test may take {worst} ms at worst (attempts × (interval_ms rounded up to seconds + timeout_ms × checks) + probe), longer than the hook's {} min: ECS would act on its timeout before pushdeploy's verdict; raise timeoutConfiguration.timeoutInMinutes (and this) or lower attempts, interval_ms or timeout_ms",
+                                h.timeout_minutes
+                            ),
+                        ));
+                    }
+                }
+                _ => {}
+            }
             f.finish()?;
             services.push(ServiceConfig {
                 name,
@@ -251,14 +349,30 @@ impl Config {
                 base,
                 smoke,
                 keep_revisions,
+                hook,
             });
         }
         Ok(Self { source: source.to_string(), services })
     }
 
-    /// Refuses smoke tests whose worst case would not fit in `available_ms` (the verify function's timeout less a margin).
+    /// Refuses smoke tests whose worst case would not fit in `available_ms` (the verify function's
+    /// timeout less a margin), and hook checks that would not fit in the hook's own timeout.
     pub fn check_smoke_budget(&self, available_ms: u64) -> Result<(), ConfigError> {
         for (i, s) in self.services.iter().enumerate() {
+            if let (Some(smoke), Some(_)) = (&s.smoke, &s.hook) {
+                // One round per invocation: each invocation must fit, not the whole test.
+                let per_invocation = smoke.invocation_ms();
+                if per_invocation > available_ms {
+                    return Err(ConfigError {
+                        file: self.source.clone(),
+                        key: format!("service[{i}].smoke"),
+                        message: format!(
+                            "one hook invocation runs a round and, after the last, the probe: timeout_ms × checks + probe = {per_invocation} ms does not fit in the {available_ms} ms the verify function has; lower timeout_ms or raise the function's timeout"
+                        ),
+                    });
+                }
+                continue;
+            }
             if let Some(smoke) = &s.smoke {
                 let budget = smoke.budget_ms();
                 if budget > available_ms {
@@ -347,12 +461,52 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
     }
 }
 
+fn parse_hook(t: Table, path: &str, source: &str) -> Result<HookConfig, ConfigError> {
+    let mut f = Fields::new(t, path, source);
+    let names = f.req_str_array("stages")?;
+    if names.is_empty() {
+        return Err(f.err("stages", format!("empty: list the stages to check at, of {:?}", Stage::checking())));
+    }
+    let mut stages = Vec::with_capacity(names.len());
+    for (j, name) in names.iter().enumerate() {
+        let key = format!("stages[{j}]");
+        let stage = Stage::parse(name).ok_or_else(|| f.err(&key, format!("{name:?} is not an ECS lifecycle stage")))?;
+        if stage.listener().is_none() {
+            return Err(f.err(
+                &key,
+                format!(
+                    "pushdeploy checks nothing at {name}: green serves no traffic yet there; use {:?}",
+                    Stage::checking()
+                ),
+            ));
+        }
+        if stages.contains(&stage) {
+            return Err(f.err(&key, format!("{name} is listed twice")));
+        }
+        stages.push(stage);
+    }
+    stages.sort();
+    let timeout_minutes = f.opt_int("timeout_minutes", 1, 1440)?.unwrap_or(1440) as u32;
+    f.finish()?;
+    Ok(HookConfig { stages, timeout_minutes })
+}
+
+fn http_url(f: &Fields<'_>, key: &str, url: &str) -> Result<(), ConfigError> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
+        return Err(f.err(key, format!("{url:?} is not an http:// or https:// URL")));
+    }
+    Ok(())
+}
+
 fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeConfig, ConfigError> {
     let mut f = Fields::new(t, path, source);
     let url = f.req_str("url")?;
-    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
-        return Err(f.err("url", format!("{url:?} is not an http:// or https:// URL")));
+    http_url(&f, "url", &url)?;
+    let test_url = f.opt_str("test_url")?;
+    if let Some(u) = &test_url {
+        http_url(&f, "test_url", u)?;
     }
+    let test_headers = string_table(&mut f, "test_headers")?;
     let attempts = f.opt_int("attempts", 1, 1000)?.unwrap_or(10) as u32;
     let interval_ms = f.opt_int("interval_ms", 0, 600_000)?.unwrap_or(3000) as u64;
     let timeout_ms = f.opt_int("timeout_ms", 1, 600_000)?.unwrap_or(5000) as u64;
@@ -383,6 +537,8 @@ fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeConfig, Config
     f.finish()?;
     Ok(SmokeConfig {
         url,
+        test_url,
+        test_headers,
         attempts,
         interval_ms,
         timeout_ms,
@@ -758,6 +914,49 @@ mod tests {
             key_of(&ok.replace("read_path='todoItems'", "read_path='http://evil/'")),
             "service[0].smoke.read_after_write.read_path"
         );
+    }
+
+    #[test]
+    fn hook_stages_need_a_smoke_test_a_test_url_and_a_timeout_that_fits() {
+        let smoke = "[service.smoke]\nurl='http://prod/'\ntest_url='http://test:8080/'\ntest_headers={x-pushdeploy-test='1'}\nattempts=5\ninterval_ms=1500\ntimeout_ms=2000\nconsecutive=2\n[[service.smoke.check]]\npath='/'\n";
+        let hook =
+            "[service.hook]\nstages=['POST_TEST_TRAFFIC_SHIFT','POST_PRODUCTION_TRAFFIC_SHIFT']\ntimeout_minutes=5\n";
+        let c = parse(&format!("{MIN}{smoke}{hook}")).unwrap();
+        let s = &c.services[0];
+        let h = s.hook.as_ref().unwrap();
+        assert_eq!(h.stages, vec![Stage::PostTestTrafficShift, Stage::PostProductionTrafficShift]);
+        assert_eq!(h.timeout_ms(), 300_000);
+        let test = s.smoke.as_ref().unwrap().through(Listener::Test);
+        assert_eq!(test.url, "http://test:8080/");
+        assert_eq!(test.checks[0].headers.get("x-pushdeploy-test").map(String::as_str), Some("1"));
+        let prod = s.smoke.as_ref().unwrap().through(Listener::Production);
+        assert_eq!(prod.url, "http://prod/");
+        assert!(prod.checks[0].headers.is_empty());
+
+        assert_eq!(key_of(&format!("{MIN}{hook}")), "service[0].smoke");
+        assert_eq!(
+            key_of(&format!("{MIN}{}{hook}", smoke.replace("test_url='http://test:8080/'\n", ""))),
+            "service[0].smoke.test_url"
+        );
+        assert_eq!(key_of(&format!("{MIN}{smoke}")), "service[0].smoke.test_url", "a test URL only a hook uses");
+        assert_eq!(
+            key_of(&format!("{MIN}{smoke}{}", hook.replace("'POST_TEST_TRAFFIC_SHIFT',", "'PRE_SCALE_UP',"))),
+            "service[0].hook.stages[0]"
+        );
+        assert_eq!(
+            key_of(&format!("{MIN}{smoke}{}", hook.replace("'POST_TEST_TRAFFIC_SHIFT'", "'SOON'"))),
+            "service[0].hook.stages[0]"
+        );
+        assert_eq!(key_of(&format!("{MIN}{smoke}[service.hook]\nstages=[]\n")), "service[0].hook.stages");
+        // 5 × (2 s + 2000 ms × 1 check) = 20 s: a 1-minute timeout fits, 30 attempts do not.
+        assert!(parse(&format!("{MIN}{smoke}{}", hook.replace("=5", "=1"))).is_ok());
+        let e = parse(&format!("{MIN}{}{}", smoke.replace("attempts=5", "attempts=30"), hook.replace("=5", "=1")))
+            .unwrap_err();
+        assert_eq!(e.key, "service[0].hook.timeout_minutes");
+        assert!(e.message.contains("120000 ms at worst"), "{e}");
+        // Each invocation runs one round: 2000 ms must fit in verify's time, not the 20 s whole.
+        assert!(c.check_smoke_budget(2_000).is_ok());
+        assert_eq!(c.check_smoke_budget(1_999).unwrap_err().key, "service[0].smoke");
     }
 
     #[test]

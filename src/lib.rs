@@ -13,6 +13,7 @@ pub mod emf;
 pub mod error;
 pub mod event;
 pub mod glob;
+pub mod hook;
 pub mod image;
 pub mod lease;
 pub mod live_config;

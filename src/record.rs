@@ -131,8 +131,39 @@ pub struct DeploymentRecord {
     /// rollback pins a tag-based revision to, since the tag may point elsewhere by then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_digests: Option<std::collections::BTreeMap<String, String>>,
+    /// Who rolled it back when not pushdeploy: `ecs`, after a lifecycle hook answered FAILED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_by: Option<String>,
+    /// ECS's service deployment, when its lifecycle hooks called pushdeploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_deployment_arn: Option<String>,
+    /// The lifecycle hook's checks, one per stage (and per step of a linear or canary shift).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hook_checks: Vec<HookCheck>,
     /// Steps with times.
     pub timeline: Vec<TimelineEntry>,
+}
+
+/// One lifecycle hook check's verdict: what a duplicate or late invocation answers again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookCheck {
+    /// The stage, with the step's weight for a production shift (`PRODUCTION_TRAFFIC_SHIFT@10`).
+    pub check: String,
+    /// `test` or `production`.
+    pub listener: String,
+    /// The share of production traffic the new revision had, in percent.
+    pub production_share: f64,
+    /// The verdict.
+    pub passed: bool,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Rounds run, across invocations.
+    pub rounds: u32,
+    /// The last round (and the probe), as the smoke engine reported them.
+    pub smoke: serde_json::Value,
+    /// When the verdict came (RFC 3339).
+    pub at: String,
 }
 
 impl DeploymentRecord {
@@ -237,6 +268,9 @@ impl DeploymentRecord {
             rolled_back_to: None,
             rollback_deployment: None,
             previous_digests: None,
+            rolled_back_by: None,
+            service_deployment_arn: None,
+            hook_checks: Vec::new(),
             timeline: vec![TimelineEntry { event: "started".into(), at: now() }],
             ..r.service_of.clone()
         })

@@ -279,6 +279,9 @@ mod tests {
             rolled_back_to: None,
             rollback_deployment: None,
             previous_digests: None,
+            rolled_back_by: None,
+            service_deployment_arn: None,
+            hook_checks: Vec::new(),
             timeline: events.iter().map(|(e, t)| TimelineEntry { event: (*e).into(), at: at_(*t) }).collect(),
         }
     }

@@ -65,6 +65,9 @@ pub(crate) mod tests {
             rolled_back_to: None,
             rollback_deployment: None,
             previous_digests: None,
+            rolled_back_by: None,
+            service_deployment_arn: None,
+            hook_checks: Vec::new(),
             timeline: vec![TimelineEntry { event: "started".into(), at: started.into() }],
         }
     }

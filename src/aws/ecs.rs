@@ -79,6 +79,26 @@ impl EcsClient {
         }
     }
 
+    /// The task definition a service revision runs (a lifecycle hook's `targetServiceRevisionArn`),
+    /// or `None` when ECS does not know the revision.
+    pub async fn revision_task_definition(&self, revision_arn: &str) -> Result<Option<String>, AwsError> {
+        let out =
+            self.client.describe_service_revisions().service_revision_arns(revision_arn).send().await.map_err(|e| {
+                aws_error(
+                    "ECS DescribeServiceRevisions",
+                    revision_arn,
+                    "ecs:DescribeServiceRevisions on the cluster's service revisions (the verify role)",
+                    e,
+                )
+            })?;
+        Ok(out
+            .service_revisions()
+            .iter()
+            .find(|r| r.service_revision_arn() == Some(revision_arn))
+            .and_then(|r| r.task_definition())
+            .map(str::to_string))
+    }
+
     /// The task definition each of `services` in `cluster` runs, read with one DescribeServices
     /// per ten services (its limit): a push that matches many services costs one read, not many.
     /// The outer error is the call's; an inner one says that service is missing or not ACTIVE.

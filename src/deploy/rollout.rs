@@ -351,6 +351,9 @@ impl Deployer {
             rolled_back_to: None,
             rollback_deployment: None,
             previous_digests: None,
+            rolled_back_by: None,
+            service_deployment_arn: None,
+            hook_checks: Vec::new(),
             timeline,
         }
     }

@@ -92,12 +92,7 @@ pub async fn run(
             let probe = probe(smoke, probe_cfg, http, marker_seed, timeout).await;
             if !probe.passed {
                 report.passed = false;
-                report.reason = Some(format!(
-                    "read-after-write: {} of {} reads saw the item just written ({}); state is not shared across tasks",
-                    probe.reads_seen,
-                    probe.reads,
-                    probe.failures.first().map(String::as_str).unwrap_or("no detail")
-                ));
+                report.reason = Some(probe_failure(&probe));
             }
             report.read_after_write = Some(probe);
         }
@@ -106,7 +101,35 @@ pub async fn run(
     report
 }
 
-fn failure_reason(smoke: &SmokeConfig, last: &RoundResult, rounds: u32) -> String {
+/// One round for a lifecycle hook invocation, which runs a round and returns (ECS calls again for
+/// the next): the gate, when configured, then every check.
+pub async fn one_round(smoke: &SmokeConfig, http: &HttpClient, elbv2: Option<&Elbv2Client>, round: u32) -> RoundResult {
+    run_round(smoke, http, elbv2, round, Duration::from_millis(smoke.timeout_ms)).await
+}
+
+/// The read-after-write probe, when configured: `Err` with the reason when it failed.
+pub async fn probe_after_pass(
+    smoke: &SmokeConfig,
+    http: &HttpClient,
+    marker_seed: &str,
+) -> (Option<ProbeResult>, Result<(), String>) {
+    let Some(cfg) = &smoke.read_after_write else { return (None, Ok(())) };
+    let p = probe(smoke, cfg, http, marker_seed, Duration::from_millis(smoke.timeout_ms)).await;
+    let verdict = if p.passed { Ok(()) } else { Err(probe_failure(&p)) };
+    (Some(p), verdict)
+}
+
+fn probe_failure(probe: &ProbeResult) -> String {
+    format!(
+        "read-after-write: {} of {} reads saw the item just written ({}); state is not shared across tasks",
+        probe.reads_seen,
+        probe.reads,
+        probe.failures.first().map(String::as_str).unwrap_or("no detail")
+    )
+}
+
+/// Why a run of rounds failed, in a sentence: the failing check of the last round.
+pub fn failure_reason(smoke: &SmokeConfig, last: &RoundResult, rounds: u32) -> String {
     let what = if let Some(t) = &last.targets {
         t.clone()
     } else {

@@ -125,13 +125,24 @@ impl Tally {
         Self { attempts, consecutive, done: 0, streak: 0 }
     }
 
+    /// A tally that has already counted `done` rounds ending in a streak of `streak` (carried
+    /// between hook invocations).
+    pub fn resume(attempts: u32, consecutive: u32, done: u32, streak: u32) -> Self {
+        Self { attempts, consecutive, done, streak: streak.min(done) }
+    }
+
+    /// Passing rounds in a row so far.
+    pub fn streak(&self) -> u32 {
+        self.streak
+    }
+
     /// Records a round and says whether to go on; fails as soon as the streak is out of reach.
     pub fn record(&mut self, passed: bool) -> Progress {
         self.done += 1;
         self.streak = if passed { self.streak + 1 } else { 0 };
         if self.streak >= self.consecutive {
             Progress::Pass
-        } else if self.attempts - self.done < self.consecutive - self.streak {
+        } else if self.attempts.saturating_sub(self.done) < self.consecutive - self.streak {
             Progress::Fail
         } else {
             Progress::Continue

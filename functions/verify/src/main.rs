@@ -1,7 +1,10 @@
-//! The `verify` Lambda: ECS deployment state changes in; verdicts, rollbacks and notifications out.
+//! The `verify` Lambda: ECS deployment state changes and lifecycle hook invocations in; verdicts,
+//! rollbacks and notifications out.
 
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
+use pushdeploy::hook::HookAnswer;
 use pushdeploy::outcome::{Outcome, Summary};
+use pushdeploy::verify::Answer;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
@@ -28,8 +31,12 @@ async fn main() -> Result<(), Error> {
             Err(reason) => Err(reason.clone()),
         };
         let answer = match verifier {
-            Ok(v) => v.handle(event.payload, deadline).await.map_err(diagnostic),
-            Err(reason) => Ok(Summary::only(Outcome::Rejected, reason)),
+            Ok(v) => v.invoke(event.payload, deadline).await.map_err(diagnostic),
+            // A hook that cannot start answers FAILED, so ECS keeps blue.
+            Err(reason) if pushdeploy::hook::is_hook_payload(&event.payload) => {
+                Ok(Answer::Hook(HookAnswer::failed(format!("pushdeploy cannot start: {reason}"))))
+            }
+            Err(reason) => Ok(Answer::Event(Summary::only(Outcome::Rejected, reason))),
         };
         pushdeploy::setup::flush_metrics(metrics);
         answer

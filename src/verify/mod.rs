@@ -1,4 +1,7 @@
-//! Orchestration of a verify: an ECS deployment event in, a verdict recorded, notified and acted on.
+//! Orchestration of a verify: an ECS deployment event (or a lifecycle hook invocation) in, a
+//! verdict recorded, notified and acted on.
+
+mod hook;
 
 use std::time::Instant;
 
@@ -15,6 +18,7 @@ use crate::config::Config;
 use crate::error::AwsError;
 use crate::error::Error;
 use crate::event::{self, DeploymentState, EcsDeploymentEvent, Trigger};
+use crate::hook::HookAnswer;
 use crate::image::ImageRef;
 use crate::lease::{self, Claim, Lease};
 use crate::notify::{problem_message, verdict_message, Problem};
@@ -43,8 +47,26 @@ pub struct Verifier {
     pub http: HttpClient,
 }
 
+/// What verify answers: a summary for an event, or what a lifecycle hook answers ECS.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// An ECS deployment event's verdict.
+    Event(Summary),
+    /// `{"hookStatus", "callBackDelay", "hookDetails"}`.
+    Hook(HookAnswer),
+}
+
 impl Verifier {
-    /// Handles one invocation; `deadline` is when the verdict must be in hand.
+    /// Handles one invocation of the function: a lifecycle hook invocation from ECS, or an event.
+    pub async fn invoke(&self, payload: Value, deadline: Instant) -> Result<Answer, Error> {
+        if crate::hook::is_hook_payload(&payload) {
+            return Ok(Answer::Hook(self.hook(&payload, deadline).await?));
+        }
+        Ok(Answer::Event(self.handle(payload, deadline).await?))
+    }
+
+    /// Handles one event; `deadline` is when the verdict must be in hand.
     /// `Err` for transient AWS failures and for a failed rollback, so Lambda retries.
     pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Summary, Error> {
         match event::parse(payload) {
@@ -151,7 +173,23 @@ impl Verifier {
             self.settle(&rec, e).await?;
             return Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true));
         }
-        let smoke = self.config.by_ecs_service(&rec.cluster, &rec.service).and_then(|s| s.smoke.as_ref());
+        if !rec.hook_checks.is_empty() {
+            // The lifecycle hook checked before (and while) traffic shifted; a failed check has
+            // already settled the record, so every check here passed. Not tested again.
+            let checks: Vec<&str> = rec.hook_checks.iter().map(|c| c.check.as_str()).collect();
+            rec.status = Status::Verified;
+            rec.reason =
+                Some(format!("checked by the lifecycle hook at {}; ECS completed the deployment", checks.join(", ")));
+            rec.stamp("verified", record::now());
+            self.settle(&rec, e).await?;
+            self.prune(&rec).await;
+            return Ok(self.answer(&rec, Outcome::Verified, rec.reason.clone().unwrap_or_default(), true));
+        }
+        let svc = self.config.by_ecs_service(&rec.cluster, &rec.service);
+        if svc.is_some_and(|s| s.hook.is_some()) {
+            warn!(service = %rec.name, deployment_id = %rec.id, "[service.hook] is configured but ECS never called the hook for this deployment: check the service's deploymentConfiguration.lifecycleHooks; smoke-testing after the rollout instead");
+        }
+        let smoke = svc.and_then(|s| s.smoke.as_ref());
         let Some(smoke) = smoke else {
             rec.status = Status::Verified;
             rec.reason = Some("no smoke test configured: ECS reports the rollout completed".into());
@@ -512,8 +550,14 @@ impl Verifier {
 
     /// Writes a record that reached a verdict, logs it and notifies.
     async fn settle(&self, rec: &DeploymentRecord, e: &EcsDeploymentEvent) -> Result<(), Error> {
+        self.settle_for(rec, &e.event_id).await
+    }
+
+    /// Writes a record that reached a verdict on behalf of `event_id` (an event or a hook
+    /// execution), logs it, counts it and notifies.
+    async fn settle_for(&self, rec: &DeploymentRecord, event_id: &str) -> Result<(), Error> {
         self.save(rec).await?;
-        self.log(rec, e, rec.status.as_str());
+        self.log_for(rec, event_id, rec.status.as_str());
         crate::emf::record(&rec.name, &crate::emf::verdict(rec));
         self.publish(&verdict_message(rec)).await;
         Ok(())
@@ -530,10 +574,14 @@ impl Verifier {
     }
 
     fn log(&self, rec: &DeploymentRecord, e: &EcsDeploymentEvent, outcome: &str) {
+        self.log_for(rec, &e.event_id, outcome)
+    }
+
+    fn log_for(&self, rec: &DeploymentRecord, event_id: &str, outcome: &str) {
         info!(
             service = %rec.name,
             image = %rec.image_uri,
-            event_id = %e.event_id,
+            event_id = %event_id,
             deployment_id = %rec.id,
             outcome,
             reason = rec.reason.as_deref().unwrap_or(""),

@@ -1,0 +1,514 @@
+//! ECS lifecycle hooks (blue/green, linear and canary deployments): the invocation ECS sends, the
+//! answer it expects, and the smoke tally carried between invocations in `hookDetails`. Pure.
+//!
+//! The payload is AWS's "Lambda hooks for Amazon ECS service deployments": `executionId`,
+//! `lifecycleStage`, `resourceArn` (the service deployment), `executionDetails` (`serviceArn`,
+//! `targetServiceRevisionArn`, `testTrafficWeights`, `productionTrafficWeights`) and `hookDetails`
+//! (the service's hook config merged with what the last IN_PROGRESS answer returned).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::error::InputError;
+use crate::event::parse_service_arn;
+use crate::image::truncate;
+use crate::smoke::judge::{Progress, Tally};
+
+/// The key of pushdeploy's own entry in `hookDetails`; the rest of the map belongs to the user.
+pub const DETAILS_KEY: &str = "pushdeploy";
+
+/// A lifecycle stage of an ECS service deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// Reconciling a service with more than one ACTIVE revision.
+    ReconcileService,
+    /// Before the green revision's tasks start.
+    PreScaleUp,
+    /// Green tasks run and are healthy; no traffic yet.
+    PostScaleUp,
+    /// Test traffic shifts to green.
+    TestTrafficShift,
+    /// Green serves all test traffic; production still on blue.
+    PostTestTrafficShift,
+    /// Before a production shift (each step of linear and canary).
+    PreProductionTrafficShift,
+    /// Production traffic shifts (each step of linear and canary).
+    ProductionTrafficShift,
+    /// Green serves all production traffic; blue still runs until bake time ends.
+    PostProductionTrafficShift,
+}
+
+/// Which listener a check goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The test listener (rule): green only, no users.
+    Test,
+    /// The production listener: users.
+    Production,
+}
+
+impl Stage {
+    /// Every stage, in the order a deployment passes them.
+    pub const ALL: [Stage; 8] = [
+        Stage::ReconcileService,
+        Stage::PreScaleUp,
+        Stage::PostScaleUp,
+        Stage::TestTrafficShift,
+        Stage::PostTestTrafficShift,
+        Stage::PreProductionTrafficShift,
+        Stage::ProductionTrafficShift,
+        Stage::PostProductionTrafficShift,
+    ];
+
+    /// ECS's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::ReconcileService => "RECONCILE_SERVICE",
+            Stage::PreScaleUp => "PRE_SCALE_UP",
+            Stage::PostScaleUp => "POST_SCALE_UP",
+            Stage::TestTrafficShift => "TEST_TRAFFIC_SHIFT",
+            Stage::PostTestTrafficShift => "POST_TEST_TRAFFIC_SHIFT",
+            Stage::PreProductionTrafficShift => "PRE_PRODUCTION_TRAFFIC_SHIFT",
+            Stage::ProductionTrafficShift => "PRODUCTION_TRAFFIC_SHIFT",
+            Stage::PostProductionTrafficShift => "POST_PRODUCTION_TRAFFIC_SHIFT",
+        }
+    }
+
+    /// The stage ECS names `s`.
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// The listener pushdeploy checks through at this stage; `None` where it checks nothing
+    /// (green has no traffic yet, or the stage only announces a shift about to happen).
+    pub fn listener(self) -> Option<Listener> {
+        match self {
+            Stage::PostTestTrafficShift => Some(Listener::Test),
+            Stage::ProductionTrafficShift | Stage::PostProductionTrafficShift => Some(Listener::Production),
+            _ => None,
+        }
+    }
+
+    /// The stages pushdeploy can check at, for config errors.
+    pub fn checking() -> Vec<&'static str> {
+        Stage::ALL.into_iter().filter(|s| s.listener().is_some()).map(Stage::as_str).collect()
+    }
+}
+
+/// One hook invocation, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookInvocation {
+    /// ECS's id of this hook execution.
+    pub execution_id: String,
+    /// The stage.
+    pub stage: Stage,
+    /// The service deployment (`arn:aws:ecs:…:service-deployment/cluster/service/id`).
+    pub resource_arn: String,
+    /// Cluster name, from `serviceArn`.
+    pub cluster: String,
+    /// Service name, from `serviceArn`.
+    pub service: String,
+    /// The green service revision.
+    pub target_revision: String,
+    /// Test traffic per revision ARN, in percent.
+    pub test_weights: BTreeMap<String, f64>,
+    /// Production traffic per revision ARN, in percent.
+    pub production_weights: BTreeMap<String, f64>,
+    /// `hookDetails` as ECS passed them.
+    pub hook_details: Map<String, Value>,
+}
+
+/// True when `value` is shaped as a lifecycle hook invocation (rather than an EventBridge event).
+pub fn is_hook_payload(value: &Value) -> bool {
+    value.as_object().is_some_and(|o| {
+        ["lifecycleStage", "executionDetails", "executionId", "hookDetails"].iter().any(|k| o.contains_key(*k))
+    })
+}
+
+/// Parses a hook invocation; every missing or odd field is named.
+pub fn parse(value: &Value) -> Result<HookInvocation, InputError> {
+    let obj = value.as_object().ok_or_else(|| InputError::new("hook payload must be a JSON object"))?;
+    let text = |o: &Map<String, Value>, k: &str, within: &str| -> Result<String, InputError> {
+        match o.get(k) {
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= 2048 => Ok(s.clone()),
+            Some(other) => {
+                Err(InputError::new(format!("{within}{k} is {}, not an ARN or id", truncate(&other.to_string()))))
+            }
+            None => Err(InputError::new(format!("{within}{k} is missing"))),
+        }
+    };
+    let stage_name = text(obj, "lifecycleStage", "")?;
+    let stage = Stage::parse(&stage_name).ok_or_else(|| {
+        InputError::new(format!("lifecycleStage {:?} is not an ECS lifecycle stage", truncate(&stage_name)))
+    })?;
+    let execution_id = text(obj, "executionId", "")?;
+    let resource_arn = text(obj, "resourceArn", "")?;
+    let details = obj
+        .get("executionDetails")
+        .and_then(Value::as_object)
+        .ok_or_else(|| InputError::new("executionDetails is missing or not an object"))?;
+    let within = "executionDetails.";
+    let service_arn = text(details, "serviceArn", within)?;
+    let (cluster, service) = parse_service_arn(&service_arn)?;
+    let target_revision = text(details, "targetServiceRevisionArn", within)?;
+    if !target_revision.starts_with("arn:") || !target_revision.contains(":service-revision/") {
+        return Err(InputError::new(format!(
+            "executionDetails.targetServiceRevisionArn {:?} is not a service revision ARN",
+            truncate(&target_revision)
+        )));
+    }
+    if !resource_arn.starts_with("arn:") || !resource_arn.contains(":service-deployment/") {
+        return Err(InputError::new(format!(
+            "resourceArn {:?} is not a service deployment ARN",
+            truncate(&resource_arn)
+        )));
+    }
+    let weights = |k: &str| -> Result<BTreeMap<String, f64>, InputError> {
+        match details.get(k) {
+            None | Some(Value::Null) => Ok(BTreeMap::new()),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(arn, w)| match w.as_f64() {
+                    Some(w) if (0.0..=100.0).contains(&w) => Ok((arn.clone(), w)),
+                    _ => Err(InputError::new(format!(
+                        "{within}{k}[{}] is {}, not a percentage",
+                        truncate(arn),
+                        truncate(&w.to_string())
+                    ))),
+                })
+                .collect(),
+            Some(other) => Err(InputError::new(format!("{within}{k} is {}, not a map", truncate(&other.to_string())))),
+        }
+    };
+    let test_weights = weights("testTrafficWeights")?;
+    let production_weights = weights("productionTrafficWeights")?;
+    let hook_details = match obj.get("hookDetails") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(other) => {
+            return Err(InputError::new(format!("hookDetails is {}, not a map", truncate(&other.to_string()))))
+        }
+    };
+    Ok(HookInvocation {
+        execution_id,
+        stage,
+        resource_arn,
+        cluster,
+        service,
+        target_revision,
+        test_weights,
+        production_weights,
+        hook_details,
+    })
+}
+
+impl HookInvocation {
+    /// True when ECS is shifting traffic back to blue: it re-invokes the traffic-shift stages with
+    /// green at 0 % and another revision above it. pushdeploy never stands in a rollback's way.
+    pub fn rolling_back(&self) -> bool {
+        let back = |w: &BTreeMap<String, f64>| {
+            w.get(&self.target_revision) == Some(&0.0)
+                && w.iter().any(|(arn, v)| *arn != self.target_revision && *v > 0.0)
+        };
+        matches!(self.stage, Stage::TestTrafficShift | Stage::ProductionTrafficShift)
+            && (back(&self.production_weights) || back(&self.test_weights))
+    }
+
+    /// The share of production traffic green has at this stage, in percent: 0 before any
+    /// production shift, the step's weight during one, 100 after the last.
+    pub fn production_share(&self) -> f64 {
+        match self.stage {
+            Stage::PostProductionTrafficShift => {
+                self.production_weights.get(&self.target_revision).copied().filter(|w| *w > 0.0).unwrap_or(100.0)
+            }
+            Stage::ProductionTrafficShift => {
+                self.production_weights.get(&self.target_revision).copied().unwrap_or(100.0)
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// What one check is about: the stage, and for a production shift the step's weight (each
+    /// step of a linear or canary deployment is checked on its own).
+    pub fn check_key(&self) -> String {
+        match self.stage {
+            Stage::ProductionTrafficShift => format!("{}@{}", self.stage.as_str(), fmt_share(self.production_share())),
+            s => s.as_str().to_string(),
+        }
+    }
+
+    /// The timeline event of this check: `post_test_traffic_shift`, `production_traffic_shift_10pct`.
+    pub fn timeline_event(&self) -> String {
+        match self.stage {
+            Stage::ProductionTrafficShift => {
+                format!("{}_{}pct", self.stage.as_str().to_ascii_lowercase(), fmt_share(self.production_share()))
+            }
+            s => s.as_str().to_ascii_lowercase(),
+        }
+    }
+
+    /// The tally an earlier IN_PROGRESS answer left for this very check of `deployment`, if any.
+    pub fn carried(&self, deployment: &str) -> Option<Carried> {
+        let c: Carried = serde_json::from_value(self.hook_details.get(DETAILS_KEY)?.clone()).ok()?;
+        (c.check == self.check_key() && c.deployment == deployment).then_some(c)
+    }
+}
+
+/// A percentage as people write it: `10`, `12.5`.
+pub fn fmt_share(w: f64) -> String {
+    if w.fract() == 0.0 {
+        format!("{w:.0}")
+    } else {
+        format!("{w}")
+    }
+}
+
+/// The smoke tally carried in `hookDetails.pushdeploy` from one invocation to the next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carried {
+    /// The check it belongs to ([`HookInvocation::check_key`]).
+    pub check: String,
+    /// The deployment record it belongs to.
+    pub deployment: String,
+    /// Rounds run so far.
+    pub rounds: u32,
+    /// Passing rounds in a row so far.
+    pub streak: u32,
+    /// When the first round ran (epoch ms).
+    pub started_ms: u64,
+}
+
+/// What a smoke check at a hook stage may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Rounds allowed.
+    pub attempts: u32,
+    /// Passing rounds in a row required.
+    pub consecutive: u32,
+    /// ECS's callback delay between rounds.
+    pub interval_ms: u64,
+    /// The hook's timeout (`timeoutConfiguration.timeoutInMinutes`).
+    pub timeout_ms: u64,
+}
+
+/// Whether another round can still lead to a pass; `Err` says why not.
+pub fn before_round(c: &Carried, b: &Budget, now_ms: u64) -> Result<(), String> {
+    let needed = b.consecutive.saturating_sub(c.streak);
+    let left = b.attempts.saturating_sub(c.rounds);
+    if left < needed || left == 0 {
+        return Err(format!(
+            "{} of {} rounds used with {} passing in a row: {needed} more passing rounds cannot fit in the {left} left",
+            c.rounds, b.attempts, c.streak
+        ));
+    }
+    // The soonest a pass can come: `needed` rounds, a callback delay apart.
+    let soonest = now_ms + u64::from(needed.saturating_sub(1)) * b.interval_ms;
+    if soonest > c.started_ms + b.timeout_ms {
+        return Err(format!(
+            "the hook's timeout ({} min) would pass before {needed} more passing rounds, {} s apart",
+            b.timeout_ms / 60_000,
+            b.interval_ms / 1000
+        ));
+    }
+    Ok(())
+}
+
+/// What a round came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The streak is complete.
+    Passed(Carried),
+    /// It can no longer pass.
+    Failed(Carried),
+    /// Ask ECS to call again.
+    Again(Carried),
+}
+
+/// Counts one round into the carried tally.
+pub fn after_round(mut c: Carried, b: &Budget, passed: bool) -> Step {
+    let mut tally = Tally::resume(b.attempts, b.consecutive, c.rounds, c.streak);
+    let progress = tally.record(passed);
+    c.rounds = tally.rounds();
+    c.streak = tally.streak();
+    match progress {
+        Progress::Pass => Step::Passed(c),
+        Progress::Fail => Step::Failed(c),
+        Progress::Continue => Step::Again(c),
+    }
+}
+
+/// `hookStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HookStatus {
+    /// The deployment goes on to the next stage.
+    Succeeded,
+    /// ECS rolls the deployment back to blue.
+    Failed,
+    /// ECS calls again after `callBackDelay` seconds.
+    InProgress,
+}
+
+/// The answer ECS reads: `{"hookStatus", "callBackDelay", "hookDetails"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookAnswer {
+    /// The verdict.
+    pub hook_status: HookStatus,
+    /// Seconds until ECS calls again (IN_PROGRESS only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_back_delay: Option<u64>,
+    /// pushdeploy's entry: the carried tally (IN_PROGRESS), or why it answered as it did.
+    pub hook_details: Value,
+}
+
+impl HookAnswer {
+    /// Go on, saying why.
+    pub fn succeeded(why: impl Into<String>) -> Self {
+        Self::settled(HookStatus::Succeeded, why.into())
+    }
+
+    /// Roll back, saying why.
+    pub fn failed(why: impl Into<String>) -> Self {
+        Self::settled(HookStatus::Failed, why.into())
+    }
+
+    fn settled(hook_status: HookStatus, reason: String) -> Self {
+        Self { hook_status, call_back_delay: None, hook_details: json!({ DETAILS_KEY: { "reason": reason } }) }
+    }
+
+    /// Call again in `delay_ms` (whole seconds, at least one) with the tally so far.
+    pub fn again(delay_ms: u64, carried: &Carried, why: impl Into<String>) -> Self {
+        let mut details = serde_json::to_value(carried).expect("a tally always serializes");
+        details["reason"] = Value::String(why.into());
+        Self {
+            hook_status: HookStatus::InProgress,
+            call_back_delay: Some(delay_ms.div_ceil(1000).max(1)),
+            hook_details: json!({ DETAILS_KEY: details }),
+        }
+    }
+
+    /// Call again in `delay_ms` keeping pushdeploy's entry as ECS passed it (a transient failure
+    /// is no round: the tally stays as it was).
+    pub fn again_as_before(delay_ms: u64, before: Option<&Value>, why: impl Into<String>) -> Self {
+        let mut details = match before {
+            Some(Value::Object(m)) => Value::Object(m.clone()),
+            _ => json!({}),
+        };
+        details["reason"] = Value::String(why.into());
+        Self {
+            hook_status: HookStatus::InProgress,
+            call_back_delay: Some(delay_ms.div_ceil(1000).max(1)),
+            hook_details: json!({ DETAILS_KEY: details }),
+        }
+    }
+
+    /// The reason given, for logs and tests.
+    pub fn reason(&self) -> &str {
+        self.hook_details[DETAILS_KEY]["reason"].as_str().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let text = match name {
+            "post-test" => include_str!("../events/ecs-hook-post-test-traffic-shift.json"),
+            "canary" => include_str!("../events/ecs-hook-production-traffic-shift-canary.json"),
+            "post-production" => include_str!("../events/ecs-hook-post-production-traffic-shift.json"),
+            "rollback" => include_str!("../events/ecs-hook-production-traffic-shift-rollback.json"),
+            _ => unreachable!(),
+        };
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn the_fixtures_parse_as_aws_documents_them() {
+        let t = parse(&fixture("post-test")).unwrap();
+        assert_eq!(t.stage, Stage::PostTestTrafficShift);
+        assert_eq!((t.cluster.as_str(), t.service.as_str()), ("todo-cluster", "todo-backend"));
+        assert_eq!(t.stage.listener(), Some(Listener::Test));
+        assert_eq!(t.production_share(), 0.0);
+        assert_eq!(t.check_key(), "POST_TEST_TRAFFIC_SHIFT");
+        assert!(!t.rolling_back());
+        let c = parse(&fixture("canary")).unwrap();
+        assert_eq!(c.production_share(), 10.0);
+        assert_eq!(c.check_key(), "PRODUCTION_TRAFFIC_SHIFT@10");
+        assert_eq!(c.timeline_event(), "production_traffic_shift_10pct");
+        assert!(!c.rolling_back());
+        let p = parse(&fixture("post-production")).unwrap();
+        assert_eq!((p.production_share(), p.stage.listener()), (100.0, Some(Listener::Production)));
+        let r = parse(&fixture("rollback")).unwrap();
+        assert!(r.rolling_back(), "green at 0 %, blue at 100 % at a traffic shift: ECS is rolling back");
+        for name in ["post-test", "canary", "post-production", "rollback"] {
+            assert!(is_hook_payload(&fixture(name)));
+        }
+        assert!(!is_hook_payload(&json!({"detail-type": "ECS Deployment State Change"})));
+    }
+
+    #[test]
+    fn garbage_is_named() {
+        let base = fixture("post-test");
+        let err = |edit: &dyn Fn(&mut Value)| {
+            let mut v = base.clone();
+            edit(&mut v);
+            parse(&v).unwrap_err().0
+        };
+        assert!(err(&|v| v["lifecycleStage"] = json!("DEPLOY_NOW")).contains("not an ECS lifecycle stage"));
+        assert!(err(&|v| v["executionDetails"] = json!(7)).contains("executionDetails is missing"));
+        assert!(err(&|v| v["executionDetails"]["serviceArn"] = json!("x")).contains("not an ECS service ARN"));
+        assert!(err(&|v| v["executionDetails"]["targetServiceRevisionArn"] = json!(null))
+            .contains("targetServiceRevisionArn"));
+        assert!(err(&|v| v["executionDetails"]["productionTrafficWeights"] = json!({"a": 130}))
+            .contains("not a percentage"));
+        assert!(err(&|v| v["hookDetails"] = json!([1])).contains("hookDetails"));
+        assert!(err(&|v| v["resourceArn"] = json!("arn:aws:ecs:x:1:service/a/b")).contains("service deployment ARN"));
+        assert!(parse(&json!("POST_TEST_TRAFFIC_SHIFT")).is_err());
+    }
+
+    #[test]
+    fn the_tally_travels_in_hook_details_and_belongs_to_one_check() {
+        let mut inv = parse(&fixture("post-test")).unwrap();
+        let b = Budget { attempts: 5, consecutive: 2, interval_ms: 1500, timeout_ms: 600_000 };
+        let fresh =
+            Carried { check: inv.check_key(), deployment: "d1".into(), rounds: 0, streak: 0, started_ms: 1_000 };
+        let Step::Again(c) = after_round(fresh.clone(), &b, true) else { panic!() };
+        let answer = HookAnswer::again(b.interval_ms, &c, "1 of 2");
+        let v = serde_json::to_value(&answer).unwrap();
+        assert_eq!(v["hookStatus"], "IN_PROGRESS");
+        assert_eq!(v["callBackDelay"], 2, "whole seconds, rounded up");
+        assert_eq!(v["hookDetails"]["pushdeploy"]["rounds"], 1);
+        inv.hook_details = v["hookDetails"].as_object().unwrap().clone();
+        inv.hook_details.insert("S3_BUCKET".into(), json!("theirs"));
+        assert_eq!(inv.carried("d1"), Some(c.clone()));
+        assert_eq!(inv.carried("d2"), None, "another deployment's tally is not this one's");
+        inv.stage = Stage::PostProductionTrafficShift;
+        assert_eq!(inv.carried("d1"), None, "another stage starts afresh");
+        assert!(matches!(after_round(c, &b, true), Step::Passed(p) if p.rounds == 2 && p.streak == 2));
+        let v = serde_json::to_value(HookAnswer::failed("x")).unwrap();
+        assert_eq!(v, json!({"hookStatus": "FAILED", "hookDetails": {"pushdeploy": {"reason": "x"}}}));
+    }
+
+    #[test]
+    fn a_budget_that_cannot_pass_fails_at_once() {
+        let b = Budget { attempts: 5, consecutive: 3, interval_ms: 10_000, timeout_ms: 60_000 };
+        let c = |rounds, streak, started_ms| Carried {
+            check: "k".into(),
+            deployment: "d".into(),
+            rounds,
+            streak,
+            started_ms,
+        };
+        assert!(before_round(&c(0, 0, 0), &b, 0).is_ok());
+        assert!(before_round(&c(2, 0, 0), &b, 0).is_ok(), "3 left, 3 needed");
+        assert!(before_round(&c(3, 0, 0), &b, 0).unwrap_err().contains("cannot fit in the 2 left"));
+        assert!(before_round(&c(5, 5, 0), &b, 0).is_err(), "every attempt used");
+        // 3 rounds 10 s apart need 20 s; 45 s of a 60 s timeout are gone.
+        assert!(before_round(&c(0, 0, 0), &b, 40_000).is_ok());
+        assert!(before_round(&c(0, 0, 0), &b, 45_000).unwrap_err().contains("timeout (1 min)"));
+    }
+}

@@ -1,0 +1,335 @@
+//! verify as ECS's lifecycle hook (blue/green, linear, canary): one smoke round per invocation
+//! through the stage's listener, the tally carried in `hookDetails`, the verdict on the record.
+//! ECS rolls back on FAILED while blue still runs; pushdeploy never calls UpdateService here.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tracing::{error, info, warn};
+
+use super::Verifier;
+use crate::error::Error;
+use crate::hook::{self, fmt_share, Budget, Carried, HookAnswer, HookInvocation, Listener, Step};
+use crate::notify::{problem_message, Problem};
+use crate::record::{self, DeploymentRecord, HookCheck, Status};
+use crate::smoke::engine;
+use crate::taskdef::short_name;
+use crate::timing;
+
+/// How many of a service's newest records a hook looks through for the deployment it checks.
+const RECORDS_LOOKED_AT: usize = 20;
+
+/// ECS's own default callback delay, for answers that know no smoke interval.
+const DEFAULT_CALLBACK_MS: u64 = 30_000;
+
+fn listener_name(l: Listener) -> &'static str {
+    match l {
+        Listener::Test => "test",
+        Listener::Production => "production",
+    }
+}
+
+impl Verifier {
+    /// Answers one lifecycle hook invocation. A malformed payload answers FAILED (ECS then rolls
+    /// back: the safe side); a transient AWS failure answers IN_PROGRESS (ECS calls again); a
+    /// permanent one is recorded, told and returned as `Err` (ECS rolls back, Lambda counts it).
+    pub async fn hook(&self, payload: &Value, deadline: Instant) -> Result<HookAnswer, Error> {
+        let inv = match hook::parse(payload) {
+            Ok(inv) => inv,
+            Err(e) => {
+                let reason = format!(
+                    "malformed lifecycle hook payload: {}; answering FAILED, so ECS rolls the deployment back (the safe side)",
+                    e.0
+                );
+                warn!(outcome = "rejected", reason = %reason, "decision");
+                return Ok(HookAnswer::failed(reason));
+            }
+        };
+        match self.on_hook(&inv, deadline).await {
+            Ok(answer) => Ok(answer),
+            Err(err) if err.is_transient() => {
+                warn!(execution_id = %inv.execution_id, stage = inv.stage.as_str(), error = %err, outcome = "in_progress", "decision");
+                let delay = self
+                    .config
+                    .by_ecs_service(&inv.cluster, &inv.service)
+                    .and_then(|s| s.smoke.as_ref())
+                    .map_or(DEFAULT_CALLBACK_MS, |s| s.interval_ms.max(1000));
+                Ok(HookAnswer::again_as_before(
+                    delay,
+                    inv.hook_details.get(hook::DETAILS_KEY),
+                    format!("{err}; ECS calls again"),
+                ))
+            }
+            Err(err) => {
+                self.report_hook_problem(&inv, &err).await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn on_hook(&self, inv: &HookInvocation, deadline: Instant) -> Result<HookAnswer, Error> {
+        let target = format!("{}/{}", inv.cluster, inv.service);
+        let Some(svc) = self.config.by_ecs_service(&inv.cluster, &inv.service) else {
+            return Ok(not_ours(inv, format!("{target} is not a service in pushdeploy's config")));
+        };
+        let Some(task_definition) = self.ecs.revision_task_definition(&inv.target_revision).await? else {
+            return Ok(not_ours(inv, format!("ECS knows no service revision {}", inv.target_revision)));
+        };
+        let Some(mut rec) = self.record_of(inv, &task_definition).await? else {
+            return Ok(not_ours(
+                inv,
+                format!("no pushdeploy deployment of {target} registered {}", short_name(&task_definition)),
+            ));
+        };
+        if rec.is_rollback() {
+            return Ok(self.answer_hook(
+                &rec,
+                inv,
+                HookAnswer::succeeded("a rollback: pushdeploy does not check rollbacks"),
+            ));
+        }
+        if inv.rolling_back() {
+            if !rec.has("ecs_rolling_back") {
+                rec.stamp("ecs_rolling_back", record::now());
+                self.save(&rec).await?;
+            }
+            let why = "ECS is shifting traffic back to the previous revision; pushdeploy never holds up a rollback";
+            return Ok(self.answer_hook(&rec, inv, HookAnswer::succeeded(why)));
+        }
+        // A duplicate or late invocation answers the verdict already given.
+        if let Some(done) = rec.hook_checks.iter().find(|c| c.check == inv.check_key()) {
+            let answer = if done.passed {
+                HookAnswer::succeeded(format!("{} already passed ({} rounds)", done.check, done.rounds))
+            } else {
+                HookAnswer::failed(format!(
+                    "{} already failed: {}",
+                    done.check,
+                    done.reason.as_deref().unwrap_or("no reason recorded")
+                ))
+            };
+            return Ok(self.answer_hook(&rec, inv, answer));
+        }
+        if rec.is_settled() {
+            let why = format!(
+                "deployment {} is already {}: {}",
+                rec.id,
+                rec.status.as_str(),
+                rec.reason.as_deref().unwrap_or("no reason recorded")
+            );
+            let answer =
+                if rec.status == Status::Verified { HookAnswer::succeeded(why) } else { HookAnswer::failed(why) };
+            return Ok(self.answer_hook(&rec, inv, answer));
+        }
+        let checked_here = svc.hook.as_ref().filter(|h| h.stages.contains(&inv.stage));
+        let (Some(listener), Some(hook_cfg), Some(smoke)) = (inv.stage.listener(), checked_here, svc.smoke.as_ref())
+        else {
+            self.note_stage(&mut rec, inv).await?;
+            let why = format!(
+                "{} is not a stage [service.hook] of {} checks at: nothing to check",
+                inv.stage.as_str(),
+                svc.name
+            );
+            return Ok(self.answer_hook(&rec, inv, HookAnswer::succeeded(why)));
+        };
+        let smoke = smoke.through(listener);
+        let budget = Budget {
+            attempts: smoke.attempts,
+            consecutive: smoke.consecutive,
+            interval_ms: smoke.interval_ms,
+            timeout_ms: hook_cfg.timeout_ms(),
+        };
+        let now = timing::now_ms();
+        let carried = match inv.carried(&rec.id) {
+            Some(c) => c,
+            None => {
+                self.note_stage(&mut rec, inv).await?;
+                Carried { check: inv.check_key(), deployment: rec.id.clone(), rounds: 0, streak: 0, started_ms: now }
+            }
+        };
+        if let Err(why) = hook::before_round(&carried, &budget, now) {
+            return self.check_failed(rec, inv, listener, carried.rounds, Value::Null, why).await;
+        }
+        if Instant::now() + Duration::from_millis(smoke.invocation_ms()) > deadline {
+            let why = "too little of this invocation left for a round; ECS calls again";
+            return Ok(self.answer_hook(&rec, inv, HookAnswer::again(smoke.interval_ms, &carried, why)));
+        }
+        let round = engine::one_round(&smoke, &self.http, Some(&self.elbv2), carried.rounds + 1).await;
+        match hook::after_round(carried, &budget, round.passed) {
+            Step::Again(c) => {
+                let why = format!(
+                    "round {} {} through the {} listener; {} of {} passing in a row so far",
+                    c.rounds,
+                    if round.passed { "passed" } else { "failed" },
+                    listener_name(listener),
+                    c.streak,
+                    budget.consecutive
+                );
+                Ok(self.answer_hook(&rec, inv, HookAnswer::again(smoke.interval_ms, &c, why)))
+            }
+            Step::Failed(c) => {
+                let why = engine::failure_reason(&smoke, &round, c.rounds);
+                self.check_failed(rec, inv, listener, c.rounds, json!({ "last_round": round }), why).await
+            }
+            Step::Passed(c) => {
+                let (probe, verdict) = engine::probe_after_pass(&smoke, &self.http, &rec.id).await;
+                let report = json!({ "last_round": round, "read_after_write": probe });
+                match verdict {
+                    Ok(()) => self.check_passed(rec, inv, listener, c.rounds, report).await,
+                    Err(why) => self.check_failed(rec, inv, listener, c.rounds, report, why).await,
+                }
+            }
+        }
+    }
+
+    /// The deployment a hook invocation is about: the record naming its service deployment, else
+    /// the newest one that registered the green revision's task definition.
+    async fn record_of(&self, inv: &HookInvocation, task_definition: &str) -> Result<Option<DeploymentRecord>, Error> {
+        let recent = self.records().recent(&inv.cluster, &inv.service, RECORDS_LOOKED_AT).await?;
+        let by_deployment = recent.iter().position(|r| r.service_deployment_arn.as_deref() == Some(&inv.resource_arn));
+        let by_revision = || recent.iter().position(|r| r.task_definition == task_definition);
+        Ok(by_deployment.or_else(by_revision).map(|i| recent[i].clone()))
+    }
+
+    /// Puts the stage on the timeline (once) and ties the record to ECS's service deployment.
+    async fn note_stage(&self, rec: &mut DeploymentRecord, inv: &HookInvocation) -> Result<(), Error> {
+        let event = inv.timeline_event();
+        let tied = rec.service_deployment_arn.as_deref() == Some(&inv.resource_arn);
+        if rec.has(&event) && tied {
+            return Ok(());
+        }
+        if !rec.has(&event) {
+            rec.stamp(&event, record::now());
+        }
+        rec.service_deployment_arn = Some(inv.resource_arn.clone());
+        self.save(rec).await
+    }
+
+    async fn check_passed(
+        &self,
+        mut rec: DeploymentRecord,
+        inv: &HookInvocation,
+        listener: Listener,
+        rounds: u32,
+        smoke: Value,
+    ) -> Result<HookAnswer, Error> {
+        rec.hook_checks.push(HookCheck {
+            check: inv.check_key(),
+            listener: listener_name(listener).into(),
+            production_share: inv.production_share(),
+            passed: true,
+            reason: None,
+            rounds,
+            smoke,
+            at: record::now(),
+        });
+        rec.stamp(&format!("{}_passed", inv.timeline_event()), record::now());
+        self.save(&rec).await?;
+        let why = format!(
+            "{}: smoke test passed through the {} listener in {rounds} round(s)",
+            inv.check_key(),
+            listener_name(listener)
+        );
+        Ok(self.answer_hook(&rec, inv, HookAnswer::succeeded(why)))
+    }
+
+    /// Records the failed check and the rollback ECS makes on FAILED, and tells.
+    async fn check_failed(
+        &self,
+        mut rec: DeploymentRecord,
+        inv: &HookInvocation,
+        listener: Listener,
+        rounds: u32,
+        smoke: Value,
+        why: String,
+    ) -> Result<HookAnswer, Error> {
+        let share = inv.production_share();
+        let touched = if share == 0.0 {
+            "production never served it".to_string()
+        } else {
+            format!("{}% of production traffic reached it", fmt_share(share))
+        };
+        let reason = format!(
+            "{} check failed through the {} listener: {why}; ECS rolls back to {}: {touched}",
+            inv.check_key(),
+            listener_name(listener),
+            short_name(&rec.previous_task_definition)
+        );
+        rec.hook_checks.push(HookCheck {
+            check: inv.check_key(),
+            listener: listener_name(listener).into(),
+            production_share: share,
+            passed: false,
+            reason: Some(why),
+            rounds,
+            smoke,
+            at: record::now(),
+        });
+        rec.status = Status::RolledBack;
+        rec.rolled_back_by = Some("ecs".into());
+        rec.rolled_back_to = Some(rec.previous_task_definition.clone());
+        rec.reason = Some(reason.clone());
+        rec.service_deployment_arn = Some(inv.resource_arn.clone());
+        rec.stamp(&format!("{}_failed", inv.timeline_event()), record::now());
+        rec.stamp("rolled_back", record::now());
+        self.settle_for(&rec, &inv.execution_id).await?;
+        Ok(self.answer_hook(&rec, inv, HookAnswer::failed(reason)))
+    }
+
+    /// Logs the answer, one line per decision.
+    fn answer_hook(&self, rec: &DeploymentRecord, inv: &HookInvocation, answer: HookAnswer) -> HookAnswer {
+        info!(
+            service = %rec.name,
+            image = %rec.image_uri,
+            event_id = %inv.execution_id,
+            deployment_id = %rec.id,
+            stage = inv.stage.as_str(),
+            outcome = ?answer.hook_status,
+            reason = answer.reason(),
+            "decision"
+        );
+        answer
+    }
+
+    /// A permanent failure (AccessDenied, a vanished service) fails the invocation, so ECS rolls
+    /// back; the record says why and the topic tells a person, once.
+    async fn report_hook_problem(&self, inv: &HookInvocation, err: &Error) {
+        error!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "error", error = %err, "decision");
+        let name =
+            self.config.by_ecs_service(&inv.cluster, &inv.service).map_or(inv.service.as_str(), |s| s.name.as_str());
+        let reason = format!(
+            "pushdeploy could not check {} of {}: {err}; the hook failed, so ECS rolls the deployment back",
+            inv.stage.as_str(),
+            inv.resource_arn
+        );
+        if let Ok(recent) = self.records().recent(&inv.cluster, &inv.service, RECORDS_LOOKED_AT).await {
+            let found = recent.into_iter().find(|r| r.service_deployment_arn.as_deref() == Some(&inv.resource_arn));
+            if let Some(mut rec) = found.filter(|r| !r.is_settled()) {
+                rec.status = Status::RolledBack;
+                rec.rolled_back_by = Some("ecs".into());
+                rec.rolled_back_to = Some(rec.previous_task_definition.clone());
+                rec.reason = Some(reason.clone());
+                rec.stamp("error", record::now());
+                if let Err(w) = self.save(&rec).await {
+                    warn!(deployment_id = %rec.id, error = %w, "could not put the error on the record");
+                }
+            }
+        }
+        let target = format!("{}/{}", inv.cluster, inv.service);
+        let message = problem_message(&Problem {
+            function: "verify",
+            service: name,
+            target: Some(&target),
+            doing: &format!("check {}", inv.stage.as_str()),
+            error: &err.to_string(),
+            consequence: "the lifecycle hook failed, so ECS rolls the deployment back to the revision that served before; fix this, then push again",
+        });
+        self.publish(&message).await;
+    }
+}
+
+/// Not pushdeploy's deployment: go on, touch nothing, say so.
+fn not_ours(inv: &HookInvocation, why: String) -> HookAnswer {
+    let why = format!("{why}: not pushdeploy's deployment, so it is not checked");
+    info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "ignored", reason = %why, "decision");
+    HookAnswer::succeeded(why)
+}
