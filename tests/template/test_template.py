@@ -221,9 +221,26 @@ def test_empty_role_lists_give_a_valid_policy(task, execution):
 
 def test_both_roles_may_list_the_bucket_so_a_missing_key_is_404():
     for role, doc in rendered().items():
+        if role == "HookInvokeRole":
+            continue
         lists = [st for st in doc["Statement"] if "s3:ListBucket" in as_list(st["Action"])]
         assert lists and all("Condition" not in st for st in lists), role
         assert all(st["Resource"] == "arn:aws:s3:::pushdeploy-artifacts" for st in lists), role
+
+
+def test_ecs_may_invoke_exactly_the_verify_function_as_its_lifecycle_hook(template):
+    role = template["Resources"]["HookInvokeRole"]["Properties"]
+    trust = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == [{"Effect": "Allow", "Principal": {"Service": "ecs.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+    hook = rendered()["HookInvokeRole"]["Statement"]
+    assert hook == [{"Sid": "InvokeTheVerifyFunction", "Effect": "Allow", "Action": "lambda:InvokeFunction",
+                     "Resource": "arn:aws:lambda:ap-southeast-2:123456789012:function:pushdeploy-verify"}]
+    out = template["Outputs"]["HookRoleArn"]
+    assert out["Value"] == {"Fn::GetAtt": ["HookInvokeRole", "Arn"]}
+    assert out["Export"]["Name"] == {"Fn::Sub": "${AWS::StackName}-HookRoleArn"}
+    verify = rendered()["VerifyRole"]["Statement"]
+    revisions = [st for st in verify if st.get("Sid") == "ReadTheRevisionAHookChecks"]
+    assert revisions and "arn:aws:ecs:ap-southeast-2:123456789012:service-revision/todo-cluster/*" in revisions[0]["Resource"]
 
 
 def test_verify_may_take_the_service_lease_it_rolls_back_under():
