@@ -45,7 +45,8 @@ impl Verifier {
                 return Ok(HookAnswer::failed(reason));
             }
         };
-        match self.on_hook(&inv, deadline).await {
+        // Boxed: the smoke round, the probe and the record writes make a large future.
+        match Box::pin(self.on_hook(&inv, deadline)).await {
             Ok(answer) => Ok(answer),
             Err(err) if err.is_transient() => {
                 warn!(execution_id = %inv.execution_id, stage = inv.stage.as_str(), error = %err, outcome = "in_progress", "decision");

@@ -61,9 +61,9 @@ impl Verifier {
     /// Handles one invocation of the function: a lifecycle hook invocation from ECS, or an event.
     pub async fn invoke(&self, payload: Value, deadline: Instant) -> Result<Answer, Error> {
         if crate::hook::is_hook_payload(&payload) {
-            return Ok(Answer::Hook(self.hook(&payload, deadline).await?));
+            return Ok(Answer::Hook(Box::pin(self.hook(&payload, deadline)).await?));
         }
-        Ok(Answer::Event(self.handle(payload, deadline).await?))
+        Ok(Answer::Event(Box::pin(self.handle(payload, deadline)).await?))
     }
 
     /// Handles one event; `deadline` is when the verdict must be in hand.

@@ -366,6 +366,32 @@ impl Aws {
         primary.and_then(|d| d.id()).expect("a primary deployment").to_string()
     }
 
+    /// The newest service deployment of a service and its target revision, as ECS (the guard's
+    /// emulation: moto has none) lists them: what a lifecycle hook invocation names.
+    pub async fn newest_service_deployment(&self, cluster: &str, service: &str) -> (String, String) {
+        let out = self
+            .ecs
+            .list_service_deployments()
+            .cluster(cluster)
+            .service(service)
+            .send()
+            .await
+            .expect("list service deployments");
+        let newest = out
+            .service_deployments()
+            .iter()
+            .max_by(|a, b| {
+                let t =
+                    |d: &aws_sdk_ecs::types::ServiceDeploymentBrief| d.created_at().map_or(0.0, |t| t.as_secs_f64());
+                t(a).total_cmp(&t(b))
+            })
+            .expect("a service deployment");
+        (
+            newest.service_deployment_arn().expect("deployment arn").to_string(),
+            newest.target_service_revision_arn().expect("revision arn").to_string(),
+        )
+    }
+
     /// Container name → image of a task definition.
     pub async fn images_of(&self, task_definition: &str) -> Vec<(String, String)> {
         let out =
@@ -539,6 +565,62 @@ pub fn ecs_deployment_event(id: &str, service: &str, deployment_id: &str, event_
             "reason": reason
         }
     })
+}
+
+/// A lifecycle hook invocation as ECS sends it, built from the fixture in `events/` (AWS's
+/// documented payload): `stage` of `deployment` with green `revision`; `production` gives the
+/// production weights of green and blue (`blue` names blue's revision).
+pub fn hook_invocation(hook: &HookCall<'_>) -> Value {
+    let mut v: Value = serde_json::from_str(include_str!("../../events/ecs-hook-post-test-traffic-shift.json"))
+        .expect("the fixture is JSON");
+    v["executionId"] = json!(hook.execution_id);
+    v["lifecycleStage"] = json!(hook.stage);
+    v["resourceArn"] = json!(hook.deployment);
+    let details = &mut v["executionDetails"];
+    details["serviceArn"] = json!(format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{CLUSTER}/{}", hook.service));
+    details["targetServiceRevisionArn"] = json!(hook.revision);
+    if let Some((green, blue)) = hook.production {
+        let blue_arn =
+            hook.revision.rsplit_once('/').map(|(p, _)| format!("{p}/1920498462936580504")).unwrap_or_default();
+        details["productionTrafficWeights"] = json!({ hook.revision: green, blue_arn: blue });
+    }
+    if let Some(d) = &hook.hook_details {
+        v["hookDetails"] = d.clone();
+    }
+    v
+}
+
+/// What a lifecycle hook invocation is about.
+#[derive(Debug, Clone)]
+pub struct HookCall<'a> {
+    /// ECS's id of the hook execution.
+    pub execution_id: &'a str,
+    /// `POST_TEST_TRAFFIC_SHIFT`, …
+    pub stage: &'a str,
+    /// The ECS service name.
+    pub service: &'a str,
+    /// The service deployment ARN.
+    pub deployment: &'a str,
+    /// The green service revision ARN.
+    pub revision: &'a str,
+    /// Production weights (green, blue), for a traffic shift.
+    pub production: Option<(u32, u32)>,
+    /// `hookDetails` (what the last IN_PROGRESS answer returned).
+    pub hook_details: Option<Value>,
+}
+
+/// The todo app's config with the backend as a blue/green service whose lifecycle hook is
+/// pushdeploy: checks through the stand-in's test listener at `test` and production at `app`.
+pub fn blue_green_config(app: &str, test: &str, attempts: u32, consecutive: u32) -> String {
+    let (header, value) = crate::standin::TEST_HEADER;
+    local_config(app)
+        .replace(
+            &format!("url = \"{app}api/\"\nattempts = 5\ninterval_ms = 100\ntimeout_ms = 2000\nconsecutive = 2\n"),
+            &format!(
+                "url = \"{app}api/\"\ntest_url = \"{test}api/\"\ntest_headers = {{ {header} = \"{value}\" }}\nattempts = {attempts}\ninterval_ms = 1000\ntimeout_ms = 2000\nconsecutive = {consecutive}\n"
+            ),
+        )
+        + "\n[service.hook]\nstages = [\"POST_TEST_TRAFFIC_SHIFT\", \"PRODUCTION_TRAFFIC_SHIFT\", \"POST_PRODUCTION_TRAFFIC_SHIFT\"]\ntimeout_minutes = 10\n"
 }
 
 /// The todo app's config with smoke tests against a local stand-in at `app` (`http://127.0.0.1:<port>/`).

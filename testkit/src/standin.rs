@@ -31,9 +31,44 @@ struct Store {
     items: Vec<Value>,
 }
 
+/// Which listener of the "ALB" a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// Users' traffic.
+    Production,
+    /// The blue/green test listener: green only, and only with the test header.
+    Test,
+}
+
+/// The header the test listener's rule requires (a header-based test listener rule).
+pub const TEST_HEADER: (&str, &str) = ("x-pushdeploy-test", "1");
+
+/// How the production listener routes a service during a blue/green deployment: to blue, with
+/// `share` percent of requests (the first of them included) to green.
+#[derive(Debug, Clone)]
+struct Route {
+    blue: String,
+    green: Option<String>,
+    share: u64,
+    seen: u64,
+}
+
+/// One request the "ALB" served: through which listener, to which image, with what status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// The listener.
+    pub listener: Listener,
+    /// The image's digest (empty when none was resolved).
+    pub digest: String,
+    /// The status answered.
+    pub status: u16,
+}
+
 struct State {
     aws: Aws,
     behaviours: Mutex<HashMap<String, Behaviour>>,
+    routes: Mutex<HashMap<String, Route>>,
+    served: Mutex<Vec<Served>>,
     // Two tasks' stores; Good uses the first for everything.
     tasks: [Mutex<Store>; 2],
     next_task: AtomicU64,
@@ -41,11 +76,16 @@ struct State {
 }
 
 /// The todo app as seen through its load balancer: `/` is the frontend, `/api/` the backend.
+/// Its test listener (blue/green) serves what the service runs in moto (green, once
+/// UpdateService took it); its production listener does too unless a route holds it on blue.
 pub struct TodoStandIn {
-    /// `127.0.0.1:<port>`.
+    /// `127.0.0.1:<port>` of the production listener.
     pub addr: String,
+    /// `127.0.0.1:<port>` of the test listener.
+    pub test_addr: String,
     state: Arc<State>,
     task: JoinHandle<()>,
+    test_task: JoinHandle<()>,
 }
 
 impl TodoStandIn {
@@ -54,6 +94,8 @@ impl TodoStandIn {
         let state = Arc::new(State {
             aws,
             behaviours: Mutex::new(HashMap::new()),
+            routes: Mutex::new(HashMap::new()),
+            served: Mutex::new(Vec::new()),
             tasks: [Mutex::new(Store::default()), Mutex::new(Store::default())],
             next_task: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
@@ -61,10 +103,42 @@ impl TodoStandIn {
         let s = state.clone();
         let (addr, task) = serve(move |req| {
             let s = s.clone();
-            async move { handle(&s, req).await }
+            async move { handle(&s, req, Listener::Production).await }
         })
         .await;
-        Self { addr, state, task }
+        let s = state.clone();
+        let (test_addr, test_task) = serve(move |req| {
+            let s = s.clone();
+            async move { handle(&s, req, Listener::Test).await }
+        })
+        .await;
+        Self { addr, test_addr, state, task, test_task }
+    }
+
+    /// Holds `service`'s production traffic on `blue` (the revision it runs before a blue/green
+    /// deployment), whatever moto says it runs: ECS keeps production there until it shifts it.
+    pub fn hold_production(&self, service: &str, blue: &str) {
+        let route = Route { blue: blue.to_string(), green: None, share: 0, seen: 0 };
+        self.state.routes.lock().expect("lock").insert(service.to_string(), route);
+    }
+
+    /// Shifts `share` percent of `service`'s production traffic to `green` (100: all of it).
+    pub fn shift_production(&self, service: &str, green: &str, share: u64) {
+        let mut routes = self.state.routes.lock().expect("lock");
+        let route = routes.get_mut(service).expect("hold_production first");
+        route.green = Some(green.to_string());
+        route.share = share;
+        route.seen = 0;
+    }
+
+    /// Every request served so far.
+    pub fn served(&self) -> Vec<Served> {
+        self.state.served.lock().expect("lock").clone()
+    }
+
+    /// `http://127.0.0.1:<port>/` of the test listener.
+    pub fn test_url(&self) -> String {
+        format!("http://{}/", self.test_addr)
     }
 
     /// Declares how the image with `digest` behaves.
@@ -86,15 +160,32 @@ impl TodoStandIn {
 impl Drop for TodoStandIn {
     fn drop(&mut self) {
         self.task.abort();
+        self.test_task.abort();
     }
 }
 
-async fn behaviour_of(s: &State, service: &str) -> Behaviour {
-    let td = match s.aws.ecs.describe_services().cluster(CLUSTER).services(service).send().await {
+/// The task definition a request to `service` through `listener` reaches.
+async fn task_definition_for(s: &State, service: &str, listener: Listener) -> Option<String> {
+    if listener == Listener::Production {
+        let mut routes = s.routes.lock().expect("lock");
+        if let Some(route) = routes.get_mut(service) {
+            let n = route.seen;
+            route.seen += 1;
+            // Deterministic weighting: `share` of every 100 requests, the first one included.
+            return Some(match &route.green {
+                Some(green) if (n * route.share) % 100 < route.share => green.clone(),
+                _ => route.blue.clone(),
+            });
+        }
+    }
+    match s.aws.ecs.describe_services().cluster(CLUSTER).services(service).send().await {
         Ok(out) => out.services().first().and_then(|svc| svc.task_definition()).map(str::to_string),
         Err(_) => None,
-    };
-    let Some(td) = td else { return Behaviour::Broken };
+    }
+}
+
+async fn behaviour_of(s: &State, service: &str, listener: Listener) -> (Behaviour, String) {
+    let Some(td) = task_definition_for(s, service, listener).await else { return (Behaviour::Broken, String::new()) };
     let image = s.aws.images_of(&td).await.into_iter().next().map(|(_, i)| i).unwrap_or_default();
     // A task started from a tag runs what the tag points at when it starts: as ECS does, the
     // stand-in resolves it now (a rollback to `:latest` after a broken push runs the broken image).
@@ -115,12 +206,23 @@ async fn behaviour_of(s: &State, service: &str) -> Behaviour {
             None => String::new(),
         },
     };
-    s.behaviours.lock().expect("lock").get(&digest).copied().unwrap_or(Behaviour::Good)
+    let behaviour = s.behaviours.lock().expect("lock").get(&digest).copied().unwrap_or(Behaviour::Good);
+    (behaviour, digest)
 }
 
-async fn handle(s: &State, req: Request) -> Response {
+async fn handle(s: &State, req: Request, listener: Listener) -> Response {
+    if listener == Listener::Test && req.header(TEST_HEADER.0) != Some(TEST_HEADER.1) {
+        // The test listener's rule matches only requests with the test header.
+        return Response::new(404, "no test listener rule matched (stand-in)");
+    }
     let api = req.path.starts_with("/api/");
-    let behaviour = behaviour_of(s, if api { "todo-backend" } else { "todo-frontend" }).await;
+    let (behaviour, digest) = behaviour_of(s, if api { "todo-backend" } else { "todo-frontend" }, listener).await;
+    let response = respond(s, &req, api, behaviour);
+    s.served.lock().expect("lock").push(Served { listener, digest, status: response.status });
+    response
+}
+
+fn respond(s: &State, req: &Request, api: bool, behaviour: Behaviour) -> Response {
     match behaviour {
         Behaviour::Broken => return Response::new(500, "internal error (stand-in-body-7f3a)"),
         Behaviour::RedirectsAway => {

@@ -3,6 +3,7 @@
 mod deploy;
 mod faults;
 mod function;
+mod hooks;
 mod hostile;
 mod iam;
 mod insight;

@@ -1,0 +1,412 @@
+//! verify as the lifecycle hook of a blue/green (linear, canary) backend: ECS's invocations built
+//! from the fixtures in `events/`, the stand-in's test and production listeners on 127.0.0.1, and
+//! ECS's service deployments and revisions (which moto lacks) answered by the guard's emulation.
+
+use std::time::{Duration, Instant};
+
+use pushdeploy::deploy::Deployer;
+use pushdeploy::verify::Verifier;
+use serde_json::{json, Map, Value};
+use testkit::estate::{
+    blue_green_config, ecs_deployment_event, hook_invocation, Aws, HookCall, TodoApp, BUCKET, CLUSTER,
+};
+use testkit::guard::Emulator;
+use testkit::standin::{Behaviour, Listener, SnsSink, TodoStandIn};
+
+use crate::support::{deployer, verifier, Snapshot};
+
+const BACKEND: &str = "todo-backend";
+
+/// One pushed image, as the hook sees its deployment.
+#[derive(Clone)]
+struct Pushed {
+    ecs_deployment_id: String,
+    digest: String,
+    blue: String,
+    green: String,
+    deployment_arn: String,
+    revision_arn: String,
+}
+
+struct BlueGreen {
+    app: TodoApp,
+    standin: TodoStandIn,
+    sink: SnsSink,
+    deployer: Deployer,
+    verifier: Verifier,
+    emu: Emulator,
+    seq: u32,
+}
+
+impl BlueGreen {
+    async fn new(attempts: u32, consecutive: u32) -> Self {
+        let emu = Emulator::start().await;
+        let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
+        let standin = TodoStandIn::start(app.aws.clone()).await;
+        let sink = SnsSink::start(&app.aws, "pushdeploy-verdicts").await;
+        let config = blue_green_config(&standin.url(), &standin.test_url(), attempts, consecutive);
+        let deployer = deployer(&app.aws, &config);
+        let verifier = verifier(&app.aws, &config, Some(&sink.topic_arn));
+        Self { app, standin, sink, deployer, verifier, emu, seq: 0 }
+    }
+
+    fn aws(&self) -> &Aws {
+        &self.app.aws
+    }
+
+    /// Pushes an image that behaves as `b`: deploy's UpdateService starts the blue/green
+    /// deployment, and production stays on blue until the test shifts it.
+    async fn push(&mut self, seed: &str, b: Behaviour) -> Pushed {
+        self.seq += 1;
+        let blue = self.aws().service_task_definition(CLUSTER, BACKEND).await;
+        self.standin.hold_production(BACKEND, &blue);
+        let digest = self.aws().push_image(BACKEND, "latest", seed).await;
+        self.standin.set(digest.as_str(), b);
+        let event = testkit::estate::ecr_push_event(&format!("push-{}", self.seq), BACKEND, "latest", &digest);
+        let answer = serde_json::to_value(self.deployer.handle(event, "req").await.unwrap()).unwrap();
+        assert_eq!(answer["outcome"], "started", "{answer}");
+        let green = self.aws().service_task_definition(CLUSTER, BACKEND).await;
+        let (deployment_arn, revision_arn) = self.aws().newest_service_deployment(CLUSTER, BACKEND).await;
+        Pushed {
+            ecs_deployment_id: answer["deployments"][0]["ecs_deployment_id"].as_str().unwrap().to_string(),
+            digest: digest.as_str().to_string(),
+            blue,
+            green,
+            deployment_arn,
+            revision_arn,
+        }
+    }
+
+    /// One invocation of the hook at `stage`, as ECS makes it.
+    async fn hook(
+        &mut self,
+        p: &Pushed,
+        stage: &str,
+        production: Option<(u32, u32)>,
+        details: &Map<String, Value>,
+    ) -> Value {
+        self.seq += 1;
+        let payload = hook_invocation(&HookCall {
+            execution_id: &format!("exec-{}", self.seq),
+            stage,
+            service: BACKEND,
+            deployment: &p.deployment_arn,
+            revision: &p.revision_arn,
+            production,
+            hook_details: Some(Value::Object(details.clone())),
+        });
+        let answer = self.verifier.invoke(payload, Instant::now() + Duration::from_secs(60)).await.expect("an answer");
+        serde_json::to_value(answer).unwrap()
+    }
+
+    /// Invokes `stage` until it answers SUCCEEDED or FAILED, merging each IN_PROGRESS answer's
+    /// `hookDetails` into the next invocation's as ECS does; every answer, in order.
+    async fn run_stage(&mut self, p: &Pushed, stage: &str, production: Option<(u32, u32)>) -> Vec<Value> {
+        let mut details = Map::new();
+        details.insert("team".into(), json!("todo"));
+        let mut answers = Vec::new();
+        for _ in 0..10 {
+            let answer = self.hook(p, stage, production, &details).await;
+            answers.push(answer.clone());
+            if answer["hookStatus"] != "IN_PROGRESS" {
+                return answers;
+            }
+            assert_eq!(answer["callBackDelay"], 1, "the configured interval, in seconds: {answer}");
+            for (k, v) in answer["hookDetails"].as_object().unwrap() {
+                details.insert(k.clone(), v.clone());
+            }
+        }
+        panic!("{stage} never settled: {answers:?}")
+    }
+
+    async fn record(&self, p: &Pushed) -> Value {
+        let key = pushdeploy::record::record_key(CLUSTER, BACKEND, &p.ecs_deployment_id).unwrap();
+        serde_json::from_slice(&self.aws().object(BUCKET, &key).await).unwrap()
+    }
+
+    async fn ecs_says(&mut self, p: &Pushed, what: &str) -> Value {
+        self.seq += 1;
+        let event = ecs_deployment_event(&format!("ecs-{}", self.seq), BACKEND, &p.ecs_deployment_id, what, "");
+        serde_json::to_value(self.verifier.invoke(event, Instant::now() + Duration::from_secs(60)).await.unwrap())
+            .unwrap()
+    }
+
+    /// Requests the production listener served from `digest`.
+    fn production_served(&self, digest: &str) -> usize {
+        self.standin.served().iter().filter(|s| s.listener == Listener::Production && s.digest == digest).count()
+    }
+
+    fn test_served(&self, digest: &str) -> usize {
+        self.standin.served().iter().filter(|s| s.listener == Listener::Test && s.digest == digest).count()
+    }
+}
+
+fn statuses(answers: &[Value]) -> Vec<&str> {
+    answers.iter().map(|a| a["hookStatus"].as_str().unwrap()).collect()
+}
+
+fn reason(answer: &Value) -> &str {
+    answer["hookDetails"]["pushdeploy"]["reason"].as_str().unwrap_or_default()
+}
+
+fn timeline(record: &Value) -> Vec<String> {
+    record["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_good_image_passes_at_test_traffic_then_at_production_and_is_verified_without_a_second_test() {
+    let mut bg = BlueGreen::new(5, 2).await;
+    let p = bg.push("backend-bg-good", Behaviour::Good).await;
+    assert_ne!(p.blue, p.green);
+
+    let answers = bg.run_stage(&p, "POST_TEST_TRAFFIC_SHIFT", None).await;
+    assert_eq!(statuses(&answers), ["IN_PROGRESS", "SUCCEEDED"], "{answers:?}");
+    assert_eq!(answers[0]["hookDetails"]["pushdeploy"]["rounds"], 1);
+    assert!(reason(&answers[1]).contains("passed through the test listener in 2 round(s)"), "{answers:?}");
+    // The test listener answers only with the test header: green was reached through it.
+    assert!(bg.test_served(&p.digest) >= 2 + 8, "two rounds and the probe (write, 6 reads, delete)");
+    assert_eq!(bg.production_served(&p.digest), 0, "production has not seen green yet");
+    assert_eq!(bg.standin.item_count(), 0, "the probe cleaned up");
+
+    // A duplicate (or late) invocation answers the same, and tests nothing again.
+    let before = (Snapshot::take(bg.aws()).await, bg.standin.served().len());
+    let details = answers[0]["hookDetails"].as_object().unwrap().clone();
+    let again = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
+    assert_eq!(again["hookStatus"], "SUCCEEDED");
+    assert!(reason(&again).contains("already passed"), "{again}");
+    assert_eq!((Snapshot::take(bg.aws()).await, bg.standin.served().len()), before);
+
+    // Stages pushdeploy does not check go on at once, and land on the timeline.
+    let pre = bg.run_stage(&p, "PRE_PRODUCTION_TRAFFIC_SHIFT", Some((0, 100))).await;
+    assert_eq!(statuses(&pre), ["SUCCEEDED"]);
+
+    bg.standin.shift_production(BACKEND, &p.green, 100);
+    let answers = bg.run_stage(&p, "POST_PRODUCTION_TRAFFIC_SHIFT", None).await;
+    assert_eq!(statuses(&answers), ["IN_PROGRESS", "SUCCEEDED"], "{answers:?}");
+    assert!(bg.production_served(&p.digest) >= 2);
+
+    let served = bg.standin.served().len();
+    let done = bg.ecs_says(&p, "SERVICE_DEPLOYMENT_COMPLETED").await;
+    assert_eq!(done["outcome"], "verified", "{done}");
+    assert!(done["reason"].as_str().unwrap().contains(
+        "checked by the lifecycle hook at POST_TEST_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT; ECS completed the deployment"
+    ));
+    assert_eq!(bg.standin.served().len(), served, "ECS's completion is not smoke-tested again");
+
+    let rec = bg.record(&p).await;
+    assert_eq!(rec["status"], "verified");
+    assert_eq!(rec["service_deployment_arn"], p.deployment_arn.as_str());
+    let checks = rec["hook_checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 2);
+    assert_eq!(
+        (checks[0]["check"].as_str(), checks[0]["listener"].as_str()),
+        (Some("POST_TEST_TRAFFIC_SHIFT"), Some("test"))
+    );
+    assert_eq!(checks[0]["passed"], true);
+    assert_eq!(checks[0]["smoke"]["read_after_write"]["reads_seen"], 6);
+    assert_eq!(checks[1]["listener"], "production");
+    assert_eq!(
+        timeline(&rec),
+        [
+            "pushed",
+            "started",
+            "post_test_traffic_shift",
+            "post_test_traffic_shift_passed",
+            "pre_production_traffic_shift",
+            "post_production_traffic_shift",
+            "post_production_traffic_shift_passed",
+            "ecs_completed",
+            "verified"
+        ]
+    );
+    let notes = bg.sink.notifications();
+    assert_eq!(notes.len(), 1, "one verdict, one message: {notes:?}");
+    assert!(notes[0]["Subject"].as_str().unwrap().starts_with("pushdeploy verified: backend"));
+    assert!(bg.emu.guard.denied().is_empty(), "{:?}", bg.emu.guard.denied());
+}
+
+#[tokio::test]
+async fn a_broken_image_fails_at_test_traffic_and_production_never_serves_it() {
+    let mut bg = BlueGreen::new(5, 2).await;
+    let p = bg.push("backend-bg-broken", Behaviour::Broken).await;
+
+    let answers = bg.run_stage(&p, "POST_TEST_TRAFFIC_SHIFT", None).await;
+    // Five attempts, two in a row needed: after the fourth failure one round cannot make two.
+    assert_eq!(statuses(&answers), ["IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "FAILED"], "{answers:?}");
+    let why = reason(&answers[3]);
+    assert!(
+        why.starts_with("POST_TEST_TRAFFIC_SHIFT check failed through the test listener: GET todoItems: status 500"),
+        "{why}"
+    );
+    assert!(why.contains("production never served it"), "{why}");
+    assert_eq!(bg.production_served(&p.digest), 0, "production never routed to the broken image");
+    assert_eq!(
+        bg.aws().service_task_definition(CLUSTER, BACKEND).await,
+        p.green,
+        "pushdeploy leaves the rollback to ECS: no UpdateService of its own"
+    );
+
+    let rec = bg.record(&p).await;
+    assert_eq!(rec["status"], "rolled_back");
+    assert_eq!(rec["rolled_back_by"], "ecs");
+    assert_eq!(rec["rolled_back_to"], p.blue.as_str());
+    assert_eq!(rec["hook_checks"][0]["passed"], false);
+    assert_eq!(rec["hook_checks"][0]["rounds"], 4);
+    assert!(timeline(&rec).ends_with(&["post_test_traffic_shift_failed".to_string(), "rolled_back".to_string()]));
+    let notes = bg.sink.notifications();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0]["Subject"].as_str().unwrap().starts_with("pushdeploy ROLLED BACK: backend"));
+    let message = notes[0]["Message"].as_str().unwrap();
+    assert!(message.lines().next().unwrap().contains("POST_TEST_TRAFFIC_SHIFT check failed"), "{message}");
+    assert!(message.lines().next().unwrap().contains("production never served it"), "{message}");
+
+    // ECS rolls back: its traffic-shift hooks come again with green at 0 %; pushdeploy lets it.
+    let back = bg.run_stage(&p, "PRODUCTION_TRAFFIC_SHIFT", Some((0, 100))).await;
+    assert_eq!(statuses(&back), ["SUCCEEDED"], "{back:?}");
+    // A late duplicate of the failed stage answers FAILED again; ECS's events never verify it.
+    let before = (Snapshot::take(bg.aws()).await, bg.standin.served().len());
+    let late = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &Map::new()).await;
+    assert_eq!(late["hookStatus"], "FAILED");
+    assert!(reason(&late).contains("already failed"), "{late}");
+    for what in ["SERVICE_DEPLOYMENT_FAILED", "SERVICE_DEPLOYMENT_COMPLETED"] {
+        let answer = bg.ecs_says(&p, what).await;
+        assert_eq!(answer["outcome"], "rolled_back", "{answer}");
+    }
+    assert_eq!((Snapshot::take(bg.aws()).await, bg.standin.served().len()), before);
+    assert_eq!(bg.record(&p).await["status"], "rolled_back");
+    assert_eq!(bg.sink.notifications().len(), 1);
+    assert!(bg.emu.guard.denied().is_empty(), "{:?}", bg.emu.guard.denied());
+}
+
+#[tokio::test]
+async fn a_failure_at_a_canary_step_fails_while_blue_still_serves_the_rest() {
+    // Every round must pass: one bad answer at a canary step is enough.
+    let mut bg = BlueGreen::new(3, 3).await;
+    let p = bg.push("backend-bg-canary", Behaviour::Good).await;
+    let answers = bg.run_stage(&p, "POST_TEST_TRAFFIC_SHIFT", None).await;
+    assert_eq!(statuses(&answers), ["IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"]);
+
+    // Under production's data the new image breaks: 10 % of production reaches it.
+    bg.standin.set(&p.digest, Behaviour::Broken);
+    bg.standin.shift_production(BACKEND, &p.green, 10);
+    let answers = bg.run_stage(&p, "PRODUCTION_TRAFFIC_SHIFT", Some((10, 90))).await;
+    assert_eq!(statuses(&answers), ["FAILED"], "{answers:?}");
+    let why = reason(&answers[0]);
+    assert!(why.starts_with("PRODUCTION_TRAFFIC_SHIFT@10 check failed through the production listener"), "{why}");
+    assert!(why.contains("10% of production traffic reached it"), "{why}");
+
+    let rec = bg.record(&p).await;
+    assert_eq!(rec["status"], "rolled_back");
+    assert_eq!(rec["rolled_back_by"], "ecs");
+    let checks: Vec<(&str, bool)> = rec["hook_checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["check"].as_str().unwrap(), c["passed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(checks, [("POST_TEST_TRAFFIC_SHIFT", true), ("PRODUCTION_TRAFFIC_SHIFT@10", false)]);
+    assert!(timeline(&rec).contains(&"production_traffic_shift_10pct_failed".to_string()));
+    let notes = bg.sink.notifications();
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0]["Message"].as_str().unwrap().contains("10% of production traffic reached it"));
+}
+
+#[tokio::test]
+async fn a_slow_service_passes_on_the_third_round_across_three_invocations() {
+    let mut bg = BlueGreen::new(5, 1).await;
+    let p = bg.push("backend-bg-slow", Behaviour::Broken).await;
+    let mut details = Map::new();
+    details.insert("team".into(), json!("todo"));
+    let mut answers = Vec::new();
+    for invocation in 1..=3 {
+        if invocation == 3 {
+            bg.standin.set(&p.digest, Behaviour::Good); // warmed up
+        }
+        let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
+        if answer["hookStatus"] == "IN_PROGRESS" {
+            let carried = &answer["hookDetails"]["pushdeploy"];
+            assert_eq!((carried["rounds"].as_u64(), carried["streak"].as_u64()), (Some(invocation), Some(0)));
+            for (k, v) in answer["hookDetails"].as_object().unwrap() {
+                details.insert(k.clone(), v.clone());
+            }
+        }
+        answers.push(answer);
+    }
+    assert_eq!(statuses(&answers), ["IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"], "{answers:?}");
+    assert_eq!(details["team"], "todo", "the user's own hookDetails are left alone");
+    let rec = bg.record(&p).await;
+    assert_eq!(rec["hook_checks"][0]["rounds"], 3);
+    assert_eq!(rec["status"], "started", "ECS has not completed the deployment yet");
+}
+
+#[tokio::test]
+async fn an_unknown_revision_or_a_garbage_payload_touches_nothing() {
+    let mut bg = BlueGreen::new(5, 2).await;
+    let p = bg.push("backend-bg-known", Behaviour::Good).await;
+    let before = (Snapshot::take(bg.aws()).await, bg.standin.served().len());
+
+    // A revision ECS does not know, and one ECS knows that pushdeploy did not deploy (Terraform's).
+    let unknown = Pushed { revision_arn: format!("{}9", p.revision_arn), ..p.clone() };
+    let answer = bg.hook(&unknown, "POST_TEST_TRAFFIC_SHIFT", None, &Map::new()).await;
+    assert_eq!(answer["hookStatus"], "SUCCEEDED", "{answer}");
+    assert!(reason(&answer).contains("ECS knows no service revision"), "{answer}");
+    assert!(reason(&answer).contains("not pushdeploy's deployment"), "{answer}");
+    assert_eq!((Snapshot::take(bg.aws()).await, bg.standin.served().len()), before);
+
+    let revision = bg.aws().register_changed_revision(&p.green, ("TERRAFORM", "1")).await;
+    bg.aws().ecs.update_service().cluster(CLUSTER).service(BACKEND).task_definition(&revision).send().await.unwrap();
+    let (deployment_arn, revision_arn) = bg.aws().newest_service_deployment(CLUSTER, BACKEND).await;
+    let theirs = Pushed { deployment_arn, revision_arn, ..p.clone() };
+    let before = (Snapshot::take(bg.aws()).await, bg.standin.served().len());
+    let answer = bg.hook(&theirs, "POST_TEST_TRAFFIC_SHIFT", None, &Map::new()).await;
+    assert_eq!(answer["hookStatus"], "SUCCEEDED", "{answer}");
+    assert!(reason(&answer).contains("no pushdeploy deployment of todo-cluster/todo-backend registered"), "{answer}");
+    assert_eq!((Snapshot::take(bg.aws()).await, bg.standin.served().len()), before);
+
+    // Garbage shaped like a hook invocation: FAILED with the reason, so ECS keeps blue.
+    for garbage in [
+        json!({"lifecycleStage": "POST_TEST_TRAFFIC_SHIFT", "executionDetails": "nope"}),
+        json!({"executionId": "x", "lifecycleStage": "LAUNCH", "executionDetails": {}}),
+        json!({"hookDetails": {"pushdeploy": {"rounds": "many"}}}),
+    ] {
+        let answer = serde_json::to_value(
+            bg.verifier.invoke(garbage.clone(), Instant::now() + Duration::from_secs(60)).await.unwrap(),
+        )
+        .unwrap();
+        assert_eq!(answer["hookStatus"], "FAILED", "{garbage} → {answer}");
+        assert!(reason(&answer).starts_with("malformed lifecycle hook payload: "), "{answer}");
+        assert!(reason(&answer).contains("ECS rolls the deployment back (the safe side)"), "{answer}");
+    }
+    assert_eq!((Snapshot::take(bg.aws()).await, bg.standin.served().len()), before);
+    assert!(bg.sink.notifications().is_empty());
+}
+
+#[tokio::test]
+async fn a_budget_that_can_no_longer_pass_fails_at_once_without_a_round() {
+    let mut bg = BlueGreen::new(5, 2).await;
+    let p = bg.push("backend-bg-budget", Behaviour::Good).await;
+    let rec_id = bg.record(&p).await["id"].as_str().unwrap().to_string();
+    let served = bg.standin.served().len();
+    // Four rounds used, none passing: one left cannot make two in a row.
+    let mut details = Map::new();
+    details.insert(
+        "pushdeploy".into(),
+        json!({"check": "POST_TEST_TRAFFIC_SHIFT", "deployment": rec_id, "rounds": 4, "streak": 0, "started_ms": pushdeploy::timing::now_ms()}),
+    );
+    let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
+    assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
+    assert!(reason(&answer).contains("4 of 5 rounds used with 0 passing in a row"), "{answer}");
+    assert_eq!(bg.standin.served().len(), served, "no round was run");
+    assert_eq!(bg.record(&p).await["status"], "rolled_back");
+
+    // The hook's own timeout (10 min) as good as gone: the next push fails at once too.
+    let p = bg.push("backend-bg-late", Behaviour::Good).await;
+    let rec_id = bg.record(&p).await["id"].as_str().unwrap().to_string();
+    details.insert(
+        "pushdeploy".into(),
+        json!({"check": "POST_TEST_TRAFFIC_SHIFT", "deployment": rec_id, "rounds": 1, "streak": 0, "started_ms": pushdeploy::timing::now_ms() - 599_500}),
+    );
+    let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
+    assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
+    assert!(reason(&answer).contains("the hook's timeout (10 min) would pass"), "{answer}");
+}
