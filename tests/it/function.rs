@@ -356,3 +356,49 @@ async fn deployments_and_verdicts_reach_cloudwatch_as_embedded_metric_format_lin
     deploy.stop().await;
     verify.stop().await;
 }
+
+#[tokio::test]
+async fn the_verify_binary_answers_ecs_lifecycle_hooks_in_the_shape_ecs_reads() {
+    let emu = Emulator::start().await;
+    let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
+    let standin = testkit::standin::TodoStandIn::start(app.aws.clone()).await;
+    let config = testkit::estate::blue_green_config(&standin.url(), &standin.test_url(), 5, 2);
+    let deploy = start_function("deploy", &app.aws, &config, &[]).await;
+    let verify = start_function("verify", &app.aws, &config, &[]).await;
+    let digest = app.aws.push_image("todo-backend", "latest", "backend-hook").await;
+    let started = deploy.invoke(&ecr_push_event("evt-h", "todo-backend", "latest", &digest)).await.unwrap();
+    assert_eq!(started["outcome"], "started", "{started}");
+    let (deployment, revision) = app.aws.newest_service_deployment(CLUSTER, "todo-backend").await;
+    let call = |execution_id, hook_details| testkit::estate::HookCall {
+        execution_id,
+        stage: "POST_TEST_TRAFFIC_SHIFT",
+        service: "todo-backend",
+        deployment: &deployment,
+        revision: &revision,
+        production: None,
+        hook_details,
+    };
+
+    let first = verify.invoke(&testkit::estate::hook_invocation(&call("exec-1", None))).await.expect("answered");
+    let keys: Vec<&String> = first.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["callBackDelay", "hookDetails", "hookStatus"], "only what ECS reads: {first}");
+    assert_eq!((first["hookStatus"].as_str(), first["callBackDelay"].as_u64()), (Some("IN_PROGRESS"), Some(1)));
+    let second = verify
+        .invoke(&testkit::estate::hook_invocation(&call("exec-2", Some(first["hookDetails"].clone()))))
+        .await
+        .expect("answered");
+    assert_eq!(second["hookStatus"], "SUCCEEDED", "{second}");
+    assert!(second.get("callBackDelay").is_none());
+
+    let garbage = verify.invoke(&json!({"lifecycleStage": "POST_TEST_TRAFFIC_SHIFT"})).await.expect("answered");
+    assert_eq!(garbage["hookStatus"], "FAILED", "{garbage}");
+    verify.stop().await;
+
+    // A verify that cannot start (its config is invalid) keeps blue: FAILED, not an event summary.
+    let broken = start_function("verify", &app.aws, "[[service]]\nname = 1\n", &[]).await;
+    let answer = broken.invoke(&testkit::estate::hook_invocation(&call("exec-3", None))).await.expect("answered");
+    assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
+    assert!(answer["hookDetails"]["pushdeploy"]["reason"].as_str().unwrap().contains("pushdeploy cannot start"));
+    broken.stop().await;
+    deploy.stop().await;
+}
