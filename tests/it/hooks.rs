@@ -259,6 +259,13 @@ async fn a_broken_image_fails_at_test_traffic_and_production_never_serves_it() {
     let message = notes[0]["Message"].as_str().unwrap();
     assert!(message.lines().next().unwrap().contains("POST_TEST_TRAFFIC_SHIFT check failed"), "{message}");
     assert!(message.lines().next().unwrap().contains("production never served it"), "{message}");
+    assert!(message.contains("rolled back by: ECS"), "{message}");
+    assert!(
+        message.contains(
+            "hook check POST_TEST_TRAFFIC_SHIFT (test listener, 0% of production on the new revision): FAILED"
+        ),
+        "{message}"
+    );
 
     // ECS rolls back: its traffic-shift hooks come again with green at 0 %; pushdeploy lets it.
     let back = bg.run_stage(&p, "PRODUCTION_TRAFFIC_SHIFT", Some((0, 100))).await;
