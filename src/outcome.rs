@@ -83,6 +83,9 @@ pub struct DeploymentSummary {
     /// ECS deployment id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ecs_deployment_id: Option<String>,
+    /// `plan`: how ECS rolls the service out (strategy, lifecycle hooks) and where that disagrees with the config.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ecs_rollout: Option<String>,
     /// S3 keys written.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub written: Vec<String>,
@@ -107,6 +110,7 @@ impl DeploymentSummary {
             previous_task_definition: None,
             task_definition: None,
             ecs_deployment_id: None,
+            ecs_rollout: None,
             written: Vec::new(),
             needs_attention: false,
         }

@@ -259,3 +259,74 @@ mod tests {
         assert_eq!(again.action, Action::Unchanged);
     }
 }
+
+/// What `plan` says about how ECS will roll the service out, and where that disagrees with
+/// `[service.hook]`: a blue/green service whose hook pushdeploy does not check, or the reverse.
+pub fn rollout_note(svc: &ServiceConfig, rollout: &crate::aws::ecs::Rollout) -> String {
+    let hooked = !rollout.hook_stages.is_empty();
+    let mut note = format!("ECS rolls it out {}", rollout.strategy);
+    if hooked {
+        note.push_str(&format!(", calling lifecycle hooks at {}", rollout.hook_stages.join(", ")));
+    }
+    match (&svc.hook, rollout.strategy.as_str(), hooked) {
+        (Some(_), "ROLLING", _) | (Some(_), _, false) => note.push_str(
+            "; pushdeploy.toml has [service.hook] but ECS calls no hook: add deploymentConfiguration.lifecycleHooks (README, Blue/green), or verify smoke-tests only after the rollout",
+        ),
+        (Some(h), _, true) => {
+            let unseen: Vec<&str> = h
+                .stages
+                .iter()
+                .map(|s| s.as_str())
+                .filter(|s| !rollout.hook_stages.iter().any(|c| c == s))
+                .collect();
+            if !unseen.is_empty() {
+                note.push_str(&format!(
+                    "; [service.hook] checks at {} but ECS calls no hook there",
+                    unseen.join(", ")
+                ));
+            }
+        }
+        (None, _, true) => note.push_str(
+            "; pushdeploy.toml has no [service.hook]: if the hook is pushdeploy's verify, it answers SUCCEEDED without checking",
+        ),
+        (None, _, false) => {}
+    }
+    note
+}
+
+#[cfg(test)]
+mod rollout_note_tests {
+    use super::*;
+    use crate::aws::ecs::Rollout;
+
+    fn svc(hook: &str) -> ServiceConfig {
+        let text = format!(
+            "[[service]]\nname='b'\nservice='s'\ncluster='c'\nrepository='r'\ntags=['latest']\n[service.smoke]\nurl='http://p/'\ntest_url='http://t/'\n[[service.smoke.check]]\npath='/'\n{hook}"
+        );
+        let text = if hook.is_empty() { text.replace("test_url='http://t/'\n", "") } else { text };
+        Config::parse(&text, "t.toml").unwrap().services.remove(0)
+    }
+
+    #[test]
+    fn plan_names_the_strategy_and_any_disagreement_with_the_hook_config() {
+        let bg = Rollout {
+            strategy: "BLUE_GREEN".into(),
+            hook_stages: vec!["POST_TEST_TRAFFIC_SHIFT".into(), "POST_PRODUCTION_TRAFFIC_SHIFT".into()],
+        };
+        let hook = "[service.hook]\nstages=['POST_TEST_TRAFFIC_SHIFT','POST_PRODUCTION_TRAFFIC_SHIFT']\n";
+        assert_eq!(
+            rollout_note(&svc(hook), &bg),
+            "ECS rolls it out BLUE_GREEN, calling lifecycle hooks at POST_TEST_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT"
+        );
+        let rolling = Rollout { strategy: "ROLLING".into(), hook_stages: vec![] };
+        assert!(rollout_note(&svc(hook), &rolling)
+            .contains("but ECS calls no hook: add deploymentConfiguration.lifecycleHooks"));
+        let canary = hook.replace("'POST_PRODUCTION", "'PRODUCTION_TRAFFIC_SHIFT','POST_PRODUCTION");
+        assert!(rollout_note(&svc(&canary), &bg)
+            .ends_with("[service.hook] checks at PRODUCTION_TRAFFIC_SHIFT but ECS calls no hook there"));
+        assert!(rollout_note(&svc(""), &bg).ends_with(
+            "has no [service.hook]: if the hook is pushdeploy's verify, it answers SUCCEEDED without checking"
+        ));
+        assert_eq!(rollout_note(&svc(""), &rolling), "ECS rolls it out ROLLING");
+    }
+}

@@ -100,6 +100,9 @@ pub fn describe(answer: &Answer) -> (String, bool) {
                 if let Some(image) = d["image"].as_str() {
                     out.push_str(&format!("  image: {image}\n"));
                 }
+                if let Some(rollout) = d["ecs_rollout"].as_str() {
+                    out.push_str(&format!("  {rollout}\n"));
+                }
                 for line in d["diff"].as_array().into_iter().flatten() {
                     out.push_str(&format!("  {}\n", line.as_str().unwrap_or("")));
                 }

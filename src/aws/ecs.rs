@@ -27,6 +27,15 @@ pub struct ServiceNow {
     pub primary_deployment: Option<String>,
 }
 
+/// How ECS rolls a service out: `deploymentConfiguration.strategy` and its lifecycle hooks.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rollout {
+    /// `ROLLING` (ECS's default when unset), `BLUE_GREEN`, `LINEAR`, `CANARY`.
+    pub strategy: String,
+    /// Every stage a lifecycle hook is configured at.
+    pub hook_stages: Vec<String>,
+}
+
 /// Talks to ECS for one deploy or verify.
 #[derive(Clone, Debug)]
 pub struct EcsClient {
@@ -77,6 +86,27 @@ impl EcsClient {
             }),
             None => Err(not_active(target, out.failures().first().and_then(|f| f.reason()))),
         }
+    }
+
+    /// How ECS rolls the service out (for `plan`).
+    pub async fn rollout(&self, cluster: &str, service: &str) -> Result<Rollout, AwsError> {
+        let target = format!("{cluster}/{service}");
+        let out = self.client.describe_services().cluster(cluster).services(service).send().await.map_err(|e| {
+            aws_error("ECS DescribeServices", &target, "the cluster name and ecs:DescribeServices on the service", e)
+        })?;
+        let svc = out.services().iter().find(|s| s.status() == Some("ACTIVE"));
+        let config = svc.and_then(|s| s.deployment_configuration());
+        let mut hook_stages: Vec<String> = config
+            .map(|c| c.lifecycle_hooks())
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|h| h.lifecycle_stages().iter().map(|s| s.as_str().to_string()))
+            .collect();
+        hook_stages.dedup();
+        Ok(Rollout {
+            strategy: config.and_then(|c| c.strategy()).map_or("ROLLING", |s| s.as_str()).to_string(),
+            hook_stages,
+        })
     }
 
     /// The task definition a service revision runs (a lifecycle hook's `targetServiceRevisionArn`),

@@ -122,6 +122,13 @@ impl Deployer {
                 log("planned", &reason);
                 let mut summary = self.summary_of(svc, &plan, &state);
                 summary.reason = reason;
+                // A plan reads how ECS will roll it out; a failed read only leaves that out.
+                match self.ecs.rollout(&svc.cluster, &svc.service).await {
+                    Ok(rollout) => summary.ecs_rollout = Some(plan::rollout_note(svc, &rollout)),
+                    Err(err) => {
+                        warn!(service = %svc.name, error = %err, "could not read the service's deployment strategy")
+                    }
+                }
                 return Ok(summary);
             }
             Decision::Unchanged(plan) => {

@@ -417,3 +417,60 @@ async fn a_budget_that_can_no_longer_pass_fails_at_once_without_a_round() {
     assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
     assert!(reason(&answer).contains("the hook's timeout (10 min) would pass"), "{answer}");
 }
+
+/// ECS's DescribeServices answer for a blue/green backend (moto keeps no deploymentConfiguration),
+/// shaped as the ECS API model defines `DeploymentConfiguration`.
+pub(crate) fn blue_green_service(stages: &[&str]) -> testkit::guard::Fixture {
+    let stages: Vec<String> = stages.iter().map(|s| s.to_string()).collect();
+    std::sync::Arc::new(move |_request, mut answer| {
+        for svc in answer["services"].as_array_mut().into_iter().flatten() {
+            if svc["serviceName"] == BACKEND {
+                svc["deploymentConfiguration"] = json!({
+                    "maximumPercent": 200,
+                    "minimumHealthyPercent": 100,
+                    "strategy": "BLUE_GREEN",
+                    "bakeTimeInMinutes": 5,
+                    "lifecycleHooks": [{
+                        "hookTargetArn": "arn:aws:lambda:ap-southeast-2:123456789012:function:pushdeploy-verify",
+                        "roleArn": "arn:aws:iam::123456789012:role/pushdeploy-HookInvokeRole",
+                        "lifecycleStages": stages,
+                    }],
+                });
+            }
+        }
+        answer
+    })
+}
+
+#[tokio::test]
+async fn plan_shows_the_strategy_and_where_ecs_and_the_hook_config_disagree() {
+    let mut bg = BlueGreen::new(5, 2).await;
+    let digest = bg.aws().push_image(BACKEND, "latest", "backend-plan").await;
+    let plan = json!({"action": "plan", "service": "backend"});
+    let rollout = |answer: &Value| answer["deployments"][0]["ecs_rollout"].as_str().unwrap_or_default().to_string();
+
+    let rolling = serde_json::to_value(bg.deployer.handle(plan.clone(), "req-1").await.unwrap()).unwrap();
+    assert_eq!(rolling["outcome"], "planned", "{rolling}");
+    assert!(rollout(&rolling)
+        .starts_with("ECS rolls it out ROLLING; pushdeploy.toml has [service.hook] but ECS calls no hook"));
+
+    bg.emu.guard.set_fixture(
+        "ecs:DescribeServices",
+        blue_green_service(&["POST_TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT"]),
+    );
+    let before = Snapshot::take(bg.aws()).await;
+    let answer = serde_json::to_value(bg.deployer.handle(plan, "req-2").await.unwrap()).unwrap();
+    assert_eq!(
+        rollout(&answer),
+        "ECS rolls it out BLUE_GREEN, calling lifecycle hooks at POST_TEST_TRAFFIC_SHIFT, PRODUCTION_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT"
+    );
+    assert!(answer["deployments"][0]["image"].as_str().unwrap().ends_with(digest.as_str()));
+    assert_eq!(Snapshot::take(bg.aws()).await, before, "a plan changes nothing");
+
+    // deploy works unchanged: UpdateService starts the blue/green deployment.
+    bg.seq += 1;
+    let event = testkit::estate::ecr_push_event("push-plan", BACKEND, "latest", &digest);
+    let started = serde_json::to_value(bg.deployer.handle(event, "req-3").await.unwrap()).unwrap();
+    assert_eq!(started["outcome"], "started", "{started}");
+    assert!(bg.emu.guard.denied().is_empty(), "{:?}", bg.emu.guard.denied());
+}
