@@ -590,6 +590,32 @@ pub fn hook_invocation(hook: &HookCall<'_>) -> Value {
     v
 }
 
+/// A rewrite of ECS's DescribeServices answer for `service` as a blue/green service whose
+/// lifecycle hook is pushdeploy's verify at `stages` (moto keeps no deploymentConfiguration),
+/// shaped as the ECS API model defines `DeploymentConfiguration`; for `Guard::set_fixture`.
+pub fn blue_green_service(service: &str, stages: &[&str]) -> crate::guard::Fixture {
+    let stages: Vec<String> = stages.iter().map(|s| s.to_string()).collect();
+    let service = service.to_string();
+    std::sync::Arc::new(move |_request, mut answer| {
+        for svc in answer["services"].as_array_mut().into_iter().flatten() {
+            if svc["serviceName"] == service.as_str() {
+                svc["deploymentConfiguration"] = json!({
+                    "maximumPercent": 200,
+                    "minimumHealthyPercent": 100,
+                    "strategy": "BLUE_GREEN",
+                    "bakeTimeInMinutes": 5,
+                    "lifecycleHooks": [{
+                        "hookTargetArn": format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:pushdeploy-verify"),
+                        "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/pushdeploy-HookInvokeRole"),
+                        "lifecycleStages": stages,
+                    }],
+                });
+            }
+        }
+        answer
+    })
+}
+
 /// What a lifecycle hook invocation is about.
 #[derive(Debug, Clone)]
 pub struct HookCall<'a> {

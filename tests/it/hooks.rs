@@ -418,30 +418,6 @@ async fn a_budget_that_can_no_longer_pass_fails_at_once_without_a_round() {
     assert!(reason(&answer).contains("the hook's timeout (10 min) would pass"), "{answer}");
 }
 
-/// ECS's DescribeServices answer for a blue/green backend (moto keeps no deploymentConfiguration),
-/// shaped as the ECS API model defines `DeploymentConfiguration`.
-pub(crate) fn blue_green_service(stages: &[&str]) -> testkit::guard::Fixture {
-    let stages: Vec<String> = stages.iter().map(|s| s.to_string()).collect();
-    std::sync::Arc::new(move |_request, mut answer| {
-        for svc in answer["services"].as_array_mut().into_iter().flatten() {
-            if svc["serviceName"] == BACKEND {
-                svc["deploymentConfiguration"] = json!({
-                    "maximumPercent": 200,
-                    "minimumHealthyPercent": 100,
-                    "strategy": "BLUE_GREEN",
-                    "bakeTimeInMinutes": 5,
-                    "lifecycleHooks": [{
-                        "hookTargetArn": "arn:aws:lambda:ap-southeast-2:123456789012:function:pushdeploy-verify",
-                        "roleArn": "arn:aws:iam::123456789012:role/pushdeploy-HookInvokeRole",
-                        "lifecycleStages": stages,
-                    }],
-                });
-            }
-        }
-        answer
-    })
-}
-
 #[tokio::test]
 async fn plan_shows_the_strategy_and_where_ecs_and_the_hook_config_disagree() {
     let mut bg = BlueGreen::new(5, 2).await;
@@ -456,7 +432,10 @@ async fn plan_shows_the_strategy_and_where_ecs_and_the_hook_config_disagree() {
 
     bg.emu.guard.set_fixture(
         "ecs:DescribeServices",
-        blue_green_service(&["POST_TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT"]),
+        testkit::estate::blue_green_service(
+            BACKEND,
+            &["POST_TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT"],
+        ),
     );
     let before = Snapshot::take(bg.aws()).await;
     let answer = serde_json::to_value(bg.deployer.handle(plan, "req-2").await.unwrap()).unwrap();

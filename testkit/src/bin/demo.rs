@@ -3,11 +3,14 @@
 //! push → digest-pinned rollout → smoke test → verified or rolled back. Run it with `scripts/demo`.
 
 use serde_json::Value;
-use testkit::estate::{ecr_push_event, ecs_deployment_event, local_config, registry, Aws, TodoApp, BUCKET, CLUSTER};
+use testkit::estate::{
+    blue_green_config, ecr_push_event, ecs_deployment_event, hook_invocation, local_config, registry, Aws, HookCall,
+    TodoApp, BUCKET, CLUSTER,
+};
 use testkit::guard::Emulator;
 use testkit::iam::Role;
 use testkit::runtime::{function_binary, FunctionProcess};
-use testkit::standin::{Behaviour, SnsSink, TodoStandIn};
+use testkit::standin::{Behaviour, Listener, SnsSink, TodoStandIn};
 
 struct Demo {
     aws: Aws,
@@ -51,16 +54,17 @@ async fn main() {
     std::fs::write(&config, text_config).expect("write config");
 
     step("Building deploy and verify and starting each under its own Lambda runtime-API host");
-    let env = |role: Role| {
-        let mut env = aws.function_env(role);
+    let harness = aws.clone();
+    let function_env = |role: Role| {
+        let mut env = harness.function_env(role);
         env.push(("PUSHDEPLOY_CONFIG".into(), config.display().to_string()));
         env.push(("PUSHDEPLOY_BUCKET".into(), BUCKET.into()));
         env.push(("PUSHDEPLOY_TOPIC_ARN".into(), sink.topic_arn.clone()));
         env.push(("RUST_LOG".into(), "info".into()));
         env
     };
-    let deploy = FunctionProcess::start(&function_binary("deploy"), &env(Role::Deploy)).await;
-    let verify = FunctionProcess::start(&function_binary("verify"), &env(Role::Verify)).await;
+    let deploy = FunctionProcess::start(&function_binary("deploy"), &function_env(Role::Deploy)).await;
+    let verify = FunctionProcess::start(&function_binary("verify"), &function_env(Role::Verify)).await;
     println!("  deploy on AWS_LAMBDA_RUNTIME_API={}, verify on {}", deploy.host.addr, verify.host.addr);
     println!("  config: {} (smoke: 2 passing rounds in a row of 5; read-after-write on the backend)", config.display());
     let mut demo = Demo { aws, app, deploy: std::sync::Arc::new(deploy), verify, seq: 0, rolled_back: None };
@@ -178,6 +182,56 @@ async fn main() {
     println!("  the report page: {} (open it in a browser; it needs no network)", page.display());
     drop(lambda);
 
+    step("11. The backend turns blue/green: ECS deploys it with strategy BLUE_GREEN and calls pushdeploy's verify as its lifecycle hook at POST_TEST_TRAFFIC_SHIFT and POST_PRODUCTION_TRAFFIC_SHIFT");
+    let bg_config = dir.join("pushdeploy-bluegreen.toml");
+    let bg_text =
+        blue_green_config(&demo.app.url(), &demo.app.test_url(), 5, 2).replace("\"PRODUCTION_TRAFFIC_SHIFT\", ", "");
+    std::fs::write(&bg_config, &bg_text).expect("write config");
+    emu.guard.set_fixture(
+        "ecs:DescribeServices",
+        testkit::estate::blue_green_service(
+            "todo-backend",
+            &["POST_TEST_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT"],
+        ),
+    );
+    let bg_env = |role: Role| {
+        let mut env = function_env(role);
+        env.retain(|(k, _)| k != "PUSHDEPLOY_CONFIG");
+        env.push(("PUSHDEPLOY_CONFIG".into(), bg_config.display().to_string()));
+        env
+    };
+    let bg_deploy = FunctionProcess::start(&function_binary("deploy"), &bg_env(Role::Deploy)).await;
+    let bg_verify = FunctionProcess::start(&function_binary("verify"), &bg_env(Role::Verify)).await;
+    println!(
+        "  config: {} ([service.hook] on the backend; smoke.test_url {} with header {}: {})",
+        bg_config.display(),
+        demo.app.test_url(),
+        testkit::standin::TEST_HEADER.0,
+        testkit::standin::TEST_HEADER.1
+    );
+    println!(
+        "  production listener {} stays on blue until ECS shifts it; the test listener serves green",
+        demo.app.url()
+    );
+    let plan = invoke(&bg_deploy, &serde_json::json!({"action": "plan", "service": "backend"})).await;
+    println!("  plan: {}", text(&plan["deployments"][0]["ecs_rollout"]));
+
+    step("11a. docker push todo-backend:latest (broken) to the blue/green backend");
+    let broken = blue_green_release(&demo, &bg_deploy, &bg_verify, "backend-bg-broken", Behaviour::Broken).await;
+    println!(
+        "  production listener served the broken image {} times",
+        demo.app.served().iter().filter(|s| s.listener == Listener::Production && s.digest == broken).count()
+    );
+
+    step("11b. docker push todo-backend:latest (good) to the blue/green backend");
+    let good = blue_green_release(&demo, &bg_deploy, &bg_verify, "backend-bg-good", Behaviour::Good).await;
+    println!(
+        "  production listener served the good image {} times",
+        demo.app.served().iter().filter(|s| s.listener == Listener::Production && s.digest == good).count()
+    );
+    bg_deploy.stop().await;
+    bg_verify.stop().await;
+
     step("IAM: every call the functions made, checked against their roles in template.yaml");
     let calls = emu.guard.calls();
     for role in [Role::Deploy, Role::Verify] {
@@ -276,6 +330,110 @@ impl Demo {
         let key = pushdeploy::record::record_key(CLUSTER, service, deployment).expect("deployment id");
         serde_json::from_slice(&self.aws.object(BUCKET, &key).await).unwrap_or_default()
     }
+}
+
+/// A push to the blue/green backend, with the demo playing ECS: UpdateService (deploy) starts
+/// the deployment, ECS calls the hook at each stage until it answers, shifts production only
+/// after POST_TEST_TRAFFIC_SHIFT passed, and rolls back on FAILED. Answers the pushed digest.
+async fn blue_green_release(
+    demo: &Demo,
+    deploy: &FunctionProcess,
+    verify: &FunctionProcess,
+    seed: &str,
+    behaviour: Behaviour,
+) -> String {
+    let service = "todo-backend";
+    let blue = demo.aws.service_task_definition(CLUSTER, service).await;
+    demo.app.hold_production(service, &blue);
+    let digest = demo.aws.push_image(service, "latest", seed).await;
+    demo.app.set(digest.as_str(), behaviour);
+    println!("  pushed {service}:latest @ {}…", &digest.as_str()[..19]);
+    let answer = invoke(deploy, &ecr_push_event(&format!("push-{seed}"), service, "latest", &digest)).await;
+    let d = &answer["deployments"][0];
+    println!("  deploy: {}  {}", answer["outcome"], text(&d["reason"]));
+    let dep = text(&d["ecs_deployment_id"]).to_string();
+    let green = demo.aws.service_task_definition(CLUSTER, service).await;
+    let (deployment, revision) = demo.aws.newest_service_deployment(CLUSTER, service).await;
+    println!(
+        "  ECS starts service deployment {} (green {}, blue {} keeps production)",
+        short(&deployment),
+        short(&green),
+        short(&blue)
+    );
+    let stage = |name: &'static str, production: Option<(u32, u32)>| {
+        let (deployment, revision) = (deployment.clone(), revision.clone());
+        async move {
+            let mut details = serde_json::Map::new();
+            for n in 1..=10 {
+                let call = HookCall {
+                    execution_id: &format!("{name}-{n}"),
+                    stage: name,
+                    service,
+                    deployment: &deployment,
+                    revision: &revision,
+                    production,
+                    hook_details: Some(Value::Object(details.clone())),
+                };
+                let answer = invoke(verify, &hook_invocation(&call)).await;
+                let status = text(&answer["hookStatus"]).to_string();
+                let why = text(&answer["hookDetails"]["pushdeploy"]["reason"]).to_string();
+                match answer["callBackDelay"].as_u64() {
+                    Some(delay) => println!("    hook {name}: {status} (ECS calls again in {delay} s): {why}"),
+                    None => println!("    hook {name}: {status}: {why}"),
+                }
+                if status != "IN_PROGRESS" {
+                    return status;
+                }
+                for (k, v) in answer["hookDetails"].as_object().into_iter().flatten() {
+                    details.insert(k.clone(), v.clone());
+                }
+            }
+            "TIMED_OUT".to_string()
+        }
+    };
+    if stage("POST_TEST_TRAFFIC_SHIFT", None).await == "SUCCEEDED" {
+        demo.app.shift_production(service, &green, 100);
+        println!("  ECS shifts production traffic to green");
+        if stage("POST_PRODUCTION_TRAFFIC_SHIFT", None).await == "SUCCEEDED" {
+            let seq = format!("ecs-{seed}");
+            let done =
+                invoke(verify, &ecs_deployment_event(&seq, service, &dep, "SERVICE_DEPLOYMENT_COMPLETED", "")).await;
+            println!(
+                "  ECS completes the deployment → verify: {}  {}",
+                done["outcome"],
+                text(&done["deployments"][0]["reason"])
+            );
+        }
+    } else {
+        println!(
+            "  ECS rolls back: test traffic returns to blue, and its traffic-shift hook is called with green at 0 %"
+        );
+        stage("PRODUCTION_TRAFFIC_SHIFT", Some((0, 100))).await;
+        // ECS's own rollback (moto has no blue/green): the service returns to blue.
+        demo.aws
+            .ecs
+            .update_service()
+            .cluster(CLUSTER)
+            .service(service)
+            .task_definition(&blue)
+            .send()
+            .await
+            .expect("ECS returns to blue");
+        let seq = format!("ecs-{seed}");
+        let failed = invoke(
+            verify,
+            &ecs_deployment_event(&seq, service, &dep, "SERVICE_DEPLOYMENT_FAILED", "rolled back by a lifecycle hook"),
+        )
+        .await;
+        println!(
+            "  ECS reports the deployment failed → verify: {}  {}",
+            failed["outcome"],
+            text(&failed["deployments"][0]["reason"])
+        );
+    }
+    println!("  {service} runs {}", short(&demo.aws.service_task_definition(CLUSTER, service).await));
+    print_timeline(&demo.record(service, &dep).await);
+    digest.as_str().to_string()
 }
 
 fn print_timeline(record: &Value) {
