@@ -317,9 +317,16 @@ fn run_validate(command: Command) -> ExitCode {
                 Ok(config) => {
                     println!("{file}: valid, {} service(s)", config.services.len());
                     for s in &config.services {
-                        let smoke = s.smoke.as_ref().map_or("no smoke test".to_string(), |m| {
-                            format!("smoke test, worst case {} s", m.budget_ms().div_ceil(1000))
-                        });
+                        let smoke = match (&s.smoke, &s.hook) {
+                            (None, _) => "no smoke test".to_string(),
+                            (Some(m), None) => format!("smoke test, worst case {} s", m.budget_ms().div_ceil(1000)),
+                            (Some(m), Some(h)) => format!(
+                                "lifecycle hook at {}: {} s at worst per invocation, within the hook's {} min",
+                                h.stages.iter().map(|st| st.as_str()).collect::<Vec<_>>().join(", "),
+                                m.invocation_ms().div_ceil(1000),
+                                h.timeout_minutes
+                            ),
+                        };
                         println!(
                             "  {:<12} {}/{} ← {}:{} ({smoke})",
                             s.name,

@@ -83,7 +83,8 @@ pub fn render(
         })
         .collect();
     let per_day_svg = per_day_chart(&in_window, window).map_err(|e| format!("drawing the per-day chart: {e}"))?;
-    let leads: Vec<f64> = in_window.iter().filter_map(|r| r.lead_time_seconds()).collect();
+    // Pushes only, as the report's lead time counts them: a manual deploy's image was pushed whenever.
+    let leads: Vec<f64> = in_window.iter().filter(|r| r.is_push()).filter_map(|r| r.lead_time_seconds()).collect();
     let lead_svg = lead_time_chart(&leads).map_err(|e| format!("drawing the lead-time chart: {e}"))?;
     let mut env = minijinja::Environment::new();
     env.add_template("report.html", TEMPLATE).map_err(|e| e.to_string())?;

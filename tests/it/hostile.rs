@@ -214,5 +214,13 @@ fn pushdeploy_validate_applies_the_functions_checks_offline() {
     let (code, out) = run(TODO_CONFIG, &["--verify-timeout", "60"]);
     assert_eq!(code, Some(1));
     assert!(out.contains(".smoke: worst case"), "{out}");
+    // A blue/green backend runs one round per hook invocation: that fits in 60 s.
+    let bg = testkit::estate::blue_green_config("http://127.0.0.1:1/", "http://127.0.0.1:2/", 5, 2);
+    let (code, out) = run(&bg, &["--verify-timeout", "60"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("(lifecycle hook at POST_TEST_TRAFFIC_SHIFT, PRODUCTION_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT: 18 s at worst per invocation, within the hook's 10 min)"),
+        "{out}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
