@@ -303,15 +303,19 @@ impl Verifier {
             inv.resource_arn
         );
         if let Ok(recent) = self.records().recent(&inv.cluster, &inv.service, RECORDS_LOOKED_AT).await {
-            let found = recent.into_iter().find(|r| r.service_deployment_arn.as_deref() == Some(&inv.resource_arn));
-            if let Some(mut rec) = found.filter(|r| !r.is_settled()) {
+            // The record tied to this service deployment; before the hook could tie one (the
+            // revision could not be read), the newest push or deploy still in flight.
+            let tied = recent.iter().position(|r| r.service_deployment_arn.as_deref() == Some(&inv.resource_arn));
+            let in_flight = || recent.iter().position(|r| r.status == Status::Started && !r.is_rollback());
+            if let Some(mut rec) = tied.or_else(in_flight).map(|i| recent[i].clone()).filter(|r| !r.is_settled()) {
                 rec.status = Status::RolledBack;
                 rec.rolled_back_by = Some("ecs".into());
                 rec.rolled_back_to = Some(rec.previous_task_definition.clone());
                 rec.reason = Some(reason.clone());
                 rec.stamp("error", record::now());
-                if let Err(w) = self.save(&rec).await {
-                    warn!(deployment_id = %rec.id, error = %w, "could not put the error on the record");
+                match self.save(&rec).await {
+                    Ok(()) => crate::emf::record(&rec.name, &crate::emf::verdict(&rec)),
+                    Err(w) => warn!(deployment_id = %rec.id, error = %w, "could not put the error on the record"),
                 }
             }
         }

@@ -453,3 +453,39 @@ async fn plan_shows_the_strategy_and_where_ecs_and_the_hook_config_disagree() {
     assert_eq!(started["outcome"], "started", "{started}");
     assert!(bg.emu.guard.denied().is_empty(), "{:?}", bg.emu.guard.denied());
 }
+
+#[tokio::test]
+async fn a_hook_denied_by_iam_fails_loudly_on_the_record_the_topic_and_the_error() {
+    let mut bg = BlueGreen::new(5, 2).await;
+    let p = bg.push("backend-bg-denied", Behaviour::Good).await;
+    bg.emu.guard.set_policies(
+        testkit::iam::Policies::template()
+            .without(testkit::iam::Role::Verify, |s| s["Sid"].as_str() == Some("ReadTheRevisionAHookChecks")),
+    );
+    let payload = hook_invocation(&HookCall {
+        execution_id: "exec-denied",
+        stage: "POST_TEST_TRAFFIC_SHIFT",
+        service: BACKEND,
+        deployment: &p.deployment_arn,
+        revision: &p.revision_arn,
+        production: None,
+        hook_details: None,
+    });
+    let err = bg.verifier.invoke(payload, Instant::now() + Duration::from_secs(60)).await.unwrap_err();
+    assert!(err.is_access_denied() && !err.is_transient(), "{err}");
+    assert!(err.to_string().contains("ECS DescribeServiceRevisions"), "{err}");
+
+    let rec = bg.record(&p).await;
+    assert_eq!(rec["status"], "rolled_back", "ECS rolls back a hook that fails");
+    assert_eq!(rec["rolled_back_by"], "ecs");
+    assert!(rec["reason"].as_str().unwrap().contains("pushdeploy could not check POST_TEST_TRAFFIC_SHIFT"), "{rec}");
+    assert_eq!(rec["timeline"].as_array().unwrap().last().unwrap()["event"], "error");
+    let told = bg.sink.notifications();
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert!(told[0]["Subject"]
+        .as_str()
+        .unwrap()
+        .starts_with("pushdeploy ACTION NEEDED: backend cannot check POST_TEST"));
+    assert!(told[0]["Message"].as_str().unwrap().contains("AccessDenied"));
+    assert_eq!(bg.standin.served().iter().filter(|s| s.digest == p.digest).count(), 0, "no round without the record");
+}
