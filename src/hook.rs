@@ -303,9 +303,16 @@ pub fn before_round(c: &Carried, b: &Budget, now_ms: u64) -> Result<(), String> 
             c.rounds, b.attempts, c.streak
         ));
     }
-    // The soonest a pass can come: `needed` rounds, a callback delay apart.
-    let soonest = now_ms + u64::from(needed.saturating_sub(1)) * b.interval_ms;
-    if soonest > c.started_ms + b.timeout_ms {
+    // The soonest a pass can come: `needed` rounds, a callback delay apart. (The carried values
+    // come back from ECS as the last answer left them, but are not trusted to be sane.)
+    let soonest = now_ms.saturating_add(u64::from(needed.saturating_sub(1)).saturating_mul(b.interval_ms));
+    if c.started_ms > now_ms.saturating_add(60_000) {
+        return Err(format!(
+            "the carried tally says the check started at {} ms, in the future: not a tally pushdeploy wrote",
+            c.started_ms
+        ));
+    }
+    if soonest > c.started_ms.saturating_add(b.timeout_ms) {
         return Err(format!(
             "the hook's timeout ({} min) would pass before {needed} more passing rounds, {} s apart",
             b.timeout_ms / 60_000,
@@ -510,5 +517,7 @@ mod tests {
         // 3 rounds 10 s apart need 20 s; 45 s of a 60 s timeout are gone.
         assert!(before_round(&c(0, 0, 0), &b, 40_000).is_ok());
         assert!(before_round(&c(0, 0, 0), &b, 45_000).unwrap_err().contains("timeout (1 min)"));
+        assert!(before_round(&c(0, 0, u64::MAX), &b, 45_000).unwrap_err().contains("in the future"));
+        assert!(before_round(&c(u32::MAX, u32::MAX, 0), &b, u64::MAX).is_err(), "no overflow");
     }
 }

@@ -138,8 +138,8 @@ impl Tally {
 
     /// Records a round and says whether to go on; fails as soon as the streak is out of reach.
     pub fn record(&mut self, passed: bool) -> Progress {
-        self.done += 1;
-        self.streak = if passed { self.streak + 1 } else { 0 };
+        self.done = self.done.saturating_add(1);
+        self.streak = if passed { self.streak.saturating_add(1) } else { 0 };
         if self.streak >= self.consecutive {
             Progress::Pass
         } else if self.attempts.saturating_sub(self.done) < self.consecutive - self.streak {
