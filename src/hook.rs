@@ -11,9 +11,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::config::{ServiceConfig, SmokeConfig};
 use crate::error::InputError;
 use crate::event::parse_service_arn;
 use crate::image::truncate;
+use crate::record::{DeploymentRecord, Status};
 use crate::smoke::judge::{Progress, Tally};
 
 /// The key of pushdeploy's own entry in `hookDetails`; the rest of the map belongs to the user.
@@ -256,6 +258,89 @@ impl HookInvocation {
     }
 }
 
+/// What to do with an invocation about a deployment pushdeploy recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Answer at once, after putting `stamp` on the timeline (once), if any.
+    Answer {
+        /// The answer.
+        answer: HookAnswer,
+        /// A timeline event to record first.
+        stamp: Option<String>,
+    },
+    /// Run a round of `smoke` through `listener`, within `budget`.
+    Check {
+        /// The listener the checks go through.
+        listener: Listener,
+        /// The smoke test, aimed at that listener.
+        smoke: Box<SmokeConfig>,
+        /// Attempts, streak, callback delay and the hook's timeout.
+        budget: Budget,
+    },
+}
+
+/// Decides what an invocation about `rec` asks for, given the service's config.
+pub fn decide(rec: &DeploymentRecord, svc: &ServiceConfig, inv: &HookInvocation) -> Decision {
+    let answer = |answer: HookAnswer| Decision::Answer { answer, stamp: None };
+    if rec.is_rollback() {
+        return answer(HookAnswer::succeeded("a rollback: pushdeploy does not check rollbacks"));
+    }
+    if inv.rolling_back() {
+        return Decision::Answer {
+            answer: HookAnswer::succeeded(
+                "ECS is shifting traffic back to the previous revision; pushdeploy never holds up a rollback",
+            ),
+            stamp: Some("ecs_rolling_back".into()),
+        };
+    }
+    // A duplicate or late invocation answers the verdict already given.
+    if let Some(done) = rec.hook_checks.iter().find(|c| c.check == inv.check_key()) {
+        return answer(if done.passed {
+            HookAnswer::succeeded(format!("{} already passed ({} rounds)", done.check, done.rounds))
+        } else {
+            HookAnswer::failed(format!(
+                "{} already failed: {}",
+                done.check,
+                done.reason.as_deref().unwrap_or("no reason recorded")
+            ))
+        });
+    }
+    if rec.is_settled() {
+        let why = format!(
+            "deployment {} is already {}: {}",
+            rec.id,
+            rec.status.as_str(),
+            rec.reason.as_deref().unwrap_or("no reason recorded")
+        );
+        return answer(if rec.status == Status::Verified {
+            HookAnswer::succeeded(why)
+        } else {
+            HookAnswer::failed(why)
+        });
+    }
+    let hook = svc.hook.as_ref().filter(|h| h.stages.contains(&inv.stage));
+    match (inv.stage.listener(), hook, svc.smoke.as_ref()) {
+        (Some(listener), Some(hook), Some(smoke)) => Decision::Check {
+            listener,
+            budget: Budget {
+                attempts: smoke.attempts,
+                consecutive: smoke.consecutive,
+                interval_ms: smoke.interval_ms,
+                timeout_ms: hook.timeout_ms(),
+            },
+            smoke: Box::new(smoke.through(listener)),
+        },
+        _ => Decision::Answer {
+            answer: HookAnswer::succeeded(format!(
+                "{} is not a stage [service.hook] of {} checks at: nothing to check",
+                inv.stage.as_str(),
+                svc.name
+            )),
+            stamp: Some(inv.timeline_event()),
+        },
+    }
+}
+
 /// A percentage as people write it: `10`, `12.5`.
 pub fn fmt_share(w: f64) -> String {
     if w.fract() == 0.0 {
@@ -475,6 +560,71 @@ mod tests {
         assert!(err(&|v| v["hookDetails"] = json!([1])).contains("hookDetails"));
         assert!(err(&|v| v["resourceArn"] = json!("arn:aws:ecs:x:1:service/a/b")).contains("service deployment ARN"));
         assert!(parse(&json!("POST_TEST_TRAFFIC_SHIFT")).is_err());
+    }
+
+    fn backend(stages: &str) -> ServiceConfig {
+        let text = format!(
+            "[[service]]\nname='backend'\nservice='todo-backend'\ncluster='todo-cluster'\nrepository='todo-backend'\ntags=['latest']\n[service.smoke]\nurl='http://prod/'\ntest_url='http://test/'\nattempts=4\nconsecutive=2\ninterval_ms=2500\n[[service.smoke.check]]\npath='/'\n[service.hook]\nstages={stages}\ntimeout_minutes=30\n"
+        );
+        crate::config::Config::parse(&text, "t.toml").unwrap().services.remove(0)
+    }
+
+    fn answered(d: Decision) -> (HookStatus, String, Option<String>) {
+        match d {
+            Decision::Answer { answer, stamp } => (answer.hook_status, answer.reason().to_string(), stamp),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_invocation_is_decided_from_the_record_and_the_config() {
+        use crate::record::{HookCheck, TriggerRef};
+        let svc = backend("['POST_TEST_TRAFFIC_SHIFT', 'POST_PRODUCTION_TRAFFIC_SHIFT']");
+        let rec = crate::rollback::tests::record("d1", "td:2", Status::Started, "2026-11-27T08:00:00Z");
+        let post_test = parse(&fixture("post-test")).unwrap();
+
+        let Decision::Check { listener, smoke, budget } = decide(&rec, &svc, &post_test) else { panic!() };
+        assert_eq!((listener, smoke.url.as_str()), (Listener::Test, "http://test/"));
+        assert_eq!(budget, Budget { attempts: 4, consecutive: 2, interval_ms: 2500, timeout_ms: 1_800_000 });
+        let Decision::Check { smoke, .. } = decide(&rec, &svc, &parse(&fixture("post-production")).unwrap()) else {
+            panic!()
+        };
+        assert_eq!(smoke.url, "http://prod/");
+
+        // A stage the config does not check at goes on, and lands on the timeline.
+        let (status, why, stamp) = answered(decide(&rec, &svc, &parse(&fixture("canary")).unwrap()));
+        assert_eq!((status, stamp.as_deref()), (HookStatus::Succeeded, Some("production_traffic_shift_10pct")));
+        assert!(why.contains("not a stage [service.hook] of backend checks at"), "{why}");
+
+        let (status, _, stamp) = answered(decide(&rec, &svc, &parse(&fixture("rollback")).unwrap()));
+        assert_eq!((status, stamp.as_deref()), (HookStatus::Succeeded, Some("ecs_rolling_back")));
+
+        let mut done = rec.clone();
+        done.hook_checks.push(HookCheck {
+            check: "POST_TEST_TRAFFIC_SHIFT".into(),
+            listener: "test".into(),
+            production_share: 0.0,
+            passed: false,
+            reason: Some("GET /: status 500".into()),
+            rounds: 3,
+            smoke: Value::Null,
+            at: "2026-11-27T08:01:00Z".into(),
+        });
+        done.status = Status::RolledBack;
+        let (status, why, _) = answered(decide(&done, &svc, &post_test));
+        assert_eq!(
+            (status, why.as_str()),
+            (HookStatus::Failed, "POST_TEST_TRAFFIC_SHIFT already failed: GET /: status 500")
+        );
+        let (status, why, _) = answered(decide(&done, &svc, &parse(&fixture("post-production")).unwrap()));
+        assert_eq!(status, HookStatus::Failed, "a later stage of a failed deployment: {why}");
+        done.status = Status::Verified;
+        done.hook_checks.clear();
+        assert_eq!(answered(decide(&done, &svc, &post_test)).0, HookStatus::Succeeded);
+
+        let mut rollback = rec.clone();
+        rollback.trigger = TriggerRef::AutoRollback { of: "d0".into() };
+        assert_eq!(answered(decide(&rollback, &svc, &post_test)).1, "a rollback: pushdeploy does not check rollbacks");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tracing::{error, info, warn};
 
 use super::Verifier;
 use crate::error::Error;
-use crate::hook::{self, fmt_share, Budget, Carried, HookAnswer, HookInvocation, Listener, Step};
+use crate::hook::{self, fmt_share, Carried, Decision, HookAnswer, HookInvocation, Listener, Step};
 use crate::notify::{problem_message, Problem};
 use crate::record::{self, DeploymentRecord, HookCheck, Status};
 use crate::smoke::engine;
@@ -82,68 +82,20 @@ impl Verifier {
                 format!("no pushdeploy deployment of {target} registered {}", short_name(&task_definition)),
             ));
         };
-        if rec.is_rollback() {
-            return Ok(self.answer_hook(
-                &rec,
-                inv,
-                HookAnswer::succeeded("a rollback: pushdeploy does not check rollbacks"),
-            ));
-        }
-        if inv.rolling_back() {
-            if !rec.has("ecs_rolling_back") {
-                rec.stamp("ecs_rolling_back", record::now());
-                self.save(&rec).await?;
+        let (listener, smoke, budget) = match hook::decide(&rec, svc, inv) {
+            Decision::Answer { answer, stamp } => {
+                if let Some(event) = stamp {
+                    self.mark(&mut rec, inv, &event).await?;
+                }
+                return Ok(self.answer_hook(&rec, inv, answer));
             }
-            let why = "ECS is shifting traffic back to the previous revision; pushdeploy never holds up a rollback";
-            return Ok(self.answer_hook(&rec, inv, HookAnswer::succeeded(why)));
-        }
-        // A duplicate or late invocation answers the verdict already given.
-        if let Some(done) = rec.hook_checks.iter().find(|c| c.check == inv.check_key()) {
-            let answer = if done.passed {
-                HookAnswer::succeeded(format!("{} already passed ({} rounds)", done.check, done.rounds))
-            } else {
-                HookAnswer::failed(format!(
-                    "{} already failed: {}",
-                    done.check,
-                    done.reason.as_deref().unwrap_or("no reason recorded")
-                ))
-            };
-            return Ok(self.answer_hook(&rec, inv, answer));
-        }
-        if rec.is_settled() {
-            let why = format!(
-                "deployment {} is already {}: {}",
-                rec.id,
-                rec.status.as_str(),
-                rec.reason.as_deref().unwrap_or("no reason recorded")
-            );
-            let answer =
-                if rec.status == Status::Verified { HookAnswer::succeeded(why) } else { HookAnswer::failed(why) };
-            return Ok(self.answer_hook(&rec, inv, answer));
-        }
-        let checked_here = svc.hook.as_ref().filter(|h| h.stages.contains(&inv.stage));
-        let (Some(listener), Some(hook_cfg), Some(smoke)) = (inv.stage.listener(), checked_here, svc.smoke.as_ref())
-        else {
-            self.note_stage(&mut rec, inv).await?;
-            let why = format!(
-                "{} is not a stage [service.hook] of {} checks at: nothing to check",
-                inv.stage.as_str(),
-                svc.name
-            );
-            return Ok(self.answer_hook(&rec, inv, HookAnswer::succeeded(why)));
-        };
-        let smoke = smoke.through(listener);
-        let budget = Budget {
-            attempts: smoke.attempts,
-            consecutive: smoke.consecutive,
-            interval_ms: smoke.interval_ms,
-            timeout_ms: hook_cfg.timeout_ms(),
+            Decision::Check { listener, smoke, budget } => (listener, smoke, budget),
         };
         let now = timing::now_ms();
         let carried = match inv.carried(&rec.id) {
             Some(c) => c,
             None => {
-                self.note_stage(&mut rec, inv).await?;
+                self.mark(&mut rec, inv, &inv.timeline_event()).await?;
                 Carried { check: inv.check_key(), deployment: rec.id.clone(), rounds: 0, streak: 0, started_ms: now }
             }
         };
@@ -191,15 +143,14 @@ impl Verifier {
         Ok(by_deployment.or_else(by_revision).map(|i| recent[i].clone()))
     }
 
-    /// Puts the stage on the timeline (once) and ties the record to ECS's service deployment.
-    async fn note_stage(&self, rec: &mut DeploymentRecord, inv: &HookInvocation) -> Result<(), Error> {
-        let event = inv.timeline_event();
+    /// Puts `event` on the timeline (once) and ties the record to ECS's service deployment.
+    async fn mark(&self, rec: &mut DeploymentRecord, inv: &HookInvocation, event: &str) -> Result<(), Error> {
         let tied = rec.service_deployment_arn.as_deref() == Some(&inv.resource_arn);
-        if rec.has(&event) && tied {
+        if rec.has(event) && tied {
             return Ok(());
         }
-        if !rec.has(&event) {
-            rec.stamp(&event, record::now());
+        if !rec.has(event) {
+            rec.stamp(event, record::now());
         }
         rec.service_deployment_arn = Some(inv.resource_arn.clone());
         self.save(rec).await
