@@ -123,7 +123,8 @@ pub fn show(r: &DeploymentRecord) -> String {
         short_name(&r.task_definition),
     );
     if let Some(to) = &r.rolled_back_to {
-        out.push_str(&format!("  rolled back to: {}\n", short_name(to)));
+        let by = r.rolled_back_by.as_deref().map(|b| format!(" (by {b})")).unwrap_or_default();
+        out.push_str(&format!("  rolled back to: {}{by}\n", short_name(to)));
     }
     if let Some(reason) = &r.reason {
         out.push_str(&format!("  reason: {reason}\n"));
@@ -131,6 +132,24 @@ pub fn show(r: &DeploymentRecord) -> String {
     out.push_str("timeline:\n");
     for e in &r.timeline {
         out.push_str(&format!("  {}  {}\n", e.at, e.event));
+    }
+    if !r.hook_checks.is_empty() {
+        out.push_str("lifecycle hook checks:\n");
+        for c in &r.hook_checks {
+            out.push_str(&format!(
+                "  {}  {} through the {} listener ({}% of production on the new revision), {} round(s){}\n",
+                c.at,
+                c.check,
+                c.listener,
+                pushdeploy::hook::fmt_share(c.production_share),
+                c.rounds,
+                match (&c.reason, c.passed) {
+                    (_, true) => ": passed".to_string(),
+                    (Some(why), false) => format!(": FAILED: {why}"),
+                    (None, false) => ": FAILED".to_string(),
+                }
+            ));
+        }
     }
     if let Some(smoke) = &r.smoke {
         out.push_str(&format!(
@@ -195,6 +214,31 @@ pub fn report(r: &Report, skipped: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn show_says_which_hook_check_failed_and_that_ecs_rolled_back() {
+        let rec: DeploymentRecord = serde_json::from_value(serde_json::json!({
+            "id": "ecs-svc-1", "cluster": "todo-cluster", "service": "todo-backend", "name": "backend",
+            "repository": "todo-backend", "tag": "latest", "digest": "sha256:41db0f7a5ea8aa", "image_uri": "r@sha256:41db0f7a5ea8aa",
+            "strategy": "pin-digest", "trigger": {"kind": "push", "event_id": "e"}, "pushed_at": null,
+            "previous_task_definition": "arn:aws:ecs:r:1:task-definition/todo-backend:9",
+            "task_definition": "arn:aws:ecs:r:1:task-definition/todo-backend:10",
+            "ecs_deployment_id": "ecs-svc/1", "status": "rolled_back", "containers": ["backend"],
+            "rolled_back_to": "arn:aws:ecs:r:1:task-definition/todo-backend:9", "rolled_back_by": "ecs",
+            "hook_checks": [
+                {"check": "POST_TEST_TRAFFIC_SHIFT", "listener": "test", "production_share": 0.0, "passed": true,
+                 "rounds": 2, "smoke": null, "at": "2026-11-27T08:00:00Z"},
+                {"check": "PRODUCTION_TRAFFIC_SHIFT@10", "listener": "production", "production_share": 10.0, "passed": false,
+                 "reason": "GET todoItems: status 500", "rounds": 1, "smoke": null, "at": "2026-11-27T08:01:00Z"}
+            ],
+            "timeline": []
+        }))
+        .unwrap();
+        let out = show(&rec);
+        assert!(out.contains("rolled back to: todo-backend:9 (by ecs)"), "{out}");
+        assert!(out.contains("POST_TEST_TRAFFIC_SHIFT through the test listener (0% of production on the new revision), 2 round(s): passed"), "{out}");
+        assert!(out.contains("PRODUCTION_TRAFFIC_SHIFT@10 through the production listener (10% of production on the new revision), 1 round(s): FAILED: GET todoItems: status 500"), "{out}");
+    }
 
     #[test]
     fn durations_and_ages_read_as_a_person_would_say_them() {
