@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use tracing::{error, info, warn};
 
 use super::Verifier;
+use crate::aws::records::Found;
 use crate::error::Error;
 use crate::hook::{self, fmt_share, Carried, Decision, HookAnswer, HookInvocation, Listener, Step};
 use crate::notify::{problem_message, Problem};
@@ -73,14 +74,9 @@ impl Verifier {
         let Some(svc) = self.config.by_ecs_service(&inv.cluster, &inv.service) else {
             return Ok(not_ours(inv, format!("{target} is not a service in pushdeploy's config")));
         };
-        let Some(task_definition) = self.ecs.revision_task_definition(&inv.target_revision).await? else {
-            return Ok(not_ours(inv, format!("ECS knows no service revision {}", inv.target_revision)));
-        };
-        let Some(mut rec) = self.record_of(inv, &task_definition).await? else {
-            return Ok(not_ours(
-                inv,
-                format!("no pushdeploy deployment of {target} registered {}", short_name(&task_definition)),
-            ));
+        let mut rec = match self.record_of(inv).await? {
+            Ok(rec) => rec,
+            Err(why) => return Ok(not_ours(inv, why)),
         };
         let (listener, smoke, budget) = match hook::decide(&rec, svc, inv) {
             Decision::Answer { answer, stamp } => {
@@ -134,13 +130,30 @@ impl Verifier {
         }
     }
 
-    /// The deployment a hook invocation is about: the record naming its service deployment, else
-    /// the newest one that registered the green revision's task definition.
-    async fn record_of(&self, inv: &HookInvocation, task_definition: &str) -> Result<Option<DeploymentRecord>, Error> {
+    /// The deployment a hook invocation is about, or why it is not pushdeploy's. After the first
+    /// invocation, `hookDetails` names the record, which is one GET once it proves tied to this
+    /// service deployment (ECS's own ARN, not the hint, decides). Otherwise: the record tied to
+    /// it, else the newest that registered the green revision's task definition.
+    async fn record_of(&self, inv: &HookInvocation) -> Result<Result<DeploymentRecord, String>, Error> {
+        let target = format!("{}/{}", inv.cluster, inv.service);
+        let hinted = inv.hook_details.get(hook::DETAILS_KEY).and_then(|d| d.get("deployment")).and_then(Value::as_str);
+        if let Some(ecs_id) = hinted.and_then(|id| id.strip_prefix("ecs-svc-")).map(|n| format!("ecs-svc/{n}")) {
+            if let Ok(Found::Record(rec)) = self.records().get(&inv.cluster, &inv.service, &ecs_id).await {
+                if rec.service_deployment_arn.as_deref() == Some(&inv.resource_arn) {
+                    return Ok(Ok(*rec));
+                }
+            }
+        }
+        let Some(task_definition) = self.ecs.revision_task_definition(&inv.target_revision).await? else {
+            return Ok(Err(format!("ECS knows no service revision {}", inv.target_revision)));
+        };
         let recent = self.records().recent(&inv.cluster, &inv.service, RECORDS_LOOKED_AT).await?;
-        let by_deployment = recent.iter().position(|r| r.service_deployment_arn.as_deref() == Some(&inv.resource_arn));
+        let tied = recent.iter().position(|r| r.service_deployment_arn.as_deref() == Some(&inv.resource_arn));
         let by_revision = || recent.iter().position(|r| r.task_definition == task_definition);
-        Ok(by_deployment.or_else(by_revision).map(|i| recent[i].clone()))
+        Ok(tied
+            .or_else(by_revision)
+            .map(|i| recent[i].clone())
+            .ok_or_else(|| format!("no pushdeploy deployment of {target} registered {}", short_name(&task_definition))))
     }
 
     /// Puts `event` on the timeline (once) and ties the record to ECS's service deployment.

@@ -329,7 +329,14 @@ async fn a_slow_service_passes_on_the_third_round_across_three_invocations() {
         if invocation == 3 {
             bg.standin.set(&p.digest, Behaviour::Good); // warmed up
         }
+        let calls_before = bg.emu.guard.calls().len();
         let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
+        let mut ops: Vec<String> = bg.emu.guard.calls()[calls_before..].iter().map(|c| c.operation.clone()).collect();
+        ops.sort();
+        if invocation == 2 {
+            // hookDetails name the record: one GET, no revision lookup, no listing, no write.
+            assert_eq!(ops, ["s3:GetObject"], "invocation {invocation}");
+        }
         if answer["hookStatus"] == "IN_PROGRESS" {
             let carried = &answer["hookDetails"]["pushdeploy"];
             assert_eq!((carried["rounds"].as_u64(), carried["streak"].as_u64()), (Some(invocation), Some(0)));
