@@ -18,6 +18,7 @@ const COLD_STARTS: usize = 20;
 const WARM_RUNS: usize = 30;
 const PEER_RUNS: usize = 10;
 const CONCURRENT_RUNS: usize = 7;
+const HOOK_RUNS: usize = 9;
 /// Latencies added to every AWS call in the fan-out runs: a fast round trip, and a typical
 /// control-plane one.
 const FANOUT_LATENCIES_MS: [u64; 2] = [20, 50];
@@ -100,6 +101,7 @@ async fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("concurrent") => return concurrent_pushes(&config_text).await,
         Some("report") => return report_scale().await,
+        Some("hook") => return hook_invocations().await,
         _ => {}
     }
     let deploy_bin = release_binary("deploy");
@@ -209,6 +211,7 @@ async fn main() {
     }
 
     concurrent_pushes(&config_text).await;
+    hook_invocations().await;
 
     // 3–6. The release binary under a runtime-API host.
     let (motos, app) = new_app().await;
@@ -416,6 +419,82 @@ async fn concurrent_pushes(config_text: &str) {
         println!("| {name} | {} | {} |", cells.join(" | "), seen.join(", "));
     }
     drop(slow);
+    drop(emu);
+}
+
+/// verify as a blue/green backend's lifecycle hook (in-process): what each kind of invocation
+/// takes and which AWS calls it makes, direct to moto and with 20 ms added to every AWS call.
+async fn hook_invocations() {
+    println!("\n## Lifecycle hook invocations (in-process verify, blue/green backend, median of {HOOK_RUNS})\n");
+    println!("moto behind the IAM guard; the stand-in app's test listener on 127.0.0.1. A round is one check;");
+    println!("after the passing round comes the read-after-write probe (write, 6 reads, delete).\n");
+    println!("| invocation | answer | direct to moto | with 20 ms per AWS call | AWS calls |");
+    println!("| --- | --- | --- | --- | --- |");
+    let emu = testkit::guard::Emulator::start().await;
+    let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
+    let standin = TodoStandIn::start(app.aws.clone()).await;
+    let config = testkit::estate::blue_green_config(&standin.url(), &standin.test_url(), 5, 2);
+    let slow = FaultProxy::start(&emu.endpoint, Duration::from_secs(1)).await;
+    slow.set_latency(Duration::from_millis(20));
+    let slowed = Aws::new(&slow.endpoint).await;
+    let kinds = [
+        ("first: revision lookup, listing, timeline stamp, one round", "IN_PROGRESS"),
+        ("second: one GET (named in hookDetails), a round, the probe, the verdict's write", "SUCCEEDED"),
+        ("duplicate of the second: one GET", "SUCCEEDED"),
+    ];
+    let mut times: Vec<[Vec<f64>; 2]> = kinds.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+    let mut calls: Vec<String> = vec![String::new(); kinds.len()];
+    let mut seq = 0u32;
+    for (column, aws) in [&app.aws, &slowed].into_iter().enumerate() {
+        let d = deployer(aws, &config);
+        let v = testkit::estate::verifier(aws, &config, None);
+        for _ in 0..HOOK_RUNS {
+            seq += 1;
+            let digest = app.aws.push_image("todo-backend", "latest", &format!("backend-hook-{seq}")).await;
+            let event = ecr_push_event(&format!("hook-{seq}"), "todo-backend", "latest", &digest);
+            let started = serde_json::to_value(d.handle(event, &format!("req-{seq}")).await.expect("deploy")).unwrap();
+            assert_eq!(started["outcome"], "started", "{started}");
+            let (deployment, revision) = app.aws.newest_service_deployment(CLUSTER, "todo-backend").await;
+            let mut details: Option<serde_json::Value> = None;
+            for (i, (_, want)) in kinds.iter().enumerate() {
+                let payload = testkit::estate::hook_invocation(&testkit::estate::HookCall {
+                    execution_id: &format!("exec-{seq}-{i}"),
+                    stage: "POST_TEST_TRAFFIC_SHIFT",
+                    service: "todo-backend",
+                    deployment: &deployment,
+                    revision: &revision,
+                    production: None,
+                    hook_details: details.clone(),
+                });
+                let before = emu.guard.calls().len();
+                let start = Instant::now();
+                let answer = serde_json::to_value(
+                    v.invoke(payload, Instant::now() + Duration::from_secs(60)).await.expect("hook answers"),
+                )
+                .unwrap();
+                times[i][column].push(ms(start.elapsed()));
+                assert_eq!(answer["hookStatus"], *want, "{answer}");
+                let mut ops: Vec<String> = emu.guard.calls()[before..].iter().map(|c| c.operation.clone()).collect();
+                ops.sort();
+                let mut counted: Vec<String> = Vec::new();
+                for op in ops.iter() {
+                    if !counted.iter().any(|c| c.starts_with(&format!("{op} "))) {
+                        counted.push(format!("{op} ×{}", ops.iter().filter(|o| *o == op).count()));
+                    }
+                }
+                calls[i] = counted.join(", ");
+                if i == 0 {
+                    details = Some(answer["hookDetails"].clone());
+                }
+            }
+        }
+    }
+    for (i, (name, want)) in kinds.iter().enumerate() {
+        let [direct, slowed] = &mut times[i];
+        println!("| {name} | {want} | {:.1} ms | {:.1} ms | {} |", median(direct), median(slowed), calls[i]);
+    }
+    drop(slow);
+    drop(standin);
     drop(emu);
 }
 
