@@ -61,13 +61,7 @@ pub fn verdict_message(record: &DeploymentRecord) -> Message {
         body.push_str("rolled back by: ECS, on the lifecycle hook's FAILED (blue kept serving)\n");
     }
     for check in &record.hook_checks {
-        body.push_str(&format!(
-            "hook check {} ({} listener, {}% of production on the new revision): {}\n",
-            check.check,
-            check.listener,
-            crate::hook::fmt_share(check.production_share),
-            if check.passed { "passed" } else { "FAILED" }
-        ));
+        body.push_str(&format!("hook check {}\n", check.summary()));
     }
     body.push_str("\nrecord:\n");
     body.push_str(&serde_json::to_string_pretty(record).expect("records always serialize"));

@@ -144,6 +144,24 @@ pub struct DeploymentRecord {
     pub timeline: Vec<TimelineEntry>,
 }
 
+impl HookCheck {
+    /// One line for people: the check, the listener, how much of production it touched, the verdict.
+    pub fn summary(&self) -> String {
+        let verdict = match (&self.reason, self.passed) {
+            (_, true) => "passed".to_string(),
+            (Some(why), false) => format!("FAILED: {why}"),
+            (None, false) => "FAILED".to_string(),
+        };
+        format!(
+            "{} through the {} listener ({}% of production on the new revision), {} round(s): {verdict}",
+            self.check,
+            self.listener,
+            crate::hook::fmt_share(self.production_share),
+            self.rounds
+        )
+    }
+}
+
 /// One lifecycle hook check's verdict: what a duplicate or late invocation answers again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HookCheck {

@@ -136,19 +136,7 @@ pub fn show(r: &DeploymentRecord) -> String {
     if !r.hook_checks.is_empty() {
         out.push_str("lifecycle hook checks:\n");
         for c in &r.hook_checks {
-            out.push_str(&format!(
-                "  {}  {} through the {} listener ({}% of production on the new revision), {} round(s){}\n",
-                c.at,
-                c.check,
-                c.listener,
-                pushdeploy::hook::fmt_share(c.production_share),
-                c.rounds,
-                match (&c.reason, c.passed) {
-                    (_, true) => ": passed".to_string(),
-                    (Some(why), false) => format!(": FAILED: {why}"),
-                    (None, false) => ": FAILED".to_string(),
-                }
-            ));
+            out.push_str(&format!("  {}  {}\n", c.at, c.summary()));
         }
     }
     if let Some(smoke) = &r.smoke {

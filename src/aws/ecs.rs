@@ -72,9 +72,7 @@ impl EcsClient {
     /// What the service runs now and its PRIMARY deployment's id.
     pub async fn service_now(&self, cluster: &str, service: &str) -> Result<ServiceNow, AwsError> {
         let target = format!("{cluster}/{service}");
-        let out = self.client.describe_services().cluster(cluster).services(service).send().await.map_err(|e| {
-            aws_error("ECS DescribeServices", &target, "the cluster name and ecs:DescribeServices on the service", e)
-        })?;
+        let out = self.describe_service(cluster, service).await?;
         let svc = out.services().iter().find(|s| s.status() == Some("ACTIVE"));
         match svc.and_then(|s| s.task_definition()) {
             Some(td) => Ok(ServiceNow {
@@ -88,12 +86,24 @@ impl EcsClient {
         }
     }
 
+    async fn describe_service(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> Result<aws_sdk_ecs::operation::describe_services::DescribeServicesOutput, AwsError> {
+        self.client.describe_services().cluster(cluster).services(service).send().await.map_err(|e| {
+            aws_error(
+                "ECS DescribeServices",
+                format!("{cluster}/{service}"),
+                "the cluster name and ecs:DescribeServices on the service",
+                e,
+            )
+        })
+    }
+
     /// How ECS rolls the service out (for `plan`).
     pub async fn rollout(&self, cluster: &str, service: &str) -> Result<Rollout, AwsError> {
-        let target = format!("{cluster}/{service}");
-        let out = self.client.describe_services().cluster(cluster).services(service).send().await.map_err(|e| {
-            aws_error("ECS DescribeServices", &target, "the cluster name and ecs:DescribeServices on the service", e)
-        })?;
+        let out = self.describe_service(cluster, service).await?;
         let svc = out.services().iter().find(|s| s.status() == Some("ACTIVE"));
         let config = svc.and_then(|s| s.deployment_configuration());
         let mut hook_stages: Vec<String> = config

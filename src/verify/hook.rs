@@ -96,7 +96,7 @@ impl Verifier {
             }
         };
         if let Err(why) = hook::before_round(&carried, &budget, now) {
-            return self.check_failed(rec, inv, listener, carried.rounds, Value::Null, why).await;
+            return self.check_done(rec, inv, listener, carried.rounds, Value::Null, Err(why)).await;
         }
         if Instant::now() + Duration::from_millis(smoke.invocation_ms()) > deadline {
             let why = "too little of this invocation left for a round; ECS calls again";
@@ -117,15 +117,12 @@ impl Verifier {
             }
             Step::Failed(c) => {
                 let why = engine::failure_reason(&smoke, &round, c.rounds);
-                self.check_failed(rec, inv, listener, c.rounds, json!({ "last_round": round }), why).await
+                self.check_done(rec, inv, listener, c.rounds, json!({ "last_round": round }), Err(why)).await
             }
             Step::Passed(c) => {
                 let (probe, verdict) = engine::probe_after_pass(&smoke, &self.http, &rec.id).await;
                 let report = json!({ "last_round": round, "read_after_write": probe });
-                match verdict {
-                    Ok(()) => self.check_passed(rec, inv, listener, c.rounds, report).await,
-                    Err(why) => self.check_failed(rec, inv, listener, c.rounds, report, why).await,
-                }
+                self.check_done(rec, inv, listener, c.rounds, report, verdict).await
             }
         }
     }
@@ -169,44 +166,31 @@ impl Verifier {
         self.save(rec).await
     }
 
-    async fn check_passed(
+    /// Records a check's verdict: a pass goes on the record (the deployment's verdict waits for
+    /// ECS); a failure also records the rollback ECS makes on FAILED, and tells.
+    async fn check_done(
         &self,
         mut rec: DeploymentRecord,
         inv: &HookInvocation,
         listener: Listener,
         rounds: u32,
         smoke: Value,
+        verdict: Result<(), String>,
     ) -> Result<HookAnswer, Error> {
-        rec.hook_checks.push(HookCheck {
-            check: inv.check_key(),
-            listener: listener_name(listener).into(),
-            production_share: inv.production_share(),
-            passed: true,
-            reason: None,
-            rounds,
-            smoke,
-            at: record::now(),
-        });
-        rec.stamp(&format!("{}_passed", inv.timeline_event()), record::now());
-        self.save(&rec).await?;
-        let why = format!(
-            "{}: smoke test passed through the {} listener in {rounds} round(s)",
-            inv.check_key(),
-            listener_name(listener)
-        );
-        Ok(self.answer_hook(&rec, inv, HookAnswer::succeeded(why)))
-    }
-
-    /// Records the failed check and the rollback ECS makes on FAILED, and tells.
-    async fn check_failed(
-        &self,
-        mut rec: DeploymentRecord,
-        inv: &HookInvocation,
-        listener: Listener,
-        rounds: u32,
-        smoke: Value,
-        why: String,
-    ) -> Result<HookAnswer, Error> {
+        let why = match verdict {
+            Ok(()) => {
+                rec.hook_checks.push(hook_check(inv, listener, rounds, smoke, None));
+                rec.stamp(&format!("{}_passed", inv.timeline_event()), record::now());
+                self.save(&rec).await?;
+                let why = format!(
+                    "{}: smoke test passed through the {} listener in {rounds} round(s)",
+                    inv.check_key(),
+                    listener_name(listener)
+                );
+                return Ok(self.answer_hook(&rec, inv, HookAnswer::succeeded(why)));
+            }
+            Err(why) => why,
+        };
         let share = inv.production_share();
         let touched = if share == 0.0 {
             "production never served it".to_string()
@@ -219,16 +203,7 @@ impl Verifier {
             listener_name(listener),
             short_name(&rec.previous_task_definition)
         );
-        rec.hook_checks.push(HookCheck {
-            check: inv.check_key(),
-            listener: listener_name(listener).into(),
-            production_share: share,
-            passed: false,
-            reason: Some(why),
-            rounds,
-            smoke,
-            at: record::now(),
-        });
+        rec.hook_checks.push(hook_check(inv, listener, rounds, smoke, Some(why)));
         rec.status = Status::RolledBack;
         rec.rolled_back_by = Some("ecs".into());
         rec.rolled_back_to = Some(rec.previous_task_definition.clone());
@@ -293,6 +268,26 @@ impl Verifier {
             consequence: "the lifecycle hook failed, so ECS rolls the deployment back to the revision that served before; fix this, then push again",
         });
         self.publish(&message).await;
+    }
+}
+
+/// The record of one check's verdict: passed unless it says why it failed.
+fn hook_check(
+    inv: &HookInvocation,
+    listener: Listener,
+    rounds: u32,
+    smoke: Value,
+    failed: Option<String>,
+) -> HookCheck {
+    HookCheck {
+        check: inv.check_key(),
+        listener: listener_name(listener).into(),
+        production_share: inv.production_share(),
+        passed: failed.is_none(),
+        reason: failed,
+        rounds,
+        smoke,
+        at: record::now(),
     }
 }
 

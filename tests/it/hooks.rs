@@ -262,7 +262,7 @@ async fn a_broken_image_fails_at_test_traffic_and_production_never_serves_it() {
     assert!(message.contains("rolled back by: ECS"), "{message}");
     assert!(
         message.contains(
-            "hook check POST_TEST_TRAFFIC_SHIFT (test listener, 0% of production on the new revision): FAILED"
+            "hook check POST_TEST_TRAFFIC_SHIFT through the test listener (0% of production on the new revision), 4 round(s): FAILED: GET todoItems: status 500"
         ),
         "{message}"
     );
