@@ -60,6 +60,9 @@ pub struct TimedCall {
     pub start: std::time::Instant,
     /// When the proxy had the upstream's whole answer.
     pub end: std::time::Instant,
+    /// The SDK's id of the operation (`amz-sdk-invocation-id`), the same on each of its retries:
+    /// two forwarded calls with one id are an operation that reached the upstream twice.
+    pub invocation: Option<String>,
 }
 
 /// The proxy; stops when dropped.
@@ -107,6 +110,7 @@ impl FaultProxy {
             let (s, client, upstream) = (s.clone(), client.clone(), upstream.clone());
             async move {
                 let op = operation(&req);
+                let invocation = req.header("amz-sdk-invocation-id").map(str::to_string);
                 let fault = {
                     let mut st = s.lock().expect("lock");
                     st.calls.push(op.clone());
@@ -129,7 +133,7 @@ impl FaultProxy {
                     tokio::time::sleep(latency).await;
                 }
                 let resp = forward(&client, &upstream, req).await;
-                s.lock().expect("lock").timed.push(TimedCall { op, start, end: std::time::Instant::now() });
+                s.lock().expect("lock").timed.push(TimedCall { op, start, end: std::time::Instant::now(), invocation });
                 resp
             }
         })
