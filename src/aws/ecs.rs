@@ -101,6 +101,27 @@ impl EcsClient {
         })
     }
 
+    /// The ids (`ecs-svc/…`) of the service's deployments of `task_definition`, newest first: how
+    /// a lifecycle hook finds the deployment record of the green revision with one read.
+    pub async fn deployments_of(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+    ) -> Result<Vec<String>, AwsError> {
+        let out = self.describe_service(cluster, service).await?;
+        let svc = out.services().iter().find(|s| s.status() == Some("ACTIVE"));
+        let mut found: Vec<(f64, String)> = svc
+            .map(|s| s.deployments())
+            .unwrap_or_default()
+            .iter()
+            .filter(|d| d.task_definition() == Some(task_definition))
+            .filter_map(|d| Some((d.created_at().map_or(0.0, |t| t.as_secs_f64()), d.id()?.to_string())))
+            .collect();
+        found.sort_by(|a, b| b.0.total_cmp(&a.0));
+        Ok(found.into_iter().map(|(_, id)| id).collect())
+    }
+
     /// How ECS rolls the service out (for `plan`).
     pub async fn rollout(&self, cluster: &str, service: &str) -> Result<Rollout, AwsError> {
         let out = self.describe_service(cluster, service).await?;

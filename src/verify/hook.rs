@@ -129,8 +129,9 @@ impl Verifier {
 
     /// The deployment a hook invocation is about, or why it is not pushdeploy's. After the first
     /// invocation, `hookDetails` names the record, which is one GET once it proves tied to this
-    /// service deployment (ECS's own ARN, not the hint, decides). Otherwise: the record tied to
-    /// it, else the newest that registered the green revision's task definition.
+    /// service deployment (ECS's own ARN, not the hint, decides). Otherwise the green revision's
+    /// task definition leads to ECS's deployment of it and so to its record; failing that, the
+    /// record tied to this service deployment, else the newest that registered that task definition.
     async fn record_of(&self, inv: &HookInvocation) -> Result<Result<DeploymentRecord, String>, Error> {
         let target = format!("{}/{}", inv.cluster, inv.service);
         let hinted = inv.hook_details.get(hook::DETAILS_KEY).and_then(|d| d.get("deployment")).and_then(Value::as_str);
@@ -144,6 +145,14 @@ impl Verifier {
         let Some(task_definition) = self.ecs.revision_task_definition(&inv.target_revision).await? else {
             return Ok(Err(format!("ECS knows no service revision {}", inv.target_revision)));
         };
+        // ECS's deployment of that task definition names the record: one DescribeServices, one GET.
+        for ecs_id in self.ecs.deployments_of(&inv.cluster, &inv.service, &task_definition).await? {
+            match self.records().get(&inv.cluster, &inv.service, &ecs_id).await? {
+                Found::Record(rec) if rec.task_definition == task_definition => return Ok(Ok(*rec)),
+                _ => {}
+            }
+        }
+        // Otherwise (ECS no longer lists it) the service's newest records.
         let recent = self.records().recent(&inv.cluster, &inv.service, RECORDS_LOOKED_AT).await?;
         let tied = recent.iter().position(|r| r.service_deployment_arn.as_deref() == Some(&inv.resource_arn));
         let by_revision = || recent.iter().position(|r| r.task_definition == task_definition);

@@ -192,9 +192,14 @@ async fn answer(
         let answer = revisions.answer(operation, &body);
         return json(&fixture.map_or(answer.clone(), |f| f(&body, answer)));
     }
-    let resp = forward(client, upstream, req).await;
+    let mut resp = forward(client, upstream, req).await;
     if (200..300).contains(&resp.status) {
         revisions.observe(operation, &resp.body).await;
+        if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&resp.body) {
+            if Revisions::amend(operation, &mut v) {
+                resp = json(&v);
+            }
+        }
     }
     match fixture {
         Some(f) => json(&f(&body, serde_json::from_slice(&resp.body).unwrap_or_default())),

@@ -99,6 +99,33 @@ impl Revisions {
         });
     }
 
+    /// Mends moto's answer where it departs from ECS's: moto keeps the first task definition on a
+    /// service's PRIMARY deployment however often UpdateService changes it (ECS names the
+    /// revision the deployment rolls out). True when the answer changed.
+    pub fn amend(operation: &str, answer: &mut Value) -> bool {
+        if !matches!(operation, "ecs:DescribeServices" | "ecs:UpdateService" | "ecs:CreateService") {
+            return false;
+        }
+        let mut changed = false;
+        let services: Vec<&mut Value> = match answer {
+            Value::Object(o) if o.contains_key("services") => {
+                o.get_mut("services").and_then(Value::as_array_mut).map(|a| a.iter_mut().collect()).unwrap_or_default()
+            }
+            Value::Object(o) => o.get_mut("service").into_iter().collect(),
+            _ => Vec::new(),
+        };
+        for svc in services {
+            let Some(td) = svc["taskDefinition"].as_str().map(str::to_string) else { continue };
+            for d in svc["deployments"].as_array_mut().into_iter().flatten() {
+                if d["status"] == "PRIMARY" && d["taskDefinition"] != td.as_str() {
+                    d["taskDefinition"] = Value::String(td.clone());
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
     /// The digest ECS would resolve `image` to now.
     async fn resolve(&self, image: &str) -> String {
         if let Some((_, digest)) = image.split_once('@') {

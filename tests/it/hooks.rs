@@ -333,6 +333,14 @@ async fn a_slow_service_passes_on_the_third_round_across_three_invocations() {
         let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
         let mut ops: Vec<String> = bg.emu.guard.calls()[calls_before..].iter().map(|c| c.operation.clone()).collect();
         ops.sort();
+        if invocation == 1 {
+            // The green revision's task definition → ECS's deployment of it → its record: no listing.
+            assert_eq!(
+                ops,
+                ["ecs:DescribeServiceRevisions", "ecs:DescribeServices", "s3:GetObject", "s3:PutObject"],
+                "invocation {invocation}"
+            );
+        }
         if invocation == 2 {
             // hookDetails name the record: one GET, no revision lookup, no listing, no write.
             assert_eq!(ops, ["s3:GetObject"], "invocation {invocation}");
@@ -368,7 +376,17 @@ async fn an_unknown_revision_or_a_garbage_payload_touches_nothing() {
     assert_eq!((Snapshot::take(bg.aws()).await, bg.standin.served().len()), before);
 
     let revision = bg.aws().register_changed_revision(&p.green, ("TERRAFORM", "1")).await;
-    bg.aws().ecs.update_service().cluster(CLUSTER).service(BACKEND).task_definition(&revision).send().await.unwrap();
+    // As ECS does for a new task definition (moto changes the deployment id only when forced).
+    bg.aws()
+        .ecs
+        .update_service()
+        .cluster(CLUSTER)
+        .service(BACKEND)
+        .task_definition(&revision)
+        .force_new_deployment(true)
+        .send()
+        .await
+        .unwrap();
     let (deployment_arn, revision_arn) = bg.aws().newest_service_deployment(CLUSTER, BACKEND).await;
     let theirs = Pushed { deployment_arn, revision_arn, ..p.clone() };
     let before = (Snapshot::take(bg.aws()).await, bg.standin.served().len());
