@@ -438,7 +438,7 @@ async fn hook_invocations() {
     slow.set_latency(Duration::from_millis(20));
     let slowed = Aws::new(&slow.endpoint).await;
     let kinds = [
-        ("first: revision lookup, listing, timeline stamp, one round", "IN_PROGRESS"),
+        ("first: the revision, ECS's deployment of it, its record, a timeline stamp, one round", "IN_PROGRESS"),
         ("second: one GET (named in hookDetails), a round, the probe, the verdict's write", "SUCCEEDED"),
         ("duplicate of the second: one GET", "SUCCEEDED"),
     ];
