@@ -400,5 +400,16 @@ async fn the_verify_binary_answers_ecs_lifecycle_hooks_in_the_shape_ecs_reads() 
     assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
     assert!(answer["hookDetails"]["pushdeploy"]["reason"].as_str().unwrap().contains("pushdeploy cannot start"));
     broken.stop().await;
+
+    // A config that cannot be read (not there yet): the hook asks ECS to call again, it does not fail.
+    app.aws.s3.delete_object().bucket(BUCKET).key("pushdeploy.toml").send().await.expect("delete the config");
+    let unread = start_process("verify", &app.aws, &[]).await;
+    let answer = unread.invoke(&testkit::estate::hook_invocation(&call("exec-4", None))).await.expect("answered");
+    assert_eq!(
+        (answer["hookStatus"].as_str(), answer["callBackDelay"].as_u64()),
+        (Some("IN_PROGRESS"), Some(30)),
+        "{answer}"
+    );
+    unread.stop().await;
     deploy.stop().await;
 }

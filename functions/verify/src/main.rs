@@ -27,7 +27,19 @@ async fn main() -> Result<(), Error> {
         let deadline = pushdeploy::timing::Deadline::from_lambda(event.context.deadline).verdict_by();
         // The config is re-read when its object changes; an invalid one refuses, a missing one retries.
         let verifier = match live {
-            Ok(live) => live.lock().await.current().await.map_err(diagnostic)?,
+            Ok(live) => match live.lock().await.current().await {
+                Ok(verifier) => verifier,
+                // The config cannot be read just now: Lambda retries an event; ECS calls a hook
+                // again, as for any transient failure (an error would roll the deployment back).
+                Err(e) if pushdeploy::hook::is_hook_payload(&event.payload) => {
+                    tracing::error!(error = %e, "cannot read the config; the hook answers IN_PROGRESS");
+                    let before = event.payload.get("hookDetails").and_then(|d| d.get(pushdeploy::hook::DETAILS_KEY));
+                    let again = HookAnswer::again_as_before(30_000, before, format!("{e}; ECS calls again"));
+                    pushdeploy::setup::flush_metrics(metrics);
+                    return Ok(Answer::Hook(again));
+                }
+                Err(e) => return Err(diagnostic(e)),
+            },
             Err(reason) => Err(reason.clone()),
         };
         let answer = match verifier {
