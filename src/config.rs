@@ -359,31 +359,28 @@ impl Config {
     /// timeout less a margin), and hook checks that would not fit in the hook's own timeout.
     pub fn check_smoke_budget(&self, available_ms: u64) -> Result<(), ConfigError> {
         for (i, s) in self.services.iter().enumerate() {
-            if let (Some(smoke), Some(_)) = (&s.smoke, &s.hook) {
-                // One round per invocation: each invocation must fit, not the whole test.
-                let per_invocation = smoke.invocation_ms();
-                if per_invocation > available_ms {
-                    return Err(ConfigError {
-                        file: self.source.clone(),
-                        key: format!("service[{i}].smoke"),
-                        message: format!(
-                            "one hook invocation runs a round and, after the last, the probe: timeout_ms × checks + probe = {per_invocation} ms does not fit in the {available_ms} ms the verify function has; lower timeout_ms or raise the function's timeout"
-                        ),
-                    });
-                }
-                continue;
-            }
-            if let Some(smoke) = &s.smoke {
-                let budget = smoke.budget_ms();
-                if budget > available_ms {
-                    return Err(ConfigError {
-                        file: self.source.clone(),
-                        key: format!("service[{i}].smoke"),
-                        message: format!(
-                            "worst case attempts × (interval_ms + timeout_ms × checks) + probe = {budget} ms does not fit in the {available_ms} ms the verify function has; lower attempts, interval_ms or timeout_ms, or raise the function's timeout"
-                        ),
-                    });
-                }
+            // A hook runs one round per invocation: each invocation must fit, not the whole test.
+            let (needed, what, lower) = match (&s.smoke, &s.hook) {
+                (None, _) => continue,
+                (Some(smoke), Some(_)) => (
+                    smoke.invocation_ms(),
+                    "one hook invocation runs a round and, after the last, the probe: timeout_ms × checks + probe",
+                    "lower timeout_ms",
+                ),
+                (Some(smoke), None) => (
+                    smoke.budget_ms(),
+                    "worst case attempts × (interval_ms + timeout_ms × checks) + probe",
+                    "lower attempts, interval_ms or timeout_ms,",
+                ),
+            };
+            if needed > available_ms {
+                return Err(ConfigError {
+                    file: self.source.clone(),
+                    key: format!("service[{i}].smoke"),
+                    message: format!(
+                        "{what} = {needed} ms does not fit in the {available_ms} ms the verify function has; {lower} or raise the function's timeout"
+                    ),
+                });
             }
         }
         Ok(())

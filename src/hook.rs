@@ -21,6 +21,9 @@ use crate::smoke::judge::{Progress, Tally};
 /// The key of pushdeploy's own entry in `hookDetails`; the rest of the map belongs to the user.
 pub const DETAILS_KEY: &str = "pushdeploy";
 
+/// ECS's own callback delay, for an answer that knows no smoke interval.
+pub const DEFAULT_CALLBACK_MS: u64 = 30_000;
+
 /// A lifecycle stage of an ECS service deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Stage {
@@ -49,6 +52,16 @@ pub enum Listener {
     Test,
     /// The production listener: users.
     Production,
+}
+
+impl Listener {
+    /// `test` or `production`, as records and messages name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::Test => "test",
+            Listener::Production => "production",
+        }
+    }
 }
 
 impl Stage {
@@ -251,10 +264,14 @@ impl HookInvocation {
         }
     }
 
+    /// The tally an earlier IN_PROGRESS answer left in `hookDetails`, whichever check it was for.
+    pub fn tally(&self) -> Option<Carried> {
+        serde_json::from_value(self.hook_details.get(DETAILS_KEY)?.clone()).ok()
+    }
+
     /// The tally an earlier IN_PROGRESS answer left for this very check of `deployment`, if any.
     pub fn carried(&self, deployment: &str) -> Option<Carried> {
-        let c: Carried = serde_json::from_value(self.hook_details.get(DETAILS_KEY)?.clone()).ok()?;
-        (c.check == self.check_key() && c.deployment == deployment).then_some(c)
+        self.tally().filter(|c| c.check == self.check_key() && c.deployment == deployment)
     }
 }
 
@@ -473,23 +490,22 @@ impl HookAnswer {
 
     /// Call again in `delay_ms` (whole seconds, at least one) with the tally so far.
     pub fn again(delay_ms: u64, carried: &Carried, why: impl Into<String>) -> Self {
-        let mut details = serde_json::to_value(carried).expect("a tally always serializes");
-        details["reason"] = Value::String(why.into());
-        Self {
-            hook_status: HookStatus::InProgress,
-            call_back_delay: Some(delay_ms.div_ceil(1000).max(1)),
-            hook_details: json!({ DETAILS_KEY: details }),
-        }
+        Self::in_progress(delay_ms, serde_json::to_value(carried).expect("a tally always serializes"), why.into())
     }
 
-    /// Call again in `delay_ms` keeping pushdeploy's entry as ECS passed it (a transient failure
-    /// is no round: the tally stays as it was).
-    pub fn again_as_before(delay_ms: u64, before: Option<&Value>, why: impl Into<String>) -> Self {
-        let mut details = match before {
+    /// Call again in `delay_ms`, keeping pushdeploy's entry as the invocation `payload` passed it
+    /// (a transient failure or an unreadable config is no round: the tally stays as it was).
+    pub fn call_again(payload: &Value, delay_ms: u64, why: impl Into<String>) -> Self {
+        let before = payload.get("hookDetails").and_then(|d| d.get(DETAILS_KEY));
+        let details = match before {
             Some(Value::Object(m)) => Value::Object(m.clone()),
             _ => json!({}),
         };
-        details["reason"] = Value::String(why.into());
+        Self::in_progress(delay_ms, details, why.into())
+    }
+
+    fn in_progress(delay_ms: u64, mut details: Value, why: String) -> Self {
+        details["reason"] = Value::String(why);
         Self {
             hook_status: HookStatus::InProgress,
             call_back_delay: Some(delay_ms.div_ceil(1000).max(1)),

@@ -295,6 +295,11 @@ impl DeploymentRecord {
     }
 }
 
+/// The ECS deployment id a record id was made from: `ecs-svc-123` → `ecs-svc/123`.
+pub fn ecs_deployment_id(record_id: &str) -> Option<String> {
+    record_id.strip_prefix("ecs-svc-").map(|n| format!("ecs-svc/{n}"))
+}
+
 /// The record id for an ECS deployment id: `ecs-svc/123` → `ecs-svc-123`.
 pub fn record_id(ecs_deployment_id: &str) -> Result<String, InputError> {
     let ok = ecs_deployment_id.len() <= 64

@@ -20,16 +20,6 @@ use crate::timing;
 /// How many of a service's newest records a hook looks through for the deployment it checks.
 const RECORDS_LOOKED_AT: usize = 20;
 
-/// ECS's own default callback delay, for answers that know no smoke interval.
-const DEFAULT_CALLBACK_MS: u64 = 30_000;
-
-fn listener_name(l: Listener) -> &'static str {
-    match l {
-        Listener::Test => "test",
-        Listener::Production => "production",
-    }
-}
-
 impl Verifier {
     /// Answers one lifecycle hook invocation. A malformed payload answers FAILED (ECS then rolls
     /// back: the safe side); a transient AWS failure answers IN_PROGRESS (ECS calls again); a
@@ -55,12 +45,8 @@ impl Verifier {
                     .config
                     .by_ecs_service(&inv.cluster, &inv.service)
                     .and_then(|s| s.smoke.as_ref())
-                    .map_or(DEFAULT_CALLBACK_MS, |s| s.interval_ms.max(1000));
-                Ok(HookAnswer::again_as_before(
-                    delay,
-                    inv.hook_details.get(hook::DETAILS_KEY),
-                    format!("{err}; ECS calls again"),
-                ))
+                    .map_or(hook::DEFAULT_CALLBACK_MS, |s| s.interval_ms);
+                Ok(HookAnswer::call_again(payload, delay, format!("{err}; ECS calls again")))
             }
             Err(err) => {
                 self.report_hook_problem(&inv, &err).await;
@@ -109,7 +95,7 @@ impl Verifier {
                     "round {} {} through the {} listener; {} of {} passing in a row so far",
                     c.rounds,
                     if round.passed { "passed" } else { "failed" },
-                    listener_name(listener),
+                    listener.as_str(),
                     c.streak,
                     budget.consecutive
                 );
@@ -134,8 +120,8 @@ impl Verifier {
     /// record tied to this service deployment, else the newest that registered that task definition.
     async fn record_of(&self, inv: &HookInvocation) -> Result<Result<DeploymentRecord, String>, Error> {
         let target = format!("{}/{}", inv.cluster, inv.service);
-        let hinted = inv.hook_details.get(hook::DETAILS_KEY).and_then(|d| d.get("deployment")).and_then(Value::as_str);
-        if let Some(ecs_id) = hinted.and_then(|id| id.strip_prefix("ecs-svc-")).map(|n| format!("ecs-svc/{n}")) {
+        let hinted = inv.tally().and_then(|c| record::ecs_deployment_id(&c.deployment));
+        if let Some(ecs_id) = hinted {
             if let Ok(Found::Record(rec)) = self.records().get(&inv.cluster, &inv.service, &ecs_id).await {
                 if rec.service_deployment_arn.as_deref() == Some(&inv.resource_arn) {
                     return Ok(Ok(*rec));
@@ -194,7 +180,7 @@ impl Verifier {
                 let why = format!(
                     "{}: smoke test passed through the {} listener in {rounds} round(s)",
                     inv.check_key(),
-                    listener_name(listener)
+                    listener.as_str()
                 );
                 return Ok(self.answer_hook(&rec, inv, HookAnswer::succeeded(why)));
             }
@@ -209,7 +195,7 @@ impl Verifier {
         let reason = format!(
             "{} check failed through the {} listener: {why}; ECS rolls back to {}: {touched}",
             inv.check_key(),
-            listener_name(listener),
+            listener.as_str(),
             short_name(&rec.previous_task_definition)
         );
         rec.hook_checks.push(hook_check(inv, listener, rounds, smoke, Some(why)));
@@ -290,7 +276,7 @@ fn hook_check(
 ) -> HookCheck {
     HookCheck {
         check: inv.check_key(),
-        listener: listener_name(listener).into(),
+        listener: listener.as_str().into(),
         production_share: inv.production_share(),
         passed: failed.is_none(),
         reason: failed,

@@ -177,13 +177,9 @@ impl Verifier {
             // The lifecycle hook checked before (and while) traffic shifted; a failed check has
             // already settled the record, so every check here passed. Not tested again.
             let checks: Vec<&str> = rec.hook_checks.iter().map(|c| c.check.as_str()).collect();
-            rec.status = Status::Verified;
-            rec.reason =
-                Some(format!("checked by the lifecycle hook at {}; ECS completed the deployment", checks.join(", ")));
-            rec.stamp("verified", record::now());
-            self.settle(&rec, e).await?;
-            self.prune(&rec).await;
-            return Ok(self.answer(&rec, Outcome::Verified, rec.reason.clone().unwrap_or_default(), true));
+            let reason =
+                format!("checked by the lifecycle hook at {}; ECS completed the deployment", checks.join(", "));
+            return self.verified(rec, e, Some(reason.clone()), reason).await;
         }
         let svc = self.config.by_ecs_service(&rec.cluster, &rec.service);
         if svc.is_some_and(|s| s.hook.is_some()) {
@@ -200,13 +196,8 @@ impl Verifier {
         let report = engine::run(smoke, &self.http, Some(&self.elbv2), &rec.id, deadline).await;
         rec.smoke = Some(serde_json::to_value(&report).expect("reports always serialize"));
         if report.passed {
-            rec.status = Status::Verified;
-            rec.reason = None;
-            rec.stamp("verified", record::now());
-            self.settle(&rec, e).await?;
-            self.prune(&rec).await;
-            let reason = format!("smoke test passed: {} round(s) in {} ms", report.rounds_run, report.duration_ms);
-            return Ok(self.answer(&rec, Outcome::Verified, reason, true));
+            let said = format!("smoke test passed: {} round(s) in {} ms", report.rounds_run, report.duration_ms);
+            return self.verified(rec, e, None, said).await;
         }
         let reason = report.reason.unwrap_or_else(|| "smoke test failed".into());
         // The verdict is saved before acting on it, so a retry after a crash knows the rollback is ours.
@@ -214,6 +205,23 @@ impl Verifier {
         rec.stamp("smoke_failed", record::now());
         self.save(&rec).await?;
         self.roll_back(rec, e, reason, deadline).await
+    }
+
+    /// Settles a deployment that passed its checks (`reason` on the record, `said` in the answer),
+    /// then prunes old revisions.
+    async fn verified(
+        &self,
+        mut rec: DeploymentRecord,
+        e: &EcsDeploymentEvent,
+        reason: Option<String>,
+        said: String,
+    ) -> Result<Summary, Error> {
+        rec.status = Status::Verified;
+        rec.reason = reason;
+        rec.stamp("verified", record::now());
+        self.settle(&rec, e).await?;
+        self.prune(&rec).await;
+        Ok(self.answer(&rec, Outcome::Verified, said, true))
     }
 
     /// Records a rollback that ECS already runs (its invocation died before recording it).

@@ -135,7 +135,7 @@ async fn a_broken_rollout_is_rolled_back_and_the_rollback_is_not_smoke_tested() 
     assert!(notes[0]["Subject"].as_str().unwrap().starts_with("pushdeploy ROLLED BACK: backend"), "{notes:?}");
 
     // The rollback is recorded as its own deployment; its completion is not smoke-tested.
-    let rollback_id = rec["rollback_deployment"].as_str().unwrap().replacen("ecs-svc-", "ecs-svc/", 1);
+    let rollback_id = pushdeploy::record::ecs_deployment_id(rec["rollback_deployment"].as_str().unwrap()).unwrap();
     let rb = l.record("todo-backend", &rollback_id).await;
     assert_eq!(rb["trigger"], json!({"kind": "auto_rollback", "of": dep.replace('/', "-")}));
     assert_eq!(rb["task_definition"], now.as_str());

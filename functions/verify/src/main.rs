@@ -33,8 +33,8 @@ async fn main() -> Result<(), Error> {
                 // again, as for any transient failure (an error would roll the deployment back).
                 Err(e) if pushdeploy::hook::is_hook_payload(&event.payload) => {
                     tracing::error!(error = %e, "cannot read the config; the hook answers IN_PROGRESS");
-                    let before = event.payload.get("hookDetails").and_then(|d| d.get(pushdeploy::hook::DETAILS_KEY));
-                    let again = HookAnswer::again_as_before(30_000, before, format!("{e}; ECS calls again"));
+                    let delay = pushdeploy::hook::DEFAULT_CALLBACK_MS;
+                    let again = HookAnswer::call_again(&event.payload, delay, format!("{e}; ECS calls again"));
                     pushdeploy::setup::flush_metrics(metrics);
                     return Ok(Answer::Hook(again));
                 }

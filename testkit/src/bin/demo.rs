@@ -295,7 +295,7 @@ impl Demo {
             self.rolled_back = record["id"].as_str().map(str::to_string);
         }
         if let Some(rollback) = record["rollback_deployment"].as_str() {
-            let rollback = rollback.replacen("ecs-svc-", "ecs-svc/", 1);
+            let rollback = pushdeploy::record::ecs_deployment_id(rollback).expect("a record id");
             let done = self.invoke_verify(service, &rollback, "SERVICE_DEPLOYMENT_COMPLETED").await;
             println!(
                 "  rollback deployment completed → verify: {}  {}",
