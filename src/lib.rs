@@ -29,6 +29,7 @@ pub mod rollback;
 pub mod setup;
 pub mod smoke;
 pub mod taskdef;
+pub mod text;
 pub mod timing;
 pub mod tls;
 pub mod verify;
