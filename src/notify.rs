@@ -1,7 +1,13 @@
 //! Pure: the notification a person reads in a chat client, with the record below it.
+//!
+//! Every piece of text from outside (the record's names, tags and reasons, which quote ECS, a
+//! smoke test's answers and whatever an ordinary role can put in a tag or an event) passes
+//! through [`printable`] on its way in, so no control character, terminal escape or bidi override
+//! reaches a reader; the record's JSON is escaped the same way, keeping its value.
 
 use crate::record::{epoch_seconds, DeploymentRecord, Status};
 use crate::taskdef::short_name;
+use crate::text::{json_printable, printable};
 
 /// An SNS message: subject, body, string attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,41 +45,48 @@ pub fn verdict_message(record: &DeploymentRecord) -> Message {
         (Some(a), Some(b)) if b >= a => format!(" in {:.1}s", b - a),
         _ => String::new(),
     };
-    let why = record.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
-    let first =
-        format!("{} ({}/{}) {image}: {}{duration}{why}", record.name, record.cluster, record.service, verdict(record));
-    let subject: String = format!("pushdeploy {}: {} {image}", verdict(record), record.name)
-        .chars()
-        .filter(|c| c.is_ascii() && !c.is_ascii_control())
-        .take(99)
-        .collect();
+    let why = record.reason.as_deref().map(|r| format!(": {}", printable(r))).unwrap_or_default();
+    let first = format!(
+        "{} ({}/{}) {}: {}{duration}{why}",
+        printable(&record.name),
+        printable(&record.cluster),
+        printable(&record.service),
+        printable(&image),
+        verdict(record)
+    );
+    let subject = subject(&format!("pushdeploy {}: {} {image}", verdict(record), record.name));
     let mut body = first;
     body.push_str(&format!(
         "\n\ntask definition: {} -> {}\ndeployment: {}\n",
-        short_name(&record.previous_task_definition),
-        short_name(&record.task_definition),
-        record.ecs_deployment_id
+        printable(short_name(&record.previous_task_definition)),
+        printable(short_name(&record.task_definition)),
+        printable(&record.ecs_deployment_id)
     ));
     if let Some(to) = record.rolled_back_to.as_ref().filter(|_| record.status == Status::RolledBack) {
-        body.push_str(&format!("rolled back to: {}\n", short_name(to)));
+        body.push_str(&format!("rolled back to: {}\n", printable(short_name(to))));
     }
     if record.rolled_back_by.as_deref() == Some("ecs") {
         body.push_str("rolled back by: ECS, on the lifecycle hook's FAILED (blue kept serving)\n");
     }
     for check in &record.hook_checks {
-        body.push_str(&format!("hook check {}\n", check.summary()));
+        body.push_str(&format!("hook check {}\n", printable(&check.summary())));
     }
     body.push_str("\nrecord:\n");
-    body.push_str(&serde_json::to_string_pretty(record).expect("records always serialize"));
+    body.push_str(&json_printable(&serde_json::to_string_pretty(record).expect("records always serialize")));
     Message {
         subject,
         body,
         attributes: vec![
             ("status", record.status.as_str().to_string()),
-            ("service", record.name.clone()),
-            ("cluster", record.cluster.clone()),
+            ("service", printable(&record.name).into_owned()),
+            ("cluster", printable(&record.cluster).into_owned()),
         ],
     }
+}
+
+/// SNS's rules for a subject: ASCII, no control characters, under 100 characters.
+fn subject(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).take(99).collect()
 }
 
 /// What a function could not do, for the person who must act on it.
@@ -95,18 +108,20 @@ pub struct Problem<'a> {
 
 /// Builds the message for an error a person must act on (AccessDenied, a vanished service, a bad config).
 pub fn problem_message(p: &Problem) -> Message {
-    let subject: String = format!("pushdeploy ACTION NEEDED: {} cannot {}", p.service, p.doing)
-        .chars()
-        .filter(|c| c.is_ascii() && !c.is_ascii_control())
-        .take(99)
-        .collect();
-    let mut body = format!("pushdeploy cannot {} ({}): {}; {}", p.doing, p.service, p.error, p.consequence);
-    body.push_str(&format!("\n\nfunction: {}\n", p.function));
+    let subject = subject(&format!("pushdeploy ACTION NEEDED: {} cannot {}", p.service, p.doing));
+    let mut body = format!(
+        "pushdeploy cannot {} ({}): {}; {}",
+        printable(p.doing),
+        printable(p.service),
+        printable(p.error),
+        printable(p.consequence)
+    );
+    body.push_str(&format!("\n\nfunction: {}\n", printable(p.function)));
     if let Some(t) = p.target {
-        body.push_str(&format!("service: {t}\n"));
+        body.push_str(&format!("service: {}\n", printable(t)));
     }
-    let mut attributes = vec![("status", "error".to_string()), ("service", p.service.to_string())];
-    if let Some(cluster) = p.target.and_then(|t| t.split_once('/')).map(|(c, _)| c.to_string()) {
+    let mut attributes = vec![("status", "error".to_string()), ("service", printable(p.service).into_owned())];
+    if let Some(cluster) = p.target.and_then(|t| t.split_once('/')).map(|(c, _)| printable(c).into_owned()) {
         attributes.push(("cluster", cluster));
     }
     Message { subject, body, attributes }
@@ -140,6 +155,45 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_str(&m.body[json_start..]).unwrap();
         assert_eq!(parsed["status"], "rolled_back");
         assert!(m.attributes.contains(&("status", "rolled_back".into())));
+    }
+
+    #[test]
+    fn text_from_outside_reaches_no_reader_as_a_control_character() {
+        let mut r = record(
+            "ecs-svc-1",
+            "arn:aws:ecs:r:1:task-definition/todo-backend:5",
+            Status::RolledBack,
+            "2026-11-24T09:30:00Z",
+        );
+        // What a hostile build, event or tag could put there: a screen clear, a carriage return
+        // that overwrites the line, a forged second line, a right-to-left override, a C1 CSI.
+        r.reason = Some("\x1b[2Jall good\rverified\nbackend: verified \u{202E}kcab dellor\u{9b}0m".into());
+        r.tag = "v1\x1b]0;pwned\x07".into();
+        r.name = "back\u{202E}end".into();
+        let m = verdict_message(&r);
+        let unsafe_in = |s: &str| s.chars().filter(|&c| c != '\n' && crate::text::is_unsafe(c)).count();
+        assert_eq!(unsafe_in(&m.body), 0, "{:?}", m.body);
+        assert_eq!(unsafe_in(&m.subject), 0);
+        assert!(m.attributes.iter().all(|(_, v)| unsafe_in(v) == 0), "{:?}", m.attributes);
+        let first = m.body.lines().next().unwrap();
+        assert!(
+            first.ends_with("verified\u{FFFD}backend: verified \u{FFFD}kcab dellor\u{FFFD}0m"),
+            "one line: {first}"
+        );
+        let json_start = m.body.find("record:\n").unwrap() + "record:\n".len();
+        let parsed: serde_json::Value = serde_json::from_str(&m.body[json_start..]).unwrap();
+        assert_eq!(parsed["reason"], r.reason.clone().unwrap().as_str(), "the record's JSON keeps its value");
+
+        let p = problem_message(&Problem {
+            function: "verify",
+            service: "backend\x1b[2J",
+            target: Some("todo-cluster\r/todo-backend"),
+            doing: "verify",
+            error: "AccessDenied: \u{202E}\n forged",
+            consequence: "nothing was deployed",
+        });
+        assert_eq!(unsafe_in(&p.body), 0, "{:?}", p.body);
+        assert!(p.attributes.iter().all(|(_, v)| unsafe_in(v) == 0), "{:?}", p.attributes);
     }
 
     #[test]
