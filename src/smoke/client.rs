@@ -83,7 +83,7 @@ impl HttpClient {
                 .and_then(|l| l.to_str().ok())
                 .and_then(|l| resp.url().join(l).ok())
                 .filter(|target| !same_origin(&req.url, target))
-                .map(|target| crate::image::truncate(target.as_str()))
+                .map(|target| site_of(&target))
         } else {
             None
         };
@@ -115,6 +115,23 @@ impl HttpClient {
     }
 }
 
+/// Where a refused redirect pointed, as far as a record may say: scheme and host (and a port that
+/// is not the scheme's own). Its path and query are left out: an off-site redirect is typically a
+/// sign-in, whose `Location` carries OAuth codes, state and tokens.
+pub fn site_of(target: &Url) -> String {
+    match (target.host_str(), target.port()) {
+        (Some(host), Some(port)) => crate::image::truncate(&format!("{}://{host}:{port}", target.scheme())),
+        (Some(host), None) => crate::image::truncate(&format!("{}://{host}", target.scheme())),
+        (None, _) => format!("a {}: URL", target.scheme()),
+    }
+}
+
+/// `path` without its query string or fragment, for a record, a log line or a message: a check
+/// path's `?token=…` is for the app, not for everyone who reads the record.
+pub fn without_query(path: &str) -> &str {
+    path.find(['?', '#']).map_or(path, |i| &path[..i])
+}
+
 fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
 }
@@ -141,13 +158,23 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     }
 }
 
-/// Joins a check path to the smoke base URL; the result must stay on the base URL's origin.
+/// Joins a check path to the smoke base URL. The result, as the URL parser resolved it (dot
+/// segments, `%2e%2e`, backslashes), must stay on the base URL's origin and under its path: what
+/// is compared is what will be sent. Errors name paths without their query.
 pub fn join_url(base: &str, path: &str) -> Result<Url, String> {
-    let base_url = Url::parse(base).map_err(|e| format!("smoke url {base:?} is not a URL: {e}"))?;
+    let shown = without_query(path);
+    let base_url = Url::parse(base).map_err(|e| format!("smoke url {:?} is not a URL: {e}", without_query(base)))?;
     let joined = format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'));
-    let url = Url::parse(&joined).map_err(|e| format!("{joined:?} is not a URL: {e}"))?;
+    let url = Url::parse(&joined).map_err(|e| format!("{shown:?} does not make a URL under the smoke url: {e}"))?;
     if !same_origin(&base_url, &url) {
-        return Err(format!("{path:?} leaves the smoke url's host"));
+        return Err(format!("{shown:?} leaves the smoke url's host"));
+    }
+    let prefix = match base_url.path() {
+        p if p.ends_with('/') => p.to_string(),
+        p => format!("{p}/"),
+    };
+    if !url.path().starts_with(&prefix) {
+        return Err(format!("{shown:?} leaves the smoke url's path ({prefix})"));
     }
     Ok(url)
 }
@@ -177,7 +204,38 @@ mod tests {
             "http://127.0.0.1:8080/health?x=1"
         );
         assert_eq!(join_url("http://alb", "@evil.example/").unwrap().host_str(), Some("alb"));
-        assert_eq!(join_url("http://alb:8080/x", "..//..//evil.example/").unwrap().host_str(), Some("alb"));
         assert!(join_url("not a url", "/").is_err());
+    }
+
+    #[test]
+    fn a_joined_path_that_resolves_out_of_the_base_path_is_refused() {
+        for path in [
+            "todoItems/../../admin/users/1",
+            "todoItems/%2e%2e/%2E%2E/admin",
+            "todoItems\\..\\..\\admin",
+            "..//..//evil.example/",
+            "../health",
+        ] {
+            let e = join_url("http://alb:8080/api/", path).unwrap_err();
+            assert!(e.ends_with("leaves the smoke url's path (/api/)"), "{path}: {e}");
+        }
+        assert!(join_url("http://alb/api", "../apix").is_err(), "a sibling sharing the prefix's letters");
+        assert_eq!(join_url("http://alb/api", "").unwrap().as_str(), "http://alb/api/");
+        assert_eq!(join_url("http://alb/api/", "todoItems/a/../b").unwrap().as_str(), "http://alb/api/todoItems/b");
+        let e = join_url("http://alb/api/", "../x?token=SECRET").unwrap_err();
+        assert!(!e.contains("SECRET"), "{e}");
+    }
+
+    #[test]
+    fn queries_and_fragments_stay_out_of_what_is_recorded() {
+        assert_eq!(without_query("todoItems?token=SECRET"), "todoItems");
+        assert_eq!(without_query("callback#access_token=SECRET"), "callback");
+        assert_eq!(without_query("a/b?x=1#y"), "a/b");
+        assert_eq!(without_query("todoItems"), "todoItems");
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert_eq!(site_of(&u("https://sso.example.com/authorize?code=SECRET&state=S")), "https://sso.example.com");
+        assert_eq!(site_of(&u("http://user:pw@127.0.0.2:9/elsewhere#t=SECRET")), "http://127.0.0.2:9");
+        assert_eq!(site_of(&u("https://idp.example:443/x")), "https://idp.example");
+        assert_eq!(site_of(&u("data:text/html,SECRET")), "a data: URL");
     }
 }

@@ -9,7 +9,10 @@ use serde::Serialize;
 use crate::aws::elbv2::Elbv2Client;
 use crate::config::{ReadAfterWriteConfig, SmokeConfig};
 use crate::smoke::client::{join_url, HttpClient, HttpRequest};
-use crate::smoke::judge::{judge_check, judge_reads, judge_targets, CheckResult, ProbeResult, Progress, Tally};
+use crate::smoke::id::path_segment;
+use crate::smoke::judge::{
+    check_label, judge_check, judge_reads, judge_targets, CheckResult, ProbeResult, Progress, Tally,
+};
 
 /// Rounds kept in the report (the most recent), so records stay small.
 const ROUNDS_KEPT: usize = 10;
@@ -120,12 +123,31 @@ pub async fn probe_after_pass(
 }
 
 fn probe_failure(probe: &ProbeResult) -> String {
+    if let Some(why) = &probe.id_refused {
+        return format!("read-after-write: {why}; no DELETE was sent, and the build under test is broken or hostile");
+    }
     format!(
         "read-after-write: {} of {} reads saw the item just written ({}); state is not shared across tasks",
         probe.reads_seen,
         probe.reads,
         probe.failures.first().map(String::as_str).unwrap_or("no detail")
     )
+}
+
+/// The clean-up request's path: `delete_path` with `{id}` replaced by the write's answer at
+/// `id_pointer` as one path segment. `Ok(None)` when there is no id to use (nothing to delete
+/// by); `Err` with the reason when the id is refused (see [`crate::smoke::id`]).
+pub fn delete_path(delete_path: &str, id_pointer: Option<&str>, write_answer: &[u8]) -> Result<Option<String>, String> {
+    if !delete_path.contains("{id}") {
+        return Ok(Some(delete_path.to_string()));
+    }
+    let Some(pointer) = id_pointer else { return Ok(None) };
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(write_answer) else { return Ok(None) };
+    let Some(id) = answer.pointer(pointer) else { return Ok(None) };
+    match path_segment(id) {
+        Ok(segment) => Ok(Some(delete_path.replace("{id}", &segment))),
+        Err(kind) => Err(format!("the write answered an id at {pointer} that {kind}, so it cannot name the item")),
+    }
 }
 
 /// Why a run of rounds failed, in a sentence: the failing check of the last round.
@@ -170,7 +192,7 @@ async fn run_round(
                 judge_check(check, &http.fetch(&req, timeout, smoke.max_body_bytes).await)
             }
             Err(why) => CheckResult {
-                check: format!("{} {}", check.method, check.path),
+                check: check_label(check),
                 passed: false,
                 status: None,
                 latency_ms: 0,
@@ -199,6 +221,7 @@ async fn probe(
         reads: cfg.reads,
         failures: Vec::new(),
         cleaned_up: false,
+        id_refused: None,
     };
     let request = |method: &str, path: &str, body: Option<String>| -> Result<HttpRequest, String> {
         let mut headers = cfg.headers.clone();
@@ -236,22 +259,78 @@ async fn probe(
     result.failures = failures;
     result.passed = seen == cfg.reads;
     if let Some(delete) = &cfg.delete_path {
-        let id = cfg.id_pointer.as_ref().and_then(|p| {
-            let v: serde_json::Value = serde_json::from_slice(&write.body).ok()?;
-            match v.pointer(p)? {
-                serde_json::Value::String(s) => Some(s.clone()),
-                other => Some(other.to_string()),
+        match delete_path(delete, cfg.id_pointer.as_deref(), &write.body) {
+            // The id came from the build under test: a refused one sends nothing anywhere, and
+            // fails the probe however the reads went.
+            Err(why) => {
+                result.passed = false;
+                result.id_refused = Some(why);
             }
-        });
-        let path = match (&id, delete.contains("{id}")) {
-            (Some(id), true) => Some(delete.replace("{id}", id)),
-            (None, true) => None,
-            (_, false) => Some(delete.clone()),
-        };
-        if let Some(Ok(req)) = path.map(|p| request("DELETE", &p, None)) {
-            let del = http.fetch(&req, timeout, cap).await;
-            result.cleaned_up = del.status.is_some_and(|s| (200..300).contains(&s));
+            // join_url keeps the result under the smoke url, whatever the path resolved to.
+            Ok(Some(path)) => match request("DELETE", &path, None) {
+                Ok(req) => {
+                    let del = http.fetch(&req, timeout, cap).await;
+                    result.cleaned_up = del.status.is_some_and(|s| (200..300).contains(&s));
+                }
+                Err(why) => {
+                    result.passed = false;
+                    result.id_refused = Some(why);
+                }
+            },
+            Ok(None) => {}
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clean_up_path_takes_a_plain_id_as_one_segment() {
+        let path = |answer: &str| delete_path("todoItems/{id}", Some("/id"), answer.as_bytes());
+        assert_eq!(path(r#"{"id": 17}"#), Ok(Some("todoItems/17".into())));
+        assert_eq!(path(r#"{"id": "a b"}"#).unwrap_err(), "the write answered an id at /id that contains a control character or whitespace, so it cannot name the item");
+        assert_eq!(path(r#"{"id": "caf\u00e9"}"#), Ok(Some("todoItems/caf%C3%A9".into())));
+        assert_eq!(path(r#"{"name": "no id"}"#), Ok(None), "nothing to delete by");
+        assert_eq!(path("not json"), Ok(None));
+        assert_eq!(delete_path("probe/latest", None, b""), Ok(Some("probe/latest".into())));
+        assert_eq!(delete_path("todoItems/{id}", None, br#"{"id":1}"#), Ok(None));
+    }
+
+    #[test]
+    fn a_hostile_id_is_refused_by_kind_and_never_quoted() {
+        for (answer, kind) in [
+            (r#"{"id": "../../admin/users/1"}"#, "contains a path separator"),
+            (r#"{"id": "%2e%2e%2fadmin"}"#, "contains % (percent-encoding)"),
+            (r#"{"id": ".."}"#, "is a dot segment"),
+            (r#"{"id": "1?admin=1"}"#, "contains ? or #"),
+            (r#"{"id": {"$ne": null}}"#, "is not a string or a number"),
+        ] {
+            let why = delete_path("todoItems/{id}", Some("/id"), answer.as_bytes()).unwrap_err();
+            assert!(why.contains(kind), "{answer}: {why}");
+            assert!(!why.contains("admin") && !why.contains("$ne"), "{why}");
+        }
+    }
+
+    #[test]
+    fn a_refused_id_is_the_probe_s_reason() {
+        let probe = ProbeResult {
+            passed: false,
+            marker: "pushdeploy-probe-x".into(),
+            reads_seen: 6,
+            reads: 6,
+            failures: Vec::new(),
+            cleaned_up: false,
+            id_refused: Some(
+                "the write answered an id at /id that contains a path separator (/ or \\), so it cannot name the item"
+                    .into(),
+            ),
+        };
+        assert_eq!(
+            probe_failure(&probe),
+            "read-after-write: the write answered an id at /id that contains a path separator (/ or \\), so it cannot name the item; no DELETE was sent, and the build under test is broken or hostile"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::config::CheckConfig;
+use crate::smoke::client::without_query;
 
 /// What one HTTP request came to, as the client saw it.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -17,14 +18,15 @@ pub struct Fetched {
     pub over_cap: bool,
     /// Transport failure (timeout, refused, TLS), if any.
     pub error: Option<String>,
-    /// A redirect to another host that was refused, with its target.
+    /// A redirect to another site that was refused: where it pointed, scheme and host only
+    /// (see [`crate::smoke::client::site_of`]).
     pub redirect_refused: Option<String>,
 }
 
 /// One check's result in one round.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckResult {
-    /// `GET /api/todoItems`.
+    /// `GET todoItems`: the method and the check's path without its query.
     pub check: String,
     /// Whether it passed.
     pub passed: bool,
@@ -38,14 +40,21 @@ pub struct CheckResult {
     pub failures: Vec<String>,
 }
 
-/// Judges one response against one check. Response bodies never appear whole in the result.
+/// The label of a check in the record: its method and path, without the path's query.
+pub fn check_label(check: &CheckConfig) -> String {
+    format!("{} {}", check.method, without_query(&check.path))
+}
+
+/// Judges one response against one check. The result says what kind of mismatch it was, never
+/// any of the response's text: the build under test writes that text, and the result goes into
+/// the record, the logs and the notification (where a token it echoes would be readable by all).
 pub fn judge_check(check: &CheckConfig, got: &Fetched) -> CheckResult {
     let mut failures = Vec::new();
     if let Some(e) = &got.error {
         failures.push(format!("request failed: {e}"));
     }
-    if let Some(target) = &got.redirect_refused {
-        failures.push(format!("redirect to another host refused ({target})"));
+    if let Some(site) = &got.redirect_refused {
+        failures.push(format!("redirect to another host refused ({site})"));
     }
     if got.over_cap {
         failures.push(format!("response body exceeds the cap ({} bytes read, rest refused)", got.body.len()));
@@ -58,7 +67,7 @@ pub fn judge_check(check: &CheckConfig, got: &Fetched) -> CheckResult {
     if got.status.is_some() && !got.over_cap {
         if let Some(needle) = &check.contains {
             if !contains(&got.body, needle.as_bytes()) {
-                failures.push(format!("body does not contain {needle:?}"));
+                failures.push(format!("body ({} bytes) does not contain the expected text", got.body.len()));
             }
         }
         // A pointer alone asks for JSON with a value there ("" is the whole document: the answer is
@@ -69,9 +78,7 @@ pub fn judge_check(check: &CheckConfig, got: &Fetched) -> CheckResult {
                 (Err(_), _) => failures.push(format!("body is not JSON, so {shown} cannot be read")),
                 (Ok(v), want) => match (v.pointer(pointer), want) {
                     (None, _) => failures.push(format!("{shown} is missing from the body")),
-                    (Some(found), Some(want)) if found != want => {
-                        failures.push(format!("{shown} is {}, expected {want}", short_json(found)))
-                    }
+                    (Some(found), Some(want)) if found != want => failures.push(differs(pointer, found, want)),
                     _ => {}
                 },
             }
@@ -83,7 +90,7 @@ pub fn judge_check(check: &CheckConfig, got: &Fetched) -> CheckResult {
         }
     }
     CheckResult {
-        check: format!("{} {}", check.method, check.path),
+        check: check_label(check),
         passed: failures.is_empty(),
         status: got.status,
         latency_ms: got.latency_ms,
@@ -95,8 +102,35 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn short_json(v: &serde_json::Value) -> String {
-    crate::image::truncate(&v.to_string())
+/// How the value found at `pointer` differs from the expected one, by JSON type only: the value
+/// itself is the response's text.
+fn differs(pointer: &str, found: &serde_json::Value, want: &serde_json::Value) -> String {
+    let place = if pointer.is_empty() { "the document".to_string() } else { format!("value at {pointer}") };
+    let (found, want) = (json_type(found), json_type(want));
+    if found == want {
+        format!("{place} differs from the expected {want}")
+    } else {
+        format!("{place} is {} {found}, not the expected {want}", article(found))
+    }
+}
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+fn article(kind: &str) -> &'static str {
+    if kind.starts_with(['a', 'o']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// Where a streak of rounds stands.
@@ -185,6 +219,10 @@ pub struct ProbeResult {
     pub failures: Vec<String>,
     /// Whether the written item was deleted again.
     pub cleaned_up: bool,
+    /// Why the id the write answered cannot name the item in the clean-up request (its kind,
+    /// never the id): no DELETE was sent, and the probe failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_refused: Option<String>,
 }
 
 /// Judges the reads after a write: every one must answer 2xx and contain the marker.
@@ -241,12 +279,35 @@ mod tests {
         let c = check();
         let f = |got: Fetched| judge_check(&c, &got).failures.join("; ");
         assert_eq!(f(Fetched { status: Some(500), ..ok("Todo") }), "status 500, expected 200");
-        assert_eq!(f(ok("nothing")), "body does not contain \"Todo\"");
+        assert_eq!(f(ok("nothing")), "body (7 bytes) does not contain the expected text");
         assert_eq!(f(Fetched { latency_ms: 150, ..ok("Todo") }), "took 150 ms, limit 100 ms");
         assert!(f(Fetched { error: Some("timed out".into()), ..Default::default() }).contains("timed out"));
         assert!(f(Fetched { over_cap: true, ..ok("Todo") }).contains("exceeds the cap"));
-        assert!(f(Fetched { status: Some(302), redirect_refused: Some("http://evil/".into()), ..ok("") })
-            .contains("redirect to another host refused"));
+        assert!(f(Fetched { status: Some(302), redirect_refused: Some("http://evil".into()), ..ok("") })
+            .contains("redirect to another host refused (http://evil)"));
+    }
+
+    #[test]
+    fn no_text_of_the_response_and_no_query_of_the_path_reaches_the_result() {
+        let mut c = check();
+        c.path = "todoItems?token=SECRET#frag=SECRET".into();
+        c.contains = Some("healthy".into());
+        c.json_pointer = Some("/status".into());
+        c.equals = Some(serde_json::json!("ok"));
+        let leaky = ok(r#"{"status":"SECRET-eyJhbGciOi","token":"SECRET"}"#);
+        let r = judge_check(&c, &leaky);
+        assert_eq!(r.check, "GET todoItems");
+        assert_eq!(
+            r.failures,
+            ["body (47 bytes) does not contain the expected text", "value at /status differs from the expected string"]
+        );
+        let shown = serde_json::to_string(&r).unwrap();
+        assert!(!shown.contains("SECRET") && !shown.contains("eyJ"), "{shown}");
+        // The whole document, when it is the pointer's target, is not quoted either.
+        c.contains = None;
+        c.json_pointer = Some(String::new());
+        c.equals = Some(serde_json::json!({"status": "ok"}));
+        assert_eq!(judge_check(&c, &leaky).failures, ["the document differs from the expected object"]);
     }
 
     #[test]
@@ -268,7 +329,18 @@ mod tests {
         c.json_pointer = Some("/status".into());
         c.equals = Some(serde_json::json!("ok"));
         assert!(judge_check(&c, &ok(r#"{"status":"ok"}"#)).passed);
-        assert_eq!(judge_check(&c, &ok(r#"{"status":"down"}"#)).failures, vec!["/status is \"down\", expected \"ok\""]);
+        assert_eq!(
+            judge_check(&c, &ok(r#"{"status":"down"}"#)).failures,
+            vec!["value at /status differs from the expected string"]
+        );
+        assert_eq!(
+            judge_check(&c, &ok(r#"{"status":["SECRET"]}"#)).failures,
+            vec!["value at /status is an array, not the expected string"]
+        );
+        assert_eq!(
+            judge_check(&c, &ok(r#"{"status":7}"#)).failures,
+            vec!["value at /status is a number, not the expected string"]
+        );
         assert_eq!(judge_check(&c, &ok("{}")).failures, vec!["/status is missing from the body"]);
         assert!(judge_check(&c, &ok("<html>")).failures[0].contains("not JSON"));
     }

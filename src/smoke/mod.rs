@@ -2,4 +2,5 @@
 
 pub mod client;
 pub mod engine;
+pub mod id;
 pub mod judge;
