@@ -24,7 +24,17 @@ pub enum Behaviour {
     RedirectsAway,
     /// Answers with a 2 MiB body.
     HugeBody,
+    /// Works, but answers a new item's id as this text (`../../admin/users/1`): a hostile build
+    /// aiming the read-after-write probe's clean-up DELETE at another path.
+    AnswersId(&'static str),
+    /// A build that would have its secrets recorded: every API answer is JSON with a
+    /// secret-looking token at `/status` ([`LEAKED`]), and `/api/login` redirects off-site with an
+    /// OAuth code and state in its `Location`.
+    Leaky,
 }
+
+/// The word in everything [`Behaviour::Leaky`] answers that must never be recorded or told.
+pub const LEAKED: &str = "SECRET";
 
 #[derive(Default)]
 struct Store {
@@ -53,11 +63,16 @@ struct Route {
     seen: u64,
 }
 
-/// One request the "ALB" served: through which listener, to which image, with what status.
+/// One request the "ALB" served: through which listener, what was asked, to which image, with
+/// what status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Served {
     /// The listener.
     pub listener: Listener,
+    /// The request's method.
+    pub method: String,
+    /// The request's path (and query), as it arrived.
+    pub path: String,
     /// The image's digest (empty when none was resolved).
     pub digest: String,
     /// The status answered.
@@ -218,7 +233,9 @@ async fn handle(s: &State, req: Request, listener: Listener) -> Response {
     let api = req.path.starts_with("/api/");
     let (behaviour, digest) = behaviour_of(s, if api { "todo-backend" } else { "todo-frontend" }, listener).await;
     let response = respond(s, &req, api, behaviour);
-    s.served.lock().expect("lock").push(Served { listener, digest, status: response.status });
+    let served =
+        Served { listener, method: req.method.clone(), path: req.path.clone(), digest, status: response.status };
+    s.served.lock().expect("lock").push(served);
     response
 }
 
@@ -233,7 +250,15 @@ fn respond(s: &State, req: &Request, api: bool, behaviour: Behaviour) -> Respons
             body.extend_from_slice(b"<div id=\"root\"></div>");
             return Response::new(200, body);
         }
-        Behaviour::Good | Behaviour::StatePerTask => {}
+        Behaviour::Leaky if req.path.starts_with("/api/login") => {
+            let to = format!("https://sso.example.com/authorize?code={LEAKED}-code-4f1d&state={LEAKED}-state-9c2e");
+            return Response::new(302, "").with_header("location", &to);
+        }
+        Behaviour::Leaky if api => {
+            let body = json!({"status": format!("{LEAKED}-token-eyJhbGciOiJIUzI1NiJ9"), "token": LEAKED});
+            return Response::new(200, body.to_string()).with_header("content-type", "application/json");
+        }
+        Behaviour::Good | Behaviour::StatePerTask | Behaviour::AnswersId(_) | Behaviour::Leaky => {}
     }
     if !api {
         return Response::new(200, "<!doctype html><title>Todo</title><div id=\"root\"></div>")
@@ -249,7 +274,10 @@ fn respond(s: &State, req: &Request, api: bool, behaviour: Behaviour) -> Respons
         ("GET", "todoItems") => Response::new(200, Value::Array(store.items.clone()).to_string()),
         ("POST", "todoItems") => {
             let mut item: Value = serde_json::from_slice(&req.body).unwrap_or(json!({}));
-            item["id"] = json!(s.next_id.fetch_add(1, Ordering::SeqCst));
+            item["id"] = match behaviour {
+                Behaviour::AnswersId(id) => json!(id),
+                _ => json!(s.next_id.fetch_add(1, Ordering::SeqCst)),
+            };
             store.items.push(item.clone());
             Response::new(201, item.to_string())
         }

@@ -8,5 +8,6 @@ mod hostile;
 mod iam;
 mod insight;
 mod reliability;
+mod smoke_attacks;
 mod support;
 pub(crate) mod verify;
