@@ -65,6 +65,8 @@ impl Aws {
         let loaded = self.records().all_since(prefix, since, IN_FLIGHT, &progress).await?;
         bar.finish_and_clear();
         for (key, why) in &loaded.skipped {
+            // The key and the parse error quote what is in the bucket, which may act on a terminal.
+            let (key, why) = (pushdeploy::text::printable(key), pushdeploy::text::printable(why));
             eprintln!("warning: skipped {key}: not a deployment record ({why})");
         }
         Ok(loaded)

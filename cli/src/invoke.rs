@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use pushdeploy::text::printable;
 use serde_json::{json, Value};
 
 use crate::insight::Failed;
@@ -78,35 +79,39 @@ pub async fn invoke(function: &str, action: &Action<'_>) -> Result<Answer, Faile
     Ok(Answer::Summary(body))
 }
 
-/// The answer for a person, and whether the action was carried out (or had nothing to do).
+/// The answer for a person, and whether the action was carried out (or had nothing to do). The
+/// answer quotes ECS, tags and task definitions an ordinary role can write: every piece of it
+/// goes through [`printable`], so each line printed is one of ours.
 pub fn describe(answer: &Answer) -> (String, bool) {
+    let p = |v: &Value, default: &str| printable(v.as_str().unwrap_or(default)).into_owned();
     match answer {
-        Answer::Failed(kind, message) => (format!("failed ({kind}): {message}\n"), false),
+        Answer::Failed(kind, message) => (format!("failed ({}): {}\n", printable(kind), printable(message)), false),
         Answer::Summary(s) => {
             let outcome = s["outcome"].as_str().unwrap_or("?");
             let mut out = String::new();
             let deployments = s["deployments"].as_array().cloned().unwrap_or_default();
             if deployments.is_empty() {
-                out.push_str(&format!("{outcome}: {}\n", s["reason"].as_str().unwrap_or("")));
+                out.push_str(&format!("{}: {}\n", printable(outcome), p(&s["reason"], "")));
             }
             for d in &deployments {
                 out.push_str(&format!(
                     "{} ({}): {} — {}\n",
-                    d["service"].as_str().unwrap_or("?"),
-                    d["target"].as_str().unwrap_or("?"),
-                    d["outcome"].as_str().unwrap_or("?"),
-                    d["reason"].as_str().unwrap_or("")
+                    p(&d["service"], "?"),
+                    p(&d["target"], "?"),
+                    p(&d["outcome"], "?"),
+                    p(&d["reason"], "")
                 ));
                 if let Some(image) = d["image"].as_str() {
-                    out.push_str(&format!("  image: {image}\n"));
+                    out.push_str(&format!("  image: {}\n", printable(image)));
                 }
                 if let Some(rollout) = d["ecs_rollout"].as_str() {
-                    out.push_str(&format!("  {rollout}\n"));
+                    out.push_str(&format!("  {}\n", printable(rollout)));
                 }
                 for line in d["diff"].as_array().into_iter().flatten() {
-                    out.push_str(&format!("  {}\n", line.as_str().unwrap_or("")));
+                    out.push_str(&format!("  {}\n", p(line, "")));
                 }
                 if let Some(id) = d["ecs_deployment_id"].as_str() {
+                    let id = printable(id);
                     out.push_str(&format!("  ECS deployment: {id} (pushdeploy show {})\n", id.replacen('/', "-", 1)));
                 }
             }
@@ -151,5 +156,18 @@ mod tests {
         assert!(!done && text == "rejected: unknown service\n");
         let (text, done) = describe(&Answer::Failed("Transient.LeaseBusy".into(), "busy".into()));
         assert!(!done && text.contains("Transient.LeaseBusy"));
+    }
+
+    #[test]
+    fn an_answer_quoting_hostile_text_prints_no_control_character() {
+        let hostile = json!({"outcome": "started", "reason": "", "deployments": [{"service": "backend\u{1b}[2J",
+            "target": "c/s", "outcome": "started", "reason": "ok\r\nbackend (c/s): verified — \u{202E}",
+            "image": "r:v1\u{9b}0m", "diff": ["backend.environment.X: \"a\" → \"\u{1b}]0;t\u{7}\""],
+            "ecs_deployment_id": "ecs-svc/1\u{7f}"}]});
+        let (text, _) = describe(&Answer::Summary(hostile));
+        assert!(!text.chars().any(|c| c != '\n' && pushdeploy::text::is_unsafe(c)), "{text:?}");
+        assert_eq!(text.lines().count(), 4, "one line per piece, none forged: {text}");
+        let (text, _) = describe(&Answer::Failed("E\u{1b}[2J".into(), "m\r".into()));
+        assert_eq!(text, "failed (E\u{FFFD}[2J): m\u{FFFD}\n");
     }
 }

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use pushdeploy::config::{Config, Limits};
 use pushdeploy::live_config::Location;
+use pushdeploy::text::{json_printable, printable};
 
 use insight::{Aws, Failed};
 
@@ -185,15 +186,22 @@ fn main() -> ExitCode {
     match runtime.block_on(run(command)) {
         Ok(code) => code,
         Err(Failed(why)) => {
-            eprintln!("pushdeploy: {why}");
+            eprintln!("pushdeploy: {}", error_text(&why));
             ExitCode::from(2)
         }
     }
 }
 
-/// Prints `value` as pretty JSON.
+/// An error for the terminal: it may quote an S3 key, a record, a config or an AWS message, so no
+/// character in it may act on the terminal; its own line breaks (a TOML parse error's snippet) stay.
+fn error_text(why: &str) -> String {
+    why.lines().map(printable).collect::<Vec<_>>().join("\n")
+}
+
+/// Prints `value` as pretty JSON, the characters that would act on a terminal (C1 controls, DEL,
+/// bidi overrides, which serde_json leaves raw) escaped: the same JSON for `jq`, safe on a screen.
 fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(value).expect("output always serializes"));
+    println!("{}", json_printable(&serde_json::to_string_pretty(value).expect("output always serializes")));
 }
 
 /// Reads the config from a file or an s3:// URL.
@@ -247,7 +255,11 @@ async fn run(command: Command) -> Result<ExitCode, Failed> {
                 Some(r) if json => print_json(&r),
                 Some(r) => print!("{}", render::show(&r)),
                 None => {
-                    eprintln!("pushdeploy: no deployment record {id} in s3://{}/deployments/", from.bucket);
+                    eprintln!(
+                        "pushdeploy: no deployment record {} in s3://{}/deployments/",
+                        printable(&id),
+                        printable(&from.bucket)
+                    );
                     return Ok(ExitCode::from(1));
                 }
             }
@@ -339,7 +351,7 @@ fn run_validate(command: Command) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("{e}");
+                    eprintln!("{}", error_text(&e.to_string()));
                     ExitCode::from(1)
                 }
             }

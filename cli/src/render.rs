@@ -1,4 +1,8 @@
 //! Output for a person: tables, coloured in a terminal and plain when piped.
+//!
+//! Everything shown here was read from S3, ECS or a lease, where an ordinary role in the account
+//! (or a build whose answers a smoke test recorded) could have put a terminal escape: each piece
+//! of text goes through [`printable`] (or a [`cell`]) on its way in; the colours are our own.
 
 use std::io::IsTerminal;
 
@@ -7,6 +11,7 @@ use pushdeploy::image::ImageRef;
 use pushdeploy::record::DeploymentRecord;
 use pushdeploy::report::{Keys, Report};
 use pushdeploy::taskdef::short_name;
+use pushdeploy::text::printable;
 
 use crate::insight::{started, trigger_name, ServiceStatus};
 
@@ -20,14 +25,19 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
+/// A table cell showing `text` from outside, with no control character left in it.
+fn cell(text: &str) -> Cell {
+    Cell::new(printable(text))
+}
+
 /// A status as a cell: green verified, red failures, yellow in flight.
 fn status_cell(status: &str) -> Cell {
-    let colour = match status {
+    let colour = match status.split(' ').next().unwrap_or_default() {
         "verified" | "completed" => Color::Green,
         "failed" | "rolled_back" | "rollback_failed" => Color::Red,
         _ => Color::Yellow,
     };
-    Cell::new(status).fg(colour)
+    cell(status).fg(colour)
 }
 
 /// `3m`, `5h`, `2d` ago.
@@ -79,8 +89,8 @@ pub fn status(services: &[ServiceStatus]) -> String {
             Some(l) => status_cell(&format!("{} {} ({})", l.status, ago(l.age_seconds), l.trigger)),
             None => Cell::new("none recorded"),
         };
-        let flight = s.in_flight.clone().map_or(Cell::new("—"), |f| Cell::new(f).fg(Color::Yellow));
-        t.add_row(vec![Cell::new(&s.name), Cell::new(&s.target), Cell::new(runs), last, flight]);
+        let flight = s.in_flight.as_deref().map_or(Cell::new("—"), |f| cell(f).fg(Color::Yellow));
+        t.add_row(vec![cell(&s.name), cell(&s.target), cell(&runs), last, flight]);
     }
     t.to_string()
 }
@@ -96,64 +106,68 @@ pub fn history(records: &[DeploymentRecord]) -> String {
             reason.to_string()
         };
         t.add_row(vec![
-            Cell::new(started(r)),
-            Cell::new(image(r)),
-            Cell::new(trigger_name(&r.trigger)),
+            cell(&started(r)),
+            cell(&image(r)),
+            cell(&trigger_name(&r.trigger)),
             status_cell(r.status.as_str()),
             Cell::new(r.lead_time_seconds().map_or("—".into(), duration)),
-            Cell::new(reason),
+            cell(&reason),
         ]);
     }
     t.to_string()
 }
 
-/// One deployment, for `show`.
+/// One deployment, for `show`. Each line is ours; what a record says goes into it through
+/// [`printable`], so a line break in a reason cannot forge a line of its own.
 pub fn show(r: &DeploymentRecord) -> String {
+    let p = |s: &str| printable(s).into_owned();
     let mut out = format!(
         "{} ({}) {} {}\n  {}/{} ← {}\n  trigger: {}\n  task definition: {} → {}\n",
-        r.id,
-        r.name,
+        p(&r.id),
+        p(&r.name),
         r.status.as_str(),
-        image(r),
-        r.cluster,
-        r.service,
-        r.image_uri,
-        trigger_name(&r.trigger),
-        short_name(&r.previous_task_definition),
-        short_name(&r.task_definition),
+        p(&image(r)),
+        p(&r.cluster),
+        p(&r.service),
+        p(&r.image_uri),
+        p(&trigger_name(&r.trigger)),
+        p(short_name(&r.previous_task_definition)),
+        p(short_name(&r.task_definition)),
     );
     if let Some(to) = &r.rolled_back_to {
-        let by = r.rolled_back_by.as_deref().map(|b| format!(" (by {b})")).unwrap_or_default();
-        out.push_str(&format!("  rolled back to: {}{by}\n", short_name(to)));
+        let by = r.rolled_back_by.as_deref().map(|b| format!(" (by {})", p(b))).unwrap_or_default();
+        out.push_str(&format!("  rolled back to: {}{by}\n", p(short_name(to))));
     }
     if let Some(reason) = &r.reason {
-        out.push_str(&format!("  reason: {reason}\n"));
+        out.push_str(&format!("  reason: {}\n", p(reason)));
     }
     out.push_str("timeline:\n");
     for e in &r.timeline {
-        out.push_str(&format!("  {}  {}\n", e.at, e.event));
+        out.push_str(&format!("  {}  {}\n", p(&e.at), p(&e.event)));
     }
     if !r.hook_checks.is_empty() {
         out.push_str("lifecycle hook checks:\n");
         for c in &r.hook_checks {
-            out.push_str(&format!("  {}  {}\n", c.at, c.summary()));
+            out.push_str(&format!("  {}  {}\n", p(&c.at), p(&c.summary())));
         }
     }
     if let Some(smoke) = &r.smoke {
+        // Values shown as JSON: a string among them could carry what a bare number cannot.
+        let v = |v: &serde_json::Value| p(&v.to_string());
         out.push_str(&format!(
             "smoke: passed={} rounds_run={} duration_ms={}{}\n",
-            smoke["passed"],
-            smoke["rounds_run"],
-            smoke["duration_ms"],
-            smoke["reason"].as_str().map(|r| format!(" reason: {r}")).unwrap_or_default()
+            v(&smoke["passed"]),
+            v(&smoke["rounds_run"]),
+            v(&smoke["duration_ms"]),
+            smoke["reason"].as_str().map(|r| format!(" reason: {}", p(r))).unwrap_or_default()
         ));
         for (i, round) in smoke["rounds"].as_array().into_iter().flatten().enumerate() {
             for check in round["checks"].as_array().into_iter().flatten() {
                 out.push_str(&format!(
                     "  round {} {} → {} {}\n",
                     i + 1,
-                    check["check"].as_str().unwrap_or("?"),
-                    check["status"],
+                    p(check["check"].as_str().unwrap_or("?")),
+                    v(&check["status"]),
                     if check["passed"] == true { "ok" } else { "FAILED" }
                 ));
             }
@@ -165,7 +179,7 @@ pub fn show(r: &DeploymentRecord) -> String {
 fn keys_row(name: &str, k: &Keys) -> Vec<Cell> {
     let secs = |v: Option<f64>| v.map_or("—".to_string(), duration);
     vec![
-        Cell::new(name),
+        cell(name),
         Cell::new(k.deployments),
         Cell::new(format!("{:.2}", k.per_day)),
         Cell::new(k.band.as_str()),
@@ -190,7 +204,7 @@ pub fn report(r: &Report, skipped: usize) -> String {
         t.add_row(keys_row(name, k));
     }
     t.add_row(keys_row("overall", &r.overall));
-    let mut out = format!("from {} to {}\n{t}\n", r.since, r.until);
+    let mut out = format!("from {} to {}\n{t}\n", printable(&r.since), printable(&r.until));
     if skipped > 0 {
         out.push_str(&format!(
             "{skipped} object(s) under deployments/ were not records and were skipped (see the warnings)\n"
@@ -226,6 +240,40 @@ mod tests {
         assert!(out.contains("rolled back to: todo-backend:9 (by ecs)"), "{out}");
         assert!(out.contains("POST_TEST_TRAFFIC_SHIFT through the test listener (0% of production on the new revision), 2 round(s): passed"), "{out}");
         assert!(out.contains("PRODUCTION_TRAFFIC_SHIFT@10 through the production listener (10% of production on the new revision), 1 round(s): FAILED: GET todoItems: status 500"), "{out}");
+    }
+
+    #[test]
+    fn a_record_s_text_reaches_the_terminal_without_a_control_character() {
+        let rec: DeploymentRecord = serde_json::from_value(serde_json::json!({
+            "id": "ecs-svc-1", "cluster": "todo-cluster", "service": "todo-backend", "name": "back\u{202E}end",
+            "repository": "todo-backend", "tag": "v1\u{1b}]0;pwned\u{7}", "digest": "", "image_uri": "r:v1\u{1b}[2J",
+            "strategy": "pin-digest", "trigger": {"kind": "manual", "action": "deploy\r", "request_id": "q"}, "pushed_at": null,
+            "previous_task_definition": "arn:aws:ecs:r:1:task-definition/todo-backend:9",
+            "task_definition": "arn:aws:ecs:r:1:task-definition/todo-backend:10",
+            "ecs_deployment_id": "ecs-svc/1", "status": "rolled_back", "containers": ["backend"],
+            "reason": "\u{1b}[2Jall good\r\n  reason: verified \u{9b}0m",
+            "smoke": {"passed": "\u{202E}eurt", "rounds_run": 1, "duration_ms": 5, "reason": "x\u{1b}[31m",
+                      "rounds": [{"round": 1, "passed": false, "checks": [{"check": "GET \u{1b}[2J", "passed": false, "status": "\u{85}"}]}]},
+            "timeline": [{"event": "started\u{1b}[1A", "at": "2026-11-27T08:00:00Z\r"}]
+        }))
+        .unwrap();
+        let unsafe_in = |s: &str| s.chars().filter(|&c| c != '\n' && pushdeploy::text::is_unsafe(c)).count();
+        let shown = show(&rec);
+        assert_eq!(unsafe_in(&shown), 0, "{shown:?}");
+        assert_eq!(
+            shown.lines().filter(|l| l.trim_start().starts_with("reason: verified")).count(),
+            0,
+            "no forged line: {shown}"
+        );
+        assert!(
+            shown.contains("  reason: \u{FFFD}[2Jall good\u{FFFD}\u{FFFD}  reason: verified \u{FFFD}0m\n"),
+            "{shown}"
+        );
+        // A table may carry our own colours (in a terminal), never the record's escapes.
+        let table = history(std::slice::from_ref(&rec));
+        for hostile in ["\u{1b}[2J", "\u{1b}]0;", "\u{7}", "\u{202E}", "\r", "\u{9b}"] {
+            assert!(!table.contains(hostile), "{hostile:?} in {table:?}");
+        }
     }
 
     #[test]
