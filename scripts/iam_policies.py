@@ -4,7 +4,8 @@
 CloudFormation resolves intrinsics (!Sub, !If, !GetAtt, ...) at deploy time; an IAM evaluator or
 linter needs the result. This resolves them for the parameters given (default: the local todo
 estate that the tests and the demo build on moto) and prints
-`{"parameters": {...}, "roles": {"DeployRole": <policy document>, ...}}`.
+`{"parameters": {...}, "roles": {"DeployRole": <policy document>, ...}, "stack": {"ArtifactKeyArn": ...},
+"resource_policies": {"ArtifactBucketPolicy": ..., "ArtifactKey": ..., ...}, "trust_policies": {...}}`.
 
 Physical names of the stack's own resources follow what CloudFormation would create for stack
 `--stack` in `--account`/`--region` (the artifact bucket is given by `--bucket`, since its real
@@ -23,6 +24,10 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NO_VALUE = object()
+
+# The stand-in id of the stack's KMS key (a real one is a random UUID); testkit/src/iam.rs names
+# the same key in the checks it makes for the artifact bucket (ARTIFACT_KEY_ID).
+ARTIFACT_KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 
 # The local estate the tests and the demo build (testkit/src/estate.rs).
 ESTATE = {
@@ -81,6 +86,7 @@ class Stack:
             "FailedInvocations": f"https://sqs.{region}.amazonaws.com/{account}/{stack}-FailedInvocations",
             "DeployFunction": f"{stack}-deploy",
             "VerifyFunction": f"{stack}-verify",
+            "ArtifactKey": ARTIFACT_KEY_ID,
         }
         self.attrs = {
             ("ArtifactBucket", "Arn"): f"arn:aws:s3:::{bucket}",
@@ -89,6 +95,7 @@ class Stack:
             ("VerifyFunction", "Arn"): arn % ("lambda", f"function:{stack}-verify"),
             ("DeployFunctionEcrPush", "Arn"): arn % ("events", f"rule/{stack}-DeployFunctionEcrPush"),
             ("VerifyFunctionEcsDeployment", "Arn"): arn % ("events", f"rule/{stack}-VerifyFunctionEcsDeployment"),
+            ("ArtifactKey", "Arn"): arn % ("kms", f"key/{ARTIFACT_KEY_ID}"),
         }
         for name, res in template["Resources"].items():
             if res["Type"] == "AWS::Logs::LogGroup":
@@ -97,7 +104,11 @@ class Stack:
                 # CloudFormation's LogGroup Arn attribute ends in ":*".
                 self.attrs[(name, "Arn")] = arn % ("logs", f"log-group:{group}:*")
             if res["Type"] == "AWS::IAM::Role":
-                self.attrs[(name, "Arn")] = f"arn:aws:iam::{account}:role/{stack}-{name}"
+                path = self.resolve(res["Properties"].get("Path", "/"))
+                self.refs[name] = f"{stack}-{name}"
+                self.attrs[(name, "Arn")] = f"arn:aws:iam::{account}:role{path}{stack}-{name}"
+            if res["Type"] == "AWS::CloudWatch::Alarm":
+                self.attrs[(name, "Arn")] = f"arn:aws:cloudwatch:{region}:{account}:alarm:{stack}-{name}"
 
     def condition(self, name):
         return self.resolve(self.t["Conditions"][name])
@@ -172,6 +183,34 @@ class Stack:
                 out[k] = r
         return out
 
+    def exists(self, name):
+        """Whether the stack creates resource `name` (its Condition, if any, holds)."""
+        cond = self.t["Resources"][name].get("Condition")
+        return cond is None or self.condition(cond)
+
+    def resource_policies(self):
+        """{logical id: policy document} of the resource policies the stack creates: the bucket
+        policy, the key policy, the queue policy and the topic policy (when it creates the topic)."""
+        where = {
+            "AWS::S3::BucketPolicy": "PolicyDocument",
+            "AWS::SQS::QueuePolicy": "PolicyDocument",
+            "AWS::SNS::TopicPolicy": "PolicyDocument",
+            "AWS::KMS::Key": "KeyPolicy",
+        }
+        return {name: self.resolve(res["Properties"][where[res["Type"]]])
+                for name, res in self.t["Resources"].items() if res["Type"] in where and self.exists(name)}
+
+    def trust_policies(self):
+        """{role logical id: its trust policy (AssumeRolePolicyDocument)}."""
+        return {name: self.resolve(res["Properties"]["AssumeRolePolicyDocument"])
+                for name, res in self.t["Resources"].items() if res["Type"] == "AWS::IAM::Role"}
+
+    def physical(self):
+        """The physical ids and ARNs the policies name, e.g. ArtifactKeyArn, DeployRoleArn."""
+        out = {f"{name}Arn": value for (name, attr), value in self.attrs.items() if attr == "Arn"}
+        out["ArtifactBucketName"] = self.refs["ArtifactBucket"]
+        return dict(sorted(out.items()))
+
     def role_policies(self):
         """{role logical id: policy document}, each role's inline policies merged into one."""
         roles = {}
@@ -202,7 +241,9 @@ def main(argv=None):
     if args.role:
         json.dump(roles[args.role], sys.stdout, indent=2)
     else:
-        json.dump({"parameters": stack.params, "roles": roles}, sys.stdout, indent=2)
+        json.dump({"parameters": stack.params, "roles": roles, "stack": stack.physical(),
+                   "resource_policies": stack.resource_policies(), "trust_policies": stack.trust_policies()},
+                  sys.stdout, indent=2)
     print()
 
 
