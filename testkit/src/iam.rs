@@ -3,8 +3,9 @@
 //!
 //! moto enforces no IAM. The guard proxy (see [`crate::guard`]) asks this module, for every call
 //! a function makes, what AWS would authorise (the action, the resource ARN — for S3 the object
-//! key — and the request context keys), and evaluates it with `iam-rs`, a maintained IAM policy
-//! evaluator (Allow/Deny, wildcards in actions and resources, the condition operators).
+//! key, and for an object of the artifact bucket also its KMS key — and the request context keys),
+//! and evaluates it with `iam-rs`, a maintained IAM policy evaluator (Allow/Deny, wildcards in
+//! actions and resources, the condition operators).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use iam_rs::{
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::estate::{ACCOUNT, REGION};
+use crate::estate::{ACCOUNT, BUCKET, REGION};
 use crate::http::Request;
 use crate::moto::workspace_root;
 
@@ -60,6 +61,15 @@ impl Role {
     fn arn(self) -> String {
         format!("arn:aws:sts::{ACCOUNT}:assumed-role/pushdeploy-{}/pushdeploy", self.logical_id())
     }
+}
+
+/// The stand-in id of the stack's KMS key (`ArtifactKey`), as `scripts/iam_policies.py` renders it.
+pub const ARTIFACT_KEY_ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
+
+/// The ARN of the artifact bucket's default encryption key: what S3 asks KMS to use, as the caller,
+/// for every object of the bucket.
+pub fn artifact_key_arn() -> String {
+    arn("kms", &format!("key/{ARTIFACT_KEY_ID}"))
 }
 
 /// One authorisation AWS makes for a request: an action on a resource with context keys.
@@ -218,10 +228,30 @@ fn classify_s3(req: &Request) -> Call {
         operation: format!("s3:{}", action),
         checks: vec![Check::new(format!("s3:{action}"), resource)],
     };
+    // The artifact bucket encrypts with the stack's KMS key (SSE-KMS, bucket key on): S3 uses the key
+    // as the caller, so reading an object's content also needs kms:Decrypt and writing one
+    // kms:GenerateDataKey, with kms:ViaService naming S3. Asked of every GET whatever S3 then
+    // answers (AWS asks only when there is an object to decrypt): stricter, never laxer. A HEAD
+    // decrypts nothing and needs no key.
+    let with_key = |mut call: Call, action: &str| {
+        if bucket == BUCKET {
+            call.checks.push(
+                Check::new(action, artifact_key_arn())
+                    .with("kms:ViaService", format!("s3.{REGION}.amazonaws.com"))
+                    .with("kms:CallerAccount", ACCOUNT)
+                    .with("kms:EncryptionContext:aws:s3:arn", format!("arn:aws:s3:::{bucket}")),
+            );
+        }
+        call
+    };
     match (req.method.as_str(), key.is_empty()) {
-        ("GET" | "HEAD", false) if query.contains_key("versionId") => check("GetObjectVersion", &object),
-        ("GET" | "HEAD", false) => check("GetObject", &object),
-        ("PUT", false) => check("PutObject", &object),
+        ("GET", false) if query.contains_key("versionId") => {
+            with_key(check("GetObjectVersion", &object), "kms:Decrypt")
+        }
+        ("GET", false) => with_key(check("GetObject", &object), "kms:Decrypt"),
+        ("HEAD", false) if query.contains_key("versionId") => check("GetObjectVersion", &object),
+        ("HEAD", false) => check("GetObject", &object),
+        ("PUT", false) => with_key(check("PutObject", &object), "kms:GenerateDataKey"),
         ("DELETE", false) => check("DeleteObject", &object),
         ("GET", true) if query.contains_key("versions") => {
             check("ListBucketVersions", &format!("arn:aws:s3:::{bucket}"))
@@ -365,6 +395,12 @@ impl Policies {
 
 /// Renders template.yaml's role policies for the local estate, with `--set` overrides.
 pub fn render_template(overrides: &[(&str, &str)]) -> Value {
+    render_stack(overrides)["roles"].clone()
+}
+
+/// Everything `scripts/iam_policies.py` renders: `roles`, `stack` (physical ids and ARNs, e.g.
+/// `ArtifactKeyArn`), `resource_policies` and `trust_policies`.
+pub fn render_stack(overrides: &[(&str, &str)]) -> Value {
     let root = workspace_root();
     let venv = root.join(".venv/bin/python");
     let python: PathBuf = if venv.exists() { venv } else { PathBuf::from("python3") };
@@ -375,8 +411,7 @@ pub fn render_template(overrides: &[(&str, &str)]) -> Value {
     }
     let out = cmd.output().expect("run scripts/iam_policies.py (scripts/setup installs its PyYAML)");
     assert!(out.status.success(), "scripts/iam_policies.py failed: {}", String::from_utf8_lossy(&out.stderr));
-    let rendered: Value = serde_json::from_slice(&out.stdout).expect("iam_policies.py prints JSON");
-    rendered["roles"].clone()
+    serde_json::from_slice(&out.stdout).expect("iam_policies.py prints JSON")
 }
 
 #[cfg(test)]
@@ -407,6 +442,57 @@ mod tests {
         let list = classify(&req("GET", "/b?list-type=2&prefix=deployments%2Ftodo-cluster%2F", &[(k, &v)], ""));
         assert_eq!(list.checks[0].resource, "arn:aws:s3:::b");
         assert_eq!(list.checks[0].context["s3:prefix"], "deployments/todo-cluster/");
+    }
+
+    #[test]
+    fn an_object_of_the_artifact_bucket_also_needs_its_key_through_s3() {
+        let (k, v) = auth("s3");
+        let object = format!("/{BUCKET}/deployments/todo-cluster/todo-backend/ecs-svc-1.json");
+        let kms = |call: &Call| call.checks.iter().skip(1).cloned().collect::<Vec<_>>();
+        let get = classify(&req("GET", &object, &[(k, &v)], ""));
+        assert_eq!(get.checks[0].action, "s3:GetObject", "the S3 check comes first");
+        let decrypt = kms(&get);
+        assert_eq!(decrypt.len(), 1);
+        assert_eq!((decrypt[0].action.as_str(), decrypt[0].resource.clone()), ("kms:Decrypt", artifact_key_arn()));
+        assert_eq!(decrypt[0].context["kms:ViaService"], "s3.ap-southeast-2.amazonaws.com");
+        let put = classify(&req("PUT", &object, &[(k, &v)], "{}"));
+        assert_eq!(kms(&put).iter().map(|c| c.action.as_str()).collect::<Vec<_>>(), ["kms:GenerateDataKey"]);
+        assert!(kms(&classify(&req("HEAD", &object, &[(k, &v)], ""))).is_empty(), "a HEAD decrypts nothing");
+        // Another bucket's objects are under that bucket's own encryption, not the stack's key.
+        assert!(kms(&classify(&req("GET", "/other-bucket/pushdeploy.toml", &[(k, &v)], ""))).is_empty());
+    }
+
+    /// The roles of template.yaml, rendered: each needs its key statement for the bucket's objects,
+    /// and the key ARN the renderer gives `!GetAtt ArtifactKey.Arn` is the one the checks name.
+    #[test]
+    fn the_template_roles_may_use_the_artifact_key_and_only_through_s3() {
+        let rendered = render_stack(&[]);
+        assert_eq!(rendered["stack"]["ArtifactKeyArn"], artifact_key_arn().as_str());
+        let policies = Policies::from_roles("template.yaml", &rendered["roles"]);
+        let (k, v) = auth("s3");
+        let paths = [
+            format!("/{BUCKET}/deployments/todo-cluster/todo-backend/ecs-svc-1.json"),
+            format!("/{BUCKET}/leases/todo-cluster/todo-backend.json"),
+        ];
+        for role in Role::ALL {
+            for path in &paths {
+                for method in ["GET", "PUT"] {
+                    let call = classify(&req(method, path, &[(k, &v)], ""));
+                    for check in &call.checks {
+                        let verdict = policies.evaluate(role, check);
+                        assert!(verdict.allowed, "{role:?} {method} {path}: {check:?}");
+                    }
+                    let key = call.checks.last().expect("a key check");
+                    assert_eq!(policies.evaluate(role, key).allowed_by, ["UseTheArtifactKeyThroughS3"]);
+                    // Without that statement S3 would answer AccessDenied; and never outside S3.
+                    let bare = policies.without(role, |s| s["Sid"] == "UseTheArtifactKeyThroughS3");
+                    assert!(!bare.evaluate(role, key).allowed, "{role:?}: the key statement is what allows it");
+                    let mut direct = key.clone();
+                    direct.context.insert("kms:ViaService".into(), "lambda.ap-southeast-2.amazonaws.com".into());
+                    assert!(!policies.evaluate(role, &direct).allowed, "{role:?}: a direct KMS call");
+                }
+            }
+        }
     }
 
     #[test]

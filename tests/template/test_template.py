@@ -191,7 +191,13 @@ def test_bucket_is_private_encrypted_versioned_and_tls_only(template):
     bucket = template["Resources"]["ArtifactBucket"]["Properties"]
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
     assert all(bucket["PublicAccessBlockConfiguration"].values())
-    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [{
+        "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": ["ArtifactKey", "Arn"]}},
+        "BucketKeyEnabled": True,
+    }]
+    key = template["Resources"]["ArtifactKey"]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == key["UpdateReplacePolicy"] == "Retain", "kept as long as the bucket it encrypts"
     assert bucket["LifecycleConfiguration"]["Rules"][0]["NoncurrentVersionExpiration"]
     deny = template["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
     assert deny["Effect"] == "Deny"
@@ -231,7 +237,9 @@ def test_both_roles_may_list_the_bucket_so_a_missing_key_is_404():
 def test_ecs_may_invoke_exactly_the_verify_function_as_its_lifecycle_hook(template):
     role = template["Resources"]["HookInvokeRole"]["Properties"]
     trust = role["AssumeRolePolicyDocument"]["Statement"]
-    assert trust == [{"Effect": "Allow", "Principal": {"Service": "ecs.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+    assert [(st["Effect"], st["Principal"], st["Action"]) for st in trust] == [
+        ("Allow", {"Service": "ecs.amazonaws.com"}, "sts:AssumeRole")
+    ], "ECS alone assumes it (its conditions: test_the_hook_role_trusts_ecs_only_for_this_accounts_cluster)"
     hook = rendered()["HookInvokeRole"]["Statement"]
     assert hook == [{"Sid": "InvokeTheVerifyFunction", "Effect": "Allow", "Action": "lambda:InvokeFunction",
                      "Resource": "arn:aws:lambda:ap-southeast-2:123456789012:function:pushdeploy-verify"}]
@@ -252,7 +260,8 @@ def test_verify_may_take_the_service_lease_it_rolls_back_under():
 
 @pytest.mark.parametrize("overrides", [{}, {"TaskRoleArns": "", "ExecutionRoleArns": ""},
                                        {"CreateNotificationTopic": "false"},
-                                       {"VerifySubnetIds": "subnet-1,subnet-2", "VerifySecurityGroupIds": "sg-1"}])
+                                       {"VerifySubnetIds": "subnet-1,subnet-2", "VerifySecurityGroupIds": "sg-1"},
+                                       {"OperatorPrincipalArns": "arn:aws:iam::123456789012:role/ci-deployer"}])
 def test_parliament_finds_nothing_in_either_role(overrides):
     """parliament (a maintained IAM linter) on each rendered policy: zero findings."""
     from parliament import analyze_policy_string
@@ -308,3 +317,312 @@ def test_the_dashboard_is_valid_json_showing_every_metric_and_alarm(template):
     alarms = [w for w in widgets if w["type"] == "alarm"][0]["properties"]["alarms"]
     assert len(alarms) == 4
     assert set(names) >= {"Deploy", "Verify", "Queue", "FailuresAlarm", "DeployAlarm", "VerifyAlarm", "QueueAlarm"}
+
+
+# ---------------------------------------------------------------- nobody else can steer production
+# The resource policies as AWS evaluates them (tests/template/iam_eval.py, a small evaluator of the
+# operators these policies use). The attacker is an ordinary role of the same account; its identity
+# policy may allow anything (s3:*, sqs:*, sns:*, kms:* on *), so what stops it is an explicit Deny
+# here, or, for the key, a key policy that never lets an identity policy alone grant its use.
+
+from iam_eval import Request, condition_holds, decide  # noqa: E402
+
+ATTACKER = {"AWS": f"arn:aws:iam::{ACCOUNT}:role/ordinary-app-task"}
+ROOT_USER = {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+CI = f"arn:aws:iam::{ACCOUNT}:role/ci-deployer"
+SSO = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_Deployer_*"
+SSO_PERSON = {"AWS": f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/ap-southeast-2/AWSReservedSSO_Deployer_0123abcd"}
+OPERATORS = f"{CI},{SSO}"
+BUCKET_ARN = "arn:aws:s3:::pushdeploy-artifacts"
+VIA_S3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
+
+
+def stack(**overrides):
+    return iam_policies.Stack(iam_policies.load_template(), dict(iam_policies.ESTATE, **overrides))
+
+
+def arns(s):
+    return s.physical()
+
+
+def as_role(s, logical):
+    return {"AWS": arns(s)[f"{logical}Arn"]}
+
+
+def test_the_evaluator_follows_the_iam_references_rules():
+    """The rules the policies below lean on, from the IAM reference's "Condition operators"."""
+    ctx = {"aws:principalarn": "arn:aws:iam::1:role/a"}
+    # A negated operator is true for an absent key; a positive one false; ...IfExists true.
+    assert condition_holds({"ArnNotEquals": {"aws:SourceArn": "arn:aws:events:r:1:rule/x"}}, ctx)
+    assert not condition_holds({"ArnEquals": {"aws:SourceArn": "arn:aws:events:r:1:rule/x"}}, ctx)
+    assert condition_holds({"ArnLikeIfExists": {"aws:SourceArn": "arn:aws:events:r:1:rule/x"}}, ctx)
+    # A negated operator with several values is a NOR; a positive one an OR.
+    two = ["arn:aws:iam::1:role/a", "arn:aws:iam::1:role/b"]
+    assert not condition_holds({"ArnNotEquals": {"aws:PrincipalArn": two}}, ctx)
+    assert condition_holds({"ArnEquals": {"aws:PrincipalArn": two}}, ctx)
+    # Null "false": present. ArnLike matches each part with wildcards.
+    assert not condition_holds({"Null": {"s3:x-amz-server-side-encryption": "false"}}, ctx)
+    assert condition_holds({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::1:role/*"}}, ctx)
+    assert not condition_holds({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::2:role/*"}}, ctx)
+    with pytest.raises(NotImplementedError):
+        condition_holds({"NumericLessThan": {"s3:max-keys": "10"}}, {"s3:max-keys": "5"})
+
+
+def put(principal, key, **context):
+    return Request(principal, "s3:PutObject", f"{BUCKET_ARN}/{key}", dict({"aws:SecureTransport": "true"}, **context))
+
+
+RECORD_KEYS = ["deployments/todo-cluster/todo-backend/ecs-svc-1.json", "leases/todo-cluster/todo-backend.json",
+               "imagedefinitions/todo-cluster/todo-backend/imagedefinitions.json"]
+
+
+def test_only_the_function_roles_write_records_leases_and_artifacts_and_only_operators_the_config():
+    s = stack(OperatorPrincipalArns=OPERATORS)
+    bucket = s.resource_policies()["ArtifactBucketPolicy"]
+    roles = [as_role(s, "DeployRole"), as_role(s, "VerifyRole")]
+    operators = [{"AWS": CI}, SSO_PERSON]
+    s3_service = {"Service": "s3.amazonaws.com"}  # e.g. replication from another bucket
+    for key in RECORD_KEYS:
+        for action in ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectTagging",
+                       "s3:ReplicateObject"]:
+            for who in [ATTACKER, ROOT_USER, s3_service, *operators]:
+                req = Request(who, action, f"{BUCKET_ARN}/{key}", {"aws:SecureTransport": "true"})
+                assert decide(bucket, req).denied_by == ["OnlyTheFunctionsWriteRecordsLeasesAndArtifacts"], (who, action, key)
+        for role in roles:
+            assert not decide(bucket, put(role, key)).denied, (role, key)
+            assert not decide(bucket, Request(role, "s3:GetObject", f"{BUCKET_ARN}/{key}",
+                                              {"aws:SecureTransport": "true"})).denied
+    for who in [ATTACKER, ROOT_USER, *roles]:
+        assert decide(bucket, put(who, "pushdeploy.toml")).denied_by == ["OnlyOperatorsWriteTheConfig"], who
+    for operator in operators:
+        assert not decide(bucket, put(operator, "pushdeploy.toml")).denied, operator
+    # Reads are not this policy's business (the key policy's): nothing here denies them over TLS.
+    assert not decide(bucket, Request(ATTACKER, "s3:GetObject", f"{BUCKET_ARN}/pushdeploy.toml",
+                                      {"aws:SecureTransport": "true"})).denied
+    # And plain HTTP stays denied to everyone, the roles included.
+    plain = Request(roles[0], "s3:GetObject", f"{BUCKET_ARN}/{RECORD_KEYS[0]}", {"aws:SecureTransport": "false"})
+    assert decide(bucket, plain).denied_by == ["TlsOnly"]
+
+
+def test_an_upload_naming_its_encryption_must_name_the_stacks_key():
+    s = stack(OperatorPrincipalArns=CI)
+    bucket, key = s.resource_policies()["ArtifactBucketPolicy"], arns(s)["ArtifactKeyArn"]
+    operator = {"AWS": CI}
+    sse = "s3:x-amz-server-side-encryption"
+    # No header: the bucket default (the stack's key), as the functions and `aws s3 cp` upload.
+    assert not decide(bucket, put(operator, "pushdeploy.toml")).denied
+    assert not decide(bucket, put(operator, "pushdeploy.toml", **{sse: "aws:kms", f"{sse}-aws-kms-key-id": key})).denied
+    for headers in [{sse: "AES256"}, {sse: "aws:kms"},  # aws:kms alone is the AWS-managed aws/s3 key
+                    {sse: "aws:kms", f"{sse}-aws-kms-key-id": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/another"},
+                    {sse: "aws:kms", f"{sse}-aws-kms-key-id": iam_policies.ARTIFACT_KEY_ID}]:  # by id, not ARN
+        got = decide(bucket, put(operator, "pushdeploy.toml", **headers))
+        assert got.denied_by == ["UploadsNamingAnEncryptionNameTheStacksKey"], headers
+
+
+def test_without_operators_only_the_root_user_may_write_the_config_and_the_policy_stays_valid():
+    s = stack()  # OperatorPrincipalArns left at its default, empty
+    assert s.params["OperatorPrincipalArns"] == [""]
+    policies = s.resource_policies()
+    text = json.dumps(policies)
+    assert '""' not in text, "an empty string in a policy is malformed"
+    bucket = policies["ArtifactBucketPolicy"]
+    config = [st for st in bucket["Statement"] if st.get("Sid") == "OnlyOperatorsWriteTheConfig"]
+    assert config[0]["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:root"}}
+    assert decide(bucket, put({"AWS": CI}, "pushdeploy.toml")).denied
+    assert not decide(bucket, put(ROOT_USER, "pushdeploy.toml")).denied
+    # Nobody but the functions may use the key, and only the root user may subscribe.
+    assert not any(st.get("Sid") == "OperatorsUseItThroughS3" for st in policies["ArtifactKey"]["Statement"])
+    topic, arn = policies["VerdictTopicPolicy"], s.refs["VerdictTopic"]
+    assert decide(topic, Request({"AWS": CI}, "sns:Subscribe", arn)).denied
+    assert not decide(topic, Request(ROOT_USER, "sns:Subscribe", arn)).denied
+
+
+def test_a_config_elsewhere_is_not_this_bucket_policys_to_protect():
+    s = stack(ConfigS3Uri="s3://team-configs/pushdeploy/prod.toml", OperatorPrincipalArns=CI)
+    sids = [st.get("Sid") for st in s.resource_policies()["ArtifactBucketPolicy"]["Statement"]]
+    assert "OnlyOperatorsWriteTheConfig" not in sids and "OnlyTheFunctionsWriteRecordsLeasesAndArtifacts" in sids
+
+
+def key_use(s, principal, action="kms:Decrypt", **context):
+    return Request(principal, action, arns(s)["ArtifactKeyArn"], context)
+
+
+def test_only_the_function_roles_and_operators_use_the_key_and_only_through_s3():
+    s = stack(OperatorPrincipalArns=OPERATORS)
+    key = s.resource_policies()["ArtifactKey"]
+    roles = s.role_policies()
+    for logical in ["DeployRole", "VerifyRole"]:
+        role = as_role(s, logical)
+        for action in ["kms:Decrypt", "kms:GenerateDataKey"]:
+            # The key policy lets the account's identity policies grant it to this role, via S3 ...
+            assert decide(key, key_use(s, role, action, **VIA_S3)).allowed_by == ["TheFunctionsUseItThroughS3"]
+            # ... and the role's own policy does (without it, every GetObject/PutObject is AccessDenied).
+            mine = decide(roles[logical], key_use(s, role, action, **VIA_S3), resource_policy=False)
+            assert mine.allowed_by == ["UseTheArtifactKeyThroughS3"], logical
+            # Never directly.
+            assert not decide(key, key_use(s, role, action)).allowed
+            assert not decide(roles[logical], key_use(s, role, action), resource_policy=False).allowed
+    for operator in [{"AWS": CI}, SSO_PERSON]:
+        assert decide(key, key_use(s, operator, "kms:GenerateDataKey", **VIA_S3)).allowed_by == ["OperatorsUseItThroughS3"]
+    # An identity policy of kms:* on * gives the attacker (or the root user) no use of the key:
+    # the account principal is granted administration only.
+    for who in [ATTACKER, ROOT_USER]:
+        for action in ["kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:CreateGrant"]:
+            assert not decide(key, key_use(s, who, action, **VIA_S3)).allowed, (who, action)
+    assert decide(key, key_use(s, ROOT_USER, "kms:PutKeyPolicy")).allowed, "the account can always manage its key"
+    # The roles match the key policy's path pattern because of their Path.
+    assert arns(s)["DeployRoleArn"].startswith(f"arn:aws:iam::{ACCOUNT}:role/pushdeploy/pushdeploy/")
+
+
+def test_only_the_functions_and_their_rules_send_to_the_failed_invocations_queue():
+    s = stack()
+    queue = s.resource_policies()["FailedInvocationsPolicy"]
+    q = arns(s)["FailedInvocationsArn"]
+    rules = [arns(s)["DeployFunctionEcrPushArn"], arns(s)["VerifyFunctionEcsDeploymentArn"]]
+    send = lambda who, **ctx: decide(queue, Request(who, "sqs:SendMessage", q, ctx))  # noqa: E731
+    assert send(ATTACKER).denied_by == ["OnlyTheFunctionsAndTheirRulesSend"]
+    assert send(ROOT_USER).denied
+    for logical in ["DeployRole", "VerifyRole"]:  # Lambda's OnFailure destination, as the execution role
+        assert not send(as_role(s, logical)).denied
+    events = {"Service": "events.amazonaws.com"}
+    for rule in rules:
+        got = send(events, **{"aws:SourceArn": rule, "aws:SourceAccount": ACCOUNT})
+        assert got.allowed and got.allowed_by == ["EventBridgeDeadLetters"], rule
+    another_rule = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/someone-elses"
+    assert send(events, **{"aws:SourceArn": another_rule}).denied
+    assert not send(events).allowed
+    assert send({"Service": "sns.amazonaws.com"}, **{"aws:SourceArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:t"}).denied
+
+
+def test_only_the_functions_and_the_stacks_alarms_publish_and_only_operators_subscribe():
+    s = stack(OperatorPrincipalArns=OPERATORS)
+    topic = s.resource_policies()["VerdictTopicPolicy"]
+    arn = s.refs["VerdictTopic"]
+    publish = lambda who, **ctx: decide(topic, Request(who, "sns:Publish", arn, ctx))  # noqa: E731
+    subscribe = lambda who: decide(topic, Request(who, "sns:Subscribe", arn))  # noqa: E731
+    assert publish(ATTACKER).denied_by == ["OnlyTheFunctionsAndTheStacksAlarmsPublish"]
+    assert subscribe(ATTACKER).denied_by == ["OnlyOperatorsSubscribe"]
+    assert publish(ROOT_USER).denied and subscribe(ROOT_USER).denied
+    for logical in ["DeployRole", "VerifyRole"]:
+        assert not publish(as_role(s, logical)).denied
+        assert subscribe(as_role(s, logical)).denied
+    for operator in [{"AWS": CI}, SSO_PERSON]:
+        assert not subscribe(operator).denied
+        assert publish(operator).denied
+    cloudwatch = {"Service": "cloudwatch.amazonaws.com"}
+    for alarm in ["DeploymentFailuresAlarm", "DeployErrorsAlarm", "VerifyErrorsAlarm", "FailedInvocationsAlarm"]:
+        got = publish(cloudwatch, **{"aws:SourceArn": arns(s)[f"{alarm}Arn"], "aws:SourceAccount": ACCOUNT})
+        assert got.allowed and got.allowed_by == ["TheStacksAlarmsPublish"], alarm
+    someone_elses = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:pushdeploy VERIFIED"
+    assert publish(cloudwatch, **{"aws:SourceArn": someone_elses, "aws:SourceAccount": ACCOUNT}).denied
+    # The root user administers the topic.
+    assert decide(topic, Request(ROOT_USER, "sns:SetTopicAttributes", arn)).allowed
+    # An existing topic is the user's: the stack writes no policy on it (the README shows the one to apply).
+    existing = stack(NotificationTopicArn=f"arn:aws:sns:{REGION}:{ACCOUNT}:team-alerts")
+    assert "VerdictTopicPolicy" not in existing.resource_policies()
+    assert "VerdictTopicPolicy" not in stack(CreateNotificationTopic="false").resource_policies()
+
+
+def test_the_hook_role_trusts_ecs_only_for_this_accounts_cluster():
+    trust = stack().trust_policies()["HookInvokeRole"]
+    st = trust["Statement"][0]
+    assert set(st["Condition"]) == {"StringEqualsIfExists", "ArnLikeIfExists"}
+    assert st["Condition"]["StringEqualsIfExists"] == {"aws:SourceAccount": ACCOUNT}
+    ecs = {"Service": "ecs.amazonaws.com"}
+    role = f"arn:aws:iam::{ACCOUNT}:role/pushdeploy-HookInvokeRole"
+    assume = lambda who, **ctx: decide(trust, Request(who, "sts:AssumeRole", role, ctx))  # noqa: E731
+    ours = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/todo-cluster/todo-backend"
+    assert assume(ecs, **{"aws:SourceAccount": ACCOUNT, "aws:SourceArn": ours}).allowed
+    deployment = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/todo-cluster/todo-backend/abc"
+    assert assume(ecs, **{"aws:SourceAccount": ACCOUNT, "aws:SourceArn": deployment}).allowed
+    for ctx in [{"aws:SourceAccount": "210987654321"},
+                {"aws:SourceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/other-cluster/todo-backend"},
+                {"aws:SourceArn": f"arn:aws:ecs:{REGION}:210987654321:service/todo-cluster/todo-backend"},
+                {"aws:SourceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/todo-cluster-2/x"}]:
+        assert not assume(ecs, **ctx).allowed, ctx
+    # ECS documents neither key for this assumption: without them ECS still may (...IfExists), so a
+    # real hook never breaks on them; iam:PassRole (never cross-account) is what names this role.
+    assert assume(ecs).allowed
+    assert not assume({"Service": "lambda.amazonaws.com"}).allowed and not assume(ATTACKER).allowed
+
+
+@pytest.mark.parametrize("overrides", [{}, {"OperatorPrincipalArns": OPERATORS}, {"ConfigS3Uri": "s3://b/k.toml"}])
+def test_parliament_finds_nothing_in_the_resource_policies(overrides):
+    """parliament on the bucket, queue, topic and key policies. A key policy's Resource is "*" (the
+    key itself): that one finding, RESOURCE_STAR, is the only one allowed, and only there."""
+    from parliament import analyze_policy_string
+
+    for name, doc in stack(**overrides).resource_policies().items():
+        findings = analyze_policy_string(json.dumps(doc)).findings
+        if name == "ArtifactKey":
+            findings = [f for f in findings if f.issue != "RESOURCE_STAR"]
+        assert not findings, f"{name}: " + "; ".join(f"{f.issue} {f.detail}" for f in findings)
+
+
+# ---------------------------------------------------------------- who may invoke the functions
+
+def test_the_functions_have_no_resource_policy_grant_but_their_rules(template):
+    """Lambda function policies cannot Deny; what they can do is grant. The template grants exactly
+    one thing: each function's EventBridge rule (SAM's EventBridgeRule event creates an
+    AWS::Lambda::Permission for events.amazonaws.com with the rule's ARN as SourceArn). No other
+    event source, no function URL, no Permission of its own."""
+    res = template["Resources"]
+    for name, r in res.items():
+        assert r["Type"] not in {"AWS::Lambda::Url", "AWS::Lambda::LayerVersionPermission"}, name
+        if r["Type"] == "AWS::Lambda::Permission":
+            assert r["Properties"].get("SourceArn") and r["Properties"]["Principal"] != "*", name
+    for name, r in res.items():
+        if r["Type"] == "AWS::Serverless::Function":
+            events = r["Properties"].get("Events", {})
+            assert events and all(ev["Type"] == "EventBridgeRule" for ev in events.values()), name
+            assert "FunctionUrlConfig" not in r["Properties"] and "AutoPublishAlias" not in r["Properties"], name
+    assert "FunctionUrlConfig" not in json.dumps(template.get("Globals", {}))
+
+
+def _python_with_sam_translator():
+    import shutil
+    import subprocess
+
+    for python in [sys.executable, str(ROOT / ".venv-tools/bin/python"), shutil.which("python3")]:
+        if python and pathlib.Path(python).exists():
+            if subprocess.run([python, "-c", "import samtranslator"], capture_output=True).returncode == 0:
+                return python
+    return None
+
+
+TRANSLATE = """
+import json, sys
+from samtranslator.translator.transform import transform
+class NoManagedPolicies:
+    def load(self): return {}
+t = json.load(sys.stdin)
+for r in t["Resources"].values():
+    if r["Type"] == "AWS::Serverless::Function":
+        r["Properties"]["CodeUri"] = "s3://packaged/code.zip"  # what `sam deploy` uploads
+json.dump(transform(t, {}, NoManagedPolicies())["Resources"], sys.stdout)
+"""
+
+
+def test_what_sam_generates_grants_invocation_to_the_two_rules_only(template):
+    """The same, on SAM's own output (aws-sam-translator, as `sam deploy` transforms the template)."""
+    import subprocess
+
+    python = _python_with_sam_translator()
+    if python is None:
+        pytest.skip("no Python with aws-sam-translator (scripts/setup lambda installs one in .venv-tools)")
+    out = subprocess.run([python, "-c", TRANSLATE], input=json.dumps(template), capture_output=True, text=True,
+                         env={**__import__("os").environ, "AWS_DEFAULT_REGION": REGION})
+    assert out.returncode == 0, out.stderr
+    resources = json.loads(out.stdout)
+    grants = {n: r["Properties"] for n, r in resources.items()
+              if r["Type"] in {"AWS::Lambda::Permission", "AWS::Lambda::Url", "AWS::Lambda::LayerVersionPermission"}}
+    assert grants == {
+        "DeployFunctionEcrPushPermission": {"Action": "lambda:InvokeFunction", "FunctionName": {"Ref": "DeployFunction"},
+                                            "Principal": "events.amazonaws.com",
+                                            "SourceArn": {"Fn::GetAtt": ["DeployFunctionEcrPush", "Arn"]}},
+        "VerifyFunctionEcsDeploymentPermission": {"Action": "lambda:InvokeFunction",
+                                                  "FunctionName": {"Ref": "VerifyFunction"},
+                                                  "Principal": "events.amazonaws.com",
+                                                  "SourceArn": {"Fn::GetAtt": ["VerifyFunctionEcsDeployment", "Arn"]}},
+    }
+    assert resources["DeployFunctionEcrPush"]["Type"] == resources["VerifyFunctionEcsDeployment"]["Type"] == "AWS::Events::Rule"
