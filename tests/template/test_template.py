@@ -626,3 +626,85 @@ def test_what_sam_generates_grants_invocation_to_the_two_rules_only(template):
                                                   "SourceArn": {"Fn::GetAtt": ["VerifyFunctionEcsDeployment", "Arn"]}},
     }
     assert resources["DeployFunctionEcrPush"]["Type"] == resources["VerifyFunctionEcsDeployment"]["Type"] == "AWS::Events::Rule"
+
+
+# ---------------------------------------------------------------- the README's policies, filled in
+
+def readme_json_after(heading, nth=0):
+    """The nth ```json block after `heading` in the README."""
+    text = (ROOT / "README.md").read_text()
+    after = text[text.index(heading):]
+    return re.findall(r"```json\n(.*?)```", after, re.S)[nth]
+
+
+def filled(block, s, operators):
+    values = {
+        "<account>": ACCOUNT, "<region>": REGION, "<ClusterName>": "todo-cluster",
+        "<ArtifactBucketName>": arns(s)["ArtifactBucketName"], "<ArtifactKeyArn>": arns(s)["ArtifactKeyArn"],
+        "<DeployFunctionArn>": arns(s)["DeployFunctionArn"], "<DeployRoleArn>": arns(s)["DeployRoleArn"],
+        "<VerifyRoleArn>": arns(s)["VerifyRoleArn"], "<topic ARN>": s.refs["VerdictTopic"],
+    }
+    for k, v in values.items():
+        block = block.replace(k, v)
+    block = block.replace('"<each OperatorPrincipalArns entry>"', ", ".join(json.dumps(o) for o in operators))
+    assert "<" not in block, block
+    return json.loads(block)
+
+
+def test_the_readmes_operator_policy_does_what_it_says_under_the_stacks_policies():
+    from parliament import analyze_policy_string
+
+    s = stack(OperatorPrincipalArns=CI)
+    policy = filled(readme_json_after("### Granting an operator the manual actions"), s, [CI])
+    assert not analyze_policy_string(json.dumps(policy)).findings
+    resource = s.resource_policies()
+    bucket, key = resource["ArtifactBucketPolicy"], resource["ArtifactKey"]
+    operator = {"AWS": CI}
+    tls = {"aws:SecureTransport": "true"}
+    steps = [
+        (Request(operator, "s3:PutObject", f"{BUCKET_ARN}/pushdeploy.toml", tls), bucket),
+        (Request(operator, "s3:GetObject", f"{BUCKET_ARN}/deployments/todo-cluster/todo-backend/x.json", tls), bucket),
+        (Request(operator, "s3:ListBucket", BUCKET_ARN, tls), bucket),
+        (key_use(s, operator, "kms:GenerateDataKey", **VIA_S3), key),
+        (key_use(s, operator, "kms:Decrypt", **VIA_S3), key),
+        (Request(operator, "lambda:InvokeFunction", arns(s)["DeployFunctionArn"]), None),
+    ]
+    for req, resource_policy in steps:
+        assert decide(policy, req, resource_policy=False).allowed, req
+        if resource_policy is not None:
+            got = decide(resource_policy, req)
+            assert not got.denied, (req, got)
+            if resource_policy is key:
+                assert got.allowed, "the key policy must allow it too"
+    # What it does not give: writing a record.
+    assert not decide(policy, Request(operator, "s3:PutObject", f"{BUCKET_ARN}/deployments/x.json"),
+                      resource_policy=False).allowed
+
+
+def test_the_readmes_policy_for_a_topic_of_your_own_matches_the_stacks():
+    s = stack(OperatorPrincipalArns=CI)
+    theirs = filled(readme_json_after("**A topic of your own.**"), s, [CI])
+    ours = s.resource_policies()["VerdictTopicPolicy"]
+    assert [st["Sid"] for st in theirs["Statement"]] == [st["Sid"] for st in ours["Statement"]]
+    arn = s.refs["VerdictTopic"]
+    cloudwatch = {"Service": "cloudwatch.amazonaws.com"}
+    alarm = {"aws:SourceArn": arns(s)["DeploymentFailuresAlarmArn"], "aws:SourceAccount": ACCOUNT}
+    for policy in [theirs, ours]:
+        assert decide(policy, Request(ATTACKER, "sns:Publish", arn)).denied
+        assert decide(policy, Request(ATTACKER, "sns:Subscribe", arn)).denied
+        assert not decide(policy, Request(as_role(s, "VerifyRole"), "sns:Publish", arn)).denied
+        assert not decide(policy, Request({"AWS": CI}, "sns:Subscribe", arn)).denied
+        assert decide(policy, Request(cloudwatch, "sns:Publish", arn, alarm)).allowed
+
+
+def test_the_readmes_invoke_deny_leaves_operators_and_the_hook_role():
+    s = stack()
+    st = json.loads(readme_json_after("**What Lambda cannot stop.**").replace(
+        '"<each OperatorPrincipalArns entry>"', json.dumps(CI)).replace(
+        "<HookRoleArn output>", arns(s)["HookInvokeRoleArn"]).replace("<region>", REGION).replace("<account>", ACCOUNT))
+    scp = {"Version": "2012-10-17", "Statement": [st]}
+    for fn in [arns(s)["DeployFunctionArn"], arns(s)["VerifyFunctionArn"], arns(s)["VerifyFunctionArn"] + ":1"]:
+        assert decide(scp, Request(ATTACKER, "lambda:InvokeFunction", fn), resource_policy=False).denied
+        assert not decide(scp, Request({"AWS": CI}, "lambda:InvokeFunction", fn), resource_policy=False).denied
+    hook = {"AWS": arns(s)["HookInvokeRoleArn"]}
+    assert not decide(scp, Request(hook, "lambda:InvokeFunction", arns(s)["VerifyFunctionArn"]), resource_policy=False).denied
