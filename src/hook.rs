@@ -264,15 +264,16 @@ impl HookInvocation {
         }
     }
 
-    /// The tally an earlier IN_PROGRESS answer left in `hookDetails`, whichever check it was for.
+    /// The tally an earlier IN_PROGRESS answer left in `hookDetails`, whichever check it was for:
+    /// a hint to the record it belongs to, never the count itself (see [`tally_of`]).
     pub fn tally(&self) -> Option<Carried> {
         serde_json::from_value(self.hook_details.get(DETAILS_KEY)?.clone()).ok()
     }
+}
 
-    /// The tally an earlier IN_PROGRESS answer left for this very check of `deployment`, if any.
-    pub fn carried(&self, deployment: &str) -> Option<Carried> {
-        self.tally().filter(|c| c.check == self.check_key() && c.deployment == deployment)
-    }
+/// The tally the record keeps for this very check of this deployment, if a round has run.
+pub fn tally_of(rec: &DeploymentRecord, inv: &HookInvocation) -> Option<Carried> {
+    rec.hook_tally.clone().filter(|c| c.check == inv.check_key() && c.deployment == rec.id)
 }
 
 /// What to do with an invocation about a deployment pushdeploy recorded.
@@ -504,6 +505,12 @@ impl HookAnswer {
         Self::in_progress(delay_ms, details, why.into())
     }
 
+    /// Call again at ECS's own interval, leaving everything as it was: an invocation ECS's state
+    /// does not bear out is no round and changes nothing.
+    pub fn in_progress_untouched(why: impl Into<String>) -> Self {
+        Self::in_progress(DEFAULT_CALLBACK_MS, json!({}), why.into())
+    }
+
     fn in_progress(delay_ms: u64, mut details: Value, why: String) -> Self {
         details["reason"] = Value::String(why);
         Self {
@@ -644,8 +651,9 @@ mod tests {
     }
 
     #[test]
-    fn the_tally_travels_in_hook_details_and_belongs_to_one_check() {
+    fn the_tally_is_the_records_and_belongs_to_one_check() {
         let mut inv = parse(&fixture("post-test")).unwrap();
+        let mut rec = crate::rollback::tests::record("d1", "td:2", Status::Started, "2026-11-20T10:00:00Z");
         let b = Budget { attempts: 5, consecutive: 2, interval_ms: 1500, timeout_ms: 600_000 };
         let fresh =
             Carried { check: inv.check_key(), deployment: "d1".into(), rounds: 0, streak: 0, started_ms: 1_000 };
@@ -657,10 +665,15 @@ mod tests {
         assert_eq!(v["hookDetails"]["pushdeploy"]["rounds"], 1);
         inv.hook_details = v["hookDetails"].as_object().unwrap().clone();
         inv.hook_details.insert("S3_BUCKET".into(), json!("theirs"));
-        assert_eq!(inv.carried("d1"), Some(c.clone()));
-        assert_eq!(inv.carried("d2"), None, "another deployment's tally is not this one's");
+        assert_eq!(inv.tally(), Some(c.clone()), "hookDetails carry it as a hint to the record");
+        assert_eq!(tally_of(&rec, &inv), None, "a count in hookDetails alone is not taken");
+        rec.hook_tally = Some(c.clone());
+        assert_eq!(tally_of(&rec, &inv), Some(c.clone()));
+        rec.id = "d2".into();
+        assert_eq!(tally_of(&rec, &inv), None, "another deployment's tally is not this one's");
+        rec.id = "d1".into();
         inv.stage = Stage::PostProductionTrafficShift;
-        assert_eq!(inv.carried("d1"), None, "another stage starts afresh");
+        assert_eq!(tally_of(&rec, &inv), None, "another stage starts afresh");
         assert!(matches!(after_round(c, &b, true), Step::Passed(p) if p.rounds == 2 && p.streak == 2));
         let v = serde_json::to_value(HookAnswer::failed("x")).unwrap();
         assert_eq!(v, json!({"hookStatus": "FAILED", "hookDetails": {"pushdeploy": {"reason": "x"}}}));

@@ -8,6 +8,7 @@
 pub mod artifact;
 pub mod aws;
 pub mod config;
+pub mod confirm;
 pub mod deploy;
 pub mod emf;
 pub mod error;

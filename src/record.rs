@@ -140,6 +140,10 @@ pub struct DeploymentRecord {
     /// The lifecycle hook's checks, one per stage (and per step of a linear or canary shift).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hook_checks: Vec<HookCheck>,
+    /// The tally of the hook check in progress (rounds and streak across invocations). Kept on
+    /// the record, never taken from `hookDetails`: anyone who may invoke verify can write those.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_tally: Option<crate::hook::Carried>,
     /// Steps with times.
     pub timeline: Vec<TimelineEntry>,
 }
@@ -289,6 +293,7 @@ impl DeploymentRecord {
             rolled_back_by: None,
             service_deployment_arn: None,
             hook_checks: Vec::new(),
+            hook_tally: None,
             timeline: vec![TimelineEntry { event: "started".into(), at: now() }],
             ..r.service_of.clone()
         })

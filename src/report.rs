@@ -282,6 +282,7 @@ mod tests {
             rolled_back_by: None,
             service_deployment_arn: None,
             hook_checks: Vec::new(),
+            hook_tally: None,
             timeline: events.iter().map(|(e, t)| TimelineEntry { event: (*e).into(), at: at_(*t) }).collect(),
         }
     }

@@ -125,6 +125,26 @@ pub fn pin_to_digests(
     Ok((!changes.is_empty()).then(|| (with_images(td, &changes), changes)))
 }
 
+/// True when `registered` is `wanted` as ECS keeps it: the same family, containers and every
+/// task-level setting that decides what runs and as whom (a revision number and status aside).
+pub fn same_definition(registered: &TaskDefinition, wanted: &TaskDefinition) -> bool {
+    registered.family() == wanted.family()
+        && registered.container_definitions() == wanted.container_definitions()
+        && registered.task_role_arn() == wanted.task_role_arn()
+        && registered.execution_role_arn() == wanted.execution_role_arn()
+        && registered.network_mode() == wanted.network_mode()
+        && registered.volumes() == wanted.volumes()
+        && registered.cpu() == wanted.cpu()
+        && registered.memory() == wanted.memory()
+        && registered.requires_compatibilities() == wanted.requires_compatibilities()
+        && registered.runtime_platform() == wanted.runtime_platform()
+        && registered.proxy_configuration() == wanted.proxy_configuration()
+        && registered.pid_mode() == wanted.pid_mode()
+        && registered.ipc_mode() == wanted.ipc_mode()
+        && registered.ephemeral_storage() == wanted.ephemeral_storage()
+        && registered.placement_constraints() == wanted.placement_constraints()
+}
+
 /// What differs between the revision a service runs and the one a rollout would register, one
 /// line per field (`backend.environment.TODO_ENV: "prod" → "staging"`), for `plan`.
 pub fn differences(running: &TaskDefinition, proposed: &TaskDefinition) -> Vec<String> {

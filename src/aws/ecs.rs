@@ -25,6 +25,42 @@ pub struct ServiceNow {
     pub task_definition: String,
     /// The id of its PRIMARY deployment.
     pub primary_deployment: Option<String>,
+    /// Every deployment ECS lists: id, `status` (PRIMARY, ACTIVE) and `rolloutState`.
+    pub deployments: Vec<DeploymentNow>,
+}
+
+/// One of a service's deployments as DescribeServices lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentNow {
+    /// `ecs-svc/…`.
+    pub id: String,
+    /// `PRIMARY`, `ACTIVE`, `INACTIVE`.
+    pub status: String,
+    /// `IN_PROGRESS`, `COMPLETED`, `FAILED`, when ECS reports one.
+    pub rollout_state: Option<String>,
+}
+
+/// A revision the service ran according to ECS's own history (a successful service deployment),
+/// with the digest ECS resolved for each container: the only rollback targets pushdeploy accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RanRevision {
+    /// The task definition ARN.
+    pub task_definition: String,
+    /// Container name → digest, as ECS resolved it for that deployment.
+    pub digests: BTreeMap<String, String>,
+}
+
+/// A service deployment as DescribeServiceDeployments reports it (blue/green, linear, canary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceDeploymentNow {
+    /// The service it belongs to.
+    pub service_arn: String,
+    /// The green service revision.
+    pub target_revision: Option<String>,
+    /// `IN_PROGRESS`, `SUCCESSFUL`, `ROLLBACK_IN_PROGRESS`, …
+    pub status: String,
+    /// `POST_TEST_TRAFFIC_SHIFT`, …, when ECS reports one.
+    pub lifecycle_stage: Option<String>,
 }
 
 /// How ECS rolls a service out: `deploymentConfiguration.strategy` and its lifecycle hooks.
@@ -35,6 +71,10 @@ pub struct Rollout {
     /// Every stage a lifecycle hook is configured at.
     pub hook_stages: Vec<String>,
 }
+
+/// How many pages of successful service deployments a rollback reads, and how large each is.
+const RAN_PAGES: usize = 4;
+const RAN_PAGE_SIZE: i32 = 50;
 
 /// Talks to ECS for one deploy or verify.
 #[derive(Clone, Debug)]
@@ -81,6 +121,18 @@ impl EcsClient {
                     .and_then(|s| s.deployments().iter().find(|d| d.status() == Some("PRIMARY")))
                     .and_then(|d| d.id())
                     .map(str::to_string),
+                deployments: svc
+                    .map(|s| s.deployments())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|d| {
+                        Some(DeploymentNow {
+                            id: d.id()?.to_string(),
+                            status: d.status().unwrap_or_default().to_string(),
+                            rollout_state: d.rollout_state().map(|r| r.as_str().to_string()),
+                        })
+                    })
+                    .collect(),
             }),
             None => Err(not_active(target, out.failures().first().and_then(|f| f.reason()))),
         }
@@ -218,20 +270,37 @@ impl EcsClient {
         service: &str,
         task_definition: &str,
     ) -> Result<Option<BTreeMap<String, String>>, AwsError> {
+        let ran = self.ran_revisions(cluster, service).await?;
+        Ok(ran.into_iter().find(|r| r.task_definition == task_definition).map(|r| r.digests))
+    }
+
+    /// The revisions the service ran, newest first, from ECS's own history: its successful
+    /// service deployments (ECS keeps them for 90 days) and the revision each one rolled out.
+    /// What a rollback may return to; a task definition ARN read from S3 alone never is.
+    pub async fn ran_revisions(&self, cluster: &str, service: &str) -> Result<Vec<RanRevision>, AwsError> {
         let target = format!("{cluster}/{service}");
-        let listed = self
-            .client
-            .list_service_deployments()
-            .cluster(cluster)
-            .service(service)
-            .status(ServiceDeploymentStatus::Successful)
-            .max_results(20)
-            .send()
-            .await
-            .map_err(|e| {
-                aws_error("ECS ListServiceDeployments", &target, "ecs:ListServiceDeployments on the service", e)
-            })?;
-        let mut briefs: Vec<_> = listed.service_deployments().iter().collect();
+        let mut briefs = Vec::new();
+        let mut token = None;
+        for _ in 0..RAN_PAGES {
+            let listed = self
+                .client
+                .list_service_deployments()
+                .cluster(cluster)
+                .service(service)
+                .status(ServiceDeploymentStatus::Successful)
+                .max_results(RAN_PAGE_SIZE)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_error("ECS ListServiceDeployments", &target, "ecs:ListServiceDeployments on the service", e)
+                })?;
+            briefs.extend(listed.service_deployments().iter().cloned());
+            token = listed.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
         briefs.sort_by(|a, b| {
             b.created_at()
                 .map(|t| t.as_secs_f64())
@@ -240,34 +309,59 @@ impl EcsClient {
         });
         let arns: Vec<String> =
             briefs.iter().filter_map(|b| b.target_service_revision_arn().map(str::to_string)).collect();
-        if arns.is_empty() {
-            return Ok(None);
+        let mut described = Vec::new();
+        // DescribeServiceRevisions takes at most 20 ARNs a call.
+        for chunk in arns.chunks(20) {
+            let out = self
+                .client
+                .describe_service_revisions()
+                .set_service_revision_arns(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_error(
+                        "ECS DescribeServiceRevisions",
+                        &target,
+                        "ecs:DescribeServiceRevisions on the service's revisions",
+                        e,
+                    )
+                })?;
+            described.extend(out.service_revisions().iter().cloned());
         }
-        let described = self
-            .client
-            .describe_service_revisions()
-            .set_service_revision_arns(Some(arns.clone()))
-            .send()
-            .await
-            .map_err(|e| {
+        Ok(arns
+            .iter()
+            .filter_map(|arn| described.iter().find(|r| r.service_revision_arn() == Some(arn.as_str())))
+            .filter_map(|r| {
+                Some(RanRevision {
+                    task_definition: r.task_definition()?.to_string(),
+                    digests: r
+                        .container_images()
+                        .iter()
+                        .filter_map(|c| Some((c.container_name()?.to_string(), c.image_digest()?.to_string())))
+                        .collect(),
+                })
+            })
+            .collect())
+    }
+
+    /// A service deployment as ECS reports it now, or `None` when ECS does not know it.
+    pub async fn service_deployment(&self, arn: &str) -> Result<Option<ServiceDeploymentNow>, AwsError> {
+        let out =
+            self.client.describe_service_deployments().service_deployment_arns(arn).send().await.map_err(|e| {
                 aws_error(
-                    "ECS DescribeServiceRevisions",
-                    &target,
-                    "ecs:DescribeServiceRevisions on the service's revisions",
+                    "ECS DescribeServiceDeployments",
+                    arn,
+                    "ecs:DescribeServiceDeployments on the cluster's service deployments (the verify role)",
                     e,
                 )
             })?;
-        // The newest revision that ran this task definition.
-        let revision = arns.iter().find_map(|arn| {
-            described.service_revisions().iter().find(|r| {
-                r.service_revision_arn() == Some(arn.as_str()) && r.task_definition() == Some(task_definition)
-            })
-        });
-        Ok(revision.map(|r| {
-            r.container_images()
-                .iter()
-                .filter_map(|c| Some((c.container_name()?.to_string(), c.image_digest()?.to_string())))
-                .collect()
+        Ok(out.service_deployments().iter().find(|d| d.service_deployment_arn() == Some(arn)).map(|d| {
+            ServiceDeploymentNow {
+                service_arn: d.service_arn().unwrap_or_default().to_string(),
+                target_revision: d.target_service_revision().and_then(|r| r.arn()).map(str::to_string),
+                status: d.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                lifecycle_stage: d.lifecycle_stage().map(|s| s.as_str().to_string()),
+            }
         }))
     }
 

@@ -47,23 +47,22 @@ impl Deployer {
     /// Returns the service to the task definition of its last verified deployment before the current one.
     async fn manual_rollback(&self, svc: &ServiceConfig, request_id: &str) -> Result<DeploymentSummary, Error> {
         let records = self.records();
-        let (current, recent) = tokio::join!(
+        let (current, recent, ran) = tokio::join!(
             self.ecs.current_task_definition(&svc.cluster, &svc.service),
-            records.recent(&svc.cluster, &svc.service, RECORDS_SCANNED)
+            records.recent(&svc.cluster, &svc.service, RECORDS_SCANNED),
+            self.ecs.ran_revisions(&svc.cluster, &svc.service)
         );
-        let (current, recent) = (current?, recent?);
-        let (chosen, why) = match rollback::choose_target(&recent, &current) {
+        let (current, recent, ran) = (current?, recent?, ran?);
+        let (chosen, why) = match rollback::choose_target(&recent, &current, &ran) {
             Ok(found) => found,
             Err(reason) => return Ok(refused(svc, request_id, format!("{reason}; nothing changed"))),
         };
         // As an automatic rollback: a revision naming an image by tag is pinned to the digests it
-        // ran, which the deployment that replaced it captured.
-        let ran = recent
+        // ran, as ECS resolved them (choose_target only picks revisions ECS's history holds).
+        let ran = ran
             .iter()
-            .filter(|r| r.previous_task_definition == chosen.task_definition)
-            .filter_map(|r| Some((r.started_at().unwrap_or(0.0), r.previous_digests.as_ref()?)))
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, d)| d.clone())
+            .find(|r| r.task_definition == chosen.task_definition)
+            .map(|r| r.digests.clone())
             .unwrap_or_default();
         let described = self.ecs.describe_task_definition(&chosen.task_definition).await?;
         let (target, why) = match taskdef::pin_to_digests(&described.task_definition, &ran, &chosen.containers) {

@@ -361,6 +361,7 @@ impl Deployer {
             rolled_back_by: None,
             service_deployment_arn: None,
             hook_checks: Vec::new(),
+            hook_tally: None,
             timeline,
         }
     }

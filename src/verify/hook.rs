@@ -64,6 +64,14 @@ impl Verifier {
             Ok(rec) => rec,
             Err(why) => return Ok(not_ours(inv, why)),
         };
+        // Anyone who may invoke verify can send a payload: ECS itself must be at the stage it
+        // names, for this service and revision, before anything is checked or written.
+        let ecs = self.ecs.service_deployment(&inv.resource_arn).await?;
+        if let Err(why) = crate::confirm::hook_stage(ecs.as_ref(), inv) {
+            let why = format!("ECS does not confirm this invocation: {why}; nothing checked or recorded");
+            warn!(service = %rec.name, deployment_id = %rec.id, event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "unconfirmed", reason = %why, "decision");
+            return Ok(HookAnswer::in_progress_untouched(why));
+        }
         let (listener, smoke, budget) = match hook::decide(&rec, svc, inv) {
             Decision::Answer { answer, stamp } => {
                 if let Some(event) = stamp {
@@ -74,11 +82,25 @@ impl Verifier {
             Decision::Check { listener, smoke, budget } => (listener, smoke, budget),
         };
         let now = timing::now_ms();
-        let carried = match inv.carried(&rec.id) {
+        // The tally lives on the record: hookDetails come back from whoever invoked, so they
+        // only ever point at the record.
+        let carried = match hook::tally_of(&rec, inv) {
             Some(c) => c,
             None => {
-                self.mark(&mut rec, inv, &inv.timeline_event()).await?;
-                Carried { check: inv.check_key(), deployment: rec.id.clone(), rounds: 0, streak: 0, started_ms: now }
+                let fresh = Carried {
+                    check: inv.check_key(),
+                    deployment: rec.id.clone(),
+                    rounds: 0,
+                    streak: 0,
+                    started_ms: now,
+                };
+                rec.hook_tally = Some(fresh.clone());
+                if !rec.has(&inv.timeline_event()) {
+                    rec.stamp(&inv.timeline_event(), record::now());
+                }
+                rec.service_deployment_arn = Some(inv.resource_arn.clone());
+                self.save(&rec).await?;
+                fresh
             }
         };
         if let Err(why) = hook::before_round(&carried, &budget, now) {
@@ -91,6 +113,8 @@ impl Verifier {
         let round = engine::one_round(&smoke, &self.http, Some(&self.elbv2), carried.rounds + 1).await;
         match hook::after_round(carried, &budget, round.passed) {
             Step::Again(c) => {
+                rec.hook_tally = Some(c.clone());
+                self.save(&rec).await?;
                 let why = format!(
                     "round {} {} through the {} listener; {} of {} passing in a row so far",
                     c.rounds,
@@ -172,6 +196,7 @@ impl Verifier {
         smoke: Value,
         verdict: Result<(), String>,
     ) -> Result<HookAnswer, Error> {
+        rec.hook_tally = None;
         let why = match verdict {
             Ok(()) => {
                 rec.hook_checks.push(hook_check(inv, listener, rounds, smoke, None));

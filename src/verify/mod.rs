@@ -15,6 +15,7 @@ use crate::aws::records::{Found, RecordStore};
 use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
 use crate::config::Config;
+use crate::confirm;
 use crate::error::AwsError;
 use crate::error::Error;
 use crate::event::{self, DeploymentState, EcsDeploymentEvent, Trigger};
@@ -94,6 +95,13 @@ impl Verifier {
 
     async fn on_deployment(&self, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
         let target = format!("{}/{}", e.cluster, e.service);
+        // A record for a service the config does not name is not pushdeploy's to act on, whoever
+        // wrote it.
+        if self.config.by_ecs_service(&e.cluster, &e.service).is_none() {
+            let reason = format!("{target} is not a service in pushdeploy's config");
+            info!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "ignored", reason = %reason, "decision");
+            return Ok(Summary::only(Outcome::Ignored, reason));
+        }
         let mut rec = match self.records().get(&e.cluster, &e.service, &e.deployment_id).await? {
             Found::Record(r) => *r,
             Found::Absent => {
@@ -123,6 +131,11 @@ impl Verifier {
                 Ok(self.answer(&rec, Outcome::Started, "ECS reports the rollout in progress; recorded".into(), true))
             }
             DeploymentState::Failed => {
+                let now = self.ecs.service_now(&rec.cluster, &rec.service).await?;
+                let tied = self.tied_deployment(&rec).await?;
+                if let Err(why) = confirm::failed(&now, &rec.ecs_deployment_id, &rec.task_definition, tied.as_ref()) {
+                    return Err(unconfirmed(&rec, "SERVICE_DEPLOYMENT_FAILED", why));
+                }
                 rec.status = Status::Failed;
                 rec.reason =
                     Some(format!("ECS deployment failed: {}", e.reason.as_deref().unwrap_or("no reason given")));
@@ -155,11 +168,11 @@ impl Verifier {
             return Ok(self.answer(&rec, Outcome::RolledBack, reason, true));
         }
         let now = self.ecs.service_now(&rec.cluster, &rec.service).await?;
-        let running = now.task_definition;
+        let running = now.task_definition.clone();
         let returned_to = rec.rolled_back_to.as_deref().unwrap_or(&rec.previous_task_definition);
         if running != rec.task_definition && running == returned_to && rec.has("smoke_failed") {
             // Our own rollback went through before the invocation that made it died: finish recording it.
-            return self.finish_rollback(rec, e, now.primary_deployment).await;
+            return self.finish_rollback(rec, e, now.primary_deployment.clone()).await;
         }
         if running != rec.task_definition {
             rec.status = Status::Failed;
@@ -172,6 +185,12 @@ impl Verifier {
             rec.stamp("failed", record::now());
             self.settle(&rec, e).await?;
             return Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true));
+        }
+        // Anyone who may invoke verify can send a COMPLETED event: ECS itself must say so before
+        // a deployment is tested, verified or rolled back.
+        let tied = self.tied_deployment(&rec).await?;
+        if let Err(why) = confirm::completed(&now, &rec.ecs_deployment_id, tied.as_ref()) {
+            return Err(unconfirmed(&rec, "SERVICE_DEPLOYMENT_COMPLETED", why));
         }
         if !rec.hook_checks.is_empty() {
             // The lifecycle hook checked before (and while) traffic shifted; a failed check has
@@ -393,25 +412,42 @@ impl Verifier {
 
     /// The revision a rollback returns to: the previous one, or, when it names an image by tag, a
     /// copy pinned to the digests the service ran before this deployment (the tag may point at the
-    /// build being rolled back by now). The copy is registered once and noted on the record
-    /// (`rolled_back_to`) before the service moves, so a retry or a crash recovery reuses it.
+    /// build being rolled back by now). Both come from ECS's history of the service, never from
+    /// the record alone: the previous revision must be one the service ran, with the digests ECS
+    /// resolved then. The copy is registered once and noted on the record (`rolled_back_to`)
+    /// before the service moves; a retry reuses it only if it is that very copy.
     async fn pinned_target(&self, rec: &mut DeploymentRecord) -> Result<String, Error> {
-        if let Some(copy) = &rec.rolled_back_to {
-            return Ok(copy.clone());
-        }
-        let previous = self.ecs.describe_task_definition(&rec.previous_task_definition).await?;
-        let digests = rec.previous_digests.clone().unwrap_or_default();
-        let pinned = taskdef::pin_to_digests(&previous.task_definition, &digests, &rec.containers).map_err(|why| {
-            AwsError {
-                action: "roll back",
-                target: format!("{}/{}", rec.cluster, rec.service),
-                detail: why,
-                hint: "roll back by hand to a revision pinned to a digest (`deploy` an older tag); this deploy's record has no previous_digests because ECS reported no deployment of that revision or pushdeploy may not read it (ecs:ListServiceDeployments, ecs:DescribeServiceRevisions)",
-                transient: false,
-            }
+        let target = format!("{}/{}", rec.cluster, rec.service);
+        let ran = self.ecs.ran_revisions(&rec.cluster, &rec.service).await?;
+        let previous = crate::confirm::rollback_target(&rec.previous_task_definition, &ran).map_err(|why| AwsError {
+            action: "roll back",
+            target: target.clone(),
+            detail: why,
+            hint: "whether the record was written by pushdeploy (the bucket policy lets only its roles write records); roll back by hand to a revision the service ran",
+            transient: false,
         })?;
-        let Some((copy, changes)) = pinned else { return Ok(rec.previous_task_definition.clone()) };
-        let tags = crate::plan::tags_for_pinned_copy(&previous.tags, &rec.previous_task_definition);
+        let described = self.ecs.describe_task_definition(&previous.task_definition).await?;
+        let pinned = taskdef::pin_to_digests(&described.task_definition, &previous.digests, &rec.containers)
+            .map_err(|why| AwsError {
+                action: "roll back",
+                target: target.clone(),
+                detail: why,
+                hint: "roll back by hand to a revision pinned to a digest (`deploy` an older tag); ECS's service revision of the previous task definition names no digest for it",
+                transient: false,
+            })?;
+        let Some((copy, changes)) = pinned else { return Ok(previous.task_definition.clone()) };
+        if let Some(earlier) = rec.rolled_back_to.clone() {
+            match self.ecs.describe_task_definition(&earlier).await {
+                Ok(found) if taskdef::same_definition(&found.task_definition, &copy) => return Ok(earlier),
+                _ => warn!(
+                    service = %rec.name,
+                    deployment_id = %rec.id,
+                    task_definition = %short_name(&earlier),
+                    "the record's rolled_back_to is not the pinned copy of the previous revision: ignored"
+                ),
+            }
+        }
+        let tags = crate::plan::tags_for_pinned_copy(&described.tags, &previous.task_definition);
         let arn = self.ecs.register_task_definition(&copy, &tags).await?;
         info!(
             service = %rec.name,
@@ -423,6 +459,17 @@ impl Verifier {
         rec.rolled_back_to = Some(arn.clone());
         self.save(rec).await?;
         Ok(arn)
+    }
+
+    /// ECS's service deployment a lifecycle hook tied the record to, if any.
+    async fn tied_deployment(
+        &self,
+        rec: &DeploymentRecord,
+    ) -> Result<Option<crate::aws::ecs::ServiceDeploymentNow>, Error> {
+        match &rec.service_deployment_arn {
+            Some(arn) => Ok(self.ecs.service_deployment(arn).await?),
+            None => Ok(None),
+        }
     }
 
     /// With `keep_revisions`, deregisters pushdeploy's own revisions of the service beyond the
@@ -618,6 +665,20 @@ enum Held {
     NoTarget(Error),
     /// UpdateService to this target, and ECS's answer.
     Updated(String, Result<String, AwsError>),
+}
+
+/// An event ECS's own state does not bear out: nothing is changed, and the invocation fails so
+/// that Lambda retries it (ECS's state can lag its event by moments) and then parks it.
+fn unconfirmed(rec: &DeploymentRecord, event: &str, why: String) -> Error {
+    warn!(service = %rec.name, deployment_id = %rec.id, outcome = "unconfirmed", reason = %why, "decision");
+    AwsError {
+        action: "confirm the event with ECS",
+        target: format!("{}/{}", rec.cluster, rec.service),
+        detail: format!("{event} for {} is not confirmed: {why}", rec.ecs_deployment_id),
+        hint: "nothing if ECS is about to report it (the retry settles it); otherwise someone invoked verify with an event ECS did not send",
+        transient: true,
+    }
+    .into()
 }
 
 fn settled_outcome(rec: &DeploymentRecord) -> Outcome {

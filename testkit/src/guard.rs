@@ -50,6 +50,8 @@ struct State {
 pub struct Guard {
     /// `http://127.0.0.1:<port>`: point the SDK here.
     pub endpoint: String,
+    /// ECS's deployments and revisions as the harness plays them (moto has none).
+    pub ecs: Arc<Revisions>,
     state: Arc<Mutex<State>>,
     task: JoinHandle<()>,
 }
@@ -74,6 +76,7 @@ impl Guard {
         pushdeploy::tls::install_crypto();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         let revisions = Arc::new(Revisions::new(Aws::new(upstream).await));
+        let revisions_kept = revisions.clone();
         let (s, upstream) = (state.clone(), upstream.trim_end_matches('/').to_string());
         let (addr, task) = serve(move |req: Request| {
             let (s, client, upstream, revisions) = (s.clone(), client.clone(), upstream.clone(), revisions.clone());
@@ -129,7 +132,7 @@ impl Guard {
             }
         })
         .await;
-        Self { endpoint: format!("http://{addr}"), state, task }
+        Self { endpoint: format!("http://{addr}"), ecs: revisions_kept, state, task }
     }
 
     /// Function calls seen so far, in order.
@@ -196,7 +199,7 @@ async fn answer(
     if (200..300).contains(&resp.status) {
         revisions.observe(operation, &resp.body).await;
         if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&resp.body) {
-            if Revisions::amend(operation, &mut v) {
+            if revisions.amend(operation, &mut v) {
                 resp = json(&v);
             }
         }

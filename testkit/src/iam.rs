@@ -148,18 +148,20 @@ pub fn classify(req: &Request) -> Call {
                 "UpdateService" => vec![Check::new(&operation, ecs_service_arn(&cluster, &s("service")))
                     .with("ecs:cluster", arn("ecs", &format!("cluster/{cluster}")))],
                 "ListServiceDeployments" => vec![Check::new(&operation, ecs_service_arn(&cluster, &s("service")))],
-                // Authorised on each revision and on its service (both resource types are required).
-                "DescribeServiceRevisions" => body["serviceRevisionArns"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .flat_map(|rev| {
-                        let mut parts = rev.rsplit('/');
-                        let (_id, svc, cl) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                        [Check::new(&operation, rev), Check::new(&operation, ecs_service_arn(cl, svc))]
-                    })
-                    .collect(),
+                // Authorised on each revision (or service deployment) and on its service (both
+                // resource types are required).
+                "DescribeServiceRevisions" | "DescribeServiceDeployments" => body
+                    [if op == "DescribeServiceRevisions" { "serviceRevisionArns" } else { "serviceDeploymentArns" }]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .flat_map(|rev| {
+                    let mut parts = rev.rsplit('/');
+                    let (_id, svc, cl) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                    [Check::new(&operation, rev), Check::new(&operation, ecs_service_arn(cl, svc))]
+                })
+                .collect(),
                 "RegisterTaskDefinition" => {
                     // Authorised on the revision it creates (resource type task-definition).
                     let revision = arn("ecs", &format!("task-definition/{}:*", s("family")));

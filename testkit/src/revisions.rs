@@ -26,10 +26,17 @@ struct Revision {
     created_at: f64,
 }
 
-/// The recorded revisions of every service.
+/// The recorded revisions of every service, and where the harness (playing ECS) says a
+/// deployment stands.
 pub struct Revisions {
     harness: Aws,
     recorded: Mutex<Vec<Revision>>,
+    /// `rolloutState` of a deployment (`ecs-svc/…`) in DescribeServices, when the harness set one;
+    /// otherwise ECS has completed it (moto runs no tasks, so its rollouts never finish by themselves).
+    rollout_states: Mutex<std::collections::HashMap<String, String>>,
+    /// (`status`, `lifecycleStage`) of a service deployment ARN, when the harness set them;
+    /// otherwise SUCCESSFUL with no stage.
+    stages: Mutex<std::collections::HashMap<String, (String, Option<String>)>>,
 }
 
 fn cluster_arn(cluster: &str) -> String {
@@ -51,12 +58,34 @@ fn service_arn(cluster: &str, service: &str) -> String {
 impl Revisions {
     /// An emulation that resolves tags through `harness` (clients that bypass the guard).
     pub fn new(harness: Aws) -> Self {
-        Self { harness, recorded: Mutex::new(Vec::new()) }
+        Self {
+            harness,
+            recorded: Mutex::new(Vec::new()),
+            rollout_states: Mutex::new(Default::default()),
+            stages: Mutex::new(Default::default()),
+        }
     }
 
     /// True for the operations answered here.
     pub fn answers(operation: &str) -> bool {
-        matches!(operation, "ecs:ListServiceDeployments" | "ecs:DescribeServiceRevisions")
+        matches!(
+            operation,
+            "ecs:ListServiceDeployments" | "ecs:DescribeServiceRevisions" | "ecs:DescribeServiceDeployments"
+        )
+    }
+
+    /// From now on DescribeServices reports deployment `id` (`ecs-svc/…`) in `rollout_state`
+    /// (`IN_PROGRESS`, `COMPLETED`, `FAILED`), as ECS would.
+    pub fn set_rollout_state(&self, id: &str, rollout_state: &str) {
+        self.rollout_states.lock().expect("lock").insert(id.to_string(), rollout_state.to_string());
+    }
+
+    /// From now on DescribeServiceDeployments reports `deployment_arn` with `status` at `stage`.
+    pub fn set_service_deployment(&self, deployment_arn: &str, status: &str, stage: Option<&str>) {
+        self.stages
+            .lock()
+            .expect("lock")
+            .insert(deployment_arn.to_string(), (status.to_string(), stage.map(str::to_string)));
     }
 
     /// Records the revision a successful CreateService or UpdateService started.
@@ -102,10 +131,15 @@ impl Revisions {
     /// Mends moto's answer where it departs from ECS's: moto keeps the first task definition on a
     /// service's PRIMARY deployment however often UpdateService changes it (ECS names the
     /// revision the deployment rolls out). True when the answer changed.
-    pub fn amend(operation: &str, answer: &mut Value) -> bool {
+    ///
+    /// moto also leaves every rollout IN_PROGRESS (it runs no tasks): the PRIMARY deployment is
+    /// reported COMPLETED, as ECS reports a rollout that finished, unless the harness set its
+    /// state ([`Revisions::set_rollout_state`]).
+    pub fn amend(&self, operation: &str, answer: &mut Value) -> bool {
         if !matches!(operation, "ecs:DescribeServices" | "ecs:UpdateService" | "ecs:CreateService") {
             return false;
         }
+        let states = self.rollout_states.lock().expect("lock").clone();
         let mut changed = false;
         let services: Vec<&mut Value> = match answer {
             Value::Object(o) if o.contains_key("services") => {
@@ -119,6 +153,18 @@ impl Revisions {
             for d in svc["deployments"].as_array_mut().into_iter().flatten() {
                 if d["status"] == "PRIMARY" && d["taskDefinition"] != td.as_str() {
                     d["taskDefinition"] = Value::String(td.clone());
+                    changed = true;
+                }
+                let set = d["id"].as_str().and_then(|id| states.get(id)).cloned();
+                let state = match set {
+                    Some(state) => Some(state),
+                    None if operation == "ecs:DescribeServices" && d["status"] == "PRIMARY" => {
+                        Some("COMPLETED".to_string())
+                    }
+                    None => None,
+                };
+                if let Some(state) = state.filter(|s| d["rolloutState"] != s.as_str()) {
+                    d["rolloutState"] = Value::String(state);
                     changed = true;
                 }
             }
@@ -181,6 +227,40 @@ impl Revisions {
                     briefs.truncate(max as usize);
                 }
                 json!({ "serviceDeployments": briefs })
+            }
+            "ecs:DescribeServiceDeployments" => {
+                let stages = self.stages.lock().expect("lock");
+                let mut found = Vec::new();
+                let mut failures = Vec::new();
+                for arn in request["serviceDeploymentArns"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    match recorded.iter().find(|r| r.deployment_arn == arn) {
+                        Some(r) => {
+                            let (status, stage) =
+                                stages.get(arn).cloned().unwrap_or_else(|| ("SUCCESSFUL".to_string(), None));
+                            let mut d = json!({
+                                "serviceDeploymentArn": r.deployment_arn,
+                                "serviceArn": r.service_arn,
+                                "clusterArn": r.cluster_arn,
+                                "createdAt": r.created_at,
+                                "startedAt": r.created_at,
+                                "updatedAt": r.created_at,
+                                "targetServiceRevision": {
+                                    "arn": r.arn,
+                                    "requestedTaskCount": 2,
+                                    "runningTaskCount": 2,
+                                    "pendingTaskCount": 0,
+                                },
+                                "status": status,
+                            });
+                            if let Some(stage) = stage {
+                                d["lifecycleStage"] = json!(stage);
+                            }
+                            found.push(d);
+                        }
+                        None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+                    }
+                }
+                json!({ "serviceDeployments": found, "failures": failures })
             }
             _ => {
                 let mut revisions = Vec::new();

@@ -369,6 +369,8 @@ async fn the_verify_binary_answers_ecs_lifecycle_hooks_in_the_shape_ecs_reads() 
     let started = deploy.invoke(&ecr_push_event("evt-h", "todo-backend", "latest", &digest)).await.unwrap();
     assert_eq!(started["outcome"], "started", "{started}");
     let (deployment, revision) = app.aws.newest_service_deployment(CLUSTER, "todo-backend").await;
+    // ECS is at the stage it calls the hook for.
+    emu.guard.ecs.set_service_deployment(&deployment, "IN_PROGRESS", Some("POST_TEST_TRAFFIC_SHIFT"));
     let call = |execution_id, hook_details| testkit::estate::HookCall {
         execution_id,
         stage: "POST_TEST_TRAFFIC_SHIFT",

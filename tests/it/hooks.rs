@@ -86,6 +86,11 @@ impl BlueGreen {
         details: &Map<String, Value>,
     ) -> Value {
         self.seq += 1;
+        // ECS is at this stage while it calls the hook (rolling back when green is at 0 %).
+        let shift = matches!(stage, "TEST_TRAFFIC_SHIFT" | "PRODUCTION_TRAFFIC_SHIFT");
+        let rolling_back = shift && production.is_some_and(|(green, _)| green == 0);
+        let status = if rolling_back { "ROLLBACK_IN_PROGRESS" } else { "IN_PROGRESS" };
+        self.emu.guard.ecs.set_service_deployment(&p.deployment_arn, status, Some(stage));
         let payload = hook_invocation(&HookCall {
             execution_id: &format!("exec-{}", self.seq),
             stage,
@@ -119,6 +124,14 @@ impl BlueGreen {
         panic!("{stage} never settled: {answers:?}")
     }
 
+    /// Puts `tally` on the deployment's record, as earlier invocations would have left it.
+    async fn keep_tally(&self, p: &Pushed, tally: Value) {
+        let mut rec = self.record(p).await;
+        rec["hook_tally"] = tally;
+        let key = pushdeploy::record::record_key(CLUSTER, BACKEND, &p.ecs_deployment_id).unwrap();
+        self.aws().put_json(BUCKET, &key, &rec).await;
+    }
+
     async fn record(&self, p: &Pushed) -> Value {
         let key = pushdeploy::record::record_key(CLUSTER, BACKEND, &p.ecs_deployment_id).unwrap();
         serde_json::from_slice(&self.aws().object(BUCKET, &key).await).unwrap()
@@ -126,6 +139,9 @@ impl BlueGreen {
 
     async fn ecs_says(&mut self, p: &Pushed, what: &str) -> Value {
         self.seq += 1;
+        // ECS's service deployment ends as the event says.
+        let status = if what.ends_with("COMPLETED") { "SUCCESSFUL" } else { "ROLLBACK_SUCCESSFUL" };
+        self.emu.guard.ecs.set_service_deployment(&p.deployment_arn, status, None);
         let event = ecs_deployment_event(&format!("ecs-{}", self.seq), BACKEND, &p.ecs_deployment_id, what, "");
         serde_json::to_value(self.verifier.invoke(event, Instant::now() + Duration::from_secs(60)).await.unwrap())
             .unwrap()
@@ -335,15 +351,28 @@ async fn a_slow_service_passes_on_the_third_round_across_three_invocations() {
         ops.sort();
         if invocation == 1 {
             // The green revision's task definition → ECS's deployment of it → its record: no listing.
+            // ECS confirms the stage; the record keeps the tally (one write per round).
             assert_eq!(
                 ops,
-                ["ecs:DescribeServiceRevisions", "ecs:DescribeServices", "s3:GetObject", "s3:PutObject"],
+                [
+                    "ecs:DescribeServiceDeployments",
+                    "ecs:DescribeServiceRevisions",
+                    "ecs:DescribeServices",
+                    "s3:GetObject",
+                    "s3:PutObject",
+                    "s3:PutObject"
+                ],
                 "invocation {invocation}"
             );
         }
         if invocation == 2 {
-            // hookDetails name the record: one GET, no revision lookup, no listing, no write.
-            assert_eq!(ops, ["s3:GetObject"], "invocation {invocation}");
+            // hookDetails name the record: one GET, no revision lookup, no listing; ECS confirms
+            // the stage and the round's tally is written to the record.
+            assert_eq!(
+                ops,
+                ["ecs:DescribeServiceDeployments", "s3:GetObject", "s3:PutObject"],
+                "invocation {invocation}"
+            );
         }
         if answer["hookStatus"] == "IN_PROGRESS" {
             let carried = &answer["hookDetails"]["pushdeploy"];
@@ -418,14 +447,10 @@ async fn a_budget_that_can_no_longer_pass_fails_at_once_without_a_round() {
     let mut bg = BlueGreen::new(5, 2).await;
     let p = bg.push("backend-bg-budget", Behaviour::Good).await;
     let rec_id = bg.record(&p).await["id"].as_str().unwrap().to_string();
+    // Four rounds used, none passing (the record keeps the tally): one left cannot make two in a row.
+    bg.keep_tally(&p, json!({"check": "POST_TEST_TRAFFIC_SHIFT", "deployment": rec_id, "rounds": 4, "streak": 0, "started_ms": pushdeploy::timing::now_ms()})).await;
     let served = bg.standin.served().len();
-    // Four rounds used, none passing: one left cannot make two in a row.
-    let mut details = Map::new();
-    details.insert(
-        "pushdeploy".into(),
-        json!({"check": "POST_TEST_TRAFFIC_SHIFT", "deployment": rec_id, "rounds": 4, "streak": 0, "started_ms": pushdeploy::timing::now_ms()}),
-    );
-    let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
+    let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &Map::new()).await;
     assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
     assert!(reason(&answer).contains("4 of 5 rounds used with 0 passing in a row"), "{answer}");
     assert_eq!(bg.standin.served().len(), served, "no round was run");
@@ -434,13 +459,98 @@ async fn a_budget_that_can_no_longer_pass_fails_at_once_without_a_round() {
     // The hook's own timeout (10 min) as good as gone: the next push fails at once too.
     let p = bg.push("backend-bg-late", Behaviour::Good).await;
     let rec_id = bg.record(&p).await["id"].as_str().unwrap().to_string();
-    details.insert(
-        "pushdeploy".into(),
-        json!({"check": "POST_TEST_TRAFFIC_SHIFT", "deployment": rec_id, "rounds": 1, "streak": 0, "started_ms": pushdeploy::timing::now_ms() - 599_500}),
-    );
-    let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
+    bg.keep_tally(&p, json!({"check": "POST_TEST_TRAFFIC_SHIFT", "deployment": rec_id, "rounds": 1, "streak": 0, "started_ms": pushdeploy::timing::now_ms() - 599_500})).await;
+    let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &Map::new()).await;
     assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
     assert!(reason(&answer).contains("the hook's timeout (10 min) would pass"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_forged_tally_in_hook_details_counts_for_nothing() {
+    // Three passing rounds in a row required. An invoker forges hookDetails claiming two already
+    // passed: one good round would then pass the whole stage.
+    let mut bg = BlueGreen::new(5, 3).await;
+    let p = bg.push("backend-bg-forged-tally", Behaviour::Good).await;
+    let rec_id = bg.record(&p).await["id"].as_str().unwrap().to_string();
+    let mut forged = Map::new();
+    forged.insert(
+        "pushdeploy".into(),
+        json!({"check": "POST_TEST_TRAFFIC_SHIFT", "deployment": rec_id, "rounds": 2, "streak": 2, "started_ms": pushdeploy::timing::now_ms()}),
+    );
+    let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &forged).await;
+    assert_eq!(answer["hookStatus"], "IN_PROGRESS", "one round is one round: {answer}");
+    assert_eq!(answer["hookDetails"]["pushdeploy"]["rounds"], 1, "{answer}");
+    let rec = bg.record(&p).await;
+    assert_eq!(rec["hook_tally"]["rounds"], 1, "the record keeps the count: {rec}");
+    assert_eq!(rec["hook_tally"]["streak"], 1);
+    assert!(rec["hook_checks"].as_array().is_none_or(|c| c.is_empty()), "no verdict yet: {rec}");
+    // The forged count keeps coming back: it still takes three real rounds.
+    let again = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &forged).await;
+    assert_eq!(again["hookStatus"], "IN_PROGRESS", "{again}");
+    let third = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &forged).await;
+    assert_eq!(third["hookStatus"], "SUCCEEDED", "{third}");
+    assert_eq!(bg.record(&p).await["hook_checks"][0]["rounds"], 3);
+}
+
+#[tokio::test]
+async fn a_hook_payload_ecs_does_not_bear_out_checks_and_records_nothing() {
+    let mut bg = BlueGreen::new(5, 2).await;
+    let p = bg.push("backend-bg-forged-stage", Behaviour::Good).await;
+    // ECS is at POST_TEST_TRAFFIC_SHIFT; the forger claims POST_PRODUCTION_TRAFFIC_SHIFT, whose
+    // check would pass on blue (production) and be answered "already passed" when ECS gets there.
+    let before = (Snapshot::take(bg.aws()).await, bg.standin.served().len());
+    bg.seq += 1;
+    bg.emu.guard.ecs.set_service_deployment(&p.deployment_arn, "IN_PROGRESS", Some("POST_TEST_TRAFFIC_SHIFT"));
+    let forged = |stage: &'static str, deployment: &str| {
+        hook_invocation(&HookCall {
+            execution_id: "exec-forged",
+            stage,
+            service: BACKEND,
+            deployment,
+            revision: &p.revision_arn,
+            production: None,
+            hook_details: None,
+        })
+    };
+    for payload in [
+        forged("POST_PRODUCTION_TRAFFIC_SHIFT", &p.deployment_arn),
+        // A deployment ARN ECS never made.
+        forged("POST_TEST_TRAFFIC_SHIFT", &format!("{}0", p.deployment_arn)),
+    ] {
+        let answer =
+            serde_json::to_value(bg.verifier.invoke(payload, Instant::now() + Duration::from_secs(60)).await.unwrap())
+                .unwrap();
+        assert_eq!(answer["hookStatus"], "IN_PROGRESS", "{answer}");
+        assert!(reason(&answer).contains("ECS does not confirm this invocation"), "{answer}");
+    }
+    assert_eq!((Snapshot::take(bg.aws()).await, bg.standin.served().len()), before, "nothing checked, nothing written");
+
+    // ECS really is at the stage: the same invocation is checked.
+    let answers = bg.run_stage(&p, "POST_TEST_TRAFFIC_SHIFT", None).await;
+    assert_eq!(statuses(&answers), ["IN_PROGRESS", "SUCCEEDED"]);
+
+    // A forged SERVICE_DEPLOYMENT_COMPLETED while ECS is still at the test stage: not believed,
+    // so the production stages are not skipped and nothing is verified.
+    bg.emu.guard.ecs.set_rollout_state(&p.ecs_deployment_id, "IN_PROGRESS");
+    let before = (Snapshot::take(bg.aws()).await, bg.standin.served().len());
+    let err = bg
+        .verifier
+        .invoke(
+            ecs_deployment_event("ecs-forged", BACKEND, &p.ecs_deployment_id, "SERVICE_DEPLOYMENT_COMPLETED", ""),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_transient() && err.to_string().contains("is not confirmed"), "{err}");
+    assert!(err.to_string().contains("IN_PROGRESS, not SUCCESSFUL"), "{err}");
+    assert_eq!((Snapshot::take(bg.aws()).await, bg.standin.served().len()), before);
+    assert_eq!(bg.record(&p).await["status"], "started");
+    assert!(bg.sink.notifications().is_empty());
+    // The production stage is still checked when ECS gets there.
+    bg.standin.shift_production(BACKEND, &p.green, 100);
+    let answers = bg.run_stage(&p, "POST_PRODUCTION_TRAFFIC_SHIFT", None).await;
+    assert_eq!(statuses(&answers), ["IN_PROGRESS", "SUCCEEDED"]);
+    assert!(bg.emu.guard.denied().is_empty(), "{:?}", bg.emu.guard.denied());
 }
 
 #[tokio::test]

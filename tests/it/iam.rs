@@ -145,6 +145,17 @@ async fn without_the_digests_it_ran_a_rollback_to_a_tag_is_refused_loudly_not_ru
     let broken_td = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
     assert!(l.record("todo-backend", &broken).await.get("previous_digests").is_none());
     let event = ecs_deployment_event("ecs-unpinned", "todo-backend", &broken, "SERVICE_DEPLOYMENT_COMPLETED", "");
+    // verify takes the digests from ECS's own history, never from the record: here ECS's
+    // revisions name no digest (as for a deployment ECS resolved none for).
+    l.emu.guard.set_fixture(
+        "ecs:DescribeServiceRevisions",
+        std::sync::Arc::new(|_req, mut answer| {
+            for r in answer["serviceRevisions"].as_array_mut().into_iter().flatten() {
+                r["containerImages"] = serde_json::json!([]);
+            }
+            answer
+        }),
+    );
 
     let err = l.verifier.handle(event, Instant::now() + Duration::from_secs(60)).await.unwrap_err();
 

@@ -9,5 +9,6 @@ mod iam;
 mod insight;
 mod reliability;
 mod smoke_attacks;
+mod steering;
 mod support;
 pub(crate) mod verify;

@@ -232,6 +232,8 @@ async fn a_foreign_deployment_is_ignored_and_nothing_is_touched() {
 async fn the_circuit_breaker_is_recorded_as_failed_and_never_verified() {
     let mut l = Loop::new().await;
     let dep = l.push("todo-frontend", "frontend-crashloop", Behaviour::Good).await;
+    // ECS's circuit breaker failed it (it says so in DescribeServices, as the event does).
+    l.emu.guard.ecs.set_rollout_state(&dep, "FAILED");
     let answer = l
         .ecs_says(
             "todo-frontend",

@@ -14,6 +14,8 @@ use testkit::standin::{Behaviour, Listener, SnsSink, TodoStandIn};
 
 struct Demo {
     aws: Aws,
+    /// ECS's service deployments as the demo plays them (moto has none).
+    ecs: std::sync::Arc<testkit::revisions::Revisions>,
     app: TodoStandIn,
     deploy: std::sync::Arc<FunctionProcess>,
     verify: FunctionProcess,
@@ -67,7 +69,15 @@ async fn main() {
     let verify = FunctionProcess::start(&function_binary("verify"), &function_env(Role::Verify)).await;
     println!("  deploy on AWS_LAMBDA_RUNTIME_API={}, verify on {}", deploy.host.addr, verify.host.addr);
     println!("  config: {} (smoke: 2 passing rounds in a row of 5; read-after-write on the backend)", config.display());
-    let mut demo = Demo { aws, app, deploy: std::sync::Arc::new(deploy), verify, seq: 0, rolled_back: None };
+    let mut demo = Demo {
+        aws,
+        ecs: emu.guard.ecs.clone(),
+        app,
+        deploy: std::sync::Arc::new(deploy),
+        verify,
+        seq: 0,
+        rolled_back: None,
+    };
 
     step("1. docker push todo-frontend:latest (a good image)");
     let first = demo.release("todo-frontend", "frontend-v1", Behaviour::Good).await;
@@ -363,6 +373,10 @@ async fn blue_green_release(
     let stage = |name: &'static str, production: Option<(u32, u32)>| {
         let (deployment, revision) = (deployment.clone(), revision.clone());
         async move {
+            // ECS is at this stage (rolling back when green is at 0 %) while it calls the hook.
+            let rolling_back = production.is_some_and(|(green, _)| green == 0);
+            let status = if rolling_back { "ROLLBACK_IN_PROGRESS" } else { "IN_PROGRESS" };
+            demo.ecs.set_service_deployment(&deployment, status, Some(name));
             let mut details = serde_json::Map::new();
             for n in 1..=10 {
                 let call = HookCall {
@@ -395,6 +409,7 @@ async fn blue_green_release(
         demo.app.shift_production(service, &green, 100);
         println!("  ECS shifts production traffic to green");
         if stage("POST_PRODUCTION_TRAFFIC_SHIFT", None).await == "SUCCEEDED" {
+            demo.ecs.set_service_deployment(&deployment, "SUCCESSFUL", None);
             let seq = format!("ecs-{seed}");
             let done =
                 invoke(verify, &ecs_deployment_event(&seq, service, &dep, "SERVICE_DEPLOYMENT_COMPLETED", "")).await;
@@ -419,6 +434,7 @@ async fn blue_green_release(
             .send()
             .await
             .expect("ECS returns to blue");
+        demo.ecs.set_service_deployment(&deployment, "ROLLBACK_SUCCESSFUL", None);
         let seq = format!("ecs-{seed}");
         let failed = invoke(
             verify,
