@@ -48,7 +48,18 @@ pub struct Limits {
     pub clusters: Option<Vec<String>>,
     /// The time a smoke test may take at worst (verify's timeout less its margin); `None`: not checked.
     pub smoke_budget_ms: Option<u64>,
+    /// The verify function's memory in MB (`VerifyMemorySize`): every smoke test's response
+    /// bodies at their worst must fit in it; `None`: not checked.
+    pub verify_memory_mb: Option<u64>,
 }
+
+/// What the verify process needs besides response bodies (runtime, SDK clients, TLS, the config
+/// and the record), in MB: measured peaks stay well under it.
+pub const VERIFY_BASELINE_MB: u64 = 48;
+
+/// How many times its bytes a body can take at worst while it is judged: the body itself and its
+/// parse into a JSON document for a `json_pointer` check.
+pub const BODY_MEMORY_FACTOR: u64 = 3;
 /// One managed ECS service.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -133,6 +144,13 @@ impl SmokeConfig {
     /// Worst-case time of the read-after-write probe (write, reads, delete).
     pub fn probe_ms(&self) -> u64 {
         self.read_after_write.as_ref().map_or(0, |p| (u64::from(p.reads) + 2) * self.timeout_ms)
+    }
+
+    /// The most response-body bytes held at once: a round's checks run together, each up to
+    /// `max_body_bytes`; the probe holds its write's answer and one read at a time.
+    pub fn peak_body_bytes(&self) -> u64 {
+        let held = (self.checks.len() as u64).max(if self.read_after_write.is_some() { 2 } else { 0 });
+        held * self.max_body_bytes as u64
     }
 
     /// Worst-case time a hook invocation takes: one round, and the probe after the last.
@@ -386,6 +404,30 @@ impl Config {
         Ok(())
     }
 
+    /// Refuses smoke tests whose response bodies at their worst would not fit in verify's memory
+    /// (`memory_mb`): a verify that runs out of memory dies mid-test, and every retry dies again.
+    pub fn check_memory(&self, memory_mb: u64) -> Result<(), ConfigError> {
+        let available = memory_mb.saturating_sub(VERIFY_BASELINE_MB) * 1024 * 1024;
+        for (i, s) in self.services.iter().enumerate() {
+            let Some(smoke) = &s.smoke else { continue };
+            let needed = smoke.peak_body_bytes() * BODY_MEMORY_FACTOR;
+            if needed > available {
+                return Err(ConfigError {
+                    file: self.source.clone(),
+                    key: format!("service[{i}].smoke.max_body_bytes"),
+                    message: format!(
+                        "{} check(s) held at once × max_body_bytes {} × {BODY_MEMORY_FACTOR} (a body and its JSON parse) = {} MiB does not fit in the {} MiB the verify function has for bodies ({memory_mb} MB less {VERIFY_BASELINE_MB} MB for the runtime); lower max_body_bytes or raise VerifyMemorySize",
+                        smoke.peak_body_bytes() / smoke.max_body_bytes.max(1) as u64,
+                        smoke.max_body_bytes,
+                        needed.div_ceil(1024 * 1024),
+                        available / (1024 * 1024),
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses services outside `clusters` (the clusters the functions' roles may touch): on AWS
     /// every call for them would be AccessDenied, so say so before the first push.
     pub fn check_clusters(&self, clusters: &[&str]) -> Result<(), ConfigError> {
@@ -410,6 +452,9 @@ impl Config {
         }
         if let Some(ms) = limits.smoke_budget_ms {
             self.check_smoke_budget(ms)?;
+        }
+        if let Some(mb) = limits.verify_memory_mb {
+            self.check_memory(mb)?;
         }
         Ok(())
     }
@@ -954,6 +999,24 @@ mod tests {
         // Each invocation runs one round: 2000 ms must fit in verify's time, not the 20 s whole.
         assert!(c.check_smoke_budget(2_000).is_ok());
         assert_eq!(c.check_smoke_budget(1_999).unwrap_err().key, "service[0].smoke");
+    }
+
+    #[test]
+    fn response_bodies_at_their_worst_must_fit_in_verifys_memory() {
+        let text = |cap: u64| {
+            format!("[[service]]\nname='b'\nservice='b'\ncluster='c'\nrepository='r'\ntags=['latest']\n[service.smoke]\nurl='https://x/'\nmax_body_bytes={cap}\n[[service.smoke.check]]\npath='/a'\n[[service.smoke.check]]\npath='/b'\n")
+        };
+        let c = Config::parse(&text(1024 * 1024), "t.toml").unwrap();
+        assert_eq!(c.services[0].smoke.as_ref().unwrap().peak_body_bytes(), 2 * 1024 * 1024);
+        assert!(c.check_memory(128).is_ok());
+        // 2 checks × 64 MiB × 3 = 384 MiB: far beyond 128 MB.
+        let c = Config::parse(&text(64 * 1024 * 1024), "t.toml").unwrap();
+        let e = c.check_memory(128).unwrap_err();
+        assert_eq!(e.key, "service[0].smoke.max_body_bytes");
+        assert!(e.message.contains("384 MiB does not fit in the 80 MiB"), "{}", e.message);
+        assert!(c.check_memory(1024).is_ok());
+        let limits = Limits { verify_memory_mb: Some(128), ..Default::default() };
+        assert!(c.check_limits(&limits).is_err());
     }
 
     #[test]

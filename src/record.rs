@@ -144,8 +144,16 @@ pub struct DeploymentRecord {
     /// the record, never taken from `hookDetails`: anyone who may invoke verify can write those.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_tally: Option<crate::hook::Carried>,
+    /// Smoke tests verify started on this deployment. One that never reached a verdict died
+    /// (out of memory, past its timeout): after a few, verify rolls back instead of testing again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub smoke_attempts: u32,
     /// Steps with times.
     pub timeline: Vec<TimelineEntry>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl HookCheck {
@@ -294,6 +302,7 @@ impl DeploymentRecord {
             service_deployment_arn: None,
             hook_checks: Vec::new(),
             hook_tally: None,
+            smoke_attempts: 0,
             timeline: vec![TimelineEntry { event: "started".into(), at: now() }],
             ..r.service_of.clone()
         })

@@ -283,6 +283,7 @@ mod tests {
             service_deployment_arn: None,
             hook_checks: Vec::new(),
             hook_tally: None,
+            smoke_attempts: 0,
             timeline: events.iter().map(|(e, t)| TimelineEntry { event: (*e).into(), at: at_(*t) }).collect(),
         }
     }

@@ -88,6 +88,7 @@ pub(crate) mod tests {
             service_deployment_arn: None,
             hook_checks: Vec::new(),
             hook_tally: None,
+            smoke_attempts: 0,
             timeline: vec![TimelineEntry { event: "started".into(), at: started.into() }],
         }
     }

@@ -157,7 +157,11 @@ fn clusters_from_env() -> Option<Vec<String>> {
 pub async fn deployer_from_env() -> Result<Live<Deployer>, Error> {
     let (clients, bucket, location, recheck) = common_from_env().await?;
     let build: Build<Deployer> = |clients, config| {
-        config.check_limits(&Limits { clusters: clusters_from_env(), smoke_budget_ms: None })?;
+        config.check_limits(&Limits {
+            clusters: clusters_from_env(),
+            smoke_budget_ms: None,
+            verify_memory_mb: verify_memory_from_env(None)?,
+        })?;
         Ok(Deployer {
             notifier: notifier_from_env(clients),
             config,
@@ -168,6 +172,24 @@ pub async fn deployer_from_env() -> Result<Live<Deployer>, Error> {
         })
     };
     Ok(Live::new("deploy", Clients { bucket, ..clients }, location, build, recheck))
+}
+
+/// The verify function's memory in MB, as the template gives it to both functions
+/// (`PUSHDEPLOY_VERIFY_MEMORY_MB`), else `fallback` (verify's own, from Lambda); `None`: unknown,
+/// and not checked.
+fn verify_memory_from_env(fallback: Option<String>) -> Result<Option<u64>, ConfigError> {
+    let (key, value) = match env::var("PUSHDEPLOY_VERIFY_MEMORY_MB") {
+        Ok(v) => ("PUSHDEPLOY_VERIFY_MEMORY_MB", v),
+        Err(_) => match fallback {
+            Some(v) => ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", v),
+            None => return Ok(None),
+        },
+    };
+    value.parse::<u64>().map(Some).map_err(|_| ConfigError {
+        file: "environment".into(),
+        key: key.into(),
+        message: format!("{value:?} is not a whole number of MB"),
+    })
 }
 
 /// The verify function's timeout when `PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS` is unset (Lambda's maximum).
@@ -188,6 +210,7 @@ pub async fn verifier_from_env() -> Result<Live<Verifier>, Error> {
         config.check_limits(&Limits {
             clusters: clusters_from_env(),
             smoke_budget_ms: Some(crate::timing::smoke_budget_ms(timeout_s)),
+            verify_memory_mb: verify_memory_from_env(env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").ok())?,
         })?;
         Ok(Verifier {
             config,

@@ -42,6 +42,10 @@ enum Command {
         /// verify's timeout in seconds (the template's VerifyTimeoutSeconds): every smoke budget must fit.
         #[arg(long, default_value_t = pushdeploy::setup::DEFAULT_VERIFY_TIMEOUT_SECONDS)]
         verify_timeout: u64,
+        /// verify's memory in MB (the template's VerifyMemorySize): every smoke test's response
+        /// bodies at their worst must fit.
+        #[arg(long, default_value_t = 128)]
+        verify_memory: u64,
     },
     /// One row per configured service: what ECS runs, the last deployment and its verdict, a
     /// rollout in flight.
@@ -313,7 +317,7 @@ async fn act(function: &str, action: invoke::Action<'_>) -> Result<ExitCode, Fai
 
 fn run_validate(command: Command) -> ExitCode {
     match command {
-        Command::Validate { file, clusters, verify_timeout } => {
+        Command::Validate { file, clusters, verify_timeout, verify_memory } => {
             let text = match std::fs::read_to_string(&file) {
                 Ok(t) => t,
                 Err(e) => {
@@ -324,6 +328,7 @@ fn run_validate(command: Command) -> ExitCode {
             let limits = Limits {
                 clusters: (!clusters.is_empty()).then_some(clusters),
                 smoke_budget_ms: Some(pushdeploy::timing::smoke_budget_ms(verify_timeout)),
+                verify_memory_mb: Some(verify_memory),
             };
             match Config::parse(&text, &file).and_then(|c| c.check_limits(&limits).map(|()| c)) {
                 Ok(config) => {

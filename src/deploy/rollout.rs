@@ -362,6 +362,7 @@ impl Deployer {
             service_deployment_arn: None,
             hook_checks: Vec::new(),
             hook_tally: None,
+            smoke_attempts: 0,
             timeline,
         }
     }

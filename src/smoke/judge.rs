@@ -98,7 +98,8 @@ pub fn judge_check(check: &CheckConfig, got: &Fetched) -> CheckResult {
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+/// True when `needle` occurs in `haystack`.
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 

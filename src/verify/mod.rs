@@ -72,7 +72,8 @@ impl Verifier {
     pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Summary, Error> {
         match event::parse(payload) {
             Err(e) => Ok(Summary::only(Outcome::Rejected, e.0)),
-            Ok(Trigger::EcsDeployment(e)) => match self.on_deployment(&e, deadline).await {
+            // Boxed: the smoke test, the rollback and the record writes make a large future.
+            Ok(Trigger::EcsDeployment(e)) => match Box::pin(self.on_deployment(&e, deadline)).await {
                 // A permanent AWS error (AccessDenied, a vanished service) needs a person: it goes on
                 // the record and to the topic, and fails the invocation so it counts in the function's
                 // Errors metric and the event reaches the dead-letter queue for a redrive after the fix.
@@ -212,6 +213,21 @@ impl Verifier {
             self.settle(&rec, e).await?;
             return Ok(self.answer(&rec, Outcome::Verified, rec.reason.clone().unwrap_or_default(), true));
         };
+        // A smoke test that kills verify (out of memory, past its timeout) would otherwise die on
+        // every retry and leave the deployment serving untested: after SMOKE_ATTEMPTS_BEFORE_ROLLBACK
+        // tests that never reached a verdict, it is rolled back untested.
+        if rec.smoke_attempts >= SMOKE_ATTEMPTS_BEFORE_ROLLBACK {
+            let why = format!(
+                "verify started the smoke test {} times and never reached a verdict (the invocation died: out of memory or past its timeout?); rolled back rather than left serving untested",
+                rec.smoke_attempts
+            );
+            rec.reason = Some(why.clone());
+            rec.stamp("smoke_failed", record::now());
+            self.save(&rec).await?;
+            return self.roll_back(rec, e, why, deadline).await;
+        }
+        rec.smoke_attempts += 1;
+        self.save(&rec).await?;
         let report = engine::run(smoke, &self.http, Some(&self.elbv2), &rec.id, deadline).await;
         rec.smoke = Some(serde_json::to_value(&report).expect("reports always serialize"));
         if report.passed {
@@ -656,6 +672,10 @@ impl Verifier {
         Summary::of(vec![d])
     }
 }
+
+/// Smoke tests that died before a verdict after which a deployment is rolled back untested:
+/// Lambda delivers an event three times (two retries), so the third delivery decides.
+const SMOKE_ATTEMPTS_BEFORE_ROLLBACK: u32 = 2;
 
 /// What a rollback came to while it held the service's lease.
 enum Held {

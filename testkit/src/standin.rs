@@ -27,6 +27,8 @@ pub enum Behaviour {
     /// Works, but answers a new item's id as this text (`../../admin/users/1`): a hostile build
     /// aiming the read-after-write probe's clean-up DELETE at another path.
     AnswersId(&'static str),
+    /// Never answers: holds every request open (the build hangs, or verify is about to die).
+    Hangs,
     /// A build that would have its secrets recorded: every API answer is JSON with a
     /// secret-looking token at `/status` ([`LEAKED`]), and `/api/login` redirects off-site with an
     /// OAuth code and state in its `Location`.
@@ -232,6 +234,12 @@ async fn handle(s: &State, req: Request, listener: Listener) -> Response {
     }
     let api = req.path.starts_with("/api/");
     let (behaviour, digest) = behaviour_of(s, if api { "todo-backend" } else { "todo-frontend" }, listener).await;
+    if behaviour == Behaviour::Hangs {
+        let served =
+            Served { listener, method: req.method.clone(), path: req.path.clone(), digest: digest.clone(), status: 0 };
+        s.served.lock().expect("lock").push(served);
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
     let response = respond(s, &req, api, behaviour);
     let served =
         Served { listener, method: req.method.clone(), path: req.path.clone(), digest, status: response.status };
@@ -258,7 +266,7 @@ fn respond(s: &State, req: &Request, api: bool, behaviour: Behaviour) -> Respons
             let body = json!({"status": format!("{LEAKED}-token-eyJhbGciOiJIUzI1NiJ9"), "token": LEAKED});
             return Response::new(200, body.to_string()).with_header("content-type", "application/json");
         }
-        Behaviour::Good | Behaviour::StatePerTask | Behaviour::AnswersId(_) | Behaviour::Leaky => {}
+        Behaviour::Good | Behaviour::Hangs | Behaviour::StatePerTask | Behaviour::AnswersId(_) | Behaviour::Leaky => {}
     }
     if !api {
         return Response::new(200, "<!doctype html><title>Todo</title><div id=\"root\"></div>")

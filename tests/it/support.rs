@@ -129,3 +129,9 @@ pub async fn assert_returned_to(aws: &Aws, service: &str, original: &str, app: (
     }
     now
 }
+
+/// The deployment record of `deployment` (`ecs-svc/…`) of `service`, as JSON.
+pub async fn record_of(aws: &Aws, service: &str, deployment: &str) -> Value {
+    let key = pushdeploy::record::record_key(CLUSTER, service, deployment).unwrap();
+    serde_json::from_slice(&aws.object(BUCKET, &key).await).unwrap()
+}
