@@ -7,6 +7,7 @@ mod hooks;
 mod hostile;
 mod iam;
 mod insight;
+mod redrive;
 mod reliability;
 mod smoke_attacks;
 mod steering;
