@@ -6,8 +6,9 @@
 //! and `RULE_ARN`), and only when the payload is an event that function's own rule delivers.
 //! A manual action or a lifecycle hook invocation is never replayed, whoever parked it.
 //!
-//! Everything here but [`run`] is pure: the plan for one message, the line that shows it, the
-//! question asked, the order of replays and the exit status.
+//! Every decision here is pure: the plan for one message, the line that shows it, the question
+//! asked, the order of replays, whether replays may still start and the exit status. [`run`] and
+//! its helpers carry them out.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, IsTerminal, Write};
@@ -341,11 +342,15 @@ pub fn line(n: usize, message: &Message, plan: &Plan, stack_names: (&str, &str),
     };
     let (event, failure) = match &parked {
         Ok(p) => (what(p.payload()), p.failure().to_string()),
-        Err(_) => (clip(&message.body, 60), "unknown".into()),
+        // Not one of the two kinds, but perhaps JSON (a bare manual action): say what it is.
+        Err(_) => match serde_json::from_str::<Value>(&message.body) {
+            Ok(body) => (what(&body), "unknown".into()),
+            Err(_) => (clip(&message.body, 60), "unknown".into()),
+        },
     };
     let age = match &parked {
         Ok(p) => age(p, message, now),
-        Err(_) => message.sent_at.map_or_else(String::new, |t| format!("parked {}", ago(now - t))),
+        Err(_) => message.sent_at.map_or_else(|| "age unknown".into(), |t| format!("parked {}", ago(now - t))),
     };
     let failure = clip(&failure, 160);
     let text = match plan {
@@ -476,28 +481,13 @@ pub struct Options {
 /// Reads the queue, shows every message and what will happen to it, asks, replays, deletes what
 /// Lambda accepted (and, when asked, what was skipped), and returns the rest to the queue.
 pub async fn run(o: Options) -> Result<ExitCode, Failed> {
-    let asks = !o.dry_run && !o.yes;
-    if asks && !std::io::stdin().is_terminal() {
+    if !o.dry_run && !o.yes && !std::io::stdin().is_terminal() {
         return Err(Failed(
             "redrive asks before it replays, and standard input is not a terminal: pass --yes to replay without asking, or --dry-run to only list".into(),
         ));
     }
     let sdk = pushdeploy::setup::AwsPolicy::default().loader().load().await;
-    let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
-        Failed("no AWS region is set: set AWS_REGION (the stack's region) or a profile's region".into())
-    })?;
-    let account = queue_account(&o.queue_url).ok_or_else(|| {
-        Failed(format!(
-            "{} is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME): check --queue-url, the stack's FailedInvocationsQueueUrl output",
-            o.queue_url
-        ))
-    })?;
-    let stack = Stack {
-        deploy: FunctionId::named(&o.deploy, &region, account).map_err(|e| Failed(format!("--function: {e}")))?,
-        verify: FunctionId::named(&o.verify, &region, account)
-            .map_err(|e| Failed(format!("--verify-function: {e}")))?,
-        rules: o.rules.clone(),
-    };
+    let stack = stack(&o, sdk.region().map(|r| r.to_string()))?;
     let queue = Queue::new(&sdk, &o.queue_url);
     let lambda = crate::invoke::Lambda::new(&sdk);
 
@@ -505,91 +495,39 @@ pub async fn run(o: Options) -> Result<ExitCode, Failed> {
     let received = queue.receive(o.max, VISIBILITY_SECONDS).await?;
     let messages: Vec<Message> = received.iter().map(|r| r.message.clone()).collect();
     let plans: Vec<Plan> = messages.iter().map(|m| plan(m, &stack)).collect();
-    let names = (o.deploy.as_str(), o.verify.as_str());
     let now = crate::insight::now();
     println!("{} message(s) in the failed-invocations queue", messages.len());
     for (i, (m, p)) in messages.iter().zip(&plans).enumerate() {
-        println!("{}", line(i + 1, m, p, names, now));
+        println!("{}", line(i + 1, m, p, (&o.deploy, &o.verify), now));
     }
     let order = replay_order(&messages, &plans);
     let skipped: Vec<usize> = (0..plans.len()).filter(|i| matches!(plans[*i], Plan::Skip(_))).collect();
-    let deletes = if o.delete_skipped { skipped.len() } else { 0 };
-    let mut tally = Tally { skipped: skipped.len(), ..Tally::default() };
-    // Messages deleted, or taken by Lambda: never returned to the queue by this run.
-    let mut done: HashSet<usize> = HashSet::new();
-    let mut attempted = 0;
-
     let go = if o.dry_run {
         println!("dry run: nothing replayed, nothing deleted");
         false
     } else {
-        match question(order.len(), deletes) {
+        match question(order.len(), if o.delete_skipped { skipped.len() } else { 0 }) {
             None => false,
             Some(_) if o.yes => true,
             Some(q) => ask(&q),
         }
     };
+    let mut run = Carried { tally: Tally { skipped: skipped.len(), ..Tally::default() }, ..Carried::default() };
     if go && !still_hidden(received_at, crate::insight::now()) {
         eprintln!(
             "pushdeploy: more than {} s passed since the queue was read, and its messages may be visible to another redrive again: nothing replayed; run redrive again",
-            VISIBILITY_SECONDS as f64 - MARGIN_SECONDS
+            f64::from(VISIBILITY_SECONDS) - MARGIN_SECONDS
         );
     } else if go {
-        for &i in &order {
-            let Plan::Replay { function, payload } = &plans[i] else { continue };
-            let name = if *function == Target::Deploy { &o.deploy } else { &o.verify };
-            attempted += 1;
-            match lambda.send_event(name, payload).await {
-                Err(Failed(why)) => {
-                    tally.failed += 1;
-                    println!("{:>3}. FAILED: {}; left in the queue", i + 1, printable(&why));
-                }
-                Ok(()) => match queue.delete(&received[i].handle).await {
-                    Ok(()) => {
-                        tally.replayed += 1;
-                        done.insert(i);
-                        println!(
-                            "{:>3}. replayed to {} (accepted by Lambda); deleted from the queue",
-                            i + 1,
-                            printable(name)
-                        );
-                    }
-                    Err(Failed(why)) => {
-                        // Lambda has it: a second replay of it later changes nothing (the
-                        // functions answer a duplicate delivery as it stands), but say so.
-                        tally.failed += 1;
-                        done.insert(i);
-                        println!(
-                            "{:>3}. replayed to {}, but not deleted ({}): the next redrive replays it again",
-                            i + 1,
-                            printable(name),
-                            printable(&why)
-                        );
-                    }
-                },
-            }
-        }
-        if o.delete_skipped {
-            for &i in &skipped {
-                match queue.delete(&received[i].handle).await {
-                    Ok(()) => {
-                        tally.skipped_deleted += 1;
-                        done.insert(i);
-                        println!("{:>3}. skipped and deleted", i + 1);
-                    }
-                    Err(Failed(why)) => {
-                        tally.failed += 1;
-                        println!("{:>3}. skipped, and not deleted: {}", i + 1, printable(&why));
-                    }
-                }
-            }
-        }
+        let to_delete = if o.delete_skipped { skipped.as_slice() } else { &[] };
+        let work = Work { received: &received, plans: &plans, order: &order, to_delete };
+        run = carry_out(&queue, &lambda, &o, work, run).await;
     }
-    tally.not_run = order.len() - attempted;
+    run.tally.not_run = order.len() - run.attempted;
     // Whatever was read and not deleted goes back to the queue now rather than in 10 minutes.
     let mut unreleased: Vec<String> = Vec::new();
     for (i, r) in received.iter().enumerate() {
-        if !done.contains(&i) {
+        if !run.done.contains(&i) {
             if let Err(Failed(why)) = queue.release(&r.handle).await {
                 unreleased.push(why);
             }
@@ -603,8 +541,102 @@ pub async fn run(o: Options) -> Result<ExitCode, Failed> {
             printable(why)
         );
     }
-    println!("{}", tally.summary());
-    Ok(ExitCode::from(tally.exit_code()))
+    println!("{}", run.tally.summary());
+    Ok(ExitCode::from(run.tally.exit_code()))
+}
+
+/// The stack the flags describe: the functions by name (in `region`, the queue URL's account) or
+/// by ARN, and the rules.
+fn stack(o: &Options, region: Option<String>) -> Result<Stack, Failed> {
+    let region = region.ok_or_else(|| {
+        Failed("no AWS region is set: set AWS_REGION (the stack's region) or a profile's region".into())
+    })?;
+    let account = queue_account(&o.queue_url).ok_or_else(|| {
+        Failed(format!(
+            "{} is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME): check --queue-url, the stack's FailedInvocationsQueueUrl output",
+            o.queue_url
+        ))
+    })?;
+    Ok(Stack {
+        deploy: FunctionId::named(&o.deploy, &region, account).map_err(|e| Failed(format!("--function: {e}")))?,
+        verify: FunctionId::named(&o.verify, &region, account)
+            .map_err(|e| Failed(format!("--verify-function: {e}")))?,
+        rules: o.rules.clone(),
+    })
+}
+
+/// What a run did so far.
+#[derive(Default)]
+struct Carried {
+    tally: Tally,
+    /// Replays started.
+    attempted: usize,
+    /// Messages deleted, or whose event Lambda took: never returned to the queue by this run.
+    done: HashSet<usize>,
+}
+
+/// What was read and what to do with it: messages are indexes into `received` and `plans`.
+struct Work<'a> {
+    received: &'a [crate::queue::Received],
+    plans: &'a [Plan],
+    /// The replays, in order.
+    order: &'a [usize],
+    /// Skipped messages to delete.
+    to_delete: &'a [usize],
+}
+
+/// Replays `work.order` (deleting each message once Lambda took its event), then deletes
+/// `work.to_delete`.
+async fn carry_out(
+    queue: &Queue,
+    lambda: &crate::invoke::Lambda,
+    o: &Options,
+    work: Work<'_>,
+    mut run: Carried,
+) -> Carried {
+    let Work { received, plans, order, to_delete } = work;
+    for &i in order {
+        let Plan::Replay { function, payload } = &plans[i] else { continue };
+        let name = if *function == Target::Deploy { &o.deploy } else { &o.verify };
+        run.attempted += 1;
+        if let Err(Failed(why)) = lambda.send_event(name, payload).await {
+            run.tally.failed += 1;
+            println!("{:>3}. FAILED: {}; left in the queue", i + 1, printable(&why));
+            continue;
+        }
+        run.done.insert(i);
+        match queue.delete(&received[i].handle).await {
+            Ok(()) => {
+                run.tally.replayed += 1;
+                println!("{:>3}. replayed to {} (accepted by Lambda); deleted from the queue", i + 1, printable(name));
+            }
+            Err(Failed(why)) => {
+                // Lambda has it: a second replay of it later changes nothing (the functions
+                // answer a duplicate delivery as it stands), but say so.
+                run.tally.failed += 1;
+                println!(
+                    "{:>3}. replayed to {}, but not deleted ({}): the next redrive replays it again",
+                    i + 1,
+                    printable(name),
+                    printable(&why)
+                );
+            }
+        }
+    }
+    for &i in to_delete {
+        match queue.delete(&received[i].handle).await {
+            Ok(()) => {
+                run.tally.skipped_deleted += 1;
+                run.done.insert(i);
+                println!("{:>3}. skipped and deleted", i + 1);
+            }
+            Err(Failed(why)) => {
+                run.tally.failed += 1;
+                println!("{:>3}. skipped, and not deleted: {}", i + 1, printable(&why));
+            }
+        }
+    }
+    run
 }
 
 /// Asks `question` on the terminal; no answer (end of input) is no.
@@ -868,6 +900,14 @@ mod tests {
             text.starts_with(
                 "  3. skip    pushdeploy-deploy  manual deploy backend evil, parked 11m ago; failed: RetriesExhausted"
             ) && text.contains("— skipped: a manual action (deploy)"),
+            "{text}"
+        );
+        let bare = Message { body: r#"{"action":"rollback","service":"backend"}"#.into(), ..Message::default() };
+        let text = line(5, &bare, &plan(&bare, &stack()), names, now);
+        assert!(
+            text.starts_with(
+                "  5. skip    ?  manual rollback backend, age unknown; failed: unknown — skipped: neither"
+            ),
             "{text}"
         );
         let m = Message { body: "\u{1b}[2Jgarbage".into(), sent_at: Some(now - 30.0), ..Message::default() };
