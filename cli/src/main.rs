@@ -174,7 +174,12 @@ enum Command {
         #[command(flatten)]
         function: Function,
         /// The verify function's name or ARN (the stack's VerifyFunctionName output).
-        #[arg(long = "verify-function", env = "PUSHDEPLOY_VERIFY_FUNCTION", default_value = "pushdeploy-verify")]
+        #[arg(
+            long = "verify-function",
+            value_name = "NAME",
+            env = "PUSHDEPLOY_VERIFY_FUNCTION",
+            default_value = "pushdeploy-verify"
+        )]
         verify_function: String,
         /// The ARN of one of the stack's two EventBridge rules (DeployFunctionEcrPush,
         /// VerifyFunctionEcsDeployment); repeat for both. A dead letter from any other rule is then skipped.
