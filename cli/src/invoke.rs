@@ -1,5 +1,5 @@
 //! `deploy`, `redeploy`, `rollback` and `plan`: the manual events, sent to the deploy function
-//! with Lambda Invoke, and its answer printed for a person.
+//! with Lambda Invoke, and its answer printed for a person; and `redrive`'s asynchronous replays.
 
 use std::time::Duration;
 
@@ -77,6 +77,47 @@ pub async fn invoke(function: &str, action: &Action<'_>) -> Result<Answer, Faile
         return Ok(Answer::Failed(kind, message));
     }
     Ok(Answer::Summary(body))
+}
+
+/// Lambda, for `redrive`: parked events sent back to a function.
+pub struct Lambda {
+    client: aws_sdk_lambda::Client,
+}
+
+impl Lambda {
+    /// A client with the SDK config's credentials, region and endpoint.
+    pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self { client: aws_sdk_lambda::Client::new(sdk) }
+    }
+
+    /// Invokes `function` asynchronously with `payload`, as EventBridge and Lambda's own retries
+    /// did (InvocationType Event: the function's retries and failure destination apply again).
+    /// Ok once Lambda has queued it, which it answers with 202.
+    pub async fn send_event(&self, function: &str, payload: &Value) -> Result<(), Failed> {
+        let body = serde_json::to_vec(payload).expect("events serialize");
+        let out = self
+            .client
+            .invoke()
+            .function_name(function)
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(aws_sdk_lambda::primitives::Blob::new(body))
+            .send()
+            .await
+            .map_err(|e| {
+                use aws_sdk_lambda::error::ProvideErrorMetadata;
+                let detail = e
+                    .as_service_error()
+                    .and_then(|s| s.message().map(str::to_string))
+                    .unwrap_or_else(|| aws_sdk_lambda::error::DisplayErrorContext(&e).to_string());
+                Failed(format!("Lambda Invoke (Event) of {function} failed: {detail}. Check: the function's name (--function, --verify-function: the stack's DeployFunctionName and VerifyFunctionName outputs) and lambda:InvokeFunction on it"))
+            })?;
+        match out.status_code() {
+            202 => Ok(()),
+            other => Err(Failed(format!(
+                "Lambda answered {other} instead of 202 (queued) to the asynchronous Invoke of {function}: it did not take the event"
+            ))),
+        }
+    }
 }
 
 /// The answer for a person, and whether the action was carried out (or had nothing to do). The

@@ -1,6 +1,7 @@
 //! `pushdeploy`: the operator's command. `validate` checks a `pushdeploy.toml` offline with the
 //! same validation the functions apply before they act on it; `status`, `history`, `show` and
-//! `report` say what pushdeploy did and does, from the records, the leases and ECS.
+//! `report` say what pushdeploy did and does, from the records, the leases and ECS; the manual
+//! actions invoke the deploy function; `redrive` replays what the functions parked.
 //!
 //! Exit status: 0 done; 1 the answer needs attention (an invalid config, a failed last
 //! deployment, an unknown id); 2 the command could not run (unreadable input, AWS refused).
@@ -8,6 +9,8 @@
 mod insight;
 mod invoke;
 mod page;
+mod queue;
+mod redrive;
 mod render;
 
 use std::process::ExitCode;
@@ -153,6 +156,52 @@ enum Command {
         #[command(flatten)]
         function: Function,
     },
+    /// Replay what the functions parked in the failed-invocations queue, and nothing else.
+    ///
+    /// Replays a message only when it was parked for the stack's deploy or verify function (a
+    /// Lambda failure record's functionArn, an EventBridge dead letter's TARGET_ARN, and its
+    /// RULE_ARN when --rule-arn names the rules) and its event is one that function's own rule
+    /// delivers: an ECR push to deploy, an ECS deployment state change to verify. A manual
+    /// action or a lifecycle hook invocation is never replayed. Every message is shown first,
+    /// one line each; then one question for the whole list (y/N) unless --yes. Replays are
+    /// asynchronous invocations, oldest event first; a message is deleted only once Lambda has
+    /// accepted its event. Skipped messages stay in the queue (--delete-skipped deletes them).
+    ///
+    /// Exit status: 0 every message read was replayed (or deleted); 1 messages are left in the
+    /// queue (skipped, declined, a dry run); 2 a replay or delete failed, or the queue could not be read.
+    ///
+    /// Example: pushdeploy redrive --queue-url https://sqs.ap-southeast-2.amazonaws.com/123456789012/pushdeploy-FailedInvocations-AbC --dry-run
+    Redrive {
+        /// The failed-invocations queue (the stack's FailedInvocationsQueueUrl output).
+        #[arg(long, env = "PUSHDEPLOY_QUEUE_URL")]
+        queue_url: String,
+        #[command(flatten)]
+        function: Function,
+        /// The verify function's name or ARN (the stack's VerifyFunctionName output).
+        #[arg(
+            long = "verify-function",
+            value_name = "NAME",
+            env = "PUSHDEPLOY_VERIFY_FUNCTION",
+            default_value = "pushdeploy-verify"
+        )]
+        verify_function: String,
+        /// The ARN of one of the stack's two EventBridge rules (DeployFunctionEcrPush,
+        /// VerifyFunctionEcsDeployment); repeat for both. A dead letter from any other rule is then skipped.
+        #[arg(long = "rule-arn", value_name = "ARN")]
+        rules: Vec<String>,
+        /// Show the messages and what would happen to each; replay and delete nothing.
+        #[arg(long, conflicts_with_all = ["yes", "delete_skipped"])]
+        dry_run: bool,
+        /// Replay without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Delete the skipped messages after showing them (they are never replayed).
+        #[arg(long)]
+        delete_skipped: bool,
+        /// Read at most this many messages.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
 }
 
 /// Which deploy function to invoke.
@@ -274,6 +323,19 @@ async fn run(command: Command) -> Result<ExitCode, Failed> {
         Command::Rollback { service, function } => act(&function.name, invoke::Action::Rollback(&service)).await,
         Command::Plan { service, tag, function } => {
             act(&function.name, invoke::Action::Plan(&service, tag.as_deref())).await
+        }
+        Command::Redrive { queue_url, function, verify_function, rules, dry_run, yes, delete_skipped, max } => {
+            redrive::run(redrive::Options {
+                queue_url,
+                deploy: function.name,
+                verify: verify_function,
+                rules,
+                dry_run,
+                yes,
+                delete_skipped,
+                max,
+            })
+            .await
         }
         Command::Report { since, service, json, html, from } => {
             let now = insight::now();

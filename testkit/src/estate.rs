@@ -49,6 +49,8 @@ pub struct Aws {
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     /// SNS.
     pub sns: aws_sdk_sns::Client,
+    /// SQS (the failed-invocations queue `redrive` reads).
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl Aws {
@@ -88,6 +90,7 @@ impl Aws {
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
             sdk,
         }
     }
@@ -115,6 +118,7 @@ impl Aws {
             s3: aws_sdk_s3::Client::from_conf(s3_conf.build()),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
             sdk,
         }
     }
@@ -469,6 +473,32 @@ impl Aws {
             .send()
             .await
             .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    }
+
+    /// Sends `body` to the queue at `queue` with string message attributes (an EventBridge dead
+    /// letter carries RULE_ARN, TARGET_ARN, ERROR_CODE and ERROR_MESSAGE so).
+    pub async fn send_message(&self, queue: &str, body: &str, attributes: &[(&str, &str)]) {
+        use aws_sdk_sqs::types::MessageAttributeValue;
+        let mut request = self.sqs.send_message().queue_url(queue).message_body(body);
+        for (k, v) in attributes {
+            let value = MessageAttributeValue::builder().data_type("String").string_value(*v).build().expect("attr");
+            request = request.message_attributes(*k, value);
+        }
+        request.send().await.expect("send a message");
+    }
+
+    /// The bodies of the messages visible in the queue now, read without hiding them.
+    pub async fn visible_messages(&self, queue: &str) -> Vec<String> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("receive messages");
+        out.messages().iter().map(|m| m.body().unwrap_or_default().to_string()).collect()
     }
 
     /// An object's bytes.

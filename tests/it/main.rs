@@ -8,6 +8,7 @@ mod hostile;
 mod iam;
 mod insight;
 mod memory;
+mod redrive;
 mod reliability;
 mod smoke_attacks;
 mod steering;

@@ -643,6 +643,8 @@ def filled(block, s, operators):
         "<ArtifactBucketName>": arns(s)["ArtifactBucketName"], "<ArtifactKeyArn>": arns(s)["ArtifactKeyArn"],
         "<DeployFunctionArn>": arns(s)["DeployFunctionArn"], "<DeployRoleArn>": arns(s)["DeployRoleArn"],
         "<VerifyRoleArn>": arns(s)["VerifyRoleArn"], "<topic ARN>": s.refs["VerdictTopic"],
+        "<VerifyFunctionArn>": arns(s)["VerifyFunctionArn"],
+        "<FailedInvocationsQueueArn>": arns(s)["FailedInvocationsArn"],
     }
     for k, v in values.items():
         block = block.replace(k, v)
@@ -679,6 +681,27 @@ def test_the_readmes_operator_policy_does_what_it_says_under_the_stacks_policies
     # What it does not give: writing a record.
     assert not decide(policy, Request(operator, "s3:PutObject", f"{BUCKET_ARN}/deployments/x.json"),
                       resource_policy=False).allowed
+
+
+def test_the_readmes_redrive_statements_read_and_replay_the_queue_but_never_send_to_it():
+    from parliament import analyze_policy_string
+
+    s = stack(OperatorPrincipalArns=CI)
+    statements = filled(readme_json_after("### Granting an operator the manual actions", nth=1), s, [CI])
+    policy = {"Version": "2012-10-17", "Statement": statements}
+    assert not analyze_policy_string(json.dumps(policy)).findings
+    queue, q = s.resource_policies()["FailedInvocationsPolicy"], arns(s)["FailedInvocationsArn"]
+    operator = {"AWS": CI}
+    for action in ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]:
+        req = Request(operator, action, q)
+        assert decide(policy, req, resource_policy=False).allowed, action
+        assert not decide(queue, req).denied, action
+    for fn in [arns(s)["DeployFunctionArn"], arns(s)["VerifyFunctionArn"]]:
+        assert decide(policy, Request(operator, "lambda:InvokeFunction", fn), resource_policy=False).allowed, fn
+    # Replaying needs no way to put a message in the queue, and the queue would refuse one anyway.
+    send = Request(operator, "sqs:SendMessage", q)
+    assert not decide(policy, send, resource_policy=False).allowed
+    assert decide(queue, send).denied
 
 
 def test_the_readmes_policy_for_a_topic_of_your_own_matches_the_stacks():
