@@ -144,6 +144,16 @@ pub struct DeploymentRecord {
     /// the record, never taken from `hookDetails`: anyone who may invoke verify can write those.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_tally: Option<crate::hook::Carried>,
+    /// `base = "family"`: the revision this deployment's copy was made from (the family's newest
+    /// from a trusted registrant, or the revision the service ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// `base = "family"`: every field the copy changed besides the pushed image, against what ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub base_changes: Vec<String>,
+    /// `base = "family"`: newer revisions of the family not copied, each with who registered it and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passed_over: Vec<crate::base::PassedOver>,
     /// Steps with times.
     pub timeline: Vec<TimelineEntry>,
 }
@@ -294,6 +304,9 @@ impl DeploymentRecord {
             service_deployment_arn: None,
             hook_checks: Vec::new(),
             hook_tally: None,
+            base: None,
+            base_changes: Vec::new(),
+            passed_over: Vec::new(),
             timeline: vec![TimelineEntry { event: "started".into(), at: now() }],
             ..r.service_of.clone()
         })

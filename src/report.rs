@@ -283,6 +283,9 @@ mod tests {
             service_deployment_arn: None,
             hook_checks: Vec::new(),
             hook_tally: None,
+            base: None,
+            base_changes: Vec::new(),
+            passed_over: Vec::new(),
             timeline: events.iter().map(|(e, t)| TimelineEntry { event: (*e).into(), at: at_(*t) }).collect(),
         }
     }

@@ -88,6 +88,9 @@ pub(crate) mod tests {
             service_deployment_arn: None,
             hook_checks: Vec::new(),
             hook_tally: None,
+            base: None,
+            base_changes: Vec::new(),
+            passed_over: Vec::new(),
             timeline: vec![TimelineEntry { event: "started".into(), at: started.into() }],
         }
     }

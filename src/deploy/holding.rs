@@ -105,9 +105,13 @@ impl Deployer {
         );
         let (taken, described) = tokio::join!(self.claim(key, found, mine), self.describe_state(svc, &current_arn));
         let state = match (described, previous) {
-            (Ok((current, base)), Ok(previous_definitions)) => {
-                Ok(ServiceState { current, current_arn, previous_definitions, base })
-            }
+            (Ok((current, choice)), Ok(previous_definitions)) => Ok(ServiceState {
+                current,
+                current_arn,
+                previous_definitions,
+                base: choice.base,
+                passed_over: choice.passed_over,
+            }),
             (Err(e), _) => Err(e),
             (_, Err(e)) => Err(e),
         };

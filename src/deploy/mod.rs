@@ -49,6 +49,9 @@ pub struct Deployer {
     pub region: String,
     /// Where refusals a person must act on are published, when a topic is configured.
     pub notifier: Option<Notifier>,
+    /// The deploy and verify functions' roles (`PUSHDEPLOY_ROLE_ARNS`): a revision carrying
+    /// pushdeploy's tags is its own copy only when one of them registered it.
+    pub own_roles: Vec<crate::base::PrincipalPattern>,
 }
 
 /// The Lambda invocation being handled.

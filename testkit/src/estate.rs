@@ -95,7 +95,15 @@ impl Aws {
     /// These clients signing as `role` (its access key): behind the IAM guard, the role's policy
     /// in template.yaml decides what they may do.
     pub fn as_role(&self, role: Role) -> Self {
-        let creds = Credentials::new(role.access_key(), "testing", None, None, "testkit-role");
+        self.signing_as(role.access_key())
+    }
+
+    /// These clients signing with `access_key`: a function's role's key, or any other, which the
+    /// guard passes unchecked (as the harness) and names as a session of a role of that name
+    /// when it registers a revision ([`crate::iam::registrant_of`]), e.g. `developer`: someone
+    /// outside the config's trusted registrants.
+    pub fn signing_as(&self, access_key: &str) -> Self {
+        let creds = Credentials::new(access_key, "testing", None, None, "testkit-role");
         let sdk = self.sdk.to_builder().credentials_provider(SharedCredentialsProvider::new(creds)).build();
         let ecs_conf = aws_sdk_ecs::config::Builder::from(&sdk);
         let mut ecr_conf = aws_sdk_ecr::config::Builder::from(&sdk);
@@ -649,6 +657,19 @@ pub fn blue_green_config(app: &str, test: &str, attempts: u32, consecutive: u32)
         + "\n[service.hook]\nstages = [\"POST_TEST_TRAFFIC_SHIFT\", \"PRODUCTION_TRAFFIC_SHIFT\", \"POST_PRODUCTION_TRAFFIC_SHIFT\"]\ntimeout_minutes = 10\n"
 }
 
+/// `config` (the todo app's) with the backend copying its family's newest revision that the
+/// estate's Terraform registered: `base = "family"`, `trusted_registrants` naming its role.
+pub fn family_base_config(config: &str) -> String {
+    config.replacen(
+        "repository = \"todo-backend\"",
+        &format!(
+            "repository = \"todo-backend\"\nbase = \"family\"\ntrusted_registrants = [\"{}\"]",
+            crate::iam::TERRAFORM_ROLE_ARN
+        ),
+        1,
+    )
+}
+
 /// The todo app's config with smoke tests against a local stand-in at `app` (`http://127.0.0.1:<port>/`).
 pub fn local_config(app: &str) -> String {
     format!(
@@ -715,6 +736,10 @@ pub fn deployer(aws: &Aws, config: &str) -> pushdeploy::deploy::Deployer {
         store: pushdeploy::aws::s3::Store::new(aws.s3.clone(), BUCKET),
         region: REGION.to_string(),
         notifier: None,
+        own_roles: Role::ALL
+            .iter()
+            .map(|r| pushdeploy::base::PrincipalPattern::parse(&r.role_arn()).expect("a role ARN"))
+            .collect(),
     }
 }
 
