@@ -415,21 +415,30 @@ impl Aws {
     /// Registers a new revision of `source`'s family as Terraform would after a change: every
     /// container keeps its image (by tag), and `env` is set on each container that has it.
     pub async fn register_changed_revision(&self, source: &str, env: (&str, &str)) -> String {
-        let out = self.ecs.describe_task_definition().task_definition(source).send().await.expect("describe");
-        let td = out.task_definition().expect("td");
-        let containers = td
-            .container_definitions()
-            .iter()
-            .map(|c| {
-                let mut c = c.clone();
-                if let Some(vars) = c.environment.as_mut() {
-                    for kv in vars.iter_mut().filter(|kv| kv.name() == Some(env.0)) {
+        self.register_revision_like(
+            source,
+            |td| {
+                for c in td.container_definitions.iter_mut().flatten() {
+                    for kv in c.environment.iter_mut().flatten().filter(|kv| kv.name() == Some(env.0)) {
                         *kv = KeyValuePair::builder().name(env.0).value(env.1).build();
                     }
                 }
-                c
-            })
-            .collect();
+            },
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// Registers a new revision of `source`'s family: `source` as `edit` leaves it, tagged `tags`.
+    pub async fn register_revision_like(
+        &self,
+        source: &str,
+        edit: impl FnOnce(&mut aws_sdk_ecs::types::TaskDefinition),
+        tags: Vec<Tag>,
+    ) -> String {
+        let out = self.ecs.describe_task_definition().task_definition(source).send().await.expect("describe");
+        let mut td = out.task_definition().expect("td").clone();
+        edit(&mut td);
         let registered = self
             .ecs
             .register_task_definition()
@@ -445,7 +454,8 @@ impl Aws {
             .set_runtime_platform(td.runtime_platform().cloned())
             .set_ephemeral_storage(td.ephemeral_storage().cloned())
             .set_proxy_configuration(td.proxy_configuration().cloned())
-            .set_container_definitions(Some(containers))
+            .set_container_definitions(Some(td.container_definitions().to_vec()))
+            .set_tags((!tags.is_empty()).then_some(tags))
             .send()
             .await
             .expect("register a changed revision");
