@@ -418,6 +418,29 @@ mod tests {
     }
 
     #[test]
+    fn a_family_base_is_kept_on_the_record_and_older_records_still_parse() {
+        let mut r = crate::rollback::tests::record("ecs-svc-1", "td:2", Status::Started, "2026-11-27T00:00:00Z");
+        let plain = serde_json::to_value(&r).unwrap();
+        for key in ["base", "base_changes", "passed_over"] {
+            assert!(plain.get(key).is_none(), "{key} is left out when there is none: {plain}");
+        }
+        // A record written before these fields existed reads as having none.
+        assert_eq!(serde_json::from_value::<DeploymentRecord>(plain).unwrap(), r);
+        r.base = Some("td:1".into());
+        r.base_changes = vec!["backend.environment.X: \"a\" → \"b\"".into()];
+        r.passed_over = vec![crate::base::PassedOver {
+            task_definition: "td:3".into(),
+            registered_by: Some("arn:aws:sts::1:assumed-role/dev/x".into()),
+            reason: "its registrant is not in trusted_registrants".into(),
+        }];
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["base"], "td:1");
+        assert_eq!(json["base_changes"][0], "backend.environment.X: \"a\" → \"b\"");
+        assert_eq!(json["passed_over"][0]["registered_by"], "arn:aws:sts::1:assumed-role/dev/x");
+        assert_eq!(serde_json::from_value::<DeploymentRecord>(json).unwrap(), r);
+    }
+
+    #[test]
     fn keys_are_derived_from_the_ecs_deployment_id() {
         assert_eq!(
             record_key("todo-cluster", "todo-frontend", "ecs-svc/1234567890123456789").unwrap(),
