@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tracing::{info, warn};
 
@@ -87,7 +88,9 @@ impl Deployer {
     ) -> Result<(DescribedTaskDefinition, BaseChoice), Error> {
         let family = short_name(current_arn).rsplit_once(':').map_or(short_name(current_arn), |(f, _)| f);
         let trust = self.trust(svc);
-        let choice = async {
+        // Boxed: its SDK futures would otherwise widen every future that reads a service's state,
+        // and each caller's frame with it (a debug build's test thread has 2 MiB of stack).
+        let choice = Box::pin(async {
             match svc.base {
                 Base::Family => {
                     let trusted = |d: &DescribedTaskDefinition| base::standing(d, trust) == Standing::Trusted;
@@ -96,7 +99,7 @@ impl Deployer {
                 }
                 Base::Service => Ok(BaseChoice::default()),
             }
-        };
+        });
         let (current, choice) = tokio::join!(self.ecs.describe_task_definition(current_arn), choice);
         let current = current?;
         let mut choice = choice?;
@@ -110,6 +113,18 @@ impl Deployer {
             b.tags.retain(|t| !t.key().is_some_and(|k| k.starts_with(plan::OWN_TAG_PREFIX)));
         }
         Ok((current, choice))
+    }
+
+    /// [`Deployer::rollout`] on the heap, built in a frame that returns at once (see
+    /// [`Deployer::under_lease_boxed`]).
+    pub(super) fn rollout_boxed<'a>(
+        &'a self,
+        svc: &'a ServiceConfig,
+        state: ServiceState,
+        req: Request<'a>,
+        lease: Option<&'a mut HeldLease>,
+    ) -> BoxFuture<'a, Result<DeploymentSummary, Error>> {
+        Box::pin(self.rollout(svc, state, req, lease))
     }
 
     /// Decides and carries out one service's rollout; `lease` is ours when the action changes things.
@@ -132,27 +147,7 @@ impl Deployer {
         let log = |outcome: &str, reason: &str| {
             info!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome, reason, "decision");
         };
-        for p in &state.passed_over {
-            warn!(
-                service = %svc.name,
-                image = %req.image,
-                event_id = %req.trigger.id(),
-                task_definition = %p.task_definition,
-                registered_by = p.registered_by.as_deref().unwrap_or("(none)"),
-                reason = %p.reason,
-                "passed over a newer revision of the family: not a base"
-            );
-        }
-        if let Some(b) = &state.base {
-            info!(
-                service = %svc.name,
-                image = %req.image,
-                event_id = %req.trigger.id(),
-                base = b.task_definition.task_definition_arn().unwrap_or_default(),
-                registered_by = b.task_definition.registered_by().unwrap_or_default(),
-                "base: the family's newest revision from a trusted registrant"
-            );
-        }
+        log_base_choice(svc, &req, &state);
         let plan = match decide(svc, asked, &state) {
             Decision::Superseded(reason) => {
                 log("superseded", &reason);
@@ -165,10 +160,10 @@ impl Deployer {
                 return Ok(DeploymentSummary::new(&svc.name, svc.target(), Outcome::Rejected, reason));
             }
             Decision::Held(plan, reason) => {
-                warn!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "rejected", reason = %reason, "decision");
                 let mut summary = self.summary_of(svc, &plan, &state);
                 summary.outcome = Outcome::Rejected;
                 summary.reason = with_base_note(reason, &state);
+                log_held(svc, &req, &summary.reason);
                 // An operator must look at the changes and deploy them: the topic says so.
                 summary.needs_attention = true;
                 return Ok(summary);
@@ -433,6 +428,38 @@ impl Deployer {
             timeline,
         }
     }
+}
+
+/// Logs the base a `base = "family"` rollout copies and each newer revision it passes over. Kept
+/// out of [`Deployer::rollout`]'s body: in a debug build every tracing call widens the frame of the
+/// async function it is in, and a rollout's frames nest deep.
+fn log_base_choice(svc: &ServiceConfig, req: &Request<'_>, state: &ServiceState) {
+    for p in &state.passed_over {
+        warn!(
+            service = %svc.name,
+            image = %req.image,
+            event_id = %req.trigger.id(),
+            task_definition = %p.task_definition,
+            registered_by = p.registered_by.as_deref().unwrap_or("(none)"),
+            reason = %p.reason,
+            "passed over a newer revision of the family: not a base"
+        );
+    }
+    if let Some(b) = &state.base {
+        info!(
+            service = %svc.name,
+            image = %req.image,
+            event_id = %req.trigger.id(),
+            base = b.task_definition.task_definition_arn().unwrap_or_default(),
+            registered_by = b.task_definition.registered_by().unwrap_or_default(),
+            "base: the family's newest revision from a trusted registrant"
+        );
+    }
+}
+
+/// Logs a push held for an operator (`hold_base_changes`).
+fn log_held(svc: &ServiceConfig, req: &Request<'_>, reason: &str) {
+    warn!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "rejected", reason, "decision");
 }
 
 /// `reason`, and with revisions passed over, which and that the base is the newest trusted one.
