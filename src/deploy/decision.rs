@@ -80,10 +80,12 @@ pub(super) fn decide(svc: &ServiceConfig, asked: Asked<'_>, state: &ServiceState
         Err(InputError(reason)) => return Decision::Rejected(reason),
     };
     let held = (svc.hold_base_changes && !plan.base_changes.is_empty()).then(|| {
+        // The fields only: this reason is logged and published, an environment's values are
+        // not; `base_changes` and `plan` have them.
         format!(
-            "held (hold_base_changes): its base {} changes more than the image: {}; nothing was changed. Read `plan`, then `redeploy` or `deploy` to roll it out",
+            "held (hold_base_changes): its base {} changes more than the image: {} (see base_changes); nothing was changed. Read `plan`, then `redeploy` or `deploy` to roll it out",
             base_name(state),
-            plan.base_changes.join("; ")
+            crate::taskdef::changed_fields(&plan.base_changes).join(", ")
         )
     });
     if asked.dry_run {
@@ -193,7 +195,7 @@ mod tests {
         let Decision::Held(_, reason) = decide(&hold, asked(&image, Some(100)), &s) else { panic!() };
         assert!(
             reason.starts_with(
-                "held (hold_base_changes): its base web:9 changes more than the image: taskRoleArn: (none) →"
+                "held (hold_base_changes): its base web:9 changes more than the image: taskRoleArn (see base_changes); nothing was changed"
             ),
             "{reason}"
         );
