@@ -207,11 +207,12 @@ async fn with_hold_base_changes_a_push_waits_for_an_operator() {
     let reason = d["reason"].as_str().unwrap();
     assert!(
         reason.starts_with(&format!(
-            "held (hold_base_changes): its base {} changes more than the image: backend.environment.TODO_ENV: \"prod\" → \"staging\"; nothing was changed",
+            "held (hold_base_changes): its base {} changes more than the image: backend.environment.TODO_ENV (see base_changes); nothing was changed",
             short(&terraform_v2)
         )),
         "{reason}"
     );
+    assert_eq!(lines(&d["base_changes"]), ["backend.environment.TODO_ENV: \"prod\" → \"staging\""], "{answer}");
     assert_eq!(w.snapshot().await, before, "nothing changed");
     let told = sink.notifications();
     assert_eq!(told.len(), 1, "{told:?}");
