@@ -220,6 +220,23 @@ pub fn choose_base(newest_first: Vec<DescribedTaskDefinition>, trust: Trust<'_>)
     choice
 }
 
+/// The choice set against what the service runs (`running`, a copy of `copied_from` when its
+/// `pushdeploy:base` tag says so): no base when the service runs the base or a copy of it, and
+/// then what runs, which is copied, is not among the revisions passed over. A `pushdeploy:` tag
+/// on the base is dropped: a trusted registrant's revision is nobody's copy, so the tag was put
+/// there later (ecs:TagResource), and the copy would name a forged origin.
+pub fn against_running(mut choice: BaseChoice, running: &str, copied_from: Option<&str>) -> BaseChoice {
+    choice.base = choice.base.filter(|b| {
+        let arn = b.task_definition.task_definition_arn();
+        arn != Some(running) && copied_from != arn
+    });
+    match choice.base.as_mut() {
+        Some(b) => b.tags.retain(|t| !t.key().is_some_and(|k| k.starts_with(crate::plan::OWN_TAG_PREFIX))),
+        None => choice.passed_over.retain(|p| p.task_definition != running),
+    }
+    choice
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,6 +357,27 @@ mod tests {
         // Without pushdeploy's roles known, its own copies are not believed to be its own.
         let unknown = Trust { registrants: &registrants, own_roles: &[] };
         assert!(matches!(standing(&revision(6, Some(deploy), true), unknown), Standing::Untrusted(_)));
+    }
+
+    #[test]
+    fn a_base_the_service_already_runs_is_no_base_and_what_runs_is_not_passed_over() {
+        let arn = |n: u32| format!("arn:aws:ecs:ap-southeast-2:123456789012:task-definition/todo-backend:{n}");
+        let terraform = Some("arn:aws:sts::123456789012:assumed-role/terraform/apply");
+        let passed = |n: u32| PassedOver { task_definition: arn(n), registered_by: None, reason: "r".into() };
+        let choice =
+            || BaseChoice { base: Some(revision(3, terraform, true)), passed_over: vec![passed(5), passed(4)] };
+
+        // A newer trusted revision than what runs: it is the base, without a forged pushdeploy: tag.
+        let c = against_running(choice(), &arn(4), Some(&arn(2)));
+        let base = c.base.expect("a base");
+        assert!(base.tags.is_empty(), "{:?}", base.tags);
+        assert_eq!(c.passed_over.len(), 2, "what runs was passed over for the base: said so");
+        // The service runs the base, or a copy of it: no base, and what runs is copied, not passed over.
+        let c = against_running(choice(), &arn(3), None);
+        assert_eq!((c.base, c.passed_over.len()), (None, 2));
+        let c = against_running(choice(), &arn(4), Some(&arn(3)));
+        assert_eq!(c.base, None);
+        assert_eq!(c.passed_over, [passed(5)]);
     }
 
     #[test]

@@ -102,16 +102,7 @@ impl Deployer {
         });
         let (current, choice) = tokio::join!(self.ecs.describe_task_definition(current_arn), choice);
         let current = current?;
-        let mut choice = choice?;
-        choice.base = choice.base.filter(|b| {
-            let arn = b.task_definition.task_definition_arn();
-            arn != Some(current_arn) && plan::base_of(&current.tags) != arn
-        });
-        if let Some(b) = choice.base.as_mut() {
-            // A trusted registrant's revision is no copy of pushdeploy's: a `pushdeploy:` tag on it
-            // was put there later (ecs:TagResource), and the copy would name a forged origin.
-            b.tags.retain(|t| !t.key().is_some_and(|k| k.starts_with(plan::OWN_TAG_PREFIX)));
-        }
+        let choice = base::against_running(choice?, current_arn, plan::base_of(&current.tags));
         Ok((current, choice))
     }
 

@@ -139,6 +139,9 @@ impl Aws {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        // As template.yaml sets it for both functions: how base = "family" tells its own copies.
+        let roles: Vec<String> = Role::ALL.iter().map(|r| r.role_arn()).collect();
+        env.push(("PUSHDEPLOY_ROLE_ARNS".to_string(), roles.join(",")));
         // The SDK's service-specific endpoint variables win over AWS_ENDPOINT_URL.
         for (var, endpoint) in
             [("AWS_ENDPOINT_URL_ECR", &self.ecr_endpoint), ("AWS_ENDPOINT_URL_S3", &self.s3_endpoint)]
