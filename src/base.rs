@@ -237,6 +237,24 @@ pub fn against_running(mut choice: BaseChoice, running: &str, copied_from: Optio
     choice
 }
 
+/// `reason`, and when revisions were passed over, which, and the base taken instead (`base`, or
+/// what runs, `running`), for an answer's one sentence.
+pub fn with_note(reason: String, base: Option<&str>, running: &str, passed_over: &[PassedOver]) -> String {
+    if passed_over.is_empty() {
+        return reason;
+    }
+    let names: Vec<&str> = passed_over.iter().map(|p| short_name(&p.task_definition)).collect();
+    let base = match base {
+        Some(b) => short_name(b).to_string(),
+        None => format!("what runs ({})", short_name(running)),
+    };
+    format!(
+        "{reason}; base {base}: passed over {} newer revision(s) of the family that no trusted registrant registered: {}",
+        names.len(),
+        names.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +396,19 @@ mod tests {
         let c = against_running(choice(), &arn(4), Some(&arn(3)));
         assert_eq!(c.base, None);
         assert_eq!(c.passed_over, [passed(5)]);
+    }
+
+    #[test]
+    fn an_answer_names_what_was_passed_over_and_the_base_taken_instead() {
+        let td = |n: u32| format!("arn:aws:ecs:r:1:task-definition/todo-backend:{n}");
+        let passed = |n: u32| PassedOver { task_definition: td(n), registered_by: None, reason: "r".into() };
+        assert_eq!(with_note("a → b".into(), Some(&td(3)), &td(2), &[]), "a → b", "nothing passed over: nothing said");
+        assert_eq!(
+            with_note("a → b".into(), Some(&td(3)), &td(2), &[passed(5), passed(4)]),
+            "a → b; base todo-backend:3: passed over 2 newer revision(s) of the family that no trusted registrant registered: todo-backend:5, todo-backend:4"
+        );
+        assert!(with_note("x".into(), None, &td(2), &[passed(5)])
+            .starts_with("x; base what runs (todo-backend:2): passed over 1"));
     }
 
     #[test]

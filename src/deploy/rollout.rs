@@ -453,21 +453,10 @@ fn log_held(svc: &ServiceConfig, req: &Request<'_>, reason: &str) {
     warn!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "rejected", reason, "decision");
 }
 
-/// `reason`, and with revisions passed over, which and that the base is the newest trusted one.
+/// `reason`, with the revisions passed over named ([`base::with_note`]).
 fn with_base_note(reason: String, state: &ServiceState) -> String {
-    if state.passed_over.is_empty() {
-        return reason;
-    }
-    let names: Vec<&str> = state.passed_over.iter().map(|p| short_name(&p.task_definition)).collect();
-    let base = match &state.base {
-        Some(b) => b.task_definition.task_definition_arn().map_or("?", short_name).to_string(),
-        None => format!("what runs ({})", short_name(&state.current_arn)),
-    };
-    format!(
-        "{reason}; base {base}: passed over {} newer revision(s) of the family that no trusted registrant registered: {}",
-        names.len(),
-        names.join(", ")
-    )
+    let base = state.base.as_ref().and_then(|b| b.task_definition.task_definition_arn());
+    base::with_note(reason, base, &state.current_arn, &state.passed_over)
 }
 
 /// What a copy is made from (the base, or what runs) and that revision's tags.
