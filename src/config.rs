@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use toml::{Table, Value};
 
+use crate::base::PrincipalPattern;
 use crate::error::ConfigError;
 use crate::glob::TagPattern;
 use crate::hook::{Listener, Stage};
@@ -26,8 +27,8 @@ pub enum Base {
     /// The revision the service runs now (default).
     #[default]
     Service,
-    /// The newest ACTIVE revision of the service's family that pushdeploy did not register itself:
-    /// Terraform (or whoever registers the family) owns everything but the image.
+    /// The newest ACTIVE revision of the service's family that a trusted principal registered
+    /// (`trusted_registrants`): Terraform owns everything but the image.
     Family,
 }
 
@@ -79,6 +80,11 @@ pub struct ServiceConfig {
     pub strategy: Strategy,
     /// Which revision a rollout copies.
     pub base: Base,
+    /// With `base = "family"`: the principals whose revisions may be copied (ECS's `registeredBy`).
+    pub trusted_registrants: Vec<PrincipalPattern>,
+    /// With `base = "family"`: a push whose base changes more than the image is refused until an
+    /// operator deploys it (`redeploy` or `deploy`).
+    pub hold_base_changes: bool,
     /// Smoke test run by `verify`, if any.
     pub smoke: Option<SmokeConfig>,
     /// After a verified deployment, deregister pushdeploy's own revisions beyond the newest N.
@@ -243,6 +249,8 @@ impl Config {
         let mut default_cluster = None;
         let mut default_strategy = Strategy::PinDigest;
         let mut default_base = Base::Service;
+        let mut default_registrants = None;
+        let mut default_hold = false;
         if let Some(defaults) = root.table("defaults")? {
             let mut d = Fields::new(defaults, "defaults", source);
             default_cluster = d.opt_name("cluster")?;
@@ -252,6 +260,8 @@ impl Config {
             if let Some(b) = d.opt_str("base")? {
                 default_base = parse_base(&b).map_err(|m| d.err("base", m))?;
             }
+            default_registrants = registrants(&mut d)?;
+            default_hold = d.opt_bool("hold_base_changes")?.unwrap_or(false);
             d.finish()?;
         }
 
@@ -312,6 +322,29 @@ impl Config {
                     "\"family\" copies a revision with the image pinned; strategy \"force-new-deployment\" copies nothing: use pin-digest".into(),
                 ));
             }
+            let own_registrants = registrants(&mut f)?;
+            let own_hold = f.opt_bool("hold_base_changes")?;
+            // Set on a service that copies what it runs, they would silently do nothing.
+            for (key, set) in
+                [("trusted_registrants", own_registrants.is_some()), ("hold_base_changes", own_hold.is_some())]
+            {
+                if set && base != Base::Family {
+                    return Err(f.err(
+                        key,
+                        "only base = \"family\" reads it (this service copies the revision it runs): set base = \"family\" or remove it".into(),
+                    ));
+                }
+            }
+            let trusted_registrants = own_registrants.or_else(|| default_registrants.clone()).unwrap_or_default();
+            if base == Base::Family && trusted_registrants.is_empty() {
+                // Without it, whoever may call ecs:RegisterTaskDefinition would choose production's
+                // command, environment, sidecars and task role with the next push.
+                return Err(f.err(
+                    "trusted_registrants",
+                    "missing: base = \"family\" copies the family's newest revision, so name the principals whose revisions may reach production (here or in [defaults]), e.g. [\"arn:aws:iam::123456789012:role/terraform\"]: the role your Terraform runs as (README, \"Trusted registrants\")".into(),
+                ));
+            }
+            let hold_base_changes = own_hold.unwrap_or(default_hold);
             let keep_revisions = f.opt_int("keep_revisions", 1, 1000)?.map(|n| n as u32);
             let smoke = match f.table("smoke")? {
                 Some(t) => Some(parse_smoke(t, &format!("{path}.smoke"), source)?),
@@ -365,6 +398,8 @@ impl Config {
                 containers,
                 strategy,
                 base,
+                trusted_registrants,
+                hold_base_changes,
                 smoke,
                 keep_revisions,
                 hook,
@@ -491,8 +526,26 @@ fn parse_base(s: &str) -> Result<Base, String> {
     match s {
         "service" => Ok(Base::Service),
         "family" => Ok(Base::Family),
-        other => Err(format!("unknown base {other:?}: use \"service\" (copy what runs) or \"family\" (copy the family's newest revision not registered by pushdeploy)")),
+        other => Err(format!("unknown base {other:?}: use \"service\" (copy what runs) or \"family\" (copy the family's newest revision a trusted principal registered)")),
     }
+}
+
+/// `trusted_registrants`, when set: principal ARN patterns, each validated and named by its index.
+fn registrants(f: &mut Fields<'_>) -> Result<Option<Vec<PrincipalPattern>>, ConfigError> {
+    const KEY: &str = "trusted_registrants";
+    let Some(list) = f.opt_str_array(KEY)? else { return Ok(None) };
+    if list.is_empty() {
+        return Err(f.err(
+            KEY,
+            "empty: list the principals whose revisions base = \"family\" may copy, e.g. your Terraform role's ARN"
+                .into(),
+        ));
+    }
+    let mut patterns = Vec::with_capacity(list.len());
+    for (j, s) in list.iter().enumerate() {
+        patterns.push(PrincipalPattern::parse(s).map_err(|m| f.err(&format!("{KEY}[{j}]"), m))?);
+    }
+    Ok(Some(patterns))
 }
 
 fn parse_strategy(s: &str) -> Result<Strategy, String> {
@@ -785,6 +838,14 @@ impl<'a> Fields<'a> {
         Ok(v)
     }
 
+    fn opt_bool(&mut self, k: &str) -> Result<Option<bool>, ConfigError> {
+        match self.take(k) {
+            None => Ok(None),
+            Some(Value::Boolean(b)) => Ok(Some(b)),
+            Some(v) => Err(self.type_err(k, "true or false", &v)),
+        }
+    }
+
     fn req_name(&mut self, k: &str) -> Result<String, ConfigError> {
         match self.opt_name(k)? {
             Some(s) => Ok(s),
@@ -1017,6 +1078,48 @@ mod tests {
         assert!(c.check_memory(1024).is_ok());
         let limits = Limits { verify_memory_mb: Some(128), ..Default::default() };
         assert!(c.check_limits(&limits).is_err());
+    }
+
+    #[test]
+    fn a_family_base_names_its_trusted_registrants() {
+        const TF: &str = "arn:aws:iam::123456789012:role/terraform";
+        let family = format!("{MIN}base='family'\n");
+        // Without it, anyone who may register a revision would choose production's settings.
+        let e = parse(&family).unwrap_err();
+        assert_eq!(e.key, "service[0].trusted_registrants");
+        assert!(e.message.starts_with("missing: base = \"family\" copies the family's newest revision"), "{e}");
+        let c = parse(&format!("{family}trusted_registrants=['{TF}']\nhold_base_changes=true\n")).unwrap();
+        let s = &c.services[0];
+        assert_eq!(s.trusted_registrants.iter().map(|p| p.as_str()).collect::<Vec<_>>(), [TF]);
+        assert!(s.hold_base_changes);
+        assert!(s.trusted_registrants[0].matches("arn:aws:sts::123456789012:assumed-role/terraform/apply"));
+
+        // [defaults] give every service its list and hold; a service's own list replaces it.
+        let d = format!("[defaults]\nbase='family'\ntrusted_registrants=['{TF}']\nhold_base_changes=true\n");
+        let c = parse(&format!("{d}{MIN}")).unwrap();
+        assert_eq!(c.services[0].trusted_registrants[0].as_str(), TF);
+        assert!(c.services[0].hold_base_changes);
+        let other = "arn:aws:sts::123456789012:assumed-role/infra/*";
+        let c = parse(&format!("{d}{MIN}trusted_registrants=['{other}']\nhold_base_changes=false\n")).unwrap();
+        assert_eq!(c.services[0].trusted_registrants.iter().map(|p| p.as_str()).collect::<Vec<_>>(), [other]);
+        assert!(!c.services[0].hold_base_changes);
+        // [defaults] may name registrants for the family services among others; a service that
+        // copies what it runs may not set them (they would do nothing).
+        let c = parse(&format!("[defaults]\ntrusted_registrants=['{TF}']\n{MIN}")).unwrap();
+        assert_eq!(c.services[0].base, Base::Service);
+        assert_eq!(key_of(&format!("{MIN}trusted_registrants=['{TF}']\n")), "service[0].trusted_registrants");
+        assert_eq!(key_of(&format!("{MIN}hold_base_changes=true\n")), "service[0].hold_base_changes");
+
+        assert_eq!(key_of(&format!("{family}trusted_registrants=[]\n")), "service[0].trusted_registrants");
+        assert_eq!(key_of(&format!("{family}trusted_registrants='{TF}'\n")), "service[0].trusted_registrants");
+        let e = parse(&format!("{family}trusted_registrants=['{TF}', 'arn:aws:iam::*:role/terraform']\n")).unwrap_err();
+        assert_eq!(e.key, "service[0].trusted_registrants[1]");
+        assert!(e.message.contains("12 digits"), "{e}");
+        assert_eq!(key_of(&format!("[defaults]\ntrusted_registrants=['*']\n{MIN}")), "defaults.trusted_registrants[0]");
+        assert_eq!(
+            key_of(&format!("{family}trusted_registrants=['{TF}']\nhold_base_changes='yes'\n")),
+            "service[0].hold_base_changes"
+        );
     }
 
     #[test]

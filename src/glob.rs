@@ -46,7 +46,7 @@ impl fmt::Display for TagPattern {
 }
 
 /// Iterative wildcard matching with single-star backtracking: linear in practice, no recursion.
-fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
+pub(crate) fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {

@@ -1,12 +1,13 @@
 //! pushdeploy: continuous deployment for AWS ECS, driven by ECR pushes.
 //!
-//! Decisions ([`plan`], [`taskdef`], [`config`], [`event`], [`lease`], [`rollback`], [`report`],
+//! Decisions ([`plan`], [`base`], [`taskdef`], [`config`], [`event`], [`lease`], [`rollback`], [`report`],
 //! [`timing`]) are pure; AWS calls live in [`aws`] (records and leases behind their stores);
 //! [`deploy`] and [`verify`] orchestrate; the Lambda functions under `functions/` only wire the
 //! runtime, and `cli/` is the operator's command.
 
 pub mod artifact;
 pub mod aws;
+pub mod base;
 pub mod config;
 pub mod confirm;
 pub mod deploy;

@@ -62,6 +62,17 @@ pub fn verdict_message(record: &DeploymentRecord) -> Message {
         printable(short_name(&record.task_definition)),
         printable(&record.ecs_deployment_id)
     ));
+    // base = "family": what was copied, what it changed besides the image, and what was not
+    // copied: someone registering revisions of a production family outside Terraform shows here.
+    if let Some(base) = &record.base {
+        body.push_str(&format!("base: {}\n", printable(short_name(base))));
+    }
+    for change in &record.base_changes {
+        body.push_str(&format!("base change: {}\n", printable(change)));
+    }
+    for p in &record.passed_over {
+        body.push_str(&format!("passed over: {}\n", printable(&p.line())));
+    }
     if let Some(to) = record.rolled_back_to.as_ref().filter(|_| record.status == Status::RolledBack) {
         body.push_str(&format!("rolled back to: {}\n", printable(short_name(to))));
     }
@@ -155,6 +166,33 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_str(&m.body[json_start..]).unwrap();
         assert_eq!(parsed["status"], "rolled_back");
         assert!(m.attributes.contains(&("status", "rolled_back".into())));
+    }
+
+    #[test]
+    fn a_family_base_its_changes_and_what_was_passed_over_are_told() {
+        let mut r = record(
+            "ecs-svc-1",
+            "arn:aws:ecs:r:1:task-definition/todo-backend:6",
+            Status::Verified,
+            "2026-11-24T09:30:00Z",
+        );
+        r.base = Some("arn:aws:ecs:r:1:task-definition/todo-backend:4".into());
+        r.base_changes = vec!["backend.environment.TODO_ENV: \"prod\" → \"staging\"".into()];
+        r.passed_over = vec![crate::base::PassedOver {
+            task_definition: "arn:aws:ecs:r:1:task-definition/todo-backend:5".into(),
+            registered_by: Some("arn:aws:sts::1:assumed-role/developer/mallory\u{1b}[2J".into()),
+            reason: "its registrant is not in trusted_registrants".into(),
+        }];
+        let m = verdict_message(&r);
+        let lines: Vec<&str> = m.body.lines().filter(|l| l.starts_with("base") || l.starts_with("passed")).collect();
+        assert_eq!(
+            lines,
+            [
+                "base: todo-backend:4",
+                "base change: backend.environment.TODO_ENV: \"prod\" → \"staging\"",
+                "passed over: todo-backend:5 (registered by arn:aws:sts::1:assumed-role/developer/mallory\u{FFFD}[2J): its registrant is not in trusted_registrants",
+            ]
+        );
     }
 
     #[test]

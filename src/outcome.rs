@@ -68,12 +68,18 @@ pub struct DeploymentSummary {
     /// Container image changes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<ContainerChange>,
-    /// The revision the new one is a copy of (`base = "family"`: the family's newest not registered by pushdeploy).
+    /// The revision the new one is a copy of (`base = "family"`: the family's newest from a trusted registrant).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
     /// Every field the new revision changes against the one the service runs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diff: Vec<String>,
+    /// `base = "family"`: what the base changes besides the image (`diff` without the push's own image lines).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub base_changes: Vec<String>,
+    /// `base = "family"`: newer revisions of the family not copied (no trusted registrant registered them), and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub passed_over: Vec<crate::base::PassedOver>,
     /// Task definition before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_task_definition: Option<String>,
@@ -107,6 +113,8 @@ impl DeploymentSummary {
             changes: Vec::new(),
             base: None,
             diff: Vec::new(),
+            base_changes: Vec::new(),
+            passed_over: Vec::new(),
             previous_task_definition: None,
             task_definition: None,
             ecs_deployment_id: None,

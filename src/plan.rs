@@ -6,7 +6,7 @@ use crate::artifact::image_definitions;
 use crate::config::{Config, ServiceConfig, Strategy};
 use crate::error::InputError;
 use crate::image::{Digest, ImageRef};
-use crate::taskdef::{select_containers, with_images, ContainerChange};
+use crate::taskdef::{differences, select_containers, with_images, ContainerChange};
 
 /// The services whose repository and tag patterns match a pushed image.
 pub fn match_push<'a>(config: &'a Config, image: &ImageRef) -> Vec<&'a ServiceConfig> {
@@ -72,6 +72,9 @@ pub struct ServicePlan {
     pub image_uri: String,
     /// The `imagedefinitions.json` bytes this rollout records.
     pub image_definitions: Vec<u8>,
+    /// With a base other than what runs: every field the copy changes besides the pushed image
+    /// (`backend.environment.TODO_ENV: "prod" → "staging"`), what the base's registrant decided.
+    pub base_changes: Vec<String>,
 }
 
 /// Decides what a rollout of `image` does to a service running `current`.
@@ -98,8 +101,11 @@ pub fn plan_service(
             .map(|(container, from)| ContainerChange { container, from, to: image_uri.clone() })
             .collect();
         let defs = image_definitions(&containers, &image_uri);
-        let action = Action::Register(Box::new(with_images(base, &changes)));
-        return Ok(ServicePlan { action, changes, containers, image_uri, image_definitions: defs });
+        let copy = with_images(base, &changes);
+        // What runs with the pushed image, against the copy: whatever differs is the base's doing.
+        let base_changes = differences(&with_images(current, &changes), &copy);
+        let action = Action::Register(Box::new(copy));
+        return Ok(ServicePlan { action, changes, containers, image_uri, image_definitions: defs, base_changes });
     }
     let selected = select_containers(current, svc, image)?;
     let containers: Vec<String> = selected.iter().map(|(n, _)| n.clone()).collect();
@@ -127,7 +133,7 @@ pub fn plan_service(
             }
         }
     };
-    Ok(ServicePlan { action, changes, containers, image_uri, image_definitions: defs })
+    Ok(ServicePlan { action, changes, containers, image_uri, image_definitions: defs, base_changes: Vec::new() })
 }
 
 /// Every tag pushdeploy puts on the revisions it registers starts with this.
@@ -232,6 +238,14 @@ mod tests {
         assert_eq!(copy.cpu(), Some("512"), "the base's settings, not what runs");
         assert_eq!(copy.container_definitions()[0].image(), Some(pinned.as_str()));
         assert_eq!(p.changes.len(), 1);
+        assert_eq!(p.base_changes, ["cpu: (none) → \"512\""], "what changes besides the image");
+
+        // A new image on a base that changes nothing else: no base changes, only the image.
+        let same = td(&[("frontend", &format!("{REG}/todo-frontend:latest"))]);
+        let older = td(&[("frontend", &format!("{REG}/todo-frontend@sha256:{}", "2".repeat(64)))]);
+        let p = plan_service(&svc(""), &pushed(), &older, Some(&same), None, false).unwrap();
+        assert!(p.base_changes.is_empty(), "{:?}", p.base_changes);
+        assert!(plan_service(&svc(""), &pushed(), &older, None, None, false).unwrap().base_changes.is_empty());
     }
 
     #[test]

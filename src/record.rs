@@ -148,6 +148,16 @@ pub struct DeploymentRecord {
     /// (out of memory, past its timeout): after a few, verify rolls back instead of testing again.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub smoke_attempts: u32,
+    /// `base = "family"`: the revision this deployment's copy was made from (the family's newest
+    /// from a trusted registrant, or the revision the service ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// `base = "family"`: every field the copy changed besides the pushed image, against what ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub base_changes: Vec<String>,
+    /// `base = "family"`: newer revisions of the family not copied, each with who registered it and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passed_over: Vec<crate::base::PassedOver>,
     /// Steps with times.
     pub timeline: Vec<TimelineEntry>,
 }
@@ -303,6 +313,9 @@ impl DeploymentRecord {
             hook_checks: Vec::new(),
             hook_tally: None,
             smoke_attempts: 0,
+            base: None,
+            base_changes: Vec::new(),
+            passed_over: Vec::new(),
             timeline: vec![TimelineEntry { event: "started".into(), at: now() }],
             ..r.service_of.clone()
         })
@@ -411,6 +424,29 @@ mod tests {
             .is_err(),
             "an id that is not ECS's is refused"
         );
+    }
+
+    #[test]
+    fn a_family_base_is_kept_on_the_record_and_older_records_still_parse() {
+        let mut r = crate::rollback::tests::record("ecs-svc-1", "td:2", Status::Started, "2026-11-27T00:00:00Z");
+        let plain = serde_json::to_value(&r).unwrap();
+        for key in ["base", "base_changes", "passed_over"] {
+            assert!(plain.get(key).is_none(), "{key} is left out when there is none: {plain}");
+        }
+        // A record written before these fields existed reads as having none.
+        assert_eq!(serde_json::from_value::<DeploymentRecord>(plain).unwrap(), r);
+        r.base = Some("td:1".into());
+        r.base_changes = vec!["backend.environment.X: \"a\" → \"b\"".into()];
+        r.passed_over = vec![crate::base::PassedOver {
+            task_definition: "td:3".into(),
+            registered_by: Some("arn:aws:sts::1:assumed-role/dev/x".into()),
+            reason: "its registrant is not in trusted_registrants".into(),
+        }];
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["base"], "td:1");
+        assert_eq!(json["base_changes"][0], "backend.environment.X: \"a\" → \"b\"");
+        assert_eq!(json["passed_over"][0]["registered_by"], "arn:aws:sts::1:assumed-role/dev/x");
+        assert_eq!(serde_json::from_value::<DeploymentRecord>(json).unwrap(), r);
     }
 
     #[test]

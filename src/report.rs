@@ -284,6 +284,9 @@ mod tests {
             hook_checks: Vec::new(),
             hook_tally: None,
             smoke_attempts: 0,
+            base: None,
+            base_changes: Vec::new(),
+            passed_over: Vec::new(),
             timeline: events.iter().map(|(e, t)| TimelineEntry { event: (*e).into(), at: at_(*t) }).collect(),
         }
     }

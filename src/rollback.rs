@@ -89,6 +89,9 @@ pub(crate) mod tests {
             hook_checks: Vec::new(),
             hook_tally: None,
             smoke_attempts: 0,
+            base: None,
+            base_changes: Vec::new(),
+            passed_over: Vec::new(),
             timeline: vec![TimelineEntry { event: "started".into(), at: started.into() }],
         }
     }

@@ -8,6 +8,7 @@ use crate::aws::ecs::EcsClient;
 use crate::aws::elbv2::Elbv2Client;
 use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
+use crate::base::PrincipalPattern;
 use crate::config::Limits;
 use crate::deploy::Deployer;
 use crate::error::{ConfigError, Error};
@@ -153,6 +154,25 @@ fn clusters_from_env() -> Option<Vec<String>> {
         .map(|c| c.split(',').map(|s| s.trim().to_string()).collect())
 }
 
+/// The deploy and verify functions' roles (`PUSHDEPLOY_ROLE_ARNS`, set by template.yaml): with
+/// `base = "family"`, a revision carrying pushdeploy's tags is its own copy only when one of these
+/// registered it (anyone may tag a revision). Unset: none is believed to be its own, so its copies
+/// are named among the revisions passed over, which is noisy but never copies the wrong one.
+pub fn own_roles_from_env() -> Result<Vec<PrincipalPattern>, ConfigError> {
+    let Ok(list) = env::var("PUSHDEPLOY_ROLE_ARNS") else { return Ok(Vec::new()) };
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            PrincipalPattern::parse(s).map_err(|m| ConfigError {
+                file: "environment".into(),
+                key: "PUSHDEPLOY_ROLE_ARNS".into(),
+                message: format!("{m}; it lists the deploy and verify roles' ARNs"),
+            })
+        })
+        .collect()
+}
+
 /// The deploy function's live state, from `PUSHDEPLOY_CONFIG`, `PUSHDEPLOY_BUCKET` and the SDK environment.
 pub async fn deployer_from_env() -> Result<Live<Deployer>, Error> {
     let (clients, bucket, location, recheck) = common_from_env().await?;
@@ -162,7 +182,12 @@ pub async fn deployer_from_env() -> Result<Live<Deployer>, Error> {
             smoke_budget_ms: None,
             verify_memory_mb: verify_memory_from_env(None)?,
         })?;
+        let own_roles = own_roles_from_env()?;
+        if own_roles.is_empty() && config.services.iter().any(|s| s.base == crate::config::Base::Family) {
+            tracing::warn!("PUSHDEPLOY_ROLE_ARNS is not set: base = \"family\" will name pushdeploy's own copies among the revisions it passes over");
+        }
         Ok(Deployer {
+            own_roles,
             notifier: notifier_from_env(clients),
             config,
             ecs: EcsClient::new(clients.ecs.clone()),

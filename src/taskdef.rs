@@ -212,6 +212,15 @@ pub fn differences(running: &TaskDefinition, proposed: &TaskDefinition) -> Vec<S
     out
 }
 
+/// The fields [`differences`] lines name, without their values (`backend.environment.TODO_ENV`,
+/// `backend: removed`): for text that is logged, where an environment's values do not belong.
+pub fn changed_fields(lines: &[String]) -> Vec<&str> {
+    lines
+        .iter()
+        .map(|l| if l.ends_with(": removed") { l.as_str() } else { l.split_once(": ").map_or(l.as_str(), |(f, _)| f) })
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -265,6 +274,10 @@ pub(crate) mod tests {
             ["cpu: (none) → \"512\"", "frontend.environment.A: \"1\" → \"2\""]
         );
         assert!(differences(&running, &running).is_empty());
+        let lines = differences(&running, &proposed);
+        assert_eq!(changed_fields(&lines), ["cpu", "frontend.environment.A"], "names without values");
+        let gone = vec!["log_router: removed".to_string(), "envoy: added (envoy:1)".to_string()];
+        assert_eq!(changed_fields(&gone), ["log_router: removed", "envoy"]);
     }
 
     #[test]

@@ -148,6 +148,19 @@ pub fn describe(answer: &Answer) -> (String, bool) {
                 if let Some(rollout) = d["ecs_rollout"].as_str() {
                     out.push_str(&format!("  {}\n", printable(rollout)));
                 }
+                // The revision copied, when it is not the one the service runs (base = "family").
+                if let Some(base) = d["base"].as_str().filter(|b| d["previous_task_definition"].as_str() != Some(*b)) {
+                    out.push_str(&format!("  base: {}\n", printable(base)));
+                }
+                for passed in d["passed_over"].as_array().into_iter().flatten() {
+                    let by = passed["registered_by"].as_str().map(|b| format!(" (registered by {})", printable(b)));
+                    out.push_str(&format!(
+                        "  passed over: {}{}: {}\n",
+                        p(&passed["task_definition"], "?"),
+                        by.unwrap_or_default(),
+                        p(&passed["reason"], "")
+                    ));
+                }
                 for line in d["diff"].as_array().into_iter().flatten() {
                     out.push_str(&format!("  {}\n", p(line, "")));
                 }
@@ -205,9 +218,16 @@ mod tests {
             "target": "c/s", "outcome": "started", "reason": "ok\r\nbackend (c/s): verified — \u{202E}",
             "image": "r:v1\u{9b}0m", "diff": ["backend.environment.X: \"a\" → \"\u{1b}]0;t\u{7}\""],
             "ecs_deployment_id": "ecs-svc/1\u{7f}"}]});
-        let (text, _) = describe(&Answer::Summary(hostile));
+        let (text, _) = describe(&Answer::Summary(hostile.clone()));
         assert!(!text.chars().any(|c| c != '\n' && pushdeploy::text::is_unsafe(c)), "{text:?}");
         assert_eq!(text.lines().count(), 4, "one line per piece, none forged: {text}");
+        // A session name is chosen by whoever assumed the role; ECS reports it as registrant.
+        let mut passed = hostile;
+        passed["deployments"][0]["passed_over"] = json!([{"task_definition": "arn:aws:ecs:r:1:task-definition/b:5",
+            "registered_by": "arn:aws:sts::1:assumed-role/dev/x\r\nbackend: verified", "reason": "not trusted"}]);
+        let (text, _) = describe(&Answer::Summary(passed));
+        assert_eq!(text.lines().count(), 5, "{text}");
+        assert!(text.contains("  passed over: arn:aws:ecs:r:1:task-definition/b:5 (registered by arn:aws:sts::1:assumed-role/dev/x\u{FFFD}\u{FFFD}backend: verified): not trusted\n"), "{text}");
         let (text, _) = describe(&Answer::Failed("E\u{1b}[2J".into(), "m\r".into()));
         assert_eq!(text, "failed (E\u{FFFD}[2J): m\u{FFFD}\n");
     }

@@ -414,6 +414,19 @@ fn run_validate(command: Command) -> ExitCode {
                             s.repository,
                             s.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>().join("|")
                         );
+                        if s.base == pushdeploy::config::Base::Family {
+                            let trusted: Vec<&str> = s.trusted_registrants.iter().map(|p| p.as_str()).collect();
+                            let hold = if s.hold_base_changes {
+                                "; a push waits for an operator when the base changes more than the image"
+                            } else {
+                                ""
+                            };
+                            println!(
+                                "  {:<12} base: the family's newest revision registered by {}{hold}",
+                                "",
+                                trusted.join(", ")
+                            );
+                        }
                     }
                     ExitCode::SUCCESS
                 }

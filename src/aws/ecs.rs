@@ -72,6 +72,9 @@ pub struct Rollout {
     pub hook_stages: Vec<String>,
 }
 
+/// How many of a family's newest revisions `base = "family"` looks at for a trusted one.
+pub const BASE_LOOKED_AT: usize = 10;
+
 /// How many pages of successful service deployments a rollback reads, and how large each is.
 const RAN_PAGES: usize = 4;
 const RAN_PAGE_SIZE: i32 = 50;
@@ -399,17 +402,25 @@ impl EcsClient {
         Ok(revisions.into_iter().map(|(_, arn)| arn).collect())
     }
 
-    /// The newest ACTIVE revision of `family` that pushdeploy did not register (no tag of its
-    /// own), looking at the newest `MAX_LOOKED_AT` revisions; `None` when all of those are its own.
-    pub async fn newest_base(&self, family: &str) -> Result<Option<DescribedTaskDefinition>, AwsError> {
-        const MAX_LOOKED_AT: usize = 10;
-        for arn in self.family_revisions(family, 1).await?.iter().take(MAX_LOOKED_AT) {
-            let described = self.describe_task_definition(arn).await?;
-            if !is_own(&described) {
-                return Ok(Some(described));
+    /// The newest ACTIVE revisions of `family`, newest first, each described with its tags (and
+    /// `registeredBy`), one at a time until `enough` is true of one or [`BASE_LOOKED_AT`] are read:
+    /// `base = "family"` usually needs one or two reads, and which revision is the base is decided
+    /// elsewhere ([`crate::base::choose_base`]).
+    pub async fn newest_revisions(
+        &self,
+        family: &str,
+        enough: impl Fn(&DescribedTaskDefinition) -> bool,
+    ) -> Result<Vec<DescribedTaskDefinition>, AwsError> {
+        let mut described = Vec::new();
+        for arn in self.family_revisions(family, 1).await?.iter().take(BASE_LOOKED_AT) {
+            let d = self.describe_task_definition(arn).await?;
+            let done = enough(&d);
+            described.push(d);
+            if done {
+                break;
             }
         }
-        Ok(None)
+        Ok(described)
     }
 
     /// The ACTIVE revisions of `family` that pushdeploy registered (they carry its tags), newest first.

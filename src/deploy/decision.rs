@@ -2,6 +2,7 @@
 //! rollout does. Pure: no AWS, tested below without any server.
 
 use crate::aws::ecs::DescribedTaskDefinition;
+use crate::base::PassedOver;
 use crate::config::ServiceConfig;
 use crate::error::InputError;
 use crate::image::ImageRef;
@@ -17,8 +18,11 @@ pub(super) struct ServiceState {
     pub current_arn: String,
     /// The service's last `imagedefinitions.json` (tag-based services plan from it).
     pub previous_definitions: Option<Vec<u8>>,
-    /// With `base = "family"`: the revision to copy, when the service does not run it (or a copy of it) yet.
+    /// With `base = "family"`: the revision to copy (the newest a trusted principal registered),
+    /// when the service does not run it (or a copy of it) yet.
     pub base: Option<DescribedTaskDefinition>,
+    /// With `base = "family"`: newer revisions of the family not copied, and why.
+    pub passed_over: Vec<PassedOver>,
 }
 
 /// What is asked of the service.
@@ -32,6 +36,8 @@ pub(super) struct Asked<'a> {
     pub force: bool,
     /// `plan`: say what would happen, change nothing.
     pub dry_run: bool,
+    /// An operator asked (`deploy`, `redeploy`), not a push: a held base change goes ahead.
+    pub operator: bool,
 }
 
 /// What the rollout does.
@@ -43,6 +49,8 @@ pub(super) enum Decision {
     Rejected(String),
     /// `plan`: what deploy would do.
     Planned(Box<ServicePlan>, String),
+    /// `hold_base_changes`: a push whose base changes more than the image waits for an operator.
+    Held(Box<ServicePlan>, String),
     /// The service already runs it.
     Unchanged(Box<ServicePlan>),
     /// Register a revision (or force new tasks) and update the service.
@@ -71,8 +79,17 @@ pub(super) fn decide(svc: &ServiceConfig, asked: Asked<'_>, state: &ServiceState
         Ok(p) => Box::new(p),
         Err(InputError(reason)) => return Decision::Rejected(reason),
     };
+    let held = (svc.hold_base_changes && !plan.base_changes.is_empty()).then(|| {
+        // The fields only: this reason is logged and published, an environment's values are
+        // not; `base_changes` and `plan` have them.
+        format!(
+            "held (hold_base_changes): its base {} changes more than the image: {} (see base_changes); nothing was changed. Read `plan`, then `redeploy` or `deploy` to roll it out",
+            base_name(state),
+            crate::taskdef::changed_fields(&plan.base_changes).join(", ")
+        )
+    });
     if asked.dry_run {
-        let reason = match &plan.action {
+        let mut reason = match &plan.action {
             Action::Unchanged => format!("already runs {}: deploy would change nothing", plan.image_uri),
             Action::Register(_) => format!(
                 "deploy would register a new revision of {} with {} container(s) on {} and update the service",
@@ -82,12 +99,23 @@ pub(super) fn decide(svc: &ServiceConfig, asked: Asked<'_>, state: &ServiceState
             ),
             Action::ForceNewDeployment => format!("deploy would force new tasks of {}", short_name(&state.current_arn)),
         };
+        if held.is_some() {
+            reason.push_str("; a push would be held (hold_base_changes): its base changes more than the image");
+        }
         return Decision::Planned(plan, reason);
+    }
+    if let Some(reason) = held.filter(|_| !asked.operator) {
+        return Decision::Held(plan, reason);
     }
     match plan.action {
         Action::Unchanged => Decision::Unchanged(plan),
         _ => Decision::Change(plan),
     }
+}
+
+/// `family:revision` of the base, for reasons.
+fn base_name(state: &ServiceState) -> &str {
+    state.base.as_ref().and_then(|b| b.task_definition.task_definition_arn()).map_or("(none)", short_name)
 }
 
 #[cfg(test)]
@@ -102,11 +130,12 @@ mod tests {
             current_arn: "arn:aws:ecs:r:1:task-definition/web:7".into(),
             previous_definitions: None,
             base: None,
+            passed_over: Vec::new(),
         }
     }
 
     fn asked(image: &ImageRef, pushed_at: Option<i64>) -> Asked<'_> {
-        Asked { image, pushed_at, force: false, dry_run: false }
+        Asked { image, pushed_at, force: false, dry_run: false, operator: false }
     }
 
     #[test]
@@ -144,5 +173,42 @@ mod tests {
         let other = state("docker.io/library/nginx:1", vec![]);
         let Decision::Rejected(reason) = decide(&svc(""), asked(&image, None), &other) else { panic!() };
         assert!(!reason.is_empty());
+    }
+
+    #[test]
+    fn a_base_that_changes_more_than_the_image_is_held_for_an_operator_when_asked_to() {
+        let image = pushed();
+        let mut s = state(&format!("{REG}/todo-frontend@sha256:{}", "2".repeat(64)), vec![]);
+        let mut base = td(&[("web", &format!("{REG}/todo-frontend:latest"))]);
+        base.task_definition_arn = Some("arn:aws:ecs:r:1:task-definition/web:9".into());
+        base.task_role_arn = Some("arn:aws:iam::1:role/admin".into());
+        s.base = Some(DescribedTaskDefinition { task_definition: base, tags: vec![] });
+        let family = || svc("base='family'\ntrusted_registrants=['arn:aws:iam::123456789012:role/terraform']");
+        let hold = svc(
+            "base='family'\ntrusted_registrants=['arn:aws:iam::123456789012:role/terraform']\nhold_base_changes=true",
+        );
+
+        // Without the hold, the push deploys the base and says what else changes.
+        let Decision::Change(plan) = decide(&family(), asked(&image, Some(100)), &s) else { panic!() };
+        assert_eq!(plan.base_changes, ["taskRoleArn: (none) → \"arn:aws:iam::1:role/admin\""]);
+        // With it, a push is held, naming every change; an operator's deploy goes ahead.
+        let Decision::Held(_, reason) = decide(&hold, asked(&image, Some(100)), &s) else { panic!() };
+        assert!(
+            reason.starts_with(
+                "held (hold_base_changes): its base web:9 changes more than the image: taskRoleArn (see base_changes); nothing was changed"
+            ),
+            "{reason}"
+        );
+        let operator = Asked { operator: true, ..asked(&image, None) };
+        assert!(matches!(decide(&hold, operator, &s), Decision::Change(_)));
+        let Decision::Planned(_, reason) = decide(&hold, Asked { dry_run: true, ..operator }, &s) else { panic!() };
+        assert!(
+            reason.ends_with("a push would be held (hold_base_changes): its base changes more than the image"),
+            "{reason}"
+        );
+        // A base that changes only the image is never held.
+        let mut same = s.clone();
+        same.base.as_mut().unwrap().task_definition.task_role_arn = None;
+        assert!(matches!(decide(&hold, asked(&image, Some(100)), &same), Decision::Change(_)));
     }
 }

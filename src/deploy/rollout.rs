@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tracing::{info, warn};
 
@@ -11,6 +12,7 @@ use super::decision::{decide, Asked, Decision, ServiceState};
 use super::holding::HeldLease;
 use super::{Deployer, Request, RunningRead};
 use crate::aws::ecs::DescribedTaskDefinition;
+use crate::base::{self, BaseChoice, Standing, Trust};
 use crate::config::{Base, ServiceConfig, Strategy};
 use crate::error::Error;
 use crate::outcome::{DeploymentSummary, Outcome};
@@ -61,31 +63,59 @@ impl Deployer {
             Ok::<_, Error>((arn, td, base))
         };
         let (previous, current) = tokio::join!(previous, current);
-        let (current_arn, current, base) = current?;
-        Ok(ServiceState { current, current_arn, previous_definitions: previous?, base })
+        let (current_arn, current, choice) = current?;
+        Ok(ServiceState {
+            current,
+            current_arn,
+            previous_definitions: previous?,
+            base: choice.base,
+            passed_over: choice.passed_over,
+        })
     }
 
-    /// The revision the service runs and, with `base = "family"`, the revision to copy when the
-    /// service does not run it (or a copy of it) yet; both read at once.
+    /// Whose revisions `svc` may copy, and which are pushdeploy's own.
+    pub(super) fn trust<'a>(&'a self, svc: &'a ServiceConfig) -> Trust<'a> {
+        Trust { registrants: &svc.trusted_registrants, own_roles: &self.own_roles }
+    }
+
+    /// The revision the service runs and, with `base = "family"`, the revision to copy (the
+    /// family's newest from a trusted registrant) when the service does not run it (or a copy of
+    /// it) yet, with the newer revisions passed over; both read at once.
     pub(super) async fn describe_state(
         &self,
         svc: &ServiceConfig,
         current_arn: &str,
-    ) -> Result<(DescribedTaskDefinition, Option<DescribedTaskDefinition>), Error> {
+    ) -> Result<(DescribedTaskDefinition, BaseChoice), Error> {
         let family = short_name(current_arn).rsplit_once(':').map_or(short_name(current_arn), |(f, _)| f);
-        let base = async {
+        let trust = self.trust(svc);
+        // Boxed: its SDK futures would otherwise widen every future that reads a service's state,
+        // and each caller's frame with it (a debug build's test thread has 2 MiB of stack).
+        let choice = Box::pin(async {
             match svc.base {
-                Base::Family => self.ecs.newest_base(family).await,
-                Base::Service => Ok(None),
+                Base::Family => {
+                    let trusted = |d: &DescribedTaskDefinition| base::standing(d, trust) == Standing::Trusted;
+                    let newest = self.ecs.newest_revisions(family, trusted).await?;
+                    Ok::<_, Error>(base::choose_base(newest, trust))
+                }
+                Base::Service => Ok(BaseChoice::default()),
             }
-        };
-        let (current, base) = tokio::join!(self.ecs.describe_task_definition(current_arn), base);
-        let current = current?;
-        let base = base?.filter(|b| {
-            let arn = b.task_definition.task_definition_arn();
-            arn != Some(current_arn) && plan::base_of(&current.tags) != arn
         });
-        Ok((current, base))
+        let (current, choice) = tokio::join!(self.ecs.describe_task_definition(current_arn), choice);
+        let current = current?;
+        let choice = base::against_running(choice?, current_arn, plan::base_of(&current.tags));
+        Ok((current, choice))
+    }
+
+    /// [`Deployer::rollout`] on the heap, built in a frame that returns at once (see
+    /// [`Deployer::under_lease_boxed`]).
+    pub(super) fn rollout_boxed<'a>(
+        &'a self,
+        svc: &'a ServiceConfig,
+        state: ServiceState,
+        req: Request<'a>,
+        lease: Option<&'a mut HeldLease>,
+    ) -> BoxFuture<'a, Result<DeploymentSummary, Error>> {
+        Box::pin(self.rollout(svc, state, req, lease))
     }
 
     /// Decides and carries out one service's rollout; `lease` is ours when the action changes things.
@@ -103,10 +133,12 @@ impl Deployer {
             pushed_at: event_pushed_at.filter(|_| matches!(req.trigger, TriggerRef::Push { .. })),
             force: req.force,
             dry_run: req.dry_run,
+            operator: matches!(req.trigger, TriggerRef::Manual { .. }),
         };
         let log = |outcome: &str, reason: &str| {
             info!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome, reason, "decision");
         };
+        log_base_choice(svc, &req, &state);
         let plan = match decide(svc, asked, &state) {
             Decision::Superseded(reason) => {
                 log("superseded", &reason);
@@ -118,10 +150,19 @@ impl Deployer {
                 warn!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "rejected", reason = %reason, "decision");
                 return Ok(DeploymentSummary::new(&svc.name, svc.target(), Outcome::Rejected, reason));
             }
+            Decision::Held(plan, reason) => {
+                let mut summary = self.summary_of(svc, &plan, &state);
+                summary.outcome = Outcome::Rejected;
+                summary.reason = with_base_note(reason, &state);
+                log_held(svc, &req, &summary.reason);
+                // An operator must look at the changes and deploy them: the topic says so.
+                summary.needs_attention = true;
+                return Ok(summary);
+            }
             Decision::Planned(plan, reason) => {
                 log("planned", &reason);
                 let mut summary = self.summary_of(svc, &plan, &state);
-                summary.reason = reason;
+                summary.reason = with_base_note(reason, &state);
                 // A plan reads how ECS will roll it out; a failed read only leaves that out.
                 match self.ecs.rollout(&svc.cluster, &svc.service).await {
                     Ok(rollout) => summary.ecs_rollout = Some(plan::rollout_note(svc, &rollout)),
@@ -135,7 +176,7 @@ impl Deployer {
                 log("unchanged", "");
                 let mut summary = self.summary_of(svc, &plan, &state);
                 summary.outcome = Outcome::Unchanged;
-                summary.reason = format!("already runs {}", plan.image_uri);
+                summary.reason = with_base_note(format!("already runs {}", plan.image_uri), &state);
                 summary.task_definition = Some(state.current_arn);
                 return Ok(summary);
             }
@@ -193,11 +234,14 @@ impl Deployer {
         );
         crate::emf::record(&svc.name, &[crate::emf::Observation::Count("Deployments")]);
         summary.outcome = Outcome::Started;
-        summary.reason = format!(
-            "{} → {} ({})",
-            short_name(&state.current_arn),
-            short_name(&record.task_definition),
-            plan.action.name()
+        summary.reason = with_base_note(
+            format!(
+                "{} → {} ({})",
+                short_name(&state.current_arn),
+                short_name(&record.task_definition),
+                plan.action.name()
+            ),
+            &state,
         );
         summary.task_definition = Some(record.task_definition);
         summary.ecs_deployment_id = Some(record.ecs_deployment_id);
@@ -216,6 +260,8 @@ impl Deployer {
             summary.base = Some(source_of(state).0);
             summary.diff = taskdef::differences(&state.current.task_definition, copy);
         }
+        summary.base_changes = plan.base_changes.clone();
+        summary.passed_over = state.passed_over.clone();
         summary
     }
 
@@ -240,6 +286,11 @@ impl Deployer {
         };
         let mut record =
             self.new_record(svc, req, &plan.image_uri, &plan.containers, &state.current_arn, &task_definition);
+        if svc.base == Base::Family {
+            record.base = Some(source_of(state).0);
+            record.base_changes = plan.base_changes.clone();
+            record.passed_over = state.passed_over.clone();
+        }
         if let Some(held) = lease.as_deref_mut() {
             // A crash taker tells a rollout happened by the service moving to a new revision with
             // the pending image. Where that cannot tell (no lease pending yet: a manual action;
@@ -363,9 +414,50 @@ impl Deployer {
             hook_checks: Vec::new(),
             hook_tally: None,
             smoke_attempts: 0,
+            base: None,
+            base_changes: Vec::new(),
+            passed_over: Vec::new(),
             timeline,
         }
     }
+}
+
+/// Logs the base a `base = "family"` rollout copies and each newer revision it passes over. Kept
+/// out of [`Deployer::rollout`]'s body: in a debug build every tracing call widens the frame of the
+/// async function it is in, and a rollout's frames nest deep.
+fn log_base_choice(svc: &ServiceConfig, req: &Request<'_>, state: &ServiceState) {
+    for p in &state.passed_over {
+        warn!(
+            service = %svc.name,
+            image = %req.image,
+            event_id = %req.trigger.id(),
+            task_definition = %p.task_definition,
+            registered_by = p.registered_by.as_deref().unwrap_or("(none)"),
+            reason = %p.reason,
+            "passed over a newer revision of the family: not a base"
+        );
+    }
+    if let Some(b) = &state.base {
+        info!(
+            service = %svc.name,
+            image = %req.image,
+            event_id = %req.trigger.id(),
+            base = b.task_definition.task_definition_arn().unwrap_or_default(),
+            registered_by = b.task_definition.registered_by().unwrap_or_default(),
+            "base: the family's newest revision from a trusted registrant"
+        );
+    }
+}
+
+/// Logs a push held for an operator (`hold_base_changes`).
+fn log_held(svc: &ServiceConfig, req: &Request<'_>, reason: &str) {
+    warn!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "rejected", reason, "decision");
+}
+
+/// `reason`, with the revisions passed over named ([`base::with_note`]).
+fn with_base_note(reason: String, state: &ServiceState) -> String {
+    let base = state.base.as_ref().and_then(|b| b.task_definition.task_definition_arn());
+    base::with_note(reason, base, &state.current_arn, &state.passed_over)
 }
 
 /// What a copy is made from (the base, or what runs) and that revision's tags.

@@ -72,8 +72,7 @@ impl Verifier {
     pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Summary, Error> {
         match event::parse(payload) {
             Err(e) => Ok(Summary::only(Outcome::Rejected, e.0)),
-            // Boxed: the smoke test, the rollback and the record writes make a large future.
-            Ok(Trigger::EcsDeployment(e)) => match Box::pin(self.on_deployment(&e, deadline)).await {
+            Ok(Trigger::EcsDeployment(e)) => match self.boxed(self.on_deployment(&e, deadline)).await {
                 // A permanent AWS error (AccessDenied, a vanished service) needs a person: it goes on
                 // the record and to the topic, and fails the invocation so it counts in the function's
                 // Errors metric and the event reaches the dead-letter queue for a redrive after the fix.
@@ -92,6 +91,16 @@ impl Verifier {
                 "verify takes ECS Deployment State Change events; pushes and manual actions go to the deploy function",
             )),
         }
+    }
+
+    /// `step` on the heap: awaited inline, a step's whole future took several slots of its
+    /// caller's frame in a debug build, and the steps of a verdict nest deep in a test thread's
+    /// 2 MiB of stack.
+    fn boxed<'a, T>(
+        &self,
+        step: impl std::future::Future<Output = T> + Send + 'a,
+    ) -> futures_util::future::BoxFuture<'a, T> {
+        Box::pin(step)
     }
 
     async fn on_deployment(&self, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
@@ -144,7 +153,7 @@ impl Verifier {
                 self.settle(&rec, e).await?;
                 Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true))
             }
-            DeploymentState::Completed => self.on_completed(rec, e, deadline).await,
+            DeploymentState::Completed => self.boxed(self.on_completed(rec, e, deadline)).await,
         }
     }
 
@@ -157,7 +166,7 @@ impl Verifier {
         if rec.status == Status::RollbackFailed {
             // A retried event after a failed rollback: try the rollback again, do not re-test.
             let reason = rec.reason.clone().unwrap_or_default();
-            return self.roll_back(rec, e, reason, deadline).await;
+            return self.boxed(self.roll_back(rec, e, reason, deadline)).await;
         }
         if !rec.has("ecs_completed") {
             rec.stamp("ecs_completed", e.time.clone().unwrap_or_else(record::now));
@@ -239,7 +248,7 @@ impl Verifier {
         rec.reason = Some(reason.clone());
         rec.stamp("smoke_failed", record::now());
         self.save(&rec).await?;
-        self.roll_back(rec, e, reason, deadline).await
+        self.boxed(self.roll_back(rec, e, reason, deadline)).await
     }
 
     /// Settles a deployment that passed its checks (`reason` on the record, `said` in the answer),

@@ -98,7 +98,15 @@ impl Aws {
     /// These clients signing as `role` (its access key): behind the IAM guard, the role's policy
     /// in template.yaml decides what they may do.
     pub fn as_role(&self, role: Role) -> Self {
-        let creds = Credentials::new(role.access_key(), "testing", None, None, "testkit-role");
+        self.signing_as(role.access_key())
+    }
+
+    /// These clients signing with `access_key`: a function's role's key, or any other, which the
+    /// guard passes unchecked (as the harness) and names as a session of a role of that name
+    /// when it registers a revision ([`crate::iam::registrant_of`]), e.g. `developer`: someone
+    /// outside the config's trusted registrants.
+    pub fn signing_as(&self, access_key: &str) -> Self {
+        let creds = Credentials::new(access_key, "testing", None, None, "testkit-role");
         let sdk = self.sdk.to_builder().credentials_provider(SharedCredentialsProvider::new(creds)).build();
         let ecs_conf = aws_sdk_ecs::config::Builder::from(&sdk);
         let mut ecr_conf = aws_sdk_ecr::config::Builder::from(&sdk);
@@ -135,6 +143,9 @@ impl Aws {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        // As template.yaml sets it for both functions: how base = "family" tells its own copies.
+        let roles: Vec<String> = Role::ALL.iter().map(|r| r.role_arn()).collect();
+        env.push(("PUSHDEPLOY_ROLE_ARNS".to_string(), roles.join(",")));
         // The SDK's service-specific endpoint variables win over AWS_ENDPOINT_URL.
         for (var, endpoint) in
             [("AWS_ENDPOINT_URL_ECR", &self.ecr_endpoint), ("AWS_ENDPOINT_URL_S3", &self.s3_endpoint)]
@@ -411,21 +422,30 @@ impl Aws {
     /// Registers a new revision of `source`'s family as Terraform would after a change: every
     /// container keeps its image (by tag), and `env` is set on each container that has it.
     pub async fn register_changed_revision(&self, source: &str, env: (&str, &str)) -> String {
-        let out = self.ecs.describe_task_definition().task_definition(source).send().await.expect("describe");
-        let td = out.task_definition().expect("td");
-        let containers = td
-            .container_definitions()
-            .iter()
-            .map(|c| {
-                let mut c = c.clone();
-                if let Some(vars) = c.environment.as_mut() {
-                    for kv in vars.iter_mut().filter(|kv| kv.name() == Some(env.0)) {
+        self.register_revision_like(
+            source,
+            |td| {
+                for c in td.container_definitions.iter_mut().flatten() {
+                    for kv in c.environment.iter_mut().flatten().filter(|kv| kv.name() == Some(env.0)) {
                         *kv = KeyValuePair::builder().name(env.0).value(env.1).build();
                     }
                 }
-                c
-            })
-            .collect();
+            },
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// Registers a new revision of `source`'s family: `source` as `edit` leaves it, tagged `tags`.
+    pub async fn register_revision_like(
+        &self,
+        source: &str,
+        edit: impl FnOnce(&mut aws_sdk_ecs::types::TaskDefinition),
+        tags: Vec<Tag>,
+    ) -> String {
+        let out = self.ecs.describe_task_definition().task_definition(source).send().await.expect("describe");
+        let mut td = out.task_definition().expect("td").clone();
+        edit(&mut td);
         let registered = self
             .ecs
             .register_task_definition()
@@ -441,7 +461,8 @@ impl Aws {
             .set_runtime_platform(td.runtime_platform().cloned())
             .set_ephemeral_storage(td.ephemeral_storage().cloned())
             .set_proxy_configuration(td.proxy_configuration().cloned())
-            .set_container_definitions(Some(containers))
+            .set_container_definitions(Some(td.container_definitions().to_vec()))
+            .set_tags((!tags.is_empty()).then_some(tags))
             .send()
             .await
             .expect("register a changed revision");
@@ -679,6 +700,19 @@ pub fn blue_green_config(app: &str, test: &str, attempts: u32, consecutive: u32)
         + "\n[service.hook]\nstages = [\"POST_TEST_TRAFFIC_SHIFT\", \"PRODUCTION_TRAFFIC_SHIFT\", \"POST_PRODUCTION_TRAFFIC_SHIFT\"]\ntimeout_minutes = 10\n"
 }
 
+/// `config` (the todo app's) with the backend copying its family's newest revision that the
+/// estate's Terraform registered: `base = "family"`, `trusted_registrants` naming its role.
+pub fn family_base_config(config: &str) -> String {
+    config.replacen(
+        "repository = \"todo-backend\"",
+        &format!(
+            "repository = \"todo-backend\"\nbase = \"family\"\ntrusted_registrants = [\"{}\"]",
+            crate::iam::TERRAFORM_ROLE_ARN
+        ),
+        1,
+    )
+}
+
 /// The todo app's config with smoke tests against a local stand-in at `app` (`http://127.0.0.1:<port>/`).
 pub fn local_config(app: &str) -> String {
     format!(
@@ -745,6 +779,10 @@ pub fn deployer(aws: &Aws, config: &str) -> pushdeploy::deploy::Deployer {
         store: pushdeploy::aws::s3::Store::new(aws.s3.clone(), BUCKET),
         region: REGION.to_string(),
         notifier: None,
+        own_roles: Role::ALL
+            .iter()
+            .map(|r| pushdeploy::base::PrincipalPattern::parse(&r.role_arn()).expect("a role ARN"))
+            .collect(),
     }
 }
 

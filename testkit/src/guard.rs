@@ -191,13 +191,14 @@ async fn answer(
             .with_header("content-type", "application/x-amz-json-1.1")
     };
     let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+    let registrant = crate::iam::registrant_of(&req);
     if Revisions::answers(operation) {
         let answer = revisions.answer(operation, &body);
         return json(&fixture.map_or(answer.clone(), |f| f(&body, answer)));
     }
     let mut resp = forward(client, upstream, req).await;
     if (200..300).contains(&resp.status) {
-        revisions.observe(operation, &resp.body).await;
+        revisions.observe(operation, registrant.as_deref(), &resp.body).await;
         if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&resp.body) {
             if revisions.amend(operation, &mut v) {
                 resp = json(&v);

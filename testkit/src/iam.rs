@@ -54,13 +54,54 @@ impl Role {
 
     /// The role a signed request came from, by its access key; `None` for the test harness.
     pub fn of_request(req: &Request) -> Option<Role> {
-        let key = req.header("authorization")?.split("Credential=").nth(1)?.split('/').next()?;
+        let key = access_key_of(req)?;
         Role::ALL.into_iter().find(|r| r.access_key() == key)
+    }
+
+    /// The role's ARN as the stack creates it (under its Path), as `scripts/iam_policies.py`
+    /// renders `DeployRoleArn` and `VerifyRoleArn`: what `PUSHDEPLOY_ROLE_ARNS` lists.
+    pub fn role_arn(self) -> String {
+        format!("arn:aws:iam::{ACCOUNT}:role/pushdeploy/pushdeploy/pushdeploy-{}", self.logical_id())
+    }
+
+    /// The ARN of the function's session of the role, as ECS names it in `registeredBy` (the role
+    /// without its path; Lambda names the session after the function).
+    pub fn session_arn(self) -> String {
+        let function = match self {
+            Role::Deploy => "pushdeploy-deploy",
+            Role::Verify => "pushdeploy-verify",
+        };
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/pushdeploy-{}/{function}", self.logical_id())
     }
 
     fn arn(self) -> String {
         format!("arn:aws:sts::{ACCOUNT}:assumed-role/pushdeploy-{}/pushdeploy", self.logical_id())
     }
+}
+
+/// The access key id a request is signed with.
+fn access_key_of(req: &Request) -> Option<&str> {
+    req.header("authorization")?.split("Credential=").nth(1)?.split('/').next()
+}
+
+/// The role the estate's Terraform runs as: the harness's own clients (access key `testing`)
+/// register revisions as a session of it.
+pub const TERRAFORM_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/terraform";
+
+/// The access key the harness's own clients sign with ([`crate::estate::Aws::new`]).
+pub const HARNESS_ACCESS_KEY: &str = "testing";
+
+/// The principal ECS would name as the registrant (`registeredBy`) of a revision `req`
+/// registers, by the access key it is signed with: a function's session of its role, the
+/// harness's key as a session of Terraform's role, any other key `K` as a session of a role
+/// named `K` ([`crate::estate::Aws::signing_as`]): a principal the config does not trust.
+pub fn registrant_of(req: &Request) -> Option<String> {
+    let key = access_key_of(req)?;
+    if let Some(role) = Role::ALL.into_iter().find(|r| r.access_key() == key) {
+        return Some(role.session_arn());
+    }
+    let role = if key == HARNESS_ACCESS_KEY { "terraform" } else { key };
+    Some(format!("arn:aws:sts::{ACCOUNT}:assumed-role/{role}/testkit"))
 }
 
 /// The stand-in id of the stack's KMS key (`ArtifactKey`), as `scripts/iam_policies.py` renders it.

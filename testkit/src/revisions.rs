@@ -7,6 +7,10 @@
 //! then (through moto's ECR; images of other registries get a stable made-up digest) and answers
 //! ListServiceDeployments and DescribeServiceRevisions from what it recorded, shaped as ECS's API
 //! model (botocore's `ecs/2014-11-13/service-2.json`) defines them.
+//!
+//! moto also leaves out a task definition's `registeredBy`, which ECS fills with the principal
+//! that registered the revision: the guard names the signer of each RegisterTaskDefinition it
+//! passes ([`crate::iam::registrant_of`]), and the emulation adds it to moto's answers.
 
 use std::sync::Mutex;
 
@@ -37,6 +41,8 @@ pub struct Revisions {
     /// (`status`, `lifecycleStage`) of a service deployment ARN, when the harness set them;
     /// otherwise SUCCESSFUL with no stage.
     stages: Mutex<std::collections::HashMap<String, (String, Option<String>)>>,
+    /// Task definition ARN → the principal that registered it.
+    registrants: Mutex<std::collections::HashMap<String, String>>,
 }
 
 fn cluster_arn(cluster: &str) -> String {
@@ -63,6 +69,7 @@ impl Revisions {
             recorded: Mutex::new(Vec::new()),
             rollout_states: Mutex::new(Default::default()),
             stages: Mutex::new(Default::default()),
+            registrants: Mutex::new(Default::default()),
         }
     }
 
@@ -88,8 +95,18 @@ impl Revisions {
             .insert(deployment_arn.to_string(), (status.to_string(), stage.map(str::to_string)));
     }
 
-    /// Records the revision a successful CreateService or UpdateService started.
-    pub async fn observe(&self, operation: &str, answer: &[u8]) {
+    /// Records the revision a successful CreateService or UpdateService started, and who
+    /// (`registrant`, the request's signer) registered a revision RegisterTaskDefinition created.
+    pub async fn observe(&self, operation: &str, registrant: Option<&str>, answer: &[u8]) {
+        if operation == "ecs:RegisterTaskDefinition" {
+            let arn = serde_json::from_slice::<Value>(answer)
+                .ok()
+                .and_then(|a| a["taskDefinition"]["taskDefinitionArn"].as_str().map(str::to_string));
+            if let (Some(arn), Some(by)) = (arn, registrant) {
+                self.registrants.lock().expect("lock").insert(arn, by.to_string());
+            }
+            return;
+        }
         if !matches!(operation, "ecs:CreateService" | "ecs:UpdateService") {
             return;
         }
@@ -135,7 +152,22 @@ impl Revisions {
     /// moto also leaves every rollout IN_PROGRESS (it runs no tasks): the PRIMARY deployment is
     /// reported COMPLETED, as ECS reports a rollout that finished, unless the harness set its
     /// state ([`Revisions::set_rollout_state`]).
+    ///
+    /// A task definition moto describes or registers gets the `registeredBy` ECS would give it.
     pub fn amend(&self, operation: &str, answer: &mut Value) -> bool {
+        if matches!(operation, "ecs:DescribeTaskDefinition" | "ecs:RegisterTaskDefinition") {
+            let td = &mut answer["taskDefinition"];
+            let by = td["taskDefinitionArn"]
+                .as_str()
+                .and_then(|arn| self.registrants.lock().expect("lock").get(arn).cloned());
+            return match by {
+                Some(by) if td.is_object() && td["registeredBy"].is_null() => {
+                    td["registeredBy"] = Value::String(by);
+                    true
+                }
+                _ => false,
+            };
+        }
         if !matches!(operation, "ecs:DescribeServices" | "ecs:UpdateService" | "ecs:CreateService") {
             return false;
         }

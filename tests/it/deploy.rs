@@ -220,8 +220,7 @@ async fn only_images_deploy_signatures_charts_and_artifacts_are_ignored() {
 
 #[tokio::test]
 async fn with_a_family_base_terraform_owns_the_settings_and_pushdeploy_the_image() {
-    let config =
-        TODO_CONFIG.replacen("repository = \"todo-backend\"", "repository = \"todo-backend\"\nbase = \"family\"", 1);
+    let config = testkit::estate::family_base_config(TODO_CONFIG);
     let w = World::new(&config).await;
     let aws = w.aws();
     let terraform_v1 = aws.service_task_definition(CLUSTER, "todo-backend").await;

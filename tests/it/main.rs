@@ -1,5 +1,6 @@
 //! Integration tests against moto on a free loopback port: one binary, one module per area.
 
+mod base_trust;
 mod deploy;
 mod faults;
 mod function;

@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 use testkit::estate::{
-    blue_green_config, ecr_push_event, ecs_deployment_event, hook_invocation, local_config, registry, Aws, HookCall,
-    TodoApp, BUCKET, CLUSTER,
+    blue_green_config, ecr_push_event, ecs_deployment_event, family_base_config, hook_invocation, local_config,
+    registry, Aws, HookCall, TodoApp, BUCKET, CLUSTER,
 };
 use testkit::guard::Emulator;
 use testkit::iam::Role;
@@ -47,12 +47,9 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("pushdeploy-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("demo dir");
     let config = dir.join("pushdeploy.toml");
-    // The backend lets Terraform own its task definition: pushdeploy copies the family's newest.
-    let text_config = local_config(&app.url()).replacen(
-        "repository = \"todo-backend\"",
-        "repository = \"todo-backend\"\nbase = \"family\"",
-        1,
-    );
+    // The backend lets Terraform own its task definition: pushdeploy copies the family's newest
+    // revision that Terraform's role registered.
+    let text_config = family_base_config(&local_config(&app.url()));
     std::fs::write(&config, text_config).expect("write config");
 
     step("Building deploy and verify and starting each under its own Lambda runtime-API host");
@@ -120,16 +117,28 @@ async fn main() {
         );
     }
 
-    step("9. Terraform changes TODO_ENV to \"staging\" (a new revision of todo-backend's family, image by tag); backend has base = \"family\"");
+    step("9. Terraform changes TODO_ENV to \"staging\" (a new revision of todo-backend's family, image by tag); then a developer registers one of their own; backend has base = \"family\" trusting only Terraform's role");
     let running = demo.aws.service_task_definition(CLUSTER, "todo-backend").await;
     let family = running.rsplit('/').next().and_then(|r| r.split(':').next()).unwrap_or("todo-backend").to_string();
     let terraform = demo.aws.revisions(&family).await;
     let first_terraform = terraform.first().cloned().unwrap_or_default();
     let changed = demo.aws.register_changed_revision(&first_terraform, ("TODO_ENV", "staging")).await;
     println!("  terraform apply registered {}", short(&changed));
+    // Anyone with ecs:RegisterTaskDefinition can add a newer revision; only Terraform's are copied.
+    let developer = demo.aws.signing_as("developer");
+    let unreviewed = developer.register_changed_revision(&changed, ("TODO_ENV", "debug")).await;
+    println!("  a developer's session registered {} (TODO_ENV=debug)", short(&unreviewed));
     let plan = demo.invoke_deploy(&serde_json::json!({"action": "plan", "service": "backend"})).await;
     let p = &plan["deployments"][0];
     println!("  plan: {}  base {}", plan["outcome"], short(text(&p["base"])));
+    for passed in p["passed_over"].as_array().into_iter().flatten() {
+        println!(
+            "    passed over {} (registered by {}): {}",
+            short(text(&passed["task_definition"])),
+            text(&passed["registered_by"]),
+            text(&passed["reason"])
+        );
+    }
     for line in p["diff"].as_array().into_iter().flatten() {
         println!("    {}", text(line));
     }
