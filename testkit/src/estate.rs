@@ -49,6 +49,8 @@ pub struct Aws {
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     /// SNS.
     pub sns: aws_sdk_sns::Client,
+    /// SSM (Parameter Store: smoke-test credentials).
+    pub ssm: aws_sdk_ssm::Client,
 }
 
 impl Aws {
@@ -88,6 +90,7 @@ impl Aws {
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
+            ssm: aws_sdk_ssm::Client::new(&sdk),
             sdk,
         }
     }
@@ -115,8 +118,24 @@ impl Aws {
             s3: aws_sdk_s3::Client::from_conf(s3_conf.build()),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
+            ssm: aws_sdk_ssm::Client::new(&sdk),
             sdk,
         }
+    }
+
+    /// Stores `value` as the SecureString parameter `name` (under SSM's own key, `alias/aws/ssm`,
+    /// or `key_id`), as an operator stores a smoke-test credential.
+    pub async fn put_secure_string(&self, name: &str, value: &str, key_id: Option<&str>) {
+        self.ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .set_key_id(key_id.map(str::to_string))
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put parameter {name}: {e:?}"));
     }
 
     /// Environment variables that point a function process at this endpoint, signing as `role`.
