@@ -7,6 +7,7 @@ pub mod leases;
 pub mod records;
 pub mod s3;
 pub mod sns;
+pub mod ssm;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};

@@ -747,5 +747,6 @@ pub fn verifier(aws: &Aws, config: &str, topic: Option<&str>) -> pushdeploy::ver
         elbv2: pushdeploy::aws::elbv2::Elbv2Client::new(aws.elbv2.clone()),
         notifier: topic.map(|t| pushdeploy::aws::sns::Notifier::new(aws.sns.clone(), t)),
         http: pushdeploy::smoke::client::HttpClient::new(),
+        secrets: pushdeploy::secrets::SecretSource::new(pushdeploy::aws::ssm::ParameterStore::new(aws.ssm.clone())),
     }
 }
