@@ -8,6 +8,7 @@ mod hostile;
 mod iam;
 mod insight;
 mod reliability;
+mod secrets;
 mod smoke_attacks;
 mod steering;
 mod support;

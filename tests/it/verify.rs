@@ -24,11 +24,16 @@ pub(crate) struct Loop {
 
 impl Loop {
     pub(crate) async fn new() -> Self {
+        Self::with_config(local_config).await
+    }
+
+    /// The same, with the config `config` makes of the stand-in's URL.
+    pub(crate) async fn with_config(config: impl FnOnce(&str) -> String) -> Self {
         let moto = Emulator::start().await;
         let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
         let standin = TodoStandIn::start(app.aws.clone()).await;
         let sink = SnsSink::start(&app.aws, "pushdeploy-verdicts").await;
-        let config = local_config(&standin.url());
+        let config = config(&standin.url());
         let deployer = deployer(&app.aws, &config);
         let verifier = verifier(&app.aws, &config, Some(&sink.topic_arn));
         Self { app, standin, sink, deployer, verifier, seq: 0, emu: moto }
