@@ -2,7 +2,7 @@
 //! dead holder's rollout, release it when done, hand it over on failure. What a lease means is
 //! decided in [`crate::lease`]; the S3 calls are in [`crate::aws::leases`].
 
-use futures_util::future::join_all;
+use futures_util::future::{join_all, BoxFuture};
 use tracing::{info, warn};
 
 use super::decision::ServiceState;
@@ -155,6 +155,19 @@ impl Deployer {
             .await;
     }
 
+    /// [`Deployer::under_lease`] on the heap. Built in this frame, which returns at once, so a
+    /// caller's frame holds a pointer instead of the whole rollout's future: a debug build gives
+    /// every temporary a slot of its own, and a test thread has 2 MiB of stack.
+    pub(super) fn under_lease_boxed<'a>(
+        &'a self,
+        svc: &'a ServiceConfig,
+        taken: Result<LeaseTaken, Error>,
+        state: Option<Result<ServiceState, Error>>,
+        req: Request<'a>,
+    ) -> BoxFuture<'a, Result<DeploymentSummary, Error>> {
+        Box::pin(self.under_lease(svc, taken, state, req))
+    }
+
     /// Runs a rollout while holding the service's lease, finishing a dead predecessor's first.
     /// `state` is the service as read alongside taking the lease, if it was.
     pub(super) async fn under_lease(
@@ -207,7 +220,7 @@ impl Deployer {
                             _ => self.read_state(svc).await,
                         };
                         match state {
-                            Ok(state) => self.rollout(svc, state, req, Some(held)).await,
+                            Ok(state) => self.rollout_boxed(svc, state, req, Some(held)).await,
                             Err(e) => Err(e),
                         }
                     }

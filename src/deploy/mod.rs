@@ -251,7 +251,7 @@ impl Deployer {
         let pushed_at = tagged.and_then(|t| t.pushed_at).or_else(|| push.time.clone());
         let rollouts = services.iter().zip(leases).zip(states).map(|((svc, lease), state)| {
             let req = request(pushed_at.clone());
-            async move { (*svc, self.under_lease(svc, lease, state, req).await) }
+            async move { (*svc, self.under_lease_boxed(svc, lease, state, req).await) }
         });
         collect(join_all(rollouts).await)
     }
@@ -316,9 +316,9 @@ impl Deployer {
         };
         let req = Request { invocation, trigger, image: &image, pushed_at: tagged.pushed_at.clone(), force, dry_run };
         let result = match lease {
-            Some(lease) => self.under_lease(svc, Ok(lease), None, req).await,
+            Some(lease) => self.under_lease_boxed(svc, Ok(lease), None, req).await,
             None => match self.read_state(svc).await {
-                Ok(state) => self.rollout(svc, state, req, None).await,
+                Ok(state) => self.rollout_boxed(svc, state, req, None).await,
                 Err(e) => Err(e),
             },
         };

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tracing::{info, warn};
 
@@ -86,6 +87,18 @@ impl Deployer {
             arn != Some(current_arn) && plan::base_of(&current.tags) != arn
         });
         Ok((current, base))
+    }
+
+    /// [`Deployer::rollout`] on the heap, built in a frame that returns at once (see
+    /// [`Deployer::under_lease_boxed`]).
+    pub(super) fn rollout_boxed<'a>(
+        &'a self,
+        svc: &'a ServiceConfig,
+        state: ServiceState,
+        req: Request<'a>,
+        lease: Option<&'a mut HeldLease>,
+    ) -> BoxFuture<'a, Result<DeploymentSummary, Error>> {
+        Box::pin(self.rollout(svc, state, req, lease))
     }
 
     /// Decides and carries out one service's rollout; `lease` is ours when the action changes things.
