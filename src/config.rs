@@ -542,35 +542,7 @@ fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeConfig, Config
         Some(t) => Some(parse_read_after_write(t, &format!("{path}.read_after_write"), source)?),
         None => None,
     };
-    // Checks and the probe go through the production URL, and through the test URL too when a
-    // hook checks there; test_headers only through the test URL.
-    let everywhere = checks
-        .iter()
-        .enumerate()
-        .flat_map(|(i, c)| c.headers.keys().map(move |k| (format!("check[{i}].headers.{k}"), k)))
-        .chain(
-            read_after_write
-                .iter()
-                .flat_map(|p| p.headers.keys().map(|k| (format!("read_after_write.headers.{k}"), k))),
-        );
-    let through_test = test_headers.keys().map(|k| (format!("test_headers.{k}"), k));
-    for (where_, name) in everywhere {
-        if crate::secrets::is_credential_header(name) {
-            cleartext_refused(&f, "url", &url, &where_)?;
-            if let Some(t) = &test_url {
-                cleartext_refused(&f, "test_url", t, &where_)?;
-            }
-        }
-    }
-    for (where_, name) in through_test {
-        if crate::secrets::is_credential_header(name) {
-            if let Some(t) = &test_url {
-                cleartext_refused(&f, "test_url", t, &where_)?;
-            }
-        }
-    }
-    f.finish()?;
-    Ok(SmokeConfig {
+    let smoke = SmokeConfig {
         url,
         test_url,
         test_headers,
@@ -582,7 +554,19 @@ fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeConfig, Config
         checks,
         max_body_bytes,
         read_after_write,
-    })
+    };
+    if let Some(clear) = crate::secrets::credential_in_clear(&smoke) {
+        return Err(f.err(
+            clear.url_key,
+            format!(
+                "{:?} is not https://, and {} carries a credential, which would cross the network in clear text: use the load balancer's HTTPS listener (http:// is accepted only for 127.0.0.1 and localhost)",
+                crate::smoke::client::without_query(clear.url),
+                f.key(&clear.header)
+            ),
+        ));
+    }
+    f.finish()?;
+    Ok(smoke)
 }
 
 fn parse_read_after_write(t: Table, path: &str, source: &str) -> Result<ReadAfterWriteConfig, ConfigError> {
@@ -679,22 +663,6 @@ fn header_table(f: &mut Fields<'_>, key: &str) -> Result<BTreeMap<String, Header
         out.insert(k, value);
     }
     Ok(out)
-}
-
-/// Refuses a credential header (named by `header`, a key under the smoke table) on an `http://`
-/// `url`: on the way to the load balancer it would be readable by everyone on the path.
-fn cleartext_refused(f: &Fields<'_>, key: &str, url: &str, header: &str) -> Result<(), ConfigError> {
-    if crate::secrets::may_carry_credentials(url) {
-        return Ok(());
-    }
-    Err(f.err(
-        key,
-        format!(
-            "{:?} is not https://, and {} carries a credential, which would cross the network in clear text: use the load balancer's HTTPS listener (http:// is accepted only for 127.0.0.1 and localhost)",
-            crate::smoke::client::without_query(url),
-            f.key(header)
-        ),
-    ))
 }
 
 fn parse_check(t: Table, path: &str, source: &str) -> Result<CheckConfig, ConfigError> {

@@ -87,6 +87,49 @@ pub fn may_carry_credentials(url: &str) -> bool {
     }
 }
 
+/// A credential header a smoke test would send in clear text ([`credential_in_clear`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InClear<'a> {
+    /// `url` or `test_url`: the key of the URL it would go to.
+    pub url_key: &'static str,
+    /// That URL.
+    pub url: &'a str,
+    /// The header's key under the smoke table, e.g. `check[0].headers.Authorization`.
+    pub header: String,
+}
+
+/// The first credential header of `smoke` bound for a URL that may not carry one
+/// ([`may_carry_credentials`]). Checks and the probe go through `url`, and through `test_url`
+/// too (a hook checks through the test listener); `test_headers` only through `test_url`.
+pub fn credential_in_clear(smoke: &SmokeConfig) -> Option<InClear<'_>> {
+    let checks = smoke
+        .checks
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| c.headers.keys().map(move |k| (format!("check[{i}].headers.{k}"), k)));
+    let probe = smoke
+        .read_after_write
+        .iter()
+        .flat_map(|p| p.headers.keys().map(|k| (format!("read_after_write.headers.{k}"), k)));
+    let both = [("url", Some(smoke.url.as_str())), ("test_url", smoke.test_url.as_deref())];
+    let test_only = [("test_url", smoke.test_url.as_deref())];
+    let routed = checks
+        .chain(probe)
+        .map(|h| (h, &both[..]))
+        .chain(smoke.test_headers.keys().map(|k| ((format!("test_headers.{k}"), k), &test_only[..])));
+    for ((header, name), urls) in routed {
+        if !is_credential_header(name) {
+            continue;
+        }
+        for (url_key, url) in urls.iter().filter_map(|(k, u)| u.map(|u| (*k, u))) {
+            if !may_carry_credentials(url) {
+                return Some(InClear { url_key, url, header });
+            }
+        }
+    }
+    None
+}
+
 /// Checks an SSM parameter name as Parameter Store accepts it: letters, digits and `_.-/`, at
 /// most 1011 characters, not starting with `aws` or `ssm` (reserved), a path starting with `/`
 /// and at most 15 levels deep. The error says what is wrong; the name is not a secret.
@@ -331,6 +374,35 @@ mod tests {
         }
         assert!(check_parameter_name(&format!("/{}", "a".repeat(1011))).unwrap_err().contains("1011"));
         assert!(check_parameter_name(&"/a".repeat(16)).unwrap_err().contains("15 levels"));
+    }
+
+    #[test]
+    fn a_credential_header_goes_only_where_it_may_be_carried() {
+        let mut smoke = smoke();
+        assert_eq!(credential_in_clear(&smoke), None);
+        smoke.url = "http://alb/api/".into();
+        let clear = credential_in_clear(&smoke).unwrap();
+        assert_eq!(
+            (clear.url_key, clear.url, clear.header.as_str()),
+            ("url", "http://alb/api/", "check[0].headers.Authorization")
+        );
+        smoke.checks[0].headers.remove("Authorization");
+        let clear = credential_in_clear(&smoke).unwrap();
+        assert_eq!((clear.url_key, clear.header.as_str()), ("url", "read_after_write.headers.Authorization"));
+        smoke.read_after_write = None;
+        // The test listener's X-Test-Token goes only to test_url, which is https://.
+        assert_eq!(credential_in_clear(&smoke), None);
+        smoke.test_url = Some("http://alb:8080/api/".into());
+        let clear = credential_in_clear(&smoke).unwrap();
+        assert_eq!((clear.url_key, clear.header.as_str()), ("test_url", "test_headers.X-Test-Token"));
+        smoke.test_headers.remove("X-Test-Token");
+        assert_eq!(credential_in_clear(&smoke), None, "x-pushdeploy-test is no credential");
+        smoke.checks[1].headers.insert("X-Api-Key".into(), HeaderValue::Ssm("/p/k".into()));
+        let clear = credential_in_clear(&smoke).unwrap();
+        assert_eq!((clear.url_key, clear.header.as_str()), ("url", "check[1].headers.X-Api-Key"));
+        smoke.url = "http://127.0.0.1:8080/api/".into();
+        let clear = credential_in_clear(&smoke).unwrap();
+        assert_eq!(clear.url_key, "test_url", "checks go through the test listener too");
     }
 
     const HOOKED: &str = r#"

@@ -88,7 +88,8 @@ impl Guard {
                     // The test harness: unchecked, unrecorded, but ECS's revisions still follow it.
                     return answer(&client, &upstream, &revisions, &call.operation, req, None).await;
                 };
-                if let Some(key) = secure_string_decryption(&harness, &call, &req).await {
+                // Boxed: the SDK call's future would otherwise sit in every request's future.
+                if let Some(key) = Box::pin(secure_string_decryption(&harness, &call, &req)).await {
                     call.checks.push(key);
                 }
                 let fixture = s.lock().expect("lock").fixtures.get(&call.operation).cloned();
