@@ -130,12 +130,12 @@ impl Verifier {
             }
             Step::Failed(c) => {
                 let why = engine::failure_reason(&smoke, &round, c.rounds);
-                let report = json!({ "last_round": round, "secret_headers": secrets::sources(&smoke) });
+                let report = with_sources(json!({ "last_round": round }), &smoke);
                 self.check_done(rec, inv, listener, c.rounds, report, Err(why)).await
             }
             Step::Passed(c) => {
                 let (probe, verdict) = engine::probe_after_pass(&smoke, &self.http, &resolved, &rec.id).await;
-                let report = json!({ "last_round": round, "read_after_write": probe, "secret_headers": secrets::sources(&smoke) });
+                let report = with_sources(json!({ "last_round": round, "read_after_write": probe }), &smoke);
                 self.check_done(rec, inv, listener, c.rounds, report, verdict).await
             }
         }
@@ -293,6 +293,16 @@ impl Verifier {
         });
         self.publish(&message).await;
     }
+}
+
+/// A hook check's smoke report with the headers whose values came from SSM, as an event's
+/// report lists them (`secret_headers`, left out when there are none): never a value.
+fn with_sources(mut report: Value, smoke: &crate::config::SmokeConfig) -> Value {
+    let sources = secrets::sources(smoke);
+    if !sources.is_empty() {
+        report["secret_headers"] = json!(sources);
+    }
+    report
 }
 
 /// The record of one check's verdict: passed unless it says why it failed.
