@@ -75,7 +75,7 @@ impl Verifier {
     pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Summary, Error> {
         match event::parse(payload) {
             Err(e) => Ok(Summary::only(Outcome::Rejected, e.0)),
-            Ok(Trigger::EcsDeployment(e)) => match self.on_deployment(&e, deadline).await {
+            Ok(Trigger::EcsDeployment(e)) => match Box::pin(self.on_deployment(&e, deadline)).await {
                 // A permanent AWS error (AccessDenied, a vanished service) needs a person: it goes on
                 // the record and to the topic, and fails the invocation so it counts in the function's
                 // Errors metric and the event reaches the dead-letter queue for a redrive after the fix.
