@@ -84,8 +84,7 @@ pub struct Clients {
     pub region: String,
     /// The artifact bucket (`PUSHDEPLOY_BUCKET`; empty until the function's state is built).
     pub bucket: String,
-    /// The SDK config the clients were built from: verify builds its SSM client from it, so that
-    /// only verify's bootstrap links the SSM SDK.
+    /// The SDK config the clients were built from: verify's SSM calls sign with its credentials.
     pub sdk: aws_config::SdkConfig,
 }
 
@@ -202,7 +201,7 @@ pub async fn verifier_from_env() -> Result<Live<Verifier>, Error> {
             elbv2: Elbv2Client::new(clients.elbv2.clone()),
             notifier: notifier_from_env(clients),
             http: HttpClient::new(),
-            secrets: SecretSource::new(ParameterStore::new(aws_sdk_ssm::Client::new(&clients.sdk))),
+            secrets: SecretSource::new(ParameterStore::new(&clients.sdk)),
         })
     };
     Ok(Live::new("verify", Clients { bucket, ..clients }, location, build, recheck))

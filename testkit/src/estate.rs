@@ -138,6 +138,19 @@ impl Aws {
             .unwrap_or_else(|e| panic!("put parameter {name}: {e:?}"));
     }
 
+    /// Stores `value` as a plain `String` parameter (not a SecureString), as a careless operator might.
+    pub async fn put_string_parameter(&self, name: &str, value: &str) {
+        self.ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put parameter {name}: {e:?}"));
+    }
+
     /// Environment variables that point a function process at this endpoint, signing as `role`.
     pub fn function_env(&self, role: Role) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = [
@@ -747,6 +760,6 @@ pub fn verifier(aws: &Aws, config: &str, topic: Option<&str>) -> pushdeploy::ver
         elbv2: pushdeploy::aws::elbv2::Elbv2Client::new(aws.elbv2.clone()),
         notifier: topic.map(|t| pushdeploy::aws::sns::Notifier::new(aws.sns.clone(), t)),
         http: pushdeploy::smoke::client::HttpClient::new(),
-        secrets: pushdeploy::secrets::SecretSource::new(pushdeploy::aws::ssm::ParameterStore::new(aws.ssm.clone())),
+        secrets: pushdeploy::secrets::SecretSource::new(pushdeploy::aws::ssm::ParameterStore::new(&aws.sdk)),
     }
 }

@@ -163,15 +163,7 @@ async fn without_its_statements_verify_cannot_read_the_token_checks_nothing_and_
 #[tokio::test]
 async fn a_string_parameter_is_refused_as_no_better_than_the_config() {
     let mut l = Loop::with_config(with_credentials).await;
-    l.aws()
-        .ssm
-        .put_parameter()
-        .name(PARAMETER)
-        .value(bearer())
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .send()
-        .await
-        .expect("put a String parameter");
+    l.aws().put_string_parameter(PARAMETER, &bearer()).await;
     let dep = l.push("todo-backend", "backend-good", Behaviour::Good).await;
     let event = ecs_deployment_event("ecs-string", "todo-backend", &dep, "SERVICE_DEPLOYMENT_COMPLETED", "");
 
