@@ -100,29 +100,10 @@ impl ParameterStore {
             .ok_or_else(|| AttemptError::Unsigned("no AWS credentials are configured".into()))?;
         let credentials =
             provider.provide_credentials().await.map_err(|e| AttemptError::Network(format!("no credentials: {e}")))?;
-        let identity = credentials.into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("ssm")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| AttemptError::Unsigned(format!("request could not be signed: {e}")))?
-            .into();
-        let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", "AmazonSSM.GetParameter")];
-        let signable = SignableRequest::new(
-            "POST",
-            self.endpoint.as_str(),
-            headers.into_iter(),
-            SignableBody::Bytes(body.as_bytes()),
-        )
-        .map_err(|e| AttemptError::Unsigned(format!("request could not be signed: {e}")))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| AttemptError::Unsigned(format!("request could not be signed: {e}")))?
-            .into_parts();
+        let headers = signed_headers(&self.endpoint, &self.region, body, credentials, SystemTime::now())
+            .map_err(|e| AttemptError::Unsigned(format!("request could not be signed: {e}")))?;
         let mut req = self.http.post(&self.endpoint).body(body.to_string());
-        for (k, v) in headers.into_iter().chain(instructions.headers()) {
+        for (k, v) in &headers {
             req = req.header(k, v);
         }
         let resp = req.send().await.map_err(|e| AttemptError::Network(network_detail(&e)))?;
@@ -131,6 +112,33 @@ impl ParameterStore {
             resp.bytes().await.map_err(|_| AttemptError::Network(format!("unreadable response (HTTP {status})")))?;
         Ok((status, bytes.to_vec()))
     }
+}
+
+/// Every header of a GetParameter request of `body` to `endpoint`, signed (SigV4, service `ssm`)
+/// with `credentials` at `time`: the content type and target, then the signer's date, session
+/// token and Authorization.
+pub fn signed_headers(
+    endpoint: &str,
+    region: &str,
+    body: &str,
+    credentials: aws_credential_types::Credentials,
+    time: SystemTime,
+) -> Result<Vec<(String, String)>, String> {
+    let identity = credentials.into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("ssm")
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", "AmazonSSM.GetParameter")];
+    let signable = SignableRequest::new("POST", endpoint, headers.into_iter(), SignableBody::Bytes(body.as_bytes()))
+        .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(signable, &params).map_err(|e| e.to_string())?.into_parts();
+    Ok(headers.into_iter().chain(instructions.headers()).map(|(k, v)| (k.to_string(), v.to_string())).collect())
 }
 
 enum AttemptError {
@@ -236,6 +244,44 @@ mod tests {
         assert_eq!(endpoint("ap-southeast-2", Some("http://127.0.0.1:5000")), "http://127.0.0.1:5000/");
         assert_eq!(endpoint("ap-southeast-2", Some("https://vpce-1.ssm.example/")), "https://vpce-1.ssm.example/");
         assert_eq!(endpoint("eu-west-1", Some("")), "https://ssm.eu-west-1.amazonaws.com/");
+    }
+
+    #[test]
+    fn the_request_is_signed_for_ssm_with_its_target_and_session_token() {
+        let credentials =
+            aws_credential_types::Credentials::new("AKIDEXAMPLE", "wJalr", Some("TOKEN".into()), None, "t");
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_765_000_000);
+        let body = r#"{"Name":"/p","WithDecryption":true}"#;
+        let headers = signed_headers(
+            "https://ssm.ap-southeast-2.amazonaws.com/",
+            "ap-southeast-2",
+            body,
+            credentials.clone(),
+            at,
+        )
+        .unwrap();
+        let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        assert_eq!(get("x-amz-target"), Some("AmazonSSM.GetParameter"));
+        assert_eq!(get("content-type"), Some("application/x-amz-json-1.1"));
+        assert_eq!(get("x-amz-date"), Some("20251206T054640Z"));
+        assert_eq!(get("x-amz-security-token"), Some("TOKEN"), "a Lambda role's session token goes along");
+        let auth = get("authorization").unwrap();
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20251206/ap-southeast-2/ssm/aws4_request, "),
+            "{auth}"
+        );
+        assert!(
+            auth.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target,"),
+            "{auth}"
+        );
+        // The signature botocore's SigV4Auth computes for the same request, time and credentials
+        // (the AWS CLI's signer): what AWS checks.
+        assert!(auth.ends_with("Signature=e82a7fbc266ce6bdd84b284623cc19c81f18e5182d048ee00241b2a7d4def3e2"), "{auth}");
+        // The signature covers the body: another parameter is another signature.
+        let other =
+            signed_headers("https://ssm.ap-southeast-2.amazonaws.com/", "ap-southeast-2", "{}", credentials, at)
+                .unwrap();
+        assert_ne!(other.iter().find(|(k, _)| k == "authorization").unwrap().1, auth);
     }
 
     #[test]
