@@ -29,6 +29,10 @@ NO_VALUE = object()
 # the same key in the checks it makes for the artifact bucket (ARTIFACT_KEY_ID).
 ARTIFACT_KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 
+# The stand-in id of a customer KMS key that smoke-test SecureStrings may be encrypted under;
+# testkit/src/iam.rs names the same key (SMOKE_SECRET_KEY_ID).
+SMOKE_SECRET_KEY_ID = "0987dcba-09fe-87dc-65ba-ab0987654321"
+
 # The local estate the tests and the demo build (testkit/src/estate.rs).
 ESTATE = {
     "ClusterName": "todo-cluster",
@@ -37,6 +41,8 @@ ESTATE = {
     "TaskRoleArns": "arn:aws:iam::123456789012:role/todo-frontend-task,arn:aws:iam::123456789012:role/todo-backend-task",
     "ExecutionRoleArns": "arn:aws:iam::123456789012:role/todo-frontend-execution,"
     "arn:aws:iam::123456789012:role/todo-backend-execution",
+    "SmokeSecretParameterArns": "arn:aws:ssm:ap-southeast-2:123456789012:parameter/pushdeploy/*",
+    "SmokeSecretKeyArns": f"arn:aws:kms:ap-southeast-2:123456789012:key/{SMOKE_SECRET_KEY_ID}",
 }
 
 

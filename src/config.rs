@@ -109,6 +109,17 @@ impl HookConfig {
     }
 }
 
+/// A request header's value in a smoke test: written in the config, or read from SSM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderValue {
+    /// A value written in the config: only for headers that carry no credential
+    /// ([`crate::secrets::is_credential_header`]).
+    Plain(String),
+    /// `{ ssm = "/pushdeploy/todo/api-token" }`: the name of a SecureString parameter in SSM
+    /// Parameter Store, read (decrypted) by verify when a smoke test runs.
+    Ssm(String),
+}
+
 /// `[service.smoke]`: how `verify` judges a rollout.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SmokeConfig {
@@ -117,7 +128,7 @@ pub struct SmokeConfig {
     /// Base URL of the test listener (blue/green): where POST_TEST_TRAFFIC_SHIFT checks go.
     pub test_url: Option<String>,
     /// Headers added to every request through the test listener (for header-based test rules).
-    pub test_headers: BTreeMap<String, String>,
+    pub test_headers: BTreeMap<String, HeaderValue>,
     /// Rounds before giving up.
     pub attempts: u32,
     /// Pause between rounds.
@@ -203,7 +214,7 @@ pub struct ReadAfterWriteConfig {
     /// How many reads must all see the marker.
     pub reads: u32,
     /// Headers sent with every probe request.
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, HeaderValue>,
     /// Optional clean-up path; `{id}` is replaced by the value at `id_pointer` in the write's answer.
     pub delete_path: Option<String>,
     /// JSON pointer to the written item's id in the write's answer.
@@ -218,7 +229,7 @@ pub struct CheckConfig {
     /// HTTP method.
     pub method: String,
     /// Extra request headers.
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, HeaderValue>,
     /// Request body.
     pub body: Option<String>,
     /// Expected status.
@@ -601,7 +612,7 @@ fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeConfig, Config
     if let Some(u) = &test_url {
         http_url(&f, "test_url", u)?;
     }
-    let test_headers = string_table(&mut f, "test_headers")?;
+    let test_headers = header_table(&mut f, "test_headers")?;
     let attempts = f.opt_int("attempts", 1, 1000)?.unwrap_or(10) as u32;
     let interval_ms = f.opt_int("interval_ms", 0, 600_000)?.unwrap_or(3000) as u64;
     let timeout_ms = f.opt_int("timeout_ms", 1, 600_000)?.unwrap_or(5000) as u64;
@@ -629,8 +640,7 @@ fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeConfig, Config
         Some(t) => Some(parse_read_after_write(t, &format!("{path}.read_after_write"), source)?),
         None => None,
     };
-    f.finish()?;
-    Ok(SmokeConfig {
+    let smoke = SmokeConfig {
         url,
         test_url,
         test_headers,
@@ -642,7 +652,19 @@ fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeConfig, Config
         checks,
         max_body_bytes,
         read_after_write,
-    })
+    };
+    if let Some(clear) = crate::secrets::credential_in_clear(&smoke) {
+        return Err(f.err(
+            clear.url_key,
+            format!(
+                "{:?} is not https://, and {} carries a credential, which would cross the network in clear text: use the load balancer's HTTPS listener (http:// is accepted only for 127.0.0.1 and localhost)",
+                crate::smoke::client::without_query(clear.url),
+                f.key(&clear.header)
+            ),
+        ));
+    }
+    f.finish()?;
+    Ok(smoke)
 }
 
 fn parse_read_after_write(t: Table, path: &str, source: &str) -> Result<ReadAfterWriteConfig, ConfigError> {
@@ -660,7 +682,7 @@ fn parse_read_after_write(t: Table, path: &str, source: &str) -> Result<ReadAfte
     let read_path = f.req_str("read_path")?;
     relative_path(&f, "read_path", &read_path)?;
     let reads = f.opt_int("reads", 1, 100)?.unwrap_or(6) as u32;
-    let headers = string_table(&mut f, "headers")?;
+    let headers = header_table(&mut f, "headers")?;
     let delete_path = f.opt_str("delete_path")?;
     let id_pointer = f.opt_str("id_pointer")?;
     if let Some(d) = &delete_path {
@@ -697,19 +719,46 @@ fn relative_path(f: &Fields<'_>, key: &str, p: &str) -> Result<(), ConfigError> 
     Ok(())
 }
 
-fn string_table(f: &mut Fields<'_>, key: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+/// A table of request headers: each value a string, or `{ ssm = "/name" }` for a value read from
+/// SSM Parameter Store. A credential header ([`crate::secrets::is_credential_header`]) must be
+/// read from SSM: written here, it would be readable by everyone who can read the config, and
+/// stay in every old version of the object.
+fn header_table(f: &mut Fields<'_>, key: &str) -> Result<BTreeMap<String, HeaderValue>, ConfigError> {
     let mut out = BTreeMap::new();
-    if let Some(h) = f.table(key)? {
-        for (k, v) in h {
-            match v {
-                Value::String(s) => {
-                    out.insert(k, s);
-                }
-                other => {
-                    return Err(f.err(&format!("{key}.{k}"), format!("must be a string, found {}", other.type_str())))
-                }
+    let Some(h) = f.table(key)? else { return Ok(out) };
+    for (k, v) in h {
+        let at = format!("{key}.{k}");
+        let value = match v {
+            Value::String(_) if crate::secrets::is_credential_header(&k) => {
+                return Err(f.err(
+                    &at,
+                    format!(
+                        "{k} carries a credential, and pushdeploy.toml (and every old version of it) is readable by all who read the config: store the value in SSM Parameter Store as a SecureString and write {k} = {{ ssm = \"/pushdeploy/<service>/<name>\" }}"
+                    ),
+                ))
             }
-        }
+            Value::String(s) => HeaderValue::Plain(s),
+            Value::Table(t) => {
+                let mut r = Fields::new(t, &f.key(&at), f.source);
+                if r.table.contains_key("secret") {
+                    return Err(r.err(
+                        "secret",
+                        "Secrets Manager is not read by pushdeploy (one secrets service keeps verify small): store the value in SSM Parameter Store as a SecureString and write { ssm = \"/pushdeploy/<service>/<name>\" }".into(),
+                    ));
+                }
+                let name = r.req_str("ssm")?;
+                crate::secrets::check_parameter_name(&name).map_err(|m| r.err("ssm", format!("{name:?} {m}")))?;
+                r.finish()?;
+                HeaderValue::Ssm(name)
+            }
+            other => {
+                return Err(f.err(
+                    &at,
+                    format!("must be a string or {{ ssm = \"/name\" }}, found {}", other.type_str()),
+                ))
+            }
+        };
+        out.insert(k, value);
     }
     Ok(out)
 }
@@ -722,7 +771,7 @@ fn parse_check(t: Table, path: &str, source: &str) -> Result<CheckConfig, Config
     if !["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].contains(&method.as_str()) {
         return Err(f.err("method", format!("unknown HTTP method {method:?}")));
     }
-    let headers = string_table(&mut f, "headers")?;
+    let headers = header_table(&mut f, "headers")?;
     let body = f.opt_str("body")?;
     let status = f.opt_int("status", 100, 599)?.unwrap_or(200) as u16;
     let contains = f.opt_str("contains")?;
@@ -1031,7 +1080,7 @@ mod tests {
         assert_eq!(h.timeout_ms(), 300_000);
         let test = s.smoke.as_ref().unwrap().through(Listener::Test);
         assert_eq!(test.url, "http://test:8080/");
-        assert_eq!(test.checks[0].headers.get("x-pushdeploy-test").map(String::as_str), Some("1"));
+        assert_eq!(test.checks[0].headers.get("x-pushdeploy-test"), Some(&HeaderValue::Plain("1".into())));
         let prod = s.smoke.as_ref().unwrap().through(Listener::Production);
         assert_eq!(prod.url, "http://prod/");
         assert!(prod.checks[0].headers.is_empty());
@@ -1060,6 +1109,93 @@ mod tests {
         // Each invocation runs one round: 2000 ms must fit in verify's time, not the 20 s whole.
         assert!(c.check_smoke_budget(2_000).is_ok());
         assert_eq!(c.check_smoke_budget(1_999).unwrap_err().key, "service[0].smoke");
+    }
+
+    const SMOKE: &str = "[service.smoke]\nurl='https://alb/api/'\n[[service.smoke.check]]\npath='todoItems'\n";
+
+    #[test]
+    fn a_credential_header_is_read_from_ssm_never_written_in_the_config() {
+        let with = |headers: &str| format!("{MIN}{SMOKE}headers={{ {headers} }}\n");
+        let c = parse(&with("Authorization={ssm='/pushdeploy/todo/api-token'}, Accept='application/json'")).unwrap();
+        let h = &c.services[0].smoke.as_ref().unwrap().checks[0].headers;
+        assert_eq!(h["Authorization"], HeaderValue::Ssm("/pushdeploy/todo/api-token".into()));
+        assert_eq!(h["Accept"], HeaderValue::Plain("application/json".into()));
+        // A reference may name any header, a credential or not.
+        assert!(parse(&with("X-Tenant={ssm='/pushdeploy/todo/tenant'}")).is_ok());
+
+        for header in ["Authorization", "X-Api-Key", "Cookie", "X-Auth-Token", "proxy-authorization"] {
+            let e = parse(&with(&format!("{header}='Bearer s3cr3t'"))).unwrap_err();
+            assert_eq!(e.key, format!("service[0].smoke.check[0].headers.{header}"));
+            assert!(e.message.contains("SSM Parameter Store as a SecureString"), "{e}");
+            assert!(e.message.contains(&format!("{header} = {{ ssm = ")), "the fix, spelled out: {e}");
+            assert!(!e.to_string().contains("s3cr3t"), "the value is not quoted back: {e}");
+        }
+        let e = parse(&format!(
+            "{MIN}{SMOKE}[service.smoke.read_after_write]\nwrite_path='todoItems'\nread_path='todoItems'\nheaders={{Authorization='Bearer s3cr3t'}}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "service[0].smoke.read_after_write.headers.Authorization");
+        let hook = "[service.hook]\nstages=['POST_TEST_TRAFFIC_SHIFT']\ntimeout_minutes=10\n";
+        let e = parse(&format!(
+            "{MIN}{}{hook}",
+            SMOKE.replace("[[", "test_url='https://alb:8443/api/'\ntest_headers={X-Test-Token='s3cr3t'}\n[[")
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "service[0].smoke.test_headers.X-Test-Token");
+
+        for (headers, key, why) in [
+            ("Authorization={ssm=''}", "headers.Authorization.ssm", "empty"),
+            ("Authorization={ssm='/a b'}", "headers.Authorization.ssm", "contains ' '"),
+            ("Authorization={ssm=1}", "headers.Authorization.ssm", "must be a string"),
+            ("Authorization={}", "headers.Authorization.ssm", "missing"),
+            ("Authorization={ssm='/a', kms='k'}", "headers.Authorization.kms", "unknown key"),
+            (
+                "Authorization={secret='arn:aws:secretsmanager:r:1:secret:n-AbCdEf'}",
+                "headers.Authorization.secret",
+                "SSM Parameter Store",
+            ),
+            ("Authorization=1", "headers.Authorization", "must be a string or { ssm"),
+        ] {
+            let e = parse(&with(headers)).unwrap_err();
+            assert_eq!(e.key, format!("service[0].smoke.check[0].{key}"), "{headers}");
+            assert!(e.message.contains(why), "{headers}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_credential_header_never_goes_over_plain_http() {
+        let reference = "headers={Authorization={ssm='/pushdeploy/todo/api-token'}}\n";
+        let on = |url: &str| format!("{MIN}{}{reference}", SMOKE.replace("https://alb/api/", url));
+        let e = parse(&on("http://todo-alb-1.elb.amazonaws.com/api/")).unwrap_err();
+        assert_eq!(e.key, "service[0].smoke.url");
+        assert!(e.message.contains("service[0].smoke.check[0].headers.Authorization carries a credential"), "{e}");
+        assert!(e.message.contains("HTTPS listener"), "{e}");
+        // Loopback only: clear text that never reaches a network (the tests' stand-in).
+        assert!(parse(&on("http://127.0.0.1:8080/api/")).is_ok());
+        assert!(parse(&on("http://localhost:8080/api/")).is_ok());
+        // A non-credential header may go anywhere; so may a credential-free smoke test.
+        assert!(parse(&format!("{MIN}{}headers={{Accept='text/html'}}\n", SMOKE.replace("https", "http"))).is_ok());
+
+        // Checks also run through the test listener when a hook checks there.
+        let hook = "[service.hook]\nstages=['POST_TEST_TRAFFIC_SHIFT']\ntimeout_minutes=10\n";
+        let test_url = |url: &str, headers: &str| {
+            format!("{MIN}{}{headers}{hook}", SMOKE.replace("[[", &format!("test_url='{url}'\n[[")))
+        };
+        assert!(parse(&test_url("https://alb:8443/api/", reference)).is_ok());
+        let e = parse(&test_url("http://alb:8080/api/", reference)).unwrap_err();
+        assert_eq!(e.key, "service[0].smoke.test_url");
+        let test_token = |url: &str| {
+            format!(
+                "{MIN}{}{hook}",
+                SMOKE.replace(
+                    "https://alb/api/'\n",
+                    &format!("http://alb/api/'\ntest_url='{url}'\ntest_headers={{X-Test-Token={{ssm='/p/t'}}}}\n")
+                )
+            )
+        };
+        // test_headers go only through the test URL: the production URL may stay http://.
+        assert!(parse(&test_token("https://alb:8443/api/")).is_ok());
+        assert_eq!(parse(&test_token("http://alb:8080/api/")).unwrap_err().key, "service[0].smoke.test_url");
     }
 
     #[test]

@@ -8,11 +8,13 @@ use crate::aws::ecs::EcsClient;
 use crate::aws::elbv2::Elbv2Client;
 use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
+use crate::aws::ssm::ParameterStore;
 use crate::base::PrincipalPattern;
 use crate::config::Limits;
 use crate::deploy::Deployer;
 use crate::error::{ConfigError, Error};
 use crate::live_config::{Build, Live, Location};
+use crate::secrets::SecretSource;
 use crate::smoke::client::HttpClient;
 use crate::verify::Verifier;
 
@@ -83,6 +85,8 @@ pub struct Clients {
     pub region: String,
     /// The artifact bucket (`PUSHDEPLOY_BUCKET`; empty until the function's state is built).
     pub bucket: String,
+    /// The SDK config the clients were built from: verify's SSM calls sign with its credentials.
+    pub sdk: aws_config::SdkConfig,
 }
 
 impl Clients {
@@ -105,6 +109,7 @@ impl Clients {
             sns: aws_sdk_sns::Client::new(&sdk),
             region,
             bucket: env::var("PUSHDEPLOY_BUCKET").unwrap_or_default(),
+            sdk,
         })
     }
 }
@@ -244,6 +249,7 @@ pub async fn verifier_from_env() -> Result<Live<Verifier>, Error> {
             elbv2: Elbv2Client::new(clients.elbv2.clone()),
             notifier: notifier_from_env(clients),
             http: HttpClient::new(),
+            secrets: SecretSource::new(ParameterStore::new(&clients.sdk)),
         })
     };
     Ok(Live::new("verify", Clients { bucket, ..clients }, location, build, recheck))

@@ -7,6 +7,7 @@ pub mod leases;
 pub mod records;
 pub mod s3;
 pub mod sns;
+pub mod ssm;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -14,7 +15,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use crate::error::AwsError;
 
 /// Error codes that mean "try again later" across the AWS APIs pushdeploy calls.
-const TRANSIENT_CODES: &[&str] = &[
+pub(crate) const TRANSIENT_CODES: &[&str] = &[
     "ThrottlingException",
     "Throttling",
     "ThrottledException",

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::redirect::Policy;
 use reqwest::{Method, Url};
 
+use crate::secrets::Secret;
 use crate::smoke::judge::Fetched;
 
 /// Redirects followed at most (same host only).
@@ -20,8 +21,8 @@ pub struct HttpRequest {
     pub method: String,
     /// Absolute URL on the configured host.
     pub url: Url,
-    /// Extra headers (values are never logged).
-    pub headers: BTreeMap<String, String>,
+    /// Extra headers: each value a [`Secret`], so printing a request shows none of them.
+    pub headers: BTreeMap<String, Secret>,
     /// Body, if any.
     pub body: Option<String>,
 }
@@ -64,7 +65,17 @@ impl HttpClient {
         let method = Method::from_bytes(req.method.as_bytes()).unwrap_or(Method::GET);
         let mut builder = self.client.request(method, req.url.clone()).timeout(timeout);
         for (k, v) in &req.headers {
-            builder = builder.header(k, v);
+            // Marked sensitive: HTTP/2 never indexes it (HPACK), and the http crate's Debug hides it.
+            match reqwest::header::HeaderValue::from_str(v.expose()) {
+                Ok(mut value) => {
+                    value.set_sensitive(true);
+                    builder = builder.header(k, value);
+                }
+                Err(_) => {
+                    let error = format!("header {k} has a value HTTP cannot carry (a control character or non-ASCII)");
+                    return Fetched { error: Some(error), ..Default::default() };
+                }
+            }
         }
         if let Some(body) = &req.body {
             builder = builder.body(body.clone());

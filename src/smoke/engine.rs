@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::aws::elbv2::Elbv2Client;
 use crate::config::{ReadAfterWriteConfig, SmokeConfig};
+use crate::secrets::{self, Resolved, Secret};
 use crate::smoke::client::{join_url, HttpClient, HttpRequest};
 use crate::smoke::id::path_segment;
 use crate::smoke::judge::{
@@ -50,13 +51,19 @@ pub struct SmokeReport {
     pub read_after_write: Option<ProbeResult>,
     /// Wall time of the whole smoke test.
     pub duration_ms: u64,
+    /// The headers whose values came from SSM, each with its parameter
+    /// (`Authorization (from ssm:/pushdeploy/todo/api-token)`): never a value.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secret_headers: Vec<String>,
 }
 
-/// Runs the smoke test. `deadline` is when the verdict must be in hand (rollback time left over).
+/// Runs the smoke test. `deadline` is when the verdict must be in hand (rollback time left over);
+/// `resolved` holds the values of the smoke test's SSM references.
 pub async fn run(
     smoke: &SmokeConfig,
     http: &HttpClient,
     elbv2: Option<&Elbv2Client>,
+    resolved: &Resolved,
     marker_seed: &str,
     deadline: Instant,
 ) -> SmokeReport {
@@ -69,7 +76,7 @@ pub async fn run(
         if Instant::now() + round_worst > deadline {
             break Err(format!("out of time after {} rounds: the invocation's deadline is near", tally.rounds()));
         }
-        let round = run_round(smoke, http, elbv2, tally.rounds() + 1, timeout).await;
+        let round = run_round(smoke, http, elbv2, resolved, tally.rounds() + 1, timeout).await;
         let passed = round.passed;
         rounds.push(round);
         if rounds.len() > ROUNDS_KEPT {
@@ -89,10 +96,11 @@ pub async fn run(
         rounds,
         read_after_write: None,
         duration_ms: 0,
+        secret_headers: secrets::sources(smoke),
     };
     if report.passed {
         if let Some(probe_cfg) = &smoke.read_after_write {
-            let probe = probe(smoke, probe_cfg, http, marker_seed, timeout).await;
+            let probe = probe(smoke, probe_cfg, http, resolved, marker_seed, timeout).await;
             if !probe.passed {
                 report.passed = false;
                 report.reason = Some(probe_failure(&probe));
@@ -106,18 +114,25 @@ pub async fn run(
 
 /// One round for a lifecycle hook invocation, which runs a round and returns (ECS calls again for
 /// the next): the gate, when configured, then every check.
-pub async fn one_round(smoke: &SmokeConfig, http: &HttpClient, elbv2: Option<&Elbv2Client>, round: u32) -> RoundResult {
-    run_round(smoke, http, elbv2, round, Duration::from_millis(smoke.timeout_ms)).await
+pub async fn one_round(
+    smoke: &SmokeConfig,
+    http: &HttpClient,
+    elbv2: Option<&Elbv2Client>,
+    resolved: &Resolved,
+    round: u32,
+) -> RoundResult {
+    run_round(smoke, http, elbv2, resolved, round, Duration::from_millis(smoke.timeout_ms)).await
 }
 
 /// The read-after-write probe, when configured: `Err` with the reason when it failed.
 pub async fn probe_after_pass(
     smoke: &SmokeConfig,
     http: &HttpClient,
+    resolved: &Resolved,
     marker_seed: &str,
 ) -> (Option<ProbeResult>, Result<(), String>) {
     let Some(cfg) = &smoke.read_after_write else { return (None, Ok(())) };
-    let p = probe(smoke, cfg, http, marker_seed, Duration::from_millis(smoke.timeout_ms)).await;
+    let p = probe(smoke, cfg, http, resolved, marker_seed, Duration::from_millis(smoke.timeout_ms)).await;
     let verdict = if p.passed { Ok(()) } else { Err(probe_failure(&p)) };
     (Some(p), verdict)
 }
@@ -168,6 +183,7 @@ async fn run_round(
     smoke: &SmokeConfig,
     http: &HttpClient,
     elbv2: Option<&Elbv2Client>,
+    resolved: &Resolved,
     round: u32,
     timeout: Duration,
 ) -> RoundResult {
@@ -181,16 +197,12 @@ async fn run_round(
         }
     }
     let checks = join_all(smoke.checks.iter().map(|check| async move {
-        match join_url(&smoke.url, &check.path) {
-            Ok(url) => {
-                let req = HttpRequest {
-                    method: check.method.clone(),
-                    url,
-                    headers: check.headers.clone(),
-                    body: check.body.clone(),
-                };
-                judge_check(check, &http.fetch(&req, timeout, smoke.max_body_bytes).await)
-            }
+        let built = join_url(&smoke.url, &check.path).and_then(|url| {
+            let headers = secrets::headers_for(&check.headers, resolved)?;
+            Ok(HttpRequest { method: check.method.clone(), url, headers, body: check.body.clone() })
+        });
+        match built {
+            Ok(req) => judge_check(check, &http.fetch(&req, timeout, smoke.max_body_bytes).await),
             Err(why) => CheckResult {
                 check: check_label(check),
                 passed: false,
@@ -208,6 +220,7 @@ async fn probe(
     smoke: &SmokeConfig,
     cfg: &ReadAfterWriteConfig,
     http: &HttpClient,
+    resolved: &Resolved,
     seed: &str,
     timeout: Duration,
 ) -> ProbeResult {
@@ -224,9 +237,9 @@ async fn probe(
         id_refused: None,
     };
     let request = |method: &str, path: &str, body: Option<String>| -> Result<HttpRequest, String> {
-        let mut headers = cfg.headers.clone();
+        let mut headers = secrets::headers_for(&cfg.headers, resolved)?;
         if body.is_some() && !headers.keys().any(|k| k.eq_ignore_ascii_case("content-type")) {
-            headers.insert("content-type".into(), "application/json".into());
+            headers.insert("content-type".into(), Secret::new("application/json"));
         }
         Ok(HttpRequest { method: method.into(), url: join_url(&smoke.url, path)?, headers, body })
     };

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::hook::{self, fmt_share, Carried, Decision, HookAnswer, HookInvocation, Listener, Step};
 use crate::notify::{problem_message, Problem};
 use crate::record::{self, DeploymentRecord, HookCheck, Status};
+use crate::secrets;
 use crate::smoke::engine;
 use crate::taskdef::short_name;
 use crate::timing;
@@ -110,7 +111,9 @@ impl Verifier {
             let why = "too little of this invocation left for a round; ECS calls again";
             return Ok(self.answer_hook(&rec, inv, HookAnswer::again(smoke.interval_ms, &carried, why)));
         }
-        let round = engine::one_round(&smoke, &self.http, Some(&self.elbv2), carried.rounds + 1).await;
+        // A transient SSM failure answers IN_PROGRESS (ECS calls again); a permanent one fails the hook.
+        let resolved = self.secrets.resolve(&smoke).await?;
+        let round = engine::one_round(&smoke, &self.http, Some(&self.elbv2), &resolved, carried.rounds + 1).await;
         match hook::after_round(carried, &budget, round.passed) {
             Step::Again(c) => {
                 rec.hook_tally = Some(c.clone());
@@ -127,11 +130,12 @@ impl Verifier {
             }
             Step::Failed(c) => {
                 let why = engine::failure_reason(&smoke, &round, c.rounds);
-                self.check_done(rec, inv, listener, c.rounds, json!({ "last_round": round }), Err(why)).await
+                let report = with_sources(json!({ "last_round": round }), &smoke);
+                self.check_done(rec, inv, listener, c.rounds, report, Err(why)).await
             }
             Step::Passed(c) => {
-                let (probe, verdict) = engine::probe_after_pass(&smoke, &self.http, &rec.id).await;
-                let report = json!({ "last_round": round, "read_after_write": probe });
+                let (probe, verdict) = engine::probe_after_pass(&smoke, &self.http, &resolved, &rec.id).await;
+                let report = with_sources(json!({ "last_round": round, "read_after_write": probe }), &smoke);
                 self.check_done(rec, inv, listener, c.rounds, report, verdict).await
             }
         }
@@ -289,6 +293,16 @@ impl Verifier {
         });
         self.publish(&message).await;
     }
+}
+
+/// A hook check's smoke report with the headers whose values came from SSM, as an event's
+/// report lists them (`secret_headers`, left out when there are none): never a value.
+fn with_sources(mut report: Value, smoke: &crate::config::SmokeConfig) -> Value {
+    let sources = secrets::sources(smoke);
+    if !sources.is_empty() {
+        report["secret_headers"] = json!(sources);
+    }
+    report
 }
 
 /// The record of one check's verdict: passed unless it says why it failed.

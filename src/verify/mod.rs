@@ -26,6 +26,7 @@ use crate::notify::{problem_message, verdict_message, Problem};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::record::{self, DeploymentRecord, RollbackOf, Status, TriggerRef};
 use crate::recovery::{self, Adopted};
+use crate::secrets::SecretSource;
 use crate::smoke::client::HttpClient;
 use crate::smoke::engine;
 use crate::taskdef::{self, short_name};
@@ -46,6 +47,8 @@ pub struct Verifier {
     pub notifier: Option<Notifier>,
     /// Smoke-test HTTP client.
     pub http: HttpClient,
+    /// Smoke-test credentials from SSM Parameter Store, read when a smoke test runs.
+    pub secrets: SecretSource,
 }
 
 /// What verify answers: a summary for an event, or what a lifecycle hook answers ECS.
@@ -222,6 +225,9 @@ impl Verifier {
             self.settle(&rec, e).await?;
             return Ok(self.answer(&rec, Outcome::Verified, rec.reason.clone().unwrap_or_default(), true));
         };
+        // Read when needed, not at cold start: an SSM failure then holds only this service's
+        // verdict (retried, or told), and a rotated token is picked up (see secrets::CACHE_TTL).
+        let resolved = self.secrets.resolve(smoke).await?;
         // A smoke test that kills verify (out of memory, past its timeout) would otherwise die on
         // every retry and leave the deployment serving untested: after SMOKE_ATTEMPTS_BEFORE_ROLLBACK
         // tests that never reached a verdict, it is rolled back untested.
@@ -237,7 +243,7 @@ impl Verifier {
         }
         rec.smoke_attempts += 1;
         self.save(&rec).await?;
-        let report = engine::run(smoke, &self.http, Some(&self.elbv2), &rec.id, deadline).await;
+        let report = engine::run(smoke, &self.http, Some(&self.elbv2), &resolved, &rec.id, deadline).await;
         rec.smoke = Some(serde_json::to_value(&report).expect("reports always serialize"));
         if report.passed {
             let said = format!("smoke test passed: {} round(s) in {} ms", report.rounds_run, report.duration_ms);

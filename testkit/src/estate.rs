@@ -51,6 +51,8 @@ pub struct Aws {
     pub sns: aws_sdk_sns::Client,
     /// SQS (the failed-invocations queue `redrive` reads).
     pub sqs: aws_sdk_sqs::Client,
+    /// SSM (Parameter Store: smoke-test credentials).
+    pub ssm: aws_sdk_ssm::Client,
 }
 
 impl Aws {
@@ -91,6 +93,7 @@ impl Aws {
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
+            ssm: aws_sdk_ssm::Client::new(&sdk),
             sdk,
         }
     }
@@ -127,8 +130,37 @@ impl Aws {
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
+            ssm: aws_sdk_ssm::Client::new(&sdk),
             sdk,
         }
+    }
+
+    /// Stores `value` as the SecureString parameter `name` (under SSM's own key, `alias/aws/ssm`,
+    /// or `key_id`), as an operator stores a smoke-test credential.
+    pub async fn put_secure_string(&self, name: &str, value: &str, key_id: Option<&str>) {
+        self.ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .set_key_id(key_id.map(str::to_string))
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put parameter {name}: {e:?}"));
+    }
+
+    /// Stores `value` as a plain `String` parameter (not a SecureString), as a careless operator might.
+    pub async fn put_string_parameter(&self, name: &str, value: &str) {
+        self.ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put parameter {name}: {e:?}"));
     }
 
     /// Environment variables that point a function process at this endpoint, signing as `role`.
@@ -796,5 +828,6 @@ pub fn verifier(aws: &Aws, config: &str, topic: Option<&str>) -> pushdeploy::ver
         elbv2: pushdeploy::aws::elbv2::Elbv2Client::new(aws.elbv2.clone()),
         notifier: topic.map(|t| pushdeploy::aws::sns::Notifier::new(aws.sns.clone(), t)),
         http: pushdeploy::smoke::client::HttpClient::new(),
+        secrets: pushdeploy::secrets::SecretSource::new(pushdeploy::aws::ssm::ParameterStore::new(&aws.sdk)),
     }
 }

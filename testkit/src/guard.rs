@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::estate::Aws;
 use crate::faults::forward;
 use crate::http::{serve, Request, Response};
-use crate::iam::{classify, Check, Policies, Role, Verdict};
+use crate::iam::{classify, secure_string_key, Call, Check, Policies, Role, Verdict, SSM_DEFAULT_KEY};
 use crate::moto::{workspace_root, Moto};
 use crate::revisions::Revisions;
 
@@ -75,17 +75,23 @@ impl Guard {
         let state = Arc::new(Mutex::new(State { policies, calls: Vec::new(), log, fixtures: Default::default() }));
         pushdeploy::tls::install_crypto();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        let revisions = Arc::new(Revisions::new(Aws::new(upstream).await));
+        let harness = Aws::new(upstream).await;
+        let revisions = Arc::new(Revisions::new(harness.clone()));
         let revisions_kept = revisions.clone();
         let (s, upstream) = (state.clone(), upstream.trim_end_matches('/').to_string());
         let (addr, task) = serve(move |req: Request| {
             let (s, client, upstream, revisions) = (s.clone(), client.clone(), upstream.clone(), revisions.clone());
+            let harness = harness.clone();
             async move {
-                let call = classify(&req);
+                let mut call = classify(&req);
                 let Some(role) = Role::of_request(&req) else {
                     // The test harness: unchecked, unrecorded, but ECS's revisions still follow it.
                     return answer(&client, &upstream, &revisions, &call.operation, req, None).await;
                 };
+                // Boxed: the SDK call's future would otherwise sit in every request's future.
+                if let Some(key) = Box::pin(secure_string_decryption(&harness, &call, &req)).await {
+                    call.checks.push(key);
+                }
                 let fixture = s.lock().expect("lock").fixtures.get(&call.operation).cloned();
                 let (checks, listing) = {
                     let st = s.lock().expect("lock");
@@ -211,6 +217,28 @@ async fn answer(
     }
 }
 
+/// A GetParameter WithDecryption of a SecureString under a customer key also needs kms:Decrypt on
+/// that key ([`secure_string_key`]): which key is moto's to say (DescribeParameters, as the
+/// harness), since the request names only the parameter.
+async fn secure_string_decryption(harness: &Aws, call: &Call, req: &Request) -> Option<Check> {
+    if call.operation != "ssm:GetParameter" {
+        return None;
+    }
+    let body: serde_json::Value = serde_json::from_slice(&req.body).ok()?;
+    if body["WithDecryption"] != true {
+        return None;
+    }
+    let name = body["Name"].as_str()?.split(':').next()?.to_string();
+    let filter =
+        aws_sdk_ssm::types::ParameterStringFilter::builder().key("Name").option("Equals").values(&name).build().ok()?;
+    let found = harness.ssm.describe_parameters().parameter_filters(filter).send().await.ok()?;
+    let parameter = found.parameters().iter().find(|p| p.name() == Some(name.as_str()))?;
+    if parameter.r#type() != Some(&aws_sdk_ssm::types::ParameterType::SecureString) {
+        return None;
+    }
+    secure_string_key(&call.checks[0].resource, parameter.key_id().unwrap_or(SSM_DEFAULT_KEY))
+}
+
 /// AccessDenied as the service itself answers it.
 fn access_denied(role: Role, operation: &str, check: Option<&Check>) -> Response {
     let message = match check {
@@ -223,7 +251,7 @@ fn access_denied(role: Role, operation: &str, check: Option<&Check>) -> Response
         ),
         None => "Access Denied".to_string(),
     };
-    if operation.starts_with("ecs:") || operation.starts_with("ecr:") {
+    if operation.starts_with("ecs:") || operation.starts_with("ecr:") || operation.starts_with("ssm:") {
         Response::new(400, format!(r#"{{"__type":"AccessDeniedException","message":"{message}"}}"#))
             .with_header("content-type", "application/x-amz-json-1.1")
             .with_header("x-amzn-errortype", "AccessDeniedException")

@@ -113,6 +113,15 @@ pub fn artifact_key_arn() -> String {
     arn("kms", &format!("key/{ARTIFACT_KEY_ID}"))
 }
 
+/// The stand-in id of a customer KMS key smoke-test SecureStrings may be encrypted under, as
+/// `scripts/iam_policies.py` renders `SmokeSecretKeyArns` for the local estate.
+pub const SMOKE_SECRET_KEY_ID: &str = "0987dcba-09fe-87dc-65ba-ab0987654321";
+
+/// The ARN of that key.
+pub fn smoke_secret_key_arn() -> String {
+    arn("kms", &format!("key/{SMOKE_SECRET_KEY_ID}"))
+}
+
 /// One authorisation AWS makes for a request: an action on a resource with context keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
@@ -159,6 +168,46 @@ fn ecs_service_arn(cluster: &str, service: &str) -> String {
     }
     let cluster = cluster.rsplit('/').next().unwrap_or(cluster);
     arn("ecs", &format!("service/{cluster}/{service}"))
+}
+
+/// A parameter's ARN as the Service Authorization Reference defines the resource type
+/// `parameter`: `arn:aws:ssm:<region>:<account>:parameter/<name without its leading slash>`. A
+/// request may name the parameter by ARN, and may add a version or label selector (`name:3`),
+/// which is not part of the resource.
+pub fn ssm_parameter_arn(name: &str) -> String {
+    if name.starts_with("arn:") {
+        return name.to_string();
+    }
+    let name = name.split(':').next().unwrap_or(name);
+    arn("ssm", &format!("parameter/{}", name.trim_start_matches('/')))
+}
+
+/// The name of SSM's own key for SecureStrings, whose key policy lets every principal of the
+/// account use it through SSM: no IAM statement is needed for it.
+pub const SSM_DEFAULT_KEY: &str = "alias/aws/ssm";
+
+/// What KMS authorises when SSM decrypts the SecureString `parameter_arn` for the caller
+/// (GetParameter WithDecryption) under `key_id`: kms:Decrypt on the key, as the caller, through
+/// SSM, with the parameter's ARN as encryption context. `None` for SSM's own key, which its key
+/// policy grants the whole account; a key named by alias is checked as that alias's ARN, which a
+/// statement naming the key's ARN does not match (stricter than AWS, never laxer).
+pub fn secure_string_key(parameter_arn: &str, key_id: &str) -> Option<Check> {
+    if key_id.is_empty() || key_id == SSM_DEFAULT_KEY || key_id.ends_with(&format!(":{SSM_DEFAULT_KEY}")) {
+        return None;
+    }
+    let key = if key_id.starts_with("arn:") {
+        key_id.to_string()
+    } else if key_id.starts_with("alias/") {
+        arn("kms", key_id)
+    } else {
+        arn("kms", &format!("key/{key_id}"))
+    };
+    Some(
+        Check::new("kms:Decrypt", key)
+            .with("kms:ViaService", format!("ssm.{REGION}.amazonaws.com"))
+            .with("kms:CallerAccount", ACCOUNT)
+            .with("kms:EncryptionContext:PARAMETER_ARN", parameter_arn),
+    )
 }
 
 fn decode(s: &str) -> String {
@@ -238,6 +287,16 @@ pub fn classify(req: &Request) -> Call {
                 format!("arn:aws:ecr:{REGION}:{account}:repository/{repo}")
             };
             return Call { checks: vec![Check::new(&operation, resource)], operation };
+        }
+        if prefix == "AmazonSSM" {
+            let operation = format!("ssm:{op}");
+            let checks = match op {
+                // Authorised on the parameter (resource type parameter); the decryption of a
+                // SecureString is KMS's to authorise (see `secure_string_key`).
+                "GetParameter" => vec![Check::new(&operation, ssm_parameter_arn(&s("Name")))],
+                _ => vec![Check::new(&operation, "*")],
+            };
+            return Call { operation, checks };
         }
         let operation = format!("{prefix}:{op}");
         return Call { checks: vec![Check::new(&operation, "*")], operation };
@@ -536,6 +595,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn get_parameter_is_authorised_on_the_parameter_and_its_customer_key_through_ssm() {
+        let (k, v) = auth("ssm");
+        let get =
+            |body: &str| classify(&req("POST", "/", &[("x-amz-target", "AmazonSSM.GetParameter"), (k, &v)], body));
+        let call = get(r#"{"Name":"/pushdeploy/todo/api-token","WithDecryption":true}"#);
+        assert_eq!(call.operation, "ssm:GetParameter");
+        let parameter = "arn:aws:ssm:ap-southeast-2:123456789012:parameter/pushdeploy/todo/api-token";
+        assert_eq!(call.checks, vec![Check::new("ssm:GetParameter", parameter)]);
+        assert_eq!(get(r#"{"Name":"/pushdeploy/todo/api-token:3"}"#).checks[0].resource, parameter, "a selector");
+        assert_eq!(get(r#"{"Name":"plain"}"#).checks[0].resource, arn("ssm", "parameter/plain"));
+        assert_eq!(get(&format!(r#"{{"Name":"{parameter}"}}"#)).checks[0].resource, parameter);
+
+        assert_eq!(secure_string_key(parameter, SSM_DEFAULT_KEY), None, "SSM's own key: its key policy");
+        let key = arn("kms", "key/0987dcba-09fe-87dc-65ba-ab0987654321");
+        let check = secure_string_key(parameter, &key).unwrap();
+        assert_eq!((check.action.as_str(), check.resource.as_str()), ("kms:Decrypt", key.as_str()));
+        assert_eq!(check.context["kms:ViaService"], "ssm.ap-southeast-2.amazonaws.com");
+        assert_eq!(check.context["kms:EncryptionContext:PARAMETER_ARN"], parameter);
+        assert_eq!(secure_string_key(parameter, "0987dcba-09fe-87dc-65ba-ab0987654321").unwrap().resource, key);
+        assert_eq!(secure_string_key(parameter, "alias/todo").unwrap().resource, arn("kms", "alias/todo"));
     }
 
     #[test]

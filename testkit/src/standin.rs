@@ -79,6 +79,8 @@ pub struct Served {
     pub digest: String,
     /// The status answered.
     pub status: u16,
+    /// The request's `Authorization` header, as it arrived (what a smoke test sent).
+    pub authorization: Option<String>,
 }
 
 struct State {
@@ -86,6 +88,8 @@ struct State {
     behaviours: Mutex<HashMap<String, Behaviour>>,
     routes: Mutex<HashMap<String, Route>>,
     served: Mutex<Vec<Served>>,
+    // The `Authorization` value the API requires, when it requires one.
+    api_authorization: Mutex<Option<String>>,
     // Two tasks' stores; Good uses the first for everything.
     tasks: [Mutex<Store>; 2],
     next_task: AtomicU64,
@@ -113,6 +117,7 @@ impl TodoStandIn {
             behaviours: Mutex::new(HashMap::new()),
             routes: Mutex::new(HashMap::new()),
             served: Mutex::new(Vec::new()),
+            api_authorization: Mutex::new(None),
             tasks: [Mutex::new(Store::default()), Mutex::new(Store::default())],
             next_task: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
@@ -146,6 +151,12 @@ impl TodoStandIn {
         route.green = Some(green.to_string());
         route.share = share;
         route.seen = 0;
+    }
+
+    /// From now on the API (`/api/`) answers 401 to a request without exactly this `Authorization`
+    /// header, as an API behind a sign-in does; the frontend stays public.
+    pub fn require_api_authorization(&self, value: &str) {
+        *self.state.api_authorization.lock().expect("lock") = Some(value.to_string());
     }
 
     /// Every request served so far.
@@ -234,15 +245,34 @@ async fn handle(s: &State, req: Request, listener: Listener) -> Response {
     }
     let api = req.path.starts_with("/api/");
     let (behaviour, digest) = behaviour_of(s, if api { "todo-backend" } else { "todo-frontend" }, listener).await;
+    let authorization = req.header("authorization").map(str::to_string);
     if behaviour == Behaviour::Hangs {
-        let served =
-            Served { listener, method: req.method.clone(), path: req.path.clone(), digest: digest.clone(), status: 0 };
+        let served = Served {
+            listener,
+            method: req.method.clone(),
+            path: req.path.clone(),
+            digest: digest.clone(),
+            status: 0,
+            authorization: authorization.clone(),
+        };
         s.served.lock().expect("lock").push(served);
         tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
     }
-    let response = respond(s, &req, api, behaviour);
-    let served =
-        Served { listener, method: req.method.clone(), path: req.path.clone(), digest, status: response.status };
+    let required = s.api_authorization.lock().expect("lock").clone();
+    let response = match required {
+        Some(want) if api && authorization.as_deref() != Some(want.as_str()) => {
+            Response::new(401, "sign in first (stand-in)").with_header("www-authenticate", "Bearer")
+        }
+        _ => respond(s, &req, api, behaviour),
+    };
+    let served = Served {
+        listener,
+        method: req.method.clone(),
+        path: req.path.clone(),
+        digest,
+        status: response.status,
+        authorization,
+    };
     s.served.lock().expect("lock").push(served);
     response
 }

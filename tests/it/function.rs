@@ -170,12 +170,13 @@ async fn no_log_line_or_notification_carries_a_secret_or_a_response_body() {
     let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
     let standin = testkit::standin::TodoStandIn::start(app.aws.clone()).await;
     let sink = testkit::standin::SnsSink::start(&app.aws, "pushdeploy-verdicts").await;
+    // The check's credential comes from SSM: the verify binary reads it with its role and sends it.
+    app.aws.put_secure_string("/pushdeploy/todo/api-token", &format!("Bearer {TOKEN}"), None).await;
     let config = testkit::estate::local_config(&standin.url()).replacen(
         "[[service.smoke.check]]\npath = \"todoItems\"",
-        &format!("[[service.smoke.check]]\npath = \"todoItems\"\nheaders = {{ Authorization = \"Bearer {TOKEN}\" }}"),
+        "[[service.smoke.check]]\npath = \"todoItems\"\nheaders = { Authorization = { ssm = \"/pushdeploy/todo/api-token\" } }",
         1,
     );
-    assert!(config.contains(TOKEN));
     let mut env: Vec<(&str, &str)> = vec![("AWS_SECRET_ACCESS_KEY", SECRET_KEY), ("RUST_LOG", "debug")];
     env.push(("PUSHDEPLOY_TOPIC_ARN", &sink.topic_arn));
     let deploy = start_function("deploy", &app.aws, &config, &env).await;
@@ -185,6 +186,9 @@ async fn no_log_line_or_notification_carries_a_secret_or_a_response_body() {
     assert!(logs.len() > 20, "debug logging is on: {} lines", logs.len());
     let notes: Vec<String> = sink.notifications().iter().map(|n| n.to_string()).collect();
     assert_eq!(notes.len(), 2);
+    let sent = standin.served().into_iter().filter(|s| s.path.starts_with("/api/todoItems") && s.method == "GET");
+    let bearer = format!("Bearer {TOKEN}");
+    assert!(sent.filter(|s| s.authorization.as_deref() == Some(bearer.as_str())).count() >= 2, "the token was sent");
     for secret in [SECRET_KEY, TOKEN, BODY] {
         assert!(!logs.iter().any(|l| l.contains(secret)), "a log line contains {secret}");
         assert!(!notes.iter().any(|n| n.contains(secret)), "a notification contains {secret}");

@@ -40,11 +40,16 @@ struct BlueGreen {
 
 impl BlueGreen {
     async fn new(attempts: u32, consecutive: u32) -> Self {
+        Self::with_config(attempts, consecutive, |c| c).await
+    }
+
+    /// The same, with the blue/green config as `edit` makes it.
+    async fn with_config(attempts: u32, consecutive: u32, edit: impl FnOnce(String) -> String) -> Self {
         let emu = Emulator::start().await;
         let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
         let standin = TodoStandIn::start(app.aws.clone()).await;
         let sink = SnsSink::start(&app.aws, "pushdeploy-verdicts").await;
-        let config = blue_green_config(&standin.url(), &standin.test_url(), attempts, consecutive);
+        let config = edit(blue_green_config(&standin.url(), &standin.test_url(), attempts, consecutive));
         let deployer = deployer(&app.aws, &config);
         let verifier = verifier(&app.aws, &config, Some(&sink.topic_arn));
         Self { app, standin, sink, deployer, verifier, emu, seq: 0 }
@@ -623,4 +628,47 @@ async fn a_hook_denied_by_iam_fails_loudly_on_the_record_the_topic_and_the_error
         .starts_with("pushdeploy ACTION NEEDED: backend cannot check POST_TEST"));
     assert!(told[0]["Message"].as_str().unwrap().contains("AccessDenied"));
     assert_eq!(bg.standin.served().iter().filter(|s| s.digest == p.digest).count(), 0, "no round without the record");
+}
+
+#[tokio::test]
+async fn a_hook_sends_the_credential_from_ssm_through_the_test_listener_and_reads_it_once_for_its_invocations() {
+    const TOKEN: &str = "hook-t0k3n-71c9e0";
+    let header = "headers = { Authorization = { ssm = \"/pushdeploy/todo/api-token\" } }\n";
+    let mut bg = BlueGreen::with_config(5, 2, |c| {
+        c.replacen(
+            "[[service.smoke.check]]\npath = \"todoItems\"\n",
+            &format!("[[service.smoke.check]]\npath = \"todoItems\"\n{header}"),
+            1,
+        )
+        .replacen("id_pointer = \"/id\"\n", &format!("id_pointer = \"/id\"\n{header}"), 1)
+    })
+    .await;
+    bg.aws().put_secure_string("/pushdeploy/todo/api-token", &format!("Bearer {TOKEN}"), None).await;
+    bg.standin.require_api_authorization(&format!("Bearer {TOKEN}"));
+    let p = bg.push("backend-bg-signed-in", Behaviour::Good).await;
+
+    let answers = bg.run_stage(&p, "POST_TEST_TRAFFIC_SHIFT", None).await;
+
+    assert_eq!(statuses(&answers), ["IN_PROGRESS", "SUCCEEDED"], "{answers:?}");
+    let through_test: Vec<_> = bg.standin.served().into_iter().filter(|s| s.listener == Listener::Test).collect();
+    assert!(through_test.len() >= 2 + 8, "two rounds and the probe");
+    let bearer = format!("Bearer {TOKEN}");
+    assert!(through_test.iter().all(|s| s.authorization.as_deref() == Some(bearer.as_str()) && s.status < 300));
+    // Two invocations, one read: the value is kept for a minute between ECS's call-backs.
+    let reads = bg.emu.guard.calls().into_iter().filter(|c| c.operation == "ssm:GetParameter").count();
+    assert_eq!(reads, 1);
+    let rec = bg.record(&p).await;
+    assert_eq!(
+        rec["hook_checks"][0]["smoke"]["secret_headers"],
+        json!(["Authorization (from ssm:/pushdeploy/todo/api-token)"])
+    );
+    let versions = bg.aws().s3.list_object_versions().bucket(BUCKET).send().await.unwrap();
+    for v in versions.versions() {
+        let (key, id) = (v.key().unwrap(), v.version_id().unwrap());
+        let got = bg.aws().s3.get_object().bucket(BUCKET).key(key).version_id(id).send().await.unwrap();
+        let text = got.body.collect().await.unwrap().into_bytes();
+        assert!(!String::from_utf8_lossy(&text).contains(TOKEN), "{key}@{id} holds the token");
+    }
+    assert!(answers.iter().all(|a| !a.to_string().contains(TOKEN)));
+    assert!(bg.sink.notifications().iter().all(|n| !n.to_string().contains(TOKEN)));
 }

@@ -258,7 +258,49 @@ def test_verify_may_take_the_service_lease_it_rolls_back_under():
     assert leases[0]["Resource"] == "arn:aws:s3:::pushdeploy-artifacts/leases/*"
 
 
+SSM_PARAMETERS = "arn:aws:ssm:ap-southeast-2:123456789012:parameter/pushdeploy/*"
+SMOKE_KEY = f"arn:aws:kms:ap-southeast-2:123456789012:key/{iam_policies.SMOKE_SECRET_KEY_ID}"
+
+
+@pytest.mark.parametrize("parameters,keys", [("", ""), (SSM_PARAMETERS, ""), (SSM_PARAMETERS, SMOKE_KEY)])
+def test_verify_reads_exactly_the_smoke_secrets_given_and_deploy_none(parameters, keys):
+    roles = rendered(SmokeSecretParameterArns=parameters, SmokeSecretKeyArns=keys)
+    verify = {st["Sid"]: st for st in roles["VerifyRole"]["Statement"]}
+    if parameters:
+        assert verify["ReadSmokeTestCredentials"] == {
+            "Sid": "ReadSmokeTestCredentials", "Effect": "Allow", "Action": "ssm:GetParameter",
+            "Resource": [parameters]}
+    else:
+        assert "ReadSmokeTestCredentials" not in verify, "an empty list names no parameter (never \"\")"
+    if keys:
+        assert verify["DecryptSmokeTestCredentialsThroughSsm"] == {
+            "Sid": "DecryptSmokeTestCredentialsThroughSsm", "Effect": "Allow", "Action": "kms:Decrypt",
+            "Resource": [keys], "Condition": {"StringEquals": {"kms:ViaService": "ssm.ap-southeast-2.amazonaws.com"}}}
+    else:
+        assert "DecryptSmokeTestCredentialsThroughSsm" not in verify
+    assert '""' not in json.dumps(roles)
+    deploy = json.dumps(roles["DeployRole"])
+    assert "ssm:" not in deploy and SMOKE_KEY not in deploy, "deploy only validates the config's shape"
+
+
+def test_the_smoke_key_is_used_only_through_ssm_for_the_parameters_given():
+    s = stack()
+    verify, role = s.role_policies()["VerifyRole"], as_role(s, "VerifyRole")
+    parameter = "arn:aws:ssm:ap-southeast-2:123456789012:parameter/pushdeploy/todo/api-token"
+    got = decide(verify, Request(role, "ssm:GetParameter", parameter), resource_policy=False)
+    assert got.allowed_by == ["ReadSmokeTestCredentials"]
+    for elsewhere in ["arn:aws:ssm:ap-southeast-2:123456789012:parameter/prod/db-password",
+                      "arn:aws:ssm:ap-southeast-2:123456789012:parameter/pushdeployx/token"]:
+        assert not decide(verify, Request(role, "ssm:GetParameter", elsewhere), resource_policy=False).allowed
+    via_ssm = {"kms:ViaService": "ssm.ap-southeast-2.amazonaws.com"}
+    got = decide(verify, Request(role, "kms:Decrypt", SMOKE_KEY, via_ssm), resource_policy=False)
+    assert got.allowed_by == ["DecryptSmokeTestCredentialsThroughSsm"]
+    for context in [{}, VIA_S3, {"kms:ViaService": "lambda.ap-southeast-2.amazonaws.com"}]:
+        assert not decide(verify, Request(role, "kms:Decrypt", SMOKE_KEY, context), resource_policy=False).allowed
+
+
 @pytest.mark.parametrize("overrides", [{}, {"TaskRoleArns": "", "ExecutionRoleArns": ""},
+                                       {"SmokeSecretParameterArns": "", "SmokeSecretKeyArns": ""},
                                        {"CreateNotificationTopic": "false"},
                                        {"VerifySubnetIds": "subnet-1,subnet-2", "VerifySecurityGroupIds": "sg-1"},
                                        {"OperatorPrincipalArns": "arn:aws:iam::123456789012:role/ci-deployer"}])
