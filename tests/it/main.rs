@@ -15,4 +15,5 @@ mod secrets;
 mod smoke_attacks;
 mod steering;
 mod support;
+mod through_binaries;
 pub(crate) mod verify;
