@@ -1,6 +1,6 @@
-//! Any bytes as an ECS lifecycle hook invocation, hookDetails included (ECS hands back whatever the
-//! last answer returned, so they are untrusted too): parsing answers, the carried tally never
-//! panics or overflows, and a tally that can no longer pass is refused before a round.
+//! Any bytes as an ECS lifecycle hook invocation, hookDetails included (anyone who may invoke
+//! verify can write them): parsing answers, a tally never panics or overflows, and a tally that can
+//! no longer pass is refused before a round.
 #![no_main]
 
 use pushdeploy::hook::{after_round, before_round, parse, Budget};
@@ -19,7 +19,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         .and_then(|d| d.as_str())
         .unwrap_or("d")
         .to_string();
-    if let Some(carried) = inv.carried(&deployment) {
+    // The tally verify counts from is the record's; the one in hookDetails is only a hint to the
+    // record. Both are bytes someone else may have written: the arithmetic must hold for any.
+    let carried = inv.tally().filter(|c| c.check == inv.check_key() && c.deployment == deployment);
+    if let Some(carried) = carried {
         let budget = Budget { attempts: 10, consecutive: 3, interval_ms: 600_000, timeout_ms: 1440 * 60_000 };
         for now in [0, u64::MAX / 2, u64::MAX] {
             if before_round(&carried, &budget, now).is_ok() {
