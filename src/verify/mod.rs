@@ -225,9 +225,6 @@ impl Verifier {
             self.settle(&rec, e).await?;
             return Ok(self.answer(&rec, Outcome::Verified, rec.reason.clone().unwrap_or_default(), true));
         };
-        // Read when needed, not at cold start: an SSM failure then holds only this service's
-        // verdict (retried, or told), and a rotated token is picked up (see secrets::CACHE_TTL).
-        let resolved = self.secrets.resolve(smoke).await?;
         // A smoke test that kills verify (out of memory, past its timeout) would otherwise die on
         // every retry and leave the deployment serving untested: after SMOKE_ATTEMPTS_BEFORE_ROLLBACK
         // tests that never reached a verdict, it is rolled back untested.
@@ -241,6 +238,10 @@ impl Verifier {
             self.save(&rec).await?;
             return self.roll_back(rec, e, why, deadline).await;
         }
+        // Read when needed, not at cold start: an SSM failure then holds only this service's
+        // verdict (retried, or told), and a rotated token is picked up (see secrets::CACHE_TTL).
+        // After the rule above: a rollback decided untested needs no credential.
+        let resolved = self.secrets.resolve(smoke).await?;
         rec.smoke_attempts += 1;
         self.save(&rec).await?;
         let report = engine::run(smoke, &self.http, Some(&self.elbv2), &resolved, &rec.id, deadline).await;
