@@ -7,7 +7,17 @@ use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 
 use crate::insight::Failed;
-use crate::redrive::Message;
+
+/// A message as SQS handed it over.
+#[derive(Debug, Clone, Default)]
+pub struct Message {
+    /// The body.
+    pub body: String,
+    /// The message attributes with a string value (an EventBridge dead letter's `RULE_ARN`, …).
+    pub attributes: BTreeMap<String, String>,
+    /// When SQS received it, epoch seconds.
+    pub sent_at: Option<f64>,
+}
 
 /// SQS's largest batch per ReceiveMessage.
 const BATCH: usize = 10;

@@ -10,7 +10,7 @@
 //! asked, the order of replays, whether replays may still start and the exit status. [`run`] and
 //! its helpers carry them out.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -19,7 +19,7 @@ use pushdeploy::text::printable;
 use serde_json::Value;
 
 use crate::insight::Failed;
-use crate::queue::Queue;
+use crate::queue::{Message, Queue};
 use crate::render::ago;
 
 /// How long a message read by `redrive` stays hidden from anyone else reading the queue (another
@@ -122,17 +122,6 @@ impl Stack {
             None
         }
     }
-}
-
-/// A message as SQS handed it over.
-#[derive(Debug, Clone, Default)]
-pub struct Message {
-    /// The body.
-    pub body: String,
-    /// The message attributes with a string value (an EventBridge dead letter's `RULE_ARN`, …).
-    pub attributes: BTreeMap<String, String>,
-    /// When SQS received it, epoch seconds.
-    pub sent_at: Option<f64>,
 }
 
 /// What redrive does with one message.
@@ -701,7 +690,7 @@ mod tests {
 
     /// An EventBridge dead letter: the event as the body, where it was going as attributes.
     fn dead_letter(rule: Option<&str>, target: &str, payload: Value) -> Message {
-        let mut attributes: BTreeMap<String, String> = [
+        let mut attributes: std::collections::BTreeMap<String, String> = [
             ("TARGET_ARN", target),
             ("ERROR_CODE", "SDK_CLIENT_ERROR"),
             ("ERROR_MESSAGE", "Rate exceeded"),
