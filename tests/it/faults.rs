@@ -273,7 +273,9 @@ async fn verify_fault(op: String, fault: Fault) -> Result<(String, &'static str,
     let sink = SnsSink::start(&rig.direct, "pushdeploy-verdicts").await;
     let config = testkit::estate::local_config(&standin.url());
     let via = Aws::with_loader(&rig.proxy.endpoint, fast_policy().loader()).await;
-    let deploy = deployer(&via, &config);
+    // The rollout under test starts outside the fault proxy: its short timeouts are for the
+    // verify calls faulted below, and a slow moto on a loaded machine must not fail the set-up.
+    let deploy = deployer(&rig.direct, &config);
     let verify = crate::support::verifier(&via, &config, Some(&sink.topic_arn));
     let (event, _) = rig.push("broken").await;
     let digest = event["detail"]["image-digest"].as_str().unwrap().to_string();
