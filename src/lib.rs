@@ -28,6 +28,7 @@ pub mod recovery;
 pub mod report;
 pub mod retention;
 pub mod rollback;
+pub mod rollback_revision;
 pub mod secrets;
 pub mod setup;
 pub mod smoke;

@@ -158,6 +158,11 @@ pub struct DeploymentRecord {
     /// `base = "family"`: newer revisions of the family not copied, each with who registered it and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub passed_over: Vec<crate::base::PassedOver>,
+    /// A rollback's: the record id of the verified deployment whose build it returned the service
+    /// to (none when it returned to a revision pushdeploy never judged). What a later rollback
+    /// reads to go further back, never forward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restores: Option<String>,
     /// Steps with times.
     pub timeline: Vec<TimelineEntry>,
 }
@@ -282,8 +287,11 @@ pub struct RollbackOf<'a> {
     pub tag: String,
     /// Its digest.
     pub digest: String,
-    /// ECS's id for the rollback's own deployment.
-    pub ecs_deployment_id: &'a str,
+    /// The record id of the verified deployment it returns to, when there is one.
+    pub restores: Option<&'a str>,
+    /// ECS's id for the rollback's own deployment; `None` for the pending record a lease carries
+    /// before UpdateService (whoever finishes it fills the id in).
+    pub ecs_deployment_id: Option<&'a str>,
     /// Why, for the record.
     pub reason: String,
 }
@@ -293,12 +301,12 @@ impl DeploymentRecord {
     /// smoke-tested.
     pub fn rollback(r: RollbackOf<'_>) -> Result<DeploymentRecord, InputError> {
         Ok(DeploymentRecord {
-            id: record_id(r.ecs_deployment_id)?,
+            id: r.ecs_deployment_id.map(record_id).transpose()?.unwrap_or_default(),
             trigger: r.trigger,
             pushed_at: None,
             previous_task_definition: r.from.to_string(),
             task_definition: r.to.to_string(),
-            ecs_deployment_id: r.ecs_deployment_id.to_string(),
+            ecs_deployment_id: r.ecs_deployment_id.unwrap_or_default().to_string(),
             status: Status::Started,
             tag: r.tag,
             digest: r.digest,
@@ -316,6 +324,7 @@ impl DeploymentRecord {
             base: None,
             base_changes: Vec::new(),
             passed_over: Vec::new(),
+            restores: r.restores.map(str::to_string),
             timeline: vec![TimelineEntry { event: "started".into(), at: now() }],
             ..r.service_of.clone()
         })
@@ -396,7 +405,8 @@ mod tests {
             image_uri: "r@sha256:bb".into(),
             tag: String::new(),
             digest: "sha256:bb".into(),
-            ecs_deployment_id: "ecs-svc/2",
+            restores: Some("ecs-svc-0"),
+            ecs_deployment_id: Some("ecs-svc/2"),
             reason: "automatic rollback of ecs-svc-1".into(),
         })
         .unwrap();
@@ -405,10 +415,11 @@ mod tests {
         assert_eq!((r.name.as_str(), r.containers.clone()), ("backend", vec!["backend".to_string()]));
         assert!(r.is_rollback() && r.status == Status::Started && r.smoke.is_none() && r.pushed_at.is_none());
         assert!(r.previous_digests.is_none() && r.rolled_back_to.is_none());
+        assert_eq!(r.restores.as_deref(), Some("ecs-svc-0"));
         assert_eq!(r.timeline.len(), 1);
         assert!(
             DeploymentRecord::rollback(RollbackOf {
-                ecs_deployment_id: "../x",
+                ecs_deployment_id: Some("../x"),
                 ..RollbackOf {
                     service_of: &deployed,
                     trigger: TriggerRef::AutoRollback { of: String::new() },
@@ -417,7 +428,8 @@ mod tests {
                     image_uri: String::new(),
                     tag: String::new(),
                     digest: String::new(),
-                    ecs_deployment_id: "",
+                    restores: None,
+                    ecs_deployment_id: None,
                     reason: String::new(),
                 }
             })

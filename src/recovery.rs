@@ -58,7 +58,12 @@ pub async fn adopt(ecs: &EcsClient, records: &RecordStore, stale: Lease) -> Resu
     pending.id = record::record_id(&deployment)?;
     pending.ecs_deployment_id = deployment;
     pending.stamp("recovered", record::now());
-    records.put_rollout(&pending).await?;
+    if pending.is_rollback() {
+        // A rollback writes no artifacts: they name what was pushed, not what a rollback runs.
+        records.put(&pending).await?;
+    } else {
+        records.put_rollout(&pending).await?;
+    }
     warn!(service = %pending.name, image = %pending.image_uri, event_id = %pending.trigger.id(), deployment_id = %pending.id, outcome = "started", "recovered the record of a rollout whose deploy invocation died");
     Ok(Adopted::Recorded { task_definition })
 }

@@ -287,6 +287,7 @@ mod tests {
             base: None,
             base_changes: Vec::new(),
             passed_over: Vec::new(),
+            restores: None,
             timeline: events.iter().map(|(e, t)| TimelineEntry { event: (*e).into(), at: at_(*t) }).collect(),
         }
     }

@@ -320,33 +320,32 @@ impl Deployer {
         Ok((record, lease))
     }
 
-    /// Writes the record (and the artifacts, unless `artifacts` says they are written) and
-    /// releases the lease, all at once. If a write fails, the lease is handed over carrying the
-    /// complete record, so the next delivery writes it at once.
+    /// Writes the record (and the artifacts, unless `artifacts` says they are written), then
+    /// releases the lease. Never both at once: a lease let go before the record is written could
+    /// be taken by a concurrent push while the write fails, and the rollout would be lost to the
+    /// retry (it finds the service running this image and answers `unchanged`). If the write
+    /// fails, the lease is handed over carrying the complete record, so the next taker writes it.
     async fn write_and_release(
         &self,
         record: &DeploymentRecord,
         artifacts: Option<Vec<String>>,
         held: &mut HeldLease,
     ) -> Result<Vec<String>, Error> {
-        let released = held.lease.released(Some(record.task_definition.clone()));
         let leases = self.leases();
-        let (written, release) =
-            tokio::join!(self.write_remaining(record, artifacts), leases.rewrite(&held.key, &released, &held.etag));
+        let written = self.write_remaining(record, artifacts).await;
         held.done = true;
-        match (&written, release) {
-            (Ok(_), Ok(_)) => {}
-            (Ok(_), Err(e)) => {
-                // The record is written: a taker after expiry finds it and has nothing to finish.
-                warn!(service = %record.name, error = %e, "could not release the service lease; it expires by itself");
-            }
-            (Err(_), release) => {
-                if let Ok(etag) = release {
-                    held.etag = etag;
+        match &written {
+            Ok(_) => {
+                let released = held.lease.released(Some(record.task_definition.clone()));
+                if let Err(e) = leases.rewrite(&held.key, &released, &held.etag).await {
+                    // The record is written: a taker after expiry finds it and has nothing to finish.
+                    warn!(service = %record.name, error = %e, "could not release the service lease; it expires by itself");
                 }
+            }
+            Err(_) => {
                 held.lease.pending = Some(record.clone());
                 if let Err(e) = leases.rewrite(&held.key, &held.lease.handed_over(), &held.etag).await {
-                    warn!(service = %record.name, error = %e, "could not put the unrecorded rollout back in the lease");
+                    warn!(service = %record.name, error = %e, "could not put the unrecorded rollout back in the lease; it expires by itself, still carrying the rollout as it was taken");
                 }
             }
         }
@@ -417,6 +416,7 @@ impl Deployer {
             base: None,
             base_changes: Vec::new(),
             passed_over: Vec::new(),
+            restores: None,
             timeline,
         }
     }

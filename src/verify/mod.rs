@@ -26,10 +26,12 @@ use crate::notify::{problem_message, verdict_message, Problem};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::record::{self, DeploymentRecord, RollbackOf, Status, TriggerRef};
 use crate::recovery::{self, Adopted};
+use crate::rollback;
+use crate::rollback_revision::{self, NotPrepared};
 use crate::secrets::SecretSource;
 use crate::smoke::client::HttpClient;
 use crate::smoke::engine;
-use crate::taskdef::{self, short_name};
+use crate::taskdef::short_name;
 use crate::timing::{self, Backoff, Deadline};
 
 /// Everything a verify needs, built once per cold start.
@@ -285,7 +287,7 @@ impl Verifier {
         let to = rec.rolled_back_to.clone().unwrap_or_else(|| rec.previous_task_definition.clone());
         if let Some(dep) = primary {
             if !self.records().exists(&rec.cluster, &rec.service, &dep).await? {
-                let rollback = self.rollback_record(&rec, &to, &dep).await?;
+                let rollback = self.rollback_record(&rec, &to, None, &dep).await?;
                 self.records().put(&rollback).await?;
             }
             rec.rollback_deployment = Some(record::record_id(&dep)?);
@@ -372,12 +374,12 @@ impl Verifier {
                     }
                 }
             }
-            let to = match self.pinned_target(&mut rec).await {
-                Ok(to) => to,
+            let (to, restores) = match self.rollback_target(&mut rec).await {
+                Ok(found) => found,
                 Err(err) => return Ok(Held::NoTarget(err)),
             };
             let updated = self.ecs.update_service(&rec.cluster, &rec.service, &to).await;
-            Ok::<_, Error>(Held::Updated(to, updated))
+            Ok::<_, Error>(Held::Updated(to, restores, updated))
         };
         let held = tokio::time::timeout_at(hold.at().into(), held).await.unwrap_or_else(|_| {
             Err(AwsError {
@@ -394,7 +396,7 @@ impl Verifier {
         });
         let left_on = match &held {
             Ok(Held::Replaced(td)) => Some(td.clone()),
-            Ok(Held::Updated(to, Ok(_))) => Some(to.clone()),
+            Ok(Held::Updated(to, _, Ok(_))) => Some(to.clone()),
             _ => replaced.left_on().map(str::to_string),
         };
         let next = if held.is_err() { mine.handed_over() } else { mine.released(left_on) };
@@ -423,8 +425,8 @@ impl Verifier {
                 }
                 other => Err(other),
             },
-            Ok(Held::Updated(to, Ok(ecs_deployment_id))) => {
-                let rollback = self.rollback_record(&rec, &to, &ecs_deployment_id).await?;
+            Ok(Held::Updated(to, restores, Ok(ecs_deployment_id))) => {
+                let rollback = self.rollback_record(&rec, &to, restores.as_deref(), &ecs_deployment_id).await?;
                 rec.status = Status::RolledBack;
                 rec.reason = Some(why);
                 rec.rolled_back_to = Some(to.clone());
@@ -438,59 +440,53 @@ impl Verifier {
                     format!("rolled back to {}: {}", short_name(&to), rec.reason.as_deref().unwrap_or_default());
                 Ok(self.answer(&rec, Outcome::RolledBack, reason, true))
             }
-            Ok(Held::Updated(_, Err(err))) => self.rollback_failed(rec, e, why, err).await,
+            Ok(Held::Updated(_, _, Err(err))) => self.rollback_failed(rec, e, why, err).await,
         }
     }
 
-    /// The revision a rollback returns to: the previous one, or, when it names an image by tag, a
-    /// copy pinned to the digests the service ran before this deployment (the tag may point at the
-    /// build being rolled back by now). Both come from ECS's history of the service, never from
-    /// the record alone: the previous revision must be one the service ran, with the digests ECS
-    /// resolved then. The copy is registered once and noted on the record (`rolled_back_to`)
-    /// before the service moves; a retry reuses it only if it is that very copy.
-    async fn pinned_target(&self, rec: &mut DeploymentRecord) -> Result<String, Error> {
+    /// The revision a rollback returns to, and the verified deployment it restores: chosen by
+    /// the one rule automatic and manual rollbacks share ([`rollback::choose_target`]) from the
+    /// service's records and ECS's own history, never from the record alone. A revision naming
+    /// an image by tag runs as a copy pinned to the digests it ran. The choice is noted on the
+    /// record (`rolled_back_to`) before the service moves, so a retry after a crash recognises
+    /// the rollback as its own; a retry reuses a pinned copy only if it is that very copy.
+    async fn rollback_target(&self, rec: &mut DeploymentRecord) -> Result<(String, Option<String>), Error> {
         let target = format!("{}/{}", rec.cluster, rec.service);
-        let ran = self.ecs.ran_revisions(&rec.cluster, &rec.service).await?;
-        let previous = crate::confirm::rollback_target(&rec.previous_task_definition, &ran).map_err(|why| AwsError {
+        let records = self.records();
+        let (recent, ran) = tokio::join!(
+            records.recent(&rec.cluster, &rec.service, RECORDS_SCANNED),
+            self.ecs.ran_revisions(&rec.cluster, &rec.service)
+        );
+        let (mut recent, ran) = (recent?, ran?);
+        // The failed deployment as this invocation knows it, whatever the listing returned.
+        recent.retain(|r| r.id != rec.id);
+        recent.push(rec.clone());
+        let chosen = rollback::choose_target(&recent, &rec.task_definition, &ran).map_err(|why| AwsError {
             action: "roll back",
             target: target.clone(),
             detail: why,
-            hint: "whether the record was written by pushdeploy (the bucket policy lets only its roles write records); roll back by hand to a revision the service ran",
+            hint: "the service's deployment history (`pushdeploy history`); deploy a known-good build by hand (`pushdeploy deploy <service> <tag>`)",
             transient: false,
         })?;
-        let described = self.ecs.describe_task_definition(&previous.task_definition).await?;
-        let pinned = taskdef::pin_to_digests(&described.task_definition, &previous.digests, &rec.containers)
-            .map_err(|why| AwsError {
-                action: "roll back",
-                target: target.clone(),
-                detail: why,
-                hint: "roll back by hand to a revision pinned to a digest (`deploy` an older tag); ECS's service revision of the previous task definition names no digest for it",
-                transient: false,
+        let restores = chosen.restores.map(|r| r.id.clone());
+        let prepared = rollback_revision::prepare(&self.ecs, chosen.revision, &rec.containers, rec.rolled_back_to.as_deref())
+            .await
+            .map_err(|e| match e {
+                NotPrepared::Aws(e) => e,
+                NotPrepared::Unsafe(why) => AwsError {
+                    action: "roll back",
+                    target: target.clone(),
+                    detail: why,
+                    hint: "roll back by hand to a revision pinned to a digest (`deploy` an older tag); ECS's service revision of the target names no digest for it",
+                    transient: false,
+                },
             })?;
-        let Some((copy, changes)) = pinned else { return Ok(previous.task_definition.clone()) };
-        if let Some(earlier) = rec.rolled_back_to.clone() {
-            match self.ecs.describe_task_definition(&earlier).await {
-                Ok(found) if taskdef::same_definition(&found.task_definition, &copy) => return Ok(earlier),
-                _ => warn!(
-                    service = %rec.name,
-                    deployment_id = %rec.id,
-                    task_definition = %short_name(&earlier),
-                    "the record's rolled_back_to is not the pinned copy of the previous revision: ignored"
-                ),
-            }
+        info!(service = %rec.name, deployment_id = %rec.id, task_definition = %short_name(&prepared.task_definition), reason = %chosen.why, "rollback target");
+        if rec.rolled_back_to.as_deref() != Some(prepared.task_definition.as_str()) {
+            rec.rolled_back_to = Some(prepared.task_definition.clone());
+            self.save(rec).await?;
         }
-        let tags = crate::plan::tags_for_pinned_copy(&described.tags, &previous.task_definition);
-        let arn = self.ecs.register_task_definition(&copy, &tags).await?;
-        info!(
-            service = %rec.name,
-            deployment_id = %rec.id,
-            task_definition = %short_name(&arn),
-            pinned = ?changes.iter().map(|c| c.to.as_str()).collect::<Vec<_>>(),
-            "rollback target pinned to the digests the service ran"
-        );
-        rec.rolled_back_to = Some(arn.clone());
-        self.save(rec).await?;
-        Ok(arn)
+        Ok((prepared.task_definition, restores))
     }
 
     /// ECS's service deployment a lifecycle hook tied the record to, if any.
@@ -540,17 +536,21 @@ impl Verifier {
         why: String,
         err: crate::error::AwsError,
     ) -> Result<Summary, Error> {
-        let to = rec.rolled_back_to.clone().unwrap_or_else(|| rec.previous_task_definition.clone());
-        rec.status = Status::RollbackFailed;
-        rec.reason = Some(format!(
-            "{why}; pushdeploy cannot roll back {} to {}: {err}; the broken revision {} is still serving",
+        let to = rec.rolled_back_to.as_deref().map(|to| format!(" to {}", short_name(to))).unwrap_or_default();
+        let reason = format!(
+            "{}; pushdeploy cannot roll back {}{to}: {err}; the broken revision {} is still serving",
+            why.split("; pushdeploy cannot roll back").next().unwrap_or(&why),
             rec.name,
-            short_name(&to),
             short_name(&rec.task_definition)
-        ));
-        rec.stamp("rollback_failed", record::now());
+        );
         error!(service = %rec.name, deployment_id = %rec.id, image = %rec.image_uri, outcome = "rollback_failed", error = %err, "decision");
-        self.settle(&rec, e).await?;
+        // A retry that fails the same way has told everyone already: the record and the message stand.
+        if rec.status != Status::RollbackFailed || rec.reason.as_deref() != Some(reason.as_str()) {
+            rec.status = Status::RollbackFailed;
+            rec.reason = Some(reason);
+            rec.stamp("rollback_failed", record::now());
+            self.settle(&rec, e).await?;
+        }
         // Whatever the cause, a failed rollback is retried: the event comes back and we try again.
         Err(crate::error::AwsError { transient: true, ..err }.into())
     }
@@ -605,6 +605,7 @@ impl Verifier {
         &self,
         failed: &DeploymentRecord,
         to: &str,
+        restores: Option<&str>,
         ecs_deployment_id: &str,
     ) -> Result<DeploymentRecord, Error> {
         // The image the rollback returns to, for the record and the notification.
@@ -630,7 +631,8 @@ impl Verifier {
             tag: parsed.as_ref().and_then(|p| p.tag.clone()).unwrap_or_default(),
             digest: parsed.as_ref().and_then(|p| p.digest.as_ref()).map(|d| d.to_string()).unwrap_or_default(),
             image_uri: image.unwrap_or_default(),
-            ecs_deployment_id,
+            restores,
+            ecs_deployment_id: Some(ecs_deployment_id),
             reason: format!("automatic rollback of {}", failed.id),
         })?)
     }
@@ -693,14 +695,18 @@ impl Verifier {
 /// Lambda delivers an event three times (two retries), so the third delivery decides.
 const SMOKE_ATTEMPTS_BEFORE_ROLLBACK: u32 = 2;
 
+/// How many of a service's most recently written records an automatic rollback reads (as a
+/// manual one does) to find the last verified deployment.
+const RECORDS_SCANNED: usize = 50;
+
 /// What a rollback came to while it held the service's lease.
 enum Held {
     /// Another rollout replaced the failed revision first: nothing to roll back.
     Replaced(String),
     /// No safe target (a tag-based revision whose digests are unknown) or it could not be read.
     NoTarget(Error),
-    /// UpdateService to this target, and ECS's answer.
-    Updated(String, Result<String, AwsError>),
+    /// UpdateService to this target (restoring this verified deployment, if one), and ECS's answer.
+    Updated(String, Option<String>, Result<String, AwsError>),
 }
 
 /// An event ECS's own state does not bear out: nothing is changed, and the invocation fails so
