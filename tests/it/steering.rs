@@ -54,30 +54,13 @@ async fn a_planted_rollback_failed_record_never_puts_the_attackers_revision_into
     let deployed = l.aws().service_task_definition(CLUSTER, BACKEND).await;
     let evil = evil_revision(&l).await;
 
-    // Both the target and the "previous" revision name the attacker's task definition.
+    // Both the target and the "previous" revision name the attacker's task definition. Neither is
+    // read: the rollback's target comes from the service's verdicts and ECS's own history, so it
+    // returns to what the service really ran before (deployed by Terraform, never by pushdeploy).
     plant(&l, &dep, |r| {
         r["status"] = json!("rollback_failed");
         r["rolled_back_to"] = json!(evil);
         r["previous_task_definition"] = json!(evil);
-    })
-    .await;
-    let event = ecs_deployment_event("ecs-steer-1", BACKEND, &dep, "SERVICE_DEPLOYMENT_COMPLETED", "");
-    let err = l.verifier.handle(event, Instant::now() + Duration::from_secs(60)).await.unwrap_err();
-    assert!(err.to_string().contains("shows no successful deployment of todo-backend-evil:1"), "{err}");
-    assert_eq!(l.aws().service_task_definition(CLUSTER, BACKEND).await, deployed, "the service never moved");
-    // A person is told: the record and the topic say the rollback could not be done.
-    let rec = l.record(BACKEND, &dep).await;
-    assert_eq!(rec["status"], "rollback_failed");
-    assert!(rec["reason"].as_str().unwrap().contains("so pushdeploy will not run it"), "{rec}");
-    let told = l.sink.notifications();
-    assert!(told.iter().any(|n| n["Subject"].as_str().unwrap_or_default().contains("ROLLBACK FAILED")), "{told:?}");
-
-    // Only the target is planted: the rollback returns to what the service really ran before,
-    // never to the record's rolled_back_to.
-    plant(&l, &dep, |r| {
-        r["status"] = json!("rollback_failed");
-        r["rolled_back_to"] = json!(evil);
-        r["previous_task_definition"] = json!(original);
     })
     .await;
     let event = ecs_deployment_event("ecs-steer-2", BACKEND, &dep, "SERVICE_DEPLOYMENT_COMPLETED", "");

@@ -54,6 +54,7 @@ async fn the_verify_binary_believes_no_planted_record_and_no_forged_event() {
     let config = local_config(&e.standin.url());
     let deploy = start_function("deploy", e.aws(), &config, &[]).await;
     let verify = start_function("verify", e.aws(), &config, &[]).await;
+    let original = e.aws().service_task_definition(CLUSTER, BACKEND).await;
     let digest = e.aws().push_image(BACKEND, "latest", "backend-bin-steer").await;
     let started = deploy.invoke(&ecr_push_event("evt-bin-steer", BACKEND, "latest", &digest)).await.unwrap();
     let dep = started["deployments"][0]["ecs_deployment_id"].as_str().unwrap().to_string();
@@ -76,10 +77,15 @@ async fn the_verify_binary_believes_no_planted_record_and_no_forged_event() {
     rec["previous_task_definition"] = json!(evil);
     let key = pushdeploy::record::record_key(CLUSTER, BACKEND, &dep).unwrap();
     e.aws().put_json(BUCKET, &key, &rec).await;
-    let err = verify.invoke(&completed).await.unwrap_err();
-    assert!(err.to_string().contains("shows no successful deployment of"), "{err}");
-    assert_eq!(e.aws().service_task_definition(CLUSTER, BACKEND).await, deployed, "never the attacker's");
-    assert_eq!(record_of(e.aws(), BACKEND, &dep).await["status"], "rollback_failed");
+    // Neither planted ARN is read: the rollback returns to what ECS's history shows the service
+    // ran before (Terraform's revision), never to the attacker's.
+    let answer = verify.invoke(&completed).await.unwrap();
+    assert_eq!(answer["outcome"], "rolled_back", "{answer}");
+    let now = e.aws().service_task_definition(CLUSTER, BACKEND).await;
+    assert!(now != evil && now != deployed, "{now}");
+    crate::support::pinned_copy_of(e.aws(), &now, &original).await.unwrap();
+    let rec = record_of(e.aws(), BACKEND, &dep).await;
+    assert_eq!((rec["status"].as_str(), rec["rolled_back_to"].as_str()), (Some("rolled_back"), Some(now.as_str())));
     verify.stop().await;
     deploy.stop().await;
     assert!(e.emu.guard.denied().is_empty(), "{:?}", e.emu.guard.denied());
