@@ -83,8 +83,11 @@ pub fn choose_target<'a>(
     });
     let recorded: HashSet<&str> = records.iter().map(|r| r.task_definition.as_str()).collect();
     let unrecorded = ran.iter().map(|r| r.task_definition.as_str()).filter(|td| !recorded.contains(td));
+    // The images ECS ran for `from`: a revision never judged that ran those very images (the
+    // source of the pinned copy running now) is where the service already is.
+    let running_digests = in_ecs(from).map(|r| &r.digests).filter(|d| !d.is_empty());
     for td in returned_to.chain(unrecorded).filter(|td| *td != from) {
-        if let Some(revision) = in_ecs(td) {
+        if let Some(revision) = in_ecs(td).filter(|r| running_digests != Some(&r.digests)) {
             let whose = if recorded.contains(td) {
                 "a revision a rollback returned the service to"
             } else {
@@ -361,6 +364,17 @@ pub(crate) mod tests {
         // A manual rollback from the pipeline's revision has nowhere older to go.
         let why = target(&rs[..2], "td:1", &ran(&["td:1", "td:2", "td:1"]));
         assert!(why.starts_with("no verified deployment before td:1"), "{why}");
+        // Nor from a pinned copy of it (td:7), the same images ECS ran for td:1.
+        let mut rs = rs[..1].to_vec();
+        let mut r1 = rollback_record("r1", "td:2", "td:7", None, &rs[0], &at(22));
+        r1.trigger = TriggerRef::AutoRollback { of: "2".into() };
+        rs.push(r1);
+        let mut history = ran(&["td:7", "td:2", "td:1"]);
+        for r in history.iter_mut().filter(|r| r.task_definition != "td:2") {
+            r.digests.insert("backend".into(), "sha256:pipeline".into());
+        }
+        let why = target(&rs, "td:7", &history);
+        assert!(why.starts_with("no verified deployment before td:7"), "{why}");
     }
 
     #[test]

@@ -237,12 +237,17 @@ impl Revisions {
                 let svc = service_arn(cluster, request["service"].as_str().unwrap_or_default());
                 let wanted: Vec<&str> =
                     request["status"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                // Each deployment's status as the harness set it (a stuck or failed one), else SUCCESSFUL.
+                let stages = self.stages.lock().expect("lock");
+                let status_of =
+                    |r: &&Revision| stages.get(&r.deployment_arn).map_or("SUCCESSFUL".to_string(), |s| s.0.clone());
                 let mut briefs: Vec<Value> = recorded
                     .iter()
                     .rev()
                     .filter(|r| r.service_arn == svc && r.cluster_arn == cluster_arn(cluster))
-                    .filter(|_| wanted.is_empty() || wanted.contains(&"SUCCESSFUL"))
+                    .filter(|r| wanted.is_empty() || wanted.contains(&status_of(r).as_str()))
                     .map(|r| {
+                        let status = status_of(&r);
                         json!({
                             "serviceDeploymentArn": r.deployment_arn,
                             "serviceArn": r.service_arn,
@@ -251,7 +256,7 @@ impl Revisions {
                             "startedAt": r.created_at,
                             "finishedAt": r.created_at,
                             "targetServiceRevisionArn": r.arn,
-                            "status": "SUCCESSFUL",
+                            "status": status,
                         })
                     })
                     .collect();

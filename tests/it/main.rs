@@ -11,6 +11,7 @@ mod insight;
 mod memory;
 mod redrive;
 mod reliability;
+mod rollbacks;
 mod secrets;
 mod smoke_attacks;
 mod steering;

@@ -51,7 +51,6 @@ async fn a_planted_rollback_failed_record_never_puts_the_attackers_revision_into
     let mut l = Loop::new().await;
     let original = l.aws().service_task_definition(CLUSTER, BACKEND).await;
     let dep = l.push(BACKEND, "backend-good-steer", Behaviour::Good).await;
-    let deployed = l.aws().service_task_definition(CLUSTER, BACKEND).await;
     let evil = evil_revision(&l).await;
 
     // Both the target and the "previous" revision name the attacker's task definition. Neither is
