@@ -39,6 +39,18 @@ pub struct Config {
     pub source: String,
     /// Every managed service, in file order.
     pub services: Vec<ServiceConfig>,
+    /// What each ECS service is judged by (verify, the hook, `keep_revisions`): its entries merged.
+    judged: Vec<Judged>,
+}
+
+/// One ECS service's rules: every `[[service]]` entry for it merged ([`merge_entries`]).
+#[derive(Debug, Clone)]
+struct Judged {
+    /// The merged rules: the first entry's names; every entry's smoke checks; the hook,
+    /// `keep_revisions`, strategy and base the entries agree on.
+    rules: ServiceConfig,
+    /// The entries merged, as indexes into `services` (file order).
+    entries: Vec<usize>,
 }
 
 /// What a deployment of pushdeploy allows a config to ask for: checked by the functions at load
@@ -384,19 +396,7 @@ impl Config {
                         "only [service.hook] checks through the test listener: add [service.hook] or remove test_url and test_headers".into(),
                     ))
                 }
-                (Some(h), Some(s)) => {
-                    // ECS calls back `interval_ms` (whole seconds) after each IN_PROGRESS answer.
-                    let worst = u64::from(s.attempts) * (s.interval_ms.div_ceil(1000) * 1000 + s.round_ms()) + s.probe_ms();
-                    if worst > h.timeout_ms() {
-                        return Err(f.err(
-                            "hook.timeout_minutes",
-                            format!(
-                                "the smoke test may take {worst} ms at worst (attempts × (interval_ms rounded up to seconds + timeout_ms × checks) + probe), longer than the hook's {} min: ECS would act on its timeout before pushdeploy's verdict; raise timeoutConfiguration.timeoutInMinutes (and this) or lower attempts, interval_ms or timeout_ms",
-                                h.timeout_minutes
-                            ),
-                        ));
-                    }
-                }
+                (Some(h), Some(s)) => hook_fits(h, s).map_err(|m| f.err("hook.timeout_minutes", m))?,
                 _ => {}
             }
             f.finish()?;
@@ -416,13 +416,27 @@ impl Config {
                 hook,
             });
         }
-        Ok(Self { source: source.to_string(), services })
+        let judged = judge_by_ecs_service(&services).map_err(|(i, key, message)| ConfigError {
+            file: source.to_string(),
+            key: format!("service[{i}].{key}"),
+            message,
+        })?;
+        for j in &judged {
+            if let (Some(h), Some(s)) = (&j.rules.hook, &j.rules.smoke) {
+                hook_fits(h, s).map_err(|message| ConfigError {
+                    file: source.to_string(),
+                    key: format!("service[{}].hook.timeout_minutes", j.entries[0]),
+                    message,
+                })?;
+            }
+        }
+        Ok(Self { source: source.to_string(), services, judged })
     }
 
     /// Refuses smoke tests whose worst case would not fit in `available_ms` (the verify function's
     /// timeout less a margin), and hook checks that would not fit in the hook's own timeout.
     pub fn check_smoke_budget(&self, available_ms: u64) -> Result<(), ConfigError> {
-        for (i, s) in self.services.iter().enumerate() {
+        for (i, s) in self.judged_entries() {
             // A hook runs one round per invocation: each invocation must fit, not the whole test.
             let (needed, what, lower) = match (&s.smoke, &s.hook) {
                 (None, _) => continue,
@@ -442,7 +456,7 @@ impl Config {
                     file: self.source.clone(),
                     key: format!("service[{i}].smoke"),
                     message: format!(
-                        "{what} = {needed} ms does not fit in the {available_ms} ms the verify function has; {lower} or raise the function's timeout"
+                        "{what} = {needed} ms does not fit in the {available_ms} ms the verify function has; {lower} or raise the verify function's timeout (VerifyTimeoutSeconds, less 20 s kept for the verdict)"
                     ),
                 });
             }
@@ -454,7 +468,7 @@ impl Config {
     /// (`memory_mb`): a verify that runs out of memory dies mid-test, and every retry dies again.
     pub fn check_memory(&self, memory_mb: u64) -> Result<(), ConfigError> {
         let available = memory_mb.saturating_sub(VERIFY_BASELINE_MB) * 1024 * 1024;
-        for (i, s) in self.services.iter().enumerate() {
+        for (i, s) in self.judged_entries() {
             let Some(smoke) = &s.smoke else { continue };
             let needed = smoke.peak_body_bytes() * BODY_MEMORY_FACTOR;
             if needed > available {
@@ -510,9 +524,20 @@ impl Config {
         self.services.iter().find(|s| s.name == name)
     }
 
-    /// The service managing an ECS cluster/service pair.
+    /// What an ECS cluster/service pair is judged by (verify, the lifecycle hook, `keep_revisions`):
+    /// every `[[service]]` entry for it merged, so each entry's smoke checks run. The one place
+    /// verify looks a service up: never the first entry alone.
     pub fn by_ecs_service(&self, cluster: &str, service: &str) -> Option<&ServiceConfig> {
-        self.services.iter().find(|s| s.cluster == cluster && s.service == service)
+        self.judged.iter().map(|j| &j.rules).find(|s| s.cluster == cluster && s.service == service)
+    }
+
+    /// Each ECS service's merged rules with the index of the entry whose smoke test it judges by
+    /// (the first with one), for errors that name a key.
+    fn judged_entries(&self) -> impl Iterator<Item = (usize, &ServiceConfig)> {
+        self.judged.iter().map(|j| {
+            let i = j.entries.iter().copied().find(|&i| self.services[i].smoke.is_some()).unwrap_or(j.entries[0]);
+            (i, &j.rules)
+        })
     }
 }
 
@@ -565,6 +590,139 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
         "force-new-deployment" => Ok(Strategy::ForceNewDeployment),
         other => Err(format!("unknown strategy {other:?}: use \"pin-digest\" or \"force-new-deployment\"")),
     }
+}
+
+/// Refuses a hook whose smoke test could outlast the hook's own timeout: ECS would act on its
+/// timeout before pushdeploy's verdict.
+fn hook_fits(h: &HookConfig, s: &SmokeConfig) -> Result<(), String> {
+    // ECS calls back `interval_ms` (whole seconds) after each IN_PROGRESS answer.
+    let worst = u64::from(s.attempts) * (s.interval_ms.div_ceil(1000) * 1000 + s.round_ms()) + s.probe_ms();
+    if worst > h.timeout_ms() {
+        return Err(format!(
+            "the smoke test may take {worst} ms at worst (attempts × (interval_ms rounded up to seconds + timeout_ms × checks) + probe), longer than the hook's {} min: ECS would act on its timeout before pushdeploy's verdict; raise timeoutConfiguration.timeoutInMinutes (and this) or lower attempts, interval_ms or timeout_ms",
+            h.timeout_minutes
+        ));
+    }
+    Ok(())
+}
+
+/// Groups the entries by ECS service (file order) and merges each group ([`merge_entries`]).
+/// `Err((entry, key, why))` names the entry and key that cannot merge.
+fn judge_by_ecs_service(services: &[ServiceConfig]) -> Result<Vec<Judged>, (usize, String, String)> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, s) in services.iter().enumerate() {
+        match groups.iter_mut().find(|g| services[g[0]].cluster == s.cluster && services[g[0]].service == s.service) {
+            Some(g) => g.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|entries| {
+            let rules = merge_entries(services, &entries)?;
+            Ok(Judged { rules, entries })
+        })
+        .collect()
+}
+
+/// Pure: one ECS service's rules from its `[[service]]` entries (`entries`, indexes into
+/// `services`). Two entries for one service are legitimate (a task whose containers come from
+/// two repositories), but the service has one revision, one verdict and one hook: every entry's
+/// smoke checks are judged together (the verdict fails if any fails), and what cannot be merged
+/// is refused, naming both entries: differing strategy, base, hook or `keep_revisions`, and smoke
+/// tests that differ in anything but their checks (one URL, one pace, one probe per service).
+pub fn merge_entries(services: &[ServiceConfig], entries: &[usize]) -> Result<ServiceConfig, (usize, String, String)> {
+    let first = entries[0];
+    let mut merged = services[first].clone();
+    let mut smoke_from: Option<usize> = merged.smoke.is_some().then_some(first);
+    let mut hook_from: Option<usize> = merged.hook.is_some().then_some(first);
+    let mut keep_from: Option<usize> = merged.keep_revisions.is_some().then_some(first);
+    for &i in &entries[1..] {
+        let s = &services[i];
+        let clash = |key: &str, earlier: usize, what: String| {
+            (
+                i,
+                key.to_string(),
+                format!(
+                    "service[{earlier}] ({}) and service[{i}] ({}) both deploy to {}/{}, which has one revision, one verdict and one lifecycle hook: {what}",
+                    services[earlier].name, s.name, s.cluster, s.service
+                ),
+            )
+        };
+        if s.strategy != merged.strategy {
+            return Err(clash("strategy", first, "they must use the same strategy".into()));
+        }
+        if s.base != merged.base {
+            return Err(clash("base", first, "they must copy the same base".into()));
+        }
+        if let Some(h) = &s.hook {
+            match hook_from {
+                Some(e) if merged.hook.as_ref() != Some(h) => {
+                    return Err(clash("hook", e, "their [service.hook] differ; set it once, on one entry".into()))
+                }
+                Some(_) => {}
+                None => {
+                    merged.hook = Some(h.clone());
+                    hook_from = Some(i);
+                }
+            }
+        }
+        if let Some(k) = s.keep_revisions {
+            match keep_from {
+                Some(e) if merged.keep_revisions != Some(k) => {
+                    return Err(clash(
+                        "keep_revisions",
+                        e,
+                        "their keep_revisions differ; set it once, on one entry".into(),
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    merged.keep_revisions = Some(k);
+                    keep_from = Some(i);
+                }
+            }
+        }
+        let Some(theirs) = &s.smoke else { continue };
+        let Some(e) = smoke_from else {
+            merged.smoke = Some(theirs.clone());
+            smoke_from = Some(i);
+            continue;
+        };
+        let ours = merged.smoke.as_mut().expect("smoke_from names an entry with a smoke test");
+        if let Some(key) = smoke_difference(ours, theirs) {
+            return Err(clash(
+                &format!("smoke.{key}"),
+                e,
+                format!("their smoke tests differ in {key}, and verify runs every entry's checks as one smoke test; give both the same {key} or put every check under one entry's [service.smoke]"),
+            ));
+        }
+        ours.checks.extend(theirs.checks.iter().cloned());
+        if ours.read_after_write.is_none() {
+            ours.read_after_write = theirs.read_after_write.clone();
+        }
+    }
+    Ok(merged)
+}
+
+/// The first setting (other than the checks) in which two smoke tests differ, if any; two
+/// read-after-write probes differ even when equal (one probe per service).
+fn smoke_difference(a: &SmokeConfig, b: &SmokeConfig) -> Option<&'static str> {
+    [
+        ("url", a.url == b.url),
+        ("test_url", a.test_url == b.test_url),
+        ("test_headers", a.test_headers == b.test_headers),
+        ("attempts", a.attempts == b.attempts),
+        ("interval_ms", a.interval_ms == b.interval_ms),
+        ("timeout_ms", a.timeout_ms == b.timeout_ms),
+        ("consecutive", a.consecutive == b.consecutive),
+        ("target_group_arn", a.target_group_arn == b.target_group_arn),
+        ("max_body_bytes", a.max_body_bytes == b.max_body_bytes),
+        ("read_after_write", a.read_after_write.is_none() || b.read_after_write.is_none()),
+    ]
+    .into_iter()
+    .find(|(_, same)| !same)
+    .map(|(key, _)| key)
 }
 
 fn parse_hook(t: Table, path: &str, source: &str) -> Result<HookConfig, ConfigError> {
@@ -1256,6 +1414,58 @@ mod tests {
             key_of(&format!("{family}trusted_registrants=['{TF}']\nhold_base_changes='yes'\n")),
             "service[0].hold_base_changes"
         );
+    }
+
+    #[test]
+    fn entries_for_one_ecs_service_are_judged_together_or_refused_naming_both() {
+        let entry = |name: &str, extra: &str| {
+            format!("[[service]]\nname='{name}'\nservice='todo'\ncluster='c'\nrepository='{name}'\ntags=['latest']\ncontainers=['{name}']\n{extra}")
+        };
+        let smoke =
+            |url: &str, path: &str| format!("[service.smoke]\nurl='{url}'\n[[service.smoke.check]]\npath='{path}'\n");
+        let paths = |c: &Config| -> Vec<String> {
+            let s = c.by_ecs_service("c", "todo").unwrap().smoke.as_ref().unwrap();
+            s.checks.iter().map(|k| k.path.clone()).collect()
+        };
+        // The first entry has no smoke test: the service is still judged by the second's.
+        let c = parse(&format!("{}{}", entry("web", ""), entry("api", &smoke("http://x/", "/api")))).unwrap();
+        assert_eq!(c.by_ecs_service("c", "todo").unwrap().name, "web", "named by its first entry");
+        assert_eq!(paths(&c), ["/api"]);
+        // Both have one: every check runs, and the budget counts them all.
+        let both = format!("{}{}", entry("web", &smoke("http://x/", "/")), entry("api", &smoke("http://x/", "/api")));
+        let c = parse(&both).unwrap();
+        assert_eq!(paths(&c), ["/", "/api"]);
+        // 10 attempts × (3000 ms + 5000 ms × 2 checks) = 130 s, where each entry alone takes 80 s.
+        assert_eq!(c.by_ecs_service("c", "todo").unwrap().smoke.as_ref().unwrap().budget_ms(), 130_000);
+        assert_eq!(c.check_smoke_budget(129_999).unwrap_err().key, "service[0].smoke");
+        // keep_revisions and a hook set once apply to the service.
+        let c = parse(&format!("{}{}", entry("web", "keep_revisions=5\n"), entry("api", ""))).unwrap();
+        assert_eq!(c.by_ecs_service("c", "todo").unwrap().keep_revisions, Some(5));
+        let c = parse(&format!("{}{}", entry("web", ""), entry("api", "keep_revisions=5\n"))).unwrap();
+        assert_eq!(c.by_ecs_service("c", "todo").unwrap().keep_revisions, Some(5));
+
+        // What cannot be merged is refused, naming both entries and the key.
+        for (second, key, why) in [
+            (entry("api", &smoke("http://y/", "/api")), "service[1].smoke.url", "their smoke tests differ in url"),
+            (entry("api", "strategy='force-new-deployment'\n"), "service[1].strategy", "the same strategy"),
+        ] {
+            let e = parse(&format!("{}{second}", entry("web", &smoke("http://x/", "/")))).unwrap_err();
+            assert_eq!(e.key, key);
+            assert!(e.message.starts_with("service[0] (web) and service[1] (api) both deploy to c/todo"), "{e}");
+            assert!(e.message.contains(why), "{e}");
+        }
+        let e = parse(&format!("{}{}", entry("web", "keep_revisions=5\n"), entry("api", "keep_revisions=3\n")))
+            .unwrap_err();
+        assert_eq!(e.key, "service[1].keep_revisions");
+        // Entries for different ECS services are separate, as before.
+        let c = parse(&format!(
+            "{}{}",
+            entry("web", ""),
+            entry("api", &smoke("http://x/", "/")).replace("service='todo'", "service='other'")
+        ))
+        .unwrap();
+        assert!(c.by_ecs_service("c", "todo").unwrap().smoke.is_none());
+        assert!(c.by_ecs_service("c", "other").unwrap().smoke.is_some());
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub enum Observation {
     Seconds(&'static str, f64),
 }
 
+/// Counted for each service a deploy refused in a way a person must act on (a container the
+/// config names is missing from the task definition, a vanished service, a held base change):
+/// published to the topic too, while the invocation itself succeeds.
+pub const ACTION_NEEDED: &str = "ActionNeeded";
+
 /// Pure: what a verdict written on `rec` contributes. A rollback's own record has no verdict of
 /// its own (its completion is not a deployment).
 pub fn verdict(rec: &DeploymentRecord) -> Vec<Observation> {

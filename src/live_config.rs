@@ -83,6 +83,12 @@ impl<T: Clone> Live<T> {
         Self { function, clients, location, build, recheck, state: None, etag: None, checked: None }
     }
 
+    /// The SDK clients, the artifact bucket among them: what a function may still use to put on a
+    /// record why it cannot judge while its config is invalid.
+    pub fn clients(&self) -> &Clients {
+        &self.clients
+    }
+
     /// The state to handle an invocation with: `Ok(Err(reason))` refuses it (an invalid config),
     /// `Err` fails it so Lambda retries (a missing config object, S3 unreachable).
     pub async fn current(&mut self) -> Result<Result<T, String>, Error> {

@@ -150,15 +150,6 @@ async fn common_from_env() -> Result<(Clients, String, Location, Duration), Erro
     Ok((clients, bucket, location, crate::live_config::recheck_from_env()?))
 }
 
-/// The clusters the stack manages (`PUSHDEPLOY_CLUSTERS`, set by template.yaml to the cluster its
-/// roles are scoped to), when set.
-fn clusters_from_env() -> Option<Vec<String>> {
-    env::var("PUSHDEPLOY_CLUSTERS")
-        .ok()
-        .filter(|c| !c.is_empty())
-        .map(|c| c.split(',').map(|s| s.trim().to_string()).collect())
-}
-
 /// The deploy and verify functions' roles (`PUSHDEPLOY_ROLE_ARNS`, set by template.yaml): with
 /// `base = "family"`, a revision carrying pushdeploy's tags is its own copy only when one of these
 /// registered it (anyone may tag a revision). Unset: none is believed to be its own, so its copies
@@ -182,11 +173,7 @@ pub fn own_roles_from_env() -> Result<Vec<PrincipalPattern>, ConfigError> {
 pub async fn deployer_from_env() -> Result<Live<Deployer>, Error> {
     let (clients, bucket, location, recheck) = common_from_env().await?;
     let build: Build<Deployer> = |clients, config| {
-        config.check_limits(&Limits {
-            clusters: clusters_from_env(),
-            smoke_budget_ms: None,
-            verify_memory_mb: verify_memory_from_env(None)?,
-        })?;
+        config.check_limits(&limits_from_env(Function::Deploy)?)?;
         let own_roles = own_roles_from_env()?;
         if own_roles.is_empty() && config.services.iter().any(|s| s.base == crate::config::Base::Family) {
             tracing::warn!("PUSHDEPLOY_ROLE_ARNS is not set: base = \"family\" will name pushdeploy's own copies among the revisions it passes over");
@@ -204,44 +191,60 @@ pub async fn deployer_from_env() -> Result<Live<Deployer>, Error> {
     Ok(Live::new("deploy", Clients { bucket, ..clients }, location, build, recheck))
 }
 
-/// The verify function's memory in MB, as the template gives it to both functions
-/// (`PUSHDEPLOY_VERIFY_MEMORY_MB`), else `fallback` (verify's own, from Lambda); `None`: unknown,
-/// and not checked.
-fn verify_memory_from_env(fallback: Option<String>) -> Result<Option<u64>, ConfigError> {
-    let (key, value) = match env::var("PUSHDEPLOY_VERIFY_MEMORY_MB") {
-        Ok(v) => ("PUSHDEPLOY_VERIFY_MEMORY_MB", v),
-        Err(_) => match fallback {
-            Some(v) => ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", v),
-            None => return Ok(None),
-        },
-    };
-    value.parse::<u64>().map(Some).map_err(|_| ConfigError {
-        file: "environment".into(),
-        key: key.into(),
-        message: format!("{value:?} is not a whole number of MB"),
-    })
+/// Which function reads the limits: verify knows its own memory and timeout when the template
+/// does not say them; deploy then leaves them unchecked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// The deploy function.
+    Deploy,
+    /// The verify function.
+    Verify,
 }
 
 /// The verify function's timeout when `PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS` is unset (Lambda's maximum).
 pub const DEFAULT_VERIFY_TIMEOUT_SECONDS: u64 = 900;
 
+/// What `function` checks a config against, from the environment (`var` looks a name up).
+///
+/// Pure, so that both functions provably agree: template.yaml gives both the same
+/// `PUSHDEPLOY_CLUSTERS`, `PUSHDEPLOY_VERIFY_MEMORY_MB` and `PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS`
+/// (verify's own `MemorySize` and `Timeout`), so a config deploy accepts is one verify can run:
+/// deploy never starts a rollout verify would refuse to judge. Without them verify falls back
+/// to its own memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`) and Lambda's longest timeout; deploy,
+/// which cannot know verify's, leaves them unchecked.
+pub fn limits(function: Function, var: impl Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
+    let number = |key: &str, unit: &str| -> Result<Option<u64>, ConfigError> {
+        let Some(value) = var(key).filter(|v| !v.is_empty()) else { return Ok(None) };
+        value.parse::<u64>().map(Some).map_err(|_| ConfigError {
+            file: "environment".into(),
+            key: key.into(),
+            message: format!("{value:?} is not a whole number of {unit}"),
+        })
+    };
+    let clusters = var("PUSHDEPLOY_CLUSTERS")
+        .filter(|c| !c.is_empty())
+        .map(|c| c.split(',').map(|s| s.trim().to_string()).collect());
+    let mut memory = number("PUSHDEPLOY_VERIFY_MEMORY_MB", "MB")?;
+    let mut timeout = number("PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS", "seconds")?;
+    if function == Function::Verify {
+        if memory.is_none() {
+            memory = number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "MB")?;
+        }
+        timeout = timeout.or(Some(DEFAULT_VERIFY_TIMEOUT_SECONDS));
+    }
+    Ok(Limits { clusters, smoke_budget_ms: timeout.map(crate::timing::smoke_budget_ms), verify_memory_mb: memory })
+}
+
+/// [`limits`] from this process's environment.
+pub fn limits_from_env(function: Function) -> Result<Limits, ConfigError> {
+    limits(function, |k| env::var(k).ok())
+}
+
 /// The verify function's live state; a config whose smoke budget cannot fit the function's timeout is refused.
 pub async fn verifier_from_env() -> Result<Live<Verifier>, Error> {
     let (clients, bucket, location, recheck) = common_from_env().await?;
     let build: Build<Verifier> = |clients, config| {
-        let timeout_s = match env::var("PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS") {
-            Ok(v) => v.parse::<u64>().map_err(|_| ConfigError {
-                file: "environment".into(),
-                key: "PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS".into(),
-                message: format!("{v:?} is not a whole number of seconds"),
-            })?,
-            Err(_) => DEFAULT_VERIFY_TIMEOUT_SECONDS,
-        };
-        config.check_limits(&Limits {
-            clusters: clusters_from_env(),
-            smoke_budget_ms: Some(crate::timing::smoke_budget_ms(timeout_s)),
-            verify_memory_mb: verify_memory_from_env(env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").ok())?,
-        })?;
+        config.check_limits(&limits_from_env(Function::Verify)?)?;
         Ok(Verifier {
             config,
             ecs: EcsClient::new(clients.ecs.clone()),
@@ -279,4 +282,54 @@ pub fn init_logging() {
         .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
     let fmt = tracing_subscriber::fmt::layer().json().with_current_span(false).with_target(false);
     let _ = tracing_subscriber::registry().with(fmt.with_filter(filter)).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    /// A smoke test whose worst case is 5 × (100 ms + 2000 ms) = 10.5 s.
+    const TEN_AND_A_HALF: &str = "[[service]]\nname='b'\nservice='b'\ncluster='c'\nrepository='r'\ntags=['latest']\n[service.smoke]\nurl='http://127.0.0.1/'\nattempts=5\ninterval_ms=100\ntimeout_ms=2000\n[[service.smoke.check]]\npath='/'\n";
+
+    #[test]
+    fn deploy_and_verify_read_the_same_limits_from_what_the_template_gives_both() {
+        let template = [
+            ("PUSHDEPLOY_CLUSTERS", "c"),
+            ("PUSHDEPLOY_VERIFY_MEMORY_MB", "256"),
+            ("PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS", "30"),
+        ];
+        let deploy = limits(Function::Deploy, env(&template)).unwrap();
+        assert_eq!(deploy, limits(Function::Verify, env(&template)).unwrap());
+        assert_eq!(deploy.smoke_budget_ms, Some(10_000), "30 s less the 20 s kept for the verdict");
+        assert_eq!(deploy.verify_memory_mb, Some(256));
+        assert_eq!(deploy.clusters, Some(vec!["c".to_string()]));
+        // So a config verify cannot run is refused by deploy, naming the budget.
+        let config = Config::parse(TEN_AND_A_HALF, "t.toml").unwrap();
+        let e = config.check_limits(&deploy).unwrap_err();
+        assert_eq!(e.key, "service[0].smoke");
+        assert!(e.message.contains("10500 ms does not fit in the 10000 ms the verify function has"), "{e}");
+        assert!(config
+            .check_limits(&limits(Function::Deploy, env(&[("PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS", "31")])).unwrap())
+            .is_ok());
+    }
+
+    #[test]
+    fn without_the_template_s_settings_verify_falls_back_to_its_own_and_deploy_checks_nothing() {
+        let lambda = [("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")];
+        assert_eq!(limits(Function::Deploy, env(&lambda)).unwrap(), Limits::default());
+        let own = limits(Function::Verify, env(&lambda)).unwrap();
+        assert_eq!(own.verify_memory_mb, Some(512));
+        assert_eq!(own.smoke_budget_ms, Some(crate::timing::smoke_budget_ms(DEFAULT_VERIFY_TIMEOUT_SECONDS)));
+        // The template's word wins over the process's own.
+        let both = [("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512"), ("PUSHDEPLOY_VERIFY_MEMORY_MB", "128")];
+        assert_eq!(limits(Function::Verify, env(&both)).unwrap().verify_memory_mb, Some(128));
+        let e = limits(Function::Deploy, env(&[("PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS", "5m")])).unwrap_err();
+        assert_eq!(e.key, "PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS");
+        assert!(e.message.contains("not a whole number of seconds"), "{e}");
+    }
 }

@@ -42,8 +42,9 @@ enum Command {
         /// A cluster the stack manages (the template's ClusterName); repeat for several. Unchecked when absent.
         #[arg(long = "cluster")]
         clusters: Vec<String>,
-        /// verify's timeout in seconds (the template's VerifyTimeoutSeconds): every smoke budget must fit.
-        #[arg(long, default_value_t = pushdeploy::setup::DEFAULT_VERIFY_TIMEOUT_SECONDS)]
+        /// verify's timeout in seconds (the template's VerifyTimeoutSeconds, default 300): every
+        /// smoke budget must fit, as both functions check it (PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS).
+        #[arg(long, default_value_t = 300)]
         verify_timeout: u64,
         /// verify's memory in MB (the template's VerifyMemorySize): every smoke test's response
         /// bodies at their worst must fit.

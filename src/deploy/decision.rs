@@ -45,7 +45,9 @@ pub(super) struct Asked<'a> {
 pub(super) enum Decision {
     /// The service runs an image pushed after this one: a newer push already deployed.
     Superseded(String),
-    /// This image cannot be rolled out to this service (no matching container, no digest).
+    /// This image cannot be rolled out to this service: the config and the task definition
+    /// disagree (a container the config names is missing, none runs the repository's image), so
+    /// no push of it deploys until a person fixes one of them.
     Rejected(String),
     /// `plan`: what deploy would do.
     Planned(Box<ServicePlan>, String),
@@ -113,6 +115,18 @@ pub(super) fn decide(svc: &ServiceConfig, asked: Asked<'_>, state: &ServiceState
     }
 }
 
+/// Pure: whether a person must hear of `decision` (the topic, the `ActionNeeded` metric): a
+/// rejection no later push can get past (the config and the task definition disagree) or a push
+/// held for an operator. Routine answers (superseded, unchanged, started) and anything a `plan`
+/// answers, which only asked, need nobody.
+pub(super) fn needs_person(decision: &Decision, asked: Asked<'_>) -> bool {
+    match decision {
+        Decision::Rejected(_) => !asked.dry_run,
+        Decision::Held(..) => true,
+        Decision::Superseded(_) | Decision::Planned(..) | Decision::Unchanged(_) | Decision::Change(_) => false,
+    }
+}
+
 /// `family:revision` of the base, for reasons.
 fn base_name(state: &ServiceState) -> &str {
     state.base.as_ref().and_then(|b| b.task_definition.task_definition_arn()).map_or("(none)", short_name)
@@ -173,6 +187,32 @@ mod tests {
         let other = state("docker.io/library/nginx:1", vec![]);
         let Decision::Rejected(reason) = decide(&svc(""), asked(&image, None), &other) else { panic!() };
         assert!(!reason.is_empty());
+    }
+
+    #[test]
+    fn a_container_the_config_names_but_the_task_definition_lacks_is_rejected_naming_both() {
+        let image = pushed();
+        let s = state(&format!("{REG}/todo-frontend:latest"), vec![]);
+        let renamed = svc("containers=['frontend']");
+        let Decision::Rejected(reason) = decide(&renamed, asked(&image, Some(100)), &s) else { panic!() };
+        assert!(reason.contains("container \"frontend\" is not in todo-frontend:7 (it has [\"web\"])"), "{reason}");
+        assert!(reason.contains("fix `containers` in the config"), "{reason}");
+        assert!(needs_person(&decide(&renamed, asked(&image, Some(100)), &s), asked(&image, Some(100))));
+        // A plan of it says the same, to the operator who asked: nobody else needs to hear.
+        let dry = Asked { dry_run: true, ..asked(&image, None) };
+        assert!(matches!(decide(&renamed, dry, &s), Decision::Rejected(_)));
+        assert!(!needs_person(&decide(&renamed, dry, &s), dry));
+        // Routine answers need nobody.
+        let fine = decide(&svc("containers=['web']"), asked(&image, Some(100)), &s);
+        assert!(matches!(fine, Decision::Change(_)));
+        assert!(!needs_person(&fine, asked(&image, Some(100))));
+        let newer = state(
+            &format!("{REG}/todo-frontend@sha256:{}", "2".repeat(64)),
+            plan::tags_for_copy(&[], Some(500), "td:1"),
+        );
+        let superseded = decide(&svc(""), asked(&image, Some(400)), &newer);
+        assert!(matches!(superseded, Decision::Superseded(_)));
+        assert!(!needs_person(&superseded, asked(&image, Some(400))));
     }
 
     #[test]

@@ -136,6 +136,7 @@ impl Deployer {
             warn!(request_id, outcome = "rejected", reason = %summary.reason, "decision");
         }
         for d in summary.deployments.iter().filter(|d| d.needs_attention) {
+            crate::emf::record(&d.service, &[crate::emf::Observation::Count(crate::emf::ACTION_NEEDED)]);
             self.report_problem(Some(d), &d.reason).await;
         }
         Ok(summary)

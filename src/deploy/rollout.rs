@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tracing::{info, warn};
 
-use super::decision::{decide, Asked, Decision, ServiceState};
+use super::decision::{decide, needs_person, Asked, Decision, ServiceState};
 use super::holding::HeldLease;
 use super::{Deployer, Request, RunningRead};
 use crate::aws::ecs::DescribedTaskDefinition;
@@ -139,7 +139,9 @@ impl Deployer {
             info!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome, reason, "decision");
         };
         log_base_choice(svc, &req, &state);
-        let plan = match decide(svc, asked, &state) {
+        let decision = decide(svc, asked, &state);
+        let attention = needs_person(&decision, asked);
+        let plan = match decision {
             Decision::Superseded(reason) => {
                 log("superseded", &reason);
                 let mut d = DeploymentSummary::new(&svc.name, svc.target(), Outcome::Superseded, reason);
@@ -148,7 +150,11 @@ impl Deployer {
             }
             Decision::Rejected(reason) => {
                 warn!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "rejected", reason = %reason, "decision");
-                return Ok(DeploymentSummary::new(&svc.name, svc.target(), Outcome::Rejected, reason));
+                let mut summary = DeploymentSummary::new(&svc.name, svc.target(), Outcome::Rejected, reason);
+                // No push of this service deploys until a person fixes the config or the task
+                // definition: the topic and the ActionNeeded metric say so. A `plan` only asked.
+                summary.needs_attention = attention;
+                return Ok(summary);
             }
             Decision::Held(plan, reason) => {
                 let mut summary = self.summary_of(svc, &plan, &state);
@@ -156,7 +162,7 @@ impl Deployer {
                 summary.reason = with_base_note(reason, &state);
                 log_held(svc, &req, &summary.reason);
                 // An operator must look at the changes and deploy them: the topic says so.
-                summary.needs_attention = true;
+                summary.needs_attention = attention;
                 return Ok(summary);
             }
             Decision::Planned(plan, reason) => {

@@ -59,9 +59,10 @@ async fn bodies_that_cannot_fit_in_verifys_memory_are_refused_by_validate_deploy
     deploy.stop().await;
     let verify = start_function("verify", &app.aws, &config, &memory).await;
     let event = ecs_deployment_event("ecs-greedy", "todo-backend", "ecs-svc/1", "SERVICE_DEPLOYMENT_COMPLETED", "");
-    let answer = verify.invoke(&event).await.unwrap();
-    assert_eq!(answer["outcome"], "rejected", "{answer}");
-    assert!(answer["reason"].as_str().unwrap().contains("does not fit in the 80 MiB"), "{answer}");
+    // verify does not answer an event it cannot judge: it fails, so the event is retried and kept.
+    let failed = verify.invoke(&event).await.expect_err("an event verify cannot judge fails the invocation");
+    assert_eq!(failed["errorType"], "Permanent.Config", "{failed}");
+    assert!(failed["errorMessage"].as_str().unwrap().contains("does not fit in the 80 MiB"), "{failed}");
     verify.stop().await;
 }
 

@@ -325,6 +325,19 @@ def test_verify_joins_the_vpc_only_when_given_subnets():
                    for st in outside.role_policies()["VerifyRole"]["Statement"])
 
 
+def test_both_functions_know_verifys_timeout_and_memory_so_they_agree_on_a_valid_config(template):
+    """deploy refuses a config verify could not run only if it is told verify's limits."""
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS"] == {"Ref": "VerifyTimeoutSeconds"}
+    assert env["PUSHDEPLOY_VERIFY_MEMORY_MB"] == {"Ref": "VerifyMemorySize"}
+    verify = template["Resources"]["VerifyFunction"]["Properties"]
+    assert verify["Timeout"] == {"Ref": "VerifyTimeoutSeconds"}
+    assert verify["MemorySize"] == {"Ref": "VerifyMemorySize"}
+    for name in ["DeployFunction", "VerifyFunction"]:
+        own = template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {})
+        assert not {"PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS", "PUSHDEPLOY_VERIFY_MEMORY_MB"} & set(own), name
+
+
 def test_alarms_watch_verdicts_errors_and_the_queue_and_tell_the_topic(template):
     res = template["Resources"]
     alarms = {n: r["Properties"] for n, r in res.items() if r["Type"] == "AWS::CloudWatch::Alarm"}

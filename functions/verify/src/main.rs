@@ -3,7 +3,6 @@
 
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use pushdeploy::hook::HookAnswer;
-use pushdeploy::outcome::{Outcome, Summary};
 use pushdeploy::verify::Answer;
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -26,20 +25,28 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = pushdeploy::timing::Deadline::from_lambda(event.context.deadline).verdict_by();
         // The config is re-read when its object changes; an invalid one refuses, a missing one retries.
+        // Where an event verify cannot judge notes why: the deployment's record, when the bucket is known.
+        let mut records = None;
         let verifier = match live {
-            Ok(live) => match live.lock().await.current().await {
-                Ok(verifier) => verifier,
-                // The config cannot be read just now: Lambda retries an event; ECS calls a hook
-                // again, as for any transient failure (an error would roll the deployment back).
-                Err(e) if pushdeploy::hook::is_hook_payload(&event.payload) => {
-                    tracing::error!(error = %e, "cannot read the config; the hook answers IN_PROGRESS");
-                    let delay = pushdeploy::hook::DEFAULT_CALLBACK_MS;
-                    let again = HookAnswer::call_again(&event.payload, delay, format!("{e}; ECS calls again"));
-                    pushdeploy::setup::flush_metrics(metrics);
-                    return Ok(Answer::Hook(again));
+            Ok(live) => {
+                let mut live = live.lock().await;
+                let clients = live.clients();
+                let store = pushdeploy::aws::s3::Store::new(clients.s3.clone(), clients.bucket.clone());
+                records = Some(pushdeploy::aws::records::RecordStore::new(store));
+                match live.current().await {
+                    Ok(verifier) => verifier,
+                    // The config cannot be read just now: Lambda retries an event; ECS calls a hook
+                    // again, as for any transient failure (an error would roll the deployment back).
+                    Err(e) if pushdeploy::hook::is_hook_payload(&event.payload) => {
+                        tracing::error!(error = %e, "cannot read the config; the hook answers IN_PROGRESS");
+                        let delay = pushdeploy::hook::DEFAULT_CALLBACK_MS;
+                        let again = HookAnswer::call_again(&event.payload, delay, format!("{e}; ECS calls again"));
+                        pushdeploy::setup::flush_metrics(metrics);
+                        return Ok(Answer::Hook(again));
+                    }
+                    Err(e) => return Err(diagnostic(e)),
                 }
-                Err(e) => return Err(diagnostic(e)),
-            },
+            }
             Err(reason) => Err(reason.clone()),
         };
         let answer = match verifier {
@@ -48,7 +55,12 @@ async fn main() -> Result<(), Error> {
             Err(reason) if pushdeploy::hook::is_hook_payload(&event.payload) => {
                 Ok(Answer::Hook(HookAnswer::failed(format!("pushdeploy cannot start: {reason}"))))
             }
-            Err(reason) => Ok(Answer::Event(Summary::only(Outcome::Rejected, reason))),
+            // An event is never answered unjudged: the invocation fails, so Lambda retries it and
+            // then parks it in the failed-invocations queue for a redrive once the config is fixed.
+            Err(reason) => pushdeploy::verify::cannot_judge(records.as_ref(), event.payload, &reason)
+                .await
+                .map(Answer::Event)
+                .map_err(|message| Diagnostic { error_type: "Permanent.Config".into(), error_message: message }),
         };
         pushdeploy::setup::flush_metrics(metrics);
         answer
