@@ -11,6 +11,7 @@ mod insight;
 mod memory;
 mod redrive;
 mod reliability;
+mod rolled_back_builds;
 mod secrets;
 mod smoke_attacks;
 mod steering;
