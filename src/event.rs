@@ -90,10 +90,13 @@ pub enum DeploymentState {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "action", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ManualAction {
-    /// Re-resolve the watched tag and force a new deployment.
+    /// New tasks of the digest the service runs now.
     Redeploy {
         /// Configured service name.
         service: String,
+        /// Roll it out even when pushdeploy rolled that digest back.
+        #[serde(default)]
+        force: bool,
     },
     /// Deploy a given tag.
     Deploy {
@@ -101,6 +104,9 @@ pub enum ManualAction {
         service: String,
         /// Tag to deploy.
         tag: String,
+        /// Deploy it even when pushdeploy rolled the tag's digest back.
+        #[serde(default)]
+        force: bool,
     },
     /// Return to the last verified deployment before the current one.
     Rollback {
@@ -114,6 +120,9 @@ pub enum ManualAction {
         /// Tag to plan for; defaults to the watched tag.
         #[serde(default)]
         tag: Option<String>,
+        /// Plan the forced deploy (past a rollback of the tag's digest).
+        #[serde(default)]
+        force: bool,
     },
 }
 
@@ -121,7 +130,7 @@ impl ManualAction {
     /// The configured service name the action targets.
     pub fn service(&self) -> &str {
         match self {
-            ManualAction::Redeploy { service }
+            ManualAction::Redeploy { service, .. }
             | ManualAction::Deploy { service, .. }
             | ManualAction::Rollback { service }
             | ManualAction::Plan { service, .. } => service,
@@ -475,11 +484,24 @@ mod tests {
     fn parses_manual_actions() {
         assert_eq!(
             parse(json!({"action": "plan", "service": "frontend"})).unwrap(),
-            Trigger::Manual(ManualAction::Plan { service: "frontend".into(), tag: None })
+            Trigger::Manual(ManualAction::Plan { service: "frontend".into(), tag: None, force: false })
         );
         assert_eq!(
             parse(json!({"action": "deploy", "service": "backend", "tag": "v1.4.2"})).unwrap(),
-            Trigger::Manual(ManualAction::Deploy { service: "backend".into(), tag: "v1.4.2".into() })
+            Trigger::Manual(ManualAction::Deploy { service: "backend".into(), tag: "v1.4.2".into(), force: false })
         );
+        // `force` goes past a rollback of the digest; it is a boolean, and rollback has none.
+        assert_eq!(
+            parse(json!({"action": "redeploy", "service": "backend", "force": true})).unwrap(),
+            Trigger::Manual(ManualAction::Redeploy { service: "backend".into(), force: true })
+        );
+        assert_eq!(
+            parse(json!({"action": "deploy", "service": "backend", "tag": "latest", "force": true})).unwrap(),
+            Trigger::Manual(ManualAction::Deploy { service: "backend".into(), tag: "latest".into(), force: true })
+        );
+        let why = parse(json!({"action": "deploy", "service": "b", "tag": "t", "force": "yes"})).unwrap_err().0;
+        assert!(why.starts_with("malformed manual action"), "{why}");
+        let why = parse(json!({"action": "rollback", "service": "b", "force": true})).unwrap_err().0;
+        assert!(why.contains("force"), "{why}");
     }
 }

@@ -1,6 +1,6 @@
 //! pushdeploy: continuous deployment for AWS ECS, driven by ECR pushes.
 //!
-//! Decisions ([`plan`], [`base`], [`taskdef`], [`config`], [`event`], [`lease`], [`rollback`], [`report`],
+//! Decisions ([`plan`], [`base`], [`taskdef`], [`config`], [`event`], [`lease`], [`rollback`], [`rolled_back`], [`report`],
 //! [`timing`]) are pure; AWS calls live in [`aws`] (records and leases behind their stores);
 //! [`deploy`] and [`verify`] orchestrate; the Lambda functions under `functions/` only wire the
 //! runtime, and `cli/` is the operator's command.
@@ -29,6 +29,7 @@ pub mod report;
 pub mod retention;
 pub mod rollback;
 pub mod rollback_revision;
+pub mod rolled_back;
 pub mod secrets;
 pub mod setup;
 pub mod smoke;

@@ -8,28 +8,41 @@ use serde_json::{json, Value};
 
 use crate::insight::Failed;
 
-/// A manual action.
+/// A manual action; `force` (where there is one) goes past a rollback of the digest.
 pub enum Action<'a> {
     /// Deploy `tag` of the service's repository.
-    Deploy(&'a str, &'a str),
-    /// New tasks of the watched tag.
-    Redeploy(&'a str),
+    Deploy(&'a str, &'a str, Force),
+    /// New tasks of the digest the service runs.
+    Redeploy(&'a str, Force),
     /// Back to the last verified deployment before the current one.
     Rollback(&'a str),
     /// What deploy would do, changing nothing.
-    Plan(&'a str, Option<&'a str>),
+    Plan(&'a str, Option<&'a str>, Force),
 }
 
+/// `--force`: deploy a digest pushdeploy rolled back all the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Force(pub bool);
+
 impl Action<'_> {
-    /// The event the deploy function takes (README, "Manual actions").
+    /// The event the deploy function takes (README, "Manual actions"); `"force": true` only when
+    /// forced, so an ordinary action is the documented event as it always was.
     pub fn event(&self) -> Value {
-        match self {
-            Action::Deploy(service, tag) => json!({"action": "deploy", "service": service, "tag": tag}),
-            Action::Redeploy(service) => json!({"action": "redeploy", "service": service}),
-            Action::Rollback(service) => json!({"action": "rollback", "service": service}),
-            Action::Plan(service, Some(tag)) => json!({"action": "plan", "service": service, "tag": tag}),
-            Action::Plan(service, None) => json!({"action": "plan", "service": service}),
+        let (mut event, force) = match self {
+            Action::Deploy(service, tag, force) => {
+                (json!({"action": "deploy", "service": service, "tag": tag}), *force)
+            }
+            Action::Redeploy(service, force) => (json!({"action": "redeploy", "service": service}), *force),
+            Action::Rollback(service) => (json!({"action": "rollback", "service": service}), Force(false)),
+            Action::Plan(service, Some(tag), force) => {
+                (json!({"action": "plan", "service": service, "tag": tag}), *force)
+            }
+            Action::Plan(service, None, force) => (json!({"action": "plan", "service": service}), *force),
+        };
+        if force.0 {
+            event["force"] = json!(true);
         }
+        event
     }
 }
 
@@ -181,16 +194,30 @@ mod tests {
 
     #[test]
     fn each_action_is_the_documented_manual_event() {
+        let no = Force(false);
         assert_eq!(
-            Action::Deploy("backend", "v1.4.2").event(),
+            Action::Deploy("backend", "v1.4.2", no).event(),
             json!({"action": "deploy", "service": "backend", "tag": "v1.4.2"})
         );
-        assert_eq!(Action::Redeploy("frontend").event(), json!({"action": "redeploy", "service": "frontend"}));
+        assert_eq!(Action::Redeploy("frontend", no).event(), json!({"action": "redeploy", "service": "frontend"}));
         assert_eq!(Action::Rollback("backend").event(), json!({"action": "rollback", "service": "backend"}));
-        assert_eq!(Action::Plan("backend", None).event(), json!({"action": "plan", "service": "backend"}));
-        for event in
-            [Action::Deploy("b", "t").event(), Action::Plan("b", Some("t")).event(), Action::Rollback("b").event()]
-        {
+        assert_eq!(Action::Plan("backend", None, no).event(), json!({"action": "plan", "service": "backend"}));
+        assert_eq!(
+            Action::Deploy("backend", "latest", Force(true)).event(),
+            json!({"action": "deploy", "service": "backend", "tag": "latest", "force": true})
+        );
+        assert_eq!(
+            Action::Redeploy("backend", Force(true)).event(),
+            json!({"action": "redeploy", "service": "backend", "force": true})
+        );
+        for event in [
+            Action::Deploy("b", "t", no).event(),
+            Action::Plan("b", Some("t"), no).event(),
+            Action::Rollback("b").event(),
+            Action::Deploy("b", "t", Force(true)).event(),
+            Action::Redeploy("b", Force(true)).event(),
+            Action::Plan("b", None, Force(true)).event(),
+        ] {
             assert!(matches!(pushdeploy::event::parse(event), Ok(pushdeploy::event::Trigger::Manual(_))));
         }
     }

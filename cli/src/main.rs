@@ -119,21 +119,32 @@ enum Command {
     /// Exit status: 0 started or already running; 1 refused (the reason is printed); 2 the
     /// invocation failed.
     ///
+    /// A digest pushdeploy rolled back (and has not verified since) is refused, quoting the
+    /// rollback's reason, unless --force.
+    ///
     /// Example: pushdeploy deploy backend v1.4.2
     Deploy {
         /// The service's name in the config.
         service: String,
         /// The tag to deploy.
         tag: String,
+        /// Deploy it even when pushdeploy rolled that digest back.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         function: Function,
     },
-    /// Roll new tasks of what the watched tag points at now.
+    /// Roll new tasks of the digest the service runs now (never what a tag names by then).
+    ///
+    /// A digest pushdeploy rolled back is refused unless --force.
     ///
     /// Example: pushdeploy redeploy frontend
     Redeploy {
         /// The service's name in the config.
         service: String,
+        /// Roll it even when pushdeploy rolled that digest back.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         function: Function,
     },
@@ -154,6 +165,9 @@ enum Command {
         service: String,
         /// The tag to plan for (default: the watched tag).
         tag: Option<String>,
+        /// Plan the forced deploy (past a rollback of the tag's digest).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         function: Function,
     },
@@ -319,11 +333,15 @@ async fn run(command: Command) -> Result<ExitCode, Failed> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Deploy { service, tag, function } => act(&function.name, invoke::Action::Deploy(&service, &tag)).await,
-        Command::Redeploy { service, function } => act(&function.name, invoke::Action::Redeploy(&service)).await,
+        Command::Deploy { service, tag, force, function } => {
+            act(&function.name, invoke::Action::Deploy(&service, &tag, invoke::Force(force))).await
+        }
+        Command::Redeploy { service, force, function } => {
+            act(&function.name, invoke::Action::Redeploy(&service, invoke::Force(force))).await
+        }
         Command::Rollback { service, function } => act(&function.name, invoke::Action::Rollback(&service)).await,
-        Command::Plan { service, tag, function } => {
-            act(&function.name, invoke::Action::Plan(&service, tag.as_deref())).await
+        Command::Plan { service, tag, force, function } => {
+            act(&function.name, invoke::Action::Plan(&service, tag.as_deref(), invoke::Force(force))).await
         }
         Command::Redrive { queue_url, function, verify_function, rules, dry_run, yes, delete_skipped, max } => {
             redrive::run(redrive::Options {

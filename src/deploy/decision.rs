@@ -1,12 +1,16 @@
 //! The rollout decision: from a push (or a manual action) and the service as read, what the
 //! rollout does. Pure: no AWS, tested below without any server.
 
+use aws_sdk_ecs::types::TaskDefinition;
+
 use crate::aws::ecs::DescribedTaskDefinition;
 use crate::base::PassedOver;
 use crate::config::ServiceConfig;
 use crate::error::InputError;
 use crate::image::ImageRef;
 use crate::plan::{self, Action, ServicePlan};
+use crate::record::DeploymentRecord;
+use crate::rolled_back;
 use crate::taskdef::short_name;
 
 /// A service's state as read before deciding.
@@ -23,6 +27,9 @@ pub(super) struct ServiceState {
     pub base: Option<DescribedTaskDefinition>,
     /// With `base = "family"`: newer revisions of the family not copied, and why.
     pub passed_over: Vec<PassedOver>,
+    /// The service's most recently written records ([`rolled_back::HISTORY_SCANNED`]): which
+    /// digests pushdeploy rolled back.
+    pub history: Vec<DeploymentRecord>,
 }
 
 /// What is asked of the service.
@@ -38,6 +45,8 @@ pub(super) struct Asked<'a> {
     pub dry_run: bool,
     /// An operator asked (`deploy`, `redeploy`), not a push: a held base change goes ahead.
     pub operator: bool,
+    /// The operator's `force`: a digest pushdeploy rolled back is deployed all the same.
+    pub allow_rolled_back: bool,
 }
 
 /// What the rollout does.
@@ -49,6 +58,9 @@ pub(super) enum Decision {
     /// disagree (a container the config names is missing, none runs the repository's image), so
     /// no push of it deploys until a person fixes one of them.
     Rejected(String),
+    /// pushdeploy rolled this digest back and no verified deployment of it followed: not rolled
+    /// out again unless forced. The reason quotes the rollback.
+    Refused(Box<ServicePlan>, String),
     /// `plan`: what deploy would do.
     Planned(Box<ServicePlan>, String),
     /// `hold_base_changes`: a push whose base changes more than the image waits for an operator.
@@ -90,7 +102,21 @@ pub(super) fn decide(svc: &ServiceConfig, asked: Asked<'_>, state: &ServiceState
             crate::taskdef::changed_fields(&plan.base_changes).join(", ")
         )
     });
+    // What runs already is never refused: nothing would change.
+    let rolled_back = asked
+        .image
+        .digest
+        .as_ref()
+        .filter(|_| plan.action != Action::Unchanged)
+        .and_then(|d| rolled_back::find(&state.history, d.as_str()));
+    let refusal = rolled_back.as_ref().filter(|_| !asked.allow_rolled_back).map(|found| {
+        let redeploy = asked.operator && asked.force;
+        rolled_back::refusal(found, &rolled_back::way_through(svc, redeploy, asked.image.tag.as_deref()))
+    });
     if asked.dry_run {
+        if let Some(why) = refusal {
+            return Decision::Planned(plan, format!("deploy would refuse it: {why}"));
+        }
         let mut reason = match &plan.action {
             Action::Unchanged => format!("already runs {}: deploy would change nothing", plan.image_uri),
             Action::Register(_) => format!(
@@ -104,7 +130,13 @@ pub(super) fn decide(svc: &ServiceConfig, asked: Asked<'_>, state: &ServiceState
         if held.is_some() {
             reason.push_str("; a push would be held (hold_base_changes): its base changes more than the image");
         }
+        if let Some(found) = &rolled_back {
+            reason.push_str(&format!("; {}", rolled_back::forced_note(found)));
+        }
         return Decision::Planned(plan, reason);
+    }
+    if let Some(why) = refusal {
+        return Decision::Refused(plan, why);
     }
     if let Some(reason) = held.filter(|_| !asked.operator) {
         return Decision::Held(plan, reason);
@@ -123,8 +155,69 @@ pub(super) fn needs_person(decision: &Decision, asked: Asked<'_>) -> bool {
     match decision {
         Decision::Rejected(_) => !asked.dry_run,
         Decision::Held(..) => true,
+        // A push of a build pushdeploy rolled back waits for a person (`force`, or a new build);
+        // an operator reads the answer.
+        Decision::Refused(..) => !asked.operator && !asked.dry_run,
         Decision::Superseded(_) | Decision::Planned(..) | Decision::Unchanged(_) | Decision::Change(_) => false,
     }
+}
+
+/// The image `svc`'s containers run in `current`, which `redeploy` rolls again (never what a tag
+/// in the config names now: after a rollback `latest` may still name the broken build). Pinned
+/// to a digest, its tag is the one the newest of `history` deployed it as; naming a tag (a
+/// tag-based revision), it is that tag, which ECS resolves when it starts tasks, so the caller
+/// resolves it too. Refused when the containers run different images, or none from the service's
+/// repository.
+pub(super) fn running_image(
+    svc: &ServiceConfig,
+    current: &TaskDefinition,
+    history: &[DeploymentRecord],
+) -> Result<ImageRef, String> {
+    let td_name = current.task_definition_arn().map_or("the revision the service runs", short_name);
+    let defs = current.container_definitions();
+    let images: Vec<(&str, &str)> = match &svc.containers {
+        Some(wanted) => wanted
+            .iter()
+            .map(|w| {
+                defs.iter()
+                    .find(|c| c.name() == Some(w.as_str()))
+                    .map(|c| (w.as_str(), c.image().unwrap_or_default()))
+                    .ok_or_else(|| format!("container {w:?} is not in {td_name}; fix `containers` in the config"))
+            })
+            .collect::<Result<_, _>>()?,
+        None => defs
+            .iter()
+            .filter(|c| c.image().and_then(|i| ImageRef::parse(i).ok()).is_some_and(|i| i.repository == svc.repository))
+            .map(|c| (c.name().unwrap_or_default(), c.image().unwrap_or_default()))
+            .collect(),
+    };
+    let mut parsed = images.iter().map(|(name, image)| {
+        ImageRef::parse(image).map(|i| (*name, i)).map_err(|e| format!("container {name} of {td_name}: {}", e.0))
+    });
+    let Some(first) = parsed.next() else {
+        return Err(format!("no container in {td_name} runs an image from {}", svc.repository));
+    };
+    let (name, mut image) = first?;
+    for other in parsed {
+        let (other_name, other) = other?;
+        if other != image {
+            return Err(format!(
+                "containers {name} and {other_name} of {td_name} run different images ({image} and {other}): redeploy cannot tell which to roll; deploy a tag instead"
+            ));
+        }
+    }
+    match &image.digest {
+        Some(digest) => {
+            image.tag = history
+                .iter()
+                .filter(|r| !r.is_rollback() && r.digest == digest.as_str() && !r.tag.is_empty())
+                .max_by(|a, b| a.started_at().unwrap_or(0.0).total_cmp(&b.started_at().unwrap_or(0.0)))
+                .map(|r| r.tag.clone());
+        }
+        // An image named without a tag is `latest`, as Docker and ECS read it.
+        None => image.tag = Some(image.tag.take().unwrap_or_else(|| "latest".into())),
+    }
+    Ok(image)
 }
 
 /// `family:revision` of the base, for reasons.
@@ -145,11 +238,12 @@ mod tests {
             previous_definitions: None,
             base: None,
             passed_over: Vec::new(),
+            history: Vec::new(),
         }
     }
 
     fn asked(image: &ImageRef, pushed_at: Option<i64>) -> Asked<'_> {
-        Asked { image, pushed_at, force: false, dry_run: false, operator: false }
+        Asked { image, pushed_at, force: false, dry_run: false, operator: false, allow_rolled_back: false }
     }
 
     #[test]
@@ -250,5 +344,95 @@ mod tests {
         let mut same = s.clone();
         same.base.as_mut().unwrap().task_definition.task_role_arn = None;
         assert!(matches!(decide(&hold, asked(&image, Some(100)), &same), Decision::Change(_)));
+    }
+
+    fn rolled_back_record(digest: &str) -> DeploymentRecord {
+        let mut r = crate::rollback::tests::record(
+            "ecs-svc-9",
+            "td:9",
+            crate::record::Status::RolledBack,
+            "2026-11-21T10:00:00Z",
+        );
+        r.digest = digest.into();
+        r.reason = Some("GET /: status 500, expected 200".into());
+        r
+    }
+
+    #[test]
+    fn a_digest_pushdeploy_rolled_back_is_refused_unless_forced() {
+        let image = pushed();
+        let mut s = state(&format!("{REG}/todo-frontend@sha256:{}", "2".repeat(64)), vec![]);
+        s.history = vec![rolled_back_record(DIGEST)];
+        let Decision::Refused(_, why) = decide(&svc(""), asked(&image, Some(100)), &s) else { panic!() };
+        assert!(why.starts_with(&format!("{DIGEST} (deployed as latest) was rolled back by pushdeploy")), "{why}");
+        assert!(
+            why.contains("(deployment ecs-svc-9): GET /: status 500")
+                && why.contains("pushdeploy deploy frontend latest --force"),
+            "{why}"
+        );
+        // An operator's deploy is refused the same way; with force it goes ahead.
+        let operator = Asked { operator: true, ..asked(&image, None) };
+        assert!(matches!(decide(&svc(""), operator, &s), Decision::Refused(..)));
+        assert!(matches!(decide(&svc(""), Asked { allow_rolled_back: true, ..operator }, &s), Decision::Change(_)));
+        // redeploy names its own way through.
+        let redeploy = Asked { force: true, ..operator };
+        let Decision::Refused(_, why) = decide(&svc(""), redeploy, &s) else { panic!() };
+        assert!(why.contains("pushdeploy redeploy frontend --force"), "{why}");
+        // plan says deploy would refuse it, and with force that it would go past the rollback.
+        let Decision::Planned(_, why) = decide(&svc(""), Asked { dry_run: true, ..operator }, &s) else { panic!() };
+        assert!(why.starts_with("deploy would refuse it: ") && why.contains("GET /: status 500"), "{why}");
+        let forced = Asked { dry_run: true, allow_rolled_back: true, ..operator };
+        let Decision::Planned(_, why) = decide(&svc(""), forced, &s) else { panic!() };
+        assert!(why.starts_with("deploy would register") && why.contains("forced past the rollback of"), "{why}");
+        // Another digest deploys as usual.
+        s.history = vec![rolled_back_record(&format!("sha256:{}", "3".repeat(64)))];
+        assert!(matches!(decide(&svc(""), asked(&image, Some(100)), &s), Decision::Change(_)));
+    }
+
+    #[test]
+    fn what_runs_already_is_unchanged_never_refused() {
+        let image = pushed();
+        let mut s = state(&format!("{REG}/todo-frontend@{DIGEST}"), vec![]);
+        s.history = vec![rolled_back_record(DIGEST)];
+        assert!(matches!(decide(&svc(""), asked(&image, Some(100)), &s), Decision::Unchanged(_)));
+    }
+
+    #[test]
+    fn redeploy_rolls_the_digest_that_runs_not_a_tag() {
+        let pinned = format!("{REG}/todo-frontend@{DIGEST}");
+        let current = td(&[("web", &pinned), ("envoy", "envoyproxy/envoy:v1")]);
+        let image = running_image(&svc(""), &current, &[]).unwrap();
+        assert_eq!((image.pinned_uri().unwrap(), image.tag.clone()), (pinned.clone(), None));
+        // The tag is the one the newest record of that digest deployed it as.
+        let mut deployed = crate::rollback::tests::record(
+            "ecs-svc-1",
+            "td:1",
+            crate::record::Status::Verified,
+            "2026-11-20T10:00:00Z",
+        );
+        deployed.digest = DIGEST.into();
+        deployed.tag = "v1.4.2".into();
+        let image = running_image(&svc(""), &current, &[deployed]).unwrap();
+        assert_eq!(image.tag.as_deref(), Some("v1.4.2"));
+        assert_eq!(image.digest.as_ref().map(|d| d.as_str()), Some(DIGEST));
+        // A revision naming a tag: that tag (ECS resolves it when it starts tasks); none is latest.
+        let tagged = td(&[("web", &format!("{REG}/todo-frontend:v2"))]);
+        let image = running_image(&svc(""), &tagged, &[]).unwrap();
+        assert_eq!((image.tag.as_deref(), image.digest.is_none()), (Some("v2"), true));
+        let bare = td(&[("web", &format!("{REG}/todo-frontend"))]);
+        assert_eq!(running_image(&svc(""), &bare, &[]).unwrap().tag.as_deref(), Some("latest"));
+        // Two containers on different builds, or none from the repository: refused with the reason.
+        let split = td(&[("web", &pinned), ("web2", &format!("{REG}/todo-frontend:latest"))]);
+        let why = running_image(&svc(""), &split, &[]).unwrap_err();
+        assert!(why.contains("containers web and web2 of todo-frontend:7 run different images"), "{why}");
+        let other = td(&[("web", "docker.io/library/nginx:1")]);
+        assert!(running_image(&svc(""), &other, &[])
+            .unwrap_err()
+            .contains("no container in todo-frontend:7 runs an image from todo-frontend"));
+        let named = svc("containers=['envoy']");
+        assert_eq!(running_image(&named, &current, &[]).unwrap().repository, "envoyproxy/envoy");
+        assert!(running_image(&svc("containers=['gone']"), &current, &[])
+            .unwrap_err()
+            .contains("container \"gone\" is not in"));
     }
 }

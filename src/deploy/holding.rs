@@ -83,7 +83,8 @@ impl Deployer {
     ) -> (Result<LeaseTaken, Error>, Option<Result<ServiceState, Error>>) {
         let key = lease::lease_key(&svc.cluster, &svc.service);
         let leases = self.leases();
-        let (found, current, previous) = tokio::join!(leases.read(&key), current, self.previous_definitions(svc));
+        let (found, current, previous, history) =
+            tokio::join!(leases.read(&key), current, self.previous_definitions(svc), self.history(svc));
         let (found, current_arn) = match (found, current) {
             (Ok(f), Ok(c)) => (f, c),
             (Err(e), _) => return (Err(e.into()), None),
@@ -104,16 +105,16 @@ impl Deployer {
             Some(pending),
         );
         let (taken, described) = tokio::join!(self.claim(key, found, mine), self.describe_state(svc, &current_arn));
-        let state = match (described, previous) {
-            (Ok((current, choice)), Ok(previous_definitions)) => Ok(ServiceState {
+        let state = match (described, previous, history) {
+            (Ok((current, choice)), Ok(previous_definitions), Ok(history)) => Ok(ServiceState {
                 current,
                 current_arn,
                 previous_definitions,
                 base: choice.base,
                 passed_over: choice.passed_over,
+                history,
             }),
-            (Err(e), _) => Err(e),
-            (_, Err(e)) => Err(e),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
         };
         (taken, Some(state))
     }

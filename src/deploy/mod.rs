@@ -3,11 +3,12 @@
 //! Read in the order a push travels: this module routes the trigger and matches it to services;
 //! `holding` takes each service's lease (waiting for, or finishing, another rollout);
 //! `decision` decides what the rollout does (pure); `rollout` carries it out and writes the
-//! record; `manual_rollback` is the operator's rollback.
+//! record; `manual_rollback` is the operator's rollback; `redeploy` rolls again what runs.
 
 mod decision;
 mod holding;
 mod manual_rollback;
+mod redeploy;
 mod rollout;
 
 use std::collections::HashMap;
@@ -73,6 +74,8 @@ struct Request<'a> {
     pushed_at: Option<String>,
     force: bool,
     dry_run: bool,
+    /// The operator's `force`: a digest pushdeploy rolled back is rolled out all the same.
+    allow_rolled_back: bool,
 }
 
 impl Deployer {
@@ -190,6 +193,8 @@ impl Deployer {
             pushed_at,
             force: false,
             dry_run: false,
+            // A push never goes past a rollback: a person decides (the refusal is published).
+            allow_rolled_back: false,
         };
         let running = self.running_task_definitions(&services);
         let (tagged, prepared) = tokio::join!(
@@ -269,10 +274,13 @@ impl Deployer {
                 format!("unknown service {:?}: configured services are {known:?}", truncate(action.service())),
             ));
         };
-        let (tag, force, dry_run) = match action {
-            ManualAction::Redeploy { .. } => (None, true, false),
-            ManualAction::Deploy { tag, .. } => (Some(tag.as_str()), false, false),
-            ManualAction::Plan { tag, .. } => (tag.as_deref(), false, true),
+        let (tag, force, dry_run, allow_rolled_back) = match action {
+            ManualAction::Redeploy { force, .. } => {
+                let result = self.on_redeploy(svc, *force, invocation).await;
+                return collect(vec![(svc, result)]);
+            }
+            ManualAction::Deploy { tag, force, .. } => (Some(tag.as_str()), false, false, *force),
+            ManualAction::Plan { tag, force, .. } => (tag.as_deref(), false, true, *force),
             ManualAction::Rollback { .. } => {
                 let result = self.on_rollback(svc, invocation).await;
                 return collect(vec![(svc, result)]);
@@ -318,7 +326,15 @@ impl Deployer {
             tag: Some(tag.to_string()),
             digest: Some(tagged.digest.clone()),
         };
-        let req = Request { invocation, trigger, image: &image, pushed_at: tagged.pushed_at.clone(), force, dry_run };
+        let req = Request {
+            invocation,
+            trigger,
+            image: &image,
+            pushed_at: tagged.pushed_at.clone(),
+            force,
+            dry_run,
+            allow_rolled_back,
+        };
         let result = match lease {
             Some(lease) => self.under_lease_boxed(svc, Ok(lease), None, req).await,
             None => match self.read_state(svc).await {

@@ -62,7 +62,7 @@ impl Deployer {
             let (td, base) = self.describe_state(svc, &arn).await?;
             Ok::<_, Error>((arn, td, base))
         };
-        let (previous, current) = tokio::join!(previous, current);
+        let (previous, current, history) = tokio::join!(previous, current, self.history(svc));
         let (current_arn, current, choice) = current?;
         Ok(ServiceState {
             current,
@@ -70,7 +70,14 @@ impl Deployer {
             previous_definitions: previous?,
             base: choice.base,
             passed_over: choice.passed_over,
+            history: history?,
         })
+    }
+
+    /// The service's most recently written records, for which digests pushdeploy rolled back
+    /// ([`crate::rolled_back`]): bounded, read alongside the service.
+    pub(super) async fn history(&self, svc: &ServiceConfig) -> Result<Vec<DeploymentRecord>, Error> {
+        Ok(self.records().recent(&svc.cluster, &svc.service, crate::rolled_back::HISTORY_SCANNED).await?)
     }
 
     /// Whose revisions `svc` may copy, and which are pushdeploy's own.
@@ -134,6 +141,7 @@ impl Deployer {
             force: req.force,
             dry_run: req.dry_run,
             operator: matches!(req.trigger, TriggerRef::Manual { .. }),
+            allow_rolled_back: req.allow_rolled_back,
         };
         let log = |outcome: &str, reason: &str| {
             info!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome, reason, "decision");
@@ -153,6 +161,14 @@ impl Deployer {
                 let mut summary = DeploymentSummary::new(&svc.name, svc.target(), Outcome::Rejected, reason);
                 // No push of this service deploys until a person fixes the config or the task
                 // definition: the topic and the ActionNeeded metric say so. A `plan` only asked.
+                summary.needs_attention = attention;
+                return Ok(summary);
+            }
+            Decision::Refused(plan, reason) => {
+                let mut summary = self.summary_of(svc, &plan, &state);
+                summary.outcome = Outcome::Rejected;
+                summary.reason = format!("{reason}; nothing was changed");
+                warn!(service = %svc.name, image = %req.image, event_id = %req.trigger.id(), outcome = "rejected", reason = %summary.reason, "decision");
                 summary.needs_attention = attention;
                 return Ok(summary);
             }
@@ -240,15 +256,17 @@ impl Deployer {
         );
         crate::emf::record(&svc.name, &[crate::emf::Observation::Count("Deployments")]);
         summary.outcome = Outcome::Started;
-        summary.reason = with_base_note(
-            format!(
-                "{} → {} ({})",
-                short_name(&state.current_arn),
-                short_name(&record.task_definition),
-                plan.action.name()
-            ),
-            &state,
+        let mut reason = format!(
+            "{} → {} ({})",
+            short_name(&state.current_arn),
+            short_name(&record.task_definition),
+            plan.action.name()
         );
+        if let Some(found) = forced_past(&req, &state) {
+            reason.push_str(&format!("; {}", crate::rolled_back::forced_note(&found)));
+            warn!(service = %svc.name, image = %plan.image_uri, event_id = %req.trigger.id(), deployment_id = %record.id, rolled_back = %found.deployment, "force: deploying a digest pushdeploy rolled back");
+        }
+        summary.reason = with_base_note(reason, &state);
         summary.task_definition = Some(record.task_definition);
         summary.ecs_deployment_id = Some(record.ecs_deployment_id);
         summary.written = written;
@@ -464,6 +482,12 @@ fn log_held(svc: &ServiceConfig, req: &Request<'_>, reason: &str) {
 fn with_base_note(reason: String, state: &ServiceState) -> String {
     let base = state.base.as_ref().and_then(|b| b.task_definition.task_definition_arn());
     base::with_note(reason, base, &state.current_arn, &state.passed_over)
+}
+
+/// The rollback an operator's `force` went past, if the rolled-out digest had one.
+fn forced_past(req: &Request<'_>, state: &ServiceState) -> Option<crate::rolled_back::RolledBack> {
+    let digest = req.image.digest.as_ref().filter(|_| req.allow_rolled_back)?;
+    crate::rolled_back::find(&state.history, digest.as_str())
 }
 
 /// What a copy is made from (the base, or what runs) and that revision's tags.

@@ -356,7 +356,11 @@ async fn deploy_plan_redeploy_and_rollback_invoke_the_deploy_function_and_answer
     let (code, out) = run(vec!["deploy", "backend", "v1.4.2"]).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(": unchanged — already runs"), "{out}");
-    // Refused: exit 1 with the reason; no verified deployment to return to.
+    // No verified deployment to return to: back to Terraform's revision, which ECS ran and
+    // pushdeploy never judged, said as such. Then nothing is older: refused, exit 1 with the reason.
+    let (code, out) = run(vec!["rollback", "backend"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("rolled_back") && out.contains("pushdeploy never tested it"), "{out}");
     let (code, out) = run(vec!["rollback", "backend"]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("rejected") && out.contains("no verified deployment"), "{out}");

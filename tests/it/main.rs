@@ -13,6 +13,7 @@ mod memory;
 mod redrive;
 mod reliability;
 mod rollbacks;
+mod rolled_back_builds;
 mod secrets;
 mod smoke_attacks;
 mod steering;

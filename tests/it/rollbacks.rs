@@ -255,7 +255,10 @@ async fn a_manual_rollback_whose_record_write_failed_is_finished_by_its_rerun_on
     assert_eq!(rerun["deployments"][0]["task_definition"], moved_to.as_str(), "{rerun}");
     assert_eq!((e.running().await, e.primary().await), (moved_to.clone(), rollout.clone()), "ECS was not called again");
     let rec = e.record(&rollout).await;
-    assert_eq!((rec["trigger"]["kind"].as_str(), rec["trigger"]["action"].as_str()), (Some("manual"), Some("rollback")));
+    assert_eq!(
+        (rec["trigger"]["kind"].as_str(), rec["trigger"]["action"].as_str()),
+        (Some("manual"), Some("rollback"))
+    );
     assert_eq!(rec["task_definition"], moved_to.as_str());
     assert_eq!(rec["previous_task_definition"], v2.as_str());
     assert_eq!(rec["restores"], v1_dep.replace('/', "-").as_str());
