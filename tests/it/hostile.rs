@@ -59,7 +59,7 @@ async fn forty_hostile_events_are_rejected_and_change_nothing() {
         ("300-char tag", json!({"action": "deploy", "service": "backend", "tag": long}), "not a valid tag"),
         ("traversal tag", json!({"action": "deploy", "service": "backend", "tag": "../latest"}), "not a valid tag"),
         ("unicode tag", json!({"action": "deploy", "service": "backend", "tag": "lätest"}), "not a valid tag"),
-        ("extra field", json!({"action": "redeploy", "service": "frontend", "force": true}), "unknown field"),
+        ("extra field", json!({"action": "redeploy", "service": "frontend", "now": true}), "unknown field"),
         ("tag wrong type", json!({"action": "plan", "service": "frontend", "tag": 1}), "malformed"),
         ("missing detail", without(&push, "detail"), "no detail"),
         ("null detail", with(&push, &["detail"], json!(null)), "no detail"),
