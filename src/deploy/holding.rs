@@ -103,17 +103,22 @@ impl Deployer {
             req.invocation.deadline.lease_expires_at_ms(),
             Some(pending),
         );
-        let (taken, described) = tokio::join!(self.claim(key, found, mine), self.describe_state(svc, &current_arn));
-        let state = match (described, previous) {
-            (Ok((current, choice)), Ok(previous_definitions)) => Ok(ServiceState {
+        // The records are read once the lease is seen free: a rollout that held it has written its own.
+        let (taken, described, pushes) = tokio::join!(
+            self.claim(key, found, mine),
+            self.describe_state(svc, &current_arn),
+            self.pushes_acted_on(svc, req.is_push())
+        );
+        let state = match (described, previous, pushes) {
+            (Ok((current, choice)), Ok(previous_definitions), Ok(pushes)) => Ok(ServiceState {
                 current,
                 current_arn,
                 previous_definitions,
                 base: choice.base,
                 passed_over: choice.passed_over,
+                pushes,
             }),
-            (Err(e), _) => Err(e),
-            (_, Err(e)) => Err(e),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
         };
         (taken, Some(state))
     }
@@ -221,7 +226,7 @@ impl Deployer {
                             {
                                 Ok(s)
                             }
-                            _ => self.read_state(svc).await,
+                            _ => self.read_state(svc, req.is_push()).await,
                         };
                         match state {
                             Ok(state) => self.rollout_boxed(svc, state, req, Some(held)).await,

@@ -71,8 +71,17 @@ struct Request<'a> {
     trigger: TriggerRef,
     image: &'a ImageRef,
     pushed_at: Option<String>,
+    /// A push's own event time (EventBridge's `time`): the order of the pushes a service acts on.
+    event_time: Option<String>,
     force: bool,
     dry_run: bool,
+}
+
+impl Request<'_> {
+    /// True when a push asked for it (only a push can be superseded).
+    fn is_push(&self) -> bool {
+        matches!(self.trigger, TriggerRef::Push { .. })
+    }
 }
 
 impl Deployer {
@@ -187,6 +196,7 @@ impl Deployer {
             trigger: trigger.clone(),
             image: &push.image,
             pushed_at,
+            event_time: push.time.clone(),
             force: false,
             dry_run: false,
         };
@@ -317,10 +327,11 @@ impl Deployer {
             tag: Some(tag.to_string()),
             digest: Some(tagged.digest.clone()),
         };
-        let req = Request { invocation, trigger, image: &image, pushed_at: tagged.pushed_at.clone(), force, dry_run };
+        let pushed_at = tagged.pushed_at.clone();
+        let req = Request { invocation, trigger, image: &image, pushed_at, event_time: None, force, dry_run };
         let result = match lease {
             Some(lease) => self.under_lease_boxed(svc, Ok(lease), None, req).await,
-            None => match self.read_state(svc).await {
+            None => match self.read_state(svc, false).await {
                 Ok(state) => self.rollout_boxed(svc, state, req, None).await,
                 Err(e) => Err(e),
             },

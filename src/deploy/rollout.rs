@@ -15,10 +15,15 @@ use crate::aws::ecs::DescribedTaskDefinition;
 use crate::base::{self, BaseChoice, Standing, Trust};
 use crate::config::{Base, ServiceConfig, Strategy};
 use crate::error::Error;
+use crate::freshness::{self, PushActedOn};
 use crate::outcome::{DeploymentSummary, Outcome};
 use crate::plan::{self, Action, ServicePlan};
 use crate::record::{self, DeploymentRecord, Status, TriggerRef};
 use crate::taskdef::{self, short_name};
+
+/// How many of a service's most recently written records a push reads for the pushes it acted on:
+/// a late event is late by seconds or minutes, and verify rewrites only the newest records.
+const PUSH_RECORDS_READ: usize = 10;
 
 impl Deployer {
     /// One shared DescribeServices read per cluster of `services`, started by whichever service's
@@ -54,15 +59,16 @@ impl Deployer {
         }
     }
 
-    /// Reads the service afresh: what it runs, its base, its last artifact.
-    pub(super) async fn read_state(&self, svc: &ServiceConfig) -> Result<ServiceState, Error> {
+    /// Reads the service afresh: what it runs, its base, its last artifact, and (for a push,
+    /// `push`) the pushes its records say it acted on.
+    pub(super) async fn read_state(&self, svc: &ServiceConfig, push: bool) -> Result<ServiceState, Error> {
         let previous = self.previous_definitions(svc);
         let current = async {
             let arn = self.ecs.current_task_definition(&svc.cluster, &svc.service).await?;
             let (td, base) = self.describe_state(svc, &arn).await?;
             Ok::<_, Error>((arn, td, base))
         };
-        let (previous, current) = tokio::join!(previous, current);
+        let (previous, current, pushes) = tokio::join!(previous, current, self.pushes_acted_on(svc, push));
         let (current_arn, current, choice) = current?;
         Ok(ServiceState {
             current,
@@ -70,7 +76,19 @@ impl Deployer {
             previous_definitions: previous?,
             base: choice.base,
             passed_over: choice.passed_over,
+            pushes: pushes?,
         })
+    }
+
+    /// For a push (`push`): the pushes of the service's repository its most recently written
+    /// records say it acted on, which order a late event ([`crate::freshness`]). Nothing otherwise:
+    /// only a push can be superseded.
+    pub(super) async fn pushes_acted_on(&self, svc: &ServiceConfig, push: bool) -> Result<Vec<PushActedOn>, Error> {
+        if !push {
+            return Ok(Vec::new());
+        }
+        let recent = self.records().recent(&svc.cluster, &svc.service, PUSH_RECORDS_READ).await?;
+        Ok(freshness::pushes_acted_on(&recent, &svc.repository))
     }
 
     /// Whose revisions `svc` may copy, and which are pushdeploy's own.
@@ -126,11 +144,12 @@ impl Deployer {
         req: Request<'_>,
         lease: Option<&mut HeldLease>,
     ) -> Result<DeploymentSummary, Error> {
+        // ECR's push time, for the copy's display tag only: it orders nothing.
         let event_pushed_at = req.pushed_at.as_deref().and_then(record::epoch_seconds).map(|s| s as i64);
         let asked = Asked {
             image: req.image,
             // Only a push can be superseded: a manual deploy names its tag on purpose.
-            pushed_at: event_pushed_at.filter(|_| matches!(req.trigger, TriggerRef::Push { .. })),
+            event_time: req.event_time.as_deref().and_then(freshness::whole_seconds).filter(|_| req.is_push()),
             force: req.force,
             dry_run: req.dry_run,
             operator: matches!(req.trigger, TriggerRef::Manual { .. }),
@@ -399,6 +418,7 @@ impl Deployer {
             },
             trigger: req.trigger.clone(),
             pushed_at: req.pushed_at.clone(),
+            event_time: req.event_time.clone(),
             previous_task_definition: previous.to_string(),
             task_definition: task_definition.to_string(),
             ecs_deployment_id: String::new(),

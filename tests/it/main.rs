@@ -3,6 +3,7 @@
 mod base_trust;
 mod deploy;
 mod faults;
+mod freshness_pruning;
 mod function;
 mod hooks;
 mod hostile;
