@@ -38,12 +38,7 @@ pub fn pushes_acted_on(records: &[DeploymentRecord], repository: &str) -> Vec<Pu
         .filter(|r| r.is_push() && r.repository == repository)
         .filter_map(|r| {
             let at = r.event_time.as_deref().or(r.pushed_at.as_deref()).and_then(whole_seconds)?;
-            Some(PushActedOn {
-                event_id: r.trigger.id().to_string(),
-                tag: r.tag.clone(),
-                digest: r.digest.clone(),
-                at,
-            })
+            Some(PushActedOn { event_id: r.trigger.id().to_string(), tag: r.tag.clone(), digest: r.digest.clone(), at })
         })
         .collect()
 }
@@ -77,8 +72,10 @@ mod tests {
     #[test]
     fn a_tag_moved_back_to_an_older_digest_is_newer_than_every_push_before_it() {
         // latest → v1 (t+10), latest → v2 (t+20), then latest back to v1's digest (t+30).
-        let records =
-            [pushed("e1", "app", "latest", "sha256:v1", Some(10.0)), pushed("e2", "app", "latest", "sha256:v2", Some(20.0))];
+        let records = [
+            pushed("e1", "app", "latest", "sha256:v1", Some(10.0)),
+            pushed("e2", "app", "latest", "sha256:v2", Some(20.0)),
+        ];
         let acted = pushes_acted_on(&records, "app");
         assert_eq!(newer_push_acted_on(&acted, T0 as i64 + 30), None, "the retag is the newest event: it deploys");
         // The first push, delivered again late, is older than the second one already deployed.

@@ -243,7 +243,10 @@ mod tests {
     fn a_copy_keeps_its_tags_shows_its_push_time_and_names_its_base() {
         let app = Tag::builder().key("app").value("todo").build();
         let pushed_at = |tags: &[Tag]| {
-            tags.iter().filter(|t| t.key() == Some(PUSHED_AT_TAG)).map(|t| t.value().unwrap().to_string()).collect::<Vec<_>>()
+            tags.iter()
+                .filter(|t| t.key() == Some(PUSHED_AT_TAG))
+                .map(|t| t.value().unwrap().to_string())
+                .collect::<Vec<_>>()
         };
         let tags = tags_for_copy(std::slice::from_ref(&app), Some(200), "td:1");
         assert_eq!(pushed_at(&tags), ["200"]);

@@ -9,12 +9,14 @@ use serde_json::{json, Value};
 use testkit::estate::{ecr_push_event, ecs_deployment_event, local_config, Aws, TodoApp, BUCKET, CLUSTER};
 use testkit::guard::Emulator;
 use testkit::runtime::FunctionProcess;
-use testkit::standin::{Behaviour, TodoStandIn};
+use testkit::standin::TodoStandIn;
 
 use crate::function::start_function;
-use crate::support::{record_of, Snapshot};
+use crate::support::{assert_returned_to, record_of, Snapshot};
 
 const FRONTEND: &str = "todo-frontend";
+const PRODUCTION: &str = "todo-backend";
+const STAGING: &str = "todo-backend-staging";
 
 struct Estate {
     _emu: Emulator,
@@ -122,9 +124,136 @@ async fn a_tag_moved_back_to_an_older_image_deploys_it_and_only_a_late_event_is_
     let rec = record_of(e.aws(), FRONTEND, only(&third)["ecs_deployment_id"].as_str().unwrap()).await;
     assert_eq!(rec["digest"], v3.as_str());
     assert_eq!(
-        e.aws().keys(BUCKET).await.iter().filter(|k| k.starts_with(&format!("deployments/{CLUSTER}/{FRONTEND}/"))).count(),
+        e.aws()
+            .keys(BUCKET)
+            .await
+            .iter()
+            .filter(|k| k.starts_with(&format!("deployments/{CLUSTER}/{FRONTEND}/")))
+            .count(),
         4,
         "one record per push that deployed (v1, v2, the retag, v3)"
     );
     deploy.stop().await;
+}
+
+/// The todo app's config where production (`backend`, tags `v*`) and staging (`backend-staging`,
+/// `latest`) are two services of one task-definition family, each keeping one revision.
+fn shared_family_config(app: &str) -> String {
+    let config = local_config(app).replacen("tags = [\"latest\", \"v*\"]", "tags = [\"v*\"]\nkeep_revisions = 1", 1);
+    assert!(config.contains("keep_revisions = 1"), "the backend's tags line moved: {config}");
+    format!(
+        r#"{config}
+[[service]]
+name = "backend-staging"
+service = "{STAGING}"
+repository = "todo-backend"
+tags = ["latest"]
+keep_revisions = 1
+
+[service.smoke]
+url = "{app}api/"
+attempts = 3
+interval_ms = 100
+timeout_ms = 2000
+consecutive = 1
+
+[[service.smoke.check]]
+path = "todoItems"
+status = 200
+"#
+    )
+}
+
+/// Pushes `repository:tag` (an image made from `seed`) to the deploy binary, has ECS report the
+/// rollout complete to the verify binary, and answers the revision the service runs, verified.
+async fn deploy_verified(
+    e: &Estate,
+    (deploy, verify): (&FunctionProcess, &FunctionProcess),
+    service: &str,
+    tag: &str,
+    seed: &str,
+) -> String {
+    let digest = e.aws().push_image("todo-backend", tag, seed).await;
+    let started = deploy.invoke(&ecr_push_event(&format!("evt-{seed}"), "todo-backend", tag, &digest)).await.unwrap();
+    let d = only(&started);
+    assert_eq!(
+        (d["outcome"].as_str(), d["target"].as_str()),
+        (Some("started"), Some(format!("{CLUSTER}/{service}").as_str())),
+        "{started}"
+    );
+    let dep = d["ecs_deployment_id"].as_str().unwrap();
+    let completed = ecs_deployment_event(&format!("ecs-{seed}"), service, dep, "SERVICE_DEPLOYMENT_COMPLETED", "");
+    let verdict = verify.invoke(&completed).await.unwrap();
+    assert_eq!(verdict["outcome"], "verified", "{verdict}");
+    let td = e.aws().service_task_definition(CLUSTER, service).await;
+    assert_eq!(d["task_definition"], td.as_str());
+    td
+}
+
+/// ECS's status of a revision: `ACTIVE`, or `INACTIVE` once deregistered.
+async fn status(aws: &Aws, td: &str) -> String {
+    let out = aws.ecs.describe_task_definition().task_definition(td).send().await.unwrap();
+    out.task_definition().unwrap().status().unwrap().as_str().to_string()
+}
+
+#[tokio::test]
+async fn a_verified_staging_deployment_never_prunes_what_production_runs_or_would_roll_back_to() {
+    let e = Estate::new().await;
+    // Staging runs the backend's family too, from Terraform's revision.
+    let terraform = e.aws().service_task_definition(CLUSTER, PRODUCTION).await;
+    e.aws().create_service(CLUSTER, STAGING, &terraform).await;
+    let config = shared_family_config(&e.standin.url());
+    let deploy = start_function("deploy", e.aws(), &config, &[]).await;
+    let verify = start_function("verify", e.aws(), &config, &[]).await;
+    let fns = (&deploy, &verify);
+
+    // Production: v1.0 then v1.1, both verified. It runs v1.1 and would roll back to v1.0.
+    let prod_v10 = deploy_verified(&e, fns, PRODUCTION, "v1.0", "prune-prod-v10").await;
+    let prod_v11 = deploy_verified(&e, fns, PRODUCTION, "v1.1", "prune-prod-v11").await;
+    assert_ne!(prod_v10, prod_v11);
+
+    // Staging: three verified deployments of `latest`, each pruning the shared family to one of
+    // pushdeploy's revisions plus what any configured service runs or could roll back to.
+    let staging_1 = deploy_verified(&e, fns, STAGING, "latest", "prune-stg-1").await;
+    assert_eq!(
+        (status(e.aws(), &prod_v11).await, status(e.aws(), &prod_v10).await),
+        ("ACTIVE".into(), "ACTIVE".into())
+    );
+    let staging_2 = deploy_verified(&e, fns, STAGING, "latest", "prune-stg-2").await;
+    let staging_3 = deploy_verified(&e, fns, STAGING, "latest", "prune-stg-3").await;
+
+    // What production runs and would roll back to are still ACTIVE, and so are staging's own
+    // current revision and its rollback target; staging's oldest copy is pruned.
+    for (what, td) in [
+        ("production runs", &prod_v11),
+        ("production would roll back to", &prod_v10),
+        ("staging runs", &staging_3),
+        ("staging would roll back to", &staging_2),
+    ] {
+        assert_eq!(status(e.aws(), td).await, "ACTIVE", "{what}: {td}");
+    }
+    assert_eq!(status(e.aws(), &staging_1).await, "INACTIVE", "keep_revisions still prunes what nobody needs");
+    assert_eq!(status(e.aws(), &terraform).await, "ACTIVE", "never a revision pushdeploy did not register");
+
+    // Production's rollback then succeeds: it returns to v1.0's revision, and ECS's completion of
+    // it is recorded as the rollback.
+    let answer = deploy.invoke(&json!({"action": "rollback", "service": "backend"})).await.unwrap();
+    let d = only(&answer);
+    assert_eq!(d["outcome"], "rolled_back", "{answer}");
+    // v1.0's revision (its log router sidecar is by tag, so a copy pinned to what it ran).
+    let v10_backend = e.aws().images_of(&prod_v10).await[0].1.clone();
+    let now = assert_returned_to(e.aws(), PRODUCTION, &prod_v10, ("backend", v10_backend.split('@').nth(1))).await;
+    assert_eq!(d["task_definition"], now.as_str());
+    let dep = d["ecs_deployment_id"].as_str().unwrap();
+    let rec = record_of(e.aws(), PRODUCTION, dep).await;
+    assert_eq!(
+        (rec["trigger"]["action"].as_str(), rec["previous_task_definition"].as_str()),
+        (Some("rollback"), Some(prod_v11.as_str()))
+    );
+    let completed = ecs_deployment_event("ecs-prune-rollback", PRODUCTION, dep, "SERVICE_DEPLOYMENT_COMPLETED", "");
+    let verdict = verify.invoke(&completed).await.unwrap();
+    assert_eq!(verdict["outcome"], "rolled_back", "{verdict}");
+    assert_eq!(e.aws().service_task_definition(CLUSTER, PRODUCTION).await, now);
+    deploy.stop().await;
+    verify.stop().await;
 }
