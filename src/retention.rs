@@ -35,14 +35,16 @@ pub struct ServiceUse {
     pub records: Vec<DeploymentRecord>,
 }
 
-/// Every revision a service in `uses` runs or could return to:
+/// Every revision a service in `uses` runs or could return to, under `keep_revisions = keep`:
 /// - every task definition ECS has in use for it;
-/// - its rollback targets, up to `depth` of them: the verified deployments (not rollbacks) before
-///   the one it runs that ECS's history shows it ran, newest first, which is what a rollback picks
-///   from ([`crate::rollback::choose_target`]), a second rollback going further back;
+/// - its newest rollback targets, `keep - 1` of them but at least one (with what it runs, `keep`
+///   revisions per service): the verified deployments (not rollbacks) before the one it runs that
+///   ECS's history shows it ran, newest first, which is what a rollback picks from
+///   ([`crate::rollback::choose_target`]), a second rollback going further back;
 /// - for a deployment not yet judged, both its revision and the one it replaced (an automatic
 ///   rollback returns there).
-pub fn protected(uses: &[ServiceUse], depth: usize) -> BTreeSet<String> {
+pub fn protected(uses: &[ServiceUse], keep: usize) -> BTreeSet<String> {
+    let depth = keep.saturating_sub(1).max(1);
     let mut kept = BTreeSet::new();
     for u in uses {
         kept.extend(u.running.iter().cloned());
@@ -129,8 +131,10 @@ mod tests {
         let kept = protected(&[production.clone(), staging.clone()], 1);
         assert_eq!(kept, set(&["web:2", "web:3", "web:5", "web:6"]));
         assert_eq!(prunable(&own, 1, &kept), ["web:4", "web:1"]);
-        // Two rollbacks deep: each service's two last verified revisions before what it runs.
-        assert_eq!(prunable(&own, 1, &protected(&[production, staging], 2)), Vec::<&str>::new());
+        // keep_revisions = 3: each service keeps what it runs and two rollbacks deep.
+        assert_eq!(prunable(&own, 3, &protected(&[production.clone(), staging.clone()], 3)), Vec::<&str>::new());
+        // keep_revisions = 2 on one service alone: what it runs and the revision before it.
+        assert_eq!(protected(std::slice::from_ref(&production), 2), set(&["web:2", "web:3"]));
     }
 
     #[test]
@@ -149,7 +153,7 @@ mod tests {
         let mut rb = record("rb", "web:1", Verified, "2026-11-03T10:00:00Z");
         rb.trigger = TriggerRef::AutoRollback { of: "web:2".into() };
         back.records.push(rb);
-        assert_eq!(protected(&[back], 3), set(&["web:1"]), "after a rollback to web:1, nothing older was verified");
+        assert_eq!(protected(&[back], 4), set(&["web:1"]), "after a rollback to web:1, nothing older was verified");
         // A deployment in flight keeps the revision it replaced, where a rollback returns it.
         let mut flight = service(&["web:8", "web:7"], &["web:7"], &[("web:8", Started, 8)]);
         flight.records[0].previous_task_definition = "web:6".into();

@@ -74,8 +74,26 @@ impl Deployer {
     }
 
     /// Reads a service's lease alongside DescribeServices, then takes the lease alongside
-    /// DescribeTaskDefinition: neither lease call adds a round trip to the rollout.
+    /// DescribeTaskDefinition: neither lease call adds a round trip to the rollout. For a push, the
+    /// service's recent records (the pushes it acted on) are read across both steps.
     pub(super) async fn lease_and_state(
+        &self,
+        svc: &ServiceConfig,
+        req: Request<'_>,
+        current: impl std::future::Future<Output = Result<String, AwsError>>,
+    ) -> (Result<LeaseTaken, Error>, Option<Result<ServiceState, Error>>) {
+        let push = req.is_push();
+        let ((taken, state), pushes) =
+            tokio::join!(self.lease_and_described(svc, req, current), self.pushes_acted_on(svc, push));
+        let state = state.map(|state| match (state, pushes) {
+            (Ok(state), Ok(pushes)) => Ok(ServiceState { pushes, ..state }),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        });
+        (taken, state)
+    }
+
+    /// [`Deployer::lease_and_state`] but the pushes acted on (left empty).
+    async fn lease_and_described(
         &self,
         svc: &ServiceConfig,
         req: Request<'_>,
@@ -103,22 +121,18 @@ impl Deployer {
             req.invocation.deadline.lease_expires_at_ms(),
             Some(pending),
         );
-        // The records are read once the lease is seen free: a rollout that held it has written its own.
-        let (taken, described, pushes) = tokio::join!(
-            self.claim(key, found, mine),
-            self.describe_state(svc, &current_arn),
-            self.pushes_acted_on(svc, req.is_push())
-        );
-        let state = match (described, previous, pushes) {
-            (Ok((current, choice)), Ok(previous_definitions), Ok(pushes)) => Ok(ServiceState {
+        let (taken, described) = tokio::join!(self.claim(key, found, mine), self.describe_state(svc, &current_arn));
+        let state = match (described, previous) {
+            (Ok((current, choice)), Ok(previous_definitions)) => Ok(ServiceState {
                 current,
                 current_arn,
                 previous_definitions,
                 base: choice.base,
                 passed_over: choice.passed_over,
-                pushes,
+                pushes: Vec::new(),
             }),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+            (Err(e), _) => Err(e),
+            (_, Err(e)) => Err(e),
         };
         (taken, Some(state))
     }
