@@ -14,6 +14,7 @@ pub mod deploy;
 pub mod emf;
 pub mod error;
 pub mod event;
+pub mod freshness;
 pub mod glob;
 pub mod hook;
 pub mod image;

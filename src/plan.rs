@@ -148,14 +148,10 @@ pub fn base_of(tags: &[Tag]) -> Option<&str> {
     tags.iter().find(|t| t.key() == Some(BASE_TAG)).and_then(|t| t.value())
 }
 
-/// Task definition tag holding the deployed image's push time (epoch seconds), so a later event
-/// can tell whether the service already runs something pushed after its own image.
+/// Task definition tag holding the deployed image's push time (epoch seconds), for people reading
+/// the revision. Never read back to decide anything: anyone with `ecs:TagResource` can set it (the
+/// order of pushes is kept on the deployment records, [`crate::freshness`]).
 pub const PUSHED_AT_TAG: &str = "pushdeploy:image-pushed-at";
-
-/// The push time recorded on a task definition by pushdeploy, if any.
-pub fn pushed_at_of(tags: &[Tag]) -> Option<i64> {
-    tags.iter().find(|t| t.key() == Some(PUSHED_AT_TAG)).and_then(|t| t.value()).and_then(|v| v.parse().ok())
-}
 
 /// The tags of a copy: the current ones, with pushdeploy's push-time tag set to `pushed_at`.
 pub fn tags_for_copy(current: &[Tag], pushed_at: Option<i64>, source: &str) -> Vec<Tag> {
@@ -176,11 +172,6 @@ pub fn tags_for_pinned_copy(current: &[Tag], source: &str) -> Vec<Tag> {
     let mut tags: Vec<Tag> = current.iter().filter(|t| t.key() != Some(BASE_TAG)).cloned().collect();
     tags.push(Tag::builder().key(BASE_TAG).value(base_of(current).unwrap_or(source)).build());
     tags
-}
-
-/// `Some(running)` when the service runs an image pushed after the event's (`event_pushed_at`).
-pub fn newer_running(current: &[Tag], event_pushed_at: i64) -> Option<i64> {
-    pushed_at_of(current).filter(|running| *running > event_pushed_at)
 }
 
 #[cfg(test)]
@@ -249,18 +240,22 @@ mod tests {
     }
 
     #[test]
-    fn push_time_tags_order_pushes_of_different_tags() {
+    fn a_copy_keeps_its_tags_shows_its_push_time_and_names_its_base() {
         let app = Tag::builder().key("app").value("todo").build();
+        let pushed_at = |tags: &[Tag]| {
+            tags.iter()
+                .filter(|t| t.key() == Some(PUSHED_AT_TAG))
+                .map(|t| t.value().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
         let tags = tags_for_copy(std::slice::from_ref(&app), Some(200), "td:1");
-        assert_eq!(pushed_at_of(&tags), Some(200));
+        assert_eq!(pushed_at(&tags), ["200"]);
         assert_eq!(tags[0], app, "the task definition's own tags are kept");
         assert_eq!(base_of(&tags), Some("td:1"));
         let again = tags_for_copy(&tags, Some(300), "td:2");
         assert_eq!(again.len(), 3, "the old push time is replaced, not duplicated");
+        assert_eq!(pushed_at(&again), ["300"]);
         assert_eq!(base_of(&again), Some("td:1"), "a copy of a copy names the first revision");
-        assert_eq!(newer_running(&again, 250), Some(300));
-        assert_eq!(newer_running(&again, 300), None, "the same push is not newer than itself");
-        assert_eq!(newer_running(&[app], 1), None);
     }
 
     #[test]

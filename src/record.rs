@@ -105,6 +105,11 @@ pub struct DeploymentRecord {
     pub trigger: TriggerRef,
     /// When ECR reported the push, if a push caused it.
     pub pushed_at: Option<String>,
+    /// The push event's own `time` (EventBridge's), if a push caused it: the order of the pushes a
+    /// service acted on, which decides whether a later-arriving event is stale. Absent on records
+    /// written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<String>,
     /// Task definition the service ran before.
     pub previous_task_definition: String,
     /// Task definition this deployment runs.
@@ -304,6 +309,7 @@ impl DeploymentRecord {
             id: r.ecs_deployment_id.map(record_id).transpose()?.unwrap_or_default(),
             trigger: r.trigger,
             pushed_at: None,
+            event_time: None,
             previous_task_definition: r.from.to_string(),
             task_definition: r.to.to_string(),
             ecs_deployment_id: r.ecs_deployment_id.unwrap_or_default().to_string(),

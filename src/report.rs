@@ -268,6 +268,7 @@ mod tests {
             image_uri: "r@sha256:aa".into(),
             strategy: "pin-digest".into(),
             pushed_at: events.iter().find(|(e, _)| *e == "pushed").map(|(_, t)| at_(*t)),
+            event_time: None,
             trigger,
             previous_task_definition: "td:1".into(),
             task_definition: "td:2".into(),

@@ -195,6 +195,7 @@ pub(crate) mod tests {
             strategy: "pin-digest".into(),
             trigger: TriggerRef::Push { event_id: "e".into() },
             pushed_at: None,
+            event_time: None,
             previous_task_definition: "prev".into(),
             task_definition: td.into(),
             ecs_deployment_id: format!("ecs-svc/{id}"),

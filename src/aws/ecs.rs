@@ -75,6 +75,9 @@ pub struct Rollout {
 /// How many of a family's newest revisions `base = "family"` looks at for a trusted one.
 pub const BASE_LOOKED_AT: usize = 10;
 
+/// How many DescribeTaskDefinition calls pruning has in flight at once.
+pub const DESCRIBED_IN_FLIGHT: usize = 5;
+
 /// How many pages of successful service deployments a rollback reads, and how large each is.
 const RAN_PAGES: usize = 4;
 const RAN_PAGE_SIZE: i32 = 50;
@@ -260,6 +263,47 @@ impl EcsClient {
         Ok(found)
     }
 
+    /// The task definitions each of `services` in `cluster` has in use: the service's own and every
+    /// deployment's (PRIMARY, and ACTIVE: the revision a rollout in flight replaces, which ECS's
+    /// circuit breaker returns to). Empty for a service that is not ACTIVE (it runs nothing). One
+    /// DescribeServices per ten services (its limit).
+    pub async fn in_use(&self, cluster: &str, services: &[String]) -> Result<Vec<Vec<String>>, AwsError> {
+        let mut found = Vec::new();
+        for chunk in services.chunks(10) {
+            let out = self
+                .client
+                .describe_services()
+                .cluster(cluster)
+                .set_services(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_error(
+                        "ECS DescribeServices",
+                        format!("{cluster}/{}", chunk.join(",")),
+                        "the cluster name and ecs:DescribeServices on the services",
+                        e,
+                    )
+                })?;
+            found.extend(chunk.iter().map(|name| {
+                let svc = out
+                    .services()
+                    .iter()
+                    .filter(|s| s.service_name() == Some(name.as_str()) || s.service_arn() == Some(name.as_str()))
+                    .find(|s| s.status() == Some("ACTIVE"));
+                let mut tds: Vec<String> =
+                    svc.and_then(|s| s.task_definition()).map(str::to_string).into_iter().collect();
+                for d in svc.map(|s| s.deployments()).unwrap_or_default() {
+                    if let Some(td) = d.task_definition().filter(|td| !tds.iter().any(|t| t == td)) {
+                        tds.push(td.to_string());
+                    }
+                }
+                tds
+            }));
+        }
+        Ok(found)
+    }
+
     /// The digest of each container of `task_definition` as ECS resolved it when the service last
     /// deployed that revision (ECS keeps it in the service revision), or `None` when no successful
     /// deployment of the service ran it.
@@ -423,20 +467,24 @@ impl EcsClient {
         Ok(described)
     }
 
-    /// The ACTIVE revisions of `family` that pushdeploy registered (they carry its tags), newest first.
-    pub async fn own_revisions(&self, family: &str) -> Result<Vec<String>, AwsError> {
-        let revisions = self.family_revisions(family, 20).await?;
-        let described =
-            futures_util::future::join_all(revisions.iter().map(|arn| self.describe_task_definition(arn))).await;
-        let mut own = Vec::new();
-        for (arn, d) in revisions.into_iter().zip(described) {
-            let d = d?;
-            let active = d.task_definition.status().is_none_or(|s| s.as_str() == "ACTIVE");
-            if active && is_own(&d) {
-                own.push(arn);
+    /// Of the newest `limit` ACTIVE revisions of `family`, the ones pushdeploy registered (they carry
+    /// its tags), newest first. Each is described with its tags, at most [`DESCRIBED_IN_FLIGHT`] at
+    /// once: pruning reads a bounded window per run and never floods the account's ECS calls.
+    pub async fn own_revisions(&self, family: &str, limit: usize) -> Result<Vec<String>, AwsError> {
+        // A page holds up to 100 ARNs, some of longer families that share the prefix.
+        let revisions = self.family_revisions(family, limit / 100 + 2).await?;
+        let mut described = Vec::new();
+        for batch in revisions[..revisions.len().min(limit)].chunks(DESCRIBED_IN_FLIGHT) {
+            let read = futures_util::future::join_all(batch.iter().map(|arn| self.describe_task_definition(arn))).await;
+            for (arn, d) in batch.iter().zip(read) {
+                described.push((arn.clone(), d?));
             }
         }
-        Ok(own)
+        Ok(described
+            .into_iter()
+            .filter(|(_, d)| d.task_definition.status().is_none_or(|s| s.as_str() == "ACTIVE") && is_own(d))
+            .map(|(arn, _)| arn)
+            .collect())
     }
 
     /// Describes a task definition with its tags.

@@ -7,6 +7,7 @@ use crate::aws::ecs::DescribedTaskDefinition;
 use crate::base::PassedOver;
 use crate::config::ServiceConfig;
 use crate::error::InputError;
+use crate::freshness::{self, PushActedOn};
 use crate::image::ImageRef;
 use crate::plan::{self, Action, ServicePlan};
 use crate::record::DeploymentRecord;
@@ -30,6 +31,8 @@ pub(super) struct ServiceState {
     /// The service's most recently written records ([`rolled_back::HISTORY_SCANNED`]): which
     /// digests pushdeploy rolled back.
     pub history: Vec<DeploymentRecord>,
+    /// For a push: the pushes of the repository the service's recent records say it acted on.
+    pub pushes: Vec<PushActedOn>,
 }
 
 /// What is asked of the service.
@@ -37,8 +40,8 @@ pub(super) struct ServiceState {
 pub(super) struct Asked<'a> {
     /// The image to roll out, pinned to its digest.
     pub image: &'a ImageRef,
-    /// When a push caused it: when ECR says the image was pushed (epoch seconds).
-    pub pushed_at: Option<i64>,
+    /// When a push caused it: the push event's own time (whole epoch seconds).
+    pub event_time: Option<i64>,
     /// `redeploy`: new tasks even when nothing changed.
     pub force: bool,
     /// `plan`: say what would happen, change nothing.
@@ -52,7 +55,7 @@ pub(super) struct Asked<'a> {
 /// What the rollout does.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Decision {
-    /// The service runs an image pushed after this one: a newer push already deployed.
+    /// The service already acted on a push whose event came after this one's.
     Superseded(String),
     /// This image cannot be rolled out to this service: the config and the task definition
     /// disagree (a container the config names is missing, none runs the repository's image), so
@@ -73,14 +76,16 @@ pub(super) enum Decision {
 
 /// Decides the rollout of `asked` to `svc`, running `state`.
 pub(super) fn decide(svc: &ServiceConfig, asked: Asked<'_>, state: &ServiceState) -> Decision {
-    if let Some(at) = asked.pushed_at {
-        if let Some(running) = plan::newer_running(&state.current.tags, at) {
-            return Decision::Superseded(format!(
-                "{} runs an image pushed {} s after this one: a newer push already deployed",
-                short_name(&state.current_arn),
-                running - at
-            ));
-        }
+    // The order of the events decides, never a push time on the task definition (anyone who may
+    // tag it can set one) nor ECR's first push of the digest (a retag of an older digest is new).
+    if let Some(newer) = asked.event_time.and_then(|at| freshness::newer_push_acted_on(&state.pushes, at)) {
+        return Decision::Superseded(format!(
+            "{}:{} was deployed for push {}, an event {} s after this one: a newer push already deployed",
+            asked.image.repository,
+            newer.tag,
+            newer.event_id,
+            newer.at - asked.event_time.unwrap_or_default()
+        ));
     }
     let plan = match plan::plan_service(
         svc,
@@ -239,11 +244,12 @@ mod tests {
             base: None,
             passed_over: Vec::new(),
             history: Vec::new(),
+            pushes: Vec::new(),
         }
     }
 
-    fn asked(image: &ImageRef, pushed_at: Option<i64>) -> Asked<'_> {
-        Asked { image, pushed_at, force: false, dry_run: false, operator: false, allow_rolled_back: false }
+    fn asked(image: &ImageRef, event_time: Option<i64>) -> Asked<'_> {
+        Asked { image, event_time, force: false, dry_run: false, operator: false, allow_rolled_back: false }
     }
 
     #[test]
@@ -260,14 +266,29 @@ mod tests {
     }
 
     #[test]
-    fn a_push_older_than_what_runs_is_superseded_and_a_manual_deploy_is_not() {
+    fn a_push_older_than_one_acted_on_is_superseded_and_a_manual_deploy_is_not() {
         let image = pushed();
-        let newer = plan::tags_for_copy(&[], Some(500), "td:1");
-        let s = state(&format!("{REG}/todo-frontend@sha256:{}", "2".repeat(64)), newer);
+        let mut s = state(&format!("{REG}/todo-frontend@sha256:{}", "2".repeat(64)), vec![]);
+        let newer = PushActedOn { event_id: "evt-2".into(), tag: "latest".into(), digest: "sha256:2".into(), at: 500 };
+        s.pushes = vec![newer];
         let Decision::Superseded(reason) = decide(&svc(""), asked(&image, Some(400)), &s) else { panic!() };
-        assert!(reason.contains("web:7 runs an image pushed 100 s after this one"), "{reason}");
+        assert!(
+            reason.contains("todo-frontend:latest was deployed for push evt-2, an event 100 s after this one"),
+            "{reason}"
+        );
+        // A later event deploys, whatever digest it names (a retag of an older build is new).
+        assert!(matches!(decide(&svc(""), asked(&image, Some(600)), &s), Decision::Change(_)));
         // A manual deploy names its tag on purpose: it rolls out whatever runs.
         assert!(matches!(decide(&svc(""), asked(&image, None), &s), Decision::Change(_)));
+    }
+
+    #[test]
+    fn a_push_time_on_the_running_task_definition_decides_nothing() {
+        // Anyone with ecs:TagResource can set pushdeploy's push-time tag to the far future.
+        let image = pushed();
+        let future = plan::tags_for_copy(&[], Some(4_102_444_800), "td:1");
+        let s = state(&format!("{REG}/todo-frontend@sha256:{}", "2".repeat(64)), future);
+        assert!(matches!(decide(&svc(""), asked(&image, Some(400)), &s), Decision::Change(_)));
     }
 
     #[test]
@@ -300,10 +321,9 @@ mod tests {
         let fine = decide(&svc("containers=['web']"), asked(&image, Some(100)), &s);
         assert!(matches!(fine, Decision::Change(_)));
         assert!(!needs_person(&fine, asked(&image, Some(100))));
-        let newer = state(
-            &format!("{REG}/todo-frontend@sha256:{}", "2".repeat(64)),
-            plan::tags_for_copy(&[], Some(500), "td:1"),
-        );
+        let mut newer = state(&format!("{REG}/todo-frontend@sha256:{}", "2".repeat(64)), vec![]);
+        newer.pushes =
+            vec![PushActedOn { event_id: "evt-2".into(), tag: "latest".into(), digest: "sha256:2".into(), at: 500 }];
         let superseded = decide(&svc(""), asked(&image, Some(400)), &newer);
         assert!(matches!(superseded, Decision::Superseded(_)));
         assert!(!needs_person(&superseded, asked(&image, Some(400))));

@@ -73,8 +73,9 @@ impl Deployer {
         })
     }
 
-    /// Reads a service's lease alongside DescribeServices, then takes the lease alongside
-    /// DescribeTaskDefinition: neither lease call adds a round trip to the rollout.
+    /// Reads a service's lease alongside DescribeServices and its recent records, then takes the
+    /// lease alongside DescribeTaskDefinition: neither lease call nor the records add a round trip
+    /// to the rollout.
     pub(super) async fn lease_and_state(
         &self,
         svc: &ServiceConfig,
@@ -83,6 +84,7 @@ impl Deployer {
     ) -> (Result<LeaseTaken, Error>, Option<Result<ServiceState, Error>>) {
         let key = lease::lease_key(&svc.cluster, &svc.service);
         let leases = self.leases();
+        let push = req.is_push();
         let (found, current, previous, history) =
             tokio::join!(leases.read(&key), current, self.previous_definitions(svc), self.history(svc));
         let (found, current_arn) = match (found, current) {
@@ -112,6 +114,7 @@ impl Deployer {
                 previous_definitions,
                 base: choice.base,
                 passed_over: choice.passed_over,
+                pushes: super::rollout::pushes_of(svc, &history, push),
                 history,
             }),
             (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
@@ -222,7 +225,7 @@ impl Deployer {
                             {
                                 Ok(s)
                             }
-                            _ => self.read_state(svc).await,
+                            _ => self.read_state(svc, req.is_push()).await,
                         };
                         match state {
                             Ok(state) => self.rollout_boxed(svc, state, req, Some(held)).await,

@@ -72,10 +72,19 @@ struct Request<'a> {
     trigger: TriggerRef,
     image: &'a ImageRef,
     pushed_at: Option<String>,
+    /// A push's own event time (EventBridge's `time`): the order of the pushes a service acts on.
+    event_time: Option<String>,
     force: bool,
     dry_run: bool,
     /// The operator's `force`: a digest pushdeploy rolled back is rolled out all the same.
     allow_rolled_back: bool,
+}
+
+impl Request<'_> {
+    /// True when a push asked for it (only a push can be superseded).
+    fn is_push(&self) -> bool {
+        matches!(self.trigger, TriggerRef::Push { .. })
+    }
 }
 
 impl Deployer {
@@ -191,6 +200,7 @@ impl Deployer {
             trigger: trigger.clone(),
             image: &push.image,
             pushed_at,
+            event_time: push.time.clone(),
             force: false,
             dry_run: false,
             // A push never goes past a rollback: a person decides (the refusal is published).
@@ -331,13 +341,14 @@ impl Deployer {
             trigger,
             image: &image,
             pushed_at: tagged.pushed_at.clone(),
+            event_time: None,
             force,
             dry_run,
             allow_rolled_back,
         };
         let result = match lease {
             Some(lease) => self.under_lease_boxed(svc, Ok(lease), None, req).await,
-            None => match self.read_state(svc).await {
+            None => match self.read_state(svc, false).await {
                 Ok(state) => self.rollout_boxed(svc, state, req, None).await,
                 Err(e) => Err(e),
             },

@@ -58,7 +58,7 @@ impl Deployer {
         trigger: TriggerRef,
         held: &mut super::holding::HeldLease,
     ) -> Result<DeploymentSummary, Error> {
-        let state = self.read_state(svc).await?;
+        let state = self.read_state(svc, false).await?;
         let running = match running_image(svc, &state.current.task_definition, &state.history) {
             Ok(image) => image,
             Err(why) => return Ok(refused(svc, format!("{why}; nothing changed"))),
@@ -87,6 +87,7 @@ impl Deployer {
             trigger,
             image: &image,
             pushed_at: None,
+            event_time: None,
             force: true,
             dry_run: false,
             allow_rolled_back: force,

@@ -15,6 +15,7 @@ use crate::aws::ecs::DescribedTaskDefinition;
 use crate::base::{self, BaseChoice, Standing, Trust};
 use crate::config::{Base, ServiceConfig, Strategy};
 use crate::error::Error;
+use crate::freshness::{self, PushActedOn};
 use crate::outcome::{DeploymentSummary, Outcome};
 use crate::plan::{self, Action, ServicePlan};
 use crate::record::{self, DeploymentRecord, Status, TriggerRef};
@@ -54,8 +55,9 @@ impl Deployer {
         }
     }
 
-    /// Reads the service afresh: what it runs, its base, its last artifact.
-    pub(super) async fn read_state(&self, svc: &ServiceConfig) -> Result<ServiceState, Error> {
+    /// Reads the service afresh: what it runs, its base, its last artifact, and (for a push,
+    /// `push`) the pushes its records say it acted on.
+    pub(super) async fn read_state(&self, svc: &ServiceConfig, push: bool) -> Result<ServiceState, Error> {
         let previous = self.previous_definitions(svc);
         let current = async {
             let arn = self.ecs.current_task_definition(&svc.cluster, &svc.service).await?;
@@ -63,6 +65,7 @@ impl Deployer {
             Ok::<_, Error>((arn, td, base))
         };
         let (previous, current, history) = tokio::join!(previous, current, self.history(svc));
+        let history = history?;
         let (current_arn, current, choice) = current?;
         Ok(ServiceState {
             current,
@@ -70,16 +73,31 @@ impl Deployer {
             previous_definitions: previous?,
             base: choice.base,
             passed_over: choice.passed_over,
-            history: history?,
+            pushes: pushes_of(svc, &history, push),
+            history,
         })
     }
 
-    /// The service's most recently written records, for which digests pushdeploy rolled back
-    /// ([`crate::rolled_back`]): bounded, read alongside the service.
+    /// The service's most recently written records: which digests pushdeploy rolled back
+    /// ([`crate::rolled_back`]) and, for a push, which pushes it acted on ([`crate::freshness`]).
+    /// Bounded, read alongside the service.
     pub(super) async fn history(&self, svc: &ServiceConfig) -> Result<Vec<DeploymentRecord>, Error> {
         Ok(self.records().recent(&svc.cluster, &svc.service, crate::rolled_back::HISTORY_SCANNED).await?)
     }
+}
 
+/// For a push (`push`): the pushes of the service's repository its records (`history`) say it
+/// acted on, which order a late event ([`crate::freshness`]). Nothing otherwise: only a push can
+/// be superseded.
+pub(super) fn pushes_of(svc: &ServiceConfig, history: &[DeploymentRecord], push: bool) -> Vec<PushActedOn> {
+    if push {
+        freshness::pushes_acted_on(history, &svc.repository)
+    } else {
+        Vec::new()
+    }
+}
+
+impl Deployer {
     /// Whose revisions `svc` may copy, and which are pushdeploy's own.
     pub(super) fn trust<'a>(&'a self, svc: &'a ServiceConfig) -> Trust<'a> {
         Trust { registrants: &svc.trusted_registrants, own_roles: &self.own_roles }
@@ -133,11 +151,12 @@ impl Deployer {
         req: Request<'_>,
         lease: Option<&mut HeldLease>,
     ) -> Result<DeploymentSummary, Error> {
+        // ECR's push time, for the copy's display tag only: it orders nothing.
         let event_pushed_at = req.pushed_at.as_deref().and_then(record::epoch_seconds).map(|s| s as i64);
         let asked = Asked {
             image: req.image,
             // Only a push can be superseded: a manual deploy names its tag on purpose.
-            pushed_at: event_pushed_at.filter(|_| matches!(req.trigger, TriggerRef::Push { .. })),
+            event_time: req.event_time.as_deref().and_then(freshness::whole_seconds).filter(|_| req.is_push()),
             force: req.force,
             dry_run: req.dry_run,
             operator: matches!(req.trigger, TriggerRef::Manual { .. }),
@@ -422,6 +441,7 @@ impl Deployer {
             },
             trigger: req.trigger.clone(),
             pushed_at: req.pushed_at.clone(),
+            event_time: req.event_time.clone(),
             previous_task_definition: previous.to_string(),
             task_definition: task_definition.to_string(),
             ecs_deployment_id: String::new(),

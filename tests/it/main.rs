@@ -4,6 +4,7 @@ mod base_trust;
 mod config_agreement;
 mod deploy;
 mod faults;
+mod freshness_pruning;
 mod function;
 mod hooks;
 mod hostile;
