@@ -227,22 +227,7 @@ impl EcsClient {
         services: &[String],
     ) -> Result<Vec<Result<String, AwsError>>, AwsError> {
         let mut found = Vec::new();
-        for chunk in services.chunks(10) {
-            let out = self
-                .client
-                .describe_services()
-                .cluster(cluster)
-                .set_services(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| {
-                    aws_error(
-                        "ECS DescribeServices",
-                        format!("{cluster}/{}", chunk.join(",")),
-                        "the cluster name and ecs:DescribeServices on the services",
-                        e,
-                    )
-                })?;
+        for (chunk, out) in self.describe_in_chunks(cluster, services).await? {
             found.extend(chunk.iter().map(|name| {
                 // Config may name a service by name or by ARN.
                 out.services()
@@ -263,12 +248,14 @@ impl EcsClient {
         Ok(found)
     }
 
-    /// The task definitions each of `services` in `cluster` has in use: the service's own and every
-    /// deployment's (PRIMARY, and ACTIVE: the revision a rollout in flight replaces, which ECS's
-    /// circuit breaker returns to). Empty for a service that is not ACTIVE (it runs nothing). One
-    /// DescribeServices per ten services (its limit).
-    pub async fn in_use(&self, cluster: &str, services: &[String]) -> Result<Vec<Vec<String>>, AwsError> {
-        let mut found = Vec::new();
+    /// DescribeServices for `services` in `cluster`, ten at a time (its limit): each chunk with
+    /// ECS's answer for it.
+    async fn describe_in_chunks<'a>(
+        &self,
+        cluster: &str,
+        services: &'a [String],
+    ) -> Result<Vec<(&'a [String], aws_sdk_ecs::operation::describe_services::DescribeServicesOutput)>, AwsError> {
+        let mut answers = Vec::new();
         for chunk in services.chunks(10) {
             let out = self
                 .client
@@ -285,6 +272,18 @@ impl EcsClient {
                         e,
                     )
                 })?;
+            answers.push((chunk, out));
+        }
+        Ok(answers)
+    }
+
+    /// The task definitions each of `services` in `cluster` has in use: the service's own and every
+    /// deployment's (PRIMARY, and ACTIVE: the revision a rollout in flight replaces, which ECS's
+    /// circuit breaker returns to). Empty for a service that is not ACTIVE (it runs nothing). One
+    /// DescribeServices per ten services (its limit).
+    pub async fn in_use(&self, cluster: &str, services: &[String]) -> Result<Vec<Vec<String>>, AwsError> {
+        let mut found = Vec::new();
+        for (chunk, out) in self.describe_in_chunks(cluster, services).await? {
             found.extend(chunk.iter().map(|name| {
                 let svc = out
                     .services()

@@ -236,14 +236,25 @@ impl Deployer {
                 }
             }
         };
-        match &result {
+        self.let_go(svc, &taken, &result).await;
+        result
+    }
+
+    /// Lets go of a lease once the work under it came to `result`: released, naming where the
+    /// service was left, or handed over to the next delivery after a failure.
+    pub(super) async fn let_go(
+        &self,
+        svc: &ServiceConfig,
+        taken: &LeaseTaken,
+        result: &Result<DeploymentSummary, Error>,
+    ) {
+        match result {
             Ok(d) => {
                 let left_on = d.task_definition.clone().or_else(|| d.previous_task_definition.clone());
-                self.release(svc, &taken, left_on).await
+                self.release(svc, taken, left_on).await
             }
-            Err(e) => self.hand_over(svc, &taken, e).await,
+            Err(e) => self.hand_over(svc, taken, e).await,
         }
-        result
     }
 }
 

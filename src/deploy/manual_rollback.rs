@@ -39,10 +39,7 @@ impl Deployer {
                 None => self.manual_rollback(svc, request_id, held, None).await,
             },
         };
-        match &result {
-            Ok(d) => self.release(svc, &taken, d.task_definition.clone()).await,
-            Err(e) => self.hand_over(svc, &taken, e).await,
-        }
+        self.let_go(svc, &taken, &result).await;
         result
     }
 

@@ -39,13 +39,7 @@ impl Deployer {
                 }
             }
         };
-        match &result {
-            Ok(d) => {
-                let left_on = d.task_definition.clone().or_else(|| d.previous_task_definition.clone());
-                self.release(svc, &taken, left_on).await
-            }
-            Err(e) => self.hand_over(svc, &taken, e).await,
-        }
+        self.let_go(svc, &taken, &result).await;
         result
     }
 
