@@ -40,10 +40,15 @@ struct Rig {
 
 impl Rig {
     async fn new() -> Self {
+        Self::with(fast_policy(), Duration::from_millis(900)).await
+    }
+
+    /// A rig whose deploy calls AWS under `policy`, through a proxy whose stalls last `stall`.
+    async fn with(policy: AwsPolicy, stall: Duration) -> Self {
         let moto = Emulator::start().await;
         let app = TodoApp::create(Aws::new(&moto.endpoint).await).await;
-        let proxy = FaultProxy::start(&moto.endpoint, Duration::from_millis(900)).await;
-        let via = Aws::with_loader(&proxy.endpoint, fast_policy().loader()).await;
+        let proxy = FaultProxy::start(&moto.endpoint, stall).await;
+        let via = Aws::with_loader(&proxy.endpoint, policy.loader()).await;
         let deployer = deployer(&via, TODO_CONFIG);
         let original = app.aws.service_task_definition(CLUSTER, "todo-frontend").await;
         Self { direct: app.aws, proxy, deployer, original, _moto: moto }
@@ -245,11 +250,18 @@ async fn a_single_fault_is_absorbed_by_the_sdk_retry() {
         "ecr:DescribeImages",
     ];
     let cases: Vec<(&str, Fault)> = ops.iter().flat_map(|op| Fault::ALL.iter().map(move |f| (*op, *f))).collect();
+    // Attempts long enough that a loaded machine's moto never times one out by itself: the one
+    // injected fault must be the only failed attempt (a stall outlasts an attempt, not the call).
+    let patient = AwsPolicy {
+        attempt_timeout: Duration::from_secs(2),
+        operation_timeout: Duration::from_secs(7),
+        ..fast_policy()
+    };
     let mut results = Vec::new();
-    for chunk in cases.chunks(6) {
+    for chunk in cases.chunks(3) {
         results.extend(
             join_all(chunk.iter().map(|(op, f)| async move {
-                let rig = Rig::new().await;
+                let rig = Rig::with(patient, Duration::from_millis(2500)).await;
                 let (event, _) = rig.push("v1").await;
                 rig.proxy.inject(op, *f, 1);
                 let outcome = rig.invoke(&event).await;
