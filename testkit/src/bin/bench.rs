@@ -455,6 +455,8 @@ async fn hook_invocations() {
             let started = serde_json::to_value(d.handle(event, &format!("req-{seq}")).await.expect("deploy")).unwrap();
             assert_eq!(started["outcome"], "started", "{started}");
             let (deployment, revision) = app.aws.newest_service_deployment(CLUSTER, "todo-backend").await;
+            // verify checks the stage against ECS's own service deployment before it tests.
+            emu.guard.ecs.set_service_deployment(&deployment, "IN_PROGRESS", Some("POST_TEST_TRAFFIC_SHIFT"));
             let mut details: Option<serde_json::Value> = None;
             for (i, (_, want)) in kinds.iter().enumerate() {
                 let payload = testkit::estate::hook_invocation(&testkit::estate::HookCall {
