@@ -122,9 +122,9 @@ async fn runs(aws: &Aws, now: &str, revision: &str) -> bool {
     if now == revision {
         return true;
     }
-    let (ran, was) = (aws.images_of(now).await, aws.images_of(revision).await);
-    pinned_copy_of(aws, now, revision).await.is_ok()
-        && ran.iter().zip(&was).all(|((_, image), (_, before))| image == before || !before.contains('@'))
+    let Ok(ran) = pinned_copy_of(aws, now, revision).await else { return false };
+    let was = aws.images_of(revision).await;
+    ran.iter().zip(&was).all(|((_, image), (_, before))| image == before || !before.contains('@'))
 }
 
 #[tokio::test]
