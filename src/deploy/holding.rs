@@ -73,10 +73,28 @@ impl Deployer {
         })
     }
 
-    /// Reads a service's lease alongside DescribeServices and its recent records, then takes the
-    /// lease alongside DescribeTaskDefinition: neither lease call nor the records add a round trip
-    /// to the rollout.
+    /// Reads a service's lease alongside DescribeServices, then takes the lease alongside
+    /// DescribeTaskDefinition; its recent records are read beside both steps, since only the
+    /// decision after them needs the records: none of it adds a round trip to the rollout.
     pub(super) async fn lease_and_state(
+        &self,
+        svc: &ServiceConfig,
+        req: Request<'_>,
+        current: impl std::future::Future<Output = Result<String, AwsError>>,
+    ) -> (Result<LeaseTaken, Error>, Option<Result<ServiceState, Error>>) {
+        let push = req.is_push();
+        let ((taken, state), history) = tokio::join!(self.lease_and_described(svc, req, current), self.history(svc));
+        let state = state.map(|state| match (state, history) {
+            (Ok(state), Ok(history)) => {
+                Ok(ServiceState { pushes: super::rollout::pushes_of(svc, &history, push), history, ..state })
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        });
+        (taken, state)
+    }
+
+    /// [`Deployer::lease_and_state`] but the records (left empty).
+    async fn lease_and_described(
         &self,
         svc: &ServiceConfig,
         req: Request<'_>,
@@ -84,9 +102,7 @@ impl Deployer {
     ) -> (Result<LeaseTaken, Error>, Option<Result<ServiceState, Error>>) {
         let key = lease::lease_key(&svc.cluster, &svc.service);
         let leases = self.leases();
-        let push = req.is_push();
-        let (found, current, previous, history) =
-            tokio::join!(leases.read(&key), current, self.previous_definitions(svc), self.history(svc));
+        let (found, current, previous) = tokio::join!(leases.read(&key), current, self.previous_definitions(svc));
         let (found, current_arn) = match (found, current) {
             (Ok(f), Ok(c)) => (f, c),
             (Err(e), _) => return (Err(e.into()), None),
@@ -107,17 +123,17 @@ impl Deployer {
             Some(pending),
         );
         let (taken, described) = tokio::join!(self.claim(key, found, mine), self.describe_state(svc, &current_arn));
-        let state = match (described, previous, history) {
-            (Ok((current, choice)), Ok(previous_definitions), Ok(history)) => Ok(ServiceState {
+        let state = match (described, previous) {
+            (Ok((current, choice)), Ok(previous_definitions)) => Ok(ServiceState {
                 current,
                 current_arn,
                 previous_definitions,
                 base: choice.base,
                 passed_over: choice.passed_over,
-                pushes: super::rollout::pushes_of(svc, &history, push),
-                history,
+                pushes: Vec::new(),
+                history: Vec::new(),
             }),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+            (Err(e), _) | (_, Err(e)) => Err(e),
         };
         (taken, Some(state))
     }
