@@ -562,14 +562,17 @@ impl EcsClient {
 
     /// Points the service at `task_definition` as a new ECS deployment; returns ECS's deployment id.
     ///
-    /// Always forced: with a new revision that changes nothing in ECS (a new revision is a new
-    /// deployment anyway), with the same revision it is what rolls new tasks, and every call gets a
-    /// deployment id of its own, which records are keyed by (moto issues new ids only when forced).
+    /// `force` only to roll new tasks of the revision the service already runs (a redeploy). A new
+    /// revision starts a deployment by itself, and unforced the call is idempotent: when its
+    /// answer is lost and the SDK sends it again, ECS finds the service already on that revision
+    /// and starts nothing, where a forced repeat would start a second deployment of it (a second
+    /// set of tasks and a blue/green run no record names).
     pub async fn update_service(
         &self,
         cluster: &str,
         service: &str,
         task_definition: &str,
+        force: bool,
     ) -> Result<String, AwsError> {
         let target = format!("{cluster}/{service}");
         let out = self
@@ -578,7 +581,7 @@ impl EcsClient {
             .cluster(cluster)
             .service(service)
             .task_definition(task_definition)
-            .force_new_deployment(true)
+            .force_new_deployment(force)
             .send()
             .await
             .map_err(|e| {

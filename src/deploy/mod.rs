@@ -60,6 +60,8 @@ pub struct Deployer {
 struct Invocation<'a> {
     request_id: &'a str,
     deadline: Deadline,
+    /// The account this function runs in (from its ARN), when Lambda said.
+    account: Option<&'a str>,
 }
 
 /// One cluster's DescribeServices, shared by the rollouts of its services.
@@ -97,7 +99,20 @@ impl Deployer {
     /// should retry or a person must see in the Errors metric ([`Disposition`]); running out of
     /// time is transient, and the retry finishes what the service lease says was in flight.
     pub async fn handle_before(&self, payload: Value, request_id: &str, deadline: Deadline) -> Result<Summary, Error> {
-        let handled = self.route(payload, Invocation { request_id, deadline });
+        self.handle_invoked(payload, request_id, deadline, None).await
+    }
+
+    /// [`Deployer::handle_before`] as the function `function_arn` (Lambda's invocation context): a
+    /// push from an account other than the function's own is refused before anything is written.
+    pub async fn handle_invoked(
+        &self,
+        payload: Value,
+        request_id: &str,
+        deadline: Deadline,
+        function_arn: Option<&str>,
+    ) -> Result<Summary, Error> {
+        let account = function_arn.and_then(account_of_arn);
+        let handled = self.route(payload, Invocation { request_id, deadline, account });
         match tokio::time::timeout_at(deadline.work_until().into(), handled).await {
             Ok(result) => result,
             Err(_) => Err(AwsError {
@@ -184,6 +199,16 @@ impl Deployer {
             return Ok(Summary::only(
                 Outcome::Rejected,
                 format!("push is for region {} but this function deploys in {}", push.region, self.region),
+            ));
+        }
+        // Before any lease is taken: a foreign event must not rewrite a lease or wait on one.
+        if let Some(own) = invocation.account.filter(|own| *own != push.account) {
+            return Ok(Summary::only(
+                Outcome::Rejected,
+                format!(
+                    "push is for account {} but this function runs in account {own}: only pushes to its own registry are deployed",
+                    push.account
+                ),
             ));
         }
         let services = plan::match_push(&self.config, &push.image);
@@ -357,6 +382,13 @@ impl Deployer {
     }
 }
 
+/// The account of an ARN (`arn:partition:service:region:account:…`), when it has one.
+fn account_of_arn(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    let account = (parts.next() == Some("arn")).then(|| parts.nth(3)).flatten()?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
+}
+
 /// Turns per-service results into the answer, each failure as [`Error::disposition`] decides: a
 /// transient one fails the invocation so Lambda retries it; so does AccessDenied, so it counts in
 /// the function's Errors metric and the event waits in the dead-letter queue for a redrive after
@@ -378,4 +410,17 @@ fn collect(results: Vec<(&ServiceConfig, Result<DeploymentSummary, Error>)>) -> 
         }
     }
     Ok(Summary::of(deployments))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::account_of_arn;
+
+    #[test]
+    fn the_functions_account_comes_from_its_arn() {
+        assert_eq!(account_of_arn("arn:aws:lambda:ap-southeast-2:123456789012:function:deploy"), Some("123456789012"));
+        assert_eq!(account_of_arn("arn:aws-cn:lambda:cn-north-1:123456789012:function:deploy:live"), Some("123456789012"));
+        assert_eq!(account_of_arn("arn:aws:lambda:ap-southeast-2::function:deploy"), None);
+        assert_eq!(account_of_arn("deploy"), None);
+    }
 }

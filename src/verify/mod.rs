@@ -379,7 +379,7 @@ impl Verifier {
                 Ok(found) => found,
                 Err(err) => return Ok(Held::NoTarget(err)),
             };
-            let updated = self.ecs.update_service(&rec.cluster, &rec.service, &to).await;
+            let updated = self.ecs.update_service(&rec.cluster, &rec.service, &to, false).await;
             Ok::<_, Error>(Held::Updated(to, restores, updated))
         };
         let held = tokio::time::timeout_at(hold.at().into(), held).await.unwrap_or_else(|_| {

@@ -24,6 +24,9 @@ pub enum Fault {
     Reset,
     /// No answer for longer than the client's attempt timeout.
     Stall,
+    /// The call reaches the upstream and takes effect, but its answer is lost: 500 instead.
+    /// Not in [`Fault::ALL`]: only a call that is safe to repeat survives it unchanged.
+    LostAnswer,
 }
 
 impl Fault {
@@ -38,6 +41,7 @@ impl Fault {
             Fault::Status503 => "503",
             Fault::Reset => "reset",
             Fault::Stall => "timeout",
+            Fault::LostAnswer => "lost answer",
         }
     }
 }
@@ -124,6 +128,10 @@ impl FaultProxy {
                         _ => None,
                     }
                 };
+                if fault == Some(Fault::LostAnswer) {
+                    let _taken = forward(&client, &upstream, req).await;
+                    return injected(Fault::Status500, &op, stall).await;
+                }
                 if let Some(f) = fault {
                     return injected(f, &op, stall).await;
                 }
@@ -202,7 +210,7 @@ async fn injected(f: Fault, op: &str, stall: Duration) -> Response {
     match f {
         Fault::Throttle if s3 => error(503, "SlowDown", "Reduce your request rate"),
         Fault::Throttle => error(400, "ThrottlingException", "Rate exceeded"),
-        Fault::Status500 => error(500, "InternalFailure", "injected"),
+        Fault::Status500 | Fault::LostAnswer => error(500, "InternalFailure", "injected"),
         Fault::Status503 => error(503, "ServiceUnavailable", "injected"),
         Fault::Reset => Response::new(0, ""),
         Fault::Stall => {

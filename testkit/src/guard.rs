@@ -202,8 +202,20 @@ async fn answer(
         let answer = revisions.answer(operation, &body);
         return json(&fixture.map_or(answer.clone(), |f| f(&body, answer)));
     }
+    let mut req = req;
+    // moto starts a deployment (a new id) only when forced; ECS starts one whenever the revision
+    // changes, and an unforced call naming the revision the service is on changes nothing.
+    let mut starts_deployment = true;
+    if operation == "ecs:UpdateService" {
+        starts_deployment = revisions.update_starts_deployment(&body).await;
+        if starts_deployment && body["forceNewDeployment"] != serde_json::Value::Bool(true) {
+            let mut forced = body.clone();
+            forced["forceNewDeployment"] = serde_json::Value::Bool(true);
+            req.body = serde_json::to_vec(&forced).expect("JSON");
+        }
+    }
     let mut resp = forward(client, upstream, req).await;
-    if (200..300).contains(&resp.status) {
+    if (200..300).contains(&resp.status) && starts_deployment {
         revisions.observe(operation, registrant.as_deref(), &resp.body).await;
         if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&resp.body) {
             if revisions.amend(operation, &mut v) {

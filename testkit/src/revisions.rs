@@ -95,6 +95,22 @@ impl Revisions {
             .insert(deployment_arn.to_string(), (status.to_string(), stage.map(str::to_string)));
     }
 
+    /// Whether ECS starts a new deployment for an UpdateService `request`: when forced, or when it
+    /// names a revision other than the one the service is on (ECS's own rule; moto's is "forced").
+    pub async fn update_starts_deployment(&self, request: &Value) -> bool {
+        if request["forceNewDeployment"] == Value::Bool(true) {
+            return true;
+        }
+        let Some(asked) = request["taskDefinition"].as_str() else { return false };
+        let (cluster, service) = (request["cluster"].as_str().unwrap_or("default"), request["service"].as_str());
+        let Some(service) = service else { return false };
+        let Ok(out) = self.harness.ecs.describe_services().cluster(cluster).services(service).send().await else {
+            return true;
+        };
+        let current = out.services().first().and_then(|s| s.task_definition()).unwrap_or_default();
+        !(current == asked || current.ends_with(&format!("task-definition/{asked}")))
+    }
+
     /// Records the revision a successful CreateService or UpdateService started, and who
     /// (`registrant`, the request's signer) registered a revision RegisterTaskDefinition created.
     pub async fn observe(&self, operation: &str, registrant: Option<&str>, answer: &[u8]) {

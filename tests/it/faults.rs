@@ -397,3 +397,45 @@ async fn an_operator_re_running_a_failed_event_100_ms_later_deploys_it() {
     assert_eq!(rig.direct.images_of(&running).await[0].1, pinned);
     assert_eq!(rig.records().await.len(), 1);
 }
+
+/// ECS's service deployments of the frontend, as the emulation of ECS lists them.
+async fn frontend_service_deployments(rig: &Rig) -> usize {
+    let out = rig
+        .direct
+        .ecs
+        .list_service_deployments()
+        .cluster(CLUSTER)
+        .service("todo-frontend")
+        .max_results(100)
+        .send()
+        .await
+        .expect("list service deployments");
+    out.service_deployments().len()
+}
+
+#[tokio::test]
+async fn an_update_service_whose_answer_is_lost_starts_one_deployment() {
+    let rig = Rig::with(
+        AwsPolicy { attempt_timeout: Duration::from_secs(2), operation_timeout: Duration::from_secs(7), ..fast_policy() },
+        Duration::from_millis(900),
+    )
+    .await;
+    let before = frontend_service_deployments(&rig).await;
+    let (event, pinned) = rig.push("lost").await;
+    // ECS takes the first UpdateService, its answer is lost, and the SDK sends it again.
+    rig.proxy.inject("ecs:UpdateService", Fault::LostAnswer, 1);
+    assert_eq!(rig.invoke(&event).await, "started");
+    assert_eq!(rig.proxy.injected(), 1, "the answer of the first UpdateService was lost");
+    let sent = rig.proxy.take_timed().iter().filter(|c| c.op == "ecs:UpdateService").count();
+    assert_eq!(sent, 1, "the retry reached ECS (the lost attempt is not timed)");
+    assert_eq!(
+        frontend_service_deployments(&rig).await,
+        before + 1,
+        "the repeated UpdateService started no second deployment of the revision"
+    );
+    let running = rig.direct.service_task_definition(CLUSTER, "todo-frontend").await;
+    assert_eq!(rig.direct.images_of(&running).await[0].1, pinned);
+    let records = rig.records().await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["ecs_deployment_id"], rig.primary().await.as_str(), "the record names the one deployment");
+}

@@ -194,3 +194,47 @@ async fn the_deploy_binary_copies_no_revision_an_untrusted_principal_registered(
     assert!(answer.to_string().contains("passed over"), "{answer}");
     deploy.stop().await;
 }
+
+#[tokio::test]
+async fn the_deploy_binary_refuses_another_accounts_push_before_touching_a_lease() {
+    let e = Estate::new().await;
+    let config = local_config(&e.standin.url());
+    let deploy = start_function("deploy", e.aws(), &config, &[]).await;
+    let digest = e.aws().push_image(BACKEND, "latest", "backend-bin-foreign").await;
+    let mut event = ecr_push_event("evt-bin-foreign", BACKEND, "latest", &digest);
+    event["account"] = json!("999999999999");
+    // A busy service: another rollout holds its lease, which the foreign push must not wait on.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let held = pushdeploy::lease::Lease {
+        holder: "another-rollout".into(),
+        invocation: None,
+        image_uri: "x".into(),
+        expires_at_ms: now_ms + 60_000,
+        pending: None,
+        released: false,
+        task_definition: None,
+    };
+    e.aws().put_json(BUCKET, &pushdeploy::lease::lease_key(CLUSTER, BACKEND), &held).await;
+    let before = Snapshot::take(e.aws()).await;
+    let started = std::time::Instant::now();
+    let answer = deploy.invoke(&event).await.unwrap();
+    assert_eq!(answer["outcome"], "rejected", "{answer}");
+    let reason = answer["reason"].as_str().unwrap();
+    assert!(reason.contains("999999999999") && reason.contains("123456789012"), "names both accounts: {reason}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "answered without waiting on the lease");
+    assert_eq!(Snapshot::take(e.aws()).await, before, "no object, revision or deployment changed");
+    // The function read its config (the object, and its SSE-KMS key) and nothing else: no lease,
+    // no ECR, no ECS.
+    let deploy_calls: Vec<String> = e
+        .emu
+        .guard
+        .calls()
+        .into_iter()
+        .filter(|c| c.role == testkit::iam::Role::Deploy)
+        .flat_map(|c| c.checks.into_iter().map(|(check, _)| format!("{} {}", check.action, check.resource)))
+        .collect();
+    assert!(
+        deploy_calls.iter().all(|c| c.ends_with("/pushdeploy.toml") || c.starts_with("kms:Decrypt")),
+        "the refusal read only the config: {deploy_calls:?}"
+    );
+}

@@ -30,7 +30,8 @@ async fn main() -> Result<(), Error> {
         let answer = match deployer {
             Ok(d) => {
                 let deadline = pushdeploy::timing::Deadline::from_lambda(event.context.deadline);
-                d.handle_before(event.payload, &event.context.request_id, deadline).await.map_err(diagnostic)
+                let function = Some(event.context.invoked_function_arn.as_str());
+                d.handle_invoked(event.payload, &event.context.request_id, deadline, function).await.map_err(diagnostic)
             }
             Err(reason) => Ok(Summary::only(Outcome::Rejected, reason)),
         };
