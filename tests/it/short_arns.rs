@@ -240,3 +240,36 @@ async fn a_short_arn_services_hook_is_checked_and_answered_not_refused_as_malfor
         "ECS's service deployment is read under the service's short ARN: {described:?}"
     );
 }
+
+#[tokio::test]
+async fn a_short_arn_event_finds_its_cluster_by_the_record_when_two_clusters_have_a_service_of_that_name() {
+    let (emu, app) = short_arn_estate().await;
+    let standin = TodoStandIn::start(app.aws.clone()).await;
+    let config = local_config(&standin.url());
+    // verify's config also names a todo-backend in another cluster: the short ARN fits both.
+    let two_clusters = format!(
+        "{config}\n[[service]]\nname = \"backend-other\"\nservice = \"{BACKEND}\"\ncluster = \"other-cluster\"\nrepository = \"todo-backend\"\ntags = [\"release\"]\n"
+    );
+    let deployer = deployer(&app.aws, &config);
+    let verifier = verifier(&app.aws, &two_clusters, None);
+    let digest = app.aws.push_image(BACKEND, "latest", "backend-short-two").await;
+    let started = deployer.handle(ecr_push_event("evt-short-two", BACKEND, "latest", &digest), "req").await.unwrap();
+    let started = serde_json::to_value(started).unwrap();
+    let dep = started["deployments"][0]["ecs_deployment_id"].as_str().unwrap().to_string();
+
+    let deadline = || Instant::now() + Duration::from_secs(60);
+    let done = verifier.handle(short_event("ecs-short-two", BACKEND, &dep, "SERVICE_DEPLOYMENT_COMPLETED"), deadline());
+    let done = serde_json::to_value(done.await.unwrap()).unwrap();
+    assert_eq!(done["outcome"], "verified", "{done}");
+    assert_eq!(record_of(&app.aws, BACKEND, &dep).await["status"], "verified");
+
+    // A deployment neither cluster's records name is not pushdeploy's.
+    let before = Snapshot::take(&app.aws).await;
+    let stranger =
+        short_event("ecs-short-stranger", BACKEND, "ecs-svc/9999999999999999999", "SERVICE_DEPLOYMENT_FAILED");
+    let ignored = serde_json::to_value(verifier.handle(stranger, deadline()).await.unwrap()).unwrap();
+    assert_eq!(ignored["outcome"], "ignored", "{ignored}");
+    assert!(ignored["reason"].as_str().unwrap().contains("in any of other-cluster, todo-cluster"), "{ignored}");
+    assert_eq!(Snapshot::take(&app.aws).await, before);
+    assert!(emu.guard.denied().is_empty(), "{:?}", emu.guard.denied());
+}
