@@ -276,7 +276,7 @@ impl Config {
         let mut default_hold = false;
         if let Some(defaults) = root.table("defaults")? {
             let mut d = Fields::new(defaults, "defaults", source);
-            default_cluster = d.opt_name("cluster")?;
+            default_cluster = d.opt_cluster("cluster")?;
             if let Some(s) = d.opt_str("strategy")? {
                 default_strategy = parse_strategy(&s).map_err(|m| d.err("strategy", m))?;
             }
@@ -303,10 +303,18 @@ impl Config {
             if !names.insert(name.clone()) {
                 return Err(f.err("name", format!("service name {name:?} is used twice")));
             }
-            let service = f.req_name("service")?;
-            let cluster = match f.opt_name("cluster")?.or_else(|| default_cluster.clone()) {
-                Some(c) => c,
-                None => return Err(f.err("cluster", "missing: set it here or in [defaults]".into())),
+            // `service` is a name or an ARN in either of ECS's forms; a long ARN names the cluster too.
+            let (arn_cluster, service) = f.req_service("service")?;
+            let own_cluster = f.opt_cluster("cluster")?;
+            let cluster = match (arn_cluster, own_cluster.or_else(|| default_cluster.clone())) {
+                (Some(a), Some(c)) if a != c => {
+                    return Err(f.err(
+                        "service",
+                        format!("the service ARN names cluster {a:?}, but the service's cluster is {c:?}"),
+                    ))
+                }
+                (Some(c), _) | (None, Some(c)) => c,
+                (None, None) => return Err(f.err("cluster", "missing: set it here or in [defaults]".into())),
             };
             let repository = f.req_str("repository")?;
             validate_repository(&repository).map_err(|e| f.err("repository", e.0))?;
@@ -522,6 +530,16 @@ impl Config {
     /// The service a manual event names.
     pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
         self.services.iter().find(|s| s.name == name)
+    }
+
+    /// The clusters of the configured ECS services named `service`: where an event about a
+    /// short-ARN service (`…:service/<name>`, which names no cluster) may belong.
+    pub fn clusters_of(&self, service: &str) -> Vec<&str> {
+        let mut clusters: Vec<&str> =
+            self.services.iter().filter(|s| s.service == service).map(|s| s.cluster.as_str()).collect();
+        clusters.sort_unstable();
+        clusters.dedup();
+        clusters
     }
 
     /// What an ECS cluster/service pair is judged by (verify, the lifecycle hook, `keep_revisions`):
@@ -1045,6 +1063,32 @@ impl<'a> Fields<'a> {
         Ok(v)
     }
 
+    /// A cluster, by name or by ARN (`arn:aws:ecs:<region>:<account>:cluster/<name>`): its name.
+    fn opt_cluster(&mut self, k: &str) -> Result<Option<String>, ConfigError> {
+        match self.opt_str(k)? {
+            Some(s) if s.starts_with("arn:") => {
+                crate::event::parse_cluster_arn(&s).map(Some).map_err(|e| self.err(k, e.0))
+            }
+            Some(s) if !is_ecs_name(&s) => {
+                Err(self.err(k, format!("{s:?} is not a valid name (letters, digits, - and _, at most 255)")))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// A service, by name or by ARN in either of ECS's forms (long `…:service/<cluster>/<name>`,
+    /// short `…:service/<name>`): the cluster a long ARN names, and the name.
+    fn req_service(&mut self, k: &str) -> Result<(Option<String>, String), ConfigError> {
+        match self.opt_str(k)? {
+            Some(s) if s.starts_with("arn:") => {
+                crate::event::parse_service_arn(&s).map(|a| (a.cluster, a.service)).map_err(|e| self.err(k, e.0))
+            }
+            Some(s) if is_ecs_name(&s) => Ok((None, s)),
+            Some(s) => Err(self.err(k, format!("{s:?} is not a valid name (letters, digits, - and _, at most 255)"))),
+            None => Err(self.err(k, "missing (required)".into())),
+        }
+    }
+
     fn opt_bool(&mut self, k: &str) -> Result<Option<bool>, ConfigError> {
         match self.take(k) {
             None => Ok(None),
@@ -1187,6 +1231,42 @@ mod tests {
             )),
             "service[0].smoke.check[0].status"
         );
+    }
+
+    #[test]
+    fn a_service_may_be_named_by_either_form_of_its_arn() {
+        let svc = |service: &str, cluster: &str| {
+            format!("{cluster}[[service]]\nname='b'\nservice='{service}'\nrepository='r'\ntags=['latest']\n")
+        };
+        const A: &str = "arn:aws:ecs:ap-southeast-2:123456789012";
+        let long = parse(&svc(&format!("{A}:service/todo-cluster/todo-backend"), "")).unwrap();
+        assert_eq!(
+            (long.services[0].cluster.as_str(), long.services[0].service.as_str()),
+            ("todo-cluster", "todo-backend")
+        );
+        // The short form names no cluster: it comes from the service's or [defaults]'s `cluster`.
+        let short = parse(&svc(&format!("{A}:service/todo-backend"), "[defaults]\ncluster='todo-cluster'\n")).unwrap();
+        assert_eq!(
+            (short.services[0].cluster.as_str(), short.services[0].service.as_str()),
+            ("todo-cluster", "todo-backend")
+        );
+        assert_eq!(short.clusters_of("todo-backend"), ["todo-cluster"]);
+        assert!(short.clusters_of("todo-frontend").is_empty());
+        let by_arn = parse(&svc(
+            &format!("{A}:service/todo-backend"),
+            &format!("[defaults]\ncluster='{A}:cluster/todo-cluster'\n"),
+        ))
+        .unwrap();
+        assert_eq!(by_arn.services[0].cluster, "todo-cluster");
+        let e = parse(&svc(&format!("{A}:service/todo-backend"), "")).unwrap_err();
+        assert_eq!((e.key.as_str(), e.message.contains("missing")), ("service[0].cluster", true), "{e}");
+        let e =
+            parse(&svc(&format!("{A}:service/prod/todo-backend"), "[defaults]\ncluster='todo-cluster'\n")).unwrap_err();
+        assert!(e.message.contains("names cluster \"prod\""), "{e}");
+        let e = parse(&svc(&format!("{A}:service-deployment/c/s/1"), "")).unwrap_err();
+        assert!(e.message.contains("not an ECS service ARN"), "{e}");
+        let e = parse(&svc("todo-backend", &format!("[defaults]\ncluster='{A}:service/x'\n"))).unwrap_err();
+        assert!(e.message.contains("not an ECS cluster ARN"), "{e}");
     }
 
     #[test]

@@ -63,8 +63,10 @@ pub struct EcsDeploymentEvent {
     pub event_id: String,
     /// When ECS sent it.
     pub time: Option<String>,
-    /// Cluster name, from the service ARN.
-    pub cluster: String,
+    /// Cluster name: from a long service ARN, or from `detail.clusterArn`. `None` when the event
+    /// names a short-ARN service (`…:service/<name>`) and no cluster: verify finds it in the
+    /// config ([`crate::config::Config::clusters_of`]) before acting.
+    pub cluster: Option<String>,
     /// Service name, from the service ARN.
     pub service: String,
     /// `ecs-svc/…`.
@@ -188,6 +190,16 @@ struct EcsDeploymentDetail {
     deployment_id: String,
     #[serde(default)]
     reason: Option<String>,
+    /// Not in ECS's documented examples; taken when present, since a short service ARN names no cluster.
+    #[serde(rename = "clusterArn", default)]
+    cluster_arn: Option<String>,
+}
+
+impl EcsDeploymentEvent {
+    /// The cluster, once known (see [`EcsDeploymentEvent::cluster`]); empty before.
+    pub fn cluster(&self) -> &str {
+        self.cluster.as_deref().unwrap_or_default()
+    }
 }
 
 /// Parses raw invocation bytes into a trigger.
@@ -318,7 +330,20 @@ fn parse_ecs(env: Envelope, detail: Value) -> Result<Trigger, InputError> {
     }
     let arn =
         env.resources.first().ok_or_else(|| InputError::new("ECS deployment event names no service in resources"))?;
-    let (cluster, service) = parse_service_arn(arn)?;
+    let named = parse_service_arn(arn)?;
+    let from_detail = d.cluster_arn.as_deref().map(parse_cluster_arn).transpose()?;
+    let cluster = match (named.cluster, from_detail) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(InputError::new(format!(
+                "the event's service ARN names cluster {:?} but detail.clusterArn names {:?}",
+                truncate(&a),
+                truncate(&b)
+            )))
+        }
+        (Some(a), _) => Some(a),
+        (None, b) => b,
+    };
+    let service = named.service;
     Ok(Trigger::EcsDeployment(EcsDeploymentEvent {
         event_id: env.id,
         time: env.time,
@@ -330,13 +355,57 @@ fn parse_ecs(env: Envelope, detail: Value) -> Result<Trigger, InputError> {
     }))
 }
 
-/// `arn:aws:ecs:<region>:<account>:service/<cluster>/<service>` → (cluster, service).
-pub fn parse_service_arn(arn: &str) -> Result<(String, String), InputError> {
+/// An ECS service named by ARN, in either of ECS's two forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceArn {
+    /// The cluster: the long form names it; the short form (`…:service/<name>`, every service
+    /// created before ECS's long ARN format and never migrated) does not.
+    pub cluster: Option<String>,
+    /// The service name.
+    pub service: String,
+}
+
+/// The resource part of an ECS ARN (`service/…`, `cluster/…`), or `None` when `arn` is no ECS ARN.
+fn ecs_resource(arn: &str) -> Option<&str> {
+    let mut parts = arn.strip_prefix("arn:")?.splitn(5, ':');
+    let (_partition, service, _region, _account) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    (service == "ecs").then_some(parts.next()?)
+}
+
+/// `arn:aws:ecs:<region>:<account>:service/<cluster>/<service>` (long form) or
+/// `arn:aws:ecs:<region>:<account>:service/<service>` (short form) → the cluster, if named, and the service.
+pub fn parse_service_arn(arn: &str) -> Result<ServiceArn, InputError> {
     let bad = || InputError::new(format!("{:?} is not an ECS service ARN", truncate(arn)));
-    let resource = arn.strip_prefix("arn:").and_then(|r| r.splitn(5, ':').nth(4)).ok_or_else(bad)?;
-    let mut parts = resource.split('/');
+    let mut parts = ecs_resource(arn).ok_or_else(bad)?.split('/');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("service"), Some(c), Some(s), None) if is_name(c) && is_name(s) => Ok((c.to_string(), s.to_string())),
+        (Some("service"), Some(c), Some(s), None) if is_name(c) && is_name(s) => {
+            Ok(ServiceArn { cluster: Some(c.to_string()), service: s.to_string() })
+        }
+        (Some("service"), Some(s), None, None) if is_name(s) => {
+            Ok(ServiceArn { cluster: None, service: s.to_string() })
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// `arn:aws:ecs:<region>:<account>:cluster/<cluster>` → the cluster name.
+pub fn parse_cluster_arn(arn: &str) -> Result<String, InputError> {
+    let bad = || InputError::new(format!("{:?} is not an ECS cluster ARN", truncate(arn)));
+    match ecs_resource(arn).ok_or_else(bad)?.split_once('/') {
+        Some(("cluster", c)) if is_name(c) => Ok(c.to_string()),
+        _ => Err(bad()),
+    }
+}
+
+/// `arn:aws:ecs:<region>:<account>:service-deployment/<cluster>/<service>/<id>` → (cluster,
+/// service). ECS names service deployments in this one form, whatever the service's own ARN.
+pub fn parse_service_deployment_arn(arn: &str) -> Result<(String, String), InputError> {
+    let bad = || InputError::new(format!("{:?} is not a service deployment ARN", truncate(arn)));
+    let mut parts = ecs_resource(arn).ok_or_else(bad)?.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("service-deployment"), Some(c), Some(s), Some(id), None) if is_name(c) && is_name(s) && is_name(id) => {
+            Ok((c.to_string(), s.to_string()))
+        }
         _ => Err(bad()),
     }
 }
@@ -442,9 +511,52 @@ mod tests {
     fn parses_ecs_deployment_events() {
         let v: Value = serde_json::from_str(include_str!("../events/ecs-deployment-completed.json")).unwrap();
         let Trigger::EcsDeployment(e) = parse(v).unwrap() else { panic!() };
-        assert_eq!((e.cluster.as_str(), e.service.as_str()), ("todo-cluster", "todo-frontend"));
+        assert_eq!((e.cluster(), e.service.as_str()), ("todo-cluster", "todo-frontend"));
         assert_eq!(e.state, DeploymentState::Completed);
         assert_eq!(e.deployment_id, "ecs-svc/1234567890123456789");
+    }
+
+    #[test]
+    fn service_arns_parse_in_both_forms() {
+        let long =
+            parse_service_arn("arn:aws:ecs:ap-southeast-2:123456789012:service/todo-cluster/todo-backend").unwrap();
+        assert_eq!(long, ServiceArn { cluster: Some("todo-cluster".into()), service: "todo-backend".into() });
+        let short = parse_service_arn("arn:aws:ecs:ap-southeast-2:123456789012:service/todo-backend").unwrap();
+        assert_eq!(short, ServiceArn { cluster: None, service: "todo-backend".into() });
+        assert_eq!(parse_service_arn("arn:aws-cn:ecs:cn-north-1:1:service/s").unwrap().service, "s");
+        for bad in [
+            "x",
+            "arn:aws:ecs:r:1:service/",
+            "arn:aws:ecs:r:1:service/a/b/c",
+            "arn:aws:ecs:r:1:service//b",
+            "arn:aws:ecs:r:1:cluster/a",
+            "arn:aws:ecr:r:1:service/a/b",
+            "arn:aws:ecs:r:1:service-deployment/a/b/c",
+            "arn:aws:ecs:r:1:service/a b",
+        ] {
+            assert!(parse_service_arn(bad).unwrap_err().0.contains("not an ECS service ARN"), "{bad}");
+        }
+        assert_eq!(parse_cluster_arn("arn:aws:ecs:r:1:cluster/todo-cluster").unwrap(), "todo-cluster");
+        assert!(parse_cluster_arn("arn:aws:ecs:r:1:service/todo-cluster").is_err());
+        let d = parse_service_deployment_arn("arn:aws:ecs:r:1:service-deployment/c/s/AbC123").unwrap();
+        assert_eq!(d, ("c".to_string(), "s".to_string()));
+        assert!(parse_service_deployment_arn("arn:aws:ecs:r:1:service-deployment/s/AbC123").is_err());
+    }
+
+    #[test]
+    fn an_event_about_a_short_arn_service_takes_its_cluster_from_the_detail_or_leaves_it_to_the_config() {
+        let mut v: Value = serde_json::from_str(include_str!("../events/ecs-deployment-completed.json")).unwrap();
+        v["resources"] = json!(["arn:aws:ecs:ap-southeast-2:123456789012:service/todo-frontend"]);
+        let Trigger::EcsDeployment(e) = parse(v.clone()).unwrap() else { panic!() };
+        assert_eq!((e.cluster.as_deref(), e.service.as_str()), (None, "todo-frontend"));
+        v["detail"]["clusterArn"] = json!("arn:aws:ecs:ap-southeast-2:123456789012:cluster/todo-cluster");
+        let Trigger::EcsDeployment(e) = parse(v.clone()).unwrap() else { panic!() };
+        assert_eq!(e.cluster.as_deref(), Some("todo-cluster"));
+        // A long ARN and a clusterArn that disagree are not believed.
+        v["resources"] = json!(["arn:aws:ecs:ap-southeast-2:123456789012:service/other/todo-frontend"]);
+        assert!(parse(v.clone()).unwrap_err().0.contains("detail.clusterArn"));
+        v["detail"]["clusterArn"] = json!("arn:aws:ecs:ap-southeast-2:123456789012:service/todo-cluster");
+        assert!(parse(v).unwrap_err().0.contains("not an ECS cluster ARN"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::config::{ServiceConfig, SmokeConfig};
 use crate::error::InputError;
-use crate::event::parse_service_arn;
+use crate::event::{parse_service_arn, parse_service_deployment_arn};
 use crate::image::truncate;
 use crate::record::{DeploymentRecord, Status};
 use crate::smoke::judge::{Progress, Tally};
@@ -121,7 +121,7 @@ pub struct HookInvocation {
     pub stage: Stage,
     /// The service deployment (`arn:aws:ecs:…:service-deployment/cluster/service/id`).
     pub resource_arn: String,
-    /// Cluster name, from `serviceArn`.
+    /// Cluster name, from `resourceArn` (a short `serviceArn` names none).
     pub cluster: String,
     /// Service name, from `serviceArn`.
     pub service: String,
@@ -166,7 +166,7 @@ pub fn parse(value: &Value) -> Result<HookInvocation, InputError> {
         .ok_or_else(|| InputError::new("executionDetails is missing or not an object"))?;
     let within = "executionDetails.";
     let service_arn = text(details, "serviceArn", within)?;
-    let (cluster, service) = parse_service_arn(&service_arn)?;
+    let named = parse_service_arn(&service_arn)?;
     let target_revision = text(details, "targetServiceRevisionArn", within)?;
     if !target_revision.starts_with("arn:") || !target_revision.contains(":service-revision/") {
         return Err(InputError::new(format!(
@@ -174,12 +174,18 @@ pub fn parse(value: &Value) -> Result<HookInvocation, InputError> {
             truncate(&target_revision)
         )));
     }
-    if !resource_arn.starts_with("arn:") || !resource_arn.contains(":service-deployment/") {
+    // The service deployment's ARN always names the cluster; a service created before ECS's long
+    // ARN format (and never migrated) has a `serviceArn` that does not.
+    let (cluster, deployed) = parse_service_deployment_arn(&resource_arn).map_err(|_| {
+        InputError::new(format!("resourceArn {:?} is not a service deployment ARN", truncate(&resource_arn)))
+    })?;
+    if deployed != named.service || named.cluster.as_ref().is_some_and(|c| *c != cluster) {
         return Err(InputError::new(format!(
-            "resourceArn {:?} is not a service deployment ARN",
+            "resourceArn {:?} is a deployment of {cluster}/{deployed}, not of the service executionDetails.serviceArn names",
             truncate(&resource_arn)
         )));
     }
+    let service = named.service;
     let weights = |k: &str| -> Result<BTreeMap<String, f64>, InputError> {
         match details.get(k) {
             None | Some(Value::Null) => Ok(BTreeMap::new()),
@@ -583,6 +589,23 @@ mod tests {
         assert!(err(&|v| v["hookDetails"] = json!([1])).contains("hookDetails"));
         assert!(err(&|v| v["resourceArn"] = json!("arn:aws:ecs:x:1:service/a/b")).contains("service deployment ARN"));
         assert!(parse(&json!("POST_TEST_TRAFFIC_SHIFT")).is_err());
+        // The service deployment must be one of the service the payload names.
+        let other = "arn:aws:ecs:ap-southeast-2:123456789012:service-deployment/todo-cluster/todo-frontend/EZe5";
+        assert!(err(&|v| v["resourceArn"] = json!(other)).contains("not of the service"));
+        let elsewhere = "arn:aws:ecs:ap-southeast-2:123456789012:service-deployment/other/todo-backend/EZe5";
+        assert!(err(&|v| v["resourceArn"] = json!(elsewhere)).contains("not of the service"));
+    }
+
+    #[test]
+    fn a_short_service_arn_takes_its_cluster_from_the_service_deployment() {
+        let mut v = fixture("post-test");
+        v["executionDetails"]["serviceArn"] = json!("arn:aws:ecs:ap-southeast-2:123456789012:service/todo-backend");
+        let short = parse(&v).unwrap();
+        let long = parse(&fixture("post-test")).unwrap();
+        assert_eq!((short.cluster.as_str(), short.service.as_str()), ("todo-cluster", "todo-backend"));
+        assert_eq!(short, long, "both forms of the same service are the same invocation");
+        v["executionDetails"]["serviceArn"] = json!("arn:aws:ecs:ap-southeast-2:123456789012:service/todo-frontend");
+        assert!(parse(&v).unwrap_err().0.contains("not of the service"));
     }
 
     fn backend(stages: &str) -> ServiceConfig {

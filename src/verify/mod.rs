@@ -78,24 +78,67 @@ impl Verifier {
     pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Summary, Error> {
         match event::parse(payload) {
             Err(e) => Ok(Summary::only(Outcome::Rejected, e.0)),
-            Ok(Trigger::EcsDeployment(e)) => match self.boxed(self.on_deployment(&e, deadline)).await {
-                // A permanent AWS error (AccessDenied, a vanished service) needs a person: it goes on
-                // the record and to the topic, and fails the invocation so it counts in the function's
-                // Errors metric and the event reaches the dead-letter queue for a redrive after the fix.
-                Err(err) if err.is_permanent_aws() => {
-                    self.report_problem(&e, &err).await;
-                    Err(err)
+            Ok(Trigger::EcsDeployment(mut e)) => match self.with_cluster(&mut e).await {
+                Err(err) => Err(err),
+                Ok(Some(reason)) => {
+                    info!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "ignored", reason = %reason, "decision");
+                    Ok(Summary::only(Outcome::Ignored, reason))
                 }
-                Err(err) if !err.is_transient() => {
-                    warn!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "rejected", error = %err, "decision");
-                    Ok(Summary::only(Outcome::Rejected, err.to_string()))
-                }
-                other => other,
+                Ok(None) => self.on_resolved(&e, deadline).await,
             },
             Ok(_) => Ok(Summary::only(
                 Outcome::Rejected,
                 "verify takes ECS Deployment State Change events; pushes and manual actions go to the deploy function",
             )),
+        }
+    }
+
+    /// Fills in the cluster of an event about a short-ARN service (`…:service/<name>`, no
+    /// `detail.clusterArn`): the one configured cluster with that service or, where several have
+    /// one of that name, the one whose record names the deployment (ECS deployment ids are
+    /// unique). `Some(reason)` when pushdeploy has no such service or deployment.
+    async fn with_cluster(&self, e: &mut EcsDeploymentEvent) -> Result<Option<String>, Error> {
+        if e.cluster.is_some() {
+            return Ok(None);
+        }
+        let clusters = self.config.clusters_of(&e.service);
+        if let [one] = clusters.as_slice() {
+            e.cluster = Some(one.to_string());
+            return Ok(None);
+        }
+        for cluster in &clusters {
+            if let Found::Record(_) = self.records().get(cluster, &e.service, &e.deployment_id).await? {
+                e.cluster = Some(cluster.to_string());
+                return Ok(None);
+            }
+        }
+        Ok(Some(if clusters.is_empty() {
+            format!("{} (a short service ARN, naming no cluster) is not a service in pushdeploy's config", e.service)
+        } else {
+            format!(
+                "deployment {} of {} (a short service ARN) was not started by pushdeploy in any of {}",
+                e.deployment_id,
+                e.service,
+                clusters.join(", ")
+            )
+        }))
+    }
+
+    /// [`Verifier::handle`] for an event whose cluster is known.
+    async fn on_resolved(&self, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
+        match self.boxed(self.on_deployment(e, deadline)).await {
+            // A permanent AWS error (AccessDenied, a vanished service) needs a person: it goes on
+            // the record and to the topic, and fails the invocation so it counts in the function's
+            // Errors metric and the event reaches the dead-letter queue for a redrive after the fix.
+            Err(err) if err.is_permanent_aws() => {
+                self.report_problem(e, &err).await;
+                Err(err)
+            }
+            Err(err) if !err.is_transient() => {
+                warn!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "rejected", error = %err, "decision");
+                Ok(Summary::only(Outcome::Rejected, err.to_string()))
+            }
+            other => other,
         }
     }
 
@@ -110,15 +153,15 @@ impl Verifier {
     }
 
     async fn on_deployment(&self, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
-        let target = format!("{}/{}", e.cluster, e.service);
+        let target = format!("{}/{}", e.cluster(), e.service);
         // A record for a service the config does not name is not pushdeploy's to act on, whoever
         // wrote it.
-        if self.config.by_ecs_service(&e.cluster, &e.service).is_none() {
+        if self.config.by_ecs_service(e.cluster(), &e.service).is_none() {
             let reason = format!("{target} is not a service in pushdeploy's config");
             info!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "ignored", reason = %reason, "decision");
             return Ok(Summary::only(Outcome::Ignored, reason));
         }
-        let mut rec = match self.records().get(&e.cluster, &e.service, &e.deployment_id).await? {
+        let mut rec = match self.records().get(e.cluster(), &e.service, &e.deployment_id).await? {
             Found::Record(r) => *r,
             Found::Absent => {
                 let reason = format!("deployment {} of {target} was not started by pushdeploy", e.deployment_id);
@@ -610,10 +653,10 @@ impl Verifier {
     /// publishes it once: a retry that meets the same error does not notify again.
     async fn report_problem(&self, e: &EcsDeploymentEvent, err: &Error) {
         error!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "error", error = %err, "decision");
-        let name = self.config.by_ecs_service(&e.cluster, &e.service).map_or(e.service.as_str(), |s| s.name.as_str());
+        let name = self.config.by_ecs_service(e.cluster(), &e.service).map_or(e.service.as_str(), |s| s.name.as_str());
         let reason = format!("pushdeploy could not verify deployment {}: {err}", e.deployment_id);
         let mut already_told = false;
-        if let Ok(Found::Record(rec)) = self.records().get(&e.cluster, &e.service, &e.deployment_id).await {
+        if let Ok(Found::Record(rec)) = self.records().get(e.cluster(), &e.service, &e.deployment_id).await {
             already_told = already_says(&rec, &reason);
             if let Some(rec) = with_error(&rec, &reason) {
                 if let Err(w) = self.save(&rec).await {
@@ -624,7 +667,7 @@ impl Verifier {
         if already_told {
             return;
         }
-        let target = format!("{}/{}", e.cluster, e.service);
+        let target = format!("{}/{}", e.cluster(), e.service);
         let message = problem_message(&Problem {
             function: "verify",
             service: name,
@@ -774,9 +817,10 @@ pub async fn cannot_judge(records: Option<&RecordStore>, payload: Value, why: &s
         e.deployment_id
     );
     error!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "error", error = %why, "decision");
-    if let Some(records) = records {
+    // An event about a short-ARN service may name no cluster; without the config, no record is found.
+    if let (Some(records), Some(cluster)) = (records, e.cluster.as_deref()) {
         // Best effort: the error reaches Lambda's metric and queue whether or not the record says it.
-        match records.get(&e.cluster, &e.service, &e.deployment_id).await {
+        match records.get(cluster, &e.service, &e.deployment_id).await {
             Ok(Found::Record(rec)) => {
                 if let Some(rec) = with_error(&rec, &reason) {
                     if let Err(w) = records.put(&rec).await {

@@ -84,6 +84,13 @@ impl Guard {
             let harness = harness.clone();
             async move {
                 let mut call = classify(&req);
+                // IAM authorizes a call on a service against the ARN ECS gave it (short, for a
+                // service created before the long ARN format), not the one the request implies.
+                for check in &mut call.checks {
+                    if let Some(actual) = revisions.as_ecs_names_it(&check.resource) {
+                        check.resource = actual;
+                    }
+                }
                 let Some(role) = Role::of_request(&req) else {
                     // The test harness: unchecked, unrecorded, but ECS's revisions still follow it.
                     return answer(&client, &upstream, &revisions, &call.operation, req, None).await;

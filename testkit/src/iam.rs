@@ -162,6 +162,16 @@ fn arn(service: &str, resource: &str) -> String {
     format!("arn:aws:{service}:{REGION}:{ACCOUNT}:{resource}")
 }
 
+/// The `ecs:cluster` condition key of a request naming `cluster` (a name or an ARN): its ARN.
+fn ecs_cluster_arn(cluster: &str) -> String {
+    if cluster.starts_with("arn:") {
+        return cluster.to_string();
+    }
+    arn("ecs", &format!("cluster/{cluster}"))
+}
+
+/// The long-form ARN of a service named in a request. For a service created before ECS's long
+/// ARN format the guard swaps in the ARN ECS gave it (`crate::revisions::Revisions::as_ecs_names_it`).
 fn ecs_service_arn(cluster: &str, service: &str) -> String {
     if service.starts_with("arn:") {
         return service.to_string();
@@ -227,17 +237,25 @@ pub fn classify(req: &Request) -> Call {
         if prefix.contains("ContainerService") {
             let operation = format!("ecs:{op}");
             let cluster = body["cluster"].as_str().unwrap_or("default").to_string();
+            // Every action on a service carries the cluster as `ecs:cluster` (the Service
+            // Authorization Reference lists it for each of these).
+            let in_cluster = ecs_cluster_arn(&cluster);
             let checks = match op {
                 "DescribeServices" => body["services"]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .filter_map(Value::as_str)
-                    .map(|svc| Check::new(&operation, ecs_service_arn(&cluster, svc)))
+                    .map(|svc| Check::new(&operation, ecs_service_arn(&cluster, svc)).with("ecs:cluster", &in_cluster))
                     .collect(),
-                "UpdateService" => vec![Check::new(&operation, ecs_service_arn(&cluster, &s("service")))
-                    .with("ecs:cluster", arn("ecs", &format!("cluster/{cluster}")))],
-                "ListServiceDeployments" => vec![Check::new(&operation, ecs_service_arn(&cluster, &s("service")))],
+                "UpdateService" => {
+                    vec![Check::new(&operation, ecs_service_arn(&cluster, &s("service")))
+                        .with("ecs:cluster", &in_cluster)]
+                }
+                "ListServiceDeployments" => {
+                    vec![Check::new(&operation, ecs_service_arn(&cluster, &s("service")))
+                        .with("ecs:cluster", &in_cluster)]
+                }
                 // Authorised on each revision (or service deployment) and on its service (both
                 // resource types are required).
                 "DescribeServiceRevisions" | "DescribeServiceDeployments" => body
@@ -249,7 +267,11 @@ pub fn classify(req: &Request) -> Call {
                 .flat_map(|rev| {
                     let mut parts = rev.rsplit('/');
                     let (_id, svc, cl) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                    [Check::new(&operation, rev), Check::new(&operation, ecs_service_arn(cl, svc))]
+                    let in_cluster = ecs_cluster_arn(cl);
+                    [
+                        Check::new(&operation, rev).with("ecs:cluster", &in_cluster),
+                        Check::new(&operation, ecs_service_arn(cl, svc)).with("ecs:cluster", &in_cluster),
+                    ]
                 })
                 .collect(),
                 "RegisterTaskDefinition" => {

@@ -43,6 +43,10 @@ pub struct Revisions {
     stages: Mutex<std::collections::HashMap<String, (String, Option<String>)>>,
     /// Task definition ARN → the principal that registered it.
     registrants: Mutex<std::collections::HashMap<String, String>>,
+    /// (cluster name, service name) → the service's ARN as ECS gave it: short
+    /// (`…:service/<name>`) for a service created while the account's `serviceLongArnFormat` was
+    /// disabled, which is the ARN IAM authorizes calls on that service against.
+    service_arns: Mutex<std::collections::HashMap<(String, String), String>>,
 }
 
 fn cluster_arn(cluster: &str) -> String {
@@ -51,14 +55,6 @@ fn cluster_arn(cluster: &str) -> String {
     } else {
         format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{cluster}")
     }
-}
-
-fn service_arn(cluster: &str, service: &str) -> String {
-    if service.starts_with("arn:") {
-        return service.to_string();
-    }
-    let cluster = cluster.rsplit('/').next().unwrap_or(cluster);
-    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{service}")
 }
 
 impl Revisions {
@@ -70,6 +66,33 @@ impl Revisions {
             rollout_states: Mutex::new(Default::default()),
             stages: Mutex::new(Default::default()),
             registrants: Mutex::new(Default::default()),
+            service_arns: Mutex::new(Default::default()),
+        }
+    }
+
+    /// `resource` as IAM sees it: a long-form service ARN (`…:service/<cluster>/<name>`, as the
+    /// guard builds it from a request's cluster and name) becomes the short ARN ECS gave that
+    /// service, if it gave it one. `None` when nothing changes.
+    pub fn as_ecs_names_it(&self, resource: &str) -> Option<String> {
+        let rest = resource.strip_prefix(&format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/"))?;
+        let (cluster, service) = rest.split_once('/')?;
+        let actual =
+            self.service_arns.lock().expect("lock").get(&(cluster.to_string(), service.to_string())).cloned()?;
+        (actual != resource).then_some(actual)
+    }
+
+    /// Remembers the ARN of each service in an ECS answer (CreateService, UpdateService,
+    /// DescribeServices).
+    fn remember_service_arns(&self, answer: &Value) {
+        let services = answer["services"].as_array().cloned().unwrap_or_else(|| vec![answer["service"].clone()]);
+        let mut arns = self.service_arns.lock().expect("lock");
+        for svc in &services {
+            if let (Some(arn), Some(cluster), Some(name)) =
+                (svc["serviceArn"].as_str(), svc["clusterArn"].as_str(), svc["serviceName"].as_str())
+            {
+                let cluster = cluster.rsplit('/').next().unwrap_or(cluster).to_string();
+                arns.insert((cluster, name.to_string()), arn.to_string());
+            }
         }
     }
 
@@ -123,10 +146,14 @@ impl Revisions {
             }
             return;
         }
-        if !matches!(operation, "ecs:CreateService" | "ecs:UpdateService") {
+        if !matches!(operation, "ecs:CreateService" | "ecs:UpdateService" | "ecs:DescribeServices") {
             return;
         }
         let Ok(answer) = serde_json::from_slice::<Value>(answer) else { return };
+        self.remember_service_arns(&answer);
+        if operation == "ecs:DescribeServices" {
+            return;
+        }
         let service = &answer["service"];
         let (Some(svc_arn), Some(cluster), Some(td)) =
             (service["serviceArn"].as_str(), service["clusterArn"].as_str(), service["taskDefinition"].as_str())
@@ -250,7 +277,10 @@ impl Revisions {
         match operation {
             "ecs:ListServiceDeployments" => {
                 let cluster = request["cluster"].as_str().unwrap_or("default");
-                let svc = service_arn(cluster, request["service"].as_str().unwrap_or_default());
+                // By name: the request may name the service by either form of its ARN, and a
+                // service with a short ARN (`…:service/<name>`) is recorded under that one.
+                let requested = request["service"].as_str().unwrap_or_default();
+                let name = requested.rsplit('/').next().unwrap_or(requested);
                 let wanted: Vec<&str> =
                     request["status"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
                 // Each deployment's status as the harness set it (a stuck or failed one), else SUCCESSFUL.
@@ -260,7 +290,7 @@ impl Revisions {
                 let mut briefs: Vec<Value> = recorded
                     .iter()
                     .rev()
-                    .filter(|r| r.service_arn == svc && r.cluster_arn == cluster_arn(cluster))
+                    .filter(|r| r.service_arn.rsplit('/').next() == Some(name) && r.cluster_arn == cluster_arn(cluster))
                     .filter(|r| wanted.is_empty() || wanted.contains(&status_of(r).as_str()))
                     .map(|r| {
                         let status = status_of(&r);

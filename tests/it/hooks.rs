@@ -598,10 +598,10 @@ async fn plan_shows_the_strategy_and_where_ecs_and_the_hook_config_disagree() {
 async fn a_hook_denied_by_iam_fails_loudly_on_the_record_the_topic_and_the_error() {
     let mut bg = BlueGreen::new(5, 2).await;
     let p = bg.push("backend-bg-denied", Behaviour::Good).await;
-    bg.emu.guard.set_policies(
-        testkit::iam::Policies::template()
-            .without(testkit::iam::Role::Verify, |s| s["Sid"].as_str() == Some("ReadTheRevisionAHookChecks")),
-    );
+    bg.emu.guard.set_policies(testkit::iam::Policies::template().without(testkit::iam::Role::Verify, |s| {
+        // TheClustersServicesWithShortArns (service/* of this cluster) would allow it too.
+        matches!(s["Sid"].as_str(), Some("ReadTheRevisionAHookChecks" | "TheClustersServicesWithShortArns"))
+    }));
     let payload = hook_invocation(&HookCall {
         execution_id: "exec-denied",
         stage: "POST_TEST_TRAFFIC_SHIFT",

@@ -90,9 +90,10 @@ async fn a_rollback_denied_by_iam_is_rollback_failed_on_the_record_the_topic_and
 async fn a_permanent_error_in_verify_reaches_the_record_and_the_topic_once_and_fails_the_invocation() {
     let mut l = Loop::new().await;
     let dep = l.push("todo-frontend", "frontend-good", Behaviour::Good).await;
-    l.emu
-        .guard
-        .set_policies(Policies::template().without(Role::Verify, |s| sid(s) == "CheckAndRollBackTheClustersServices"));
+    l.emu.guard.set_policies(Policies::template().without(Role::Verify, |s| {
+        // TheClustersServicesWithShortArns (service/* of this cluster) would allow it too.
+        matches!(sid(s), "CheckAndRollBackTheClustersServices" | "TheClustersServicesWithShortArns")
+    }));
     let event = ecs_deployment_event("ecs-no-ecs", "todo-frontend", &dep, "SERVICE_DEPLOYMENT_COMPLETED", "");
     let before = l.sink.notifications().len();
 
@@ -140,7 +141,10 @@ async fn without_list_bucket_the_first_push_meets_s3s_403_and_is_notified_and_fa
 async fn without_the_digests_it_ran_a_rollback_to_a_tag_is_refused_loudly_not_run() {
     let mut l = Loop::new().await;
     // deploy may not read the service's revisions: the digests the service ran stay unknown.
-    l.emu.guard.set_policies(Policies::template().without(Role::Deploy, |s| sid(s) == "ReadWhatTheServiceRan"));
+    l.emu.guard.set_policies(Policies::template().without(Role::Deploy, |s| {
+        // TheClustersServicesWithShortArns (service/* of this cluster) would allow it too.
+        matches!(sid(s), "ReadWhatTheServiceRan" | "TheClustersServicesWithShortArns")
+    }));
     let broken = l.push("todo-backend", "backend-broken", Behaviour::Broken).await;
     let broken_td = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
     assert!(l.record("todo-backend", &broken).await.get("previous_digests").is_none());

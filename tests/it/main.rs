@@ -16,6 +16,7 @@ mod reliability;
 mod rollbacks;
 mod rolled_back_builds;
 mod secrets;
+mod short_arns;
 mod smoke_attacks;
 mod steering;
 mod support;

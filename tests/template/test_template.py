@@ -50,10 +50,19 @@ def variant(name, **detail):
     return e
 
 
-def other_cluster():
+def with_service_arn(arn):
     e = copy.deepcopy(event("ecs-deployment-completed.json"))
-    e["resources"] = [f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/other-cluster/todo-frontend"]
+    e["resources"] = [arn]
     return e
+
+
+def short_arn():
+    """A service created before ECS's long ARN format: its ARN names no cluster."""
+    return with_service_arn(f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/todo-frontend")
+
+
+def other_cluster():
+    return with_service_arn(f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/other-cluster/todo-frontend")
 
 
 def rule_patterns(template):
@@ -83,8 +92,16 @@ EXPECTED = {
         ],
     ),
     "VerifyFunction.EcsDeployment": (
-        [event(n) for n in ECS_EVENTS],
-        [event(n) for n in PUSHES] + [other_cluster()],
+        # The short form's prefix (…:service/) cannot tell clusters apart, so another cluster's
+        # events reach verify too, which ignores a service its config does not name
+        # (tests/it/short_arns.rs).
+        [event(n) for n in ECS_EVENTS] + [short_arn(), other_cluster()],
+        [event(n) for n in PUSHES]
+        + [
+            with_service_arn(f"arn:aws:ecs:{REGION}:210987654321:service/todo-frontend"),
+            with_service_arn(f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/todo-cluster/todo-frontend"),
+            with_service_arn(f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/todo-cluster/abc"),
+        ],
     ),
 }
 
@@ -240,15 +257,43 @@ def test_ecs_may_invoke_exactly_the_verify_function_as_its_lifecycle_hook(templa
     assert [(st["Effect"], st["Principal"], st["Action"]) for st in trust] == [
         ("Allow", {"Service": "ecs.amazonaws.com"}, "sts:AssumeRole")
     ], "ECS alone assumes it (its conditions: test_the_hook_role_trusts_ecs_only_for_this_accounts_cluster)"
-    hook = rendered()["HookInvokeRole"]["Statement"]
-    assert hook == [{"Sid": "InvokeTheVerifyFunction", "Effect": "Allow", "Action": "lambda:InvokeFunction",
-                     "Resource": "arn:aws:lambda:ap-southeast-2:123456789012:function:pushdeploy-verify"}]
+    hook = rendered()["HookInvokeRole"]
+    verify_fn = "arn:aws:lambda:ap-southeast-2:123456789012:function:pushdeploy-verify"
+    assert hook["Statement"] == [{"Sid": "InvokeTheVerifyFunction", "Effect": "Allow", "Action": "lambda:InvokeFunction",
+                                  "Resource": [verify_fn, f"{verify_fn}:*"]}]
+    # A hookTargetArn naming a version or an alias of verify is invoked on that qualified ARN.
+    invoke = lambda fn: decide(hook, Request({"Service": "ecs.amazonaws.com"}, "lambda:InvokeFunction", fn), resource_policy=False)  # noqa: E731
+    for target in [verify_fn, f"{verify_fn}:live", f"{verify_fn}:7"]:
+        assert invoke(target).allowed, target
+    for other in [f"{verify_fn}-copy", f"{verify_fn}2:live", verify_fn.replace("verify", "deploy")]:
+        assert not invoke(other).allowed, other
     out = template["Outputs"]["HookRoleArn"]
     assert out["Value"] == {"Fn::GetAtt": ["HookInvokeRole", "Arn"]}
     assert out["Export"]["Name"] == {"Fn::Sub": "${AWS::StackName}-HookRoleArn"}
     verify = rendered()["VerifyRole"]["Statement"]
     revisions = [st for st in verify if st.get("Sid") == "ReadTheRevisionAHookChecks"]
     assert revisions and "arn:aws:ecs:ap-southeast-2:123456789012:service-revision/todo-cluster/*" in revisions[0]["Resource"]
+
+
+def test_the_roles_reach_this_clusters_services_by_either_form_of_their_arn_and_no_other_clusters():
+    """A short service ARN (…:service/<name>) names no cluster: the statement for it holds the
+    request to this cluster by ecs:cluster, which every one of these actions carries."""
+    roles = rendered()
+    cluster = lambda name: {"ecs:cluster": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{name}"}  # noqa: E731
+    service = lambda rest: f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{rest}"  # noqa: E731
+    on_services = ["ecs:DescribeServices", "ecs:UpdateService", "ecs:ListServiceDeployments", "ecs:DescribeServiceRevisions"]
+    for role, actions in {"DeployRole": on_services, "VerifyRole": on_services + ["ecs:DescribeServiceDeployments"]}.items():
+        for action in actions:
+            def allowed(resource, context):
+                req = Request({"AWS": f"arn:aws:iam::{ACCOUNT}:role/{role}"}, action, resource, context)
+                return decide(roles[role], req, resource_policy=False).allowed
+
+            assert allowed(service("todo-cluster/todo-backend"), cluster("todo-cluster")), (role, action)
+            assert allowed(service("todo-backend"), cluster("todo-cluster")), (role, action)
+            assert not allowed(service("todo-backend"), cluster("other-cluster")), (role, action)
+            assert not allowed(service("todo-backend"), {}), (role, action)
+            assert not allowed(service("other-cluster/todo-backend"), cluster("other-cluster")), (role, action)
+            assert not allowed(f"arn:aws:ecs:{REGION}:210987654321:service/todo-backend", cluster("todo-cluster"))
 
 
 def test_verify_may_take_the_service_lease_it_rolls_back_under():
