@@ -346,7 +346,9 @@ async fn main() {
     let price = PRICE_GB_S;
     let per_deploy = warm_median.max(1.0) / 1000.0 * 0.5 * price + 0.2e-6;
     let per_verify = gb_s(verify_median.max(1.0)) * price + 0.2e-6;
-    println!("\n## Cost model (arm64; deploy 512 MB, verify 128 MB; $0.0000133334 per GB-s, $0.20 per million requests)\n");
+    println!(
+        "\n## Cost model (arm64; deploy 512 MB, verify 128 MB; $0.0000133334 per GB-s, $0.20 per million requests)\n"
+    );
     println!("| item | per deployment | 100 deployments/day, 30 days |");
     println!("| --- | --- | --- |");
     println!("| deploy invocation ({warm_median:.0} ms) | ${per_deploy:.9} | ${:.6} |", per_deploy * 3000.0);
@@ -506,6 +508,9 @@ async fn hook_invocations() {
     drop(emu);
 }
 
+/// A function's environment.
+type Env = Vec<(String, String)>;
+
 /// Where a cold start's CPU share comes from.
 #[derive(Clone, Copy, PartialEq)]
 enum Share {
@@ -593,7 +598,7 @@ async fn tls_cold_starts(config_text: &str) {
         [fronts[2].connections(), fronts[0].connections(), fronts[1].connections()]
     };
     let diff = |a: [usize; 3], b: [usize; 3]| [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
-    let runs = |env: Vec<(String, String)>, share: Share| {
+    let runs = |env: Env, share: Share| {
         let (app, pusher, fronts, deploy_bin) = (&app, &pusher, &fronts, &deploy_bin);
         async move {
             let cpu = match share {
@@ -650,19 +655,19 @@ async fn tls_cold_starts(config_text: &str) {
     println!("billed (init + invoke, as Lambda bills provided.al2023), arm64, ${PRICE_GB_S} per GB-s, $0.20 per million requests.\n");
     println!("| case | spawn → answer | CPU used (init / whole) | TLS connections: S3, ECS, ECR (init / whole) | cost per cold deploy |");
     println!("| --- | --- | --- | --- | --- |");
-    let cases: Vec<(String, Vec<(String, String)>, Share)> = vec![
-        ("plain HTTP, full CPU".into(), plain_env.clone(), Share::Full),
-        ("TLS, full CPU".into(), tls_env.clone(), Share::Full),
-        ("TLS, 128 MB".into(), tls_env.clone(), Share::Throughout(128)),
-        ("TLS, 256 MB".into(), tls_env.clone(), Share::Throughout(256)),
-        ("TLS, 512 MB".into(), tls_env.clone(), Share::Throughout(512)),
-        ("TLS, 1,024 MB".into(), tls_env.clone(), Share::Throughout(1024)),
-        ("TLS, 128 MB, init on a full CPU".into(), tls_env.clone(), Share::AfterInit(128)),
-        ("TLS, 256 MB, init on a full CPU".into(), tls_env.clone(), Share::AfterInit(256)),
+    let cases: Vec<(&str, &Env, Share)> = vec![
+        ("plain HTTP, full CPU", &plain_env, Share::Full),
+        ("TLS, full CPU", &tls_env, Share::Full),
+        ("TLS, 128 MB", &tls_env, Share::Throughout(128)),
+        ("TLS, 256 MB", &tls_env, Share::Throughout(256)),
+        ("TLS, 512 MB", &tls_env, Share::Throughout(512)),
+        ("TLS, 1,024 MB", &tls_env, Share::Throughout(1024)),
+        ("TLS, 128 MB, init on a full CPU", &tls_env, Share::AfterInit(128)),
+        ("TLS, 256 MB, init on a full CPU", &tls_env, Share::AfterInit(256)),
     ];
     for (name, env, share) in cases {
         let env_is_tls = env.iter().any(|(k, _)| k == "SSL_CERT_FILE");
-        let Some(mut r) = runs(env, share).await else { continue };
+        let Some(mut r) = runs(env.to_vec(), share).await else { continue };
         let t = median(&mut r.times);
         let mem_gb = match share {
             Share::Full => 0.128,
