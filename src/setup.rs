@@ -196,10 +196,12 @@ pub async fn deployer_from_env() -> Result<Live<Deployer>, Error> {
 const INIT_CONFIG_READ_WITHIN: Duration = Duration::from_secs(3);
 
 /// Readies the deploy function during Lambda's init, before the first event: reads the config
-/// (opening the S3 connection) and opens the ECS and ECR connections a push's first calls use.
-/// On Lambda the init phase runs before the invocation's clock starts, and every connection
-/// opened here is a TLS handshake the first push does not wait for. Nothing here fails init: an
-/// unreadable config is read again, and reported, by the first invocation.
+/// (opening the S3 connection) and opens the ECS and ECR connections a push's first calls use,
+/// so the push's first round of calls waits on no TLS handshake. The handshakes' CPU is spent
+/// either way; init is reported (not documented by AWS) to run unthrottled whatever the memory
+/// size, and there it costs a fraction of the wall time it costs on the function's CPU share.
+/// Nothing here fails init: an unreadable config is read again, and reported, by the first
+/// invocation.
 pub async fn prepare_deployer(live: &mut Live<Deployer>) {
     match tokio::time::timeout(INIT_CONFIG_READ_WITHIN, live.current()).await {
         Ok(Ok(Ok(deployer))) => deployer.open_connections().await,
