@@ -92,11 +92,13 @@ impl<T: Clone> Live<T> {
     /// The state to handle an invocation with: `Ok(Err(reason))` refuses it (an invalid config),
     /// `Err` fails it so Lambda retries (a missing config object, S3 unreachable).
     pub async fn current(&mut self) -> Result<Result<T, String>, Error> {
-        let due = match (&self.location, self.checked) {
-            (_, None) => true,
-            (Location::File(_), Some(_)) => false,
-            (Location::S3 { .. }, Some(at)) => at.elapsed() >= self.recheck,
-        };
+        // No state yet (never read, or a read was cut short, e.g. by init's time limit): read.
+        let due = self.state.is_none()
+            || match (&self.location, self.checked) {
+                (_, None) => true,
+                (Location::File(_), Some(_)) => false,
+                (Location::S3 { .. }, Some(at)) => at.elapsed() >= self.recheck,
+            };
         if due {
             self.refresh().await?;
         }
@@ -112,7 +114,9 @@ impl<T: Clone> Live<T> {
                 message: format!("cannot read: {e}"),
             }),
             Location::S3 { bucket, key } => {
-                match get_if_changed(&self.clients.s3, bucket, key, self.etag.as_deref()).await? {
+                // Without a state, "not modified" would leave nothing to answer with.
+                let known = self.state.as_ref().and(self.etag.as_deref());
+                match get_if_changed(&self.clients.s3, bucket, key, known).await? {
                     Fetched::NotModified => {
                         self.checked = Some(Instant::now());
                         return Ok(());

@@ -191,6 +191,30 @@ pub async fn deployer_from_env() -> Result<Live<Deployer>, Error> {
     Ok(Live::new("deploy", Clients { bucket, ..clients }, location, build, recheck))
 }
 
+/// The most init spends reading the config: Lambda's init phase is limited to 10 s, and an
+/// invocation reads it again if init could not.
+const INIT_CONFIG_READ_WITHIN: Duration = Duration::from_secs(3);
+
+/// Readies the deploy function during Lambda's init, before the first event: reads the config
+/// (opening the S3 connection) and opens the ECS and ECR connections a push's first calls use,
+/// so the push's first round of calls waits on no TLS handshake. The handshakes' CPU is spent
+/// either way; init is reported (not documented by AWS) to run unthrottled whatever the memory
+/// size, and there it costs a fraction of the wall time it costs on the function's CPU share.
+/// Nothing here fails init: an unreadable config is read again, and reported, by the first
+/// invocation.
+pub async fn prepare_deployer(live: &mut Live<Deployer>) {
+    match tokio::time::timeout(INIT_CONFIG_READ_WITHIN, live.current()).await {
+        Ok(Ok(Ok(deployer))) => deployer.open_connections().await,
+        Ok(Ok(Err(_))) => {} // An invalid config: logged and reported by `current`.
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not read the config during init; the first invocation reads it again")
+        }
+        Err(_) => tracing::warn!(
+            "the config read during init took over {INIT_CONFIG_READ_WITHIN:?}; the first invocation reads it again"
+        ),
+    }
+}
+
 /// Which function reads the limits: verify knows its own memory and timeout when the template
 /// does not say them; deploy then leaves them unchecked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,6 +33,14 @@ impl EcrClient {
         Self { client }
     }
 
+    /// Reads one image of `repository` and discards it: opens (and pools) the connection to ECR
+    /// during Lambda's init, so that a push's first ECR call does not pay the TLS handshake.
+    pub async fn open_connection(&self, repository: &str) -> Result<(), AwsError> {
+        self.client.describe_images().repository_name(repository).max_results(1).send().await.map(|_| ()).map_err(|e| {
+            aws_error("ECR DescribeImages", repository.to_string(), "ecr:DescribeImages on the repository", e)
+        })
+    }
+
     /// The image `repository:tag` points at now; `None` when the tag does not exist.
     pub async fn resolve_tag(&self, repository: &str, tag: &str) -> Result<Option<TaggedImage>, AwsError> {
         let target = format!("{repository}:{tag}");

@@ -1,13 +1,18 @@
 //! Deployment records and the CodePipeline artifacts in the artifact bucket: the one place they
 //! are serialised, written, read and parsed (DESIGN.md's S3 layout).
 
-use futures_util::future::join_all;
 use tracing::warn;
 
 use crate::artifact::{image_definitions, image_definitions_key, image_detail, image_detail_key};
 use crate::aws::s3::Store;
 use crate::error::{AwsError, Error};
 use crate::record::{self, DeploymentRecord};
+
+/// How many of a service's records [`RecordStore::recent`] reads at once: the connections to S3
+/// it may hold. Measured with TLS under Lambda's CPU share: 30 at once opened 30 connections on a
+/// cold start and cost more CPU in handshakes than the rest of the deploy; 4 keep the read beside
+/// the ECS calls it overlaps (about 8 round trips of S3 GETs against 4 of ECS on the critical path).
+pub const RECENT_GETS_IN_FLIGHT: usize = 4;
 
 /// A record as found in S3.
 #[derive(Debug)]
@@ -70,11 +75,23 @@ impl RecordStore {
         })
     }
 
-    /// A service's `limit` most recently written records; unreadable ones are skipped with a warning.
+    /// A service's `limit` most recently written records (newest first); unreadable ones are skipped with a warning.
     pub async fn recent(&self, cluster: &str, service: &str, limit: usize) -> Result<Vec<DeploymentRecord>, AwsError> {
+        use futures_util::stream::{FuturesOrdered, StreamExt};
         let keys = self.store.list(&record::records_prefix(cluster, service)).await?;
         let mut records = Vec::new();
-        for found in join_all(keys.iter().take(limit).map(|(k, _)| self.get_key(k))).await {
+        // A few GETs at once, newest first, not all `limit`: S3 serves HTTP/1.1, so every GET in
+        // flight holds a connection of its own, and on a cold start each new one is a TLS
+        // handshake on Lambda's CPU share (BENCHMARKS.md, "A cold deploy with TLS").
+        let mut waiting = keys.iter().take(limit).map(|(k, _)| k.as_str());
+        let mut gets = FuturesOrdered::new();
+        for key in waiting.by_ref().take(RECENT_GETS_IN_FLIGHT) {
+            gets.push_back(self.get_key(key));
+        }
+        while let Some(found) = gets.next().await {
+            if let Some(key) = waiting.next() {
+                gets.push_back(self.get_key(key));
+            }
             match found? {
                 Found::Record(r) => records.push(*r),
                 Found::Unreadable(key, why) => {

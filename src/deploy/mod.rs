@@ -5,6 +5,7 @@
 //! `decision` decides what the rollout does (pure); `rollout` carries it out and writes the
 //! record; `manual_rollback` is the operator's rollback; `redeploy` rolls again what runs.
 
+mod connections;
 mod decision;
 mod holding;
 mod manual_rollback;

@@ -12,3 +12,4 @@ pub mod moto;
 pub mod revisions;
 pub mod runtime;
 pub mod standin;
+pub mod tls;

@@ -57,15 +57,17 @@ impl RuntimeHost {
 
     /// Delivers `payload` and waits for the function's answer (`Err` holds the error document).
     pub async fn invoke(&self, payload: &Value, timeout: Duration) -> Reply {
+        let rx = self.enqueue(payload);
+        wait_for(rx, timeout).await
+    }
+
+    /// Queues `payload` for the next poll; the receiver gets the function's answer.
+    fn enqueue(&self, payload: &Value) -> oneshot::Receiver<Reply> {
         let id = format!("req-{}", self.counter.fetch_add(1, Ordering::SeqCst) + 1);
         let (tx, rx) = oneshot::channel();
         self.shared.waiting.lock().expect("lock").insert(id.clone(), tx);
         self.events.send((id, serde_json::to_vec(payload).expect("json"))).expect("host running");
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(Value::String("runtime host dropped the invocation".into())),
-            Err(_) => Err(Value::String(format!("no answer within {timeout:?}"))),
-        }
+        rx
     }
 
     /// Times at which a process asked for the next invocation.
@@ -82,6 +84,14 @@ impl RuntimeHost {
 impl Drop for RuntimeHost {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+async fn wait_for(rx: oneshot::Receiver<Reply>, timeout: Duration) -> Reply {
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(Value::String("runtime host dropped the invocation".into())),
+        Err(_) => Err(Value::String(format!("no answer within {timeout:?}"))),
     }
 }
 
@@ -137,47 +147,34 @@ impl FunctionProcess {
     pub async fn start(binary: &Path, env: &[(String, String)]) -> Self {
         let host = RuntimeHost::start().await;
         let spawned = Instant::now();
-        let mut child = Command::new(binary)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_LAMBDA_RUNTIME_API", &host.addr)
-            .env("AWS_LAMBDA_FUNCTION_NAME", binary.file_name().and_then(|n| n.to_str()).unwrap_or("function"))
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/local")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            child.stderr.take().map(|s| Box::new(s) as _),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let logs = logs.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    logs.lock().expect("lock").push(line);
-                }
-            });
-        }
+        let (child, logs) = spawn_child(&host.addr, binary, env, None);
         let mut p = Self { host, child, logs, spawned };
         let start = Instant::now();
         while p.host.polls().is_empty() && p.host.init_error().is_none() && start.elapsed() < Duration::from_secs(30) {
             if let Ok(Some(status)) = p.child.try_wait() {
                 panic!("{} exited during init ({status}): {}", binary.display(), p.logs().join("\n"));
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         p
+    }
+
+    /// A cold start as Lambda makes one: `payload` is queued before the process is spawned (in
+    /// `cpu`'s cgroup from its first instruction, when given), so the first poll takes it. Returns
+    /// the process, its answer and the time from spawn to answer.
+    pub async fn cold_invoke(
+        binary: &Path,
+        env: &[(String, String)],
+        cpu: Option<&CpuShare>,
+        payload: &Value,
+    ) -> (Self, Reply, Duration) {
+        let host = RuntimeHost::start().await;
+        let rx = host.enqueue(payload);
+        let spawned = Instant::now();
+        let (child, logs) = spawn_child(&host.addr, binary, env, cpu);
+        let reply = wait_for(rx, Duration::from_secs(120)).await;
+        let took = spawned.elapsed();
+        (Self { host, child, logs, spawned }, reply, took)
     }
 
     /// Invokes the function once.
@@ -195,6 +192,19 @@ impl FunctionProcess {
         self.child.id()
     }
 
+    /// The CPU time the process has used so far (every thread's, from the scheduler's
+    /// nanosecond accounting in /proc, not the 10 ms ticks of /proc/<pid>/stat).
+    pub fn cpu_time(&self) -> Duration {
+        let Some(pid) = self.child.id() else { return Duration::ZERO };
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Duration::ZERO };
+        let ns: u64 = tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()))
+            .sum();
+        Duration::from_nanos(ns)
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -203,6 +213,107 @@ impl FunctionProcess {
     /// Stops the process.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
+    }
+}
+
+/// Starts `binary` polling `runtime_api`; under `cpu` (a shell joins the cgroup, then execs it).
+fn spawn_child(
+    runtime_api: &str,
+    binary: &Path,
+    env: &[(String, String)],
+    cpu: Option<&CpuShare>,
+) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let mut command = match cpu {
+        None => Command::new(binary),
+        Some(share) => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg("echo $$ > \"$1\" && exec \"$0\"").arg(binary).arg(share.dir.join("cgroup.procs"));
+            c
+        }
+    };
+    let mut child = command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", binary.file_name().and_then(|n| n.to_str()).unwrap_or("function"))
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", cpu.map_or(128, |c| c.memory_mb).to_string())
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/local")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    for stream in [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        child.stderr.take().map(|s| Box::new(s) as _),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let logs = logs.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                logs.lock().expect("lock").push(line);
+            }
+        });
+    }
+    (child, logs)
+}
+
+/// Lambda's CPU share for a memory size, as a cgroup (v1 `cpu` controller, root only): a function
+/// gets CPU in proportion to its memory, one whole vCPU at 1,769 MB, so the quota is
+/// memory ÷ 1,769 of one CPU per 100 ms period. Removed when dropped (once its processes ended).
+pub struct CpuShare {
+    /// The function memory size it models, in MB.
+    pub memory_mb: u32,
+    dir: PathBuf,
+}
+
+/// Where cgroup v1 mounts the `cpu` controller.
+const CPU_CGROUP: &str = "/sys/fs/cgroup/cpu";
+/// The CFS period the quota is a share of.
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+impl CpuShare {
+    /// A cgroup giving `memory_mb` ÷ 1,769 of one CPU; `Err` says why not (no v1 cpu controller, not root).
+    pub fn for_memory(memory_mb: u32) -> Result<Self, String> {
+        let dir = Path::new(CPU_CGROUP).join(format!("pushdeploy-bench-{}-{memory_mb}", std::process::id()));
+        let quota = (CPU_PERIOD_US * u64::from(memory_mb) / 1769).min(CPU_PERIOD_US * 64);
+        let write = |file: &str, value: u64| {
+            std::fs::write(dir.join(file), value.to_string()).map_err(|e| format!("{}: {e}", dir.join(file).display()))
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        write("cpu.cfs_period_us", CPU_PERIOD_US)?;
+        write("cpu.cfs_quota_us", quota)?;
+        Ok(Self { memory_mb, dir })
+    }
+
+    /// Moves a running process (all its threads) into the share.
+    pub fn add(&self, pid: u32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).expect("join the cgroup");
+    }
+
+    /// The quota per period, in microseconds.
+    pub fn quota_us(&self) -> u64 {
+        std::fs::read_to_string(self.dir.join("cpu.cfs_quota_us")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    }
+}
+
+impl Drop for CpuShare {
+    fn drop(&mut self) {
+        // Fails while a process is still inside; the processes are killed before this runs.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 

@@ -98,6 +98,31 @@ async fn the_binary_deploys_a_push_logs_json_decisions_and_survives_bad_input() 
 }
 
 #[tokio::test]
+async fn the_deploy_binary_reads_its_config_and_opens_its_connections_during_init() {
+    // On Lambda every endpoint is a TLS handshake on the function's CPU share: the config read
+    // and one call each to ECS and ECR happen before the first event, so a push's first round
+    // of calls finds its connections open (BENCHMARKS.md, "A cold deploy with TLS").
+    let emu = Emulator::start().await;
+    let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
+    let before = emu.guard.calls().len();
+    let f = start(&app.aws, TODO_CONFIG).await;
+    let init: Vec<_> = emu.guard.calls()[before..].to_vec();
+    let ops: Vec<&str> = init.iter().map(|c| c.operation.as_str()).collect();
+    for op in ["s3:GetObject", "ecs:DescribeServices", "ecr:DescribeImages"] {
+        assert!(ops.contains(&op), "{op} during init, before any event: {ops:?}");
+    }
+    assert!(init.iter().all(|c| c.allowed && c.role == testkit::iam::Role::Deploy), "{init:#?}");
+    assert_eq!(ops.len(), 3, "nothing else is called before an event arrives: {ops:?}");
+    // Reads only: the push is then deployed as ever.
+    let digest = app.aws.push_image("todo-frontend", "latest", "frontend-init").await;
+    let answer = f.invoke(&ecr_push_event("evt-init", "todo-frontend", "latest", &digest)).await.expect("answered");
+    assert_eq!(answer["outcome"], "started", "{answer}");
+    let td = app.aws.service_task_definition(CLUSTER, "todo-frontend").await;
+    assert!(app.aws.images_of(&td).await[0].1.ends_with(digest.as_str()));
+    f.stop().await;
+}
+
+#[tokio::test]
 async fn an_invalid_config_rejects_every_invocation_and_names_the_key() {
     let emu = Emulator::start().await;
     let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;

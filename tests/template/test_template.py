@@ -831,3 +831,12 @@ def test_the_readmes_invoke_deny_leaves_operators_and_the_hook_role():
         assert not decide(scp, Request({"AWS": CI}, "lambda:InvokeFunction", fn), resource_policy=False).denied
     hook = {"AWS": arns(s)["HookInvokeRoleArn"]}
     assert not decide(scp, Request(hook, "lambda:InvokeFunction", arns(s)["VerifyFunctionArn"]), resource_policy=False).denied
+
+
+def test_deploy_has_the_measured_memory_and_both_trust_one_root_bundle(template):
+    """BENCHMARKS.md, "A cold deploy with TLS": CPU comes with memory, and the trust store is read
+    from provided.al2023's bundle alone, not the bundle and then its whole directory."""
+    function = template["Globals"]["Function"]
+    assert function["Runtime"] == "provided.al2023", "the bundle path below is Amazon Linux 2023's"
+    assert function["Environment"]["Variables"]["SSL_CERT_FILE"] == "/etc/pki/tls/certs/ca-bundle.crt"
+    assert template["Resources"]["DeployFunction"]["Properties"]["MemorySize"] == 512

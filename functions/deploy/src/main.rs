@@ -20,6 +20,10 @@ async fn main() -> Result<(), Error> {
             Err(e.to_string())
         }
     };
+    let mut live = live;
+    if let Ok(live) = &mut live {
+        pushdeploy::setup::prepare_deployer(live.get_mut()).await;
+    }
     let live = &live;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // The config is re-read when its object changes; an invalid one refuses, a missing one retries.

@@ -19,6 +19,10 @@ const WARM_RUNS: usize = 30;
 const PEER_RUNS: usize = 10;
 const CONCURRENT_RUNS: usize = 7;
 const HOOK_RUNS: usize = 9;
+const TLS_RUNS: usize = 7;
+/// Lambda's price per GB-second on arm64, and per request.
+const PRICE_GB_S: f64 = 0.0000133334;
+const PRICE_REQUEST: f64 = 0.2e-6;
 /// Latencies added to every AWS call in the fan-out runs: a fast round trip, and a typical
 /// control-plane one.
 const FANOUT_LATENCIES_MS: [u64; 2] = [20, 50];
@@ -102,6 +106,7 @@ async fn main() {
         Some("concurrent") => return concurrent_pushes(&config_text).await,
         Some("report") => return report_scale().await,
         Some("hook") => return hook_invocations().await,
+        Some("tls") => return tls_cold_starts(&config_text).await,
         _ => {}
     }
     let deploy_bin = release_binary("deploy");
@@ -212,6 +217,7 @@ async fn main() {
 
     concurrent_pushes(&config_text).await;
     hook_invocations().await;
+    tls_cold_starts(&config_text).await;
 
     // 3–6. The release binary under a runtime-API host.
     let (motos, app) = new_app().await;
@@ -335,12 +341,14 @@ async fn main() {
         println!("\n(peer not installed: run scripts/bench, which installs ecs-deploy into .venv-bench)");
     }
 
-    // 8. Cost, from the measured durations at 128 MB arm64.
+    // 8. Cost, from the measured durations on arm64: deploy at template.yaml's 512 MB, verify at 128 MB.
     let gb_s = |ms_: f64| ms_ / 1000.0 * 0.125;
-    let price = 0.0000133334;
-    let per_deploy = gb_s(warm_median.max(1.0)) * price + 0.2e-6;
+    let price = PRICE_GB_S;
+    let per_deploy = warm_median.max(1.0) / 1000.0 * 0.5 * price + 0.2e-6;
     let per_verify = gb_s(verify_median.max(1.0)) * price + 0.2e-6;
-    println!("\n## Cost model (arm64, 128 MB, $0.0000133334 per GB-s, $0.20 per million requests)\n");
+    println!(
+        "\n## Cost model (arm64; deploy 512 MB, verify 128 MB; $0.0000133334 per GB-s, $0.20 per million requests)\n"
+    );
     println!("| item | per deployment | 100 deployments/day, 30 days |");
     println!("| --- | --- | --- |");
     println!("| deploy invocation ({warm_median:.0} ms) | ${per_deploy:.9} | ${:.6} |", per_deploy * 3000.0);
@@ -498,6 +506,207 @@ async fn hook_invocations() {
     drop(slow);
     drop(standin);
     drop(emu);
+}
+
+/// A function's environment.
+type Env = Vec<(String, String)>;
+
+/// Where a cold start's CPU share comes from.
+#[derive(Clone, Copy, PartialEq)]
+enum Share {
+    /// The machine's, unlimited.
+    Full,
+    /// memory ÷ 1,769 of a CPU from the first instruction.
+    Throughout(u32),
+    /// A full CPU until the first poll for work, memory ÷ 1,769 of a CPU from then on.
+    AfterInit(u32),
+}
+
+/// One cold deploy per run (spawn → answer), each on a fresh process: the times, CPU used,
+/// and connections each endpoint accepted.
+struct ColdRuns {
+    times: Vec<f64>,
+    cpu: Vec<f64>,
+    init_cpu: Vec<f64>,
+    connections: Vec<[usize; 3]>,
+    init_connections: Vec<[usize; 3]>,
+}
+
+/// A cold digest deploy as on Lambda: TLS on every AWS endpoint (a TLS front per moto, signed by
+/// a local CA trusted through `SSL_CERT_FILE` beside the system roots), the config in S3, and the
+/// bootstrap in a cgroup with Lambda's CPU share for a memory size. Prints the table.
+async fn tls_cold_starts(config_text: &str) {
+    use testkit::runtime::CpuShare;
+    use testkit::tls::{LocalCa, TlsFront};
+    let deploy_bin = std::env::var_os("PUSHDEPLOY_BENCH_DEPLOY")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| release_binary("deploy"));
+    let (backends, app) = new_app().await;
+    app.aws
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("pushdeploy.toml")
+        .body(config_text.as_bytes().to_vec().into())
+        .send()
+        .await
+        .expect("upload the config");
+    // A service in steady state: as many records as a push reads (it reads the newest 30).
+    let pusher = Pusher(std::cell::Cell::new(10_000));
+    let d = deployer(&app.aws, config_text);
+    for i in 0..pushdeploy::rolled_back::HISTORY_SCANNED {
+        let answer = serde_json::to_value(
+            d.handle(pusher.push(&app, "todo-frontend").await, &format!("history-{i}")).await.expect("deploy"),
+        )
+        .unwrap();
+        assert_eq!(answer["outcome"], "started", "{answer}");
+    }
+    let ca = LocalCa::generate(&workspace_root().join("target/bench-tls"));
+    // moto's server closes every connection after its answer; AWS keeps them open. testkit's
+    // proxy keeps the function's connections open and forwards each call, as the guard does.
+    let mut keep_alive = Vec::new();
+    let mut fronts = Vec::new();
+    for endpoint in backends.endpoints() {
+        let proxy = FaultProxy::start(endpoint, Duration::from_secs(1)).await;
+        fronts.push(TlsFront::start(&proxy.endpoint, &ca).await);
+        keep_alive.push(proxy);
+    }
+    let base: Vec<(String, String)> = app
+        .aws
+        .function_env(testkit::iam::Role::Deploy)
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("AWS_ENDPOINT_URL"))
+        .chain([
+            ("PUSHDEPLOY_CONFIG".to_string(), format!("s3://{BUCKET}/pushdeploy.toml")),
+            ("PUSHDEPLOY_BUCKET".to_string(), BUCKET.to_string()),
+            ("RUST_LOG".to_string(), "warn".to_string()),
+        ])
+        .collect();
+    let with = |endpoints: [&str; 3], extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut env = base.clone();
+        for (var, e) in ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECR", "AWS_ENDPOINT_URL_S3"].iter().zip(endpoints) {
+            env.push((var.to_string(), e.to_string()));
+        }
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    };
+    let plain_env = with([&keep_alive[0].endpoint, &keep_alive[1].endpoint, &keep_alive[2].endpoint], &[]);
+    let bundle = ca.bundle.display().to_string();
+    let tls_env = with([&fronts[0].endpoint, &fronts[1].endpoint, &fronts[2].endpoint], &[("SSL_CERT_FILE", &bundle)]);
+    let counts = |fronts: &[TlsFront]| -> [usize; 3] {
+        // In the order S3, ECS, ECR.
+        [fronts[2].connections(), fronts[0].connections(), fronts[1].connections()]
+    };
+    let diff = |a: [usize; 3], b: [usize; 3]| [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
+    let runs = |env: Env, share: Share| {
+        let (app, pusher, fronts, deploy_bin) = (&app, &pusher, &fronts, &deploy_bin);
+        async move {
+            let cpu = match share {
+                Share::Full => None,
+                Share::Throughout(mb) | Share::AfterInit(mb) => match CpuShare::for_memory(mb) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        println!("(no CPU share: {e}; run as root on cgroup v1)");
+                        return None;
+                    }
+                },
+            };
+            let mut r = ColdRuns {
+                times: Vec::new(),
+                cpu: Vec::new(),
+                init_cpu: Vec::new(),
+                connections: Vec::new(),
+                init_connections: Vec::new(),
+            };
+            for _ in 0..TLS_RUNS {
+                let event = pusher.push(app, "todo-frontend").await;
+                let before = counts(fronts);
+                let (f, answer, took) = match share {
+                    Share::Throughout(_) => FunctionProcess::cold_invoke(deploy_bin, &env, cpu.as_ref(), &event).await,
+                    Share::Full | Share::AfterInit(_) => {
+                        let f = FunctionProcess::start(deploy_bin, &env).await;
+                        r.init_cpu.push(ms(f.cpu_time()));
+                        r.init_connections.push(diff(counts(fronts), before));
+                        if let (Some(c), Some(pid)) = (&cpu, f.pid()) {
+                            c.add(pid);
+                        }
+                        let answer = f.invoke(&event).await;
+                        let took = f.spawned.elapsed();
+                        (f, answer, took)
+                    }
+                };
+                r.cpu.push(ms(f.cpu_time()));
+                r.times.push(ms(took));
+                r.connections.push(diff(counts(fronts), before));
+                f.stop().await;
+                let answer = answer.unwrap_or_else(|e| panic!("cold deploy failed: {e}"));
+                assert_eq!(answer["outcome"], "started", "{answer}");
+            }
+            Some(r)
+        }
+    };
+    println!("\n## A cold deploy with TLS on every endpoint, under Lambda's CPU share (whole process, median of {TLS_RUNS})\n");
+    println!("`scripts/bench tls`. Spawn → answer of a cold digest deploy of a service with 30 records (what a");
+    println!("push reads; the config read from S3, as template.yaml configures it). TLS: a TLS-terminating proxy on 127.0.0.1 in front of each moto,");
+    println!("RSA-2048 server certificate under an RSA-2048 intermediate, HTTP/1.1 as S3 serves it, connections kept");
+    println!("open as AWS keeps them (a keep-alive proxy between the front and moto, whose server closes each); the function");
+    println!("trusts the system root bundle plus the local root through `SSL_CERT_FILE`. CPU share: a cgroup");
+    println!("with a quota of memory ÷ 1,769 of one CPU per 100 ms period. Cost: the whole cold invocation");
+    println!("billed (init + invoke, as Lambda bills provided.al2023), arm64, ${PRICE_GB_S} per GB-s, $0.20 per million requests.\n");
+    println!("| case | spawn → answer | CPU used (init / whole) | TLS connections: S3, ECS, ECR (init / whole) | cost per cold deploy |");
+    println!("| --- | --- | --- | --- | --- |");
+    let cases: Vec<(&str, &Env, Share)> = vec![
+        ("plain HTTP, full CPU", &plain_env, Share::Full),
+        ("TLS, full CPU", &tls_env, Share::Full),
+        ("TLS, 128 MB", &tls_env, Share::Throughout(128)),
+        ("TLS, 256 MB", &tls_env, Share::Throughout(256)),
+        ("TLS, 512 MB", &tls_env, Share::Throughout(512)),
+        ("TLS, 1,024 MB", &tls_env, Share::Throughout(1024)),
+        ("TLS, 128 MB, init on a full CPU", &tls_env, Share::AfterInit(128)),
+        ("TLS, 256 MB, init on a full CPU", &tls_env, Share::AfterInit(256)),
+    ];
+    for (name, env, share) in cases {
+        let env_is_tls = env.iter().any(|(k, _)| k == "SSL_CERT_FILE");
+        let Some(mut r) = runs(env.to_vec(), share).await else { continue };
+        let t = median(&mut r.times);
+        let mem_gb = match share {
+            Share::Full => 0.128,
+            Share::Throughout(mb) | Share::AfterInit(mb) => f64::from(mb) / 1024.0,
+        };
+        let cost = t / 1000.0 * mem_gb * PRICE_GB_S + PRICE_REQUEST;
+        let whole = |v: &[[usize; 3]]| -> String {
+            (0..3)
+                .map(|i| {
+                    let mut x: Vec<usize> = v.iter().map(|c| c[i]).collect();
+                    x.sort();
+                    if x.is_empty() {
+                        "–".to_string()
+                    } else if x[0] == x[x.len() - 1] {
+                        x[0].to_string()
+                    } else {
+                        format!("{}–{}", x[0], x[x.len() - 1])
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let init_cpu =
+            if r.init_cpu.is_empty() { "–".to_string() } else { format!("{:.1} ms", median(&mut r.init_cpu)) };
+        let tls = env_is_tls;
+        let init_conns =
+            if !tls || r.init_connections.is_empty() { "–".to_string() } else { whole(&r.init_connections) };
+        let all_conns = if tls { whole(&r.connections) } else { "no TLS".to_string() };
+        println!(
+            "| {name} | {t:.1} ms (min {:.1}, max {:.1}) | {init_cpu} / {:.1} ms | {init_conns} / {} | ${cost:.9} |",
+            r.times.iter().cloned().fold(f64::MAX, f64::min),
+            r.times.iter().cloned().fold(0.0, f64::max),
+            median(&mut r.cpu),
+            all_conns,
+        );
+    }
+    drop(fronts);
+    drop(keep_alive);
+    drop(backends);
 }
 
 #[derive(Clone, Copy)]
