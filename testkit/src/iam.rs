@@ -162,6 +162,13 @@ fn arn(service: &str, resource: &str) -> String {
     format!("arn:aws:{service}:{REGION}:{ACCOUNT}:{resource}")
 }
 
+fn ecs_cluster_arn(cluster: &str) -> String {
+    if cluster.starts_with("arn:") {
+        return cluster.to_string();
+    }
+    arn("ecs", &format!("cluster/{cluster}"))
+}
+
 fn ecs_service_arn(cluster: &str, service: &str) -> String {
     if service.starts_with("arn:") {
         return service.to_string();
@@ -238,6 +245,25 @@ pub fn classify(req: &Request) -> Call {
                 "UpdateService" => vec![Check::new(&operation, ecs_service_arn(&cluster, &s("service")))
                     .with("ecs:cluster", arn("ecs", &format!("cluster/{cluster}")))],
                 "ListServiceDeployments" => vec![Check::new(&operation, ecs_service_arn(&cluster, &s("service")))],
+                // Resource type container-instance, which a listing by service names none of: AWS
+                // evaluates "*" with the condition key ecs:cluster.
+                "ListTasks" => vec![Check::new(&operation, "*").with("ecs:cluster", ecs_cluster_arn(&cluster))],
+                // Authorised on each task (resource type task), with ecs:cluster.
+                "DescribeTasks" => body["tasks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(|task| {
+                        let name = cluster.rsplit('/').next().unwrap_or(&cluster);
+                        let resource = if task.starts_with("arn:") {
+                            task.to_string()
+                        } else {
+                            arn("ecs", &format!("task/{name}/{task}"))
+                        };
+                        Check::new(&operation, resource).with("ecs:cluster", ecs_cluster_arn(&cluster))
+                    })
+                    .collect(),
                 // Authorised on each revision (or service deployment) and on its service (both
                 // resource types are required).
                 "DescribeServiceRevisions" | "DescribeServiceDeployments" => body

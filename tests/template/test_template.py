@@ -168,7 +168,11 @@ def test_iam_is_least_privilege(template):
         assert st["Effect"] == "Allow"
         for action in as_list(st["Action"]):
             assert "*" not in action, f"{role}/{st['Sid']}: wildcard action {action}"
-        if st["Resource"] == "*":
+        if st["Resource"] == "*" and as_list(st["Action"]) == ["ecs:ListTasks"]:
+            # A listing by service names no resource: scoped to the stack's cluster instead.
+            cluster = st["Condition"]["ArnEquals"]["ecs:cluster"]
+            assert "cluster/${ClusterName}" in cluster["Fn::Sub"], f"{role}/{st['Sid']}"
+        elif st["Resource"] == "*":
             # Only where AWS supports no resource-level permissions.
             assert set(as_list(st["Action"])) <= {
                 "ecs:DescribeTaskDefinition",
