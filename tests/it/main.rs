@@ -9,6 +9,7 @@ mod function;
 mod hooks;
 mod hostile;
 mod iam;
+mod long_history;
 mod insight;
 mod memory;
 mod redrive;
