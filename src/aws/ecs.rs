@@ -447,16 +447,10 @@ impl EcsClient {
         }
         let mut seen = Vec::new();
         for chunk in arns.chunks(TASKS_LISTED as usize) {
-            let out = self
-                .client
-                .describe_tasks()
-                .cluster(cluster)
-                .set_tasks(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| {
-                    aws_error("ECS DescribeTasks", &target, "ecs:DescribeTasks on the cluster's tasks", e)
-                })?;
+            let out =
+                self.client.describe_tasks().cluster(cluster).set_tasks(Some(chunk.to_vec())).send().await.map_err(
+                    |e| aws_error("ECS DescribeTasks", &target, "ecs:DescribeTasks on the cluster's tasks", e),
+                )?;
             seen.extend(out.tasks().iter().filter_map(|t| {
                 Some(TaskSeen {
                     task_definition: t.task_definition_arn()?.to_string(),

@@ -245,9 +245,13 @@ pub fn classify(req: &Request) -> Call {
                 "UpdateService" => vec![Check::new(&operation, ecs_service_arn(&cluster, &s("service")))
                     .with("ecs:cluster", arn("ecs", &format!("cluster/{cluster}")))],
                 "ListServiceDeployments" => vec![Check::new(&operation, ecs_service_arn(&cluster, &s("service")))],
-                // Resource type container-instance, which a listing by service names none of: AWS
-                // evaluates "*" with the condition key ecs:cluster.
-                "ListTasks" => vec![Check::new(&operation, "*").with("ecs:cluster", ecs_cluster_arn(&cluster))],
+                // Resource type container-instance (the cluster's, as the Service Authorization
+                // Reference names it), with the condition key ecs:cluster.
+                "ListTasks" => {
+                    let name = cluster.rsplit('/').next().unwrap_or(&cluster);
+                    vec![Check::new(&operation, arn("ecs", &format!("container-instance/{name}/*")))
+                        .with("ecs:cluster", ecs_cluster_arn(&cluster))]
+                }
                 // Authorised on each task (resource type task), with ecs:cluster.
                 "DescribeTasks" => body["tasks"]
                     .as_array()

@@ -312,7 +312,8 @@ impl Revisions {
         let pairs = self.target_groups.lock().expect("lock").clone();
         for svc in services {
             // The revision ECS runs now (the newest it started), as `currentServiceRevisions`.
-            if let Some(r) = recorded.iter().rev().find(|r| Some(r.service_arn.as_str()) == svc["serviceArn"].as_str()) {
+            if let Some(r) = recorded.iter().rev().find(|r| Some(r.service_arn.as_str()) == svc["serviceArn"].as_str())
+            {
                 svc["currentServiceRevisions"] = json!([{
                     "arn": r.arn, "requestedTaskCount": 2, "runningTaskCount": 2, "pendingTaskCount": 0
                 }]);
