@@ -564,6 +564,23 @@ mod tests {
     }
 
     #[test]
+    fn listing_and_describing_tasks_are_authorised_on_the_clusters_resources() {
+        let ecs = |op: &str, body: &str| {
+            let (k, v) = auth("ecs");
+            let target = format!("AmazonEC2ContainerServiceV20141113.{op}");
+            classify(&req("POST", "/", &[(k, &v), ("x-amz-target", &target)], body))
+        };
+        let list = ecs("ListTasks", r#"{"cluster":"todo-cluster","serviceName":"todo-backend"}"#);
+        assert_eq!(list.checks.len(), 1);
+        assert_eq!(list.checks[0].resource, arn("ecs", "container-instance/todo-cluster/*"));
+        assert_eq!(list.checks[0].context["ecs:cluster"], arn("ecs", "cluster/todo-cluster"));
+        let task = arn("ecs", "task/todo-cluster/0123");
+        let describe = ecs("DescribeTasks", &format!(r#"{{"cluster":"todo-cluster","tasks":["{task}","4567"]}}"#));
+        let resources: Vec<&str> = describe.checks.iter().map(|c| c.resource.as_str()).collect();
+        assert_eq!(resources, [task.clone(), arn("ecs", "task/todo-cluster/4567")]);
+    }
+
+    #[test]
     fn s3_keys_and_list_prefixes_are_the_resources_and_context() {
         let (k, v) = auth("s3");
         let get = classify(&req("GET", "/b/leases/todo-cluster/todo-backend.json?x-id=GetObject", &[(k, &v)], ""));

@@ -560,3 +560,22 @@ fn describe_task(t: &TaskRun) -> Value {
     }
     task
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listings_page_as_ecs_pages_them() {
+        let items: Vec<u32> = (0..45).collect();
+        // No maxResults: ECS's default page of 20, and a nextToken for the rest.
+        let (first, next) = page(&items, &json!({}), 20);
+        assert_eq!((first.len(), first[0], next.as_deref()), (20, 0, Some("emulated-page-20")));
+        let (second, next) = page(&items, &json!({"nextToken": next, "maxResults": 20}), 20);
+        assert_eq!((second[0], next.as_deref()), (20, Some("emulated-page-40")));
+        let (last, next) = page(&items, &json!({"nextToken": next, "maxResults": 20}), 20);
+        assert_eq!((last.len(), next), (5, None), "no nextToken on the last page");
+        let (all, next) = page(&items, &json!({"maxResults": 100}), 20);
+        assert_eq!((all.len(), next), (45, None));
+    }
+}
