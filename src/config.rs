@@ -574,6 +574,27 @@ impl ServiceConfig {
     pub fn target(&self) -> String {
         format!("{}/{}", self.cluster, self.service)
     }
+
+    /// Why verify may never reach the test listener, when the config suggests it: the hook checks
+    /// at POST_TEST_TRAFFIC_SHIFT through a `test_url` on another port than `url`, and verify runs
+    /// outside the VPC (`verify_in_vpc`: the stack's VerifySubnetIds). A second listener port is
+    /// reachable from the internet only with its own security-group ingress and a certificate for
+    /// the host; without them every round times out and ECS rolls back every deployment. Not an
+    /// error: the port may be open on purpose, which nothing here can see.
+    pub fn test_listener_warning(&self, verify_in_vpc: bool) -> Option<String> {
+        let (Some(hook), Some(smoke)) = (&self.hook, &self.smoke) else { return None };
+        if verify_in_vpc || !hook.stages.contains(&Stage::PostTestTrafficShift) {
+            return None;
+        }
+        let port = |u: &str| reqwest::Url::parse(u).ok().and_then(|u| u.port_or_known_default());
+        let (test, prod) = (port(smoke.test_url.as_deref()?)?, port(&smoke.url)?);
+        if test == prod {
+            return None;
+        }
+        Some(format!(
+            "smoke.test_url is on port {test} and url on {prod}, and verify runs outside the VPC (the stack has no VerifySubnetIds): unless the load balancer's security group admits verify on {test} (and, for https, its certificate names test_url's host), every POST_TEST_TRAFFIC_SHIFT round times out and ECS rolls back every deployment. Fix: a header-matched test listener rule on url's port (test_url on {prod} with test_headers), or verify in the VPC (VerifySubnetIds, VerifySecurityGroupIds); README, \"A reachable test path\""
+        ))
+    }
 }
 
 fn parse_base(s: &str) -> Result<Base, String> {
@@ -1452,6 +1473,31 @@ mod tests {
         assert!(c.check_memory(1024).is_ok());
         let limits = Limits { verify_memory_mb: Some(128), ..Default::default() };
         assert!(c.check_limits(&limits).is_err());
+    }
+
+    #[test]
+    fn a_test_listener_on_another_port_is_flagged_unless_verify_runs_in_the_vpc() {
+        let config = |test_url: &str, stages: &str| {
+            let text = format!(
+                "{MIN}[service.smoke]\nurl='https://todo.example.com/api/'\ntest_url='{test_url}'\ntest_headers={{ x-pushdeploy-test = '1' }}\ninterval_ms=15000\n[[service.smoke.check]]\npath='todoItems'\n[service.hook]\nstages=[{stages}]\ntimeout_minutes=60\n"
+            );
+            parse(&text).unwrap().services[0].clone()
+        };
+        let post_test = "'POST_TEST_TRAFFIC_SHIFT','POST_PRODUCTION_TRAFFIC_SHIFT'";
+        let port = config("https://todo.example.com:8443/api/", post_test);
+        let why = port.test_listener_warning(false).expect("flagged");
+        assert!(
+            why.starts_with("smoke.test_url is on port 8443 and url on 443, and verify runs outside the VPC"),
+            "{why}"
+        );
+        assert!(why.contains("header-matched test listener rule") && why.contains("VerifySubnetIds"), "{why}");
+        assert_eq!(port.test_listener_warning(true), None, "in the VPC it reaches the listener");
+        // The header-matched rule on the production port, written with or without the port.
+        assert_eq!(config("https://todo.example.com/api/", post_test).test_listener_warning(false), None);
+        assert_eq!(config("https://todo.example.com:443/api/", post_test).test_listener_warning(false), None);
+        // No check through the test listener: nothing to reach.
+        let production_only = config("https://todo.example.com:8443/api/", "'POST_PRODUCTION_TRAFFIC_SHIFT'");
+        assert_eq!(production_only.test_listener_warning(false), None);
     }
 
     #[test]

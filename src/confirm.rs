@@ -127,6 +127,8 @@ mod tests {
                     rollout_state: state.map(str::to_string),
                 })
                 .collect(),
+            load_balancers: Vec::new(),
+            current_revisions: Vec::new(),
         }
     }
 

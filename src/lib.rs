@@ -34,6 +34,8 @@ pub mod rolled_back;
 pub mod secrets;
 pub mod setup;
 pub mod smoke;
+pub mod target_group;
+pub mod task_digests;
 pub mod taskdef;
 pub mod text;
 pub mod timing;

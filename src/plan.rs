@@ -270,8 +270,9 @@ mod tests {
 }
 
 /// What `plan` says about how ECS will roll the service out, and where that disagrees with
-/// `[service.hook]`: a blue/green service whose hook pushdeploy does not check, or the reverse.
-pub fn rollout_note(svc: &ServiceConfig, rollout: &crate::aws::ecs::Rollout) -> String {
+/// `[service.hook]`: a blue/green service whose hook pushdeploy does not check, or the reverse;
+/// and a test listener verify may not reach (`verify_in_vpc`: the stack's VerifySubnetIds).
+pub fn rollout_note(svc: &ServiceConfig, rollout: &crate::aws::ecs::Rollout, verify_in_vpc: bool) -> String {
     let hooked = !rollout.hook_stages.is_empty();
     let mut note = format!("ECS rolls it out {}", rollout.strategy);
     if hooked {
@@ -300,6 +301,9 @@ pub fn rollout_note(svc: &ServiceConfig, rollout: &crate::aws::ecs::Rollout) -> 
         ),
         (None, _, false) => {}
     }
+    if let Some(why) = svc.test_listener_warning(verify_in_vpc) {
+        note.push_str(&format!("; warning: {why}"));
+    }
     note
 }
 
@@ -324,18 +328,26 @@ mod rollout_note_tests {
         };
         let hook = "[service.hook]\nstages=['POST_TEST_TRAFFIC_SHIFT','POST_PRODUCTION_TRAFFIC_SHIFT']\n";
         assert_eq!(
-            rollout_note(&svc(hook), &bg),
+            rollout_note(&svc(hook), &bg, false),
             "ECS rolls it out BLUE_GREEN, calling lifecycle hooks at POST_TEST_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT"
         );
         let rolling = Rollout { strategy: "ROLLING".into(), hook_stages: vec![] };
-        assert!(rollout_note(&svc(hook), &rolling)
+        assert!(rollout_note(&svc(hook), &rolling, false)
             .contains("but ECS calls no hook: add deploymentConfiguration.lifecycleHooks"));
         let canary = hook.replace("'POST_PRODUCTION", "'PRODUCTION_TRAFFIC_SHIFT','POST_PRODUCTION");
-        assert!(rollout_note(&svc(&canary), &bg)
+        assert!(rollout_note(&svc(&canary), &bg, false)
             .ends_with("[service.hook] checks at PRODUCTION_TRAFFIC_SHIFT but ECS calls no hook there"));
-        assert!(rollout_note(&svc(""), &bg).ends_with(
+        assert!(rollout_note(&svc(""), &bg, false).ends_with(
             "has no [service.hook]: if the hook is pushdeploy's verify, it answers SUCCEEDED without checking"
         ));
-        assert_eq!(rollout_note(&svc(""), &rolling), "ECS rolls it out ROLLING");
+        assert_eq!(rollout_note(&svc(""), &rolling, false), "ECS rolls it out ROLLING");
+        // A test listener on its own port, with verify outside the VPC: said, with the fix.
+        let mut own_port = svc(hook);
+        if let Some(m) = own_port.smoke.as_mut() {
+            m.test_url = Some("http://t:8443/".into());
+        }
+        let note = rollout_note(&own_port, &bg, false);
+        assert!(note.contains("; warning: smoke.test_url is on port 8443 and url on 80"), "{note}");
+        assert!(!rollout_note(&own_port, &bg, true).contains("warning"), "verify in the VPC reaches it");
     }
 }

@@ -179,6 +179,7 @@ pub async fn deployer_from_env() -> Result<Live<Deployer>, Error> {
             tracing::warn!("PUSHDEPLOY_ROLE_ARNS is not set: base = \"family\" will name pushdeploy's own copies among the revisions it passes over");
         }
         Ok(Deployer {
+            verify_in_vpc: verify_in_vpc(|k| env::var(k).ok()),
             own_roles,
             notifier: notifier_from_env(clients),
             config,
@@ -223,6 +224,12 @@ pub enum Function {
     Deploy,
     /// The verify function.
     Verify,
+}
+
+/// Whether verify runs in the VPC, as template.yaml tells deploy (`PUSHDEPLOY_VERIFY_IN_VPC`,
+/// "true" exactly when the stack has VerifySubnetIds); unset reads as outside, Lambda's default.
+pub fn verify_in_vpc(var: impl Fn(&str) -> Option<String>) -> bool {
+    var("PUSHDEPLOY_VERIFY_IN_VPC").is_some_and(|v| v == "true")
 }
 
 /// The verify function's timeout when `PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS` is unset (Lambda's maximum).
@@ -315,6 +322,13 @@ mod tests {
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn verify_is_in_the_vpc_only_when_the_template_says_true() {
+        assert!(verify_in_vpc(env(&[("PUSHDEPLOY_VERIFY_IN_VPC", "true")])));
+        assert!(!verify_in_vpc(env(&[("PUSHDEPLOY_VERIFY_IN_VPC", "false")])));
+        assert!(!verify_in_vpc(env(&[])), "unset: Lambda's default, outside the VPC");
     }
 
     /// A smoke test whose worst case is 5 × (100 ms + 2000 ms) = 10.5 s.

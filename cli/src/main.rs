@@ -35,6 +35,9 @@ enum Command {
     ///
     /// Exit status: 0 valid, 1 invalid (the file, the key and what is wrong are printed), 2 unreadable.
     ///
+    /// Exit status 0 with a `warning:` line for what may fail on AWS though the file is valid (a
+    /// test listener verify may not reach).
+    ///
     /// Example: pushdeploy validate pushdeploy.toml --cluster todo-cluster --verify-timeout 300
     Validate {
         /// The config file.
@@ -50,6 +53,10 @@ enum Command {
         /// bodies at their worst must fit.
         #[arg(long, default_value_t = 128)]
         verify_memory: u64,
+        /// verify runs in the VPC (the stack has VerifySubnetIds): a test listener on its own port
+        /// is within its reach. Without it, such a test_url is warned about.
+        #[arg(long)]
+        verify_in_vpc: bool,
     },
     /// One row per configured service: what ECS runs, the last deployment and its verdict, a
     /// rollout in flight.
@@ -398,7 +405,7 @@ async fn act(function: &str, action: invoke::Action<'_>) -> Result<ExitCode, Fai
 
 fn run_validate(command: Command) -> ExitCode {
     match command {
-        Command::Validate { file, clusters, verify_timeout, verify_memory } => {
+        Command::Validate { file, clusters, verify_timeout, verify_memory, verify_in_vpc } => {
             let text = match std::fs::read_to_string(&file) {
                 Ok(t) => t,
                 Err(e) => {
@@ -433,6 +440,9 @@ fn run_validate(command: Command) -> ExitCode {
                             s.repository,
                             s.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>().join("|")
                         );
+                        if let Some(why) = s.test_listener_warning(verify_in_vpc) {
+                            println!("  {:<12} warning: {}", "", printable(&why));
+                        }
                         if s.base == pushdeploy::config::Base::Family {
                             let trusted: Vec<&str> = s.trusted_registrants.iter().map(|p| p.as_str()).collect();
                             let hold = if s.hold_base_changes {

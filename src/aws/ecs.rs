@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types::{
-    ServiceDeploymentStatus, SortOrder, Tag, TaskDefinition, TaskDefinitionField, TaskDefinitionStatus,
+    DesiredStatus, ServiceDeploymentStatus, SortOrder, Tag, TaskDefinition, TaskDefinitionField, TaskDefinitionStatus,
 };
 
 use crate::aws::aws_error;
 use crate::error::AwsError;
+use crate::task_digests::{self, TaskSeen};
 
 /// A task definition as DescribeTaskDefinition returns it, with its tags.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,19 @@ pub struct ServiceNow {
     pub primary_deployment: Option<String>,
     /// Every deployment ECS lists: id, `status` (PRIMARY, ACTIVE) and `rolloutState`.
     pub deployments: Vec<DeploymentNow>,
+    /// Its load balancers' target groups (with the blue/green alternate).
+    pub load_balancers: Vec<LoadBalancerNow>,
+    /// The service revisions it runs now (`currentServiceRevisions`).
+    pub current_revisions: Vec<String>,
+}
+
+/// One of a service's load balancers as DescribeServices lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadBalancerNow {
+    /// `targetGroupArn`.
+    pub target_group: String,
+    /// `advancedConfiguration.alternateTargetGroupArn`, for blue/green, linear and canary.
+    pub alternate: Option<String>,
 }
 
 /// One of a service's deployments as DescribeServices lists it.
@@ -78,9 +92,18 @@ pub const BASE_LOOKED_AT: usize = 10;
 /// How many DescribeTaskDefinition calls pruning has in flight at once.
 pub const DESCRIBED_IN_FLIGHT: usize = 5;
 
-/// How many pages of successful service deployments a rollback reads, and how large each is.
+/// How many pages of successful service deployments a rollback reads, and how large each is
+/// (ECS's default page is 20, its largest 100). Bounded: a rollback returns to the newest verified
+/// deployment, a few back at most, and sits in verify's path while the broken build serves; 200
+/// successful deployments (ECS keeps 90 days of them) cost at most 4 listings and 10
+/// DescribeServiceRevisions calls. Older revisions fall back to the tasks ([`EcsClient::with_tasks_of`]).
 const RAN_PAGES: usize = 4;
 const RAN_PAGE_SIZE: i32 = 50;
+
+/// How many tasks of each status (running, stopped) the fallback to the tasks lists: one page,
+/// the most ListTasks returns and DescribeTasks takes at once. One task of the revision is enough,
+/// and a service replacing its tasks runs at most twice its desired count.
+const TASKS_LISTED: i32 = 100;
 
 /// Talks to ECS for one deploy or verify.
 #[derive(Clone, Debug)]
@@ -138,6 +161,26 @@ impl EcsClient {
                             rollout_state: d.rollout_state().map(|r| r.as_str().to_string()),
                         })
                     })
+                    .collect(),
+                load_balancers: svc
+                    .map(|s| s.load_balancers())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|lb| {
+                        Some(LoadBalancerNow {
+                            target_group: lb.target_group_arn()?.to_string(),
+                            alternate: lb
+                                .advanced_configuration()
+                                .and_then(|a| a.alternate_target_group_arn())
+                                .map(str::to_string),
+                        })
+                    })
+                    .collect(),
+                current_revisions: svc
+                    .map(|s| s.current_service_revisions())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|r| r.arn().map(str::to_string))
                     .collect(),
             }),
             None => Err(not_active(target, out.failures().first().and_then(|f| f.reason()))),
@@ -216,6 +259,39 @@ impl EcsClient {
             .find(|r| r.service_revision_arn() == Some(revision_arn))
             .and_then(|r| r.task_definition())
             .map(str::to_string))
+    }
+
+    /// The target groups ECS resolved for the one of `revisions` (a service's current revisions)
+    /// that runs `task_definition` (`resolvedConfiguration.loadBalancers`): for a blue/green
+    /// service, the group that serves it. `None` when no such revision says.
+    pub async fn serving_target_groups(
+        &self,
+        revisions: &[String],
+        task_definition: &str,
+    ) -> Result<Option<Vec<String>>, AwsError> {
+        if revisions.is_empty() {
+            return Ok(None);
+        }
+        let out = self
+            .client
+            .describe_service_revisions()
+            .set_service_revision_arns(Some(revisions.iter().take(20).cloned().collect()))
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    "ECS DescribeServiceRevisions",
+                    revisions.join(","),
+                    "ecs:DescribeServiceRevisions on the cluster's service revisions (the verify role)",
+                    e,
+                )
+            })?;
+        Ok(out
+            .service_revisions()
+            .iter()
+            .find(|r| r.task_definition() == Some(task_definition))
+            .and_then(|r| r.resolved_configuration())
+            .map(|c| c.load_balancers().iter().filter_map(|lb| lb.target_group_arn().map(str::to_string)).collect()))
     }
 
     /// The task definition each of `services` in `cluster` runs, read with one DescribeServices
@@ -307,9 +383,12 @@ impl EcsClient {
     /// deployed that revision (ECS keeps it in the service revision), or `None` when no successful
     /// deployment of the service ran it.
     ///
-    /// Chosen over DescribeTasks on the running tasks: one revision answers for all its tasks (ECS
+    /// Preferred to DescribeTasks on the running tasks: one revision answers for all its tasks (ECS
     /// resolves a tag once per deployment), it is known with no task running, and IAM scopes both
     /// calls to the cluster's services.
+    ///
+    /// A revision ECS's history does not hold (created before October 25, 2024, or not deployed for
+    /// longer than ECS keeps deployments) is read from the service's tasks ([`Self::with_tasks_of`]).
     pub async fn revision_digests(
         &self,
         cluster: &str,
@@ -317,7 +396,75 @@ impl EcsClient {
         task_definition: &str,
     ) -> Result<Option<BTreeMap<String, String>>, AwsError> {
         let ran = self.ran_revisions(cluster, service).await?;
+        let ran = self.with_tasks_of(cluster, service, ran, task_definition).await?;
         Ok(ran.into_iter().find(|r| r.task_definition == task_definition).map(|r| r.digests))
+    }
+
+    /// `ran` (ECS's history of the service), and when it does not hold `task_definition`, what the
+    /// service's tasks show that revision ran ([`task_digests::ran_by_tasks`]), after the history:
+    /// the cutover case, a revision deployed before ECS kept service revisions. Only that one
+    /// revision: the caller names the revision it needs (the one a deployment replaced), and the
+    /// tasks must show the service ran it.
+    pub async fn with_tasks_of(
+        &self,
+        cluster: &str,
+        service: &str,
+        mut ran: Vec<RanRevision>,
+        task_definition: &str,
+    ) -> Result<Vec<RanRevision>, AwsError> {
+        if task_definition.is_empty() || ran.iter().any(|r| r.task_definition == task_definition) {
+            return Ok(ran);
+        }
+        let tasks = self.tasks_of(cluster, service).await?;
+        if let Some(found) = task_digests::ran_by_tasks(&tasks, task_definition) {
+            tracing::info!(
+                service = %format!("{cluster}/{service}"),
+                task_definition = %crate::taskdef::short_name(task_definition),
+                digests = ?found.digests,
+                "ECS's history does not hold the revision: its digests read from the service's tasks"
+            );
+            ran.push(found);
+        }
+        Ok(ran)
+    }
+
+    /// The service's running tasks and those stopped lately (one page of each), described.
+    async fn tasks_of(&self, cluster: &str, service: &str) -> Result<Vec<TaskSeen>, AwsError> {
+        let target = format!("{cluster}/{service}");
+        let mut arns = Vec::new();
+        for status in [DesiredStatus::Running, DesiredStatus::Stopped] {
+            let listed = self
+                .client
+                .list_tasks()
+                .cluster(cluster)
+                .service_name(service)
+                .desired_status(status)
+                .max_results(TASKS_LISTED)
+                .send()
+                .await
+                .map_err(|e| aws_error("ECS ListTasks", &target, "ecs:ListTasks on the cluster (ecs:cluster)", e))?;
+            arns.extend(listed.task_arns().iter().cloned());
+        }
+        let mut seen = Vec::new();
+        for chunk in arns.chunks(TASKS_LISTED as usize) {
+            let out =
+                self.client.describe_tasks().cluster(cluster).set_tasks(Some(chunk.to_vec())).send().await.map_err(
+                    |e| aws_error("ECS DescribeTasks", &target, "ecs:DescribeTasks on the cluster's tasks", e),
+                )?;
+            seen.extend(out.tasks().iter().filter_map(|t| {
+                Some(TaskSeen {
+                    task_definition: t.task_definition_arn()?.to_string(),
+                    last_status: t.last_status().unwrap_or_default().to_string(),
+                    stopped_reason: t.stopped_reason().map(str::to_string),
+                    containers: t
+                        .containers()
+                        .iter()
+                        .filter_map(|c| Some((c.name()?.to_string(), c.image_digest().map(str::to_string))))
+                        .collect(),
+                })
+            }));
+        }
+        Ok(seen)
     }
 
     /// The revisions the service ran, newest first, from ECS's own history: its successful

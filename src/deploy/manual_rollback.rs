@@ -80,6 +80,15 @@ impl Deployer {
             self.ecs.ran_revisions(&svc.cluster, &svc.service)
         );
         let (current, recent, ran) = (current?, recent?, ran?);
+        // The revision the running one replaced, which ECS's history may not hold (deployed before
+        // it kept service revisions): its tasks, running or just replaced, show what it ran.
+        let replaced = recent
+            .iter()
+            .filter(|r| r.task_definition == current && !r.is_rollback())
+            .max_by(|a, b| a.started_at().unwrap_or(0.0).total_cmp(&b.started_at().unwrap_or(0.0)))
+            .map(|r| r.previous_task_definition.clone())
+            .unwrap_or_default();
+        let ran = self.ecs.with_tasks_of(&svc.cluster, &svc.service, ran, &replaced).await?;
         let target = match rollback::choose_target(&recent, &current, &ran) {
             Ok(found) => found,
             Err(reason) => return Ok(refused(svc, request_id, format!("{reason}; nothing changed"))),

@@ -206,7 +206,7 @@ impl Deployer {
                 summary.reason = with_base_note(reason, &state);
                 // A plan reads how ECS will roll it out; a failed read only leaves that out.
                 match self.ecs.rollout(&svc.cluster, &svc.service).await {
-                    Ok(rollout) => summary.ecs_rollout = Some(plan::rollout_note(svc, &rollout)),
+                    Ok(rollout) => summary.ecs_rollout = Some(plan::rollout_note(svc, &rollout, self.verify_in_vpc)),
                     Err(err) => {
                         warn!(service = %svc.name, error = %err, "could not read the service's deployment strategy")
                     }

@@ -32,6 +32,7 @@ use crate::rollback_revision::{self, NotPrepared};
 use crate::secrets::SecretSource;
 use crate::smoke::client::HttpClient;
 use crate::smoke::engine;
+use crate::target_group::{self, Gate};
 use crate::taskdef::short_name;
 use crate::timing::{self, Backoff, Deadline};
 
@@ -290,7 +291,8 @@ impl Verifier {
         let resolved = self.secrets.resolve(smoke).await?;
         rec.smoke_attempts += 1;
         self.save(&rec).await?;
-        let report = engine::run(smoke, &self.http, Some(&self.elbv2), &resolved, &rec.id, deadline).await;
+        let gated = self.gate(smoke, &rec, &now).await?;
+        let report = engine::run(&gated, &self.http, Some(&self.elbv2), &resolved, &rec.id, deadline).await;
         rec.smoke = Some(serde_json::to_value(&report).expect("reports always serialize"));
         if report.passed {
             let said = format!("smoke test passed: {} round(s) in {} ms", report.rounds_run, report.duration_ms);
@@ -302,6 +304,38 @@ impl Verifier {
         rec.stamp("smoke_failed", record::now());
         self.save(&rec).await?;
         self.boxed(self.roll_back(rec, e, reason, deadline)).await
+    }
+
+    /// `smoke` with the target-health gate on the group that serves the revision under test: a
+    /// blue/green service alternates its pair of groups between deployments, so the configured
+    /// one may be the drained group ([`target_group::gate_for`]). Only such a pair costs a
+    /// DescribeServiceRevisions.
+    async fn gate(
+        &self,
+        smoke: &crate::config::SmokeConfig,
+        rec: &DeploymentRecord,
+        now: &crate::aws::ecs::ServiceNow,
+    ) -> Result<crate::config::SmokeConfig, Error> {
+        let Some(configured) = &smoke.target_group_arn else { return Ok(smoke.clone()) };
+        if !target_group::alternates(configured, &now.load_balancers) {
+            return Ok(smoke.clone());
+        }
+        let serving = self.ecs.serving_target_groups(&now.current_revisions, &rec.task_definition).await?;
+        let mut gated = smoke.clone();
+        match target_group::gate_for(configured, &now.load_balancers, serving.as_deref()) {
+            Gate::Configured => {}
+            Gate::Serving(group) => {
+                if &group != configured {
+                    info!(service = %rec.name, deployment_id = %rec.id, target_group = %group, configured = %configured, "target-health gate on the group ECS resolved for the revision (the pair swapped)");
+                }
+                gated.target_group_arn = Some(group);
+            }
+            Gate::Skipped(why) => {
+                warn!(service = %rec.name, deployment_id = %rec.id, reason = %why, "target-health gate skipped");
+                gated.target_group_arn = None;
+            }
+        }
+        Ok(gated)
     }
 
     /// Settles a deployment that passed its checks (`reason` on the record, `said` in the answer),
@@ -502,6 +536,9 @@ impl Verifier {
             self.ecs.ran_revisions(&rec.cluster, &rec.service)
         );
         let (mut recent, ran) = (recent?, ran?);
+        // The revision this deployment replaced, which ECS's history may not hold (deployed before
+        // it kept service revisions): its tasks, running or just replaced, show what it ran.
+        let ran = self.ecs.with_tasks_of(&rec.cluster, &rec.service, ran, &rec.previous_task_definition).await?;
         // The failed deployment as this invocation knows it, whatever the listing returned.
         recent.retain(|r| r.id != rec.id);
         recent.push(rec.clone());

@@ -805,6 +805,7 @@ id_pointer = "/id"
 pub fn deployer(aws: &Aws, config: &str) -> pushdeploy::deploy::Deployer {
     let aws = &aws.as_role(Role::Deploy);
     pushdeploy::deploy::Deployer {
+        verify_in_vpc: false,
         config: pushdeploy::config::Config::parse(config, "test.toml").expect("test config is valid"),
         ecs: pushdeploy::aws::ecs::EcsClient::new(aws.ecs.clone()),
         ecr: pushdeploy::aws::ecr::EcrClient::new(aws.ecr.clone()),

@@ -256,6 +256,29 @@ pub fn classify(req: &Request) -> Call {
                     vec![Check::new(&operation, ecs_service_arn(&cluster, &s("service")))
                         .with("ecs:cluster", &in_cluster)]
                 }
+                // Resource type container-instance (the cluster's, as the Service Authorization
+                // Reference names it), with the condition key ecs:cluster.
+                "ListTasks" => {
+                    let name = cluster.rsplit('/').next().unwrap_or(&cluster);
+                    vec![Check::new(&operation, arn("ecs", &format!("container-instance/{name}/*")))
+                        .with("ecs:cluster", ecs_cluster_arn(&cluster))]
+                }
+                // Authorised on each task (resource type task), with ecs:cluster.
+                "DescribeTasks" => body["tasks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(|task| {
+                        let name = cluster.rsplit('/').next().unwrap_or(&cluster);
+                        let resource = if task.starts_with("arn:") {
+                            task.to_string()
+                        } else {
+                            arn("ecs", &format!("task/{name}/{task}"))
+                        };
+                        Check::new(&operation, resource).with("ecs:cluster", ecs_cluster_arn(&cluster))
+                    })
+                    .collect(),
                 // Authorised on each revision (or service deployment) and on its service (both
                 // resource types are required).
                 "DescribeServiceRevisions" | "DescribeServiceDeployments" => body
@@ -553,6 +576,23 @@ mod tests {
 
     fn auth(service: &str) -> (&'static str, String) {
         ("authorization", format!("AWS4-HMAC-SHA256 Credential=ROLEDEPLOY/20261127/{REGION}/{service}/aws4_request"))
+    }
+
+    #[test]
+    fn listing_and_describing_tasks_are_authorised_on_the_clusters_resources() {
+        let ecs = |op: &str, body: &str| {
+            let (k, v) = auth("ecs");
+            let target = format!("AmazonEC2ContainerServiceV20141113.{op}");
+            classify(&req("POST", "/", &[(k, &v), ("x-amz-target", &target)], body))
+        };
+        let list = ecs("ListTasks", r#"{"cluster":"todo-cluster","serviceName":"todo-backend"}"#);
+        assert_eq!(list.checks.len(), 1);
+        assert_eq!(list.checks[0].resource, arn("ecs", "container-instance/todo-cluster/*"));
+        assert_eq!(list.checks[0].context["ecs:cluster"], arn("ecs", "cluster/todo-cluster"));
+        let task = arn("ecs", "task/todo-cluster/0123");
+        let describe = ecs("DescribeTasks", &format!(r#"{{"cluster":"todo-cluster","tasks":["{task}","4567"]}}"#));
+        let resources: Vec<&str> = describe.checks.iter().map(|c| c.resource.as_str()).collect();
+        assert_eq!(resources, [task.clone(), arn("ecs", "task/todo-cluster/4567")]);
     }
 
     #[test]

@@ -8,6 +8,14 @@
 //! ListServiceDeployments and DescribeServiceRevisions from what it recorded, shaped as ECS's API
 //! model (botocore's `ecs/2014-11-13/service-2.json`) defines them.
 //!
+//! moto starts no tasks for a service (and its tasks' containers carry no `imageDigest`): the
+//! harness says which tasks a service runs ([`Revisions::run_tasks`], [`Revisions::stop_tasks`])
+//! and ListTasks and DescribeTasks are answered from that, shaped as ECS's API model defines
+//! them. A service whose deployments predate service revisions (October 25, 2024) is played by
+//! [`Revisions::predate`]; a blue/green service's target group pair by [`Revisions::set_target_groups`],
+//! each revision then served by the other group of the pair than the one before (ECS alternates
+//! them), which the revision's `resolvedConfiguration` names.
+//!
 //! moto also leaves out a task definition's `registeredBy`, which ECS fills with the principal
 //! that registered the revision: the guard names the signer of each RegisterTaskDefinition it
 //! passes ([`crate::iam::registrant_of`]), and the emulation adds it to moto's answers.
@@ -28,7 +36,26 @@ struct Revision {
     /// (container name, image, digest).
     images: Vec<(String, String, String)>,
     created_at: f64,
+    /// For a blue/green service: the target group that serves this revision.
+    serving: Option<String>,
 }
+
+/// A task the harness says a service runs (or ran).
+#[derive(Debug, Clone)]
+struct TaskRun {
+    arn: String,
+    cluster_arn: String,
+    service: String,
+    task_definition: String,
+    /// (container name, image, digest ECS resolved when the task started).
+    containers: Vec<(String, String, String)>,
+    /// `None` while running; else (stoppedReason, stopCode).
+    stopped: Option<(String, String)>,
+    started_at: f64,
+}
+
+/// A blue/green service's target groups as the harness set them: (primary, alternate).
+type TargetGroupPair = (String, String);
 
 /// The recorded revisions of every service, and where the harness (playing ECS) says a
 /// deployment stands.
@@ -47,6 +74,29 @@ pub struct Revisions {
     /// (`…:service/<name>`) for a service created while the account's `serviceLongArnFormat` was
     /// disabled, which is the ARN IAM authorizes calls on that service against.
     service_arns: Mutex<std::collections::HashMap<(String, String), String>>,
+    /// The tasks services run or ran.
+    tasks: Mutex<Vec<TaskRun>>,
+    /// Service name → its blue/green target group pair.
+    target_groups: Mutex<std::collections::HashMap<String, TargetGroupPair>>,
+}
+
+/// The page a ListServiceDeployments or ListTasks request asks for: from the offset its
+/// `nextToken` names (a token this emulation issued), at most `maxResults` (else `default`).
+fn page<T: Clone>(items: &[T], request: &Value, default: usize) -> (Vec<T>, Option<String>) {
+    let start = request["nextToken"]
+        .as_str()
+        .and_then(|t| t.strip_prefix("emulated-page-"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(items.len());
+    let size = request["maxResults"].as_u64().map_or(default, |m| m as usize);
+    let end = (start + size).min(items.len());
+    let next = (end < items.len()).then(|| format!("emulated-page-{end}"));
+    (items[start..end].to_vec(), next)
+}
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
 }
 
 fn cluster_arn(cluster: &str) -> String {
@@ -67,6 +117,71 @@ impl Revisions {
             stages: Mutex::new(Default::default()),
             registrants: Mutex::new(Default::default()),
             service_arns: Mutex::new(Default::default()),
+            tasks: Mutex::new(Vec::new()),
+            target_groups: Mutex::new(Default::default()),
+        }
+    }
+
+    /// From now on `service` (its name) is blue/green over `primary` and `alternate`: DescribeServices
+    /// lists them (`loadBalancers[].advancedConfiguration.alternateTargetGroupArn`), and each
+    /// revision started from now on is served by the other group than the revision before it, the
+    /// first by `alternate` (green takes the group blue does not serve), as its
+    /// `resolvedConfiguration` says.
+    pub fn set_target_groups(&self, service: &str, primary: &str, alternate: &str) {
+        self.target_groups
+            .lock()
+            .expect("lock")
+            .insert(service.to_string(), (primary.to_string(), alternate.to_string()));
+    }
+
+    /// Every deployment of `service` so far predates service revisions (October 25, 2024): ECS
+    /// neither lists nor describes them.
+    pub fn predate(&self, service: &str) {
+        self.recorded.lock().expect("lock").retain(|r| r.service_arn.rsplit('/').next() != Some(service));
+    }
+
+    /// Starts `count` tasks of `task_definition` for `service` in `cluster`, each container's image
+    /// resolved to the digest it names now (as ECS resolves a tag when a task starts).
+    pub async fn run_tasks(&self, cluster: &str, service: &str, task_definition: &str, count: usize) {
+        let described = self
+            .harness
+            .ecs
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .send()
+            .await
+            .expect("the task definition exists");
+        let td = described.task_definition().expect("a task definition");
+        let mut containers = Vec::new();
+        for c in td.container_definitions() {
+            let image = c.image().unwrap_or_default().to_string();
+            let digest = self.resolve(&image).await;
+            containers.push((c.name().unwrap_or_default().to_string(), image, digest));
+        }
+        let arn = td.task_definition_arn().unwrap_or(task_definition).to_string();
+        let mut tasks = self.tasks.lock().expect("lock");
+        for _ in 0..count {
+            let n = tasks.len() + 1;
+            let cluster_name = cluster.rsplit('/').next().unwrap_or(cluster);
+            tasks.push(TaskRun {
+                arn: format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster_name}/{n:032x}"),
+                cluster_arn: cluster_arn(cluster),
+                service: service.to_string(),
+                task_definition: arn.clone(),
+                containers: containers.clone(),
+                stopped: None,
+                started_at: now_secs(),
+            });
+        }
+    }
+
+    /// Stops every running task of `task_definition` for `service`, as the scheduler does when a
+    /// deployment replaces them (`stopCode` ServiceSchedulerInitiated, `reason` as stoppedReason).
+    pub fn stop_tasks(&self, service: &str, task_definition: &str, reason: &str) {
+        for t in self.tasks.lock().expect("lock").iter_mut() {
+            if t.service == service && t.task_definition == task_definition && t.stopped.is_none() {
+                t.stopped = Some((reason.to_string(), "ServiceSchedulerInitiated".to_string()));
+            }
         }
     }
 
@@ -100,7 +215,11 @@ impl Revisions {
     pub fn answers(operation: &str) -> bool {
         matches!(
             operation,
-            "ecs:ListServiceDeployments" | "ecs:DescribeServiceRevisions" | "ecs:DescribeServiceDeployments"
+            "ecs:ListServiceDeployments"
+                | "ecs:DescribeServiceRevisions"
+                | "ecs:DescribeServiceDeployments"
+                | "ecs:ListTasks"
+                | "ecs:DescribeTasks"
         )
     }
 
@@ -172,6 +291,14 @@ impl Revisions {
         let mut recorded = self.recorded.lock().expect("lock");
         let n = recorded.len() + 1;
         let service_name = svc_arn.rsplit('/').next().unwrap_or_default();
+        // ECS alternates a blue/green service's groups: green takes the one the revision before
+        // did not serve.
+        let serving = self.target_groups.lock().expect("lock").get(service_name).map(|(primary, alternate)| {
+            match recorded.iter().rev().find(|r| r.service_arn == svc_arn).and_then(|r| r.serving.as_deref()) {
+                Some(last) if last == alternate => primary.clone(),
+                _ => alternate.clone(),
+            }
+        });
         let cluster_name = cluster.rsplit('/').next().unwrap_or_default();
         let id = format!("{:019}", 4_000_000_000_000_000_000u64 + n as u64);
         recorded.push(Revision {
@@ -185,6 +312,7 @@ impl Revisions {
             images,
             created_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
                 + n as f64 / 1000.0,
+            serving,
         });
     }
 
@@ -223,7 +351,22 @@ impl Revisions {
             Value::Object(o) => o.get_mut("service").into_iter().collect(),
             _ => Vec::new(),
         };
+        let recorded = self.recorded.lock().expect("lock").clone();
+        let pairs = self.target_groups.lock().expect("lock").clone();
         for svc in services {
+            // The revision ECS runs now (the newest it started), as `currentServiceRevisions`.
+            if let Some(r) = recorded.iter().rev().find(|r| Some(r.service_arn.as_str()) == svc["serviceArn"].as_str())
+            {
+                svc["currentServiceRevisions"] = json!([{
+                    "arn": r.arn, "requestedTaskCount": 2, "runningTaskCount": 2, "pendingTaskCount": 0
+                }]);
+                svc["currentServiceDeployment"] = json!(r.deployment_arn);
+                changed = true;
+            }
+            if let Some((primary, alternate)) = svc["serviceName"].as_str().and_then(|n| pairs.get(n)) {
+                svc["loadBalancers"] = load_balancers(primary, alternate);
+                changed = true;
+            }
             let Some(td) = svc["taskDefinition"].as_str().map(str::to_string) else { continue };
             for d in svc["deployments"].as_array_mut().into_iter().flatten() {
                 if d["status"] == "PRIMARY" && d["taskDefinition"] != td.as_str() {
@@ -287,7 +430,7 @@ impl Revisions {
                 let stages = self.stages.lock().expect("lock");
                 let status_of =
                     |r: &&Revision| stages.get(&r.deployment_arn).map_or("SUCCESSFUL".to_string(), |s| s.0.clone());
-                let mut briefs: Vec<Value> = recorded
+                let briefs: Vec<Value> = recorded
                     .iter()
                     .rev()
                     .filter(|r| r.service_arn.rsplit('/').next() == Some(name) && r.cluster_arn == cluster_arn(cluster))
@@ -306,10 +449,13 @@ impl Revisions {
                         })
                     })
                     .collect();
-                if let Some(max) = request["maxResults"].as_u64() {
-                    briefs.truncate(max as usize);
+                // Pages as ECS does: maxResults (20 when absent), then nextToken for the rest.
+                let (briefs, next) = page(&briefs, request, 20);
+                let mut out = json!({ "serviceDeployments": briefs });
+                if let Some(next) = next {
+                    out["nextToken"] = json!(next);
                 }
-                json!({ "serviceDeployments": briefs })
+                out
             }
             "ecs:DescribeServiceDeployments" => {
                 let stages = self.stages.lock().expect("lock");
@@ -345,28 +491,137 @@ impl Revisions {
                 }
                 json!({ "serviceDeployments": found, "failures": failures })
             }
+            "ecs:ListTasks" => {
+                let cluster = cluster_arn(request["cluster"].as_str().unwrap_or("default"));
+                let wanted_status = request["desiredStatus"].as_str().unwrap_or("RUNNING");
+                let tasks = self.tasks.lock().expect("lock");
+                let arns: Vec<String> = tasks
+                    .iter()
+                    .filter(|t| t.cluster_arn == cluster)
+                    .filter(|t| request["serviceName"].as_str().is_none_or(|s| s == t.service))
+                    .filter(|t| (if t.stopped.is_some() { "STOPPED" } else { "RUNNING" }) == wanted_status)
+                    .map(|t| t.arn.clone())
+                    .collect();
+                let (arns, next) = page(&arns, request, 100);
+                let mut out = json!({ "taskArns": arns });
+                if let Some(next) = next {
+                    out["nextToken"] = json!(next);
+                }
+                out
+            }
+            "ecs:DescribeTasks" => {
+                let tasks = self.tasks.lock().expect("lock");
+                let mut found = Vec::new();
+                let mut failures = Vec::new();
+                for arn in request["tasks"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    match tasks.iter().find(|t| t.arn == arn || t.arn.rsplit('/').next() == Some(arn)) {
+                        Some(t) => found.push(describe_task(t)),
+                        None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+                    }
+                }
+                json!({ "tasks": found, "failures": failures })
+            }
             _ => {
                 let mut revisions = Vec::new();
                 let mut failures = Vec::new();
+                let pairs = self.target_groups.lock().expect("lock");
                 for arn in request["serviceRevisionArns"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                    match recorded.iter().find(|r| r.arn == arn) {
-                        Some(r) => revisions.push(json!({
-                            "serviceRevisionArn": r.arn,
-                            "serviceArn": r.service_arn,
-                            "clusterArn": r.cluster_arn,
-                            "taskDefinition": r.task_definition,
-                            "launchType": "FARGATE",
-                            "platformVersion": "1.4.0",
-                            "createdAt": r.created_at,
-                            "containerImages": r.images.iter().map(|(name, image, digest)| json!({
-                                "containerName": name, "imageDigest": digest, "image": image
-                            })).collect::<Vec<_>>(),
-                        })),
-                        None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+                    let Some(r) = recorded.iter().find(|r| r.arn == arn) else {
+                        failures.push(json!({"arn": arn, "reason": "MISSING"}));
+                        continue;
+                    };
+                    let mut revision = json!({
+                        "serviceRevisionArn": r.arn,
+                        "serviceArn": r.service_arn,
+                        "clusterArn": r.cluster_arn,
+                        "taskDefinition": r.task_definition,
+                        "launchType": "FARGATE",
+                        "platformVersion": "1.4.0",
+                        "createdAt": r.created_at,
+                        "containerImages": r.images.iter().map(|(name, image, digest)| json!({
+                            "containerName": name, "imageDigest": digest, "image": image
+                        })).collect::<Vec<_>>(),
+                    });
+                    // A blue/green revision names its pair, and the group that serves it.
+                    let service = r.service_arn.rsplit('/').next().unwrap_or_default();
+                    if let (Some(serving), Some((primary, alternate))) = (&r.serving, pairs.get(service)) {
+                        revision["loadBalancers"] = load_balancers(primary, alternate);
+                        revision["resolvedConfiguration"] = json!({"loadBalancers": [{
+                            "targetGroupArn": serving,
+                            "productionListenerRule": production_rule(),
+                        }]});
                     }
+                    revisions.push(revision);
                 }
                 json!({ "serviceRevisions": revisions, "failures": failures })
             }
         }
+    }
+}
+
+/// The production listener rule of the emulated blue/green services.
+fn production_rule() -> String {
+    format!("arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener-rule/app/todo-alb/1/2/3")
+}
+
+/// A blue/green service's `loadBalancers`, as DescribeServices and DescribeServiceRevisions list them.
+fn load_balancers(primary: &str, alternate: &str) -> Value {
+    json!([{
+        "targetGroupArn": primary,
+        "containerName": "app",
+        "containerPort": 8080,
+        "advancedConfiguration": {
+            "alternateTargetGroupArn": alternate,
+            "productionListenerRule": production_rule(),
+            "testListenerRule": format!("arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener-rule/app/todo-alb/1/2/4"),
+            "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/ecs-load-balancers"),
+        },
+    }])
+}
+
+/// A task as DescribeTasks describes it.
+fn describe_task(t: &TaskRun) -> Value {
+    let status = if t.stopped.is_some() { "STOPPED" } else { "RUNNING" };
+    let mut task = json!({
+        "taskArn": t.arn,
+        "clusterArn": t.cluster_arn,
+        "taskDefinitionArn": t.task_definition,
+        "group": format!("service:{}", t.service),
+        "lastStatus": status,
+        "desiredStatus": status,
+        "launchType": "FARGATE",
+        "startedAt": t.started_at,
+        "containers": t.containers.iter().map(|(name, image, digest)| json!({
+            "containerArn": format!("{}/{name}", t.arn.replace(":task/", ":container/")),
+            "taskArn": t.arn,
+            "name": name,
+            "image": image,
+            "imageDigest": digest,
+            "lastStatus": status,
+        })).collect::<Vec<_>>(),
+    });
+    if let Some((reason, code)) = &t.stopped {
+        task["stoppedReason"] = json!(reason);
+        task["stopCode"] = json!(code);
+    }
+    task
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listings_page_as_ecs_pages_them() {
+        let items: Vec<u32> = (0..45).collect();
+        // No maxResults: ECS's default page of 20, and a nextToken for the rest.
+        let (first, next) = page(&items, &json!({}), 20);
+        assert_eq!((first.len(), first[0], next.as_deref()), (20, 0, Some("emulated-page-20")));
+        let (second, next) = page(&items, &json!({"nextToken": next, "maxResults": 20}), 20);
+        assert_eq!((second[0], next.as_deref()), (20, Some("emulated-page-40")));
+        let (last, next) = page(&items, &json!({"nextToken": next, "maxResults": 20}), 20);
+        assert_eq!((last.len(), next), (5, None), "no nextToken on the last page");
+        let (all, next) = page(&items, &json!({"maxResults": 100}), 20);
+        assert_eq!((all.len(), next), (45, None));
     }
 }

@@ -577,6 +577,10 @@ async fn plan_shows_the_strategy_and_where_ecs_and_the_hook_config_disagree() {
             &["POST_TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT"],
         ),
     );
+    // The stand-in's test listener has its own port: within verify's reach only in the VPC.
+    let outside = serde_json::to_value(bg.deployer.handle(plan.clone(), "req-2").await.unwrap()).unwrap();
+    assert!(rollout(&outside).contains("; warning: smoke.test_url is on port"), "{outside}");
+    bg.deployer.verify_in_vpc = true;
     let before = Snapshot::take(bg.aws()).await;
     let answer = serde_json::to_value(bg.deployer.handle(plan, "req-2").await.unwrap()).unwrap();
     assert_eq!(

@@ -325,6 +325,43 @@ async fn the_target_health_gate_holds_rounds_until_every_target_is_healthy() {
 }
 
 #[tokio::test]
+async fn a_blue_green_gate_follows_the_target_group_that_serves_the_revision_after_a_swap() {
+    let mut l = Loop::new().await;
+    // The configured group is blue's, drained since ECS swapped the pair; green's serves.
+    let blue = l.aws().create_target_group("todo-frontend-blue", &[]).await;
+    let green = l.aws().create_target_group("todo-frontend-green", &["10.0.1.10", "10.0.2.10"]).await;
+    l.emu.guard.ecs.set_target_groups("todo-frontend", &blue, &green);
+    let config = local_config(&l.standin.url()).replacen(
+        "consecutive = 2\n",
+        &format!("consecutive = 2\ntarget_group_arn = \"{blue}\"\n"),
+        1,
+    );
+    l.verifier = verifier(l.aws(), &config, None);
+    let dep = l.push("todo-frontend", "frontend-bg-green", Behaviour::Good).await;
+    let answer = l.completed("todo-frontend", &dep).await;
+    assert_eq!(answer["outcome"], "verified", "gated on green, which serves it, not on blue: {answer}");
+    let describe_revisions = |l: &Loop| {
+        let calls = l.emu.guard.calls();
+        calls
+            .iter()
+            .filter(|c| c.role == testkit::iam::Role::Verify && c.operation == "ecs:DescribeServiceRevisions")
+            .count()
+    };
+    assert_eq!(describe_revisions(&l), 1, "the pair costs verify one DescribeServiceRevisions");
+
+    // The next deployment swaps them back: its revision registers in blue, and the gate judges
+    // blue (empty here), whatever the config names.
+    let config = config.replace(&blue, &green);
+    l.verifier = verifier(l.aws(), &config, None);
+    let dep = l.push("todo-frontend", "frontend-bg-blue", Behaviour::Good).await;
+    let answer = l.completed("todo-frontend", &dep).await;
+    assert_eq!(answer["outcome"], "rolled_back", "{answer}");
+    let rec = l.record("todo-frontend", &dep).await;
+    assert!(rec["reason"].as_str().unwrap().starts_with("the target group has no registered targets"), "{rec}");
+    assert!(l.emu.guard.denied().is_empty(), "{:?}", l.emu.guard.denied());
+}
+
+#[tokio::test]
 async fn manual_rollback_returns_to_the_last_verified_deployment() {
     let mut l = Loop::new().await;
     let before = Snapshot::take(l.aws()).await;

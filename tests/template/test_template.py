@@ -185,6 +185,11 @@ def test_iam_is_least_privilege(template):
         assert st["Effect"] == "Allow"
         for action in as_list(st["Action"]):
             assert "*" not in action, f"{role}/{st['Sid']}: wildcard action {action}"
+        if as_list(st["Action"]) == ["ecs:ListTasks"]:
+            # The cluster's container instances, and the cluster named by ecs:cluster.
+            assert "container-instance/${ClusterName}/*" in st["Resource"]["Fn::Sub"], f"{role}/{st['Sid']}"
+            cluster = st["Condition"]["ArnEquals"]["ecs:cluster"]
+            assert "cluster/${ClusterName}" in cluster["Fn::Sub"], f"{role}/{st['Sid']}"
         if st["Resource"] == "*":
             # Only where AWS supports no resource-level permissions.
             assert set(as_list(st["Action"])) <= {
@@ -368,6 +373,14 @@ def test_verify_joins_the_vpc_only_when_given_subnets():
     assert "VpcConfig" not in outside.resolve(outside.t["Resources"]["VerifyFunction"]["Properties"])
     assert not any(st.get("Sid") == "NetworkInterfacesInTheVpc"
                    for st in outside.role_policies()["VerifyRole"]["Statement"])
+
+
+def test_deploy_knows_whether_verify_runs_in_the_vpc(template):
+    """plan warns of a test listener verify cannot reach only when it knows where verify runs:
+    exactly "true" with VerifySubnetIds (src/setup.rs verify_in_vpc reads no other spelling)."""
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["PUSHDEPLOY_VERIFY_IN_VPC"] == {"Fn::If": ["VerifyInVpc", "true", "false"]}
+    assert template["Conditions"]["VerifyInVpc"] == {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "VerifySubnetIds"}]}, ""]}]}
 
 
 def test_both_functions_know_verifys_timeout_and_memory_so_they_agree_on_a_valid_config(template):
