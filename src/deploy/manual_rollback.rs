@@ -145,7 +145,8 @@ impl Deployer {
         // ECS runs and records it.
         held.lease.pending = Some(rec.clone());
         held.etag = self.leases().rewrite(&held.key, &held.lease, &held.etag).await?;
-        let ecs_deployment_id = self.ecs.update_service(&svc.cluster, &svc.service, &prepared.task_definition, false).await?;
+        let ecs_deployment_id =
+            self.ecs.update_service(&svc.cluster, &svc.service, &prepared.task_definition, false).await?;
         rec.id = record::record_id(&ecs_deployment_id)?;
         rec.ecs_deployment_id = ecs_deployment_id.clone();
         // Should the write fail, the lease is handed over carrying the complete record.

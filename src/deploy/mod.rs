@@ -423,7 +423,10 @@ mod tests {
     #[test]
     fn the_functions_account_comes_from_its_arn() {
         assert_eq!(account_of_arn("arn:aws:lambda:ap-southeast-2:123456789012:function:deploy"), Some("123456789012"));
-        assert_eq!(account_of_arn("arn:aws-cn:lambda:cn-north-1:123456789012:function:deploy:live"), Some("123456789012"));
+        assert_eq!(
+            account_of_arn("arn:aws-cn:lambda:cn-north-1:123456789012:function:deploy:live"),
+            Some("123456789012")
+        );
         assert_eq!(account_of_arn("arn:aws:lambda:ap-southeast-2::function:deploy"), None);
         assert_eq!(account_of_arn("deploy"), None);
     }

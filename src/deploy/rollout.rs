@@ -346,7 +346,8 @@ impl Deployer {
         }
         // Forced only where the revision stays the same; see [`EcsClient::update_service`].
         let force = matches!(plan.action, Action::ForceNewDeployment);
-        let ecs_deployment_id = match self.ecs.update_service(&svc.cluster, &svc.service, &task_definition, force).await {
+        let ecs_deployment_id = match self.ecs.update_service(&svc.cluster, &svc.service, &task_definition, force).await
+        {
             Ok(id) => id,
             // ECS refused it: the copy just registered would stay behind unused, so take it back
             // (the retry registers its own). Where the answer was lost, ECS may have taken it,

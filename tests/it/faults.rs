@@ -416,7 +416,11 @@ async fn frontend_service_deployments(rig: &Rig) -> usize {
 #[tokio::test]
 async fn an_update_service_whose_answer_is_lost_starts_one_deployment() {
     let rig = Rig::with(
-        AwsPolicy { attempt_timeout: Duration::from_secs(2), operation_timeout: Duration::from_secs(7), ..fast_policy() },
+        AwsPolicy {
+            attempt_timeout: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(7),
+            ..fast_policy()
+        },
         Duration::from_millis(900),
     )
     .await;
