@@ -81,7 +81,10 @@ pub fn hook_stage(ecs: Option<&ServiceDeploymentNow>, inv: &HookInvocation) -> R
             sd.target_revision.as_deref().unwrap_or("no revision")
         ));
     }
-    if inv.rolling_back() {
+    // ECS has no rollback stage: it invokes the traffic-shift hooks again while it rolls back, and
+    // its own status, not the payload's weights, is what says so.
+    let shifting = matches!(inv.stage, crate::hook::Stage::TestTrafficShift | crate::hook::Stage::ProductionTrafficShift);
+    if inv.rolling_back() || (shifting && sd.status.starts_with("ROLLBACK_")) {
         return match sd.status.as_str() {
             "ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" | "IN_PROGRESS" => Ok(()),
             other => Err(format!("ECS reports the service deployment {other}, not rolling back")),
