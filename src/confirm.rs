@@ -83,7 +83,8 @@ pub fn hook_stage(ecs: Option<&ServiceDeploymentNow>, inv: &HookInvocation) -> R
     }
     // ECS has no rollback stage: it invokes the traffic-shift hooks again while it rolls back, and
     // its own status, not the payload's weights, is what says so.
-    let shifting = matches!(inv.stage, crate::hook::Stage::TestTrafficShift | crate::hook::Stage::ProductionTrafficShift);
+    let shifting =
+        matches!(inv.stage, crate::hook::Stage::TestTrafficShift | crate::hook::Stage::ProductionTrafficShift);
     if inv.rolling_back() || (shifting && sd.status.starts_with("ROLLBACK_")) {
         return match sd.status.as_str() {
             "ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" | "IN_PROGRESS" => Ok(()),

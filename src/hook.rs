@@ -309,9 +309,10 @@ pub fn rollback_shift(inv: &HookInvocation, rec: &DeploymentRecord, ecs_rolling_
 /// checks, and the production shift steps on its timeline (`production_traffic_shift_10pct`).
 fn reached_share(rec: &DeploymentRecord) -> Option<f64> {
     let checks = rec.hook_checks.iter().filter(|c| c.check.starts_with(Stage::ProductionTrafficShift.as_str()));
-    let stamped = rec.timeline.iter().filter_map(|e| {
-        e.event.strip_prefix("production_traffic_shift_")?.strip_suffix("pct")?.parse::<f64>().ok()
-    });
+    let stamped = rec
+        .timeline
+        .iter()
+        .filter_map(|e| e.event.strip_prefix("production_traffic_shift_")?.strip_suffix("pct")?.parse::<f64>().ok());
     checks.map(|c| c.production_share).chain(stamped).filter(|w| w.is_finite()).reduce(f64::max)
 }
 
@@ -502,7 +503,14 @@ pub enum StuckStep {
 /// so far. A count of another check, one whose last invocation is more than `gap_ms` ago (a
 /// call-back in between advanced the check), or one dated in the future (not a count pushdeploy
 /// wrote) starts afresh. Once the stuck invocations span `budget_ms`, the answer is FAILED.
-pub fn count_stuck(prior: Option<&Stuck>, check: &str, why: &str, now_ms: u64, budget_ms: u64, gap_ms: u64) -> StuckStep {
+pub fn count_stuck(
+    prior: Option<&Stuck>,
+    check: &str,
+    why: &str,
+    now_ms: u64,
+    budget_ms: u64,
+    gap_ms: u64,
+) -> StuckStep {
     let carries_on = |p: &&Stuck| {
         p.check == check
             && p.since_ms <= p.last_ms
@@ -517,7 +525,9 @@ pub fn count_stuck(prior: Option<&Stuck>, check: &str, why: &str, now_ms: u64, b
             last_ms: now_ms.max(p.last_ms),
             why: why.to_string(),
         },
-        None => Stuck { check: check.to_string(), invocations: 1, since_ms: now_ms, last_ms: now_ms, why: why.to_string() },
+        None => {
+            Stuck { check: check.to_string(), invocations: 1, since_ms: now_ms, last_ms: now_ms, why: why.to_string() }
+        }
     };
     let spent = s.last_ms.saturating_sub(s.since_ms);
     if s.invocations < 2 || spent < budget_ms {
@@ -579,9 +589,13 @@ impl HookIndex {
 /// `hooks/<cluster>/<service>/<service deployment id>.json`.
 pub fn index_key(inv: &HookInvocation) -> Result<String, InputError> {
     let id = inv.resource_arn.rsplit('/').next().unwrap_or_default();
-    let ok = !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let ok =
+        !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !ok {
-        return Err(InputError::new(format!("resourceArn {:?} ends in no service deployment id", truncate(&inv.resource_arn))));
+        return Err(InputError::new(format!(
+            "resourceArn {:?} ends in no service deployment id",
+            truncate(&inv.resource_arn)
+        )));
     }
     Ok(format!("hooks/{}/{}/{id}.json", inv.cluster, inv.service))
 }
@@ -777,7 +791,8 @@ mod tests {
         let Decision::Check { listener, smoke, budget } = decide(&rec, &svc, &post_test, false) else { panic!() };
         assert_eq!((listener, smoke.url.as_str()), (Listener::Test, "http://test/"));
         assert_eq!(budget, Budget { attempts: 4, consecutive: 2, interval_ms: 2500, timeout_ms: 1_800_000 });
-        let Decision::Check { smoke, .. } = decide(&rec, &svc, &parse(&fixture("post-production")).unwrap(), false) else {
+        let Decision::Check { smoke, .. } = decide(&rec, &svc, &parse(&fixture("post-production")).unwrap(), false)
+        else {
             panic!()
         };
         assert_eq!(smoke.url, "http://prod/");
@@ -815,7 +830,10 @@ mod tests {
 
         let mut rollback = rec.clone();
         rollback.trigger = TriggerRef::AutoRollback { of: "d0".into() };
-        assert_eq!(answered(decide(&rollback, &svc, &post_test, false)).1, "a rollback: pushdeploy does not check rollbacks");
+        assert_eq!(
+            answered(decide(&rollback, &svc, &post_test, false)).1,
+            "a rollback: pushdeploy does not check rollbacks"
+        );
     }
 
     #[test]

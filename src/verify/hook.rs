@@ -9,10 +9,12 @@ use tracing::{error, info, warn};
 
 use super::Verifier;
 use crate::aws::records::Found;
-use crate::error::Error;
 use crate::aws::records::RecordStore;
 use crate::aws::sns::Notifier;
-use crate::hook::{self, fmt_share, Carried, Decision, HookAnswer, HookIndex, HookInvocation, Listener, Step, StuckStep};
+use crate::error::Error;
+use crate::hook::{
+    self, fmt_share, Carried, Decision, HookAnswer, HookIndex, HookInvocation, Listener, Step, StuckStep,
+};
 use crate::notify::{problem_message, Problem};
 use crate::record::{self, DeploymentRecord, HookCheck, Status};
 use crate::secrets;
@@ -183,9 +185,7 @@ impl Verifier {
             }
         }
         let index = match hook::index_key(inv) {
-            Ok(key) => {
-                self.records().hook_index(&key).await?.filter(|i| i.service_deployment_arn == inv.resource_arn)
-            }
+            Ok(key) => self.records().hook_index(&key).await?.filter(|i| i.service_deployment_arn == inv.resource_arn),
             Err(_) => None,
         };
         if let Some(ecs_id) = index.as_ref().and_then(|i| i.record.as_deref()).and_then(record::ecs_deployment_id) {
@@ -444,11 +444,17 @@ pub async fn stuck(
 ) -> HookAnswer {
     let key = hook::index_key(inv).ok();
     let read = match &key {
-        Some(key) => records.hook_index(key).await.map_err(|e| warn!(key = %key, error = %e, "could not read the hook index")),
+        Some(key) => {
+            records.hook_index(key).await.map_err(|e| warn!(key = %key, error = %e, "could not read the hook index"))
+        }
         None => Err(()),
     };
     let readable = read.is_ok();
-    let mut index = read.ok().flatten().filter(|i| i.service_deployment_arn == inv.resource_arn).unwrap_or_else(|| HookIndex::of(&inv.resource_arn));
+    let mut index = read
+        .ok()
+        .flatten()
+        .filter(|i| i.service_deployment_arn == inv.resource_arn)
+        .unwrap_or_else(|| HookIndex::of(&inv.resource_arn));
     let check = inv.check_key();
     if let Some(spent) = index.spent.as_ref().filter(|s| s.check == check) {
         info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "failed", reason = %spent.reason, "decision");
@@ -507,7 +513,9 @@ async fn tell_stuck(
         None => None,
     };
     let tied = match read {
-        Some(Found::Record(rec)) if rec.service_deployment_arn.as_deref() == Some(inv.resource_arn.as_str()) => Some(*rec),
+        Some(Found::Record(rec)) if rec.service_deployment_arn.as_deref() == Some(inv.resource_arn.as_str()) => {
+            Some(*rec)
+        }
         _ => None,
     };
     let message = match tied {
