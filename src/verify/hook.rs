@@ -207,7 +207,7 @@ impl Verifier {
         }
         // Otherwise (ECS no longer lists it) the service's newest records.
         let recent = self.records().recent(&inv.cluster, &inv.service, RECORDS_LOOKED_AT).await?;
-        let tied_at = recent.iter().position(|r| tied(r));
+        let tied_at = recent.iter().position(tied);
         let by_revision = || recent.iter().position(|r| r.task_definition == task_definition);
         if let Some(i) = tied_at.or_else(by_revision) {
             return found(recent[i].clone(), index, false);
