@@ -206,6 +206,12 @@ mod tests {
         let back = invocation("PRODUCTION_TRAFFIC_SHIFT", Some((0, 100)));
         assert!(hook_stage(Some(&sd("ROLLBACK_IN_PROGRESS", Some("PRODUCTION_TRAFFIC_SHIFT"))), &back).is_ok());
         assert!(hook_stage(Some(&sd("SUCCESSFUL", None)), &back).is_err());
+        // ECS's word is enough at a traffic shift whose weights still show green (shifting back
+        // through a canary step), and at one with no weights; not at a stage that checks.
+        let step = invocation("PRODUCTION_TRAFFIC_SHIFT", Some((10, 90)));
+        assert!(hook_stage(Some(&sd("ROLLBACK_IN_PROGRESS", None)), &step).is_ok());
+        assert!(hook_stage(Some(&sd("ROLLBACK_REQUESTED", None)), &invocation("TEST_TRAFFIC_SHIFT", None)).is_ok());
+        assert!(hook_stage(Some(&sd("ROLLBACK_IN_PROGRESS", None)), &inv).unwrap_err().contains("not IN_PROGRESS"));
     }
 
     #[test]
