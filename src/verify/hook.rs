@@ -442,6 +442,15 @@ pub async fn stuck(
     budget_ms: Option<u64>,
     why: &str,
 ) -> HookAnswer {
+    // A rollback's traffic shift is never refused, not even when nothing could be read: the
+    // payload itself shows green at 0 %. Nothing is written for it.
+    if inv.rolling_back() {
+        let why = format!(
+            "ECS is shifting traffic back to the previous revision (green is at 0 %); pushdeploy never holds up a rollback (not recorded: {why})"
+        );
+        info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "succeeded", reason = %why, "decision");
+        return HookAnswer::succeeded(why);
+    }
     let key = hook::index_key(inv).ok();
     let read = match &key {
         Some(key) => {

@@ -817,6 +817,12 @@ async fn a_hook_stuck_past_its_budget_fails_once_with_the_reason_on_the_record()
     assert_eq!((again["hookStatus"].as_str(), reason(&again)), (Some("FAILED"), why.as_str()));
     assert_eq!(bg.sink.notifications().len(), 1);
     assert_eq!(bg.record(&p).await, rec);
+    // ECS rolls back while its API still throttles: the shifts back to blue pass, never counted.
+    let back = bg.hook(&p, "PRODUCTION_TRAFFIC_SHIFT", Some((0, 100)), &Map::new()).await;
+    assert_eq!(back["hookStatus"], "SUCCEEDED", "{back}");
+    assert!(
+        reason(&back).contains("pushdeploy never holds up a rollback (not recorded: ECS DescribeServiceDeployments")
+    );
     assert!(bg.emu.guard.denied().is_empty(), "{:?}", bg.emu.guard.denied());
 }
 
