@@ -485,7 +485,7 @@ pub async fn stuck(
                 }
             }
             let said = format!(
-                "{why}; ECS calls again ({} stuck invocation(s) of {} s allowed so far)",
+                "{why}; ECS calls again ({} stuck invocation(s) so far; FAILED once they span {} s)",
                 s.invocations,
                 budget / 1000
             );
@@ -496,7 +496,8 @@ pub async fn stuck(
             error!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "failed", reason = %reason, "decision");
             index.stuck = Some(s);
             index.spent = Some(hook::SpentBudget { check: check.clone(), reason: reason.clone() });
-            if let Some(key) = &key {
+            // Not over an index that could not be read: it may name the record.
+            if let (Some(key), true) = (&key, readable) {
                 if let Err(e) = records.put_hook_index(key, &index).await {
                     warn!(key = %key, error = %e, "could not note the spent budget in the hook index");
                 }

@@ -783,7 +783,7 @@ async fn a_hook_stuck_past_its_budget_fails_once_with_the_reason_on_the_record()
     let stuck = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
     assert_eq!(stuck["hookStatus"], "IN_PROGRESS", "{stuck}");
     assert!(reason(&stuck).contains("ECS DescribeServiceDeployments"), "{stuck}");
-    assert!(reason(&stuck).contains("1 stuck invocation(s) of 300 s allowed so far"), "{stuck}");
+    assert!(reason(&stuck).contains("1 stuck invocation(s) so far; FAILED once they span 300 s"), "{stuck}");
     assert_eq!(stuck["hookDetails"]["pushdeploy"]["rounds"], 1, "the smoke tally stays as it was");
     let mut index = bg.index(&p).await.unwrap();
     assert_eq!(index["stuck"]["invocations"], 1);
