@@ -110,8 +110,13 @@ pub struct ServiceConfig {
 pub struct HookConfig {
     /// Stages that smoke-test (POST_TEST_TRAFFIC_SHIFT, PRODUCTION_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT).
     pub stages: Vec<Stage>,
-    /// The hook's `timeoutConfiguration.timeoutInMinutes` (ECS's default: 1,440).
+    /// The hook's `timeoutConfiguration.timeoutInMinutes` (ECS's default: 1,440): set the same
+    /// value in the service's lifecycle hook.
     pub timeout_minutes: u32,
+    /// How long invocations that cannot advance a check (a transient failure, an unreadable
+    /// config, a record not written yet) may go on before the hook answers FAILED: `stuck_minutes`,
+    /// by default half the timeout and at most 30 minutes, so it ends before ECS's timeout acts.
+    pub stuck_ms: u64,
 }
 
 impl HookConfig {
@@ -636,6 +641,14 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
 fn hook_fits(h: &HookConfig, s: &SmokeConfig) -> Result<(), String> {
     // ECS calls back `interval_ms` (whole seconds) after each IN_PROGRESS answer.
     let worst = u64::from(s.attempts) * (s.interval_ms.div_ceil(1000) * 1000 + s.round_ms()) + s.probe_ms();
+    if h.stuck_ms + s.interval_ms.div_ceil(1000) * 1000 > h.timeout_ms() {
+        return Err(format!(
+            "stuck_minutes ({} s) and one call-back ({} ms) outlast the hook's {} min timeout: ECS's timeout action would decide instead of pushdeploy; lower stuck_minutes or interval_ms",
+            h.stuck_ms / 1000,
+            s.interval_ms,
+            h.timeout_minutes
+        ));
+    }
     if worst > h.timeout_ms() {
         return Err(format!(
             "the smoke test may take {worst} ms at worst (attempts × (interval_ms rounded up to seconds + timeout_ms × checks) + probe), longer than the hook's {} min: ECS would act on its timeout before pushdeploy's verdict; raise timeoutConfiguration.timeoutInMinutes (and this) or lower attempts, interval_ms or timeout_ms",
@@ -790,8 +803,24 @@ fn parse_hook(t: Table, path: &str, source: &str) -> Result<HookConfig, ConfigEr
     }
     stages.sort();
     let timeout_minutes = f.opt_int("timeout_minutes", 1, 1440)?.unwrap_or(1440) as u32;
+    let timeout_ms = u64::from(timeout_minutes) * 60_000;
+    let stuck_ms = match f.opt_int("stuck_minutes", 1, 1439)? {
+        Some(m) => m as u64 * 60_000,
+        None => (timeout_ms / 2).min(crate::hook::DEFAULT_STUCK_MS),
+    };
+    // The answer after the budget is spent comes one call-back later (ECS's default delay when
+    // the config cannot be read); it must still come before ECS's timeout.
+    if stuck_ms + crate::hook::DEFAULT_CALLBACK_MS > timeout_ms {
+        return Err(f.err(
+            "stuck_minutes",
+            format!(
+                "{} min leaves no call-back before the hook's {timeout_minutes} min timeout: ECS's timeout action would decide instead of pushdeploy; lower it below timeout_minutes",
+                stuck_ms / 60_000
+            ),
+        ));
+    }
     f.finish()?;
-    Ok(HookConfig { stages, timeout_minutes })
+    Ok(HookConfig { stages, timeout_minutes, stuck_ms })
 }
 
 fn http_url(f: &Fields<'_>, key: &str, url: &str) -> Result<(), ConfigError> {
@@ -1337,6 +1366,15 @@ mod tests {
         let h = s.hook.as_ref().unwrap();
         assert_eq!(h.stages, vec![Stage::PostTestTrafficShift, Stage::PostProductionTrafficShift]);
         assert_eq!(h.timeout_ms(), 300_000);
+        assert_eq!(h.stuck_ms, 150_000, "by default half the timeout");
+        let day = parse(&format!("{MIN}{smoke}{}", hook.replace("timeout_minutes=5\n", ""))).unwrap();
+        assert_eq!(day.services[0].hook.as_ref().unwrap().stuck_ms, 30 * 60_000, "at most 30 minutes by default");
+        let set = parse(&format!("{MIN}{smoke}{hook}stuck_minutes=4\n")).unwrap();
+        assert_eq!(set.services[0].hook.as_ref().unwrap().stuck_ms, 240_000);
+        // The FAILED after a spent budget comes a call-back later, and must come before ECS's timeout.
+        let e = parse(&format!("{MIN}{smoke}{hook}stuck_minutes=5\n")).unwrap_err();
+        assert_eq!(e.key, "service[0].hook.stuck_minutes");
+        assert!(e.message.contains("ECS's timeout action would decide"), "{e}");
         let test = s.smoke.as_ref().unwrap().through(Listener::Test);
         assert_eq!(test.url, "http://test:8080/");
         assert_eq!(test.checks[0].headers.get("x-pushdeploy-test"), Some(&HeaderValue::Plain("1".into())));

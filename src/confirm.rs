@@ -81,7 +81,11 @@ pub fn hook_stage(ecs: Option<&ServiceDeploymentNow>, inv: &HookInvocation) -> R
             sd.target_revision.as_deref().unwrap_or("no revision")
         ));
     }
-    if inv.rolling_back() {
+    // ECS has no rollback stage: it invokes the traffic-shift hooks again while it rolls back, and
+    // its own status, not the payload's weights, is what says so.
+    let shifting =
+        matches!(inv.stage, crate::hook::Stage::TestTrafficShift | crate::hook::Stage::ProductionTrafficShift);
+    if inv.rolling_back() || (shifting && sd.status.starts_with("ROLLBACK_")) {
         return match sd.status.as_str() {
             "ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" | "IN_PROGRESS" => Ok(()),
             other => Err(format!("ECS reports the service deployment {other}, not rolling back")),
@@ -204,6 +208,12 @@ mod tests {
         let back = invocation("PRODUCTION_TRAFFIC_SHIFT", Some((0, 100)));
         assert!(hook_stage(Some(&sd("ROLLBACK_IN_PROGRESS", Some("PRODUCTION_TRAFFIC_SHIFT"))), &back).is_ok());
         assert!(hook_stage(Some(&sd("SUCCESSFUL", None)), &back).is_err());
+        // ECS's word is enough at a traffic shift whose weights still show green (shifting back
+        // through a canary step), and at one with no weights; not at a stage that checks.
+        let step = invocation("PRODUCTION_TRAFFIC_SHIFT", Some((10, 90)));
+        assert!(hook_stage(Some(&sd("ROLLBACK_IN_PROGRESS", None)), &step).is_ok());
+        assert!(hook_stage(Some(&sd("ROLLBACK_REQUESTED", None)), &invocation("TEST_TRAFFIC_SHIFT", None)).is_ok());
+        assert!(hook_stage(Some(&sd("ROLLBACK_IN_PROGRESS", None)), &inv).unwrap_err().contains("not IN_PROGRESS"));
     }
 
     #[test]

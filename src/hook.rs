@@ -282,6 +282,46 @@ pub fn tally_of(rec: &DeploymentRecord, inv: &HookInvocation) -> Option<Carried>
     rec.hook_tally.clone().filter(|c| c.check == inv.check_key() && c.deployment == rec.id)
 }
 
+/// Why this invocation is one of a rollback's traffic shifts, or `None`. ECS has no rollback stage:
+/// it invokes the TEST_TRAFFIC_SHIFT and PRODUCTION_TRAFFIC_SHIFT hooks again, shifting back to
+/// blue, with `targetServiceRevisionArn` still naming green. Any one of these says so: ECS reports
+/// the service deployment rolling back; green is at 0 % of a shift's weights; green's production
+/// share is below one the record shows it already reached; or the weights are empty and the
+/// record is already rolled back or failed.
+pub fn rollback_shift(inv: &HookInvocation, rec: &DeploymentRecord, ecs_rolling_back: bool) -> Option<&'static str> {
+    if !matches!(inv.stage, Stage::TestTrafficShift | Stage::ProductionTrafficShift) {
+        return None;
+    }
+    if ecs_rolling_back {
+        return Some("ECS reports the service deployment rolling back");
+    }
+    if inv.rolling_back() {
+        return Some("green is at 0 %");
+    }
+    let green = inv.production_weights.get(&inv.target_revision).copied();
+    if let (Some(now), Some(reached)) = (green, reached_share(rec)) {
+        if inv.stage == Stage::ProductionTrafficShift && now < reached {
+            return Some("green's production share is below one it already reached");
+        }
+    }
+    let settled_back = matches!(rec.status, Status::RolledBack | Status::Failed);
+    if inv.production_weights.is_empty() && inv.test_weights.is_empty() && settled_back {
+        return Some("no weights, and the deployment is already rolled back");
+    }
+    None
+}
+
+/// The highest share of production traffic the record shows green reached: its production
+/// checks, and the production shift steps on its timeline (`production_traffic_shift_10pct`).
+fn reached_share(rec: &DeploymentRecord) -> Option<f64> {
+    let checks = rec.hook_checks.iter().filter(|c| c.check.starts_with(Stage::ProductionTrafficShift.as_str()));
+    let stamped = rec
+        .timeline
+        .iter()
+        .filter_map(|e| e.event.strip_prefix("production_traffic_shift_")?.strip_suffix("pct")?.parse::<f64>().ok());
+    checks.map(|c| c.production_share).chain(stamped).filter(|w| w.is_finite()).reduce(f64::max)
+}
+
 /// What to do with an invocation about a deployment pushdeploy recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
@@ -303,17 +343,20 @@ pub enum Decision {
     },
 }
 
-/// Decides what an invocation about `rec` asks for, given the service's config.
-pub fn decide(rec: &DeploymentRecord, svc: &ServiceConfig, inv: &HookInvocation) -> Decision {
+/// Decides what an invocation about `rec` asks for, given the service's config and whether ECS
+/// itself reports the service deployment rolling back (`ROLLBACK_REQUESTED`, `ROLLBACK_IN_PROGRESS`).
+pub fn decide(rec: &DeploymentRecord, svc: &ServiceConfig, inv: &HookInvocation, ecs_rolling_back: bool) -> Decision {
     let answer = |answer: HookAnswer| Decision::Answer { answer, stamp: None };
     if rec.is_rollback() {
         return answer(HookAnswer::succeeded("a rollback: pushdeploy does not check rollbacks"));
     }
-    if inv.rolling_back() {
+    // Before any verdict already given: a rollback's shift at the weight of a failed step has the
+    // same check key as that step, and a settled record would otherwise answer FAILED to it.
+    if let Some(why) = rollback_shift(inv, rec, ecs_rolling_back) {
         return Decision::Answer {
-            answer: HookAnswer::succeeded(
-                "ECS is shifting traffic back to the previous revision; pushdeploy never holds up a rollback",
-            ),
+            answer: HookAnswer::succeeded(format!(
+                "ECS is shifting traffic back to the previous revision ({why}); pushdeploy never holds up a rollback"
+            )),
             stamp: Some("ecs_rolling_back".into()),
         };
     }
@@ -431,6 +474,144 @@ pub fn before_round(c: &Carried, b: &Budget, now_ms: u64) -> Result<(), String> 
     Ok(())
 }
 
+/// pushdeploy's budget for invocations that cannot advance a check, when no config says (an
+/// unreadable config and no index written while it was readable): half an hour.
+pub const DEFAULT_STUCK_MS: u64 = 30 * 60_000;
+
+/// Invocations of one check that answered IN_PROGRESS without advancing it: a transient AWS
+/// failure, an unreadable config, or a deployment whose record is not written yet. Without a
+/// count, a lasting cause would hold the deployment until ECS's own hook timeout (a day by
+/// default) and then let ECS's timeout action decide, which may be CONTINUE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stuck {
+    /// The check ([`HookInvocation::check_key`]).
+    pub check: String,
+    /// Stuck invocations in a row.
+    pub invocations: u32,
+    /// When the first of them ran (epoch ms).
+    pub since_ms: u64,
+    /// When the last of them ran (epoch ms).
+    pub last_ms: u64,
+    /// Why the last one was stuck.
+    pub why: String,
+}
+
+/// What one more stuck invocation comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StuckStep {
+    /// Ask ECS to call again; the budget is not spent.
+    Again(Stuck),
+    /// The budget is spent: answer FAILED, saying why.
+    Spent(Stuck, String),
+}
+
+/// Counts one stuck invocation of `check` at `now_ms` (`why` it is stuck) into `prior`, the count
+/// so far. A count of another check, one whose last invocation is more than `gap_ms` ago (a
+/// call-back in between advanced the check), or one dated in the future (not a count pushdeploy
+/// wrote) starts afresh. Once the stuck invocations span `budget_ms`, the answer is FAILED.
+pub fn count_stuck(
+    prior: Option<&Stuck>,
+    check: &str,
+    why: &str,
+    now_ms: u64,
+    budget_ms: u64,
+    gap_ms: u64,
+) -> StuckStep {
+    let carries_on = |p: &&Stuck| {
+        p.check == check
+            && p.since_ms <= p.last_ms
+            && p.last_ms <= now_ms.saturating_add(60_000)
+            && now_ms.saturating_sub(p.last_ms) <= gap_ms
+    };
+    let s = match prior.filter(carries_on) {
+        Some(p) => Stuck {
+            check: check.to_string(),
+            invocations: p.invocations.saturating_add(1),
+            since_ms: p.since_ms,
+            last_ms: now_ms.max(p.last_ms),
+            why: why.to_string(),
+        },
+        None => {
+            Stuck { check: check.to_string(), invocations: 1, since_ms: now_ms, last_ms: now_ms, why: why.to_string() }
+        }
+    };
+    let spent = s.last_ms.saturating_sub(s.since_ms);
+    if s.invocations < 2 || spent < budget_ms {
+        return StuckStep::Again(s);
+    }
+    let reason = format!(
+        "{check} could not be checked for {} s over {} invocations (last: {why}): pushdeploy's budget of {} s for a stuck hook is spent, so it answers FAILED and ECS rolls back before its own hook timeout would act",
+        spent / 1000,
+        s.invocations,
+        budget_ms / 1000
+    );
+    StuckStep::Spent(s, reason)
+}
+
+/// A FAILED answered once a stuck check's budget was spent: repeated to a late invocation, and
+/// told once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpentBudget {
+    /// The check.
+    pub check: String,
+    /// The reason answered.
+    pub reason: String,
+}
+
+/// The index object of one ECS service deployment (`hooks/<cluster>/<service>/<id>.json`): what a
+/// hook invocation can find from what ECS sends on every invocation (`resourceArn`), since
+/// `hookDetails` returned at one stage are not passed to another stage's hook. It names the
+/// deployment's record (one GET instead of the revision → task definition → deployment lookup),
+/// and keeps the stuck count, which must be readable even when the record or the config is not.
+/// Anyone in the account may have written it (the bucket policy says otherwise, but the hook does
+/// not rely on that): the record it names is taken only once that record is tied to the same
+/// service deployment; a stuck count can only make the hook answer FAILED sooner (ECS keeps blue).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HookIndex {
+    /// The service deployment it indexes (`resourceArn`).
+    pub service_deployment_arn: String,
+    /// The id of the deployment record, once a lookup found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    /// pushdeploy's stuck budget for this service, as the config said when it was last readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stuck_budget_ms: Option<u64>,
+    /// The current stuck count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stuck: Option<Stuck>,
+    /// A check failed on a spent budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spent: Option<SpentBudget>,
+}
+
+impl HookIndex {
+    /// An empty index of `service_deployment_arn`.
+    pub fn of(service_deployment_arn: &str) -> Self {
+        Self { service_deployment_arn: service_deployment_arn.to_string(), ..Self::default() }
+    }
+}
+
+/// The key of the index object of the service deployment `inv` names:
+/// `hooks/<cluster>/<service>/<service deployment id>.json`.
+pub fn index_key(inv: &HookInvocation) -> Result<String, InputError> {
+    let id = inv.resource_arn.rsplit('/').next().unwrap_or_default();
+    let ok =
+        !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        return Err(InputError::new(format!(
+            "resourceArn {:?} ends in no service deployment id",
+            truncate(&inv.resource_arn)
+        )));
+    }
+    Ok(format!("hooks/{}/{}/{id}.json", inv.cluster, inv.service))
+}
+
+/// The stuck count an earlier answer carried in `hookDetails.pushdeploy.stuck`: used only when the
+/// index cannot be read, and then it can only make the answer FAILED sooner.
+pub fn carried_stuck(payload: &Value) -> Option<Stuck> {
+    serde_json::from_value(payload.get("hookDetails")?.get(DETAILS_KEY)?.get("stuck")?.clone()).ok()
+}
+
 /// What a round came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -501,13 +682,14 @@ impl HookAnswer {
     }
 
     /// Call again in `delay_ms`, keeping pushdeploy's entry as the invocation `payload` passed it
-    /// (a transient failure or an unreadable config is no round: the tally stays as it was).
-    pub fn call_again(payload: &Value, delay_ms: u64, why: impl Into<String>) -> Self {
+    /// (a stuck invocation is no round: the tally stays as it was) with the stuck count `stuck`.
+    pub fn call_again(payload: &Value, delay_ms: u64, stuck: &Stuck, why: impl Into<String>) -> Self {
         let before = payload.get("hookDetails").and_then(|d| d.get(DETAILS_KEY));
-        let details = match before {
+        let mut details = match before {
             Some(Value::Object(m)) => Value::Object(m.clone()),
             _ => json!({}),
         };
+        details["stuck"] = serde_json::to_value(stuck).expect("a stuck count always serializes");
         Self::in_progress(delay_ms, details, why.into())
     }
 
@@ -629,20 +811,21 @@ mod tests {
         let rec = crate::rollback::tests::record("d1", "td:2", Status::Started, "2026-11-27T08:00:00Z");
         let post_test = parse(&fixture("post-test")).unwrap();
 
-        let Decision::Check { listener, smoke, budget } = decide(&rec, &svc, &post_test) else { panic!() };
+        let Decision::Check { listener, smoke, budget } = decide(&rec, &svc, &post_test, false) else { panic!() };
         assert_eq!((listener, smoke.url.as_str()), (Listener::Test, "http://test/"));
         assert_eq!(budget, Budget { attempts: 4, consecutive: 2, interval_ms: 2500, timeout_ms: 1_800_000 });
-        let Decision::Check { smoke, .. } = decide(&rec, &svc, &parse(&fixture("post-production")).unwrap()) else {
+        let Decision::Check { smoke, .. } = decide(&rec, &svc, &parse(&fixture("post-production")).unwrap(), false)
+        else {
             panic!()
         };
         assert_eq!(smoke.url, "http://prod/");
 
         // A stage the config does not check at goes on, and lands on the timeline.
-        let (status, why, stamp) = answered(decide(&rec, &svc, &parse(&fixture("canary")).unwrap()));
+        let (status, why, stamp) = answered(decide(&rec, &svc, &parse(&fixture("canary")).unwrap(), false));
         assert_eq!((status, stamp.as_deref()), (HookStatus::Succeeded, Some("production_traffic_shift_10pct")));
         assert!(why.contains("not a stage [service.hook] of backend checks at"), "{why}");
 
-        let (status, _, stamp) = answered(decide(&rec, &svc, &parse(&fixture("rollback")).unwrap()));
+        let (status, _, stamp) = answered(decide(&rec, &svc, &parse(&fixture("rollback")).unwrap(), false));
         assert_eq!((status, stamp.as_deref()), (HookStatus::Succeeded, Some("ecs_rolling_back")));
 
         let mut done = rec.clone();
@@ -657,20 +840,23 @@ mod tests {
             at: "2026-11-27T08:01:00Z".into(),
         });
         done.status = Status::RolledBack;
-        let (status, why, _) = answered(decide(&done, &svc, &post_test));
+        let (status, why, _) = answered(decide(&done, &svc, &post_test, false));
         assert_eq!(
             (status, why.as_str()),
             (HookStatus::Failed, "POST_TEST_TRAFFIC_SHIFT already failed: GET /: status 500")
         );
-        let (status, why, _) = answered(decide(&done, &svc, &parse(&fixture("post-production")).unwrap()));
+        let (status, why, _) = answered(decide(&done, &svc, &parse(&fixture("post-production")).unwrap(), false));
         assert_eq!(status, HookStatus::Failed, "a later stage of a failed deployment: {why}");
         done.status = Status::Verified;
         done.hook_checks.clear();
-        assert_eq!(answered(decide(&done, &svc, &post_test)).0, HookStatus::Succeeded);
+        assert_eq!(answered(decide(&done, &svc, &post_test, false)).0, HookStatus::Succeeded);
 
         let mut rollback = rec.clone();
         rollback.trigger = TriggerRef::AutoRollback { of: "d0".into() };
-        assert_eq!(answered(decide(&rollback, &svc, &post_test)).1, "a rollback: pushdeploy does not check rollbacks");
+        assert_eq!(
+            answered(decide(&rollback, &svc, &post_test, false)).1,
+            "a rollback: pushdeploy does not check rollbacks"
+        );
     }
 
     #[test]
@@ -721,5 +907,123 @@ mod tests {
         assert!(before_round(&c(0, 0, 0), &b, 45_000).unwrap_err().contains("timeout (1 min)"));
         assert!(before_round(&c(0, 0, u64::MAX), &b, 45_000).unwrap_err().contains("in the future"));
         assert!(before_round(&c(u32::MAX, u32::MAX, 0), &b, u64::MAX).is_err(), "no overflow");
+    }
+
+    #[test]
+    fn a_rollbacks_traffic_shifts_are_never_refused() {
+        use crate::record::HookCheck;
+        let svc = backend("['POST_TEST_TRAFFIC_SHIFT', 'PRODUCTION_TRAFFIC_SHIFT']");
+        let mut rec = crate::rollback::tests::record("d1", "td:2", Status::Started, "2026-11-27T08:00:00Z");
+        let canary = parse(&fixture("canary")).unwrap();
+        let green = canary.target_revision.clone();
+        let blue = canary.production_weights.keys().find(|k| **k != green).unwrap().clone();
+        let shift = |g: f64, b: f64| {
+            let mut inv = canary.clone();
+            inv.production_weights = BTreeMap::from([(green.clone(), g), (blue.clone(), b)]);
+            inv
+        };
+        // A canary step forward is checked; ECS reporting its deployment rolling back is not.
+        assert!(matches!(decide(&rec, &svc, &shift(10.0, 90.0), false), Decision::Check { .. }));
+        let (status, why, stamp) = answered(decide(&rec, &svc, &shift(10.0, 90.0), true));
+        assert_eq!((status, stamp.as_deref()), (HookStatus::Succeeded, Some("ecs_rolling_back")));
+        assert!(why.contains("ECS reports the service deployment rolling back"), "{why}");
+
+        // The step at 10 % failed: the record is rolled back, and ECS shifts back through 10 %
+        // (the same check key) and 5 %: neither is refused, neither is checked.
+        rec.hook_checks.push(HookCheck {
+            check: "PRODUCTION_TRAFFIC_SHIFT@10".into(),
+            listener: "production".into(),
+            production_share: 10.0,
+            passed: false,
+            reason: Some("GET /: status 500".into()),
+            rounds: 1,
+            smoke: Value::Null,
+            at: "2026-11-27T08:01:00Z".into(),
+        });
+        rec.status = Status::RolledBack;
+        for (g, b) in [(10.0, 90.0), (5.0, 95.0), (0.0, 100.0)] {
+            let (status, _, stamp) = answered(decide(&rec, &svc, &shift(g, b), true));
+            assert_eq!((status, stamp.as_deref()), (HookStatus::Succeeded, Some("ecs_rolling_back")), "{g}");
+        }
+        // Without ECS's word: 5 % is below the 10 % green reached, so it moves back to blue.
+        assert!(rollback_shift(&shift(5.0, 95.0), &rec, false).unwrap().contains("below one it already reached"));
+        assert_eq!(rollback_shift(&shift(0.0, 100.0), &rec, false), Some("green is at 0 %"));
+        // Empty weights on a record already rolled back.
+        let mut bare = parse(&fixture("canary")).unwrap();
+        bare.production_weights.clear();
+        bare.test_weights.clear();
+        assert_eq!(rollback_shift(&bare, &rec, false), Some("no weights, and the deployment is already rolled back"));
+        bare.stage = Stage::TestTrafficShift;
+        assert_eq!(answered(decide(&rec, &svc, &bare, false)).0, HookStatus::Succeeded);
+        // An open record with empty weights, or a step forward past what was reached, is no rollback.
+        let mut open = rec.clone();
+        open.status = Status::Started;
+        assert_eq!(rollback_shift(&bare, &open, false), None);
+        open.hook_checks[0].passed = true;
+        assert_eq!(rollback_shift(&shift(20.0, 80.0), &open, false), None);
+        // Only the traffic-shift stages are ever a rollback's.
+        let post_test = parse(&fixture("post-test")).unwrap();
+        assert_eq!(rollback_shift(&post_test, &rec, true), None);
+    }
+
+    #[test]
+    fn stuck_invocations_fail_the_hook_once_the_budget_is_spent() {
+        let (budget, gap) = (600_000, 90_000);
+        let StuckStep::Again(first) = count_stuck(None, "POST_TEST_TRAFFIC_SHIFT", "throttled", 1_000, budget, gap)
+        else {
+            panic!()
+        };
+        assert_eq!((first.invocations, first.since_ms, first.last_ms), (1, 1_000, 1_000));
+        // Every 30 s: still within ten minutes after 19 more.
+        let mut s = first.clone();
+        for i in 1..20u64 {
+            match count_stuck(Some(&s), "POST_TEST_TRAFFIC_SHIFT", "throttled", 1_000 + i * 30_000, budget, gap) {
+                StuckStep::Again(next) => s = next,
+                other => panic!("{i}: {other:?}"),
+            }
+        }
+        assert_eq!(s.invocations, 20);
+        let StuckStep::Spent(spent, why) =
+            count_stuck(Some(&s), "POST_TEST_TRAFFIC_SHIFT", "throttled", 601_000, budget, gap)
+        else {
+            panic!()
+        };
+        assert_eq!(spent.invocations, 21);
+        assert!(why.contains("could not be checked for 600 s over 21 invocations (last: throttled)"), "{why}");
+        assert!(why.contains("budget of 600 s"), "{why}");
+        // Another check, a long gap (the check moved on in between) or a count from the future
+        // starts afresh.
+        let fresh = |step: StuckStep| matches!(step, StuckStep::Again(s) if s.invocations == 1);
+        assert!(fresh(count_stuck(Some(&s), "POST_PRODUCTION_TRAFFIC_SHIFT", "x", 601_000, budget, gap)));
+        assert!(fresh(count_stuck(Some(&s), "POST_TEST_TRAFFIC_SHIFT", "x", s.last_ms + gap + 1, budget, gap)));
+        let future = Stuck { since_ms: u64::MAX - 1, last_ms: u64::MAX, ..s.clone() };
+        assert!(fresh(count_stuck(Some(&future), "POST_TEST_TRAFFIC_SHIFT", "x", 601_000, budget, gap)));
+        let backwards = Stuck { since_ms: 5, last_ms: 1, ..s.clone() };
+        assert!(fresh(count_stuck(Some(&backwards), "POST_TEST_TRAFFIC_SHIFT", "x", 2, budget, gap)));
+        // One invocation alone never spends a budget, however small.
+        assert!(matches!(count_stuck(None, "k", "x", 5, 0, gap), StuckStep::Again(_)));
+    }
+
+    #[test]
+    fn the_index_is_keyed_by_the_service_deployment_and_the_stuck_count_rides_in_hook_details() {
+        let inv = parse(&fixture("post-test")).unwrap();
+        let key = index_key(&inv).unwrap();
+        let id = inv.resource_arn.rsplit('/').next().unwrap();
+        assert_eq!(key, format!("hooks/todo-cluster/todo-backend/{id}.json"));
+        let mut odd = inv.clone();
+        odd.resource_arn = "arn:aws:ecs:r:1:service-deployment/c/s/../../x y".into();
+        assert!(index_key(&odd).is_err());
+        let s = Stuck { check: "k".into(), invocations: 2, since_ms: 1, last_ms: 2, why: "w".into() };
+        let mut payload = fixture("post-test");
+        payload["hookDetails"] = json!({"pushdeploy": {"rounds": 1, "check": "k"}, "team": "todo"});
+        let answer = serde_json::to_value(HookAnswer::call_again(&payload, 1500, &s, "stuck")).unwrap();
+        assert_eq!(answer["callBackDelay"], 2);
+        assert_eq!(answer["hookDetails"]["pushdeploy"]["rounds"], 1, "the smoke tally stays as it was");
+        payload["hookDetails"] = answer["hookDetails"].clone();
+        assert_eq!(carried_stuck(&payload), Some(s));
+        let index = HookIndex { record: Some("ecs-svc-1".into()), ..HookIndex::of(&inv.resource_arn) };
+        let text = serde_json::to_value(&index).unwrap();
+        assert_eq!(text, json!({"service_deployment_arn": inv.resource_arn, "record": "ecs-svc-1"}));
+        assert_eq!(serde_json::from_value::<HookIndex>(text).unwrap(), index);
     }
 }

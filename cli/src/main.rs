@@ -426,10 +426,11 @@ fn run_validate(command: Command) -> ExitCode {
                             (None, _) => "no smoke test".to_string(),
                             (Some(m), None) => format!("smoke test, worst case {} s", m.budget_ms().div_ceil(1000)),
                             (Some(m), Some(h)) => format!(
-                                "lifecycle hook at {}: {} s at worst per invocation, within the hook's {} min",
+                                "lifecycle hook at {}: {} s at worst per invocation, within the hook's {} min; FAILED after {} s stuck",
                                 h.stages.iter().map(|st| st.as_str()).collect::<Vec<_>>().join(", "),
                                 m.invocation_ms().div_ceil(1000),
-                                h.timeout_minutes
+                                h.timeout_minutes,
+                                h.stuck_ms / 1000
                             ),
                         };
                         println!(

@@ -112,7 +112,7 @@ pub struct EcsClient {
 }
 
 /// True for a revision pushdeploy registered: it carries one of pushdeploy's tags.
-fn is_own(td: &DescribedTaskDefinition) -> bool {
+pub fn is_own(td: &DescribedTaskDefinition) -> bool {
     td.tags.iter().any(|t| t.key().is_some_and(|k| k.starts_with(crate::plan::OWN_TAG_PREFIX)))
 }
 

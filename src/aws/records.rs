@@ -6,6 +6,7 @@ use tracing::warn;
 use crate::artifact::{image_definitions, image_definitions_key, image_detail, image_detail_key};
 use crate::aws::s3::Store;
 use crate::error::{AwsError, Error};
+use crate::hook::HookIndex;
 use crate::record::{self, DeploymentRecord};
 
 /// How many of a service's records [`RecordStore::recent`] reads at once: the connections to S3
@@ -137,6 +138,24 @@ impl RecordStore {
             }
         }
         Ok(loaded)
+    }
+
+    /// The hook index object at `key` ([`crate::hook::index_key`]); `None` when there is none or it
+    /// is not an index (logged: it is then rewritten as if absent).
+    pub async fn hook_index(&self, key: &str) -> Result<Option<HookIndex>, AwsError> {
+        let Some(bytes) = self.store.get(key).await? else { return Ok(None) };
+        match serde_json::from_slice(&bytes) {
+            Ok(index) => Ok(Some(index)),
+            Err(e) => {
+                warn!(key = %key, error = %e, "not a hook index object: taken as absent");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Writes the hook index object at `key`.
+    pub async fn put_hook_index(&self, key: &str, index: &HookIndex) -> Result<(), AwsError> {
+        self.store.put_json(key, serde_json::to_vec(index).expect("an index always serializes")).await
     }
 
     /// Writes `imagedefinitions.json` and `imageDetail.json` concurrently; returns their keys.

@@ -9,8 +9,12 @@ use tracing::{error, info, warn};
 
 use super::Verifier;
 use crate::aws::records::Found;
+use crate::aws::records::RecordStore;
+use crate::aws::sns::Notifier;
 use crate::error::Error;
-use crate::hook::{self, fmt_share, Carried, Decision, HookAnswer, HookInvocation, Listener, Step};
+use crate::hook::{
+    self, fmt_share, Carried, Decision, HookAnswer, HookIndex, HookInvocation, Listener, Step, StuckStep,
+};
 use crate::notify::{problem_message, Problem};
 use crate::record::{self, DeploymentRecord, HookCheck, Status};
 use crate::secrets;
@@ -23,8 +27,9 @@ const RECORDS_LOOKED_AT: usize = 20;
 
 impl Verifier {
     /// Answers one lifecycle hook invocation. A malformed payload answers FAILED (ECS then rolls
-    /// back: the safe side); a transient AWS failure answers IN_PROGRESS (ECS calls again); a
-    /// permanent one is recorded, told and returned as `Err` (ECS rolls back, Lambda counts it).
+    /// back: the safe side); a transient AWS failure answers IN_PROGRESS (ECS calls again) and is
+    /// counted against the stuck budget ([`stuck`]); a permanent one is recorded, told and
+    /// returned as `Err` (ECS rolls back, Lambda counts it).
     pub async fn hook(&self, payload: &Value, deadline: Instant) -> Result<HookAnswer, Error> {
         let inv = match hook::parse(payload) {
             Ok(inv) => inv,
@@ -38,16 +43,12 @@ impl Verifier {
             }
         };
         // Boxed: the smoke round, the probe and the record writes make a large future.
-        match Box::pin(self.on_hook(&inv, deadline)).await {
+        match Box::pin(self.on_hook(payload, &inv, deadline)).await {
             Ok(answer) => Ok(answer),
             Err(err) if err.is_transient() => {
                 warn!(execution_id = %inv.execution_id, stage = inv.stage.as_str(), error = %err, outcome = "in_progress", "decision");
-                let delay = self
-                    .config
-                    .by_ecs_service(&inv.cluster, &inv.service)
-                    .and_then(|s| s.smoke.as_ref())
-                    .map_or(hook::DEFAULT_CALLBACK_MS, |s| s.interval_ms);
-                Ok(HookAnswer::call_again(payload, delay, format!("{err}; ECS calls again")))
+                let (delay, budget) = self.stuck_settings(&inv);
+                Ok(stuck(&self.records(), self.notifier.as_ref(), payload, &inv, delay, budget, &err.to_string()).await)
             }
             Err(err) => {
                 self.report_hook_problem(&inv, &err).await;
@@ -56,24 +57,44 @@ impl Verifier {
         }
     }
 
-    async fn on_hook(&self, inv: &HookInvocation, deadline: Instant) -> Result<HookAnswer, Error> {
+    /// The call-back delay and the stuck budget the config gives the invocation's service.
+    fn stuck_settings(&self, inv: &HookInvocation) -> (u64, Option<u64>) {
+        let svc = self.config.by_ecs_service(&inv.cluster, &inv.service);
+        let delay = svc.and_then(|s| s.smoke.as_ref()).map_or(hook::DEFAULT_CALLBACK_MS, |s| s.interval_ms);
+        (delay, svc.and_then(|s| s.hook.as_ref()).map(|h| h.stuck_ms))
+    }
+
+    async fn on_hook(&self, payload: &Value, inv: &HookInvocation, deadline: Instant) -> Result<HookAnswer, Error> {
         let target = format!("{}/{}", inv.cluster, inv.service);
         let Some(svc) = self.config.by_ecs_service(&inv.cluster, &inv.service) else {
             return Ok(not_ours(inv, format!("{target} is not a service in pushdeploy's config")));
         };
-        let mut rec = match self.record_of(inv).await? {
-            Ok(rec) => rec,
-            Err(why) => return Ok(not_ours(inv, why)),
+        let (mut rec, index, indexed) = match self.record_of(inv).await? {
+            Lookup::Record { rec, index, indexed } => (*rec, index, indexed),
+            Lookup::NotOurs(why) => return Ok(not_ours(inv, why)),
+            Lookup::Pending(why) => {
+                // pushdeploy registered the revision but its record is not there yet (the moment
+                // between UpdateService and the record's write): never let it through unchecked.
+                // Counted against the stuck budget, once ECS confirms the invocation.
+                let ecs = self.ecs.service_deployment(&inv.resource_arn).await?;
+                if let Err(why) = crate::confirm::hook_stage(ecs.as_ref(), inv) {
+                    return Ok(unconfirmed(inv, &target, why));
+                }
+                let (delay, budget) = self.stuck_settings(inv);
+                return Ok(stuck(&self.records(), self.notifier.as_ref(), payload, inv, delay, budget, &why).await);
+            }
         };
         // Anyone who may invoke verify can send a payload: ECS itself must be at the stage it
         // names, for this service and revision, before anything is checked or written.
         let ecs = self.ecs.service_deployment(&inv.resource_arn).await?;
         if let Err(why) = crate::confirm::hook_stage(ecs.as_ref(), inv) {
-            let why = format!("ECS does not confirm this invocation: {why}; nothing checked or recorded");
-            warn!(service = %rec.name, deployment_id = %rec.id, event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "unconfirmed", reason = %why, "decision");
-            return Ok(HookAnswer::in_progress_untouched(why));
+            return Ok(unconfirmed(inv, &rec.name, why));
         }
-        let (listener, smoke, budget) = match hook::decide(&rec, svc, inv) {
+        if !indexed {
+            self.write_index(inv, &rec, index, svc).await;
+        }
+        let ecs_rolling_back = ecs.as_ref().is_some_and(|sd| sd.status.starts_with("ROLLBACK_"));
+        let (listener, smoke, budget) = match hook::decide(&rec, svc, inv, ecs_rolling_back) {
             Decision::Answer { answer, stamp } => {
                 if let Some(event) = stamp {
                     self.mark(&mut rec, inv, &event).await?;
@@ -141,39 +162,84 @@ impl Verifier {
         }
     }
 
-    /// The deployment a hook invocation is about, or why it is not pushdeploy's. After the first
-    /// invocation, `hookDetails` names the record, which is one GET once it proves tied to this
-    /// service deployment (ECS's own ARN, not the hint, decides). Otherwise the green revision's
-    /// task definition leads to ECS's deployment of it and so to its record; failing that, the
-    /// record tied to this service deployment, else the newest that registered that task definition.
-    async fn record_of(&self, inv: &HookInvocation) -> Result<Result<DeploymentRecord, String>, Error> {
+    /// The deployment a hook invocation is about, or why it is not (yet) pushdeploy's. Within a
+    /// stage, `hookDetails` name the record: one GET. At a stage's first invocation (ECS passes no
+    /// runtime `hookDetails` from one stage's hook to another's) the index object keyed by ECS's
+    /// `resourceArn` names it: one GET, then the record's. Either is taken only when the record is
+    /// tied to this very service deployment (ECS's own ARN decides, not the hint). Otherwise, the
+    /// first time, the green revision's task definition leads to ECS's deployment of it and so to
+    /// its record; failing that, the record tied to this service deployment, else the newest that
+    /// registered that task definition; failing all, a revision carrying pushdeploy's own tags is
+    /// one whose record is not written yet.
+    async fn record_of(&self, inv: &HookInvocation) -> Result<Lookup, Error> {
         let target = format!("{}/{}", inv.cluster, inv.service);
-        let hinted = inv.tally().and_then(|c| record::ecs_deployment_id(&c.deployment));
-        if let Some(ecs_id) = hinted {
+        let tied = |rec: &DeploymentRecord| rec.service_deployment_arn.as_deref() == Some(inv.resource_arn.as_str());
+        let found = |rec: DeploymentRecord, index: Option<HookIndex>, indexed: bool| {
+            Ok(Lookup::Record { rec: Box::new(rec), index, indexed })
+        };
+        if let Some(ecs_id) = inv.tally().and_then(|c| record::ecs_deployment_id(&c.deployment)) {
             if let Ok(Found::Record(rec)) = self.records().get(&inv.cluster, &inv.service, &ecs_id).await {
-                if rec.service_deployment_arn.as_deref() == Some(&inv.resource_arn) {
-                    return Ok(Ok(*rec));
+                if tied(&rec) {
+                    return found(*rec, None, true);
+                }
+            }
+        }
+        let index = match hook::index_key(inv) {
+            Ok(key) => self.records().hook_index(&key).await?.filter(|i| i.service_deployment_arn == inv.resource_arn),
+            Err(_) => None,
+        };
+        if let Some(ecs_id) = index.as_ref().and_then(|i| i.record.as_deref()).and_then(record::ecs_deployment_id) {
+            if let Found::Record(rec) = self.records().get(&inv.cluster, &inv.service, &ecs_id).await? {
+                if tied(&rec) {
+                    return found(*rec, index, true);
                 }
             }
         }
         let Some(task_definition) = self.ecs.revision_task_definition(&inv.target_revision).await? else {
-            return Ok(Err(format!("ECS knows no service revision {}", inv.target_revision)));
+            return Ok(Lookup::NotOurs(format!("ECS knows no service revision {}", inv.target_revision)));
         };
         // ECS's deployment of that task definition names the record: one DescribeServices, one GET.
         for ecs_id in self.ecs.deployments_of(&inv.cluster, &inv.service, &task_definition).await? {
             match self.records().get(&inv.cluster, &inv.service, &ecs_id).await? {
-                Found::Record(rec) if rec.task_definition == task_definition => return Ok(Ok(*rec)),
+                Found::Record(rec) if rec.task_definition == task_definition => return found(*rec, index, false),
                 _ => {}
             }
         }
         // Otherwise (ECS no longer lists it) the service's newest records.
         let recent = self.records().recent(&inv.cluster, &inv.service, RECORDS_LOOKED_AT).await?;
-        let tied = recent.iter().position(|r| r.service_deployment_arn.as_deref() == Some(&inv.resource_arn));
+        let tied_at = recent.iter().position(tied);
         let by_revision = || recent.iter().position(|r| r.task_definition == task_definition);
-        Ok(tied
-            .or_else(by_revision)
-            .map(|i| recent[i].clone())
-            .ok_or_else(|| format!("no pushdeploy deployment of {target} registered {}", short_name(&task_definition))))
+        if let Some(i) = tied_at.or_else(by_revision) {
+            return found(recent[i].clone(), index, false);
+        }
+        let why = format!("no pushdeploy deployment of {target} registered {}", short_name(&task_definition));
+        // Anyone with ecs:TagResource can add the tag: a Terraform revision tagged so is held, not
+        // let through, which is the safe side.
+        if crate::aws::ecs::is_own(&self.ecs.describe_task_definition(&task_definition).await?) {
+            return Ok(Lookup::Pending(format!(
+                "{why} yet, but the revision carries pushdeploy's tags: its record is not written yet"
+            )));
+        }
+        Ok(Lookup::NotOurs(why))
+    }
+
+    /// Writes the index object of this service deployment, naming `rec`, so that the first
+    /// invocation of every later stage finds the record with one GET. Best effort: without it the
+    /// next stage looks the record up as the first did.
+    async fn write_index(
+        &self,
+        inv: &HookInvocation,
+        rec: &DeploymentRecord,
+        read: Option<HookIndex>,
+        svc: &crate::config::ServiceConfig,
+    ) {
+        let Ok(key) = hook::index_key(inv) else { return };
+        let mut index = read.unwrap_or_else(|| HookIndex::of(&inv.resource_arn));
+        index.record = Some(rec.id.clone());
+        index.stuck_budget_ms = svc.hook.as_ref().map(|h| h.stuck_ms);
+        if let Err(e) = self.records().put_hook_index(&key, &index).await {
+            warn!(key = %key, error = %e, "could not write the hook index: the next stage looks the record up again");
+        }
     }
 
     /// Puts `event` on the timeline (once) and ties the record to ECS's service deployment.
@@ -330,4 +396,166 @@ fn not_ours(inv: &HookInvocation, why: String) -> HookAnswer {
     let why = format!("{why}: not pushdeploy's deployment, so it is not checked");
     info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "ignored", reason = %why, "decision");
     HookAnswer::succeeded(why)
+}
+
+/// How a hook invocation's deployment record was found.
+enum Lookup {
+    /// The record; the index object as read (if it was); whether the index already names it.
+    Record {
+        /// The record.
+        rec: Box<DeploymentRecord>,
+        /// The index object of the service deployment, when it was read.
+        index: Option<HookIndex>,
+        /// True when nothing needs writing to the index.
+        indexed: bool,
+    },
+    /// Not pushdeploy's deployment: why.
+    NotOurs(String),
+    /// A revision pushdeploy registered whose record is not found yet: why.
+    Pending(String),
+}
+
+/// An invocation ECS's state does not bear out: no round, no count, no write.
+fn unconfirmed(inv: &HookInvocation, service: &str, why: String) -> HookAnswer {
+    let why = format!("ECS does not confirm this invocation: {why}; nothing checked or recorded");
+    warn!(service = %service, event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "unconfirmed", reason = %why, "decision");
+    HookAnswer::in_progress_untouched(why)
+}
+
+/// Answers an invocation that cannot advance its check (`why`: a transient failure, an unreadable
+/// config, a record not written yet): IN_PROGRESS, counted in the service deployment's index
+/// object, until the stuck invocations span `budget_ms` (the config's `stuck_minutes`; the index's
+/// copy, or [`hook::DEFAULT_STUCK_MS`], when the config cannot be read). Then FAILED, with the
+/// reason on the record tied to this service deployment and one message; a later invocation of
+/// the same check answers the same FAILED and tells nobody again.
+///
+/// The count lives in the index object, not in `hookDetails`: whoever invokes verify chooses
+/// `hookDetails`, and the index is found from `resourceArn` whether or not the record or the config
+/// can be read. When the index itself cannot be read (S3 failing), the count `hookDetails` carry
+/// back is used, since it can only bring the FAILED sooner.
+pub async fn stuck(
+    records: &RecordStore,
+    notifier: Option<&Notifier>,
+    payload: &Value,
+    inv: &HookInvocation,
+    delay_ms: u64,
+    budget_ms: Option<u64>,
+    why: &str,
+) -> HookAnswer {
+    // A rollback's traffic shift is never refused, not even when nothing could be read: the
+    // payload itself shows green at 0 %. Nothing is written for it.
+    if inv.rolling_back() {
+        let why = format!(
+            "ECS is shifting traffic back to the previous revision (green is at 0 %); pushdeploy never holds up a rollback (not recorded: {why})"
+        );
+        info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "succeeded", reason = %why, "decision");
+        return HookAnswer::succeeded(why);
+    }
+    let key = hook::index_key(inv).ok();
+    let read = match &key {
+        Some(key) => {
+            records.hook_index(key).await.map_err(|e| warn!(key = %key, error = %e, "could not read the hook index"))
+        }
+        None => Err(()),
+    };
+    let readable = read.is_ok();
+    let mut index = read
+        .ok()
+        .flatten()
+        .filter(|i| i.service_deployment_arn == inv.resource_arn)
+        .unwrap_or_else(|| HookIndex::of(&inv.resource_arn));
+    let check = inv.check_key();
+    if let Some(spent) = index.spent.as_ref().filter(|s| s.check == check) {
+        info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "failed", reason = %spent.reason, "decision");
+        return HookAnswer::failed(spent.reason.clone());
+    }
+    let prior = if readable { index.stuck.clone() } else { hook::carried_stuck(payload) };
+    let budget = budget_ms.or(index.stuck_budget_ms).unwrap_or(hook::DEFAULT_STUCK_MS);
+    if budget_ms.is_some() {
+        index.stuck_budget_ms = budget_ms;
+    }
+    // Stuck invocations come a call-back apart; a longer gap means one in between moved the check on.
+    let gap = delay_ms.div_ceil(1000) * 1000 * 2 + 60_000;
+    match hook::count_stuck(prior.as_ref(), &check, why, timing::now_ms(), budget, gap) {
+        StuckStep::Again(s) => {
+            index.stuck = Some(s.clone());
+            if let (Some(key), true) = (&key, readable) {
+                if let Err(e) = records.put_hook_index(key, &index).await {
+                    warn!(key = %key, error = %e, "could not count the stuck invocation in the hook index; hookDetails carry it");
+                }
+            }
+            let said = format!(
+                "{why}; ECS calls again ({} stuck invocation(s) so far; FAILED once they span {} s)",
+                s.invocations,
+                budget / 1000
+            );
+            warn!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "in_progress", reason = %said, "decision");
+            HookAnswer::call_again(payload, delay_ms, &s, said)
+        }
+        StuckStep::Spent(s, reason) => {
+            error!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "failed", reason = %reason, "decision");
+            index.stuck = Some(s);
+            index.spent = Some(hook::SpentBudget { check: check.clone(), reason: reason.clone() });
+            // Not over an index that could not be read: it may name the record.
+            if let (Some(key), true) = (&key, readable) {
+                if let Err(e) = records.put_hook_index(key, &index).await {
+                    warn!(key = %key, error = %e, "could not note the spent budget in the hook index");
+                }
+            }
+            tell_stuck(records, notifier, inv, index.record.as_deref(), &reason).await;
+            HookAnswer::failed(reason)
+        }
+    }
+}
+
+/// Puts a spent stuck budget on the record tied to this service deployment (ECS rolls it back on
+/// the FAILED) and tells once: the verdict's message, or, with no record to put it on, a problem
+/// message. Best effort: the FAILED answer stands either way.
+async fn tell_stuck(
+    records: &RecordStore,
+    notifier: Option<&Notifier>,
+    inv: &HookInvocation,
+    record_id: Option<&str>,
+    reason: &str,
+) {
+    let read = match record_id.and_then(record::ecs_deployment_id) {
+        Some(ecs_id) => records.get(&inv.cluster, &inv.service, &ecs_id).await.ok(),
+        None => None,
+    };
+    let tied = match read {
+        Some(Found::Record(rec)) if rec.service_deployment_arn.as_deref() == Some(inv.resource_arn.as_str()) => {
+            Some(*rec)
+        }
+        _ => None,
+    };
+    let message = match tied {
+        Some(rec) if rec.is_settled() => return,
+        Some(mut rec) => {
+            rec.status = Status::RolledBack;
+            rec.rolled_back_by = Some("ecs".into());
+            rec.rolled_back_to = Some(rec.previous_task_definition.clone());
+            rec.reason = Some(reason.to_string());
+            rec.hook_tally = None;
+            rec.stamp("hook_stuck", record::now());
+            if let Err(e) = records.put(&rec).await {
+                warn!(deployment_id = %rec.id, error = %e, "could not put the spent stuck budget on the record");
+            }
+            crate::emf::record(&rec.name, &crate::emf::verdict(&rec));
+            crate::notify::verdict_message(&rec)
+        }
+        None => {
+            let target = format!("{}/{}", inv.cluster, inv.service);
+            problem_message(&Problem {
+                function: "verify",
+                service: &inv.service,
+                target: Some(&target),
+                doing: &format!("check {}", inv.stage.as_str()),
+                error: reason,
+                consequence: "the lifecycle hook answered FAILED, so ECS rolls the deployment back to the revision that served before; fix the cause, then push again",
+            })
+        }
+    };
+    if let Some(n) = notifier {
+        n.send(&message).await;
+    }
 }

@@ -3,6 +3,8 @@
 
 mod hook;
 
+pub use hook::stuck;
+
 use std::time::Instant;
 
 use serde_json::Value;

@@ -442,6 +442,28 @@ async fn the_verify_binary_answers_ecs_lifecycle_hooks_in_the_shape_ecs_reads() 
         (Some("IN_PROGRESS"), Some(30)),
         "{answer}"
     );
+    // ... counted against the stuck budget in the service deployment's index object, with the
+    // budget the config gave while it could be read (timeout_minutes = 10: 5 minutes).
+    assert_eq!(answer["hookDetails"]["pushdeploy"]["stuck"]["invocations"], 1, "{answer}");
+    let index_key = format!("hooks/{CLUSTER}/todo-backend/{}.json", deployment.rsplit('/').next().unwrap());
+    let read_index = || async {
+        let got = app.aws.s3.get_object().bucket(BUCKET).key(&index_key).send().await.expect("the index");
+        serde_json::from_slice::<Value>(&got.body.collect().await.unwrap().into_bytes()).unwrap()
+    };
+    let mut index = read_index().await;
+    assert_eq!((index["stuck"]["invocations"].as_u64(), index["stuck_budget_ms"].as_u64()), (Some(1), Some(300_000)));
+    // A config that stays unreadable for the whole budget fails the hook before ECS's timeout acts.
+    let now = pushdeploy::timing::now_ms();
+    index["stuck"]["since_ms"] = json!(now - 300_000);
+    index["stuck"]["last_ms"] = json!(now - 30_000);
+    app.aws.put_json(BUCKET, &index_key, &index).await;
+    let answer = unread.invoke(&testkit::estate::hook_invocation(&call("exec-5", None))).await.expect("answered");
+    assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
+    let why = answer["hookDetails"]["pushdeploy"]["reason"].as_str().unwrap();
+    assert!(why.contains("(last: the config cannot be read: ") && why.contains("budget of 300 s"), "{why}");
+    let ecs_deployment_id = started["deployments"][0]["ecs_deployment_id"].as_str().unwrap();
+    let rec = crate::support::record_of(&app.aws, "todo-backend", ecs_deployment_id).await;
+    assert_eq!((rec["status"].as_str(), rec["reason"].as_str()), (Some("rolled_back"), Some(why)), "{rec}");
     unread.stop().await;
     deploy.stop().await;
 }

@@ -36,6 +36,8 @@ struct BlueGreen {
     verifier: Verifier,
     emu: Emulator,
     seq: u32,
+    /// ECS reports the service deployment rolling back (as it does for every invocation then).
+    ecs_rolling_back: bool,
 }
 
 impl BlueGreen {
@@ -52,7 +54,7 @@ impl BlueGreen {
         let config = edit(blue_green_config(&standin.url(), &standin.test_url(), attempts, consecutive));
         let deployer = deployer(&app.aws, &config);
         let verifier = verifier(&app.aws, &config, Some(&sink.topic_arn));
-        Self { app, standin, sink, deployer, verifier, emu, seq: 0 }
+        Self { app, standin, sink, deployer, verifier, emu, seq: 0, ecs_rolling_back: false }
     }
 
     fn aws(&self) -> &Aws {
@@ -93,7 +95,7 @@ impl BlueGreen {
         self.seq += 1;
         // ECS is at this stage while it calls the hook (rolling back when green is at 0 %).
         let shift = matches!(stage, "TEST_TRAFFIC_SHIFT" | "PRODUCTION_TRAFFIC_SHIFT");
-        let rolling_back = shift && production.is_some_and(|(green, _)| green == 0);
+        let rolling_back = self.ecs_rolling_back || (shift && production.is_some_and(|(green, _)| green == 0));
         let status = if rolling_back { "ROLLBACK_IN_PROGRESS" } else { "IN_PROGRESS" };
         self.emu.guard.ecs.set_service_deployment(&p.deployment_arn, status, Some(stage));
         let payload = hook_invocation(&HookCall {
@@ -137,6 +139,12 @@ impl BlueGreen {
         self.aws().put_json(BUCKET, &key, &rec).await;
     }
 
+    /// The hook index object of the pushed image's service deployment, if written.
+    async fn index(&self, p: &Pushed) -> Option<Value> {
+        let got = self.aws().s3.get_object().bucket(BUCKET).key(index_key(p)).send().await.ok()?;
+        Some(serde_json::from_slice(&got.body.collect().await.unwrap().into_bytes()).unwrap())
+    }
+
     async fn record(&self, p: &Pushed) -> Value {
         let key = pushdeploy::record::record_key(CLUSTER, BACKEND, &p.ecs_deployment_id).unwrap();
         serde_json::from_slice(&self.aws().object(BUCKET, &key).await).unwrap()
@@ -160,6 +168,11 @@ impl BlueGreen {
     fn test_served(&self, digest: &str) -> usize {
         self.standin.served().iter().filter(|s| s.listener == Listener::Test && s.digest == digest).count()
     }
+}
+
+/// `hooks/<cluster>/<service>/<service deployment id>.json`.
+fn index_key(p: &Pushed) -> String {
+    format!("hooks/{CLUSTER}/{BACKEND}/{}.json", p.deployment_arn.rsplit('/').next().unwrap())
 }
 
 fn statuses(answers: &[Value]) -> Vec<&str> {
@@ -355,8 +368,9 @@ async fn a_slow_service_passes_on_the_third_round_across_three_invocations() {
         let mut ops: Vec<String> = bg.emu.guard.calls()[calls_before..].iter().map(|c| c.operation.clone()).collect();
         ops.sort();
         if invocation == 1 {
-            // The green revision's task definition → ECS's deployment of it → its record: no listing.
-            // ECS confirms the stage; the record keeps the tally (one write per round).
+            // No index yet (one GET); the green revision's task definition → ECS's deployment of
+            // it → its record: no listing. ECS confirms the stage; the index is written for later
+            // stages; the record keeps the tally (one write per round).
             assert_eq!(
                 ops,
                 [
@@ -364,6 +378,8 @@ async fn a_slow_service_passes_on_the_third_round_across_three_invocations() {
                     "ecs:DescribeServiceRevisions",
                     "ecs:DescribeServices",
                     "s3:GetObject",
+                    "s3:GetObject",
+                    "s3:PutObject",
                     "s3:PutObject",
                     "s3:PutObject"
                 ],
@@ -675,4 +691,195 @@ async fn a_hook_sends_the_credential_from_ssm_through_the_test_listener_and_read
     }
     assert!(answers.iter().all(|a| !a.to_string().contains(TOKEN)));
     assert!(bg.sink.notifications().iter().all(|n| !n.to_string().contains(TOKEN)));
+}
+
+#[tokio::test]
+async fn every_stages_first_invocation_finds_the_record_with_one_get_of_the_index() {
+    let mut bg = BlueGreen::new(5, 1).await;
+    let p = bg.push("backend-bg-indexed", Behaviour::Good).await;
+    let rec_id = bg.record(&p).await["id"].as_str().unwrap().to_string();
+    let answers = bg.run_stage(&p, "POST_TEST_TRAFFIC_SHIFT", None).await;
+    assert_eq!(statuses(&answers), ["SUCCEEDED"], "{answers:?}");
+    let index = bg.index(&p).await.expect("the first lookup writes the index");
+    assert_eq!(
+        index,
+        json!({"service_deployment_arn": p.deployment_arn, "record": rec_id, "stuck_budget_ms": 300_000})
+    );
+
+    // ECS passes no runtime hookDetails from one stage's hook to the next: only the user's own.
+    bg.standin.shift_production(BACKEND, &p.green, 100);
+    let mut details = Map::new();
+    details.insert("team".into(), json!("todo"));
+    let before = bg.emu.guard.calls().len();
+    let answer = bg.hook(&p, "POST_PRODUCTION_TRAFFIC_SHIFT", None, &details).await;
+    assert_eq!(answer["hookStatus"], "SUCCEEDED", "{answer}");
+    let mut ops: Vec<String> = bg.emu.guard.calls()[before..].iter().map(|c| c.operation.clone()).collect();
+    ops.sort();
+    // The index (one GET) names the record (its GET): no DescribeServiceRevisions, no
+    // DescribeServices; ECS confirms the stage; the check's start and verdict are written.
+    assert_eq!(ops, ["ecs:DescribeServiceDeployments", "s3:GetObject", "s3:GetObject", "s3:PutObject", "s3:PutObject"]);
+    let reads: Vec<String> = bg.emu.guard.calls()[before..]
+        .iter()
+        .filter(|c| c.operation == "s3:GetObject")
+        .map(|c| c.checks[0].0.resource.clone())
+        .collect();
+    assert!(reads[0].ends_with(&index_key(&p)) && reads[1].ends_with(&format!("{rec_id}.json")), "{reads:?}");
+    assert_eq!(bg.record(&p).await["hook_checks"].as_array().unwrap().len(), 2);
+
+    // An index naming a record not tied to this service deployment is not believed: the full
+    // lookup finds the right record.
+    let other = bg.push("backend-bg-indexed-2", Behaviour::Good).await;
+    let forged = json!({"service_deployment_arn": other.deployment_arn, "record": rec_id});
+    bg.aws().put_json(BUCKET, &index_key(&other), &forged).await;
+    let answers = bg.run_stage(&other, "POST_TEST_TRAFFIC_SHIFT", None).await;
+    assert_eq!(statuses(&answers), ["SUCCEEDED"]);
+    assert_eq!(bg.record(&other).await["hook_checks"][0]["passed"], true);
+    assert_eq!(bg.record(&p).await["hook_checks"].as_array().unwrap().len(), 2, "the first record is untouched");
+    let other_id = bg.record(&other).await["id"].as_str().unwrap().to_string();
+    assert_eq!(bg.index(&other).await.unwrap()["record"], other_id.as_str());
+    assert!(bg.emu.guard.denied().is_empty(), "{:?}", bg.emu.guard.denied());
+}
+
+#[tokio::test]
+async fn a_pushdeploy_revision_whose_record_is_not_written_yet_waits_and_is_counted() {
+    let mut bg = BlueGreen::new(5, 2).await;
+    let p = bg.push("backend-bg-unrecorded", Behaviour::Good).await;
+    // The moment between deploy's UpdateService and its record's write.
+    let key = pushdeploy::record::record_key(CLUSTER, BACKEND, &p.ecs_deployment_id).unwrap();
+    let rec = bg.record(&p).await;
+    bg.aws().s3.delete_object().bucket(BUCKET).key(&key).send().await.unwrap();
+    let served = bg.standin.served().len();
+    let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &Map::new()).await;
+    assert_eq!(answer["hookStatus"], "IN_PROGRESS", "never let through unchecked: {answer}");
+    assert!(
+        reason(&answer).contains("the revision carries pushdeploy's tags: its record is not written yet"),
+        "{answer}"
+    );
+    assert_eq!(answer["hookDetails"]["pushdeploy"]["stuck"]["invocations"], 1, "{answer}");
+    assert_eq!(bg.standin.served().len(), served, "no round without the record");
+    let index = bg.index(&p).await.expect("the count is kept where the hook finds it without the record");
+    assert_eq!(index["stuck"]["invocations"], 1);
+    assert_eq!(index["stuck"]["check"], "POST_TEST_TRAFFIC_SHIFT");
+
+    // The record lands: the next call-back checks as usual.
+    bg.aws().put_json(BUCKET, &key, &rec).await;
+    let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &Map::new()).await;
+    assert_eq!(answer["hookStatus"], "IN_PROGRESS", "{answer}");
+    assert_eq!(answer["hookDetails"]["pushdeploy"]["rounds"], 1, "a round ran: {answer}");
+    assert!(bg.standin.served().len() > served);
+    assert_eq!(bg.index(&p).await.unwrap()["record"], rec["id"]);
+    assert!(bg.emu.guard.denied().is_empty(), "{:?}", bg.emu.guard.denied());
+}
+
+#[tokio::test]
+async fn a_hook_stuck_past_its_budget_fails_once_with_the_reason_on_the_record() {
+    let mut bg = BlueGreen::new(5, 2).await;
+    let p = bg.push("backend-bg-stuck", Behaviour::Good).await;
+    let first = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &Map::new()).await;
+    assert_eq!(first["hookStatus"], "IN_PROGRESS");
+    let details = first["hookDetails"].as_object().unwrap().clone();
+
+    // ECS's API throttles verify for as long as the test lasts: no invocation can confirm its stage.
+    let proxy = testkit::faults::FaultProxy::start(&bg.emu.endpoint, Duration::from_secs(1)).await;
+    proxy.inject("ecs:DescribeServiceDeployments", testkit::faults::Fault::Throttle, 1_000);
+    let throttled = Aws::new(&proxy.endpoint).await.as_role(testkit::iam::Role::Verify);
+    bg.verifier.ecs = pushdeploy::aws::ecs::EcsClient::new(throttled.ecs.clone());
+    let stuck = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
+    assert_eq!(stuck["hookStatus"], "IN_PROGRESS", "{stuck}");
+    assert!(reason(&stuck).contains("ECS DescribeServiceDeployments"), "{stuck}");
+    assert!(reason(&stuck).contains("1 stuck invocation(s) so far; FAILED once they span 300 s"), "{stuck}");
+    assert_eq!(stuck["hookDetails"]["pushdeploy"]["rounds"], 1, "the smoke tally stays as it was");
+    let mut index = bg.index(&p).await.unwrap();
+    assert_eq!(index["stuck"]["invocations"], 1);
+
+    // Five minutes (timeout_minutes = 10, so stuck_minutes defaults to 5) of such invocations.
+    let now = pushdeploy::timing::now_ms();
+    index["stuck"]["since_ms"] = json!(now - 300_000);
+    index["stuck"]["last_ms"] = json!(now - 30_000);
+    index["stuck"]["invocations"] = json!(10);
+    bg.aws().put_json(BUCKET, &index_key(&p), &index).await;
+    let failed = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
+    assert_eq!(failed["hookStatus"], "FAILED", "{failed}");
+    let why = reason(&failed).to_string();
+    assert!(why.starts_with("POST_TEST_TRAFFIC_SHIFT could not be checked for 30"), "{why}");
+    assert!(why.contains(" s over 11 invocations (last: ECS DescribeServiceDeployments"), "{why}");
+    assert!(why.contains("budget of 300 s for a stuck hook is spent"), "{why}");
+
+    let rec = bg.record(&p).await;
+    assert_eq!(rec["status"], "rolled_back");
+    assert_eq!(rec["rolled_back_by"], "ecs");
+    assert_eq!(rec["rolled_back_to"], p.blue.as_str());
+    assert_eq!(rec["reason"], why.as_str());
+    assert_eq!(timeline(&rec).last().unwrap(), "hook_stuck");
+    let notes = bg.sink.notifications();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0]["Subject"].as_str().unwrap().starts_with("pushdeploy ROLLED BACK: backend"), "{notes:?}");
+    assert!(notes[0]["Message"].as_str().unwrap().contains("budget of 300 s for a stuck hook is spent"));
+
+    // A late invocation of the same check answers the same and tells nobody again.
+    let again = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
+    assert_eq!((again["hookStatus"].as_str(), reason(&again)), (Some("FAILED"), why.as_str()));
+    assert_eq!(bg.sink.notifications().len(), 1);
+    assert_eq!(bg.record(&p).await, rec);
+    // ECS rolls back while its API still throttles: the shifts back to blue pass, never counted.
+    let back = bg.hook(&p, "PRODUCTION_TRAFFIC_SHIFT", Some((0, 100)), &Map::new()).await;
+    assert_eq!(back["hookStatus"], "SUCCEEDED", "{back}");
+    assert!(
+        reason(&back).contains("pushdeploy never holds up a rollback (not recorded: ECS DescribeServiceDeployments")
+    );
+    assert!(bg.emu.guard.denied().is_empty(), "{:?}", bg.emu.guard.denied());
+}
+
+#[tokio::test]
+async fn a_rollbacks_traffic_shifts_pass_at_once_and_are_stamped_on_the_record() {
+    let mut bg = BlueGreen::new(3, 3).await;
+    let p = bg.push("backend-bg-rolling-back", Behaviour::Good).await;
+    assert_eq!(
+        statuses(&bg.run_stage(&p, "POST_TEST_TRAFFIC_SHIFT", None).await),
+        ["IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"]
+    );
+    bg.standin.set(&p.digest, Behaviour::Broken);
+    bg.standin.shift_production(BACKEND, &p.green, 10);
+    assert_eq!(statuses(&bg.run_stage(&p, "PRODUCTION_TRAFFIC_SHIFT", Some((10, 90))).await), ["FAILED"]);
+    assert_eq!(bg.record(&p).await["status"], "rolled_back");
+
+    // ECS rolls back: it invokes the traffic-shift hooks again, green still the target, its share
+    // moving back to blue (through the very weight whose check failed), then with no weights.
+    bg.ecs_rolling_back = true;
+    let served = bg.standin.served().len();
+    for (stage, production) in [
+        ("PRODUCTION_TRAFFIC_SHIFT", Some((10, 90))),
+        ("PRODUCTION_TRAFFIC_SHIFT", Some((5, 95))),
+        ("TEST_TRAFFIC_SHIFT", None),
+    ] {
+        let answer = bg.hook(&p, stage, production, &Map::new()).await;
+        assert_eq!(answer["hookStatus"], "SUCCEEDED", "{stage} {production:?}: {answer}");
+        assert!(reason(&answer).contains("pushdeploy never holds up a rollback"), "{answer}");
+    }
+    assert_eq!(bg.standin.served().len(), served, "a rollback's shifts are not checked");
+    let rec = bg.record(&p).await;
+    assert_eq!(rec["status"], "rolled_back");
+    assert_eq!(timeline(&rec).iter().filter(|e| *e == "ecs_rolling_back").count(), 1, "stamped once: {rec}");
+    assert_eq!(bg.sink.notifications().len(), 1, "the verdict's one message");
+
+    // ECS also rolls back a deployment whose checks passed (an alarm): its shifts back pass too.
+    bg.ecs_rolling_back = false;
+    bg.standin.set(&p.digest, Behaviour::Good); // the next push's blue: production's other half
+    let open = bg.push("backend-bg-alarm", Behaviour::Good).await;
+    assert_eq!(
+        statuses(&bg.run_stage(&open, "POST_TEST_TRAFFIC_SHIFT", None).await),
+        ["IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"]
+    );
+    bg.standin.shift_production(BACKEND, &open.green, 50);
+    assert_eq!(
+        statuses(&bg.run_stage(&open, "PRODUCTION_TRAFFIC_SHIFT", Some((50, 50))).await).last(),
+        Some(&"SUCCEEDED")
+    );
+    bg.ecs_rolling_back = true;
+    let served = bg.standin.served().len();
+    let answer = bg.hook(&open, "PRODUCTION_TRAFFIC_SHIFT", Some((20, 80)), &Map::new()).await;
+    assert_eq!(answer["hookStatus"], "SUCCEEDED", "{answer}");
+    assert_eq!(bg.standin.served().len(), served);
+    assert!(timeline(&bg.record(&open).await).contains(&"ecs_rolling_back".to_string()));
+    assert!(bg.emu.guard.denied().is_empty(), "{:?}", bg.emu.guard.denied());
 }

@@ -219,7 +219,7 @@ fn pushdeploy_validate_applies_the_functions_checks_offline() {
     let (code, out) = run(&bg, &["--verify-timeout", "60"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("(lifecycle hook at POST_TEST_TRAFFIC_SHIFT, PRODUCTION_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT: 18 s at worst per invocation, within the hook's 10 min)"),
+        out.contains("(lifecycle hook at POST_TEST_TRAFFIC_SHIFT, PRODUCTION_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT: 18 s at worst per invocation, within the hook's 10 min; FAILED after 300 s stuck)"),
         "{out}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -486,7 +486,8 @@ def put(principal, key, **context):
 
 
 RECORD_KEYS = ["deployments/todo-cluster/todo-backend/ecs-svc-1.json", "leases/todo-cluster/todo-backend.json",
-               "imagedefinitions/todo-cluster/todo-backend/imagedefinitions.json"]
+               "imagedefinitions/todo-cluster/todo-backend/imagedefinitions.json",
+               "hooks/todo-cluster/todo-backend/4bFpJbZo7aXdN7Yn.json"]
 
 
 def test_only_the_function_roles_write_records_leases_and_artifacts_and_only_operators_the_config():

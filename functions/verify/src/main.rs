@@ -37,12 +37,25 @@ async fn main() -> Result<(), Error> {
                     Ok(verifier) => verifier,
                     // The config cannot be read just now: Lambda retries an event; ECS calls a hook
                     // again, as for any transient failure (an error would roll the deployment back).
+                    // Counted against the stuck budget (the index object keeps the count and the
+                    // budget the config last gave), so a config that stays unreadable fails the
+                    // hook before ECS's own timeout acts. The topic heard of the config already.
                     Err(e) if pushdeploy::hook::is_hook_payload(&event.payload) => {
                         tracing::error!(error = %e, "cannot read the config; the hook answers IN_PROGRESS");
                         let delay = pushdeploy::hook::DEFAULT_CALLBACK_MS;
-                        let again = HookAnswer::call_again(&event.payload, delay, format!("{e}; ECS calls again"));
+                        let why = format!("the config cannot be read: {e}");
+                        let answer = match pushdeploy::hook::parse(&event.payload) {
+                            Ok(inv) => {
+                                let records = records.as_ref().expect("set with the clients");
+                                pushdeploy::verify::stuck(records, None, &event.payload, &inv, delay, None, &why).await
+                            }
+                            Err(bad) => HookAnswer::failed(format!(
+                                "malformed lifecycle hook payload: {}; answering FAILED, so ECS rolls the deployment back (the safe side)",
+                                bad.0
+                            )),
+                        };
                         pushdeploy::setup::flush_metrics(metrics);
-                        return Ok(Answer::Hook(again));
+                        return Ok(Answer::Hook(answer));
                     }
                     Err(e) => return Err(diagnostic(e)),
                 }

@@ -446,9 +446,13 @@ async fn hook_invocations() {
     slow.set_latency(Duration::from_millis(20));
     let slowed = Aws::new(&slow.endpoint).await;
     let kinds = [
-        ("first: the revision, ECS's deployment of it, its record, a timeline stamp, one round", "IN_PROGRESS"),
+        (
+            "first: no index yet, the revision, ECS's deployment of it, its record, the index written, a timeline stamp, one round",
+            "IN_PROGRESS",
+        ),
         ("second: one GET (named in hookDetails), a round, the probe, the verdict's write", "SUCCEEDED"),
         ("duplicate of the second: one GET", "SUCCEEDED"),
+        ("a later stage's first (no hookDetails): the index names the record, one round", "IN_PROGRESS"),
     ];
     let mut times: Vec<[Vec<f64>; 2]> = kinds.iter().map(|_| [Vec::new(), Vec::new()]).collect();
     let mut calls: Vec<String> = vec![String::new(); kinds.len()];
@@ -467,9 +471,15 @@ async fn hook_invocations() {
             emu.guard.ecs.set_service_deployment(&deployment, "IN_PROGRESS", Some("POST_TEST_TRAFFIC_SHIFT"));
             let mut details: Option<serde_json::Value> = None;
             for (i, (_, want)) in kinds.iter().enumerate() {
+                // ECS passes no runtime hookDetails from one stage's hook to the next.
+                let stage = if i == 3 { "POST_PRODUCTION_TRAFFIC_SHIFT" } else { "POST_TEST_TRAFFIC_SHIFT" };
+                if i == 3 {
+                    emu.guard.ecs.set_service_deployment(&deployment, "IN_PROGRESS", Some(stage));
+                    details = None;
+                }
                 let payload = testkit::estate::hook_invocation(&testkit::estate::HookCall {
                     execution_id: &format!("exec-{seq}-{i}"),
-                    stage: "POST_TEST_TRAFFIC_SHIFT",
+                    stage,
                     service: "todo-backend",
                     deployment: &deployment,
                     revision: &revision,
