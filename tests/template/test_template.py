@@ -261,7 +261,7 @@ def test_ecs_may_invoke_exactly_the_verify_function_as_its_lifecycle_hook(templa
     trust = role["AssumeRolePolicyDocument"]["Statement"]
     assert [(st["Effect"], st["Principal"], st["Action"]) for st in trust] == [
         ("Allow", {"Service": "ecs.amazonaws.com"}, "sts:AssumeRole")
-    ], "ECS alone assumes it (its conditions: test_the_hook_role_trusts_ecs_only_for_this_accounts_cluster)"
+    ] * 2, "ECS alone assumes it (its conditions: test_the_hook_role_trusts_ecs_only_for_this_accounts_cluster)"
     hook = rendered()["HookInvokeRole"]
     verify_fn = "arn:aws:lambda:ap-southeast-2:123456789012:function:pushdeploy-verify"
     assert hook["Statement"] == [{"Sid": "InvokeTheVerifyFunction", "Effect": "Allow", "Action": "lambda:InvokeFunction",
@@ -653,6 +653,14 @@ def test_the_hook_role_trusts_ecs_only_for_this_accounts_cluster():
                 {"aws:SourceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/other-cluster/todo-backend"},
                 {"aws:SourceArn": f"arn:aws:ecs:{REGION}:210987654321:service/todo-cluster/todo-backend"},
                 {"aws:SourceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/todo-cluster-2/x"}]:
+        assert not assume(ecs, **ctx).allowed, ctx
+    # A short-ARN service (created before the long format) names no cluster: this account's and
+    # region's short ARNs are trusted, no other account's, and no other cluster's long ARNs.
+    short = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/todo-backend"
+    assert assume(ecs, **{"aws:SourceAccount": ACCOUNT, "aws:SourceArn": short}).allowed
+    for ctx in [{"aws:SourceArn": f"arn:aws:ecs:{REGION}:210987654321:service/todo-backend"},
+                {"aws:SourceArn": f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/todo-backend"},
+                {"aws:SourceAccount": "210987654321", "aws:SourceArn": short}]:
         assert not assume(ecs, **ctx).allowed, ctx
     # ECS documents neither key for this assumption: without them ECS still may (...IfExists), so a
     # real hook never breaks on them; iam:PassRole (never cross-account) is what names this role.
