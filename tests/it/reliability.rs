@@ -122,16 +122,7 @@ async fn a_live_lease_holds_other_rollouts_and_an_expired_one_is_taken_over() {
     let w = World::new(TODO_CONFIG).await;
     let (event, _) = w.push("evt-l", "todo-frontend", "latest", "frontend-v1").await;
     let key = lease_key(CLUSTER, "todo-frontend");
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let live = Lease {
-        holder: "someone-else".into(),
-        invocation: None,
-        image_uri: "x".into(),
-        expires_at_ms: now_ms + 60_000,
-        pending: None,
-        released: false,
-        task_definition: None,
-    };
+    let (live, now_ms) = crate::support::lease_held_by("someone-else");
     w.aws().put_json(BUCKET, &key, &live).await;
     let before = w.snapshot().await;
     // Waited for until the wait bound of the invocation's deadline, then a transient failure.

@@ -48,6 +48,22 @@ impl World {
 pub use testkit::estate::deployer;
 
 /// Each service's outcome in an answer, in order.
+/// A lease another rollout holds on a service for the next minute (its expiry is `.0`'s
+/// `expires_at_ms`; `.1` is now, in milliseconds since the epoch).
+pub fn lease_held_by(holder: &str) -> (pushdeploy::lease::Lease, u64) {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let lease = pushdeploy::lease::Lease {
+        holder: holder.into(),
+        invocation: None,
+        image_uri: "x".into(),
+        expires_at_ms: now_ms + 60_000,
+        pending: None,
+        released: false,
+        task_definition: None,
+    };
+    (lease, now_ms)
+}
+
 pub fn outcomes(answer: &Value) -> Vec<(&str, &str)> {
     answer["deployments"]
         .as_array()

@@ -204,16 +204,7 @@ async fn the_deploy_binary_refuses_another_accounts_push_before_touching_a_lease
     let mut event = ecr_push_event("evt-bin-foreign", BACKEND, "latest", &digest);
     event["account"] = json!("999999999999");
     // A busy service: another rollout holds its lease, which the foreign push must not wait on.
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let held = pushdeploy::lease::Lease {
-        holder: "another-rollout".into(),
-        invocation: None,
-        image_uri: "x".into(),
-        expires_at_ms: now_ms + 60_000,
-        pending: None,
-        released: false,
-        task_definition: None,
-    };
+    let (held, _) = crate::support::lease_held_by("another-rollout");
     e.aws().put_json(BUCKET, &pushdeploy::lease::lease_key(CLUSTER, BACKEND), &held).await;
     let before = Snapshot::take(e.aws()).await;
     let started = std::time::Instant::now();
