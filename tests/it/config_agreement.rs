@@ -156,8 +156,9 @@ async fn a_push_rejected_for_a_missing_container_is_told_once_and_counted() {
     deploy.stop().await;
 }
 
-/// The backend's task runs a second image, from another repository (its log router): two
-/// entries name the one ECS service, and only the second has a smoke test.
+/// The backend's task runs a second image, from another repository (its log router, mirrored
+/// into this account's ECR under the stack's repository prefix, as every repository the deploy
+/// role may read is): two entries name the one ECS service, and only the second has a smoke test.
 fn two_entries(app: &str) -> String {
     format!(
         r#"[defaults]
@@ -166,7 +167,7 @@ cluster = "{CLUSTER}"
 [[service]]
 name = "log-router"
 service = "todo-backend"
-repository = "aws-observability/aws-for-fluent-bit"
+repository = "todo-log-router"
 tags = ["stable"]
 containers = ["log_router"]
 
