@@ -80,9 +80,10 @@ pub struct Revisions {
     target_groups: Mutex<std::collections::HashMap<String, TargetGroupPair>>,
 }
 
-/// The page a ListServiceDeployments or ListTasks request asks for: from the offset its
-/// `nextToken` names (a token this emulation issued), at most `maxResults` (else `default`).
-fn page<T: Clone>(items: &[T], request: &Value, default: usize) -> (Vec<T>, Option<String>) {
+/// The page a ListServiceDeployments or ListTasks request asks for, as the answer's `key`: from
+/// the offset its `nextToken` names (a token this emulation issued), at most `maxResults` (else
+/// `default`), with a `nextToken` when items are left.
+fn page<T: Clone + serde::Serialize>(key: &str, items: &[T], request: &Value, default: usize) -> Value {
     let start = request["nextToken"]
         .as_str()
         .and_then(|t| t.strip_prefix("emulated-page-"))
@@ -91,8 +92,11 @@ fn page<T: Clone>(items: &[T], request: &Value, default: usize) -> (Vec<T>, Opti
         .min(items.len());
     let size = request["maxResults"].as_u64().map_or(default, |m| m as usize);
     let end = (start + size).min(items.len());
-    let next = (end < items.len()).then(|| format!("emulated-page-{end}"));
-    (items[start..end].to_vec(), next)
+    let mut out = json!({ key: items[start..end].to_vec() });
+    if end < items.len() {
+        out["nextToken"] = json!(format!("emulated-page-{end}"));
+    }
+    out
 }
 
 fn now_secs() -> f64 {
@@ -450,12 +454,7 @@ impl Revisions {
                     })
                     .collect();
                 // Pages as ECS does: maxResults (20 when absent), then nextToken for the rest.
-                let (briefs, next) = page(&briefs, request, 20);
-                let mut out = json!({ "serviceDeployments": briefs });
-                if let Some(next) = next {
-                    out["nextToken"] = json!(next);
-                }
-                out
+                page("serviceDeployments", &briefs, request, 20)
             }
             "ecs:DescribeServiceDeployments" => {
                 let stages = self.stages.lock().expect("lock");
@@ -502,12 +501,7 @@ impl Revisions {
                     .filter(|t| (if t.stopped.is_some() { "STOPPED" } else { "RUNNING" }) == wanted_status)
                     .map(|t| t.arn.clone())
                     .collect();
-                let (arns, next) = page(&arns, request, 100);
-                let mut out = json!({ "taskArns": arns });
-                if let Some(next) = next {
-                    out["nextToken"] = json!(next);
-                }
-                out
+                page("taskArns", &arns, request, 100)
             }
             "ecs:DescribeTasks" => {
                 let tasks = self.tasks.lock().expect("lock");
@@ -614,6 +608,11 @@ mod tests {
     #[test]
     fn listings_page_as_ecs_pages_them() {
         let items: Vec<u32> = (0..45).collect();
+        let page = |items: &[u32], request: &Value, default: usize| {
+            let out = page("items", items, request, default);
+            let got: Vec<u64> = out["items"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+            (got, out["nextToken"].as_str().map(str::to_string))
+        };
         // No maxResults: ECS's default page of 20, and a nextToken for the rest.
         let (first, next) = page(&items, &json!({}), 20);
         assert_eq!((first.len(), first[0], next.as_deref()), (20, 0, Some("emulated-page-20")));
