@@ -729,6 +729,22 @@ mod tests {
         serde_json::from_str(text).unwrap()
     }
 
+    use crate::record::HookCheck;
+
+    /// A check that failed on a 500, as a record keeps it.
+    fn failed_check(check: &str, listener: &str, production_share: f64, rounds: u32) -> HookCheck {
+        HookCheck {
+            check: check.into(),
+            listener: listener.into(),
+            production_share,
+            passed: false,
+            reason: Some("GET /: status 500".into()),
+            rounds,
+            smoke: Value::Null,
+            at: "2026-11-27T08:01:00Z".into(),
+        }
+    }
+
     #[test]
     fn the_fixtures_parse_as_aws_documents_them() {
         let t = parse(&fixture("post-test")).unwrap();
@@ -806,7 +822,7 @@ mod tests {
 
     #[test]
     fn each_invocation_is_decided_from_the_record_and_the_config() {
-        use crate::record::{HookCheck, TriggerRef};
+        use crate::record::TriggerRef;
         let svc = backend("['POST_TEST_TRAFFIC_SHIFT', 'POST_PRODUCTION_TRAFFIC_SHIFT']");
         let rec = crate::rollback::tests::record("d1", "td:2", Status::Started, "2026-11-27T08:00:00Z");
         let post_test = parse(&fixture("post-test")).unwrap();
@@ -829,16 +845,7 @@ mod tests {
         assert_eq!((status, stamp.as_deref()), (HookStatus::Succeeded, Some("ecs_rolling_back")));
 
         let mut done = rec.clone();
-        done.hook_checks.push(HookCheck {
-            check: "POST_TEST_TRAFFIC_SHIFT".into(),
-            listener: "test".into(),
-            production_share: 0.0,
-            passed: false,
-            reason: Some("GET /: status 500".into()),
-            rounds: 3,
-            smoke: Value::Null,
-            at: "2026-11-27T08:01:00Z".into(),
-        });
+        done.hook_checks.push(failed_check("POST_TEST_TRAFFIC_SHIFT", "test", 0.0, 3));
         done.status = Status::RolledBack;
         let (status, why, _) = answered(decide(&done, &svc, &post_test, false));
         assert_eq!(
@@ -911,7 +918,6 @@ mod tests {
 
     #[test]
     fn a_rollbacks_traffic_shifts_are_never_refused() {
-        use crate::record::HookCheck;
         let svc = backend("['POST_TEST_TRAFFIC_SHIFT', 'PRODUCTION_TRAFFIC_SHIFT']");
         let mut rec = crate::rollback::tests::record("d1", "td:2", Status::Started, "2026-11-27T08:00:00Z");
         let canary = parse(&fixture("canary")).unwrap();
@@ -930,16 +936,7 @@ mod tests {
 
         // The step at 10 % failed: the record is rolled back, and ECS shifts back through 10 %
         // (the same check key) and 5 %: neither is refused, neither is checked.
-        rec.hook_checks.push(HookCheck {
-            check: "PRODUCTION_TRAFFIC_SHIFT@10".into(),
-            listener: "production".into(),
-            production_share: 10.0,
-            passed: false,
-            reason: Some("GET /: status 500".into()),
-            rounds: 1,
-            smoke: Value::Null,
-            at: "2026-11-27T08:01:00Z".into(),
-        });
+        rec.hook_checks.push(failed_check("PRODUCTION_TRAFFIC_SHIFT@10", "production", 10.0, 1));
         rec.status = Status::RolledBack;
         for (g, b) in [(10.0, 90.0), (5.0, 95.0), (0.0, 100.0)] {
             let (status, _, stamp) = answered(decide(&rec, &svc, &shift(g, b), true));
