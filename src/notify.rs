@@ -56,12 +56,29 @@ pub fn verdict_message(record: &DeploymentRecord) -> Message {
     );
     let subject = subject(&format!("pushdeploy {}: {} {image}", verdict(record), record.name));
     let mut body = first;
-    body.push_str(&format!(
+    body.push_str(&details(record));
+    body.push_str("\nrecord:\n");
+    body.push_str(&json_printable(&serde_json::to_string_pretty(record).expect("records always serialize")));
+    Message {
+        subject,
+        body,
+        attributes: vec![
+            ("status", record.status.as_str().to_string()),
+            ("service", printable(&record.name).into_owned()),
+            ("cluster", printable(&record.cluster).into_owned()),
+        ],
+    }
+}
+
+/// The lines under a verdict's first: the revisions, what a family copy changed, the rollback,
+/// the hook's checks.
+fn details(record: &DeploymentRecord) -> String {
+    let mut body = format!(
         "\n\ntask definition: {} -> {}\ndeployment: {}\n",
         printable(short_name(&record.previous_task_definition)),
         printable(short_name(&record.task_definition)),
         printable(&record.ecs_deployment_id)
-    ));
+    );
     // base = "family": what was copied, what it changed besides the image, and what was not
     // copied: someone registering revisions of a production family outside Terraform shows here.
     if let Some(base) = &record.base {
@@ -82,17 +99,7 @@ pub fn verdict_message(record: &DeploymentRecord) -> Message {
     for check in &record.hook_checks {
         body.push_str(&format!("hook check {}\n", printable(&check.summary())));
     }
-    body.push_str("\nrecord:\n");
-    body.push_str(&json_printable(&serde_json::to_string_pretty(record).expect("records always serialize")));
-    Message {
-        subject,
-        body,
-        attributes: vec![
-            ("status", record.status.as_str().to_string()),
-            ("service", printable(&record.name).into_owned()),
-            ("cluster", printable(&record.cluster).into_owned()),
-        ],
-    }
+    body
 }
 
 /// SNS's rules for a subject: ASCII, no control characters, under 100 characters.

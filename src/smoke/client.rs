@@ -62,25 +62,11 @@ impl HttpClient {
     /// Sends `req`; never fails, a transport error is part of the result.
     pub async fn fetch(&self, req: &HttpRequest, timeout: Duration, cap: usize) -> Fetched {
         let start = Instant::now();
-        let method = Method::from_bytes(req.method.as_bytes()).unwrap_or(Method::GET);
-        let mut builder = self.client.request(method, req.url.clone()).timeout(timeout);
-        for (k, v) in &req.headers {
-            // Marked sensitive: HTTP/2 never indexes it (HPACK), and the http crate's Debug hides it.
-            match reqwest::header::HeaderValue::from_str(v.expose()) {
-                Ok(mut value) => {
-                    value.set_sensitive(true);
-                    builder = builder.header(k, value);
-                }
-                Err(_) => {
-                    let error = format!("header {k} has a value HTTP cannot carry (a control character or non-ASCII)");
-                    return Fetched { error: Some(error), ..Default::default() };
-                }
-            }
-        }
-        if let Some(body) = &req.body {
-            builder = builder.body(body.clone());
-        }
         let elapsed = |start: Instant| start.elapsed().as_millis() as u64;
+        let builder = match self.build(req, timeout) {
+            Ok(b) => b,
+            Err(error) => return Fetched { error: Some(error), ..Default::default() },
+        };
         let mut resp = match builder.send().await {
             Ok(r) => r,
             Err(e) => {
@@ -98,31 +84,47 @@ impl HttpClient {
         } else {
             None
         };
-        let mut body = Vec::new();
-        let mut over_cap = false;
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > cap {
-                        body.extend_from_slice(&chunk[..cap - body.len()]);
-                        over_cap = true;
-                        break;
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Fetched {
-                        status: Some(status),
-                        latency_ms: elapsed(start),
-                        body,
-                        error: Some(describe(&e, timeout)),
-                        ..Default::default()
-                    }
-                }
-            }
+        let (body, over_cap, error) = read_capped(&mut resp, cap, timeout).await;
+        // A body cut short by an error is reported as that error alone.
+        let redirect_refused = if error.is_some() { None } else { redirect_refused };
+        Fetched { status: Some(status), latency_ms: elapsed(start), body, over_cap, error, redirect_refused }
+    }
+
+    /// The request with its headers, or why a header cannot be sent.
+    fn build(&self, req: &HttpRequest, timeout: Duration) -> Result<reqwest::RequestBuilder, String> {
+        let method = Method::from_bytes(req.method.as_bytes()).unwrap_or(Method::GET);
+        let mut builder = self.client.request(method, req.url.clone()).timeout(timeout);
+        for (k, v) in &req.headers {
+            // Marked sensitive: HTTP/2 never indexes it (HPACK), and the http crate's Debug hides it.
+            let Ok(mut value) = reqwest::header::HeaderValue::from_str(v.expose()) else {
+                return Err(format!("header {k} has a value HTTP cannot carry (a control character or non-ASCII)"));
+            };
+            value.set_sensitive(true);
+            builder = builder.header(k, value);
         }
-        Fetched { status: Some(status), latency_ms: elapsed(start), body, over_cap, error: None, redirect_refused }
+        if let Some(body) = &req.body {
+            builder = builder.body(body.clone());
+        }
+        Ok(builder)
+    }
+}
+
+/// The body up to `cap` bytes: what was read, whether it was cut there, and the error that
+/// ended the read early, if one did.
+async fn read_capped(resp: &mut reqwest::Response, cap: usize, timeout: Duration) -> (Vec<u8>, bool, Option<String>) {
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > cap {
+                    body.extend_from_slice(&chunk[..cap - body.len()]);
+                    return (body, true, None);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return (body, false, None),
+            Err(e) => return (body, false, Some(describe(&e, timeout))),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::secrets::{self, Resolved, Secret};
 use crate::smoke::client::{join_url, HttpClient, HttpRequest};
 use crate::smoke::id::path_segment;
 use crate::smoke::judge::{
-    check_label, judge_check, judge_reads, judge_targets, CheckResult, ProbeResult, Progress, Tally,
+    check_label, judge_check, judge_reads, judge_targets, CheckResult, Fetched, ProbeResult, Progress, Tally,
 };
 
 /// Rounds kept in the report (the most recent), so records stay small.
@@ -216,6 +216,24 @@ async fn run_round(
     RoundResult { round, passed: checks.iter().all(|c| c.passed), targets: None, checks }
 }
 
+/// The probe's requests: the smoke url, the probe's headers (credentials resolved) and, for a
+/// request with a body, a JSON content type unless the config names one.
+struct ProbeRequests<'a> {
+    smoke: &'a SmokeConfig,
+    cfg: &'a ReadAfterWriteConfig,
+    resolved: &'a Resolved,
+}
+
+impl ProbeRequests<'_> {
+    fn request(&self, method: &str, path: &str, body: Option<String>) -> Result<HttpRequest, String> {
+        let mut headers = secrets::headers_for(&self.cfg.headers, self.resolved)?;
+        if body.is_some() && !headers.keys().any(|k| k.eq_ignore_ascii_case("content-type")) {
+            headers.insert("content-type".into(), Secret::new("application/json"));
+        }
+        Ok(HttpRequest { method: method.into(), url: join_url(&self.smoke.url, path)?, headers, body })
+    }
+}
+
 async fn probe(
     smoke: &SmokeConfig,
     cfg: &ReadAfterWriteConfig,
@@ -236,20 +254,15 @@ async fn probe(
         cleaned_up: false,
         id_refused: None,
     };
-    let request = |method: &str, path: &str, body: Option<String>| -> Result<HttpRequest, String> {
-        let mut headers = secrets::headers_for(&cfg.headers, resolved)?;
-        if body.is_some() && !headers.keys().any(|k| k.eq_ignore_ascii_case("content-type")) {
-            headers.insert("content-type".into(), Secret::new("application/json"));
-        }
-        Ok(HttpRequest { method: method.into(), url: join_url(&smoke.url, path)?, headers, body })
-    };
-    let write = match request(&cfg.write_method, &cfg.write_path, Some(cfg.write_body.replace("{marker}", &marker))) {
-        Ok(r) => http.fetch(&r, timeout, cap).await,
-        Err(why) => {
-            result.failures.push(why);
-            return result;
-        }
-    };
+    let requests = ProbeRequests { smoke, cfg, resolved };
+    let write =
+        match requests.request(&cfg.write_method, &cfg.write_path, Some(cfg.write_body.replace("{marker}", &marker))) {
+            Ok(r) => http.fetch(&r, timeout, cap).await,
+            Err(why) => {
+                result.failures.push(why);
+                return result;
+            }
+        };
     if !write.status.is_some_and(|s| (200..300).contains(&s)) {
         result.failures.push(match &write.error {
             Some(e) => format!("write failed: {e}"),
@@ -257,53 +270,75 @@ async fn probe(
         });
         return result;
     }
-    let mut reads = Vec::with_capacity(cfg.reads as usize);
-    for _ in 0..cfg.reads {
-        match request("GET", &cfg.read_path, None) {
-            Ok(r) => {
-                let mut read = http.fetch(&r, timeout, cap).await;
-                // Whether the marker is in it is all a read is judged on: keep no more of its body
-                // than that, so the probe holds one read's body at a time, not all of them.
-                read.body = if crate::smoke::judge::contains(&read.body, marker.as_bytes()) {
-                    marker.as_bytes().to_vec()
-                } else {
-                    Vec::new()
-                };
-                reads.push(read)
-            }
-            Err(why) => {
-                result.failures.push(why);
-                return result;
-            }
+    let reads = match read_back(&requests, http, &marker, timeout).await {
+        Ok(reads) => reads,
+        Err(why) => {
+            result.failures.push(why);
+            return result;
         }
-    }
+    };
     let (seen, failures) = judge_reads(&marker, &reads);
     result.reads_seen = seen;
     result.failures = failures;
     result.passed = seen == cfg.reads;
-    if let Some(delete) = &cfg.delete_path {
-        match delete_path(delete, cfg.id_pointer.as_deref(), &write.body) {
-            // The id came from the build under test: a refused one sends nothing anywhere, and
-            // fails the probe however the reads went.
+    clean_up(&requests, http, &write.body, timeout, &mut result).await;
+    result
+}
+
+/// The probe's reads of the item just written, each body cut to whether it holds the marker.
+async fn read_back(
+    requests: &ProbeRequests<'_>,
+    http: &HttpClient,
+    marker: &str,
+    timeout: Duration,
+) -> Result<Vec<Fetched>, String> {
+    let cfg = requests.cfg;
+    let mut reads = Vec::with_capacity(cfg.reads as usize);
+    for _ in 0..cfg.reads {
+        let mut read =
+            http.fetch(&requests.request("GET", &cfg.read_path, None)?, timeout, requests.smoke.max_body_bytes).await;
+        // Whether the marker is in it is all a read is judged on: keep no more of its body
+        // than that, so the probe holds one read's body at a time, not all of them.
+        read.body = if crate::smoke::judge::contains(&read.body, marker.as_bytes()) {
+            marker.as_bytes().to_vec()
+        } else {
+            Vec::new()
+        };
+        reads.push(read)
+    }
+    Ok(reads)
+}
+
+/// The clean-up DELETE, when the config names one, by the id the write answered.
+async fn clean_up(
+    requests: &ProbeRequests<'_>,
+    http: &HttpClient,
+    write_answer: &[u8],
+    timeout: Duration,
+    result: &mut ProbeResult,
+) {
+    let cfg = requests.cfg;
+    let Some(delete) = &cfg.delete_path else { return };
+    match delete_path(delete, cfg.id_pointer.as_deref(), write_answer) {
+        // The id came from the build under test: a refused one sends nothing anywhere, and
+        // fails the probe however the reads went.
+        Err(why) => {
+            result.passed = false;
+            result.id_refused = Some(why);
+        }
+        // join_url keeps the result under the smoke url, whatever the path resolved to.
+        Ok(Some(path)) => match requests.request("DELETE", &path, None) {
+            Ok(req) => {
+                let del = http.fetch(&req, timeout, requests.smoke.max_body_bytes).await;
+                result.cleaned_up = del.status.is_some_and(|s| (200..300).contains(&s));
+            }
             Err(why) => {
                 result.passed = false;
                 result.id_refused = Some(why);
             }
-            // join_url keeps the result under the smoke url, whatever the path resolved to.
-            Ok(Some(path)) => match request("DELETE", &path, None) {
-                Ok(req) => {
-                    let del = http.fetch(&req, timeout, cap).await;
-                    result.cleaned_up = del.status.is_some_and(|s| (200..300).contains(&s));
-                }
-                Err(why) => {
-                    result.passed = false;
-                    result.id_refused = Some(why);
-                }
-            },
-            Ok(None) => {}
-        }
+        },
+        Ok(None) => {}
     }
-    result
 }
 
 #[cfg(test)]
