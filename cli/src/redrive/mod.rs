@@ -8,7 +8,9 @@
 //!
 //! Every decision here is pure: the plan for one message, the line that shows it, the question
 //! asked, the order of replays, whether replays may still start and the exit status. [`run`] and
-//! its helpers carry them out.
+//! its helpers carry them out. In the order a run goes: `stack` (the two functions and the rules
+//! the flags name), `parked` (what a message says about itself), `plan` (replay or skip, and the
+//! order), `show` (its line, the question), `carry_out` (replays, deletes, release, the tally).
 
 mod carry_out;
 #[cfg(test)]
