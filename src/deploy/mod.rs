@@ -53,7 +53,7 @@ pub struct Deployer {
     pub notifier: Option<Notifier>,
     /// The deploy and verify functions' roles (`PUSHDEPLOY_ROLE_ARNS`): a revision carrying
     /// pushdeploy's tags is its own copy only when one of them registered it.
-    pub own_roles: Vec<crate::base::PrincipalPattern>,
+    pub own_roles: Vec<crate::config::PrincipalPattern>,
     /// Whether verify runs in the VPC (`PUSHDEPLOY_VERIFY_IN_VPC`, from the stack's
     /// VerifySubnetIds): `plan` says when a test listener on another port may be out of its reach.
     pub verify_in_vpc: bool,
