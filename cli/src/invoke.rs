@@ -218,7 +218,7 @@ mod tests {
             Action::Redeploy("b", Force(true)).event(),
             Action::Plan("b", None, Force(true)).event(),
         ] {
-            assert!(matches!(pushdeploy::event::parse(event), Ok(pushdeploy::event::Trigger::Manual(_))));
+            assert!(matches!(pushdeploy::inbound::parse(event), Ok(pushdeploy::inbound::Trigger::Manual(_))));
         }
     }
 
