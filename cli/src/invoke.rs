@@ -57,7 +57,7 @@ pub enum Answer {
 /// Invokes `function` synchronously with `action`'s event.
 pub async fn invoke(function: &str, action: &Action<'_>) -> Result<Answer, Failed> {
     // One attempt (a retried manual deploy is the operator's call), and as long as the function may run.
-    let policy = pushdeploy::setup::AwsPolicy {
+    let policy = pushdeploy::aws::AwsPolicy {
         max_attempts: 1,
         attempt_timeout: Duration::from_secs(120),
         operation_timeout: Duration::from_secs(120),

@@ -24,7 +24,6 @@ pub const VERIFY_BASELINE_MB: u64 = 48;
 /// How many times its bytes a body can take at worst while it is judged: the body itself and its
 /// parse into a JSON document for a `json_pointer` check.
 pub const BODY_MEMORY_FACTOR: u64 = 3;
-/// One managed ECS service.
 
 impl Config {
     /// Refuses smoke tests whose worst case would not fit in `available_ms` (the verify function's

@@ -50,6 +50,7 @@ pub(super) struct Judged {
     pub(super) entries: Vec<usize>,
 }
 
+/// One managed ECS service.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
     /// Name manual events use.

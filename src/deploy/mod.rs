@@ -59,6 +59,23 @@ pub struct Deployer {
     pub verify_in_vpc: bool,
 }
 
+impl Deployer {
+    /// A deployer acting through `clients` on `config`; it knows none of pushdeploy's own roles
+    /// and takes verify to run outside the VPC until told (`own_roles`, `verify_in_vpc`).
+    pub fn new(config: Config, clients: &crate::aws::Clients) -> Self {
+        Self {
+            config,
+            ecs: clients.ecs.clone(),
+            ecr: clients.ecr.clone(),
+            store: clients.store.clone(),
+            region: clients.region.clone(),
+            notifier: clients.notifier.clone(),
+            own_roles: Vec::new(),
+            verify_in_vpc: false,
+        }
+    }
+}
+
 /// The Lambda invocation being handled.
 #[derive(Clone, Copy, Debug)]
 struct Invocation<'a> {

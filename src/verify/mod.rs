@@ -57,6 +57,22 @@ pub struct Verifier {
     pub secrets: SecretSource,
 }
 
+impl Verifier {
+    /// A verifier acting through `clients` on `config`, smoke-testing with `http`; smoke-test
+    /// credentials are read from SSM with the clients' credentials.
+    pub fn new(config: Config, clients: &crate::aws::Clients, http: HttpClient) -> Self {
+        Self {
+            config,
+            ecs: clients.ecs.clone(),
+            store: clients.store.clone(),
+            elbv2: clients.elbv2.clone(),
+            notifier: clients.notifier.clone(),
+            http,
+            secrets: SecretSource::new(crate::aws::ssm::ParameterStore::new(&clients.sdk)),
+        }
+    }
+}
+
 /// What verify answers: a summary for an event, or what a lifecycle hook answers ECS.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(untagged)]
