@@ -60,7 +60,7 @@ pub struct Verifier {
 impl Verifier {
     /// A verifier acting through `clients` on `config`, smoke-testing with `http`; smoke-test
     /// credentials are read from SSM with the clients' credentials.
-    pub fn new(config: Config, clients: &crate::aws::Clients, http: HttpClient) -> Self {
+    pub fn new(config: Config, clients: &crate::aws::Clients, http: crate::smoke::client::HttpClient) -> Self {
         Self {
             config,
             ecs: clients.ecs.clone(),
@@ -68,7 +68,7 @@ impl Verifier {
             elbv2: clients.elbv2.clone(),
             notifier: clients.notifier.clone(),
             http,
-            secrets: SecretSource::new(crate::aws::ssm::ParameterStore::new(&clients.sdk)),
+            secrets: crate::secrets::SecretSource::new(crate::aws::ssm::ParameterStore::new(&clients.sdk)),
         }
     }
 }
