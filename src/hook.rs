@@ -13,8 +13,8 @@ use serde_json::{json, Map, Value};
 
 use crate::config::{ServiceConfig, SmokeConfig};
 use crate::error::InputError;
-use crate::event::{parse_service_arn, parse_service_deployment_arn};
 use crate::image::truncate;
+use crate::inbound::{parse_service_arn, parse_service_deployment_arn};
 use crate::record::{DeploymentRecord, Status};
 use crate::smoke::judge::{Progress, Tally};
 

@@ -1,6 +1,6 @@
 //! pushdeploy: continuous deployment for AWS ECS, driven by ECR pushes.
 //!
-//! Decisions ([`plan`], [`base`], [`taskdef`], [`config`], [`event`], [`lease`], [`rollback`], [`rolled_back`], [`report`],
+//! Decisions ([`plan`], [`base`], [`taskdef`], [`config`], [`inbound`], [`lease`], [`rollback`], [`rolled_back`], [`report`],
 //! [`timing`]) are pure; AWS calls live in [`aws`] (records and leases behind their stores);
 //! [`deploy`] and [`verify`] orchestrate; the Lambda functions under `functions/` only wire the
 //! runtime, and `cli/` is the operator's command.
@@ -13,11 +13,11 @@ pub mod confirm;
 pub mod deploy;
 pub mod emf;
 pub mod error;
-pub mod event;
 pub mod freshness;
 pub mod glob;
 pub mod hook;
 pub mod image;
+pub mod inbound;
 pub mod lease;
 pub mod live_config;
 pub mod media_type;

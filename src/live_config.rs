@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info};
 
-use crate::aws::s3::{get_if_changed, Fetched};
+use crate::aws::s3::Fetched;
+use crate::aws::sns::Notifier;
+use crate::aws::Clients;
 use crate::config::Config;
 use crate::error::{AwsError, ConfigError, Error};
-use crate::setup::{report_startup_failure, Clients};
 
 /// How often a function looks for a new config object when `PUSHDEPLOY_CONFIG_RECHECK_SECONDS` is unset.
 pub const DEFAULT_RECHECK: Duration = Duration::from_secs(30);
@@ -116,7 +117,7 @@ impl<T: Clone> Live<T> {
             Location::S3 { bucket, key } => {
                 // Without a state, "not modified" would leave nothing to answer with.
                 let known = self.state.as_ref().and(self.etag.as_deref());
-                match get_if_changed(&self.clients.s3, bucket, key, known).await? {
+                match self.clients.store.read_if_changed(bucket, key, known).await? {
                     Fetched::NotModified => {
                         self.checked = Some(Instant::now());
                         return Ok(());
@@ -158,12 +159,28 @@ impl<T: Clone> Live<T> {
             Err(e) if e.is_transient() => return Err(e),
             Err(e) => {
                 error!(config = %source, error = %e, "pushdeploy refuses every invocation until the config is fixed");
-                report_startup_failure(self.function, &e).await;
+                report_refusal(self.clients.notifier.as_ref(), self.function, &e).await;
                 self.state = Some(Err(e.to_string()));
             }
         }
         Ok(())
     }
+}
+
+/// Publishes why a function refuses every invocation (an invalid config, a missing setting) to
+/// `notifier`, when there is one: a person must hear of it, once per cold start or new version of
+/// the config.
+pub async fn report_refusal(notifier: Option<&Notifier>, function: &str, err: &Error) {
+    let Some(n) = notifier else { return };
+    let m = crate::notify::problem_message(&crate::notify::Problem {
+        function,
+        service: "pushdeploy",
+        target: None,
+        doing: if function == "deploy" { "deploy" } else { "verify" },
+        error: &err.to_string(),
+        consequence: "every invocation is refused until the config is fixed (a new upload is picked up within PUSHDEPLOY_CONFIG_RECHECK_SECONDS)",
+    });
+    n.send(&m).await;
 }
 
 /// The recheck interval from `PUSHDEPLOY_CONFIG_RECHECK_SECONDS` (default 30 s).

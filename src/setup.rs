@@ -3,116 +3,13 @@
 use std::env;
 use std::time::Duration;
 
-use crate::aws::ecr::EcrClient;
-use crate::aws::ecs::EcsClient;
-use crate::aws::elbv2::Elbv2Client;
-use crate::aws::s3::Store;
-use crate::aws::sns::Notifier;
-use crate::aws::ssm::ParameterStore;
-use crate::base::PrincipalPattern;
-use crate::config::Limits;
+use crate::aws::{Clients, SdkClients};
+use crate::config::{Limits, PrincipalPattern};
 use crate::deploy::Deployer;
 use crate::error::{ConfigError, Error};
-use crate::live_config::{Build, Live, Location};
-use crate::secrets::SecretSource;
+use crate::live_config::{report_refusal, Build, Live, Location};
 use crate::smoke::client::HttpClient;
 use crate::verify::Verifier;
-
-/// How every AWS call is retried and timed out: set deliberately, not left to SDK defaults.
-///
-/// Standard retry mode (exponential backoff with jitter, retry quota) retries throttling, 5xx,
-/// timeouts and connection errors; 3 attempts fit a 30 s deploy function with room for the
-/// invocation-level retries Lambda does on top.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AwsPolicy {
-    /// Attempts per call, the first included.
-    pub max_attempts: u32,
-    /// Backoff before the first retry.
-    pub initial_backoff: Duration,
-    /// TCP/TLS connect timeout.
-    pub connect_timeout: Duration,
-    /// One attempt, request to full response.
-    pub attempt_timeout: Duration,
-    /// One call, every attempt and backoff included.
-    pub operation_timeout: Duration,
-}
-
-impl Default for AwsPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(100),
-            connect_timeout: Duration::from_secs(2),
-            attempt_timeout: Duration::from_secs(4),
-            operation_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-impl AwsPolicy {
-    /// An SDK config loader with this policy; add endpoint and credentials as needed.
-    pub fn loader(&self) -> aws_config::ConfigLoader {
-        use aws_config::retry::RetryConfig;
-        use aws_config::timeout::TimeoutConfig;
-        crate::tls::sdk_defaults()
-            .retry_config(
-                RetryConfig::standard().with_max_attempts(self.max_attempts).with_initial_backoff(self.initial_backoff),
-            )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(self.connect_timeout)
-                    .operation_attempt_timeout(self.attempt_timeout)
-                    .operation_timeout(self.operation_timeout)
-                    .build(),
-            )
-    }
-}
-
-/// SDK clients built from the environment once per cold start.
-#[derive(Clone, Debug)]
-pub struct Clients {
-    /// ECS.
-    pub ecs: aws_sdk_ecs::Client,
-    /// ECR.
-    pub ecr: aws_sdk_ecr::Client,
-    /// S3 (path-style when `AWS_ENDPOINT_URL` points at an emulator).
-    pub s3: aws_sdk_s3::Client,
-    /// ELBv2 (target health).
-    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
-    /// SNS (notifications).
-    pub sns: aws_sdk_sns::Client,
-    /// The region the clients talk to.
-    pub region: String,
-    /// The artifact bucket (`PUSHDEPLOY_BUCKET`; empty until the function's state is built).
-    pub bucket: String,
-    /// The SDK config the clients were built from: verify's SSM calls sign with its credentials.
-    pub sdk: aws_config::SdkConfig,
-}
-
-impl Clients {
-    /// Loads the SDK config from the environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
-    pub async fn from_env() -> Result<Self, Error> {
-        let sdk = AwsPolicy::default().loader().load().await;
-        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| ConfigError {
-            file: "environment".into(),
-            key: "AWS_REGION".into(),
-            message: "no region is set".into(),
-        })?;
-        // Emulators such as moto serve S3 on one host, so buckets go in the path there.
-        let path_style = env::var_os("AWS_ENDPOINT_URL").is_some() || env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-        let s3_conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build();
-        Ok(Self {
-            ecs: aws_sdk_ecs::Client::new(&sdk),
-            ecr: aws_sdk_ecr::Client::new(&sdk),
-            s3: aws_sdk_s3::Client::from_conf(s3_conf),
-            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
-            sns: aws_sdk_sns::Client::new(&sdk),
-            region,
-            bucket: env::var("PUSHDEPLOY_BUCKET").unwrap_or_default(),
-            sdk,
-        })
-    }
-}
 
 fn required(name: &str) -> Result<String, ConfigError> {
     match env::var(name) {
@@ -122,32 +19,25 @@ fn required(name: &str) -> Result<String, ConfigError> {
 }
 
 /// The topic in `PUSHDEPLOY_TOPIC_ARN`, when set.
-fn notifier_from_env(clients: &Clients) -> Option<Notifier> {
-    env::var("PUSHDEPLOY_TOPIC_ARN").ok().filter(|t| !t.is_empty()).map(|t| Notifier::new(clients.sns.clone(), t))
+fn topic_from_env() -> Option<String> {
+    env::var("PUSHDEPLOY_TOPIC_ARN").ok().filter(|t| !t.is_empty())
 }
 
 /// Publishes why a function refuses every invocation (an invalid config, a missing setting):
 /// a person must hear of it, once per cold start or new version of the config.
 pub async fn report_startup_failure(function: &str, err: &Error) {
-    let Ok(clients) = Clients::from_env().await else { return };
-    let Some(n) = notifier_from_env(&clients) else { return };
-    let m = crate::notify::problem_message(&crate::notify::Problem {
-        function,
-        service: "pushdeploy",
-        target: None,
-        doing: if function == "deploy" { "deploy" } else { "verify" },
-        error: &err.to_string(),
-        consequence: "every invocation is refused until the config is fixed (a new upload is picked up within PUSHDEPLOY_CONFIG_RECHECK_SECONDS)",
-    });
-    n.send(&m).await;
+    let bucket = env::var("PUSHDEPLOY_BUCKET").unwrap_or_default();
+    let Ok(clients) = Clients::load(bucket, topic_from_env()).await else { return };
+    report_refusal(clients.notifier.as_ref(), function, err).await;
 }
 
-/// What both functions read at cold start: SDK clients, the artifact bucket, where the config lives.
-async fn common_from_env() -> Result<(Clients, String, Location, Duration), Error> {
-    let clients = Clients::from_env().await?;
+/// What both functions read at cold start: the SDK clients on the artifact bucket, where the
+/// config lives, and how often it is looked at again.
+async fn common_from_env() -> Result<(Clients, Location, Duration), Error> {
+    let sdk = SdkClients::load().await?;
     let location = Location::parse(&required("PUSHDEPLOY_CONFIG")?)?;
     let bucket = required("PUSHDEPLOY_BUCKET")?;
-    Ok((clients, bucket, location, crate::live_config::recheck_from_env()?))
+    Ok((Clients::new(sdk, bucket, topic_from_env()), location, crate::live_config::recheck_from_env()?))
 }
 
 /// The deploy and verify functions' roles (`PUSHDEPLOY_ROLE_ARNS`, set by template.yaml): with
@@ -171,25 +61,16 @@ pub fn own_roles_from_env() -> Result<Vec<PrincipalPattern>, ConfigError> {
 
 /// The deploy function's live state, from `PUSHDEPLOY_CONFIG`, `PUSHDEPLOY_BUCKET` and the SDK environment.
 pub async fn deployer_from_env() -> Result<Live<Deployer>, Error> {
-    let (clients, bucket, location, recheck) = common_from_env().await?;
+    let (clients, location, recheck) = common_from_env().await?;
     let build: Build<Deployer> = |clients, config| {
         config.check_limits(&limits_from_env(Function::Deploy)?)?;
         let own_roles = own_roles_from_env()?;
         if own_roles.is_empty() && config.services.iter().any(|s| s.base == crate::config::Base::Family) {
             tracing::warn!("PUSHDEPLOY_ROLE_ARNS is not set: base = \"family\" will name pushdeploy's own copies among the revisions it passes over");
         }
-        Ok(Deployer {
-            verify_in_vpc: verify_in_vpc(|k| env::var(k).ok()),
-            own_roles,
-            notifier: notifier_from_env(clients),
-            config,
-            ecs: EcsClient::new(clients.ecs.clone()),
-            ecr: EcrClient::new(clients.ecr.clone()),
-            store: Store::new(clients.s3.clone(), clients.bucket.clone()),
-            region: clients.region.clone(),
-        })
+        Ok(Deployer { verify_in_vpc: verify_in_vpc(|k| env::var(k).ok()), own_roles, ..Deployer::new(config, clients) })
     };
-    Ok(Live::new("deploy", Clients { bucket, ..clients }, location, build, recheck))
+    Ok(Live::new("deploy", clients, location, build, recheck))
 }
 
 /// The most init spends reading the config: Lambda's init phase is limited to 10 s, and an
@@ -273,20 +154,12 @@ pub fn limits_from_env(function: Function) -> Result<Limits, ConfigError> {
 
 /// The verify function's live state; a config whose smoke budget cannot fit the function's timeout is refused.
 pub async fn verifier_from_env() -> Result<Live<Verifier>, Error> {
-    let (clients, bucket, location, recheck) = common_from_env().await?;
+    let (clients, location, recheck) = common_from_env().await?;
     let build: Build<Verifier> = |clients, config| {
         config.check_limits(&limits_from_env(Function::Verify)?)?;
-        Ok(Verifier {
-            config,
-            ecs: EcsClient::new(clients.ecs.clone()),
-            store: Store::new(clients.s3.clone(), clients.bucket.clone()),
-            elbv2: Elbv2Client::new(clients.elbv2.clone()),
-            notifier: notifier_from_env(clients),
-            http: HttpClient::new(),
-            secrets: SecretSource::new(ParameterStore::new(&clients.sdk)),
-        })
+        Ok(Verifier::new(config, clients, HttpClient::new()))
     };
-    Ok(Live::new("verify", Clients { bucket, ..clients }, location, build, recheck))
+    Ok(Live::new("verify", clients, location, build, recheck))
 }
 
 /// Installs the EMF metrics recorder ([`crate::emf`]); `None` if one is installed already.

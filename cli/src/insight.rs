@@ -39,8 +39,8 @@ pub struct Aws {
 impl Aws {
     /// Clients from the SDK's standard chain (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL`).
     pub async fn from_env(bucket: &str) -> Result<Aws, Failed> {
-        let clients = pushdeploy::setup::Clients::from_env().await?;
-        Ok(Aws { ecs: EcsClient::new(clients.ecs), store: Store::new(clients.s3, bucket) })
+        let clients = pushdeploy::aws::Clients::load(bucket, None).await?;
+        Ok(Aws { ecs: clients.ecs, store: clients.store })
     }
 
     fn records(&self) -> RecordStore {

@@ -57,7 +57,7 @@ pub enum Answer {
 /// Invokes `function` synchronously with `action`'s event.
 pub async fn invoke(function: &str, action: &Action<'_>) -> Result<Answer, Failed> {
     // One attempt (a retried manual deploy is the operator's call), and as long as the function may run.
-    let policy = pushdeploy::setup::AwsPolicy {
+    let policy = pushdeploy::aws::AwsPolicy {
         max_attempts: 1,
         attempt_timeout: Duration::from_secs(120),
         operation_timeout: Duration::from_secs(120),
@@ -218,7 +218,7 @@ mod tests {
             Action::Redeploy("b", Force(true)).event(),
             Action::Plan("b", None, Force(true)).event(),
         ] {
-            assert!(matches!(pushdeploy::event::parse(event), Ok(pushdeploy::event::Trigger::Manual(_))));
+            assert!(matches!(pushdeploy::inbound::parse(event), Ok(pushdeploy::inbound::Trigger::Manual(_))));
         }
     }
 

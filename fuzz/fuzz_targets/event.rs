@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = pushdeploy::event::parse_bytes(data);
+    let _ = pushdeploy::inbound::parse_bytes(data);
 });

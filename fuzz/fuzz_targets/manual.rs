@@ -2,7 +2,7 @@
 //! names a service and (for deploy) a valid tag.
 #![no_main]
 
-use pushdeploy::event::{parse, ManualAction, Trigger};
+use pushdeploy::inbound::{parse, ManualAction, Trigger};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

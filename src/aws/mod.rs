@@ -1,5 +1,6 @@
 //! Small clients, one per AWS service, each translating SDK errors into [`AwsError`].
 
+mod clients;
 pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
@@ -8,6 +9,8 @@ pub mod records;
 pub mod s3;
 pub mod sns;
 pub mod ssm;
+
+pub use clients::{AwsPolicy, Clients, SdkClients};
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};

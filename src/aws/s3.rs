@@ -89,6 +89,11 @@ impl Store {
         }
     }
 
+    /// Reads `s3://bucket/key`, in any bucket, unless its ETag is still `etag` (the config object).
+    pub async fn read_if_changed(&self, bucket: &str, key: &str, etag: Option<&str>) -> Result<Fetched, AwsError> {
+        get_if_changed(&self.client, bucket, key, etag).await
+    }
+
     /// Keys under `prefix` with their last-modified time (epoch seconds), newest first.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, AwsError> {
         let mut out = Vec::new();

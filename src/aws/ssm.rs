@@ -14,9 +14,9 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use serde::Deserialize;
 
+use crate::aws::AwsPolicy;
 use crate::error::AwsError;
 use crate::secrets::Secret;
-use crate::setup::AwsPolicy;
 
 const ACTION: &str = "SSM GetParameter";
 

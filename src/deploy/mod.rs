@@ -27,8 +27,8 @@ use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
 use crate::config::{Config, ServiceConfig};
 use crate::error::{AwsError, Disposition, Error};
-use crate::event::{self, ManualAction, PushEvent, Trigger};
 use crate::image::{truncate, ImageRef};
+use crate::inbound::{self as event, ManualAction, PushEvent, Trigger};
 use crate::media_type;
 use crate::notify::{problem_message, Problem};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
@@ -53,10 +53,27 @@ pub struct Deployer {
     pub notifier: Option<Notifier>,
     /// The deploy and verify functions' roles (`PUSHDEPLOY_ROLE_ARNS`): a revision carrying
     /// pushdeploy's tags is its own copy only when one of them registered it.
-    pub own_roles: Vec<crate::base::PrincipalPattern>,
+    pub own_roles: Vec<crate::config::PrincipalPattern>,
     /// Whether verify runs in the VPC (`PUSHDEPLOY_VERIFY_IN_VPC`, from the stack's
     /// VerifySubnetIds): `plan` says when a test listener on another port may be out of its reach.
     pub verify_in_vpc: bool,
+}
+
+impl Deployer {
+    /// A deployer acting through `clients` on `config`; it knows none of pushdeploy's own roles
+    /// and takes verify to run outside the VPC until told (`own_roles`, `verify_in_vpc`).
+    pub fn new(config: Config, clients: &crate::aws::Clients) -> Self {
+        Self {
+            config,
+            ecs: clients.ecs.clone(),
+            ecr: clients.ecr.clone(),
+            store: clients.store.clone(),
+            region: clients.region.clone(),
+            notifier: clients.notifier.clone(),
+            own_roles: Vec::new(),
+            verify_in_vpc: false,
+        }
+    }
 }
 
 /// The Lambda invocation being handled.

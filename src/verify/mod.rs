@@ -20,9 +20,9 @@ use crate::config::Config;
 use crate::confirm;
 use crate::error::AwsError;
 use crate::error::Error;
-use crate::event::{self, DeploymentState, EcsDeploymentEvent, Trigger};
 use crate::hook::HookAnswer;
 use crate::image::ImageRef;
+use crate::inbound::{self as event, DeploymentState, EcsDeploymentEvent, Trigger};
 use crate::lease::{self, Claim, Lease};
 use crate::notify::{problem_message, verdict_message, Problem};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
@@ -55,6 +55,22 @@ pub struct Verifier {
     pub http: HttpClient,
     /// Smoke-test credentials from SSM Parameter Store, read when a smoke test runs.
     pub secrets: SecretSource,
+}
+
+impl Verifier {
+    /// A verifier acting through `clients` on `config`, smoke-testing with `http`; smoke-test
+    /// credentials are read from SSM with the clients' credentials.
+    pub fn new(config: Config, clients: &crate::aws::Clients, http: crate::smoke::client::HttpClient) -> Self {
+        Self {
+            config,
+            ecs: clients.ecs.clone(),
+            store: clients.store.clone(),
+            elbv2: clients.elbv2.clone(),
+            notifier: clients.notifier.clone(),
+            http,
+            secrets: crate::secrets::SecretSource::new(crate::aws::ssm::ParameterStore::new(&clients.sdk)),
+        }
+    }
 }
 
 /// What verify answers: a summary for an event, or what a lifecycle hook answers ECS.

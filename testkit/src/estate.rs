@@ -801,34 +801,34 @@ id_pointer = "/id"
     )
 }
 
+/// pushdeploy's clients over `aws` (as one role), on the artifact bucket, notifying `topic` when given.
+pub fn clients(aws: &Aws, topic: Option<&str>) -> pushdeploy::aws::Clients {
+    let sdk = pushdeploy::aws::SdkClients {
+        config: aws.sdk.clone(),
+        ecs: aws.ecs.clone(),
+        ecr: aws.ecr.clone(),
+        s3: aws.s3.clone(),
+        elbv2: aws.elbv2.clone(),
+        sns: aws.sns.clone(),
+    };
+    pushdeploy::aws::Clients::new(sdk, BUCKET, topic.map(str::to_string))
+}
+
 /// A deployer over `aws` with `config` (what `setup::deployer_from_env` builds in Lambda).
 pub fn deployer(aws: &Aws, config: &str) -> pushdeploy::deploy::Deployer {
-    let aws = &aws.as_role(Role::Deploy);
+    let config = pushdeploy::config::Config::parse(config, "test.toml").expect("test config is valid");
     pushdeploy::deploy::Deployer {
-        verify_in_vpc: false,
-        config: pushdeploy::config::Config::parse(config, "test.toml").expect("test config is valid"),
-        ecs: pushdeploy::aws::ecs::EcsClient::new(aws.ecs.clone()),
-        ecr: pushdeploy::aws::ecr::EcrClient::new(aws.ecr.clone()),
-        store: pushdeploy::aws::s3::Store::new(aws.s3.clone(), BUCKET),
-        region: REGION.to_string(),
-        notifier: None,
         own_roles: Role::ALL
             .iter()
-            .map(|r| pushdeploy::base::PrincipalPattern::parse(&r.role_arn()).expect("a role ARN"))
+            .map(|r| pushdeploy::config::PrincipalPattern::parse(&r.role_arn()).expect("a role ARN"))
             .collect(),
+        ..pushdeploy::deploy::Deployer::new(config, &clients(&aws.as_role(Role::Deploy), None))
     }
 }
 
 /// A verifier over `aws` with `config`, notifying `topic` when given.
 pub fn verifier(aws: &Aws, config: &str, topic: Option<&str>) -> pushdeploy::verify::Verifier {
-    let aws = &aws.as_role(Role::Verify);
-    pushdeploy::verify::Verifier {
-        config: pushdeploy::config::Config::parse(config, "test.toml").expect("test config is valid"),
-        ecs: pushdeploy::aws::ecs::EcsClient::new(aws.ecs.clone()),
-        store: pushdeploy::aws::s3::Store::new(aws.s3.clone(), BUCKET),
-        elbv2: pushdeploy::aws::elbv2::Elbv2Client::new(aws.elbv2.clone()),
-        notifier: topic.map(|t| pushdeploy::aws::sns::Notifier::new(aws.sns.clone(), t)),
-        http: pushdeploy::smoke::client::HttpClient::new(),
-        secrets: pushdeploy::secrets::SecretSource::new(pushdeploy::aws::ssm::ParameterStore::new(&aws.sdk)),
-    }
+    let config = pushdeploy::config::Config::parse(config, "test.toml").expect("test config is valid");
+    let clients = clients(&aws.as_role(Role::Verify), topic);
+    pushdeploy::verify::Verifier::new(config, &clients, pushdeploy::smoke::client::HttpClient::new())
 }

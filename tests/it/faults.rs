@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use pushdeploy::aws::AwsPolicy;
 use pushdeploy::lease::{lease_key, Lease};
-use pushdeploy::setup::AwsPolicy;
 use pushdeploy::timing::Deadline;
 use serde_json::Value;
 use testkit::estate::{ecr_push_event, registry, Aws, TodoApp, BUCKET, CLUSTER};

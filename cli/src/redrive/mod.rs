@@ -67,7 +67,7 @@ pub async fn run(o: Options) -> Result<ExitCode, Failed> {
             "redrive asks before it replays, and standard input is not a terminal: pass --yes to replay without asking, or --dry-run to only list".into(),
         ));
     }
-    let sdk = pushdeploy::setup::AwsPolicy::default().loader().load().await;
+    let sdk = pushdeploy::aws::AwsPolicy::default().loader().load().await;
     let stack = stack(&o, sdk.region().map(|r| r.to_string()))?;
     let queue = Queue::new(&sdk, &o.queue_url);
     let lambda = crate::invoke::Lambda::new(&sdk);

@@ -1,7 +1,7 @@
 //! Planning: the decision for one message (replay it to one of the stack's functions, or skip it
 //! and why) and the order replays go in.
 
-use pushdeploy::event::Trigger;
+use pushdeploy::inbound::Trigger;
 use serde_json::Value;
 
 use super::clip;
@@ -73,7 +73,7 @@ fn deliverable(target: Target, payload: &Value) -> Result<(), String> {
     if pushdeploy::hook::is_hook_payload(payload) {
         return Err("a lifecycle hook invocation: ECS calls the hook synchronously and has long moved on, so a replay would answer a stage that is over".into());
     }
-    match (target, pushdeploy::event::parse(payload.clone())) {
+    match (target, pushdeploy::inbound::parse(payload.clone())) {
         (Target::Deploy, Ok(Trigger::Push(_))) | (Target::Verify, Ok(Trigger::EcsDeployment(_))) => Ok(()),
         (t, Ok(Trigger::Push(_) | Trigger::EcsDeployment(_))) => Err(format!(
             "an event {}'s rule never delivers (its detail-type belongs to the other function)",

@@ -30,9 +30,7 @@ async fn main() -> Result<(), Error> {
         let verifier = match live {
             Ok(live) => {
                 let mut live = live.lock().await;
-                let clients = live.clients();
-                let store = pushdeploy::aws::s3::Store::new(clients.s3.clone(), clients.bucket.clone());
-                records = Some(pushdeploy::aws::records::RecordStore::new(store));
+                records = Some(pushdeploy::aws::records::RecordStore::new(live.clients().store.clone()));
                 match live.current().await {
                     Ok(verifier) => verifier,
                     // The config cannot be read just now: Lambda retries an event; ECS calls a hook

@@ -1,0 +1,146 @@
+//! The SDK clients, built once per cold start with one retry and timeout policy, each wrapped
+//! once in pushdeploy's client for its service; the artifact store knows its bucket from the start.
+
+use std::time::Duration;
+
+use crate::aws::ecr::EcrClient;
+use crate::aws::ecs::EcsClient;
+use crate::aws::elbv2::Elbv2Client;
+use crate::aws::s3::Store;
+use crate::aws::sns::Notifier;
+use crate::error::{ConfigError, Error};
+
+/// How every AWS call is retried and timed out: set deliberately, not left to SDK defaults.
+///
+/// Standard retry mode (exponential backoff with jitter, retry quota) retries throttling, 5xx,
+/// timeouts and connection errors; 3 attempts fit a 30 s deploy function with room for the
+/// invocation-level retries Lambda does on top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwsPolicy {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// Backoff before the first retry.
+    pub initial_backoff: Duration,
+    /// TCP/TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// One attempt, request to full response.
+    pub attempt_timeout: Duration,
+    /// One call, every attempt and backoff included.
+    pub operation_timeout: Duration,
+}
+
+impl Default for AwsPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(100),
+            connect_timeout: Duration::from_secs(2),
+            attempt_timeout: Duration::from_secs(4),
+            operation_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl AwsPolicy {
+    /// An SDK config loader with this policy; add endpoint and credentials as needed.
+    pub fn loader(&self) -> aws_config::ConfigLoader {
+        use aws_config::retry::RetryConfig;
+        use aws_config::timeout::TimeoutConfig;
+        crate::tls::sdk_defaults()
+            .retry_config(
+                RetryConfig::standard().with_max_attempts(self.max_attempts).with_initial_backoff(self.initial_backoff),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(self.connect_timeout)
+                    .operation_attempt_timeout(self.attempt_timeout)
+                    .operation_timeout(self.operation_timeout)
+                    .build(),
+            )
+    }
+}
+
+/// The SDK's own clients, before pushdeploy wraps them: from the environment ([`SdkClients::load`]),
+/// or built by a test against an emulator (S3 path-style, ECR on an endpoint of its own).
+#[derive(Clone, Debug)]
+pub struct SdkClients {
+    /// The SDK config the clients were built from: verify's SSM calls sign with its credentials.
+    pub config: aws_config::SdkConfig,
+    /// ECS.
+    pub ecs: aws_sdk_ecs::Client,
+    /// ECR.
+    pub ecr: aws_sdk_ecr::Client,
+    /// S3.
+    pub s3: aws_sdk_s3::Client,
+    /// ELBv2 (target health).
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    /// SNS (notifications).
+    pub sns: aws_sdk_sns::Client,
+}
+
+impl SdkClients {
+    /// Loads the SDK config from the environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials)
+    /// with [`AwsPolicy::default`]; a missing region is refused.
+    pub async fn load() -> Result<Self, Error> {
+        let config = AwsPolicy::default().loader().load().await;
+        if config.region().is_none() {
+            return Err(ConfigError {
+                file: "environment".into(),
+                key: "AWS_REGION".into(),
+                message: "no region is set".into(),
+            }
+            .into());
+        }
+        // Emulators such as moto serve S3 on one host, so buckets go in the path there.
+        let path_style =
+            std::env::var_os("AWS_ENDPOINT_URL").is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let s3_conf = aws_sdk_s3::config::Builder::from(&config).force_path_style(path_style).build();
+        Ok(Self {
+            ecs: aws_sdk_ecs::Client::new(&config),
+            ecr: aws_sdk_ecr::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(s3_conf),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+            sns: aws_sdk_sns::Client::new(&config),
+            config,
+        })
+    }
+}
+
+/// Every client a function uses, each wrapped once: what `Deployer::new` and `Verifier::new` take.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    /// ECS.
+    pub ecs: EcsClient,
+    /// ECR.
+    pub ecr: EcrClient,
+    /// The artifact bucket: records, artifacts, service leases (and, with its client, the config object).
+    pub store: Store,
+    /// ELBv2 (target health).
+    pub elbv2: Elbv2Client,
+    /// Where refusals and verdicts are published, when a topic is configured.
+    pub notifier: Option<Notifier>,
+    /// The region the clients talk to.
+    pub region: String,
+    /// The SDK config the clients were built from: verify's SSM calls sign with its credentials.
+    pub sdk: aws_config::SdkConfig,
+}
+
+impl Clients {
+    /// Wraps `sdk`'s clients: the artifact store on `bucket`, notifications to `topic` when given.
+    pub fn new(sdk: SdkClients, bucket: impl Into<String>, topic: Option<String>) -> Self {
+        Self {
+            ecs: EcsClient::new(sdk.ecs),
+            ecr: EcrClient::new(sdk.ecr),
+            store: Store::new(sdk.s3, bucket),
+            elbv2: Elbv2Client::new(sdk.elbv2),
+            notifier: topic.map(|t| Notifier::new(sdk.sns, t)),
+            region: sdk.config.region().map(|r| r.to_string()).unwrap_or_default(),
+            sdk: sdk.config,
+        }
+    }
+
+    /// [`SdkClients::load`], wrapped ([`Clients::new`]).
+    pub async fn load(bucket: impl Into<String>, topic: Option<String>) -> Result<Self, Error> {
+        Ok(Self::new(SdkClients::load().await?, bucket, topic))
+    }
+}

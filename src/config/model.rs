@@ -1,0 +1,348 @@
+//! The validated config's shape: services, their smoke tests and hooks, and the lookups verify and deploy make.
+
+use std::collections::BTreeMap;
+
+use crate::glob::TagPattern;
+use crate::hook::{Listener, Stage};
+
+use super::PrincipalPattern;
+
+/// How a rollout changes a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Register a copy of the current task definition with images pinned to the pushed digest.
+    PinDigest,
+    /// Keep the task definition (tag-based images) and force ECS to start new tasks.
+    ForceNewDeployment,
+}
+
+/// Which revision a pin-digest rollout copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Base {
+    /// The revision the service runs now (default).
+    #[default]
+    Service,
+    /// The newest ACTIVE revision of the service's family that a trusted principal registered
+    /// (`trusted_registrants`): Terraform owns everything but the image.
+    Family,
+}
+
+/// The whole validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it was read from, for error messages.
+    pub source: String,
+    /// Every managed service, in file order.
+    pub services: Vec<ServiceConfig>,
+    /// What each ECS service is judged by (verify, the hook, `keep_revisions`): its entries merged.
+    pub(super) judged: Vec<Judged>,
+}
+
+/// One ECS service's rules: every `[[service]]` entry for it merged ([`super::merge_entries`]).
+#[derive(Debug, Clone)]
+pub(super) struct Judged {
+    /// The merged rules: the first entry's names; every entry's smoke checks; the hook,
+    /// `keep_revisions`, strategy and base the entries agree on.
+    pub(super) rules: ServiceConfig,
+    /// The entries merged, as indexes into `services` (file order).
+    pub(super) entries: Vec<usize>,
+}
+
+/// One managed ECS service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Name manual events use.
+    pub name: String,
+    /// ECS cluster name.
+    pub cluster: String,
+    /// ECS service name.
+    pub service: String,
+    /// ECR repository feeding it.
+    pub repository: String,
+    /// Tag patterns that deploy.
+    pub tags: Vec<TagPattern>,
+    /// Containers to update; `None` means every container whose image is from `repository`.
+    pub containers: Option<Vec<String>>,
+    /// Rollout strategy.
+    pub strategy: Strategy,
+    /// Which revision a rollout copies.
+    pub base: Base,
+    /// With `base = "family"`: the principals whose revisions may be copied (ECS's `registeredBy`).
+    pub trusted_registrants: Vec<PrincipalPattern>,
+    /// With `base = "family"`: a push whose base changes more than the image is refused until an
+    /// operator deploys it (`redeploy` or `deploy`).
+    pub hold_base_changes: bool,
+    /// Smoke test run by `verify`, if any.
+    pub smoke: Option<SmokeConfig>,
+    /// After a verified deployment, deregister pushdeploy's own revisions beyond the newest N.
+    pub keep_revisions: Option<u32>,
+    /// `[service.hook]`: pushdeploy is the service's ECS lifecycle hook (blue/green, linear, canary).
+    pub hook: Option<HookConfig>,
+}
+
+/// `[service.hook]`: the stages the service's `lifecycleHooks` call pushdeploy at, and their timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookConfig {
+    /// Stages that smoke-test (POST_TEST_TRAFFIC_SHIFT, PRODUCTION_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT).
+    pub stages: Vec<Stage>,
+    /// The hook's `timeoutConfiguration.timeoutInMinutes` (ECS's default: 1,440): set the same
+    /// value in the service's lifecycle hook.
+    pub timeout_minutes: u32,
+    /// How long invocations that cannot advance a check (a transient failure, an unreadable
+    /// config, a record not written yet) may go on before the hook answers FAILED: `stuck_minutes`,
+    /// by default half the timeout and at most 30 minutes, so it ends before ECS's timeout acts.
+    pub stuck_ms: u64,
+}
+
+impl HookConfig {
+    /// The hook's timeout.
+    pub fn timeout_ms(&self) -> u64 {
+        u64::from(self.timeout_minutes) * 60_000
+    }
+}
+
+/// A request header's value in a smoke test: written in the config, or read from SSM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderValue {
+    /// A value written in the config: only for headers that carry no credential
+    /// ([`crate::secrets::is_credential_header`]).
+    Plain(String),
+    /// `{ ssm = "/pushdeploy/todo/api-token" }`: the name of a SecureString parameter in SSM
+    /// Parameter Store, read (decrypted) by verify when a smoke test runs.
+    Ssm(String),
+}
+
+/// `[service.smoke]`: how `verify` judges a rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmokeConfig {
+    /// Base URL the check paths are joined to.
+    pub url: String,
+    /// Base URL of the test listener (blue/green): where POST_TEST_TRAFFIC_SHIFT checks go.
+    pub test_url: Option<String>,
+    /// Headers added to every request through the test listener (for header-based test rules).
+    pub test_headers: BTreeMap<String, HeaderValue>,
+    /// Rounds before giving up.
+    pub attempts: u32,
+    /// Pause between rounds.
+    pub interval_ms: u64,
+    /// Per-request timeout.
+    pub timeout_ms: u64,
+    /// Passing rounds in a row required.
+    pub consecutive: u32,
+    /// Optional target group whose targets must all be healthy.
+    pub target_group_arn: Option<String>,
+    /// HTTP checks, all of which must pass in a round.
+    pub checks: Vec<CheckConfig>,
+    /// Largest response body read per request; more fails the check.
+    pub max_body_bytes: usize,
+    /// Optional read-after-write probe, run once after the rounds pass.
+    pub read_after_write: Option<ReadAfterWriteConfig>,
+}
+
+impl SmokeConfig {
+    /// Worst-case time the rounds and the probe can take, for the verify function's time budget.
+    pub fn budget_ms(&self) -> u64 {
+        u64::from(self.attempts) * (self.interval_ms + self.round_ms()) + self.probe_ms()
+    }
+
+    /// Worst-case time of one round of checks.
+    pub fn round_ms(&self) -> u64 {
+        self.timeout_ms * self.checks.len() as u64
+    }
+
+    /// Worst-case time of the read-after-write probe (write, reads, delete).
+    pub fn probe_ms(&self) -> u64 {
+        self.read_after_write.as_ref().map_or(0, |p| (u64::from(p.reads) + 2) * self.timeout_ms)
+    }
+
+    /// The most response-body bytes held at once: a round's checks run together, each up to
+    /// `max_body_bytes`; the probe holds its write's answer and one read at a time.
+    pub fn peak_body_bytes(&self) -> u64 {
+        let held = (self.checks.len() as u64).max(if self.read_after_write.is_some() { 2 } else { 0 });
+        held * self.max_body_bytes as u64
+    }
+
+    /// Worst-case time a hook invocation takes: one round, and the probe after the last.
+    pub fn invocation_ms(&self) -> u64 {
+        self.round_ms() + self.probe_ms()
+    }
+
+    /// The checks as they go through `listener`: the test listener's URL and headers, or these.
+    pub fn through(&self, listener: Listener) -> SmokeConfig {
+        let mut aimed = self.clone();
+        if listener == Listener::Test {
+            if let Some(url) = &self.test_url {
+                aimed.url = url.clone();
+            }
+            for check in &mut aimed.checks {
+                for (k, v) in &self.test_headers {
+                    check.headers.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            if let Some(p) = &mut aimed.read_after_write {
+                for (k, v) in &self.test_headers {
+                    p.headers.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+        // In blue/green the production target group holds blue while green is tested, and ECS
+        // reaches these stages only with green's tasks healthy: the gate would judge the wrong tasks.
+        aimed.target_group_arn = None;
+        aimed
+    }
+}
+
+/// `[service.smoke.read_after_write]`: write a unique marker once, then every read must see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadAfterWriteConfig {
+    /// Path the marker is written to.
+    pub write_path: String,
+    /// Method of the write (default POST).
+    pub write_method: String,
+    /// Body of the write; `{marker}` is replaced by the unique marker.
+    pub write_body: String,
+    /// Path read back.
+    pub read_path: String,
+    /// How many reads must all see the marker.
+    pub reads: u32,
+    /// Headers sent with every probe request.
+    pub headers: BTreeMap<String, HeaderValue>,
+    /// Optional clean-up path; `{id}` is replaced by the value at `id_pointer` in the write's answer.
+    pub delete_path: Option<String>,
+    /// JSON pointer to the written item's id in the write's answer.
+    pub id_pointer: Option<String>,
+}
+
+/// One `[[service.smoke.check]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckConfig {
+    /// Path joined to the smoke URL.
+    pub path: String,
+    /// HTTP method.
+    pub method: String,
+    /// Extra request headers.
+    pub headers: BTreeMap<String, HeaderValue>,
+    /// Request body.
+    pub body: Option<String>,
+    /// Expected status.
+    pub status: u16,
+    /// Text the body must contain.
+    pub contains: Option<String>,
+    /// JSON pointer into the response body.
+    pub json_pointer: Option<String>,
+    /// Value the pointer must equal.
+    pub equals: Option<serde_json::Value>,
+    /// Slowest acceptable response.
+    pub max_latency_ms: Option<u64>,
+}
+
+impl Config {
+    /// The service a manual event names.
+    pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// The clusters of the configured ECS services named `service`: where an event about a
+    /// short-ARN service (`…:service/<name>`, which names no cluster) may belong.
+    pub fn clusters_of(&self, service: &str) -> Vec<&str> {
+        let mut clusters: Vec<&str> =
+            self.services.iter().filter(|s| s.service == service).map(|s| s.cluster.as_str()).collect();
+        clusters.sort_unstable();
+        clusters.dedup();
+        clusters
+    }
+
+    /// What an ECS cluster/service pair is judged by (verify, the lifecycle hook, `keep_revisions`):
+    /// every `[[service]]` entry for it merged, so each entry's smoke checks run. The one place
+    /// verify looks a service up: never the first entry alone.
+    pub fn by_ecs_service(&self, cluster: &str, service: &str) -> Option<&ServiceConfig> {
+        self.judged.iter().map(|j| &j.rules).find(|s| s.cluster == cluster && s.service == service)
+    }
+}
+
+impl ServiceConfig {
+    /// True when this service deploys pushes of `repository:tag`.
+    pub fn watches(&self, repository: &str, tag: &str) -> bool {
+        self.repository == repository && self.tags.iter().any(|p| p.matches(tag))
+    }
+
+    /// The tag `redeploy` re-resolves: the first pattern that names exactly one tag.
+    pub fn redeploy_tag(&self) -> Option<&str> {
+        self.tags.iter().find(|p| p.is_literal()).map(|p| p.as_str())
+    }
+
+    /// `cluster/service`, as logs and errors name it.
+    pub fn target(&self) -> String {
+        format!("{}/{}", self.cluster, self.service)
+    }
+
+    /// Why verify may never reach the test listener, when the config suggests it: the hook checks
+    /// at POST_TEST_TRAFFIC_SHIFT through a `test_url` on another port than `url`, and verify runs
+    /// outside the VPC (`verify_in_vpc`: the stack's VerifySubnetIds). A second listener port is
+    /// reachable from the internet only with its own security-group ingress and a certificate for
+    /// the host; without them every round times out and ECS rolls back every deployment. Not an
+    /// error: the port may be open on purpose, which nothing here can see.
+    pub fn test_listener_warning(&self, verify_in_vpc: bool) -> Option<String> {
+        let (Some(hook), Some(smoke)) = (&self.hook, &self.smoke) else { return None };
+        if verify_in_vpc || !hook.stages.contains(&Stage::PostTestTrafficShift) {
+            return None;
+        }
+        let port = |u: &str| reqwest::Url::parse(u).ok().and_then(|u| u.port_or_known_default());
+        let (test, prod) = (port(smoke.test_url.as_deref()?)?, port(&smoke.url)?);
+        if test == prod {
+            return None;
+        }
+        Some(format!(
+            "smoke.test_url is on port {test} and url on {prod}, and verify runs outside the VPC (the stack has no VerifySubnetIds): unless the load balancer's security group admits verify on {test} (and, for https, its certificate names test_url's host), every POST_TEST_TRAFFIC_SHIFT round times out and ECS rolls back every deployment. Fix: a header-matched test listener rule on url's port (test_url on {prod} with test_headers), or verify in the VPC (VerifySubnetIds, VerifySecurityGroupIds); README, \"A reachable test path\""
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_support::{parse, MIN, TODO};
+
+    #[test]
+    fn parses_the_todo_example() {
+        let c = parse(TODO).unwrap();
+        assert_eq!(c.services.len(), 2);
+        let b = c.service("backend").unwrap();
+        assert_eq!(b.cluster, "todo-cluster");
+        assert_eq!(b.service, "todo-backend");
+        assert!(b.watches("todo-backend", "v1.4.2"));
+        assert!(!b.watches("todo-frontend", "latest"));
+        assert_eq!(b.redeploy_tag(), Some("latest"));
+        assert_eq!(b.strategy, Strategy::PinDigest);
+        let smoke = b.smoke.as_ref().unwrap();
+        assert_eq!(smoke.checks[0].path, "todoItems");
+        assert_eq!(smoke.checks[0].max_latency_ms, Some(1000));
+    }
+
+    #[test]
+    fn a_test_listener_on_another_port_is_flagged_unless_verify_runs_in_the_vpc() {
+        let config = |test_url: &str, stages: &str| {
+            let text = format!(
+                "{MIN}[service.smoke]\nurl='https://todo.example.com/api/'\ntest_url='{test_url}'\ntest_headers={{ x-pushdeploy-test = '1' }}\ninterval_ms=15000\n[[service.smoke.check]]\npath='todoItems'\n[service.hook]\nstages=[{stages}]\ntimeout_minutes=60\n"
+            );
+            parse(&text).unwrap().services[0].clone()
+        };
+        let post_test = "'POST_TEST_TRAFFIC_SHIFT','POST_PRODUCTION_TRAFFIC_SHIFT'";
+        let port = config("https://todo.example.com:8443/api/", post_test);
+        let why = port.test_listener_warning(false).expect("flagged");
+        assert!(
+            why.starts_with("smoke.test_url is on port 8443 and url on 443, and verify runs outside the VPC"),
+            "{why}"
+        );
+        assert!(why.contains("header-matched test listener rule") && why.contains("VerifySubnetIds"), "{why}");
+        assert_eq!(port.test_listener_warning(true), None, "in the VPC it reaches the listener");
+        // The header-matched rule on the production port, written with or without the port.
+        assert_eq!(config("https://todo.example.com/api/", post_test).test_listener_warning(false), None);
+        assert_eq!(config("https://todo.example.com:443/api/", post_test).test_listener_warning(false), None);
+        // No check through the test listener: nothing to reach.
+        let production_only = config("https://todo.example.com:8443/api/", "'POST_PRODUCTION_TRAFFIC_SHIFT'");
+        assert_eq!(production_only.test_listener_warning(false), None);
+    }
+}
