@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use toml::{Table, Value};
 
 use crate::base::PrincipalPattern;
+use crate::domain::lifecycle::{Listener, Stage};
 use crate::error::ConfigError;
 use crate::glob::TagPattern;
-use crate::hook::{Listener, Stage};
 use crate::image::validate_repository;
 
 /// How a rollout changes a service.
@@ -806,11 +806,11 @@ fn parse_hook(t: Table, path: &str, source: &str) -> Result<HookConfig, ConfigEr
     let timeout_ms = u64::from(timeout_minutes) * 60_000;
     let stuck_ms = match f.opt_int("stuck_minutes", 1, 1439)? {
         Some(m) => m as u64 * 60_000,
-        None => (timeout_ms / 2).min(crate::hook::DEFAULT_STUCK_MS),
+        None => (timeout_ms / 2).min(crate::domain::lifecycle::DEFAULT_STUCK_MS),
     };
     // The answer after the budget is spent comes one call-back later (ECS's default delay when
     // the config cannot be read); it must still come before ECS's timeout.
-    if stuck_ms + crate::hook::DEFAULT_CALLBACK_MS > timeout_ms {
+    if stuck_ms + crate::domain::lifecycle::DEFAULT_CALLBACK_MS > timeout_ms {
         return Err(f.err(
             "stuck_minutes",
             format!(

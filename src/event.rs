@@ -570,7 +570,7 @@ mod tests {
             if name.starts_with("ecs-hook-") {
                 // Lifecycle hook invocations are verify's too, and not events (see hook.rs's tests).
                 let v: Value = serde_json::from_slice(&bytes).unwrap();
-                assert!(crate::hook::is_hook_payload(&v) && crate::hook::parse(&v).is_ok(), "{name}");
+                assert!(crate::inbound::hook::is_hook_payload(&v) && crate::inbound::hook::parse(&v).is_ok(), "{name}");
                 seen += 1;
                 continue;
             }

@@ -262,7 +262,7 @@ fn deliverable(target: Target, payload: &Value) -> Result<(), String> {
             }
         ));
     }
-    if pushdeploy::hook::is_hook_payload(payload) {
+    if pushdeploy::inbound::hook::is_hook_payload(payload) {
         return Err("a lifecycle hook invocation: ECS calls the hook synchronously and has long moved on, so a replay would answer a stage that is over".into());
     }
     match (target, pushdeploy::event::parse(payload.clone())) {
@@ -297,7 +297,7 @@ fn what(payload: &Value) -> String {
         let parts = [s(action), s(&payload["service"]), s(&payload["tag"])];
         return format!("manual {}", parts.iter().filter(|p| !p.is_empty()).cloned().collect::<Vec<_>>().join(" "));
     }
-    if pushdeploy::hook::is_hook_payload(payload) {
+    if pushdeploy::inbound::hook::is_hook_payload(payload) {
         return format!("lifecycle hook {}", s(&payload["lifecycleStage"]));
     }
     if let Some(kind) = payload.get("detail-type") {

@@ -11,12 +11,12 @@ use super::Verifier;
 use crate::aws::records::Found;
 use crate::aws::records::RecordStore;
 use crate::aws::sns::Notifier;
+use crate::domain::lifecycle::{self, fmt_share, Carried, HookAnswer, HookIndex, Listener};
 use crate::error::Error;
-use crate::hook::{
-    self, fmt_share, Carried, Decision, HookAnswer, HookIndex, HookInvocation, Listener, Step, StuckStep,
-};
+use crate::inbound::hook::{self as inbound, HookInvocation};
 use crate::notify::{problem_message, Problem};
 use crate::record::{self, DeploymentRecord, HookCheck, Status};
+use crate::rules::hook::{self, Decision, Step, StuckStep};
 use crate::secrets;
 use crate::smoke::engine;
 use crate::taskdef::short_name;
@@ -31,7 +31,7 @@ impl Verifier {
     /// counted against the stuck budget ([`stuck`]); a permanent one is recorded, told and
     /// returned as `Err` (ECS rolls back, Lambda counts it).
     pub async fn hook(&self, payload: &Value, deadline: Instant) -> Result<HookAnswer, Error> {
-        let inv = match hook::parse(payload) {
+        let inv = match inbound::parse(payload) {
             Ok(inv) => inv,
             Err(e) => {
                 let reason = format!(
@@ -60,7 +60,7 @@ impl Verifier {
     /// The call-back delay and the stuck budget the config gives the invocation's service.
     fn stuck_settings(&self, inv: &HookInvocation) -> (u64, Option<u64>) {
         let svc = self.config.by_ecs_service(&inv.cluster, &inv.service);
-        let delay = svc.and_then(|s| s.smoke.as_ref()).map_or(hook::DEFAULT_CALLBACK_MS, |s| s.interval_ms);
+        let delay = svc.and_then(|s| s.smoke.as_ref()).map_or(lifecycle::DEFAULT_CALLBACK_MS, |s| s.interval_ms);
         (delay, svc.and_then(|s| s.hook.as_ref()).map(|h| h.stuck_ms))
     }
 
@@ -184,7 +184,7 @@ impl Verifier {
                 }
             }
         }
-        let index = match hook::index_key(inv) {
+        let index = match inbound::index_key(inv) {
             Ok(key) => self.records().hook_index(&key).await?.filter(|i| i.service_deployment_arn == inv.resource_arn),
             Err(_) => None,
         };
@@ -233,7 +233,7 @@ impl Verifier {
         read: Option<HookIndex>,
         svc: &crate::config::ServiceConfig,
     ) {
-        let Ok(key) = hook::index_key(inv) else { return };
+        let Ok(key) = inbound::index_key(inv) else { return };
         let mut index = read.unwrap_or_else(|| HookIndex::of(&inv.resource_arn));
         index.record = Some(rec.id.clone());
         index.stuck_budget_ms = svc.hook.as_ref().map(|h| h.stuck_ms);
@@ -425,7 +425,7 @@ fn unconfirmed(inv: &HookInvocation, service: &str, why: String) -> HookAnswer {
 /// Answers an invocation that cannot advance its check (`why`: a transient failure, an unreadable
 /// config, a record not written yet): IN_PROGRESS, counted in the service deployment's index
 /// object, until the stuck invocations span `budget_ms` (the config's `stuck_minutes`; the index's
-/// copy, or [`hook::DEFAULT_STUCK_MS`], when the config cannot be read). Then FAILED, with the
+/// copy, or [`lifecycle::DEFAULT_STUCK_MS`], when the config cannot be read). Then FAILED, with the
 /// reason on the record tied to this service deployment and one message; a later invocation of
 /// the same check answers the same FAILED and tells nobody again.
 ///
@@ -451,7 +451,7 @@ pub async fn stuck(
         info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "succeeded", reason = %why, "decision");
         return HookAnswer::succeeded(why);
     }
-    let key = hook::index_key(inv).ok();
+    let key = inbound::index_key(inv).ok();
     let read = match &key {
         Some(key) => {
             records.hook_index(key).await.map_err(|e| warn!(key = %key, error = %e, "could not read the hook index"))
@@ -469,8 +469,8 @@ pub async fn stuck(
         info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "failed", reason = %spent.reason, "decision");
         return HookAnswer::failed(spent.reason.clone());
     }
-    let prior = if readable { index.stuck.clone() } else { hook::carried_stuck(payload) };
-    let budget = budget_ms.or(index.stuck_budget_ms).unwrap_or(hook::DEFAULT_STUCK_MS);
+    let prior = if readable { index.stuck.clone() } else { inbound::carried_stuck(payload) };
+    let budget = budget_ms.or(index.stuck_budget_ms).unwrap_or(lifecycle::DEFAULT_STUCK_MS);
     if budget_ms.is_some() {
         index.stuck_budget_ms = budget_ms;
     }
@@ -495,7 +495,7 @@ pub async fn stuck(
         StuckStep::Spent(s, reason) => {
             error!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "failed", reason = %reason, "decision");
             index.stuck = Some(s);
-            index.spent = Some(hook::SpentBudget { check: check.clone(), reason: reason.clone() });
+            index.spent = Some(lifecycle::SpentBudget { check: check.clone(), reason: reason.clone() });
             // Not over an index that could not be read: it may name the record.
             if let (Some(key), true) = (&key, readable) {
                 if let Err(e) = records.put_hook_index(key, &index).await {

@@ -18,10 +18,10 @@ use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
 use crate::config::Config;
 use crate::confirm;
+use crate::domain::lifecycle::HookAnswer;
 use crate::error::AwsError;
 use crate::error::Error;
 use crate::event::{self, DeploymentState, EcsDeploymentEvent, Trigger};
-use crate::hook::HookAnswer;
 use crate::image::ImageRef;
 use crate::lease::{self, Claim, Lease};
 use crate::notify::{problem_message, verdict_message, Problem};
@@ -70,7 +70,7 @@ pub enum Answer {
 impl Verifier {
     /// Handles one invocation of the function: a lifecycle hook invocation from ECS, or an event.
     pub async fn invoke(&self, payload: Value, deadline: Instant) -> Result<Answer, Error> {
-        if crate::hook::is_hook_payload(&payload) {
+        if crate::inbound::hook::is_hook_payload(&payload) {
             return Ok(Answer::Hook(Box::pin(self.hook(&payload, deadline)).await?));
         }
         Ok(Answer::Event(Box::pin(self.handle(payload, deadline)).await?))

@@ -1,0 +1,1 @@
+//! The one settle step: save the record, log the decision, count it, notify.

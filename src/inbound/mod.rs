@@ -1,0 +1,3 @@
+//! What arrives: one small parser per payload family.
+
+pub mod hook;

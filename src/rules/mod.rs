@@ -1,0 +1,4 @@
+//! Pure decisions: no AWS, no tokio, no HTTP.
+
+pub mod hook;
+pub mod verdict;

@@ -1,0 +1,1 @@
+//! The verdict on an ECS event or a hook invocation, as a value. Pure.
