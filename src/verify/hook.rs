@@ -11,12 +11,15 @@ use super::Verifier;
 use crate::aws::records::Found;
 use crate::aws::records::RecordStore;
 use crate::aws::sns::Notifier;
-use crate::domain::lifecycle::{self, fmt_share, Carried, HookAnswer, HookIndex, Listener};
+use crate::config::{ServiceConfig, SmokeConfig};
+use crate::domain::lifecycle::{self, HookAnswer, HookIndex, Listener};
 use crate::error::Error;
+use crate::flows::settle;
 use crate::inbound::hook::{self as inbound, HookInvocation};
 use crate::notify::{problem_message, Problem};
-use crate::record::{self, DeploymentRecord, HookCheck, Status};
-use crate::rules::hook::{self, Decision, Step, StuckStep};
+use crate::record::{self, DeploymentRecord, Status};
+use crate::rules::hook::{self, Budget, Decision, Step, StuckStep};
+use crate::rules::verdict::{self, CheckSeen, HookFailure, Reply, Verdict};
 use crate::secrets;
 use crate::smoke::engine;
 use crate::taskdef::short_name;
@@ -64,102 +67,117 @@ impl Verifier {
         (delay, svc.and_then(|s| s.hook.as_ref()).map(|h| h.stuck_ms))
     }
 
+    /// The flow of one hook invocation: describe (the record, ECS's word), decide (the hook
+    /// decision, then the check's verdict), apply.
     async fn on_hook(&self, payload: &Value, inv: &HookInvocation, deadline: Instant) -> Result<HookAnswer, Error> {
+        let (rec, svc, ecs_rolling_back) = match self.describe_hook(payload, inv).await? {
+            Seen::Answered(answer) => return Ok(answer),
+            Seen::Record { rec, svc, ecs_rolling_back } => (*rec, svc, ecs_rolling_back),
+        };
+        let v = match hook::decide(&rec, svc, inv, ecs_rolling_back) {
+            Decision::Answer { answer, stamp } => {
+                verdict::hook_answered(&rec, inv, answer, stamp.as_deref(), &record::now())
+            }
+            Decision::Check { listener, smoke, budget } => {
+                self.check(rec, inv, listener, &smoke, &budget, deadline).await?
+            }
+        };
+        self.apply_hook(v, inv).await
+    }
+
+    /// What an invocation is about: its record, once ECS confirms the invocation (and the index
+    /// names the record), or the answer when there is nothing to check.
+    async fn describe_hook<'a>(&'a self, payload: &Value, inv: &HookInvocation) -> Result<Seen<'a>, Error> {
         let target = format!("{}/{}", inv.cluster, inv.service);
         let Some(svc) = self.config.by_ecs_service(&inv.cluster, &inv.service) else {
-            return Ok(not_ours(inv, format!("{target} is not a service in pushdeploy's config")));
+            return Ok(Seen::Answered(not_ours(inv, format!("{target} is not a service in pushdeploy's config"))));
         };
-        let (mut rec, index, indexed) = match self.record_of(inv).await? {
-            Lookup::Record { rec, index, indexed } => (*rec, index, indexed),
-            Lookup::NotOurs(why) => return Ok(not_ours(inv, why)),
+        let (rec, index, indexed) = match self.record_of(inv).await? {
+            Lookup::Record { rec, index, indexed } => (rec, index, indexed),
+            Lookup::NotOurs(why) => return Ok(Seen::Answered(not_ours(inv, why))),
             Lookup::Pending(why) => {
                 // pushdeploy registered the revision but its record is not there yet (the moment
                 // between UpdateService and the record's write): never let it through unchecked.
                 // Counted against the stuck budget, once ECS confirms the invocation.
                 let ecs = self.ecs.service_deployment(&inv.resource_arn).await?;
                 if let Err(why) = crate::confirm::hook_stage(ecs.as_ref(), inv) {
-                    return Ok(unconfirmed(inv, &target, why));
+                    return Ok(Seen::Answered(unconfirmed(inv, &target, why)));
                 }
                 let (delay, budget) = self.stuck_settings(inv);
-                return Ok(stuck(&self.records(), self.notifier.as_ref(), payload, inv, delay, budget, &why).await);
+                let answer = stuck(&self.records(), self.notifier.as_ref(), payload, inv, delay, budget, &why).await;
+                return Ok(Seen::Answered(answer));
             }
         };
         // Anyone who may invoke verify can send a payload: ECS itself must be at the stage it
         // names, for this service and revision, before anything is checked or written.
         let ecs = self.ecs.service_deployment(&inv.resource_arn).await?;
         if let Err(why) = crate::confirm::hook_stage(ecs.as_ref(), inv) {
-            return Ok(unconfirmed(inv, &rec.name, why));
+            return Ok(Seen::Answered(unconfirmed(inv, &rec.name, why)));
         }
         if !indexed {
             self.write_index(inv, &rec, index, svc).await;
         }
         let ecs_rolling_back = ecs.as_ref().is_some_and(|sd| sd.status.starts_with("ROLLBACK_"));
-        let (listener, smoke, budget) = match hook::decide(&rec, svc, inv, ecs_rolling_back) {
-            Decision::Answer { answer, stamp } => {
-                if let Some(event) = stamp {
-                    self.mark(&mut rec, inv, &event).await?;
-                }
-                return Ok(self.answer_hook(&rec, inv, answer));
-            }
-            Decision::Check { listener, smoke, budget } => (listener, smoke, budget),
-        };
+        Ok(Seen::Record { rec, svc, ecs_rolling_back })
+    }
+
+    /// One smoke round of a check, and the verdict it comes to. The tally lives on the record:
+    /// hookDetails come back from whoever invoked, so they only ever point at the record.
+    async fn check(
+        &self,
+        rec: DeploymentRecord,
+        inv: &HookInvocation,
+        listener: Listener,
+        smoke: &SmokeConfig,
+        budget: &Budget,
+        deadline: Instant,
+    ) -> Result<Verdict, Error> {
         let now = timing::now_ms();
-        // The tally lives on the record: hookDetails come back from whoever invoked, so they
-        // only ever point at the record.
-        let carried = match hook::tally_of(&rec, inv) {
-            Some(c) => c,
+        let (carried, rec) = match hook::tally_of(&rec, inv) {
+            Some(c) => (c, rec),
             None => {
-                let fresh = Carried {
-                    check: inv.check_key(),
-                    deployment: rec.id.clone(),
-                    rounds: 0,
-                    streak: 0,
-                    started_ms: now,
-                };
-                rec.hook_tally = Some(fresh.clone());
-                if !rec.has(&inv.timeline_event()) {
-                    rec.stamp(&inv.timeline_event(), record::now());
-                }
-                rec.service_deployment_arn = Some(inv.resource_arn.clone());
-                self.save(&rec).await?;
-                fresh
+                let (fresh, started) = verdict::check_started(&rec, inv, now, &record::now());
+                self.save(&started.record).await?;
+                (fresh, started.record)
             }
         };
-        if let Err(why) = hook::before_round(&carried, &budget, now) {
-            return self.check_done(rec, inv, listener, carried.rounds, Value::Null, Err(why)).await;
+        let done = |rounds, smoke, verdict| {
+            verdict::check_done(&rec, inv, CheckSeen { listener, rounds, smoke, verdict }, &record::now())
+        };
+        if let Err(why) = hook::before_round(&carried, budget, now) {
+            return Ok(done(carried.rounds, Value::Null, Err(why)));
         }
         if Instant::now() + Duration::from_millis(smoke.invocation_ms()) > deadline {
-            let why = "too little of this invocation left for a round; ECS calls again";
-            return Ok(self.answer_hook(&rec, inv, HookAnswer::again(smoke.interval_ms, &carried, why)));
+            return Ok(verdict::no_time(&rec, &carried, smoke.interval_ms));
         }
         // A transient SSM failure answers IN_PROGRESS (ECS calls again); a permanent one fails the hook.
-        let resolved = self.secrets.resolve(&smoke).await?;
-        let round = engine::one_round(&smoke, &self.http, Some(&self.elbv2), &resolved, carried.rounds + 1).await;
-        match hook::after_round(carried, &budget, round.passed) {
+        let resolved = self.secrets.resolve(smoke).await?;
+        let round = engine::one_round(smoke, &self.http, Some(&self.elbv2), &resolved, carried.rounds + 1).await;
+        Ok(match hook::after_round(carried, budget, round.passed) {
             Step::Again(c) => {
-                rec.hook_tally = Some(c.clone());
-                self.save(&rec).await?;
-                let why = format!(
-                    "round {} {} through the {} listener; {} of {} passing in a row so far",
-                    c.rounds,
-                    if round.passed { "passed" } else { "failed" },
-                    listener.as_str(),
-                    c.streak,
-                    budget.consecutive
-                );
-                Ok(self.answer_hook(&rec, inv, HookAnswer::again(smoke.interval_ms, &c, why)))
+                verdict::round_again(&rec, listener, &c, round.passed, budget.consecutive, smoke.interval_ms)
             }
             Step::Failed(c) => {
-                let why = engine::failure_reason(&smoke, &round, c.rounds);
-                let report = with_sources(json!({ "last_round": round }), &smoke);
-                self.check_done(rec, inv, listener, c.rounds, report, Err(why)).await
+                let why = engine::failure_reason(smoke, &round, c.rounds);
+                done(c.rounds, with_sources(json!({ "last_round": round }), smoke), Err(why))
             }
             Step::Passed(c) => {
-                let (probe, verdict) = engine::probe_after_pass(&smoke, &self.http, &resolved, &rec.id).await;
-                let report = with_sources(json!({ "last_round": round, "read_after_write": probe }), &smoke);
-                self.check_done(rec, inv, listener, c.rounds, report, verdict).await
+                let (probe, verdict) = engine::probe_after_pass(smoke, &self.http, &resolved, &rec.id).await;
+                let report = with_sources(json!({ "last_round": round, "read_after_write": probe }), smoke);
+                done(c.rounds, report, verdict)
             }
-        }
+        })
+    }
+
+    /// Applies a hook verdict: writes and tells what it says ([`settle::apply`]), then logs the
+    /// answer.
+    async fn apply_hook(&self, v: Verdict, inv: &HookInvocation) -> Result<HookAnswer, Error> {
+        settle::apply(&self.records(), self.notifier.as_ref(), &v, &inv.execution_id).await?;
+        let answer = match v.answer {
+            Some(Reply::Hook(answer)) => answer,
+            _ => HookAnswer::failed("verify reached no verdict"),
+        };
+        Ok(self.answer_hook(&v.record, inv, answer))
     }
 
     /// The deployment a hook invocation is about, or why it is not (yet) pushdeploy's. Within a
@@ -242,69 +260,6 @@ impl Verifier {
         }
     }
 
-    /// Puts `event` on the timeline (once) and ties the record to ECS's service deployment.
-    async fn mark(&self, rec: &mut DeploymentRecord, inv: &HookInvocation, event: &str) -> Result<(), Error> {
-        let tied = rec.service_deployment_arn.as_deref() == Some(&inv.resource_arn);
-        if rec.has(event) && tied {
-            return Ok(());
-        }
-        if !rec.has(event) {
-            rec.stamp(event, record::now());
-        }
-        rec.service_deployment_arn = Some(inv.resource_arn.clone());
-        self.save(rec).await
-    }
-
-    /// Records a check's verdict: a pass goes on the record (the deployment's verdict waits for
-    /// ECS); a failure also records the rollback ECS makes on FAILED, and tells.
-    async fn check_done(
-        &self,
-        mut rec: DeploymentRecord,
-        inv: &HookInvocation,
-        listener: Listener,
-        rounds: u32,
-        smoke: Value,
-        verdict: Result<(), String>,
-    ) -> Result<HookAnswer, Error> {
-        rec.hook_tally = None;
-        let why = match verdict {
-            Ok(()) => {
-                rec.hook_checks.push(hook_check(inv, listener, rounds, smoke, None));
-                rec.stamp(&format!("{}_passed", inv.timeline_event()), record::now());
-                self.save(&rec).await?;
-                let why = format!(
-                    "{}: smoke test passed through the {} listener in {rounds} round(s)",
-                    inv.check_key(),
-                    listener.as_str()
-                );
-                return Ok(self.answer_hook(&rec, inv, HookAnswer::succeeded(why)));
-            }
-            Err(why) => why,
-        };
-        let share = inv.production_share();
-        let touched = if share == 0.0 {
-            "production never served it".to_string()
-        } else {
-            format!("{}% of production traffic reached it", fmt_share(share))
-        };
-        let reason = format!(
-            "{} check failed through the {} listener: {why}; ECS rolls back to {}: {touched}",
-            inv.check_key(),
-            listener.as_str(),
-            short_name(&rec.previous_task_definition)
-        );
-        rec.hook_checks.push(hook_check(inv, listener, rounds, smoke, Some(why)));
-        rec.status = Status::RolledBack;
-        rec.rolled_back_by = Some("ecs".into());
-        rec.rolled_back_to = Some(rec.previous_task_definition.clone());
-        rec.reason = Some(reason.clone());
-        rec.service_deployment_arn = Some(inv.resource_arn.clone());
-        rec.stamp(&format!("{}_failed", inv.timeline_event()), record::now());
-        rec.stamp("rolled_back", record::now());
-        self.settle_for(&rec, &inv.execution_id).await?;
-        Ok(self.answer_hook(&rec, inv, HookAnswer::failed(reason)))
-    }
-
     /// Logs the answer, one line per decision.
     fn answer_hook(&self, rec: &DeploymentRecord, inv: &HookInvocation, answer: HookAnswer) -> HookAnswer {
         info!(
@@ -336,12 +291,9 @@ impl Verifier {
             // revision could not be read), the newest push or deploy still in flight.
             let tied = recent.iter().position(|r| r.service_deployment_arn.as_deref() == Some(&inv.resource_arn));
             let in_flight = || recent.iter().position(|r| r.status == Status::Started && !r.is_rollback());
-            if let Some(mut rec) = tied.or_else(in_flight).map(|i| recent[i].clone()).filter(|r| !r.is_settled()) {
-                rec.status = Status::RolledBack;
-                rec.rolled_back_by = Some("ecs".into());
-                rec.rolled_back_to = Some(rec.previous_task_definition.clone());
-                rec.reason = Some(reason.clone());
-                rec.stamp("error", record::now());
+            let found = tied.or_else(in_flight).map(|i| &recent[i]);
+            if let Some(rec) = found.and_then(|r| verdict::failed_hook(r, HookFailure::Error, &reason, &record::now()))
+            {
                 match self.save(&rec).await {
                     Ok(()) => crate::emf::record(&rec.name, &crate::emf::verdict(&rec)),
                     Err(w) => warn!(deployment_id = %rec.id, error = %w, "could not put the error on the record"),
@@ -371,31 +323,26 @@ fn with_sources(mut report: Value, smoke: &crate::config::SmokeConfig) -> Value 
     report
 }
 
-/// The record of one check's verdict: passed unless it says why it failed.
-fn hook_check(
-    inv: &HookInvocation,
-    listener: Listener,
-    rounds: u32,
-    smoke: Value,
-    failed: Option<String>,
-) -> HookCheck {
-    HookCheck {
-        check: inv.check_key(),
-        listener: listener.as_str().into(),
-        production_share: inv.production_share(),
-        passed: failed.is_none(),
-        reason: failed,
-        rounds,
-        smoke,
-        at: record::now(),
-    }
-}
-
 /// Not pushdeploy's deployment: go on, touch nothing, say so.
 fn not_ours(inv: &HookInvocation, why: String) -> HookAnswer {
     let why = format!("{why}: not pushdeploy's deployment, so it is not checked");
     info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "ignored", reason = %why, "decision");
     HookAnswer::succeeded(why)
+}
+
+/// What describing an invocation came to.
+enum Seen<'a> {
+    /// Nothing to check: the answer.
+    Answered(HookAnswer),
+    /// The record to decide on, the service's config, and whether ECS reports a rollback.
+    Record {
+        /// The record.
+        rec: Box<DeploymentRecord>,
+        /// The service's config.
+        svc: &'a ServiceConfig,
+        /// True when ECS reports the service deployment rolling back.
+        ecs_rolling_back: bool,
+    },
 }
 
 /// How a hook invocation's deployment record was found.
@@ -529,14 +476,8 @@ async fn tell_stuck(
         _ => None,
     };
     let message = match tied {
-        Some(rec) if rec.is_settled() => return,
-        Some(mut rec) => {
-            rec.status = Status::RolledBack;
-            rec.rolled_back_by = Some("ecs".into());
-            rec.rolled_back_to = Some(rec.previous_task_definition.clone());
-            rec.reason = Some(reason.to_string());
-            rec.hook_tally = None;
-            rec.stamp("hook_stuck", record::now());
+        Some(rec) => {
+            let Some(rec) = verdict::failed_hook(&rec, HookFailure::Stuck, reason, &record::now()) else { return };
             if let Err(e) = records.put(&rec).await {
                 warn!(deployment_id = %rec.id, error = %e, "could not put the spent stuck budget on the record");
             }

@@ -22,15 +22,17 @@ use crate::domain::lifecycle::HookAnswer;
 use crate::error::AwsError;
 use crate::error::Error;
 use crate::event::{self, DeploymentState, EcsDeploymentEvent, Trigger};
+use crate::flows::settle;
 use crate::image::ImageRef;
 use crate::lease::{self, Claim, Lease};
-use crate::notify::{problem_message, verdict_message, Problem};
+use crate::notify::{problem_message, Problem};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::record::{self, DeploymentRecord, RollbackOf, Status, TriggerRef};
 use crate::recovery::{self, Adopted};
 use crate::retention;
 use crate::rollback;
 use crate::rollback_revision::{self, NotPrepared};
+use crate::rules::verdict::{self, Ask, Described, Next, Reply, ServiceSeen, SmokeSeen, Verdict};
 use crate::secrets::SecretSource;
 use crate::smoke::client::HttpClient;
 use crate::smoke::engine;
@@ -155,16 +157,19 @@ impl Verifier {
         Box::pin(step)
     }
 
+    /// The flow of one ECS deployment event: describe what the verdict needs (the record, then
+    /// what ECS runs and confirms, then the smoke test) as [`verdict::decide`] asks, then apply
+    /// the verdict.
     async fn on_deployment(&self, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
         let target = format!("{}/{}", e.cluster(), e.service);
         // A record for a service the config does not name is not pushdeploy's to act on, whoever
         // wrote it.
-        if self.config.by_ecs_service(e.cluster(), &e.service).is_none() {
+        let Some(svc) = self.config.by_ecs_service(e.cluster(), &e.service) else {
             let reason = format!("{target} is not a service in pushdeploy's config");
             info!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "ignored", reason = %reason, "decision");
             return Ok(Summary::only(Outcome::Ignored, reason));
-        }
-        let mut rec = match self.records().get(e.cluster(), &e.service, &e.deployment_id).await? {
+        };
+        let rec = match self.records().get(e.cluster(), &e.service, &e.deployment_id).await? {
             Found::Record(r) => *r,
             Found::Absent => {
                 let reason = format!("deployment {} of {target} was not started by pushdeploy", e.deployment_id);
@@ -175,137 +180,103 @@ impl Verifier {
                 return Ok(Summary::only(Outcome::Rejected, format!("record {key} is unreadable: {err}")))
             }
         };
-        if rec.is_settled() {
-            let reason = format!(
-                "already {} ({}): nothing to do",
-                rec.status.as_str(),
-                rec.reason.as_deref().unwrap_or("no reason recorded")
-            );
-            return Ok(self.answer(&rec, settled_outcome(&rec), reason, false));
-        }
-        match e.state {
-            DeploymentState::InProgress => {
-                if !rec.has("ecs_in_progress") {
-                    rec.stamp("ecs_in_progress", e.time.clone().unwrap_or_else(record::now));
-                    self.save(&rec).await?;
+        let now = record::now();
+        let mut d = Described {
+            event: e,
+            record: &rec,
+            smoke_configured: svc.smoke.is_some(),
+            service: None,
+            confirmed: None,
+            smoke: None,
+            event_at: e.time.clone().unwrap_or_else(|| now.clone()),
+            now,
+        };
+        let mut service_now = None;
+        loop {
+            d.now = record::now();
+            let v = verdict::decide(&d);
+            match (&v.next, &service_now, &svc.smoke) {
+                (Next::Read(Ask::Service), _, _) => {
+                    let seen = self.ecs.service_now(&rec.cluster, &rec.service).await?;
+                    d.service = Some(ServiceSeen {
+                        running: seen.task_definition.clone(),
+                        primary: seen.primary_deployment.clone(),
+                    });
+                    service_now = Some(seen);
                 }
-                self.log(&rec, e, "started");
-                Ok(self.answer(&rec, Outcome::Started, "ECS reports the rollout in progress; recorded".into(), true))
-            }
-            DeploymentState::Failed => {
-                let now = self.ecs.service_now(&rec.cluster, &rec.service).await?;
-                let tied = self.tied_deployment(&rec).await?;
-                if let Err(why) = confirm::failed(&now, &rec.ecs_deployment_id, &rec.task_definition, tied.as_ref()) {
-                    return Err(unconfirmed(&rec, "SERVICE_DEPLOYMENT_FAILED", why));
+                (Next::Read(Ask::Confirmation), Some(seen), _) => {
+                    d.confirmed = Some(self.confirmation(&rec, e, seen, svc).await?);
                 }
-                rec.status = Status::Failed;
-                rec.reason =
-                    Some(format!("ECS deployment failed: {}", e.reason.as_deref().unwrap_or("no reason given")));
-                rec.stamp("ecs_failed", record::now());
-                self.settle(&rec, e).await?;
-                Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true))
+                (Next::RunSmoke, Some(seen), Some(smoke)) => {
+                    d.smoke = Some(self.boxed(self.smoke_test(&v.record, smoke, seen, deadline)).await?);
+                }
+                _ => return self.boxed(self.apply(v, e, deadline)).await,
             }
-            DeploymentState::Completed => self.boxed(self.on_completed(rec, e, deadline)).await,
         }
     }
 
-    async fn on_completed(
+    /// ECS's own word on the event: anyone who may invoke verify can send one, so ECS itself must
+    /// bear out a failure or a completion before the record says so.
+    async fn confirmation(
         &self,
-        mut rec: DeploymentRecord,
+        rec: &DeploymentRecord,
         e: &EcsDeploymentEvent,
-        deadline: Instant,
-    ) -> Result<Summary, Error> {
-        if rec.status == Status::RollbackFailed {
-            // A retried event after a failed rollback: try the rollback again, do not re-test.
-            let reason = rec.reason.clone().unwrap_or_default();
-            return self.boxed(self.roll_back(rec, e, reason, deadline)).await;
+        now: &crate::aws::ecs::ServiceNow,
+        svc: &crate::config::ServiceConfig,
+    ) -> Result<Result<(), String>, Error> {
+        let tied = self.tied_deployment(rec).await?;
+        if e.state == DeploymentState::Failed {
+            return Ok(confirm::failed(now, &rec.ecs_deployment_id, &rec.task_definition, tied.as_ref()));
         }
-        if !rec.has("ecs_completed") {
-            rec.stamp("ecs_completed", e.time.clone().unwrap_or_else(record::now));
-        }
-        if rec.is_rollback() {
-            rec.status = Status::Completed;
-            self.settle(&rec, e).await?;
-            let reason = format!("rollback to {} completed", short_name(&rec.task_definition));
-            return Ok(self.answer(&rec, Outcome::RolledBack, reason, true));
-        }
-        let now = self.ecs.service_now(&rec.cluster, &rec.service).await?;
-        let running = now.task_definition.clone();
-        let returned_to = rec.rolled_back_to.as_deref().unwrap_or(&rec.previous_task_definition);
-        if running != rec.task_definition && running == returned_to && rec.has("smoke_failed") {
-            // Our own rollback went through before the invocation that made it died: finish recording it.
-            return self.finish_rollback(rec, e, now.primary_deployment.clone()).await;
-        }
-        if running != rec.task_definition {
-            rec.status = Status::Failed;
-            rec.reason = Some(format!(
-                "the service runs {}, not {} that this deployment registered: ECS rolled it back (circuit breaker) or another deployment replaced it{}",
-                short_name(&running),
-                short_name(&rec.task_definition),
-                e.reason.as_deref().map(|r| format!("; ECS says: {r}")).unwrap_or_default()
-            ));
-            rec.stamp("failed", record::now());
-            self.settle(&rec, e).await?;
-            return Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true));
-        }
-        // Anyone who may invoke verify can send a COMPLETED event: ECS itself must say so before
-        // a deployment is tested, verified or rolled back.
-        let tied = self.tied_deployment(&rec).await?;
-        if let Err(why) = confirm::completed(&now, &rec.ecs_deployment_id, tied.as_ref()) {
-            return Err(unconfirmed(&rec, "SERVICE_DEPLOYMENT_COMPLETED", why));
-        }
-        if !rec.hook_checks.is_empty() {
-            // The lifecycle hook checked before (and while) traffic shifted; a failed check has
-            // already settled the record, so every check here passed. Not tested again.
-            let checks: Vec<&str> = rec.hook_checks.iter().map(|c| c.check.as_str()).collect();
-            let reason =
-                format!("checked by the lifecycle hook at {}; ECS completed the deployment", checks.join(", "));
-            return self.verified(rec, e, Some(reason.clone()), reason).await;
-        }
-        let svc = self.config.by_ecs_service(&rec.cluster, &rec.service);
-        if svc.is_some_and(|s| s.hook.is_some()) {
+        let confirmed = confirm::completed(now, &rec.ecs_deployment_id, tied.as_ref());
+        if confirmed.is_ok() && rec.hook_checks.is_empty() && svc.hook.is_some() {
             warn!(service = %rec.name, deployment_id = %rec.id, "[service.hook] is configured but ECS never called the hook for this deployment: check the service's deploymentConfiguration.lifecycleHooks; smoke-testing after the rollout instead");
         }
-        let smoke = svc.and_then(|s| s.smoke.as_ref());
-        let Some(smoke) = smoke else {
-            rec.status = Status::Verified;
-            rec.reason = Some("no smoke test configured: ECS reports the rollout completed".into());
-            rec.stamp("verified", record::now());
-            self.settle(&rec, e).await?;
-            return Ok(self.answer(&rec, Outcome::Verified, rec.reason.clone().unwrap_or_default(), true));
-        };
-        // A smoke test that kills verify (out of memory, past its timeout) would otherwise die on
-        // every retry and leave the deployment serving untested: after SMOKE_ATTEMPTS_BEFORE_ROLLBACK
-        // tests that never reached a verdict, it is rolled back untested.
-        if rec.smoke_attempts >= SMOKE_ATTEMPTS_BEFORE_ROLLBACK {
-            let why = format!(
-                "verify started the smoke test {} times and never reached a verdict (the invocation died: out of memory or past its timeout?); rolled back rather than left serving untested",
-                rec.smoke_attempts
-            );
-            rec.reason = Some(why.clone());
-            rec.stamp("smoke_failed", record::now());
-            self.save(&rec).await?;
-            return self.roll_back(rec, e, why, deadline).await;
-        }
+        Ok(confirmed)
+    }
+
+    /// Runs the smoke test on `rec` (saved first, counting the attempt) and describes its result.
+    async fn smoke_test(
+        &self,
+        rec: &DeploymentRecord,
+        smoke: &crate::config::SmokeConfig,
+        now: &crate::aws::ecs::ServiceNow,
+        deadline: Instant,
+    ) -> Result<SmokeSeen, Error> {
         // Read when needed, not at cold start: an SSM failure then holds only this service's
         // verdict (retried, or told), and a rotated token is picked up (see secrets::CACHE_TTL).
-        // After the rule above: a rollback decided untested needs no credential.
+        // Before the attempt is counted, and never for a rollback decided untested.
         let resolved = self.secrets.resolve(smoke).await?;
-        rec.smoke_attempts += 1;
-        self.save(&rec).await?;
-        let gated = self.gate(smoke, &rec, &now).await?;
+        self.save(rec).await?;
+        let gated = self.gate(smoke, rec, now).await?;
         let report = engine::run(&gated, &self.http, Some(&self.elbv2), &resolved, &rec.id, deadline).await;
-        rec.smoke = Some(serde_json::to_value(&report).expect("reports always serialize"));
-        if report.passed {
-            let said = format!("smoke test passed: {} round(s) in {} ms", report.rounds_run, report.duration_ms);
-            return self.verified(rec, e, None, said).await;
+        Ok(SmokeSeen {
+            passed: report.passed,
+            reason: report.reason.clone(),
+            rounds: report.rounds_run,
+            duration_ms: report.duration_ms,
+            report: serde_json::to_value(&report).expect("reports always serialize"),
+        })
+    }
+
+    /// Applies an event's verdict: writes and tells what it says ([`settle::apply`]), then does
+    /// what comes next and answers.
+    async fn apply(&self, v: Verdict, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
+        settle::apply(&self.records(), self.notifier.as_ref(), &v, &e.event_id).await?;
+        let said = match &v.answer {
+            Some(Reply::Event(said)) => self.answer(&v.record, said.outcome, said.reason.clone(), said.wrote),
+            _ => Summary::only(Outcome::Rejected, "verify reached no verdict"),
+        };
+        match v.next {
+            Next::Refuse { event, why } => Err(unconfirmed(&v.record, event, why)),
+            Next::RollBack { why } => self.boxed(self.roll_back(v.record, e, why, deadline)).await,
+            Next::FinishRollback { primary } => self.finish_rollback(v.record, e, primary).await,
+            Next::Prune => {
+                self.prune(&v.record).await;
+                Ok(said)
+            }
+            Next::Answer | Next::Read(_) | Next::RunSmoke => Ok(said),
         }
-        let reason = report.reason.unwrap_or_else(|| "smoke test failed".into());
-        // The verdict is saved before acting on it, so a retry after a crash knows the rollback is ours.
-        rec.reason = Some(reason.clone());
-        rec.stamp("smoke_failed", record::now());
-        self.save(&rec).await?;
-        self.boxed(self.roll_back(rec, e, reason, deadline)).await
     }
 
     /// `smoke` with the target-health gate on the group that serves the revision under test: a
@@ -338,23 +309,6 @@ impl Verifier {
             }
         }
         Ok(gated)
-    }
-
-    /// Settles a deployment that passed its checks (`reason` on the record, `said` in the answer),
-    /// then prunes old revisions.
-    async fn verified(
-        &self,
-        mut rec: DeploymentRecord,
-        e: &EcsDeploymentEvent,
-        reason: Option<String>,
-        said: String,
-    ) -> Result<Summary, Error> {
-        rec.status = Status::Verified;
-        rec.reason = reason;
-        rec.stamp("verified", record::now());
-        self.settle(&rec, e).await?;
-        self.prune(&rec).await;
-        Ok(self.answer(&rec, Outcome::Verified, said, true))
     }
 
     /// Records a rollback that ECS already runs (its invocation died before recording it).
@@ -770,13 +724,9 @@ impl Verifier {
     }
 
     /// Writes a record that reached a verdict on behalf of `event_id` (an event or a hook
-    /// execution), logs it, counts it and notifies.
+    /// execution), logs it, counts it and notifies ([`settle::settle`]).
     async fn settle_for(&self, rec: &DeploymentRecord, event_id: &str) -> Result<(), Error> {
-        self.save(rec).await?;
-        self.log_for(rec, event_id, rec.status.as_str());
-        crate::emf::record(&rec.name, &crate::emf::verdict(rec));
-        self.publish(&verdict_message(rec)).await;
-        Ok(())
+        settle::settle(&self.records(), self.notifier.as_ref(), rec, event_id).await
     }
 
     async fn save(&self, rec: &DeploymentRecord) -> Result<(), Error> {
@@ -787,22 +737,6 @@ impl Verifier {
     /// The deployment records in the bucket.
     fn records(&self) -> RecordStore {
         RecordStore::new(self.store.clone())
-    }
-
-    fn log(&self, rec: &DeploymentRecord, e: &EcsDeploymentEvent, outcome: &str) {
-        self.log_for(rec, &e.event_id, outcome)
-    }
-
-    fn log_for(&self, rec: &DeploymentRecord, event_id: &str, outcome: &str) {
-        info!(
-            service = %rec.name,
-            image = %rec.image_uri,
-            event_id = %event_id,
-            deployment_id = %rec.id,
-            outcome,
-            reason = rec.reason.as_deref().unwrap_or(""),
-            "decision"
-        );
     }
 
     fn answer(&self, rec: &DeploymentRecord, outcome: Outcome, reason: String, wrote: bool) -> Summary {
@@ -876,10 +810,6 @@ pub async fn cannot_judge(records: Option<&RecordStore>, payload: Value, why: &s
     Err(reason)
 }
 
-/// Smoke tests that died before a verdict after which a deployment is rolled back untested:
-/// Lambda delivers an event three times (two retries), so the third delivery decides.
-const SMOKE_ATTEMPTS_BEFORE_ROLLBACK: u32 = 2;
-
 /// How many of a service's most recently written records an automatic rollback reads (as a
 /// manual one does) to find the last verified deployment.
 const RECORDS_SCANNED: usize = 50;
@@ -913,16 +843,6 @@ fn unconfirmed(rec: &DeploymentRecord, event: &str, why: String) -> Error {
         transient: true,
     }
     .into()
-}
-
-fn settled_outcome(rec: &DeploymentRecord) -> Outcome {
-    match rec.status {
-        Status::Verified => Outcome::Verified,
-        Status::RolledBack => Outcome::RolledBack,
-        Status::Completed => Outcome::RolledBack,
-        Status::RollbackFailed => Outcome::RollbackFailed,
-        Status::Failed | Status::Started => Outcome::Failed,
-    }
 }
 
 #[cfg(test)]
