@@ -571,3 +571,499 @@ fn rolled_back_by_ecs(rec: &mut DeploymentRecord, reason: &str) {
     rec.rolled_back_to = Some(rec.previous_task_definition.clone());
     rec.reason = Some(reason.to_string());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::lifecycle::HookStatus;
+    use crate::inbound::hook::{parse, tests::fixture};
+    use crate::record::TriggerRef;
+    use serde_json::json;
+
+    const NOW: &str = "2026-11-27T09:00:00Z";
+    const AT: &str = "2026-11-27T08:59:00Z";
+
+    fn record(status: Status) -> DeploymentRecord {
+        let mut rec: DeploymentRecord = serde_json::from_value(json!({
+            "id": "ecs-svc-1", "cluster": "c", "service": "s", "name": "backend", "repository": "r",
+            "tag": "latest", "digest": "sha256:aa", "image_uri": "r@sha256:aa", "strategy": "pin-digest",
+            "trigger": {"kind": "push", "event_id": "e"}, "pushed_at": "2026-11-27T00:00:00Z",
+            "previous_task_definition": "arn:td/app:1", "task_definition": "arn:td/app:2",
+            "ecs_deployment_id": "ecs-svc/1", "status": "started", "containers": ["backend"],
+            "timeline": [{"event": "started", "at": "2026-11-27T00:00:05Z"}]
+        }))
+        .unwrap();
+        rec.status = status;
+        rec
+    }
+
+    fn event(state: DeploymentState) -> EcsDeploymentEvent {
+        EcsDeploymentEvent {
+            event_id: "ev-1".into(),
+            time: Some(AT.into()),
+            cluster: Some("c".into()),
+            service: "s".into(),
+            deployment_id: "ecs-svc/1".into(),
+            state,
+            reason: Some("tasks failed to start".into()),
+        }
+    }
+
+    fn next_kind(next: &Next) -> String {
+        match next {
+            Next::Answer => "answer".into(),
+            Next::Prune => "prune".into(),
+            Next::Read(Ask::Service) => "read service".into(),
+            Next::Read(Ask::Confirmation) => "read confirmation".into(),
+            Next::RunSmoke => "run smoke".into(),
+            Next::RollBack { why } => format!("roll back: {why}"),
+            Next::FinishRollback { primary } => format!("finish rollback {}", primary.as_deref().unwrap_or("-")),
+            Next::Refuse { event, why } => format!("refuse {event}: {why}"),
+        }
+    }
+
+    /// What the event, the record and what was described are.
+    struct Case {
+        name: &'static str,
+        state: DeploymentState,
+        status: Status,
+        tweak: fn(&mut DeploymentRecord),
+        running: Option<&'static str>,
+        confirmed: Option<Result<(), &'static str>>,
+        smoke_configured: bool,
+        smoke: Option<bool>,
+    }
+
+    /// What the verdict must be: the record's status and newest timeline event, the write, the
+    /// telling, the next step (its start), and the answer's outcome and reason (its start).
+    struct Expect {
+        status: Status,
+        mark: &'static str,
+        write: Write,
+        tell: Tell,
+        next: &'static str,
+        answer: Option<(Outcome, &'static str)>,
+    }
+
+    fn nothing(_: &mut DeploymentRecord) {}
+
+    fn case(name: &'static str, state: DeploymentState, status: Status) -> Case {
+        Case {
+            name,
+            state,
+            status,
+            tweak: nothing,
+            running: None,
+            confirmed: None,
+            smoke_configured: true,
+            smoke: None,
+        }
+    }
+
+    fn expect(status: Status, mark: &'static str, write: Write, tell: Tell, next: &'static str) -> Expect {
+        Expect { status, mark, write, tell, next, answer: None }
+    }
+
+    fn described<'a>(c: &Case, e: &'a EcsDeploymentEvent, rec: &'a DeploymentRecord) -> Described<'a> {
+        Described {
+            event: e,
+            record: rec,
+            smoke_configured: c.smoke_configured,
+            service: c.running.map(|r| ServiceSeen { running: r.into(), primary: Some("ecs-svc/9".into()) }),
+            confirmed: c.confirmed.map(|r| r.map_err(str::to_string)),
+            smoke: c.smoke.map(|passed| SmokeSeen {
+                passed,
+                reason: (!passed).then(|| "GET /: status 500".to_string()),
+                rounds: 3,
+                duration_ms: 1200,
+                report: json!({"passed": passed}),
+            }),
+            event_at: AT.into(),
+            now: NOW.into(),
+        }
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn table() -> Vec<(Case, Expect)> {
+        use DeploymentState::{Completed, Failed as EcsFailed, InProgress};
+        use Status::*;
+        let td2 = Some("arn:td/app:2");
+        let td1 = Some("arn:td/app:1");
+        let ok = Some(Ok(()));
+        let answered = |e: Expect, outcome, said| Expect { answer: Some((outcome, said)), ..e };
+        vec![
+            (
+                case("a verified record answers its verdict", Completed, Verified),
+                answered(
+                    expect(Verified, "started", Write::Nothing, Tell::Nobody, "answer"),
+                    Outcome::Verified,
+                    "already verified",
+                ),
+            ),
+            (
+                case("a rolled-back record answers its verdict", InProgress, RolledBack),
+                answered(
+                    expect(RolledBack, "started", Write::Nothing, Tell::Nobody, "answer"),
+                    Outcome::RolledBack,
+                    "already rolled_back",
+                ),
+            ),
+            (
+                case("a failed record answers its verdict", EcsFailed, Failed),
+                answered(
+                    expect(Failed, "started", Write::Nothing, Tell::Nobody, "answer"),
+                    Outcome::Failed,
+                    "already failed",
+                ),
+            ),
+            (
+                Case {
+                    tweak: |r| r.trigger = TriggerRef::AutoRollback { of: "d0".into() },
+                    ..case("a completed rollback answers its verdict", Completed, Status::Completed)
+                },
+                answered(
+                    expect(Status::Completed, "started", Write::Nothing, Tell::Nobody, "answer"),
+                    Outcome::RolledBack,
+                    "already completed",
+                ),
+            ),
+            (
+                case("in progress is stamped once and logged", InProgress, Started),
+                answered(
+                    expect(Started, "ecs_in_progress", Write::Save, Tell::Log("started"), "answer"),
+                    Outcome::Started,
+                    "ECS reports the rollout in progress",
+                ),
+            ),
+            (
+                Case {
+                    tweak: |r| r.stamp("ecs_in_progress", AT.into()),
+                    ..case("in progress again writes nothing", InProgress, Started)
+                },
+                answered(
+                    expect(Started, "ecs_in_progress", Write::Nothing, Tell::Log("started"), "answer"),
+                    Outcome::Started,
+                    "ECS reports the rollout in progress",
+                ),
+            ),
+            (
+                case("failed asks what the service runs", EcsFailed, Started),
+                expect(Started, "started", Write::Nothing, Tell::Nobody, "read service"),
+            ),
+            (
+                Case { running: td2, ..case("failed asks ECS to confirm", EcsFailed, Started) },
+                expect(Started, "started", Write::Nothing, Tell::Nobody, "read confirmation"),
+            ),
+            (
+                Case {
+                    running: td2,
+                    confirmed: Some(Err("ECS says IN_PROGRESS")),
+                    ..case("failed unconfirmed is refused", EcsFailed, Started)
+                },
+                expect(
+                    Started,
+                    "started",
+                    Write::Nothing,
+                    Tell::Nobody,
+                    "refuse SERVICE_DEPLOYMENT_FAILED: ECS says IN_PROGRESS",
+                ),
+            ),
+            (
+                Case { running: td2, confirmed: ok, ..case("failed confirmed settles failed", EcsFailed, Started) },
+                answered(
+                    expect(Failed, "ecs_failed", Write::Save, Tell::Everyone, "answer"),
+                    Outcome::Failed,
+                    "ECS deployment failed: tasks failed to start",
+                ),
+            ),
+            (
+                Case {
+                    tweak: |r| r.reason = Some("cannot roll back".into()),
+                    ..case("a failed rollback is tried again", Completed, RollbackFailed)
+                },
+                expect(RollbackFailed, "started", Write::Nothing, Tell::Nobody, "roll back: cannot roll back"),
+            ),
+            (
+                Case {
+                    tweak: |r| r.trigger = TriggerRef::AutoRollback { of: "d0".into() },
+                    ..case("a rollback's own deployment completes", Completed, Started)
+                },
+                answered(
+                    expect(Status::Completed, "ecs_completed", Write::Save, Tell::Everyone, "answer"),
+                    Outcome::RolledBack,
+                    "rollback to app:2 completed",
+                ),
+            ),
+            (
+                case("completed asks what the service runs", Completed, Started),
+                expect(Started, "ecs_completed", Write::Nothing, Tell::Nobody, "read service"),
+            ),
+            (
+                Case {
+                    running: td1,
+                    tweak: |r| r.stamp("smoke_failed", AT.into()),
+                    ..case("a decided rollback that went through is finished", Completed, Started)
+                },
+                expect(Started, "ecs_completed", Write::Nothing, Tell::Nobody, "finish rollback ecs-svc/9"),
+            ),
+            (
+                Case { running: td1, ..case("back on the previous revision undecided is failed", Completed, Started) },
+                answered(
+                    expect(Failed, "failed", Write::Save, Tell::Everyone, "answer"),
+                    Outcome::Failed,
+                    "the service runs app:1, not app:2",
+                ),
+            ),
+            (
+                Case {
+                    running: Some("arn:td/other:7"),
+                    tweak: |r| r.stamp("smoke_failed", AT.into()),
+                    ..case("another revision is failed even after a decided rollback", Completed, Started)
+                },
+                answered(
+                    expect(Failed, "failed", Write::Save, Tell::Everyone, "answer"),
+                    Outcome::Failed,
+                    "the service runs other:7",
+                ),
+            ),
+            (
+                Case { running: td2, ..case("completed asks ECS to confirm", Completed, Started) },
+                expect(Started, "ecs_completed", Write::Nothing, Tell::Nobody, "read confirmation"),
+            ),
+            (
+                Case {
+                    running: td2,
+                    confirmed: Some(Err("not primary")),
+                    ..case("completed unconfirmed is refused", Completed, Started)
+                },
+                expect(
+                    Started,
+                    "started",
+                    Write::Nothing,
+                    Tell::Nobody,
+                    "refuse SERVICE_DEPLOYMENT_COMPLETED: not primary",
+                ),
+            ),
+            (
+                Case {
+                    running: td2,
+                    confirmed: ok,
+                    tweak: |r| r.hook_checks.push(passed_check()),
+                    ..case("checked by the hook is verified untested", Completed, Started)
+                },
+                answered(
+                    expect(Verified, "verified", Write::Save, Tell::Everyone, "prune"),
+                    Outcome::Verified,
+                    "checked by the lifecycle hook at POST_TEST_TRAFFIC_SHIFT",
+                ),
+            ),
+            (
+                Case {
+                    running: td2,
+                    confirmed: ok,
+                    smoke_configured: false,
+                    ..case("no smoke test is verified, nothing pruned", Completed, Started)
+                },
+                answered(
+                    expect(Verified, "verified", Write::Save, Tell::Everyone, "answer"),
+                    Outcome::Verified,
+                    "no smoke test configured",
+                ),
+            ),
+            (
+                Case {
+                    running: td2,
+                    confirmed: ok,
+                    ..case("a smoke test runs after the attempt is saved", Completed, Started)
+                },
+                expect(Started, "ecs_completed", Write::Save, Tell::Nobody, "run smoke"),
+            ),
+            (
+                Case {
+                    running: td2,
+                    confirmed: ok,
+                    tweak: |r| r.smoke_attempts = 2,
+                    ..case("tests that keep dying roll back untested", Completed, Started)
+                },
+                expect(
+                    Started,
+                    "smoke_failed",
+                    Write::Save,
+                    Tell::Nobody,
+                    "roll back: verify started the smoke test 2 times",
+                ),
+            ),
+            (
+                Case {
+                    running: td2,
+                    confirmed: ok,
+                    smoke: Some(true),
+                    ..case("a passed smoke test is verified and pruned", Completed, Started)
+                },
+                answered(
+                    expect(Verified, "verified", Write::Save, Tell::Everyone, "prune"),
+                    Outcome::Verified,
+                    "smoke test passed: 3 round(s) in 1200 ms",
+                ),
+            ),
+            (
+                Case {
+                    running: td2,
+                    confirmed: ok,
+                    smoke: Some(false),
+                    ..case("a failed smoke test is rolled back, decided first", Completed, Started)
+                },
+                expect(Started, "smoke_failed", Write::Save, Tell::Nobody, "roll back: GET /: status 500"),
+            ),
+        ]
+    }
+
+    fn passed_check() -> HookCheck {
+        HookCheck {
+            check: "POST_TEST_TRAFFIC_SHIFT".into(),
+            listener: "test".into(),
+            production_share: 0.0,
+            passed: true,
+            reason: None,
+            rounds: 2,
+            smoke: Value::Null,
+            at: AT.into(),
+        }
+    }
+
+    #[test]
+    fn every_event_and_record_verify_handles_has_one_verdict() {
+        for (c, want) in table() {
+            let mut rec = record(c.status);
+            (c.tweak)(&mut rec);
+            let e = event(c.state);
+            let v = decide(&described(&c, &e, &rec));
+            let name = c.name;
+            assert_eq!(v.record.status, want.status, "{name}");
+            assert_eq!(v.record.timeline.last().unwrap().event, want.mark, "{name}");
+            assert_eq!((v.write, v.tell), (want.write, want.tell), "{name}");
+            let next = next_kind(&v.next);
+            assert!(next.starts_with(want.next), "{name}: {next}");
+            match (&v.answer, want.answer) {
+                (Some(Reply::Event(said)), Some((outcome, reason))) => {
+                    assert_eq!(said.outcome, outcome, "{name}");
+                    assert!(said.reason.starts_with(reason), "{name}: {}", said.reason);
+                    assert_eq!(said.wrote, want.write == Write::Save || want.tell != Tell::Nobody, "{name}");
+                }
+                (None, None) => {}
+                (got, want) => panic!("{name}: answered {got:?}, want {want:?}"),
+            }
+            // A settle always writes the record it tells of.
+            assert!(v.tell != Tell::Everyone || v.write == Write::Save, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_smoke_test_is_counted_once_and_its_report_kept() {
+        let e = event(DeploymentState::Completed);
+        let rec = record(Status::Started);
+        let c = Case { running: Some("arn:td/app:2"), confirmed: Some(Ok(())), ..case("", e.state, Status::Started) };
+        let before = decide(&described(&c, &e, &rec));
+        assert_eq!((before.record.smoke_attempts, before.record.smoke.clone()), (1, None));
+        assert_eq!(before.record.timeline.last().unwrap().at, AT, "ECS's own time");
+        let after = decide(&described(&Case { smoke: Some(false), ..c }, &e, &rec));
+        assert_eq!(after.record.smoke_attempts, 1, "decided again from the record as read");
+        assert_eq!(after.record.smoke, Some(json!({"passed": false})));
+        assert_eq!(after.record.reason.as_deref(), Some("GET /: status 500"));
+        assert_eq!(RollbackState::of(&after.record), RollbackState::Decided);
+        assert_eq!(RollbackState::of(&rec), RollbackState::Undecided);
+    }
+
+    fn invocation() -> HookInvocation {
+        parse(&fixture("post-test")).unwrap()
+    }
+
+    fn hook_answer(v: &Verdict) -> (HookStatus, String) {
+        match &v.answer {
+            Some(Reply::Hook(a)) => (a.hook_status, a.reason().to_string()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_hook_answer_decided_before_any_round_stamps_and_ties_the_record_once() {
+        let inv = invocation();
+        let rec = record(Status::Started);
+        let go = || HookAnswer::succeeded("nothing to check");
+        let rows: [(&str, Option<&str>, bool, Write); 4] = [
+            ("no stamp", None, false, Write::Nothing),
+            ("a new stamp", Some("ecs_rolling_back"), false, Write::Save),
+            ("stamped, not tied", Some("started"), false, Write::Save),
+            ("stamped and tied", Some("started"), true, Write::Nothing),
+        ];
+        for (name, stamp, tied, write) in rows {
+            let mut rec = rec.clone();
+            if tied {
+                rec.service_deployment_arn = Some(inv.resource_arn.clone());
+            }
+            let v = hook_answered(&rec, &inv, go(), stamp, NOW);
+            assert_eq!((v.write, v.tell, &v.next), (write, Tell::Nobody, &Next::Answer), "{name}");
+            assert_eq!(hook_answer(&v).0, HookStatus::Succeeded, "{name}");
+            if let Some(s) = stamp {
+                assert!(v.record.has(s), "{name}");
+                assert_eq!(v.record.service_deployment_arn.as_deref(), Some(inv.resource_arn.as_str()), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn each_step_of_a_hook_check_has_its_verdict() {
+        let inv = invocation();
+        let rec = record(Status::Started);
+        let (fresh, started) = check_started(&rec, &inv, 5_000, NOW);
+        assert_eq!((fresh.rounds, fresh.started_ms, fresh.deployment.as_str()), (0, 5_000, "ecs-svc-1"));
+        assert_eq!((started.write, started.record.hook_tally.as_ref()), (Write::Save, Some(&fresh)));
+        assert!(started.record.has("post_test_traffic_shift"));
+
+        let v = no_time(&started.record, &fresh, 2_500);
+        assert_eq!((v.write, hook_answer(&v).0), (Write::Nothing, HookStatus::InProgress));
+
+        let one = Carried { rounds: 1, streak: 1, ..fresh.clone() };
+        let v = round_again(&started.record, Listener::Test, &one, true, 2, 2_500);
+        assert_eq!((v.write, v.tell), (Write::Save, Tell::Nobody));
+        assert_eq!(v.record.hook_tally, Some(one));
+        assert_eq!(
+            hook_answer(&v),
+            (HookStatus::InProgress, "round 1 passed through the test listener; 1 of 2 passing in a row so far".into())
+        );
+
+        let seen = |verdict| CheckSeen { listener: Listener::Test, rounds: 3, smoke: Value::Null, verdict };
+        let passed = check_done(&started.record, &inv, seen(Ok(())), NOW);
+        assert_eq!((passed.write, passed.tell, passed.record.status), (Write::Save, Tell::Nobody, Status::Started));
+        assert_eq!(passed.record.hook_tally, None);
+        assert!(passed.record.hook_checks[0].passed && passed.record.has("post_test_traffic_shift_passed"));
+        assert_eq!(hook_answer(&passed).0, HookStatus::Succeeded);
+
+        let failed = check_done(&started.record, &inv, seen(Err("GET /: status 500".into())), NOW);
+        assert_eq!((failed.write, failed.tell), (Write::Save, Tell::Everyone));
+        let r = &failed.record;
+        assert_eq!((r.status, r.rolled_back_by.as_deref()), (Status::RolledBack, Some("ecs")));
+        assert_eq!(r.rolled_back_to.as_deref(), Some("arn:td/app:1"));
+        assert!(r.has("post_test_traffic_shift_failed") && r.timeline.last().unwrap().event == "rolled_back");
+        let (status, why) = hook_answer(&failed);
+        assert_eq!(status, HookStatus::Failed);
+        assert_eq!(
+            why,
+            "POST_TEST_TRAFFIC_SHIFT check failed through the test listener: GET /: status 500; ECS rolls back to app:1: production never served it"
+        );
+    }
+
+    #[test]
+    fn a_hook_that_fails_for_another_reason_rolls_an_open_record_back() {
+        let mut open = record(Status::Started);
+        open.hook_tally =
+            Some(Carried { check: "k".into(), deployment: "ecs-svc-1".into(), rounds: 1, streak: 0, started_ms: 1 });
+        let error = failed_hook(&open, HookFailure::Error, "AccessDenied", NOW).unwrap();
+        assert_eq!((error.status, error.timeline.last().unwrap().event.as_str()), (Status::RolledBack, "error"));
+        assert!(error.hook_tally.is_some(), "an error leaves the tally");
+        let stuck = failed_hook(&open, HookFailure::Stuck, "stuck", NOW).unwrap();
+        assert_eq!((stuck.hook_tally.as_ref(), stuck.timeline.last().unwrap().event.as_str()), (None, "hook_stuck"));
+        assert_eq!(stuck.reason.as_deref(), Some("stuck"));
+        assert_eq!(failed_hook(&record(Status::Verified), HookFailure::Stuck, "x", NOW), None);
+    }
+}
