@@ -2,8 +2,12 @@
 //! verdict recorded, notified and acted on.
 
 mod hook;
+mod problem;
+mod prune;
+mod stuck;
 
-pub use hook::stuck;
+pub use problem::{cannot_judge, with_error};
+pub use stuck::stuck;
 
 use std::time::Instant;
 
@@ -25,11 +29,9 @@ use crate::event::{self, DeploymentState, EcsDeploymentEvent, Trigger};
 use crate::flows::settle;
 use crate::image::ImageRef;
 use crate::lease::{self, Claim, Lease};
-use crate::notify::{problem_message, Problem};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::record::{self, DeploymentRecord, RollbackOf, Status, TriggerRef};
 use crate::recovery::{self, Adopted};
-use crate::retention;
 use crate::rollback;
 use crate::rollback_revision::{self, NotPrepared};
 use crate::rules::verdict::{self, Ask, Described, Next, Reply, ServiceSeen, SmokeSeen, Verdict};
@@ -537,84 +539,6 @@ impl Verifier {
         }
     }
 
-    /// With `keep_revisions`, deregisters pushdeploy's own revisions of the service's family beyond
-    /// the newest N, never one that any configured service runs or could roll back to
-    /// ([`retention::protected`]): a family can be shared (staging and production). Housekeeping
-    /// after the verdict: a failure is logged and left to the next verified deployment, and
-    /// nothing is pruned unless every configured service could be read.
-    async fn prune(&self, rec: &DeploymentRecord) {
-        let Some(keep) = self.config.by_ecs_service(&rec.cluster, &rec.service).and_then(|s| s.keep_revisions) else {
-            return;
-        };
-        let keep = keep as usize;
-        let family = short_name(&rec.task_definition).rsplit_once(':').map_or("", |(f, _)| f);
-        let (uses, own) = tokio::join!(self.service_uses(), async {
-            Ok::<_, Error>(self.ecs.own_revisions(family, retention::described_per_run(keep)).await?)
-        });
-        let (uses, own) = match (uses, own) {
-            (Ok(uses), Ok(own)) => (uses, own),
-            (Err(err), _) | (_, Err(err)) => {
-                warn!(service = %rec.name, error = %err, "could not read what the configured services run and could roll back to; pruned nothing");
-                return;
-            }
-        };
-        let protected = retention::protected(&uses, keep);
-        for arn in retention::prunable(&own, keep, &protected) {
-            match self.ecs.deregister_task_definition(arn).await {
-                Ok(()) => {
-                    info!(service = %rec.name, task_definition = %short_name(arn), "deregistered an old revision (keep_revisions)")
-                }
-                Err(err) => {
-                    warn!(service = %rec.name, task_definition = %short_name(arn), error = %err, "could not deregister an old revision")
-                }
-            }
-        }
-    }
-
-    /// What every configured ECS service has in use (one DescribeServices per cluster and ten
-    /// services) and could return to (ECS's history and its recent records), a few services at once.
-    async fn service_uses(&self) -> Result<Vec<retention::ServiceUse>, Error> {
-        let mut by_cluster: Vec<(&str, Vec<String>)> = Vec::new();
-        for s in &self.config.services {
-            match by_cluster.iter_mut().find(|(c, _)| *c == s.cluster) {
-                Some((_, names)) if names.contains(&s.service) => {}
-                Some((_, names)) => names.push(s.service.clone()),
-                None => by_cluster.push((s.cluster.as_str(), vec![s.service.clone()])),
-            }
-        }
-        let mut services = Vec::new();
-        for (cluster, names) in &by_cluster {
-            let in_use = self.ecs.in_use(cluster, names).await?;
-            services.extend(names.iter().zip(in_use).map(|(name, running)| (*cluster, name.as_str(), running)));
-        }
-        let mut uses = Vec::with_capacity(services.len());
-        for batch in services.chunks(SERVICES_READ_AT_ONCE) {
-            let read = batch.iter().map(|(cluster, service, running)| self.service_use(cluster, service, running));
-            for u in futures_util::future::join_all(read).await {
-                uses.push(u?);
-            }
-        }
-        Ok(uses)
-    }
-
-    /// What one configured service has in use (`running`) and could return to.
-    async fn service_use(
-        &self,
-        cluster: &str,
-        service: &str,
-        running: &[String],
-    ) -> Result<retention::ServiceUse, Error> {
-        let name = format!("{cluster}/{service}");
-        // A service that is not ACTIVE runs nothing and has nothing to return to.
-        if running.is_empty() {
-            return Ok(retention::ServiceUse { service: name, ..Default::default() });
-        }
-        let records = self.records();
-        let (ran, records) =
-            tokio::join!(self.ecs.ran_revisions(cluster, service), records.recent(cluster, service, RECORDS_PROTECTED));
-        Ok(retention::ServiceUse { service: name, running: running.to_vec(), ran: ran?, records: records? })
-    }
-
     /// Records, logs and notifies a rollback that could not be carried out, and fails the invocation.
     async fn rollback_failed(
         &self,
@@ -640,39 +564,6 @@ impl Verifier {
         }
         // Whatever the cause, a failed rollback is retried: the event comes back and we try again.
         Err(crate::error::AwsError { transient: true, ..err }.into())
-    }
-
-    /// Puts a permanent AWS error on the deployment's record (when it can be read and written) and
-    /// publishes it once: a retry that meets the same error does not notify again.
-    async fn report_problem(&self, e: &EcsDeploymentEvent, err: &Error) {
-        error!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "error", error = %err, "decision");
-        let name = self.config.by_ecs_service(e.cluster(), &e.service).map_or(e.service.as_str(), |s| s.name.as_str());
-        let reason = format!("pushdeploy could not verify deployment {}: {err}", e.deployment_id);
-        let mut already_told = false;
-        if let Ok(Found::Record(rec)) = self.records().get(e.cluster(), &e.service, &e.deployment_id).await {
-            already_told = already_says(&rec, &reason);
-            if let Some(rec) = with_error(&rec, &reason) {
-                if let Err(w) = self.save(&rec).await {
-                    warn!(deployment_id = %e.deployment_id, error = %w, "could not put the error on the record");
-                }
-            }
-        }
-        if already_told {
-            return;
-        }
-        let target = format!("{}/{}", e.cluster(), e.service);
-        let message = problem_message(&Problem {
-            function: "verify",
-            service: name,
-            target: Some(&target),
-            doing: "verify",
-            error: &err.to_string(),
-            consequence: &format!(
-                "deployment {} is neither verified nor rolled back; Lambda retries the event, then keeps it in the dead-letter queue for a redrive once this is fixed",
-                e.deployment_id
-            ),
-        });
-        self.publish(&message).await;
     }
 
     async fn publish(&self, m: &crate::notify::Message) {
@@ -752,74 +643,9 @@ impl Verifier {
     }
 }
 
-/// True when `rec` already carries `reason` as its latest error: a retry meeting the same error.
-fn already_says(rec: &DeploymentRecord, reason: &str) -> bool {
-    rec.reason.as_deref() == Some(reason) && rec.timeline.last().is_some_and(|t| t.event == "error")
-}
-
-/// Pure: `rec` with `reason` as its error (`reason`, timeline `error`), or `None` when there is
-/// nothing to write: it already says so, or it has its verdict (an error never overwrites one).
-pub fn with_error(rec: &DeploymentRecord, reason: &str) -> Option<DeploymentRecord> {
-    if rec.is_settled() || already_says(rec, reason) {
-        return None;
-    }
-    let mut rec = rec.clone();
-    rec.reason = Some(reason.to_string());
-    rec.stamp("error", record::now());
-    Some(rec)
-}
-
-/// What verify does with an event while its own state keeps it from judging any (an invalid
-/// config, a missing setting: `why`). An ECS deployment event is never answered: its record, when
-/// there is one, says why (once), and the invocation fails (`Err`, the message for Lambda), so
-/// Lambda retries it, the function's Errors metric counts it, and the failed-invocations queue
-/// keeps it for a redrive once the config is fixed. The topic heard of the config when it was
-/// read. Anything else is answered as [`Verifier::handle`] would: it was never verify's to judge.
-pub async fn cannot_judge(records: Option<&RecordStore>, payload: Value, why: &str) -> Result<Summary, String> {
-    let e =
-        match event::parse(payload) {
-            Err(e) => return Ok(Summary::only(Outcome::Rejected, e.0)),
-            Ok(Trigger::EcsDeployment(e)) => e,
-            Ok(_) => return Ok(Summary::only(
-                Outcome::Rejected,
-                "verify takes ECS Deployment State Change events; pushes and manual actions go to the deploy function",
-            )),
-        };
-    let reason = format!(
-        "pushdeploy cannot judge deployment {} until its config is fixed: {why}; the event is retried, then kept in the failed-invocations queue: redrive it after the fix",
-        e.deployment_id
-    );
-    error!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "error", error = %why, "decision");
-    // An event about a short-ARN service may name no cluster; without the config, no record is found.
-    if let (Some(records), Some(cluster)) = (records, e.cluster.as_deref()) {
-        // Best effort: the error reaches Lambda's metric and queue whether or not the record says it.
-        match records.get(cluster, &e.service, &e.deployment_id).await {
-            Ok(Found::Record(rec)) => {
-                if let Some(rec) = with_error(&rec, &reason) {
-                    if let Err(w) = records.put(&rec).await {
-                        warn!(deployment_id = %e.deployment_id, error = %w, "could not put the error on the record");
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(w) => {
-                warn!(deployment_id = %e.deployment_id, error = %w, "could not read the record to put the error on it")
-            }
-        }
-    }
-    Err(reason)
-}
-
 /// How many of a service's most recently written records an automatic rollback reads (as a
 /// manual one does) to find the last verified deployment.
 const RECORDS_SCANNED: usize = 50;
-
-/// How many of each configured service's most recently written records pruning reads for its
-/// rollback targets: as many as a manual rollback chooses from.
-const RECORDS_PROTECTED: usize = 50;
-
-/// How many configured services pruning reads (ECS's history, records) at once.
-const SERVICES_READ_AT_ONCE: usize = 3;
 
 /// What a rollback came to while it held the service's lease.
 enum Held {
@@ -843,33 +669,4 @@ fn unconfirmed(rec: &DeploymentRecord, event: &str, why: String) -> Error {
         transient: true,
     }
     .into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(status: &str) -> DeploymentRecord {
-        serde_json::from_value(serde_json::json!({
-            "id": "ecs-svc-1", "cluster": "c", "service": "s", "name": "backend", "repository": "r",
-            "tag": "latest", "digest": "sha256:aa", "image_uri": "r@sha256:aa", "strategy": "pin-digest",
-            "trigger": {"kind": "push", "event_id": "e"}, "pushed_at": "2026-11-27T00:00:00Z",
-            "previous_task_definition": "td:1", "task_definition": "td:2", "ecs_deployment_id": "ecs-svc/1",
-            "status": status, "containers": ["backend"],
-            "timeline": [{"event": "started", "at": "2026-11-27T00:00:05Z"}]
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn an_error_goes_on_an_open_record_once_and_never_over_a_verdict() {
-        let noted = with_error(&rec("started"), "config invalid").expect("an open record takes the error");
-        assert_eq!(noted.reason.as_deref(), Some("config invalid"));
-        assert_eq!(noted.timeline.last().unwrap().event, "error");
-        assert_eq!(noted.status, Status::Started, "the error is no verdict");
-        assert!(with_error(&noted, "config invalid").is_none(), "a retry meeting the same error writes nothing");
-        assert!(with_error(&noted, "another error").is_some());
-        assert!(with_error(&rec("verified"), "config invalid").is_none());
-        assert!(with_error(&rec("rolled_back"), "config invalid").is_none());
-    }
 }
