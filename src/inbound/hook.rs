@@ -87,32 +87,9 @@ pub fn parse(value: &Value) -> Result<HookInvocation, InputError> {
         )));
     }
     let service = named.service;
-    let weights = |k: &str| -> Result<BTreeMap<String, f64>, InputError> {
-        match details.get(k) {
-            None | Some(Value::Null) => Ok(BTreeMap::new()),
-            Some(Value::Object(m)) => m
-                .iter()
-                .map(|(arn, w)| match w.as_f64() {
-                    Some(w) if (0.0..=100.0).contains(&w) => Ok((arn.clone(), w)),
-                    _ => Err(InputError::new(format!(
-                        "{within}{k}[{}] is {}, not a percentage",
-                        truncate(arn),
-                        truncate(&w.to_string())
-                    ))),
-                })
-                .collect(),
-            Some(other) => Err(InputError::new(format!("{within}{k} is {}, not a map", truncate(&other.to_string())))),
-        }
-    };
-    let test_weights = weights("testTrafficWeights")?;
-    let production_weights = weights("productionTrafficWeights")?;
-    let hook_details = match obj.get("hookDetails") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(other) => {
-            return Err(InputError::new(format!("hookDetails is {}, not a map", truncate(&other.to_string()))))
-        }
-    };
+    let test_weights = weights(details, "testTrafficWeights")?;
+    let production_weights = weights(details, "productionTrafficWeights")?;
+    let hook_details = hook_details(obj)?;
     Ok(HookInvocation {
         execution_id,
         stage,
@@ -124,6 +101,35 @@ pub fn parse(value: &Value) -> Result<HookInvocation, InputError> {
         production_weights,
         hook_details,
     })
+}
+
+/// `executionDetails.<k>`: traffic per revision ARN, each a percentage; absent or null is none.
+fn weights(details: &Map<String, Value>, k: &str) -> Result<BTreeMap<String, f64>, InputError> {
+    let within = "executionDetails.";
+    match details.get(k) {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(arn, w)| match w.as_f64() {
+                Some(w) if (0.0..=100.0).contains(&w) => Ok((arn.clone(), w)),
+                _ => Err(InputError::new(format!(
+                    "{within}{k}[{}] is {}, not a percentage",
+                    truncate(arn),
+                    truncate(&w.to_string())
+                ))),
+            })
+            .collect(),
+        Some(other) => Err(InputError::new(format!("{within}{k} is {}, not a map", truncate(&other.to_string())))),
+    }
+}
+
+/// `hookDetails`, a map; absent or null is empty.
+fn hook_details(obj: &Map<String, Value>) -> Result<Map<String, Value>, InputError> {
+    match obj.get("hookDetails") {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(other) => Err(InputError::new(format!("hookDetails is {}, not a map", truncate(&other.to_string())))),
+    }
 }
 
 impl HookInvocation {

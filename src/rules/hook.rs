@@ -90,30 +90,8 @@ pub fn decide(rec: &DeploymentRecord, svc: &ServiceConfig, inv: &HookInvocation,
             stamp: Some("ecs_rolling_back".into()),
         };
     }
-    // A duplicate or late invocation answers the verdict already given.
-    if let Some(done) = rec.hook_checks.iter().find(|c| c.check == inv.check_key()) {
-        return answer(if done.passed {
-            HookAnswer::succeeded(format!("{} already passed ({} rounds)", done.check, done.rounds))
-        } else {
-            HookAnswer::failed(format!(
-                "{} already failed: {}",
-                done.check,
-                done.reason.as_deref().unwrap_or("no reason recorded")
-            ))
-        });
-    }
-    if rec.is_settled() {
-        let why = format!(
-            "deployment {} is already {}: {}",
-            rec.id,
-            rec.status.as_str(),
-            rec.reason.as_deref().unwrap_or("no reason recorded")
-        );
-        return answer(if rec.status == Status::Verified {
-            HookAnswer::succeeded(why)
-        } else {
-            HookAnswer::failed(why)
-        });
+    if let Some(given) = already_given(rec, inv) {
+        return answer(given);
     }
     let hook = svc.hook.as_ref().filter(|h| h.stages.contains(&inv.stage));
     match (inv.stage.listener(), hook, svc.smoke.as_ref()) {
@@ -136,6 +114,32 @@ pub fn decide(rec: &DeploymentRecord, svc: &ServiceConfig, inv: &HookInvocation,
             stamp: Some(inv.timeline_event()),
         },
     }
+}
+
+/// The verdict already given to this check, or to the whole deployment: a duplicate or late
+/// invocation answers it again.
+fn already_given(rec: &DeploymentRecord, inv: &HookInvocation) -> Option<HookAnswer> {
+    if let Some(done) = rec.hook_checks.iter().find(|c| c.check == inv.check_key()) {
+        return Some(if done.passed {
+            HookAnswer::succeeded(format!("{} already passed ({} rounds)", done.check, done.rounds))
+        } else {
+            HookAnswer::failed(format!(
+                "{} already failed: {}",
+                done.check,
+                done.reason.as_deref().unwrap_or("no reason recorded")
+            ))
+        });
+    }
+    if rec.is_settled() {
+        let why = format!(
+            "deployment {} is already {}: {}",
+            rec.id,
+            rec.status.as_str(),
+            rec.reason.as_deref().unwrap_or("no reason recorded")
+        );
+        return Some(if rec.status == Status::Verified { HookAnswer::succeeded(why) } else { HookAnswer::failed(why) });
+    }
+    None
 }
 
 /// What a smoke check at a hook stage may use.

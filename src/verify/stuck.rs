@@ -44,19 +44,7 @@ pub async fn stuck(
         info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "succeeded", reason = %why, "decision");
         return HookAnswer::succeeded(why);
     }
-    let key = inbound::index_key(inv).ok();
-    let read = match &key {
-        Some(key) => {
-            records.hook_index(key).await.map_err(|e| warn!(key = %key, error = %e, "could not read the hook index"))
-        }
-        None => Err(()),
-    };
-    let readable = read.is_ok();
-    let mut index = read
-        .ok()
-        .flatten()
-        .filter(|i| i.service_deployment_arn == inv.resource_arn)
-        .unwrap_or_else(|| HookIndex::of(&inv.resource_arn));
+    let (key, readable, mut index) = read_index(records, inv).await;
     let check = inv.check_key();
     if let Some(spent) = index.spent.as_ref().filter(|s| s.check == check) {
         info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "failed", reason = %spent.reason, "decision");
@@ -145,4 +133,24 @@ async fn tell_stuck(
     if let Some(n) = notifier {
         n.send(&message).await;
     }
+}
+
+/// The index object of the invocation's service deployment: its key (none for an odd
+/// `resourceArn`), whether it could be read, and the index (empty when absent, unreadable or
+/// about another service deployment).
+async fn read_index(records: &RecordStore, inv: &HookInvocation) -> (Option<String>, bool, HookIndex) {
+    let key = inbound::index_key(inv).ok();
+    let read = match &key {
+        Some(key) => {
+            records.hook_index(key).await.map_err(|e| warn!(key = %key, error = %e, "could not read the hook index"))
+        }
+        None => Err(()),
+    };
+    let readable = read.is_ok();
+    let index = read
+        .ok()
+        .flatten()
+        .filter(|i| i.service_deployment_arn == inv.resource_arn)
+        .unwrap_or_else(|| HookIndex::of(&inv.resource_arn));
+    (key, readable, index)
 }
