@@ -1,8 +1,8 @@
 //! pushdeploy: continuous deployment for AWS ECS, driven by ECR pushes.
 //!
 //! Decisions ([`plan`], [`base`], [`taskdef`], [`config`], [`event`], [`lease`], [`rollback`], [`rolled_back`], [`report`],
-//! [`timing`]) are pure; AWS calls live in [`aws`] (records and leases behind their stores);
-//! [`deploy`] and [`verify`] orchestrate; the Lambda functions under `functions/` only wire the
+//! [`timing`], and under [`rules`] the hook decision and the verdict on an ECS event or hook invocation) are pure; AWS calls live in [`aws`] (records and leases behind their stores);
+//! [`deploy`] and [`verify`] orchestrate (applying a verdict through [`flows::settle`]); the Lambda functions under `functions/` only wire the
 //! runtime, and `cli/` is the operator's command.
 
 pub mod artifact;

@@ -111,7 +111,7 @@ pub fn fmt_share(w: f64) -> String {
 /// The smoke tally carried in `hookDetails.pushdeploy` from one invocation to the next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Carried {
-    /// The check it belongs to ([`HookInvocation::check_key`]).
+    /// The check it belongs to (`HookInvocation::check_key` in `inbound::hook`).
     pub check: String,
     /// The deployment record it belongs to.
     pub deployment: String,
@@ -133,7 +133,7 @@ pub const DEFAULT_STUCK_MS: u64 = 30 * 60_000;
 /// default) and then let ECS's timeout action decide, which may be CONTINUE.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stuck {
-    /// The check ([`HookInvocation::check_key`]).
+    /// The check (`HookInvocation::check_key` in `inbound::hook`).
     pub check: String,
     /// Stuck invocations in a row.
     pub invocations: u32,

@@ -178,7 +178,7 @@ impl HookInvocation {
     }
 
     /// The tally an earlier IN_PROGRESS answer left in `hookDetails`, whichever check it was for:
-    /// a hint to the record it belongs to, never the count itself (see [`tally_of`]).
+    /// a hint to the record it belongs to, never the count itself (see [`crate::rules::hook::tally_of`]).
     pub fn tally(&self) -> Option<Carried> {
         serde_json::from_value(self.hook_details.get(DETAILS_KEY)?.clone()).ok()
     }

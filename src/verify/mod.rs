@@ -4,6 +4,7 @@
 mod hook;
 mod problem;
 mod prune;
+mod smoke;
 mod stuck;
 
 pub use problem::{cannot_judge, with_error};
@@ -34,11 +35,9 @@ use crate::record::{self, DeploymentRecord, RollbackOf, Status, TriggerRef};
 use crate::recovery::{self, Adopted};
 use crate::rollback;
 use crate::rollback_revision::{self, NotPrepared};
-use crate::rules::verdict::{self, Ask, Described, Next, Reply, ServiceSeen, SmokeSeen, Verdict};
+use crate::rules::verdict::{self, Ask, Described, Next, Reply, ServiceSeen, Verdict};
 use crate::secrets::SecretSource;
 use crate::smoke::client::HttpClient;
-use crate::smoke::engine;
-use crate::target_group::{self, Gate};
 use crate::taskdef::short_name;
 use crate::timing::{self, Backoff, Deadline};
 
@@ -237,30 +236,6 @@ impl Verifier {
         Ok(confirmed)
     }
 
-    /// Runs the smoke test on `rec` (saved first, counting the attempt) and describes its result.
-    async fn smoke_test(
-        &self,
-        rec: &DeploymentRecord,
-        smoke: &crate::config::SmokeConfig,
-        now: &crate::aws::ecs::ServiceNow,
-        deadline: Instant,
-    ) -> Result<SmokeSeen, Error> {
-        // Read when needed, not at cold start: an SSM failure then holds only this service's
-        // verdict (retried, or told), and a rotated token is picked up (see secrets::CACHE_TTL).
-        // Before the attempt is counted, and never for a rollback decided untested.
-        let resolved = self.secrets.resolve(smoke).await?;
-        self.save(rec).await?;
-        let gated = self.gate(smoke, rec, now).await?;
-        let report = engine::run(&gated, &self.http, Some(&self.elbv2), &resolved, &rec.id, deadline).await;
-        Ok(SmokeSeen {
-            passed: report.passed,
-            reason: report.reason.clone(),
-            rounds: report.rounds_run,
-            duration_ms: report.duration_ms,
-            report: serde_json::to_value(&report).expect("reports always serialize"),
-        })
-    }
-
     /// Applies an event's verdict: writes and tells what it says ([`settle::apply`]), then does
     /// what comes next and answers.
     async fn apply(&self, v: Verdict, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
@@ -279,38 +254,6 @@ impl Verifier {
             }
             Next::Answer | Next::Read(_) | Next::RunSmoke => Ok(said),
         }
-    }
-
-    /// `smoke` with the target-health gate on the group that serves the revision under test: a
-    /// blue/green service alternates its pair of groups between deployments, so the configured
-    /// one may be the drained group ([`target_group::gate_for`]). Only such a pair costs a
-    /// DescribeServiceRevisions.
-    async fn gate(
-        &self,
-        smoke: &crate::config::SmokeConfig,
-        rec: &DeploymentRecord,
-        now: &crate::aws::ecs::ServiceNow,
-    ) -> Result<crate::config::SmokeConfig, Error> {
-        let Some(configured) = &smoke.target_group_arn else { return Ok(smoke.clone()) };
-        if !target_group::alternates(configured, &now.load_balancers) {
-            return Ok(smoke.clone());
-        }
-        let serving = self.ecs.serving_target_groups(&now.current_revisions, &rec.task_definition).await?;
-        let mut gated = smoke.clone();
-        match target_group::gate_for(configured, &now.load_balancers, serving.as_deref()) {
-            Gate::Configured => {}
-            Gate::Serving(group) => {
-                if &group != configured {
-                    info!(service = %rec.name, deployment_id = %rec.id, target_group = %group, configured = %configured, "target-health gate on the group ECS resolved for the revision (the pair swapped)");
-                }
-                gated.target_group_arn = Some(group);
-            }
-            Gate::Skipped(why) => {
-                warn!(service = %rec.name, deployment_id = %rec.id, reason = %why, "target-health gate skipped");
-                gated.target_group_arn = None;
-            }
-        }
-        Ok(gated)
     }
 
     /// Records a rollback that ECS already runs (its invocation died before recording it).
