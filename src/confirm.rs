@@ -6,7 +6,7 @@
 //! changes nothing.
 
 use crate::aws::ecs::{RanRevision, ServiceDeploymentNow, ServiceNow};
-use crate::hook::HookInvocation;
+use crate::inbound::hook::HookInvocation;
 use crate::taskdef::short_name;
 
 /// Whether ECS confirms that deployment `deployment_id` (`ecs-svc/…`) of a service completed.
@@ -83,8 +83,10 @@ pub fn hook_stage(ecs: Option<&ServiceDeploymentNow>, inv: &HookInvocation) -> R
     }
     // ECS has no rollback stage: it invokes the traffic-shift hooks again while it rolls back, and
     // its own status, not the payload's weights, is what says so.
-    let shifting =
-        matches!(inv.stage, crate::hook::Stage::TestTrafficShift | crate::hook::Stage::ProductionTrafficShift);
+    let shifting = matches!(
+        inv.stage,
+        crate::domain::lifecycle::Stage::TestTrafficShift | crate::domain::lifecycle::Stage::ProductionTrafficShift
+    );
     if inv.rolling_back() || (shifting && sd.status.starts_with("ROLLBACK_")) {
         return match sd.status.as_str() {
             "ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" | "IN_PROGRESS" => Ok(()),
@@ -151,7 +153,7 @@ mod tests {
         let green = "arn:aws:ecs:ap-southeast-2:123456789012:service-revision/todo-cluster/todo-backend/2";
         let blue = "arn:aws:ecs:ap-southeast-2:123456789012:service-revision/todo-cluster/todo-backend/1";
         let weights = production.map_or(json!({}), |(g, b)| json!({ green: g, blue: b }));
-        crate::hook::parse(&json!({
+        crate::inbound::hook::parse(&json!({
             "executionId": "x",
             "lifecycleStage": stage,
             "resourceArn": "arn:aws:ecs:ap-southeast-2:123456789012:service-deployment/todo-cluster/todo-backend/d1",

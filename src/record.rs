@@ -148,7 +148,7 @@ pub struct DeploymentRecord {
     /// The tally of the hook check in progress (rounds and streak across invocations). Kept on
     /// the record, never taken from `hookDetails`: anyone who may invoke verify can write those.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hook_tally: Option<crate::hook::Carried>,
+    pub hook_tally: Option<crate::domain::lifecycle::Carried>,
     /// Smoke tests verify started on this deployment. One that never reached a verdict died
     /// (out of memory, past its timeout): after a few, verify rolls back instead of testing again.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -188,7 +188,7 @@ impl HookCheck {
             "{} through the {} listener ({}% of production on the new revision), {} round(s): {verdict}",
             self.check,
             self.listener,
-            crate::hook::fmt_share(self.production_share),
+            crate::domain::lifecycle::fmt_share(self.production_share),
             self.rounds
         )
     }

@@ -289,7 +289,7 @@ impl SecretSource {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::hook::Listener;
+    use crate::domain::lifecycle::Listener;
 
     #[test]
     fn a_secret_never_shows_its_value() {

@@ -3,7 +3,8 @@
 //! no longer pass is refused before a round.
 #![no_main]
 
-use pushdeploy::hook::{after_round, before_round, parse, Budget};
+use pushdeploy::inbound::hook::parse;
+use pushdeploy::rules::hook::{after_round, before_round, Budget};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };

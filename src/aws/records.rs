@@ -5,8 +5,8 @@ use tracing::warn;
 
 use crate::artifact::{image_definitions, image_definitions_key, image_detail, image_detail_key};
 use crate::aws::s3::Store;
+use crate::domain::lifecycle::HookIndex;
 use crate::error::{AwsError, Error};
-use crate::hook::HookIndex;
 use crate::record::{self, DeploymentRecord};
 
 /// How many of a service's records [`RecordStore::recent`] reads at once: the connections to S3
@@ -140,7 +140,7 @@ impl RecordStore {
         Ok(loaded)
     }
 
-    /// The hook index object at `key` ([`crate::hook::index_key`]); `None` when there is none or it
+    /// The hook index object at `key` ([`crate::inbound::hook::index_key`]); `None` when there is none or it
     /// is not an index (logged: it is then rewritten as if absent).
     pub async fn hook_index(&self, key: &str) -> Result<Option<HookIndex>, AwsError> {
         let Some(bytes) = self.store.get(key).await? else { return Ok(None) };

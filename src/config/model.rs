@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::domain::lifecycle::{Listener, Stage};
 use crate::glob::TagPattern;
-use crate::hook::{Listener, Stage};
 
 use super::PrincipalPattern;
 

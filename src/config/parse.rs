@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 
 use toml::Table;
 
+use crate::domain::lifecycle::Stage;
 use crate::error::ConfigError;
 use crate::glob::TagPattern;
-use crate::hook::Stage;
 use crate::image::validate_repository;
 
 use super::fields::{cap, is_ecs_name, Fields};

@@ -2,8 +2,8 @@
 
 use toml::Table;
 
+use crate::domain::lifecycle::Stage;
 use crate::error::ConfigError;
-use crate::hook::Stage;
 
 use super::fields::Fields;
 use super::{HookConfig, SmokeConfig};
@@ -59,11 +59,11 @@ pub(super) fn parse_hook(t: Table, path: &str, source: &str) -> Result<HookConfi
     let timeout_ms = u64::from(timeout_minutes) * 60_000;
     let stuck_ms = match f.opt_int("stuck_minutes", 1, 1439)? {
         Some(m) => m as u64 * 60_000,
-        None => (timeout_ms / 2).min(crate::hook::DEFAULT_STUCK_MS),
+        None => (timeout_ms / 2).min(crate::domain::lifecycle::DEFAULT_STUCK_MS),
     };
     // The answer after the budget is spent comes one call-back later (ECS's default delay when
     // the config cannot be read); it must still come before ECS's timeout.
-    if stuck_ms + crate::hook::DEFAULT_CALLBACK_MS > timeout_ms {
+    if stuck_ms + crate::domain::lifecycle::DEFAULT_CALLBACK_MS > timeout_ms {
         return Err(f.err(
             "stuck_minutes",
             format!(
@@ -81,7 +81,7 @@ mod tests {
     use super::*;
     use crate::config::test_support::{key_of, parse, MIN};
     use crate::config::HeaderValue;
-    use crate::hook::Listener;
+    use crate::domain::lifecycle::Listener;
 
     #[test]
     fn hook_stages_need_a_smoke_test_a_test_url_and_a_timeout_that_fits() {

@@ -4,11 +4,12 @@
 //! feature costs a second proc-macro stack, so the envelope here is our own and small.
 //!
 //! One file per payload family: `ecr` (a push), `ecs` (a deployment state change), `manual`
-//! (an operator's action); `arn` reads the ECS ARNs they name.
+//! (an operator's action), `hook` (an ECS lifecycle hook invocation); `arn` reads the ECS ARNs they name.
 
 mod arn;
 mod ecr;
 mod ecs;
+pub mod hook;
 mod manual;
 
 pub use arn::{parse_cluster_arn, parse_service_arn, parse_service_deployment_arn, ServiceArn};
@@ -175,7 +176,7 @@ mod tests {
             if name.starts_with("ecs-hook-") {
                 // Lifecycle hook invocations are verify's too, and not events (see hook.rs's tests).
                 let v: Value = serde_json::from_slice(&bytes).unwrap();
-                assert!(crate::hook::is_hook_payload(&v) && crate::hook::parse(&v).is_ok(), "{name}");
+                assert!(crate::inbound::hook::is_hook_payload(&v) && crate::inbound::hook::parse(&v).is_ok(), "{name}");
                 seen += 1;
                 continue;
             }

@@ -7,16 +7,19 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tracing::{error, info, warn};
 
+use super::stuck::stuck;
 use super::Verifier;
 use crate::aws::records::Found;
-use crate::aws::records::RecordStore;
-use crate::aws::sns::Notifier;
+use crate::config::{ServiceConfig, SmokeConfig};
+use crate::domain::lifecycle::{self, HookAnswer, HookIndex, Listener};
 use crate::error::Error;
-use crate::hook::{
-    self, fmt_share, Carried, Decision, HookAnswer, HookIndex, HookInvocation, Listener, Step, StuckStep,
-};
+use crate::flows::settle;
+use crate::inbound::hook::{self as inbound, HookInvocation};
 use crate::notify::{problem_message, Problem};
-use crate::record::{self, DeploymentRecord, HookCheck, Status};
+use crate::record::{self, DeploymentRecord, Status};
+use crate::rules::hook::{self, Budget, Decision, Step};
+use crate::rules::hook_verdict::{self as verdict, CheckSeen, HookFailure};
+use crate::rules::verdict::{Reply, Verdict};
 use crate::secrets;
 use crate::smoke::engine;
 use crate::taskdef::short_name;
@@ -31,7 +34,7 @@ impl Verifier {
     /// counted against the stuck budget ([`stuck`]); a permanent one is recorded, told and
     /// returned as `Err` (ECS rolls back, Lambda counts it).
     pub async fn hook(&self, payload: &Value, deadline: Instant) -> Result<HookAnswer, Error> {
-        let inv = match hook::parse(payload) {
+        let inv = match inbound::parse(payload) {
             Ok(inv) => inv,
             Err(e) => {
                 let reason = format!(
@@ -60,106 +63,121 @@ impl Verifier {
     /// The call-back delay and the stuck budget the config gives the invocation's service.
     fn stuck_settings(&self, inv: &HookInvocation) -> (u64, Option<u64>) {
         let svc = self.config.by_ecs_service(&inv.cluster, &inv.service);
-        let delay = svc.and_then(|s| s.smoke.as_ref()).map_or(hook::DEFAULT_CALLBACK_MS, |s| s.interval_ms);
+        let delay = svc.and_then(|s| s.smoke.as_ref()).map_or(lifecycle::DEFAULT_CALLBACK_MS, |s| s.interval_ms);
         (delay, svc.and_then(|s| s.hook.as_ref()).map(|h| h.stuck_ms))
     }
 
+    /// The flow of one hook invocation: describe (the record, ECS's word), decide (the hook
+    /// decision, then the check's verdict), apply.
     async fn on_hook(&self, payload: &Value, inv: &HookInvocation, deadline: Instant) -> Result<HookAnswer, Error> {
+        let (rec, svc, ecs_rolling_back) = match self.describe_hook(payload, inv).await? {
+            Seen::Answered(answer) => return Ok(answer),
+            Seen::Record { rec, svc, ecs_rolling_back } => (*rec, svc, ecs_rolling_back),
+        };
+        let v = match hook::decide(&rec, svc, inv, ecs_rolling_back) {
+            Decision::Answer { answer, stamp } => {
+                verdict::hook_answered(&rec, inv, answer, stamp.as_deref(), &record::now())
+            }
+            Decision::Check { listener, smoke, budget } => {
+                self.check(rec, inv, listener, &smoke, &budget, deadline).await?
+            }
+        };
+        self.apply_hook(v, inv).await
+    }
+
+    /// What an invocation is about: its record, once ECS confirms the invocation (and the index
+    /// names the record), or the answer when there is nothing to check.
+    async fn describe_hook<'a>(&'a self, payload: &Value, inv: &HookInvocation) -> Result<Seen<'a>, Error> {
         let target = format!("{}/{}", inv.cluster, inv.service);
         let Some(svc) = self.config.by_ecs_service(&inv.cluster, &inv.service) else {
-            return Ok(not_ours(inv, format!("{target} is not a service in pushdeploy's config")));
+            return Ok(Seen::Answered(not_ours(inv, format!("{target} is not a service in pushdeploy's config"))));
         };
-        let (mut rec, index, indexed) = match self.record_of(inv).await? {
-            Lookup::Record { rec, index, indexed } => (*rec, index, indexed),
-            Lookup::NotOurs(why) => return Ok(not_ours(inv, why)),
+        let (rec, index, indexed) = match self.record_of(inv).await? {
+            Lookup::Record { rec, index, indexed } => (rec, index, indexed),
+            Lookup::NotOurs(why) => return Ok(Seen::Answered(not_ours(inv, why))),
             Lookup::Pending(why) => {
                 // pushdeploy registered the revision but its record is not there yet (the moment
                 // between UpdateService and the record's write): never let it through unchecked.
                 // Counted against the stuck budget, once ECS confirms the invocation.
                 let ecs = self.ecs.service_deployment(&inv.resource_arn).await?;
                 if let Err(why) = crate::confirm::hook_stage(ecs.as_ref(), inv) {
-                    return Ok(unconfirmed(inv, &target, why));
+                    return Ok(Seen::Answered(unconfirmed(inv, &target, why)));
                 }
                 let (delay, budget) = self.stuck_settings(inv);
-                return Ok(stuck(&self.records(), self.notifier.as_ref(), payload, inv, delay, budget, &why).await);
+                let answer = stuck(&self.records(), self.notifier.as_ref(), payload, inv, delay, budget, &why).await;
+                return Ok(Seen::Answered(answer));
             }
         };
         // Anyone who may invoke verify can send a payload: ECS itself must be at the stage it
         // names, for this service and revision, before anything is checked or written.
         let ecs = self.ecs.service_deployment(&inv.resource_arn).await?;
         if let Err(why) = crate::confirm::hook_stage(ecs.as_ref(), inv) {
-            return Ok(unconfirmed(inv, &rec.name, why));
+            return Ok(Seen::Answered(unconfirmed(inv, &rec.name, why)));
         }
         if !indexed {
             self.write_index(inv, &rec, index, svc).await;
         }
         let ecs_rolling_back = ecs.as_ref().is_some_and(|sd| sd.status.starts_with("ROLLBACK_"));
-        let (listener, smoke, budget) = match hook::decide(&rec, svc, inv, ecs_rolling_back) {
-            Decision::Answer { answer, stamp } => {
-                if let Some(event) = stamp {
-                    self.mark(&mut rec, inv, &event).await?;
-                }
-                return Ok(self.answer_hook(&rec, inv, answer));
-            }
-            Decision::Check { listener, smoke, budget } => (listener, smoke, budget),
-        };
+        Ok(Seen::Record { rec, svc, ecs_rolling_back })
+    }
+
+    /// One smoke round of a check, and the verdict it comes to. The tally lives on the record:
+    /// hookDetails come back from whoever invoked, so they only ever point at the record.
+    async fn check(
+        &self,
+        rec: DeploymentRecord,
+        inv: &HookInvocation,
+        listener: Listener,
+        smoke: &SmokeConfig,
+        budget: &Budget,
+        deadline: Instant,
+    ) -> Result<Verdict, Error> {
         let now = timing::now_ms();
-        // The tally lives on the record: hookDetails come back from whoever invoked, so they
-        // only ever point at the record.
-        let carried = match hook::tally_of(&rec, inv) {
-            Some(c) => c,
+        let (carried, rec) = match hook::tally_of(&rec, inv) {
+            Some(c) => (c, rec),
             None => {
-                let fresh = Carried {
-                    check: inv.check_key(),
-                    deployment: rec.id.clone(),
-                    rounds: 0,
-                    streak: 0,
-                    started_ms: now,
-                };
-                rec.hook_tally = Some(fresh.clone());
-                if !rec.has(&inv.timeline_event()) {
-                    rec.stamp(&inv.timeline_event(), record::now());
-                }
-                rec.service_deployment_arn = Some(inv.resource_arn.clone());
-                self.save(&rec).await?;
-                fresh
+                let (fresh, started) = verdict::check_started(&rec, inv, now, &record::now());
+                self.save(&started.record).await?;
+                (fresh, started.record)
             }
         };
-        if let Err(why) = hook::before_round(&carried, &budget, now) {
-            return self.check_done(rec, inv, listener, carried.rounds, Value::Null, Err(why)).await;
+        let done = |rounds, smoke, verdict| {
+            verdict::check_done(&rec, inv, CheckSeen { listener, rounds, smoke, verdict }, &record::now())
+        };
+        if let Err(why) = hook::before_round(&carried, budget, now) {
+            return Ok(done(carried.rounds, Value::Null, Err(why)));
         }
         if Instant::now() + Duration::from_millis(smoke.invocation_ms()) > deadline {
-            let why = "too little of this invocation left for a round; ECS calls again";
-            return Ok(self.answer_hook(&rec, inv, HookAnswer::again(smoke.interval_ms, &carried, why)));
+            return Ok(verdict::no_time(&rec, &carried, smoke.interval_ms));
         }
         // A transient SSM failure answers IN_PROGRESS (ECS calls again); a permanent one fails the hook.
-        let resolved = self.secrets.resolve(&smoke).await?;
-        let round = engine::one_round(&smoke, &self.http, Some(&self.elbv2), &resolved, carried.rounds + 1).await;
-        match hook::after_round(carried, &budget, round.passed) {
+        let resolved = self.secrets.resolve(smoke).await?;
+        let round = engine::one_round(smoke, &self.http, Some(&self.elbv2), &resolved, carried.rounds + 1).await;
+        Ok(match hook::after_round(carried, budget, round.passed) {
             Step::Again(c) => {
-                rec.hook_tally = Some(c.clone());
-                self.save(&rec).await?;
-                let why = format!(
-                    "round {} {} through the {} listener; {} of {} passing in a row so far",
-                    c.rounds,
-                    if round.passed { "passed" } else { "failed" },
-                    listener.as_str(),
-                    c.streak,
-                    budget.consecutive
-                );
-                Ok(self.answer_hook(&rec, inv, HookAnswer::again(smoke.interval_ms, &c, why)))
+                verdict::round_again(&rec, listener, &c, round.passed, budget.consecutive, smoke.interval_ms)
             }
             Step::Failed(c) => {
-                let why = engine::failure_reason(&smoke, &round, c.rounds);
-                let report = with_sources(json!({ "last_round": round }), &smoke);
-                self.check_done(rec, inv, listener, c.rounds, report, Err(why)).await
+                let why = engine::failure_reason(smoke, &round, c.rounds);
+                done(c.rounds, with_sources(json!({ "last_round": round }), smoke), Err(why))
             }
             Step::Passed(c) => {
-                let (probe, verdict) = engine::probe_after_pass(&smoke, &self.http, &resolved, &rec.id).await;
-                let report = with_sources(json!({ "last_round": round, "read_after_write": probe }), &smoke);
-                self.check_done(rec, inv, listener, c.rounds, report, verdict).await
+                let (probe, verdict) = engine::probe_after_pass(smoke, &self.http, &resolved, &rec.id).await;
+                let report = with_sources(json!({ "last_round": round, "read_after_write": probe }), smoke);
+                done(c.rounds, report, verdict)
             }
-        }
+        })
+    }
+
+    /// Applies a hook verdict: writes and tells what it says ([`settle::apply`]), then logs the
+    /// answer.
+    async fn apply_hook(&self, v: Verdict, inv: &HookInvocation) -> Result<HookAnswer, Error> {
+        settle::apply(&self.records(), self.notifier.as_ref(), &v, &inv.execution_id).await?;
+        let answer = match v.answer {
+            Some(Reply::Hook(answer)) => answer,
+            _ => HookAnswer::failed("verify reached no verdict"),
+        };
+        Ok(self.answer_hook(&v.record, inv, answer))
     }
 
     /// The deployment a hook invocation is about, or why it is not (yet) pushdeploy's. Within a
@@ -184,7 +202,7 @@ impl Verifier {
                 }
             }
         }
-        let index = match hook::index_key(inv) {
+        let index = match inbound::index_key(inv) {
             Ok(key) => self.records().hook_index(&key).await?.filter(|i| i.service_deployment_arn == inv.resource_arn),
             Err(_) => None,
         };
@@ -233,76 +251,13 @@ impl Verifier {
         read: Option<HookIndex>,
         svc: &crate::config::ServiceConfig,
     ) {
-        let Ok(key) = hook::index_key(inv) else { return };
+        let Ok(key) = inbound::index_key(inv) else { return };
         let mut index = read.unwrap_or_else(|| HookIndex::of(&inv.resource_arn));
         index.record = Some(rec.id.clone());
         index.stuck_budget_ms = svc.hook.as_ref().map(|h| h.stuck_ms);
         if let Err(e) = self.records().put_hook_index(&key, &index).await {
             warn!(key = %key, error = %e, "could not write the hook index: the next stage looks the record up again");
         }
-    }
-
-    /// Puts `event` on the timeline (once) and ties the record to ECS's service deployment.
-    async fn mark(&self, rec: &mut DeploymentRecord, inv: &HookInvocation, event: &str) -> Result<(), Error> {
-        let tied = rec.service_deployment_arn.as_deref() == Some(&inv.resource_arn);
-        if rec.has(event) && tied {
-            return Ok(());
-        }
-        if !rec.has(event) {
-            rec.stamp(event, record::now());
-        }
-        rec.service_deployment_arn = Some(inv.resource_arn.clone());
-        self.save(rec).await
-    }
-
-    /// Records a check's verdict: a pass goes on the record (the deployment's verdict waits for
-    /// ECS); a failure also records the rollback ECS makes on FAILED, and tells.
-    async fn check_done(
-        &self,
-        mut rec: DeploymentRecord,
-        inv: &HookInvocation,
-        listener: Listener,
-        rounds: u32,
-        smoke: Value,
-        verdict: Result<(), String>,
-    ) -> Result<HookAnswer, Error> {
-        rec.hook_tally = None;
-        let why = match verdict {
-            Ok(()) => {
-                rec.hook_checks.push(hook_check(inv, listener, rounds, smoke, None));
-                rec.stamp(&format!("{}_passed", inv.timeline_event()), record::now());
-                self.save(&rec).await?;
-                let why = format!(
-                    "{}: smoke test passed through the {} listener in {rounds} round(s)",
-                    inv.check_key(),
-                    listener.as_str()
-                );
-                return Ok(self.answer_hook(&rec, inv, HookAnswer::succeeded(why)));
-            }
-            Err(why) => why,
-        };
-        let share = inv.production_share();
-        let touched = if share == 0.0 {
-            "production never served it".to_string()
-        } else {
-            format!("{}% of production traffic reached it", fmt_share(share))
-        };
-        let reason = format!(
-            "{} check failed through the {} listener: {why}; ECS rolls back to {}: {touched}",
-            inv.check_key(),
-            listener.as_str(),
-            short_name(&rec.previous_task_definition)
-        );
-        rec.hook_checks.push(hook_check(inv, listener, rounds, smoke, Some(why)));
-        rec.status = Status::RolledBack;
-        rec.rolled_back_by = Some("ecs".into());
-        rec.rolled_back_to = Some(rec.previous_task_definition.clone());
-        rec.reason = Some(reason.clone());
-        rec.service_deployment_arn = Some(inv.resource_arn.clone());
-        rec.stamp(&format!("{}_failed", inv.timeline_event()), record::now());
-        rec.stamp("rolled_back", record::now());
-        self.settle_for(&rec, &inv.execution_id).await?;
-        Ok(self.answer_hook(&rec, inv, HookAnswer::failed(reason)))
     }
 
     /// Logs the answer, one line per decision.
@@ -336,12 +291,9 @@ impl Verifier {
             // revision could not be read), the newest push or deploy still in flight.
             let tied = recent.iter().position(|r| r.service_deployment_arn.as_deref() == Some(&inv.resource_arn));
             let in_flight = || recent.iter().position(|r| r.status == Status::Started && !r.is_rollback());
-            if let Some(mut rec) = tied.or_else(in_flight).map(|i| recent[i].clone()).filter(|r| !r.is_settled()) {
-                rec.status = Status::RolledBack;
-                rec.rolled_back_by = Some("ecs".into());
-                rec.rolled_back_to = Some(rec.previous_task_definition.clone());
-                rec.reason = Some(reason.clone());
-                rec.stamp("error", record::now());
+            let found = tied.or_else(in_flight).map(|i| &recent[i]);
+            if let Some(rec) = found.and_then(|r| verdict::failed_hook(r, HookFailure::Error, &reason, &record::now()))
+            {
                 match self.save(&rec).await {
                     Ok(()) => crate::emf::record(&rec.name, &crate::emf::verdict(&rec)),
                     Err(w) => warn!(deployment_id = %rec.id, error = %w, "could not put the error on the record"),
@@ -371,31 +323,26 @@ fn with_sources(mut report: Value, smoke: &crate::config::SmokeConfig) -> Value 
     report
 }
 
-/// The record of one check's verdict: passed unless it says why it failed.
-fn hook_check(
-    inv: &HookInvocation,
-    listener: Listener,
-    rounds: u32,
-    smoke: Value,
-    failed: Option<String>,
-) -> HookCheck {
-    HookCheck {
-        check: inv.check_key(),
-        listener: listener.as_str().into(),
-        production_share: inv.production_share(),
-        passed: failed.is_none(),
-        reason: failed,
-        rounds,
-        smoke,
-        at: record::now(),
-    }
-}
-
 /// Not pushdeploy's deployment: go on, touch nothing, say so.
 fn not_ours(inv: &HookInvocation, why: String) -> HookAnswer {
     let why = format!("{why}: not pushdeploy's deployment, so it is not checked");
     info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "ignored", reason = %why, "decision");
     HookAnswer::succeeded(why)
+}
+
+/// What describing an invocation came to.
+enum Seen<'a> {
+    /// Nothing to check: the answer.
+    Answered(HookAnswer),
+    /// The record to decide on, the service's config, and whether ECS reports a rollback.
+    Record {
+        /// The record.
+        rec: Box<DeploymentRecord>,
+        /// The service's config.
+        svc: &'a ServiceConfig,
+        /// True when ECS reports the service deployment rolling back.
+        ecs_rolling_back: bool,
+    },
 }
 
 /// How a hook invocation's deployment record was found.
@@ -420,142 +367,4 @@ fn unconfirmed(inv: &HookInvocation, service: &str, why: String) -> HookAnswer {
     let why = format!("ECS does not confirm this invocation: {why}; nothing checked or recorded");
     warn!(service = %service, event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "unconfirmed", reason = %why, "decision");
     HookAnswer::in_progress_untouched(why)
-}
-
-/// Answers an invocation that cannot advance its check (`why`: a transient failure, an unreadable
-/// config, a record not written yet): IN_PROGRESS, counted in the service deployment's index
-/// object, until the stuck invocations span `budget_ms` (the config's `stuck_minutes`; the index's
-/// copy, or [`hook::DEFAULT_STUCK_MS`], when the config cannot be read). Then FAILED, with the
-/// reason on the record tied to this service deployment and one message; a later invocation of
-/// the same check answers the same FAILED and tells nobody again.
-///
-/// The count lives in the index object, not in `hookDetails`: whoever invokes verify chooses
-/// `hookDetails`, and the index is found from `resourceArn` whether or not the record or the config
-/// can be read. When the index itself cannot be read (S3 failing), the count `hookDetails` carry
-/// back is used, since it can only bring the FAILED sooner.
-pub async fn stuck(
-    records: &RecordStore,
-    notifier: Option<&Notifier>,
-    payload: &Value,
-    inv: &HookInvocation,
-    delay_ms: u64,
-    budget_ms: Option<u64>,
-    why: &str,
-) -> HookAnswer {
-    // A rollback's traffic shift is never refused, not even when nothing could be read: the
-    // payload itself shows green at 0 %. Nothing is written for it.
-    if inv.rolling_back() {
-        let why = format!(
-            "ECS is shifting traffic back to the previous revision (green is at 0 %); pushdeploy never holds up a rollback (not recorded: {why})"
-        );
-        info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "succeeded", reason = %why, "decision");
-        return HookAnswer::succeeded(why);
-    }
-    let key = hook::index_key(inv).ok();
-    let read = match &key {
-        Some(key) => {
-            records.hook_index(key).await.map_err(|e| warn!(key = %key, error = %e, "could not read the hook index"))
-        }
-        None => Err(()),
-    };
-    let readable = read.is_ok();
-    let mut index = read
-        .ok()
-        .flatten()
-        .filter(|i| i.service_deployment_arn == inv.resource_arn)
-        .unwrap_or_else(|| HookIndex::of(&inv.resource_arn));
-    let check = inv.check_key();
-    if let Some(spent) = index.spent.as_ref().filter(|s| s.check == check) {
-        info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "failed", reason = %spent.reason, "decision");
-        return HookAnswer::failed(spent.reason.clone());
-    }
-    let prior = if readable { index.stuck.clone() } else { hook::carried_stuck(payload) };
-    let budget = budget_ms.or(index.stuck_budget_ms).unwrap_or(hook::DEFAULT_STUCK_MS);
-    if budget_ms.is_some() {
-        index.stuck_budget_ms = budget_ms;
-    }
-    // Stuck invocations come a call-back apart; a longer gap means one in between moved the check on.
-    let gap = delay_ms.div_ceil(1000) * 1000 * 2 + 60_000;
-    match hook::count_stuck(prior.as_ref(), &check, why, timing::now_ms(), budget, gap) {
-        StuckStep::Again(s) => {
-            index.stuck = Some(s.clone());
-            if let (Some(key), true) = (&key, readable) {
-                if let Err(e) = records.put_hook_index(key, &index).await {
-                    warn!(key = %key, error = %e, "could not count the stuck invocation in the hook index; hookDetails carry it");
-                }
-            }
-            let said = format!(
-                "{why}; ECS calls again ({} stuck invocation(s) so far; FAILED once they span {} s)",
-                s.invocations,
-                budget / 1000
-            );
-            warn!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "in_progress", reason = %said, "decision");
-            HookAnswer::call_again(payload, delay_ms, &s, said)
-        }
-        StuckStep::Spent(s, reason) => {
-            error!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "failed", reason = %reason, "decision");
-            index.stuck = Some(s);
-            index.spent = Some(hook::SpentBudget { check: check.clone(), reason: reason.clone() });
-            // Not over an index that could not be read: it may name the record.
-            if let (Some(key), true) = (&key, readable) {
-                if let Err(e) = records.put_hook_index(key, &index).await {
-                    warn!(key = %key, error = %e, "could not note the spent budget in the hook index");
-                }
-            }
-            tell_stuck(records, notifier, inv, index.record.as_deref(), &reason).await;
-            HookAnswer::failed(reason)
-        }
-    }
-}
-
-/// Puts a spent stuck budget on the record tied to this service deployment (ECS rolls it back on
-/// the FAILED) and tells once: the verdict's message, or, with no record to put it on, a problem
-/// message. Best effort: the FAILED answer stands either way.
-async fn tell_stuck(
-    records: &RecordStore,
-    notifier: Option<&Notifier>,
-    inv: &HookInvocation,
-    record_id: Option<&str>,
-    reason: &str,
-) {
-    let read = match record_id.and_then(record::ecs_deployment_id) {
-        Some(ecs_id) => records.get(&inv.cluster, &inv.service, &ecs_id).await.ok(),
-        None => None,
-    };
-    let tied = match read {
-        Some(Found::Record(rec)) if rec.service_deployment_arn.as_deref() == Some(inv.resource_arn.as_str()) => {
-            Some(*rec)
-        }
-        _ => None,
-    };
-    let message = match tied {
-        Some(rec) if rec.is_settled() => return,
-        Some(mut rec) => {
-            rec.status = Status::RolledBack;
-            rec.rolled_back_by = Some("ecs".into());
-            rec.rolled_back_to = Some(rec.previous_task_definition.clone());
-            rec.reason = Some(reason.to_string());
-            rec.hook_tally = None;
-            rec.stamp("hook_stuck", record::now());
-            if let Err(e) = records.put(&rec).await {
-                warn!(deployment_id = %rec.id, error = %e, "could not put the spent stuck budget on the record");
-            }
-            crate::emf::record(&rec.name, &crate::emf::verdict(&rec));
-            crate::notify::verdict_message(&rec)
-        }
-        None => {
-            let target = format!("{}/{}", inv.cluster, inv.service);
-            problem_message(&Problem {
-                function: "verify",
-                service: &inv.service,
-                target: Some(&target),
-                doing: &format!("check {}", inv.stage.as_str()),
-                error: reason,
-                consequence: "the lifecycle hook answered FAILED, so ECS rolls the deployment back to the revision that served before; fix the cause, then push again",
-            })
-        }
-    };
-    if let Some(n) = notifier {
-        n.send(&message).await;
-    }
 }

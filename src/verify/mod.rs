@@ -2,8 +2,13 @@
 //! verdict recorded, notified and acted on.
 
 mod hook;
+mod problem;
+mod prune;
+mod smoke;
+mod stuck;
 
-pub use hook::stuck;
+pub use problem::{cannot_judge, with_error};
+pub use stuck::stuck;
 
 use std::time::Instant;
 
@@ -18,23 +23,21 @@ use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
 use crate::config::Config;
 use crate::confirm;
+use crate::domain::lifecycle::HookAnswer;
 use crate::error::AwsError;
 use crate::error::Error;
-use crate::hook::HookAnswer;
+use crate::flows::settle;
 use crate::image::ImageRef;
 use crate::inbound::{self as event, DeploymentState, EcsDeploymentEvent, Trigger};
 use crate::lease::{self, Claim, Lease};
-use crate::notify::{problem_message, verdict_message, Problem};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::record::{self, DeploymentRecord, RollbackOf, Status, TriggerRef};
 use crate::recovery::{self, Adopted};
-use crate::retention;
 use crate::rollback;
 use crate::rollback_revision::{self, NotPrepared};
+use crate::rules::verdict::{self, Ask, Described, Next, Reply, ServiceSeen, Verdict};
 use crate::secrets::SecretSource;
 use crate::smoke::client::HttpClient;
-use crate::smoke::engine;
-use crate::target_group::{self, Gate};
 use crate::taskdef::short_name;
 use crate::timing::{self, Backoff, Deadline};
 
@@ -86,7 +89,7 @@ pub enum Answer {
 impl Verifier {
     /// Handles one invocation of the function: a lifecycle hook invocation from ECS, or an event.
     pub async fn invoke(&self, payload: Value, deadline: Instant) -> Result<Answer, Error> {
-        if crate::hook::is_hook_payload(&payload) {
+        if crate::inbound::hook::is_hook_payload(&payload) {
             return Ok(Answer::Hook(Box::pin(self.hook(&payload, deadline)).await?));
         }
         Ok(Answer::Event(Box::pin(self.handle(payload, deadline)).await?))
@@ -171,16 +174,19 @@ impl Verifier {
         Box::pin(step)
     }
 
+    /// The flow of one ECS deployment event: describe what the verdict needs (the record, then
+    /// what ECS runs and confirms, then the smoke test) as [`verdict::decide`] asks, then apply
+    /// the verdict.
     async fn on_deployment(&self, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
         let target = format!("{}/{}", e.cluster(), e.service);
         // A record for a service the config does not name is not pushdeploy's to act on, whoever
         // wrote it.
-        if self.config.by_ecs_service(e.cluster(), &e.service).is_none() {
+        let Some(svc) = self.config.by_ecs_service(e.cluster(), &e.service) else {
             let reason = format!("{target} is not a service in pushdeploy's config");
             info!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "ignored", reason = %reason, "decision");
             return Ok(Summary::only(Outcome::Ignored, reason));
-        }
-        let mut rec = match self.records().get(e.cluster(), &e.service, &e.deployment_id).await? {
+        };
+        let rec = match self.records().get(e.cluster(), &e.service, &e.deployment_id).await? {
             Found::Record(r) => *r,
             Found::Absent => {
                 let reason = format!("deployment {} of {target} was not started by pushdeploy", e.deployment_id);
@@ -191,186 +197,79 @@ impl Verifier {
                 return Ok(Summary::only(Outcome::Rejected, format!("record {key} is unreadable: {err}")))
             }
         };
-        if rec.is_settled() {
-            let reason = format!(
-                "already {} ({}): nothing to do",
-                rec.status.as_str(),
-                rec.reason.as_deref().unwrap_or("no reason recorded")
-            );
-            return Ok(self.answer(&rec, settled_outcome(&rec), reason, false));
-        }
-        match e.state {
-            DeploymentState::InProgress => {
-                if !rec.has("ecs_in_progress") {
-                    rec.stamp("ecs_in_progress", e.time.clone().unwrap_or_else(record::now));
-                    self.save(&rec).await?;
+        let now = record::now();
+        let mut d = Described {
+            event: e,
+            record: &rec,
+            smoke_configured: svc.smoke.is_some(),
+            service: None,
+            confirmed: None,
+            smoke: None,
+            event_at: e.time.clone().unwrap_or_else(|| now.clone()),
+            now,
+        };
+        let mut service_now = None;
+        loop {
+            d.now = record::now();
+            let v = verdict::decide(&d);
+            match (&v.next, &service_now, &svc.smoke) {
+                (Next::Read(Ask::Service), _, _) => {
+                    let seen = self.ecs.service_now(&rec.cluster, &rec.service).await?;
+                    d.service = Some(ServiceSeen {
+                        running: seen.task_definition.clone(),
+                        primary: seen.primary_deployment.clone(),
+                    });
+                    service_now = Some(seen);
                 }
-                self.log(&rec, e, "started");
-                Ok(self.answer(&rec, Outcome::Started, "ECS reports the rollout in progress; recorded".into(), true))
-            }
-            DeploymentState::Failed => {
-                let now = self.ecs.service_now(&rec.cluster, &rec.service).await?;
-                let tied = self.tied_deployment(&rec).await?;
-                if let Err(why) = confirm::failed(&now, &rec.ecs_deployment_id, &rec.task_definition, tied.as_ref()) {
-                    return Err(unconfirmed(&rec, "SERVICE_DEPLOYMENT_FAILED", why));
+                (Next::Read(Ask::Confirmation), Some(seen), _) => {
+                    d.confirmed = Some(self.confirmation(&rec, e, seen, svc).await?);
                 }
-                rec.status = Status::Failed;
-                rec.reason =
-                    Some(format!("ECS deployment failed: {}", e.reason.as_deref().unwrap_or("no reason given")));
-                rec.stamp("ecs_failed", record::now());
-                self.settle(&rec, e).await?;
-                Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true))
+                (Next::RunSmoke, Some(seen), Some(smoke)) => {
+                    d.smoke = Some(self.boxed(self.smoke_test(&v.record, smoke, seen, deadline)).await?);
+                }
+                _ => return self.boxed(self.apply(v, e, deadline)).await,
             }
-            DeploymentState::Completed => self.boxed(self.on_completed(rec, e, deadline)).await,
         }
     }
 
-    async fn on_completed(
+    /// ECS's own word on the event: anyone who may invoke verify can send one, so ECS itself must
+    /// bear out a failure or a completion before the record says so.
+    async fn confirmation(
         &self,
-        mut rec: DeploymentRecord,
+        rec: &DeploymentRecord,
         e: &EcsDeploymentEvent,
-        deadline: Instant,
-    ) -> Result<Summary, Error> {
-        if rec.status == Status::RollbackFailed {
-            // A retried event after a failed rollback: try the rollback again, do not re-test.
-            let reason = rec.reason.clone().unwrap_or_default();
-            return self.boxed(self.roll_back(rec, e, reason, deadline)).await;
+        now: &crate::aws::ecs::ServiceNow,
+        svc: &crate::config::ServiceConfig,
+    ) -> Result<Result<(), String>, Error> {
+        let tied = self.tied_deployment(rec).await?;
+        if e.state == DeploymentState::Failed {
+            return Ok(confirm::failed(now, &rec.ecs_deployment_id, &rec.task_definition, tied.as_ref()));
         }
-        if !rec.has("ecs_completed") {
-            rec.stamp("ecs_completed", e.time.clone().unwrap_or_else(record::now));
-        }
-        if rec.is_rollback() {
-            rec.status = Status::Completed;
-            self.settle(&rec, e).await?;
-            let reason = format!("rollback to {} completed", short_name(&rec.task_definition));
-            return Ok(self.answer(&rec, Outcome::RolledBack, reason, true));
-        }
-        let now = self.ecs.service_now(&rec.cluster, &rec.service).await?;
-        let running = now.task_definition.clone();
-        let returned_to = rec.rolled_back_to.as_deref().unwrap_or(&rec.previous_task_definition);
-        if running != rec.task_definition && running == returned_to && rec.has("smoke_failed") {
-            // Our own rollback went through before the invocation that made it died: finish recording it.
-            return self.finish_rollback(rec, e, now.primary_deployment.clone()).await;
-        }
-        if running != rec.task_definition {
-            rec.status = Status::Failed;
-            rec.reason = Some(format!(
-                "the service runs {}, not {} that this deployment registered: ECS rolled it back (circuit breaker) or another deployment replaced it{}",
-                short_name(&running),
-                short_name(&rec.task_definition),
-                e.reason.as_deref().map(|r| format!("; ECS says: {r}")).unwrap_or_default()
-            ));
-            rec.stamp("failed", record::now());
-            self.settle(&rec, e).await?;
-            return Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true));
-        }
-        // Anyone who may invoke verify can send a COMPLETED event: ECS itself must say so before
-        // a deployment is tested, verified or rolled back.
-        let tied = self.tied_deployment(&rec).await?;
-        if let Err(why) = confirm::completed(&now, &rec.ecs_deployment_id, tied.as_ref()) {
-            return Err(unconfirmed(&rec, "SERVICE_DEPLOYMENT_COMPLETED", why));
-        }
-        if !rec.hook_checks.is_empty() {
-            // The lifecycle hook checked before (and while) traffic shifted; a failed check has
-            // already settled the record, so every check here passed. Not tested again.
-            let checks: Vec<&str> = rec.hook_checks.iter().map(|c| c.check.as_str()).collect();
-            let reason =
-                format!("checked by the lifecycle hook at {}; ECS completed the deployment", checks.join(", "));
-            return self.verified(rec, e, Some(reason.clone()), reason).await;
-        }
-        let svc = self.config.by_ecs_service(&rec.cluster, &rec.service);
-        if svc.is_some_and(|s| s.hook.is_some()) {
+        let confirmed = confirm::completed(now, &rec.ecs_deployment_id, tied.as_ref());
+        if confirmed.is_ok() && rec.hook_checks.is_empty() && svc.hook.is_some() {
             warn!(service = %rec.name, deployment_id = %rec.id, "[service.hook] is configured but ECS never called the hook for this deployment: check the service's deploymentConfiguration.lifecycleHooks; smoke-testing after the rollout instead");
         }
-        let smoke = svc.and_then(|s| s.smoke.as_ref());
-        let Some(smoke) = smoke else {
-            rec.status = Status::Verified;
-            rec.reason = Some("no smoke test configured: ECS reports the rollout completed".into());
-            rec.stamp("verified", record::now());
-            self.settle(&rec, e).await?;
-            return Ok(self.answer(&rec, Outcome::Verified, rec.reason.clone().unwrap_or_default(), true));
+        Ok(confirmed)
+    }
+
+    /// Applies an event's verdict: writes and tells what it says ([`settle::apply`]), then does
+    /// what comes next and answers.
+    async fn apply(&self, v: Verdict, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
+        settle::apply(&self.records(), self.notifier.as_ref(), &v, &e.event_id).await?;
+        let said = match &v.answer {
+            Some(Reply::Event(said)) => self.answer(&v.record, said.outcome, said.reason.clone(), said.wrote),
+            _ => Summary::only(Outcome::Rejected, "verify reached no verdict"),
         };
-        // A smoke test that kills verify (out of memory, past its timeout) would otherwise die on
-        // every retry and leave the deployment serving untested: after SMOKE_ATTEMPTS_BEFORE_ROLLBACK
-        // tests that never reached a verdict, it is rolled back untested.
-        if rec.smoke_attempts >= SMOKE_ATTEMPTS_BEFORE_ROLLBACK {
-            let why = format!(
-                "verify started the smoke test {} times and never reached a verdict (the invocation died: out of memory or past its timeout?); rolled back rather than left serving untested",
-                rec.smoke_attempts
-            );
-            rec.reason = Some(why.clone());
-            rec.stamp("smoke_failed", record::now());
-            self.save(&rec).await?;
-            return self.roll_back(rec, e, why, deadline).await;
-        }
-        // Read when needed, not at cold start: an SSM failure then holds only this service's
-        // verdict (retried, or told), and a rotated token is picked up (see secrets::CACHE_TTL).
-        // After the rule above: a rollback decided untested needs no credential.
-        let resolved = self.secrets.resolve(smoke).await?;
-        rec.smoke_attempts += 1;
-        self.save(&rec).await?;
-        let gated = self.gate(smoke, &rec, &now).await?;
-        let report = engine::run(&gated, &self.http, Some(&self.elbv2), &resolved, &rec.id, deadline).await;
-        rec.smoke = Some(serde_json::to_value(&report).expect("reports always serialize"));
-        if report.passed {
-            let said = format!("smoke test passed: {} round(s) in {} ms", report.rounds_run, report.duration_ms);
-            return self.verified(rec, e, None, said).await;
-        }
-        let reason = report.reason.unwrap_or_else(|| "smoke test failed".into());
-        // The verdict is saved before acting on it, so a retry after a crash knows the rollback is ours.
-        rec.reason = Some(reason.clone());
-        rec.stamp("smoke_failed", record::now());
-        self.save(&rec).await?;
-        self.boxed(self.roll_back(rec, e, reason, deadline)).await
-    }
-
-    /// `smoke` with the target-health gate on the group that serves the revision under test: a
-    /// blue/green service alternates its pair of groups between deployments, so the configured
-    /// one may be the drained group ([`target_group::gate_for`]). Only such a pair costs a
-    /// DescribeServiceRevisions.
-    async fn gate(
-        &self,
-        smoke: &crate::config::SmokeConfig,
-        rec: &DeploymentRecord,
-        now: &crate::aws::ecs::ServiceNow,
-    ) -> Result<crate::config::SmokeConfig, Error> {
-        let Some(configured) = &smoke.target_group_arn else { return Ok(smoke.clone()) };
-        if !target_group::alternates(configured, &now.load_balancers) {
-            return Ok(smoke.clone());
-        }
-        let serving = self.ecs.serving_target_groups(&now.current_revisions, &rec.task_definition).await?;
-        let mut gated = smoke.clone();
-        match target_group::gate_for(configured, &now.load_balancers, serving.as_deref()) {
-            Gate::Configured => {}
-            Gate::Serving(group) => {
-                if &group != configured {
-                    info!(service = %rec.name, deployment_id = %rec.id, target_group = %group, configured = %configured, "target-health gate on the group ECS resolved for the revision (the pair swapped)");
-                }
-                gated.target_group_arn = Some(group);
+        match v.next {
+            Next::Refuse { event, why } => Err(unconfirmed(&v.record, event, why)),
+            Next::RollBack { why } => self.boxed(self.roll_back(v.record, e, why, deadline)).await,
+            Next::FinishRollback { primary } => self.finish_rollback(v.record, e, primary).await,
+            Next::Prune => {
+                self.prune(&v.record).await;
+                Ok(said)
             }
-            Gate::Skipped(why) => {
-                warn!(service = %rec.name, deployment_id = %rec.id, reason = %why, "target-health gate skipped");
-                gated.target_group_arn = None;
-            }
+            Next::Answer | Next::Read(_) | Next::RunSmoke => Ok(said),
         }
-        Ok(gated)
-    }
-
-    /// Settles a deployment that passed its checks (`reason` on the record, `said` in the answer),
-    /// then prunes old revisions.
-    async fn verified(
-        &self,
-        mut rec: DeploymentRecord,
-        e: &EcsDeploymentEvent,
-        reason: Option<String>,
-        said: String,
-    ) -> Result<Summary, Error> {
-        rec.status = Status::Verified;
-        rec.reason = reason;
-        rec.stamp("verified", record::now());
-        self.settle(&rec, e).await?;
-        self.prune(&rec).await;
-        Ok(self.answer(&rec, Outcome::Verified, said, true))
     }
 
     /// Records a rollback that ECS already runs (its invocation died before recording it).
@@ -599,84 +498,6 @@ impl Verifier {
         }
     }
 
-    /// With `keep_revisions`, deregisters pushdeploy's own revisions of the service's family beyond
-    /// the newest N, never one that any configured service runs or could roll back to
-    /// ([`retention::protected`]): a family can be shared (staging and production). Housekeeping
-    /// after the verdict: a failure is logged and left to the next verified deployment, and
-    /// nothing is pruned unless every configured service could be read.
-    async fn prune(&self, rec: &DeploymentRecord) {
-        let Some(keep) = self.config.by_ecs_service(&rec.cluster, &rec.service).and_then(|s| s.keep_revisions) else {
-            return;
-        };
-        let keep = keep as usize;
-        let family = short_name(&rec.task_definition).rsplit_once(':').map_or("", |(f, _)| f);
-        let (uses, own) = tokio::join!(self.service_uses(), async {
-            Ok::<_, Error>(self.ecs.own_revisions(family, retention::described_per_run(keep)).await?)
-        });
-        let (uses, own) = match (uses, own) {
-            (Ok(uses), Ok(own)) => (uses, own),
-            (Err(err), _) | (_, Err(err)) => {
-                warn!(service = %rec.name, error = %err, "could not read what the configured services run and could roll back to; pruned nothing");
-                return;
-            }
-        };
-        let protected = retention::protected(&uses, keep);
-        for arn in retention::prunable(&own, keep, &protected) {
-            match self.ecs.deregister_task_definition(arn).await {
-                Ok(()) => {
-                    info!(service = %rec.name, task_definition = %short_name(arn), "deregistered an old revision (keep_revisions)")
-                }
-                Err(err) => {
-                    warn!(service = %rec.name, task_definition = %short_name(arn), error = %err, "could not deregister an old revision")
-                }
-            }
-        }
-    }
-
-    /// What every configured ECS service has in use (one DescribeServices per cluster and ten
-    /// services) and could return to (ECS's history and its recent records), a few services at once.
-    async fn service_uses(&self) -> Result<Vec<retention::ServiceUse>, Error> {
-        let mut by_cluster: Vec<(&str, Vec<String>)> = Vec::new();
-        for s in &self.config.services {
-            match by_cluster.iter_mut().find(|(c, _)| *c == s.cluster) {
-                Some((_, names)) if names.contains(&s.service) => {}
-                Some((_, names)) => names.push(s.service.clone()),
-                None => by_cluster.push((s.cluster.as_str(), vec![s.service.clone()])),
-            }
-        }
-        let mut services = Vec::new();
-        for (cluster, names) in &by_cluster {
-            let in_use = self.ecs.in_use(cluster, names).await?;
-            services.extend(names.iter().zip(in_use).map(|(name, running)| (*cluster, name.as_str(), running)));
-        }
-        let mut uses = Vec::with_capacity(services.len());
-        for batch in services.chunks(SERVICES_READ_AT_ONCE) {
-            let read = batch.iter().map(|(cluster, service, running)| self.service_use(cluster, service, running));
-            for u in futures_util::future::join_all(read).await {
-                uses.push(u?);
-            }
-        }
-        Ok(uses)
-    }
-
-    /// What one configured service has in use (`running`) and could return to.
-    async fn service_use(
-        &self,
-        cluster: &str,
-        service: &str,
-        running: &[String],
-    ) -> Result<retention::ServiceUse, Error> {
-        let name = format!("{cluster}/{service}");
-        // A service that is not ACTIVE runs nothing and has nothing to return to.
-        if running.is_empty() {
-            return Ok(retention::ServiceUse { service: name, ..Default::default() });
-        }
-        let records = self.records();
-        let (ran, records) =
-            tokio::join!(self.ecs.ran_revisions(cluster, service), records.recent(cluster, service, RECORDS_PROTECTED));
-        Ok(retention::ServiceUse { service: name, running: running.to_vec(), ran: ran?, records: records? })
-    }
-
     /// Records, logs and notifies a rollback that could not be carried out, and fails the invocation.
     async fn rollback_failed(
         &self,
@@ -702,39 +523,6 @@ impl Verifier {
         }
         // Whatever the cause, a failed rollback is retried: the event comes back and we try again.
         Err(crate::error::AwsError { transient: true, ..err }.into())
-    }
-
-    /// Puts a permanent AWS error on the deployment's record (when it can be read and written) and
-    /// publishes it once: a retry that meets the same error does not notify again.
-    async fn report_problem(&self, e: &EcsDeploymentEvent, err: &Error) {
-        error!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "error", error = %err, "decision");
-        let name = self.config.by_ecs_service(e.cluster(), &e.service).map_or(e.service.as_str(), |s| s.name.as_str());
-        let reason = format!("pushdeploy could not verify deployment {}: {err}", e.deployment_id);
-        let mut already_told = false;
-        if let Ok(Found::Record(rec)) = self.records().get(e.cluster(), &e.service, &e.deployment_id).await {
-            already_told = already_says(&rec, &reason);
-            if let Some(rec) = with_error(&rec, &reason) {
-                if let Err(w) = self.save(&rec).await {
-                    warn!(deployment_id = %e.deployment_id, error = %w, "could not put the error on the record");
-                }
-            }
-        }
-        if already_told {
-            return;
-        }
-        let target = format!("{}/{}", e.cluster(), e.service);
-        let message = problem_message(&Problem {
-            function: "verify",
-            service: name,
-            target: Some(&target),
-            doing: "verify",
-            error: &err.to_string(),
-            consequence: &format!(
-                "deployment {} is neither verified nor rolled back; Lambda retries the event, then keeps it in the dead-letter queue for a redrive once this is fixed",
-                e.deployment_id
-            ),
-        });
-        self.publish(&message).await;
     }
 
     async fn publish(&self, m: &crate::notify::Message) {
@@ -786,13 +574,9 @@ impl Verifier {
     }
 
     /// Writes a record that reached a verdict on behalf of `event_id` (an event or a hook
-    /// execution), logs it, counts it and notifies.
+    /// execution), logs it, counts it and notifies ([`settle::settle`]).
     async fn settle_for(&self, rec: &DeploymentRecord, event_id: &str) -> Result<(), Error> {
-        self.save(rec).await?;
-        self.log_for(rec, event_id, rec.status.as_str());
-        crate::emf::record(&rec.name, &crate::emf::verdict(rec));
-        self.publish(&verdict_message(rec)).await;
-        Ok(())
+        settle::settle(&self.records(), self.notifier.as_ref(), rec, event_id).await
     }
 
     async fn save(&self, rec: &DeploymentRecord) -> Result<(), Error> {
@@ -803,22 +587,6 @@ impl Verifier {
     /// The deployment records in the bucket.
     fn records(&self) -> RecordStore {
         RecordStore::new(self.store.clone())
-    }
-
-    fn log(&self, rec: &DeploymentRecord, e: &EcsDeploymentEvent, outcome: &str) {
-        self.log_for(rec, &e.event_id, outcome)
-    }
-
-    fn log_for(&self, rec: &DeploymentRecord, event_id: &str, outcome: &str) {
-        info!(
-            service = %rec.name,
-            image = %rec.image_uri,
-            event_id = %event_id,
-            deployment_id = %rec.id,
-            outcome,
-            reason = rec.reason.as_deref().unwrap_or(""),
-            "decision"
-        );
     }
 
     fn answer(&self, rec: &DeploymentRecord, outcome: Outcome, reason: String, wrote: bool) -> Summary {
@@ -834,78 +602,9 @@ impl Verifier {
     }
 }
 
-/// True when `rec` already carries `reason` as its latest error: a retry meeting the same error.
-fn already_says(rec: &DeploymentRecord, reason: &str) -> bool {
-    rec.reason.as_deref() == Some(reason) && rec.timeline.last().is_some_and(|t| t.event == "error")
-}
-
-/// Pure: `rec` with `reason` as its error (`reason`, timeline `error`), or `None` when there is
-/// nothing to write: it already says so, or it has its verdict (an error never overwrites one).
-pub fn with_error(rec: &DeploymentRecord, reason: &str) -> Option<DeploymentRecord> {
-    if rec.is_settled() || already_says(rec, reason) {
-        return None;
-    }
-    let mut rec = rec.clone();
-    rec.reason = Some(reason.to_string());
-    rec.stamp("error", record::now());
-    Some(rec)
-}
-
-/// What verify does with an event while its own state keeps it from judging any (an invalid
-/// config, a missing setting: `why`). An ECS deployment event is never answered: its record, when
-/// there is one, says why (once), and the invocation fails (`Err`, the message for Lambda), so
-/// Lambda retries it, the function's Errors metric counts it, and the failed-invocations queue
-/// keeps it for a redrive once the config is fixed. The topic heard of the config when it was
-/// read. Anything else is answered as [`Verifier::handle`] would: it was never verify's to judge.
-pub async fn cannot_judge(records: Option<&RecordStore>, payload: Value, why: &str) -> Result<Summary, String> {
-    let e =
-        match event::parse(payload) {
-            Err(e) => return Ok(Summary::only(Outcome::Rejected, e.0)),
-            Ok(Trigger::EcsDeployment(e)) => e,
-            Ok(_) => return Ok(Summary::only(
-                Outcome::Rejected,
-                "verify takes ECS Deployment State Change events; pushes and manual actions go to the deploy function",
-            )),
-        };
-    let reason = format!(
-        "pushdeploy cannot judge deployment {} until its config is fixed: {why}; the event is retried, then kept in the failed-invocations queue: redrive it after the fix",
-        e.deployment_id
-    );
-    error!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "error", error = %why, "decision");
-    // An event about a short-ARN service may name no cluster; without the config, no record is found.
-    if let (Some(records), Some(cluster)) = (records, e.cluster.as_deref()) {
-        // Best effort: the error reaches Lambda's metric and queue whether or not the record says it.
-        match records.get(cluster, &e.service, &e.deployment_id).await {
-            Ok(Found::Record(rec)) => {
-                if let Some(rec) = with_error(&rec, &reason) {
-                    if let Err(w) = records.put(&rec).await {
-                        warn!(deployment_id = %e.deployment_id, error = %w, "could not put the error on the record");
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(w) => {
-                warn!(deployment_id = %e.deployment_id, error = %w, "could not read the record to put the error on it")
-            }
-        }
-    }
-    Err(reason)
-}
-
-/// Smoke tests that died before a verdict after which a deployment is rolled back untested:
-/// Lambda delivers an event three times (two retries), so the third delivery decides.
-const SMOKE_ATTEMPTS_BEFORE_ROLLBACK: u32 = 2;
-
 /// How many of a service's most recently written records an automatic rollback reads (as a
 /// manual one does) to find the last verified deployment.
 const RECORDS_SCANNED: usize = 50;
-
-/// How many of each configured service's most recently written records pruning reads for its
-/// rollback targets: as many as a manual rollback chooses from.
-const RECORDS_PROTECTED: usize = 50;
-
-/// How many configured services pruning reads (ECS's history, records) at once.
-const SERVICES_READ_AT_ONCE: usize = 3;
 
 /// What a rollback came to while it held the service's lease.
 enum Held {
@@ -929,43 +628,4 @@ fn unconfirmed(rec: &DeploymentRecord, event: &str, why: String) -> Error {
         transient: true,
     }
     .into()
-}
-
-fn settled_outcome(rec: &DeploymentRecord) -> Outcome {
-    match rec.status {
-        Status::Verified => Outcome::Verified,
-        Status::RolledBack => Outcome::RolledBack,
-        Status::Completed => Outcome::RolledBack,
-        Status::RollbackFailed => Outcome::RollbackFailed,
-        Status::Failed | Status::Started => Outcome::Failed,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(status: &str) -> DeploymentRecord {
-        serde_json::from_value(serde_json::json!({
-            "id": "ecs-svc-1", "cluster": "c", "service": "s", "name": "backend", "repository": "r",
-            "tag": "latest", "digest": "sha256:aa", "image_uri": "r@sha256:aa", "strategy": "pin-digest",
-            "trigger": {"kind": "push", "event_id": "e"}, "pushed_at": "2026-11-27T00:00:00Z",
-            "previous_task_definition": "td:1", "task_definition": "td:2", "ecs_deployment_id": "ecs-svc/1",
-            "status": status, "containers": ["backend"],
-            "timeline": [{"event": "started", "at": "2026-11-27T00:00:05Z"}]
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn an_error_goes_on_an_open_record_once_and_never_over_a_verdict() {
-        let noted = with_error(&rec("started"), "config invalid").expect("an open record takes the error");
-        assert_eq!(noted.reason.as_deref(), Some("config invalid"));
-        assert_eq!(noted.timeline.last().unwrap().event, "error");
-        assert_eq!(noted.status, Status::Started, "the error is no verdict");
-        assert!(with_error(&noted, "config invalid").is_none(), "a retry meeting the same error writes nothing");
-        assert!(with_error(&noted, "another error").is_some());
-        assert!(with_error(&rec("verified"), "config invalid").is_none());
-        assert!(with_error(&rec("rolled_back"), "config invalid").is_none());
-    }
 }

@@ -70,7 +70,7 @@ fn deliverable(target: Target, payload: &Value) -> Result<(), String> {
             }
         ));
     }
-    if pushdeploy::hook::is_hook_payload(payload) {
+    if pushdeploy::inbound::hook::is_hook_payload(payload) {
         return Err("a lifecycle hook invocation: ECS calls the hook synchronously and has long moved on, so a replay would answer a stage that is over".into());
     }
     match (target, pushdeploy::inbound::parse(payload.clone())) {

@@ -22,7 +22,7 @@ fn what(payload: &Value) -> String {
         let parts = [s(action), s(&payload["service"]), s(&payload["tag"])];
         return format!("manual {}", parts.iter().filter(|p| !p.is_empty()).cloned().collect::<Vec<_>>().join(" "));
     }
-    if pushdeploy::hook::is_hook_payload(payload) {
+    if pushdeploy::inbound::hook::is_hook_payload(payload) {
         return format!("lifecycle hook {}", s(&payload["lifecycleStage"]));
     }
     if let Some(kind) = payload.get("detail-type") {

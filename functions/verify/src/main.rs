@@ -2,7 +2,7 @@
 //! rollbacks and notifications out.
 
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
-use pushdeploy::hook::HookAnswer;
+use pushdeploy::domain::lifecycle::HookAnswer;
 use pushdeploy::verify::Answer;
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -38,11 +38,11 @@ async fn main() -> Result<(), Error> {
                     // Counted against the stuck budget (the index object keeps the count and the
                     // budget the config last gave), so a config that stays unreadable fails the
                     // hook before ECS's own timeout acts. The topic heard of the config already.
-                    Err(e) if pushdeploy::hook::is_hook_payload(&event.payload) => {
+                    Err(e) if pushdeploy::inbound::hook::is_hook_payload(&event.payload) => {
                         tracing::error!(error = %e, "cannot read the config; the hook answers IN_PROGRESS");
-                        let delay = pushdeploy::hook::DEFAULT_CALLBACK_MS;
+                        let delay = pushdeploy::domain::lifecycle::DEFAULT_CALLBACK_MS;
                         let why = format!("the config cannot be read: {e}");
-                        let answer = match pushdeploy::hook::parse(&event.payload) {
+                        let answer = match pushdeploy::inbound::hook::parse(&event.payload) {
                             Ok(inv) => {
                                 let records = records.as_ref().expect("set with the clients");
                                 pushdeploy::verify::stuck(records, None, &event.payload, &inv, delay, None, &why).await
@@ -63,7 +63,7 @@ async fn main() -> Result<(), Error> {
         let answer = match verifier {
             Ok(v) => v.invoke(event.payload, deadline).await.map_err(diagnostic),
             // A hook that cannot start answers FAILED, so ECS keeps blue.
-            Err(reason) if pushdeploy::hook::is_hook_payload(&event.payload) => {
+            Err(reason) if pushdeploy::inbound::hook::is_hook_payload(&event.payload) => {
                 Ok(Answer::Hook(HookAnswer::failed(format!("pushdeploy cannot start: {reason}"))))
             }
             // An event is never answered unjudged: the invocation fails, so Lambda retries it and

@@ -1,0 +1,3 @@
+//! Plain types and their vocabulary, importing nothing above them.
+
+pub mod lifecycle;

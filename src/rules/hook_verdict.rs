@@ -1,0 +1,285 @@
+//! The verdict on a lifecycle hook invocation, as a value ([`Verdict`]): what one check's round
+//! (or an answer decided before any round) makes of the record, and what ECS hears. Pure.
+
+use serde_json::Value;
+
+use crate::domain::lifecycle::{fmt_share, Carried, HookAnswer, Listener};
+use crate::inbound::hook::HookInvocation;
+use crate::record::{DeploymentRecord, HookCheck, Status};
+use crate::rules::verdict::{Mark, Next, Tell, Verdict, Write};
+use crate::taskdef::short_name;
+
+/// A hook invocation answered before any round ([`crate::rules::hook::Decision::Answer`]):
+/// `stamp` goes on the timeline once and ties the record to ECS's service deployment.
+pub fn hook_answered(
+    rec: &DeploymentRecord,
+    inv: &HookInvocation,
+    answer: HookAnswer,
+    stamp: Option<&str>,
+    now: &str,
+) -> Verdict {
+    let mut rec = rec.clone();
+    let tied = rec.service_deployment_arn.as_deref() == Some(&inv.resource_arn);
+    let write = match stamp {
+        Some(event) if !(rec.has(event) && tied) => {
+            if !rec.has(event) {
+                rec.stamp(event, now.to_string());
+            }
+            rec.service_deployment_arn = Some(inv.resource_arn.clone());
+            Write::Save
+        }
+        _ => Write::Nothing,
+    };
+    Verdict::hook(rec, write, Tell::Nobody, answer)
+}
+
+/// The first round of a check: the tally starts on the record (hookDetails come back from
+/// whoever invoked, so they only ever point at it), the check goes on the timeline once, and the
+/// record is tied to ECS's service deployment. The record is saved before the round.
+pub fn check_started(rec: &DeploymentRecord, inv: &HookInvocation, now_ms: u64, now: &str) -> (Carried, Verdict) {
+    let fresh =
+        Carried { check: inv.check_key(), deployment: rec.id.clone(), rounds: 0, streak: 0, started_ms: now_ms };
+    let mut rec = rec.clone();
+    rec.hook_tally = Some(fresh.clone());
+    if !rec.has(&inv.timeline_event()) {
+        rec.stamp(&inv.timeline_event(), now.to_string());
+    }
+    rec.service_deployment_arn = Some(inv.resource_arn.clone());
+    (fresh, Verdict::saved(rec, Next::RunSmoke))
+}
+
+/// Too little of the invocation is left for a round: ECS calls again, nothing is written.
+pub fn no_time(rec: &DeploymentRecord, carried: &Carried, interval_ms: u64) -> Verdict {
+    let why = "too little of this invocation left for a round; ECS calls again";
+    Verdict::hook(rec.clone(), Write::Nothing, Tell::Nobody, HookAnswer::again(interval_ms, carried, why))
+}
+
+/// A round that neither passed nor failed the check: the tally is saved and ECS calls again.
+pub fn round_again(
+    rec: &DeploymentRecord,
+    listener: Listener,
+    c: &Carried,
+    passed: bool,
+    consecutive: u32,
+    interval_ms: u64,
+) -> Verdict {
+    let mut rec = rec.clone();
+    rec.hook_tally = Some(c.clone());
+    let why = format!(
+        "round {} {} through the {} listener; {} of {consecutive} passing in a row so far",
+        c.rounds,
+        if passed { "passed" } else { "failed" },
+        listener.as_str(),
+        c.streak,
+    );
+    Verdict::hook(rec, Write::Save, Tell::Nobody, HookAnswer::again(interval_ms, c, why))
+}
+
+/// What a finished check came to, as the round and the probe left it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckSeen {
+    /// The listener it went through.
+    pub listener: Listener,
+    /// Rounds run.
+    pub rounds: u32,
+    /// The smoke report.
+    pub smoke: Value,
+    /// `Err` says why it failed.
+    pub verdict: Result<(), String>,
+}
+
+/// A check's verdict: a pass goes on the record (the deployment's verdict waits for ECS) and
+/// answers SUCCEEDED; a failure also records the rollback ECS makes on FAILED, and tells.
+pub fn check_done(rec: &DeploymentRecord, inv: &HookInvocation, seen: CheckSeen, now: &str) -> Verdict {
+    let mut rec = rec.clone();
+    rec.hook_tally = None;
+    let listener = seen.listener.as_str();
+    let why = match seen.verdict {
+        Ok(()) => {
+            rec.hook_checks.push(hook_check(inv, seen.listener, seen.rounds, seen.smoke, None, now));
+            rec.stamp(&format!("{}_passed", inv.timeline_event()), now.to_string());
+            let why = format!(
+                "{}: smoke test passed through the {listener} listener in {} round(s)",
+                inv.check_key(),
+                seen.rounds
+            );
+            return Verdict::hook(rec, Write::Save, Tell::Nobody, HookAnswer::succeeded(why));
+        }
+        Err(why) => why,
+    };
+    let share = inv.production_share();
+    let touched = if share == 0.0 {
+        "production never served it".to_string()
+    } else {
+        format!("{}% of production traffic reached it", fmt_share(share))
+    };
+    let reason = format!(
+        "{} check failed through the {listener} listener: {why}; ECS rolls back to {}: {touched}",
+        inv.check_key(),
+        short_name(&rec.previous_task_definition)
+    );
+    rec.hook_checks.push(hook_check(inv, seen.listener, seen.rounds, seen.smoke, Some(why), now));
+    rolled_back_by_ecs(&mut rec, &reason);
+    rec.service_deployment_arn = Some(inv.resource_arn.clone());
+    rec.stamp(&format!("{}_failed", inv.timeline_event()), now.to_string());
+    rec.stamp(Mark::RolledBack.as_str(), now.to_string());
+    Verdict::hook(rec, Write::Save, Tell::Everyone, HookAnswer::failed(reason))
+}
+
+/// The record of one check's verdict: passed unless it says why it failed.
+fn hook_check(
+    inv: &HookInvocation,
+    listener: Listener,
+    rounds: u32,
+    smoke: Value,
+    failed: Option<String>,
+    now: &str,
+) -> HookCheck {
+    HookCheck {
+        check: inv.check_key(),
+        listener: listener.as_str().into(),
+        production_share: inv.production_share(),
+        passed: failed.is_none(),
+        reason: failed,
+        rounds,
+        smoke,
+        at: now.to_string(),
+    }
+}
+
+/// Why a hook answered FAILED other than on a check's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookFailure {
+    /// A permanent AWS failure (timeline `error`).
+    Error,
+    /// The stuck budget is spent (timeline `hook_stuck`; the tally is dropped).
+    Stuck,
+}
+
+/// The record once a hook answered FAILED for `why` other than a check: ECS rolls it back.
+/// `None` when the record already has its verdict.
+pub fn failed_hook(rec: &DeploymentRecord, why: HookFailure, reason: &str, now: &str) -> Option<DeploymentRecord> {
+    if rec.is_settled() {
+        return None;
+    }
+    let mut rec = rec.clone();
+    rolled_back_by_ecs(&mut rec, reason);
+    let event = match why {
+        HookFailure::Error => "error",
+        HookFailure::Stuck => {
+            rec.hook_tally = None;
+            "hook_stuck"
+        }
+    };
+    rec.stamp(event, now.to_string());
+    Some(rec)
+}
+
+fn rolled_back_by_ecs(rec: &mut DeploymentRecord, reason: &str) {
+    rec.status = Status::RolledBack;
+    rec.rolled_back_by = Some("ecs".into());
+    rec.rolled_back_to = Some(rec.previous_task_definition.clone());
+    rec.reason = Some(reason.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::lifecycle::HookStatus;
+    use crate::inbound::hook::{parse, tests::fixture};
+    use crate::rules::verdict::tests::{record, NOW};
+    use crate::rules::verdict::Reply;
+
+    fn invocation() -> HookInvocation {
+        parse(&fixture("post-test")).unwrap()
+    }
+
+    fn hook_answer(v: &Verdict) -> (HookStatus, String) {
+        match &v.answer {
+            Some(Reply::Hook(a)) => (a.hook_status, a.reason().to_string()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_hook_answer_decided_before_any_round_stamps_and_ties_the_record_once() {
+        let inv = invocation();
+        let rec = record(Status::Started);
+        let go = || HookAnswer::succeeded("nothing to check");
+        let rows: [(&str, Option<&str>, bool, Write); 4] = [
+            ("no stamp", None, false, Write::Nothing),
+            ("a new stamp", Some("ecs_rolling_back"), false, Write::Save),
+            ("stamped, not tied", Some("started"), false, Write::Save),
+            ("stamped and tied", Some("started"), true, Write::Nothing),
+        ];
+        for (name, stamp, tied, write) in rows {
+            let mut rec = rec.clone();
+            if tied {
+                rec.service_deployment_arn = Some(inv.resource_arn.clone());
+            }
+            let v = hook_answered(&rec, &inv, go(), stamp, NOW);
+            assert_eq!((v.write, v.tell, &v.next), (write, Tell::Nobody, &Next::Answer), "{name}");
+            assert_eq!(hook_answer(&v).0, HookStatus::Succeeded, "{name}");
+            if let Some(s) = stamp {
+                assert!(v.record.has(s), "{name}");
+                assert_eq!(v.record.service_deployment_arn.as_deref(), Some(inv.resource_arn.as_str()), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn each_step_of_a_hook_check_has_its_verdict() {
+        let inv = invocation();
+        let rec = record(Status::Started);
+        let (fresh, started) = check_started(&rec, &inv, 5_000, NOW);
+        assert_eq!((fresh.rounds, fresh.started_ms, fresh.deployment.as_str()), (0, 5_000, "ecs-svc-1"));
+        assert_eq!((started.write, started.record.hook_tally.as_ref()), (Write::Save, Some(&fresh)));
+        assert!(started.record.has("post_test_traffic_shift"));
+
+        let v = no_time(&started.record, &fresh, 2_500);
+        assert_eq!((v.write, hook_answer(&v).0), (Write::Nothing, HookStatus::InProgress));
+
+        let one = Carried { rounds: 1, streak: 1, ..fresh.clone() };
+        let v = round_again(&started.record, Listener::Test, &one, true, 2, 2_500);
+        assert_eq!((v.write, v.tell), (Write::Save, Tell::Nobody));
+        assert_eq!(v.record.hook_tally, Some(one));
+        assert_eq!(
+            hook_answer(&v),
+            (HookStatus::InProgress, "round 1 passed through the test listener; 1 of 2 passing in a row so far".into())
+        );
+
+        let seen = |verdict| CheckSeen { listener: Listener::Test, rounds: 3, smoke: Value::Null, verdict };
+        let passed = check_done(&started.record, &inv, seen(Ok(())), NOW);
+        assert_eq!((passed.write, passed.tell, passed.record.status), (Write::Save, Tell::Nobody, Status::Started));
+        assert_eq!(passed.record.hook_tally, None);
+        assert!(passed.record.hook_checks[0].passed && passed.record.has("post_test_traffic_shift_passed"));
+        assert_eq!(hook_answer(&passed).0, HookStatus::Succeeded);
+
+        let failed = check_done(&started.record, &inv, seen(Err("GET /: status 500".into())), NOW);
+        assert_eq!((failed.write, failed.tell), (Write::Save, Tell::Everyone));
+        let r = &failed.record;
+        assert_eq!((r.status, r.rolled_back_by.as_deref()), (Status::RolledBack, Some("ecs")));
+        assert_eq!(r.rolled_back_to.as_deref(), Some("arn:td/app:1"));
+        assert!(r.has("post_test_traffic_shift_failed") && r.timeline.last().unwrap().event == "rolled_back");
+        let (status, why) = hook_answer(&failed);
+        assert_eq!(status, HookStatus::Failed);
+        assert_eq!(
+            why,
+            "POST_TEST_TRAFFIC_SHIFT check failed through the test listener: GET /: status 500; ECS rolls back to app:1: production never served it"
+        );
+    }
+
+    #[test]
+    fn a_hook_that_fails_for_another_reason_rolls_an_open_record_back() {
+        let mut open = record(Status::Started);
+        open.hook_tally =
+            Some(Carried { check: "k".into(), deployment: "ecs-svc-1".into(), rounds: 1, streak: 0, started_ms: 1 });
+        let error = failed_hook(&open, HookFailure::Error, "AccessDenied", NOW).unwrap();
+        assert_eq!((error.status, error.timeline.last().unwrap().event.as_str()), (Status::RolledBack, "error"));
+        assert!(error.hook_tally.is_some(), "an error leaves the tally");
+        let stuck = failed_hook(&open, HookFailure::Stuck, "stuck", NOW).unwrap();
+        assert_eq!((stuck.hook_tally.as_ref(), stuck.timeline.last().unwrap().event.as_str()), (None, "hook_stuck"));
+        assert_eq!(stuck.reason.as_deref(), Some("stuck"));
+        assert_eq!(failed_hook(&record(Status::Verified), HookFailure::Stuck, "x", NOW), None);
+    }
+}
