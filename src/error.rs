@@ -178,8 +178,6 @@ impl Error {
         }
         let code = e.detail.split(':').next().unwrap_or_default();
         let kind = match (e.action, code) {
-            // An S3 lease call lost to another holder (a race lost thrice, a lease taken over).
-            ("S3 lease", _) => "LeaseBusy",
             ("read pushdeploy.toml", _) => "ConfigMissing",
             (
                 _,
@@ -240,7 +238,6 @@ mod tests {
             Error::Aws(AwsError { action, target: "t".into(), detail: detail.into(), hint: "h", transient })
                 .error_type()
         };
-        assert_eq!(t("S3 lease", "held", true), "Transient.LeaseBusy");
         assert_eq!(
             t("ECS UpdateService", "ThrottlingException: Rate exceeded (HTTP 400)", true),
             "Transient.Throttled"
@@ -256,7 +253,8 @@ mod tests {
             "Transient.ConfigMissing"
         );
         assert_eq!(Error::Input(InputError::new("x")).error_type(), "Permanent.BadInput");
-        let failure = || Failure { action: "roll back", target: "t".into(), detail: "names backend by tag".into(), hint: "h" };
+        let failure =
+            || Failure { action: "roll back", target: "t".into(), detail: "names backend by tag".into(), hint: "h" };
         assert_eq!(Error::RollbackRefused(failure()).error_type(), "Permanent.RollbackRefused");
         assert_eq!(Error::LeaseBusy(failure()).error_type(), "Transient.LeaseBusy");
         assert_eq!(Error::Deadline(failure()).error_type(), "Transient.Deadline");
@@ -265,7 +263,13 @@ mod tests {
     #[test]
     fn a_failed_rollback_is_classified_by_its_cause() {
         let aws = |detail: &str, transient: bool| {
-            Error::Aws(AwsError { action: "ECS UpdateService", target: "t".into(), detail: detail.into(), hint: "h", transient })
+            Error::Aws(AwsError {
+                action: "ECS UpdateService",
+                target: "t".into(),
+                detail: detail.into(),
+                hint: "h",
+                transient,
+            })
         };
         let failed = |cause: Error| Error::RollbackFailed(Box::new(cause));
         let throttled = failed(aws("ThrottlingException: Rate exceeded (HTTP 400)", true));

@@ -14,6 +14,7 @@ pub mod deploy;
 pub mod emf;
 pub mod error;
 pub mod event;
+pub mod flows;
 pub mod freshness;
 pub mod glob;
 pub mod hook;
@@ -25,11 +26,15 @@ pub mod notify;
 pub mod outcome;
 pub mod plan;
 pub mod record;
-pub mod recovery;
 pub mod report;
 pub mod retention;
-pub mod rollback;
-pub mod rollback_revision;
+pub mod rules;
+/// Moved to [`rules::rollback`]; this path stays until the layout's path rewrite.
+pub mod rollback {
+    #[cfg(test)]
+    pub(crate) use crate::rules::rollback::tests;
+    pub use crate::rules::rollback::*;
+}
 pub mod rolled_back;
 pub mod secrets;
 pub mod setup;

@@ -35,7 +35,9 @@ async fn main() -> Result<(), Error> {
             Ok(d) => {
                 let deadline = pushdeploy::timing::Deadline::from_lambda(event.context.deadline);
                 let function = Some(event.context.invoked_function_arn.as_str());
-                d.handle_invoked(event.payload, &event.context.request_id, deadline, function).await.map_err(Diagnostic::from)
+                d.handle_invoked(event.payload, &event.context.request_id, deadline, function)
+                    .await
+                    .map_err(Diagnostic::from)
             }
             Err(reason) => Ok(Summary::only(Outcome::Rejected, reason)),
         };
