@@ -1,8 +1,9 @@
 //! pushdeploy: continuous deployment for AWS ECS, driven by ECR pushes.
 //!
-//! Decisions ([`plan`], [`base`], [`taskdef`], [`config`], [`event`], [`lease`], [`rollback`], [`rolled_back`], [`report`],
+//! Decisions ([`plan`], [`base`], [`taskdef`], [`config`], [`event`], [`lease`], [`rules`], [`rolled_back`], [`report`],
 //! [`timing`]) are pure; AWS calls live in [`aws`] (records and leases behind their stores);
-//! [`deploy`] and [`verify`] orchestrate; the Lambda functions under `functions/` only wire the
+//! [`deploy`] and [`verify`] orchestrate, through the shared [`flows`] (one service lease, one
+//! rollback); the Lambda functions under `functions/` only wire the
 //! runtime, and `cli/` is the operator's command.
 
 pub mod artifact;

@@ -9,7 +9,7 @@ use super::decision::ServiceState;
 use super::{Deployer, Invocation, Request};
 use crate::config::ServiceConfig;
 use crate::error::{AwsError, Error};
-use crate::flows::lease::{still_busy as lease_busy, LeaseTaken, ServiceLeases};
+use crate::flows::lease::{still_busy as lease_busy, HeldLease, LeaseTaken, ServiceLeases};
 use crate::lease::{self, Lease, Standing};
 use crate::outcome::DeploymentSummary;
 use crate::outcome::Outcome;
@@ -164,35 +164,33 @@ impl Deployer {
                 return Ok(DeploymentSummary::new(&svc.name, svc.target(), Outcome::Unchanged, reason));
             }
             LeaseTaken::Busy(other) => return Err(still_busy(svc, other)),
-            LeaseTaken::Held(held, stale) => {
-                let adopted = match stale.take() {
-                    Some(stale) => self.service_leases().adopt(*stale).await.map(Some),
-                    None => Ok(None),
-                };
-                match adopted {
-                    Ok(adopted) => {
-                        // The read made alongside taking the lease stands unless a dead holder's
-                        // rollout was just looked at or the last holder left the service elsewhere.
-                        let state = match state {
-                            Some(Err(e)) => Err(e),
-                            Some(Ok(s))
-                                if adopted.is_none() && lease::read_is_current(&held.replaced, &s.current_arn) =>
-                            {
-                                Ok(s)
-                            }
-                            _ => self.read_state(svc, req.is_push()).await,
-                        };
-                        match state {
-                            Ok(state) => self.rollout_boxed(svc, state, req, Some(held)).await,
-                            Err(e) => Err(e),
-                        }
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+            LeaseTaken::Held(held, stale) => self.held_rollout(svc, held, stale.take(), state, req).await,
         };
         self.let_go(svc, &taken, &result).await;
         result
+    }
+
+    /// Under the lease: finishes a dead holder's rollout, then rolls out on the service as read.
+    async fn held_rollout(
+        &self,
+        svc: &ServiceConfig,
+        held: &mut HeldLease,
+        stale: Option<Box<Lease>>,
+        state: Option<Result<ServiceState, Error>>,
+        req: Request<'_>,
+    ) -> Result<DeploymentSummary, Error> {
+        let adopted = match stale {
+            Some(stale) => Some(self.service_leases().adopt(*stale).await?),
+            None => None,
+        };
+        // The read made alongside taking the lease stands unless a dead holder's rollout was just
+        // looked at or the last holder left the service elsewhere.
+        let state = match state {
+            Some(Err(e)) => return Err(e),
+            Some(Ok(s)) if adopted.is_none() && lease::read_is_current(&held.replaced, &s.current_arn) => s,
+            _ => self.read_state(svc, req.is_push()).await?,
+        };
+        self.rollout_boxed(svc, state, req, Some(held)).await
     }
 
     /// Lets go of a lease once the work under it came to `result`: released, naming where the
