@@ -124,11 +124,11 @@ impl Verifier {
     /// [`Verifier::handle`] for an event whose cluster is known.
     async fn on_resolved(&self, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
         match self.boxed(self.on_deployment(e, deadline)).await {
+            // A failed rollback is on the record and told already; it fails the invocation.
+            Err(err @ Error::RollbackFailed(_)) => Err(err),
             // A permanent AWS error (AccessDenied, a vanished service) needs a person: it goes on
             // the record and to the topic, and fails the invocation so it counts in the function's
             // Errors metric and the event reaches the dead-letter queue for a redrive after the fix.
-            // A failed rollback is on the record and told already; it fails the invocation.
-            Err(err @ Error::RollbackFailed(_)) => Err(err),
             Err(err) if err.is_permanent_aws() => {
                 self.report_problem(e, &err).await;
                 Err(err)
