@@ -62,6 +62,21 @@ impl AwsError {
     }
 }
 
+/// A failure that is no AWS call's (a busy service, the invocation's time, a rollback with no
+/// safe target), worded as [`AwsError`] is, so an operator reads every failure alike.
+#[derive(Debug, Clone, Error)]
+#[error("{action} for {target} failed: {detail}. Check: {hint}")]
+pub struct Failure {
+    /// What pushdeploy was doing, e.g. `roll back`.
+    pub action: &'static str,
+    /// Which resource, e.g. `todo-cluster/todo-frontend`.
+    pub target: String,
+    /// What happened.
+    pub detail: String,
+    /// What an operator should look at.
+    pub hint: &'static str,
+}
+
 /// Everything a deploy or verify can fail with.
 #[derive(Debug, Error)]
 pub enum Error {
@@ -74,6 +89,19 @@ pub enum Error {
     /// An AWS call failed.
     #[error(transparent)]
     Aws(#[from] AwsError),
+    /// Another rollout holds the service's lease past the wait bound: retried (`Transient.LeaseBusy`).
+    #[error(transparent)]
+    LeaseBusy(Failure),
+    /// The work ran out of its time before the Lambda deadline: retried (`Transient.Deadline`).
+    #[error(transparent)]
+    Deadline(Failure),
+    /// No safe revision to roll back to: no retry makes one (`Permanent.RollbackRefused`).
+    #[error(transparent)]
+    RollbackRefused(Failure),
+    /// A rollback that could not be carried out, already on the record and told: classified by
+    /// its cause, since only a cause that heals by itself can be helped by a retry.
+    #[error(transparent)]
+    RollbackFailed(Box<Error>),
 }
 
 /// What a failure means for the invocation: the one place failures are classified.
@@ -96,17 +124,27 @@ pub enum Disposition {
 impl Error {
     /// True when the invocation should fail so Lambda retries it.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Aws(e) if e.transient)
+        match self {
+            Error::Aws(e) => e.transient,
+            Error::LeaseBusy(_) | Error::Deadline(_) => true,
+            Error::RollbackFailed(cause) => cause.is_transient(),
+            Error::Input(_) | Error::Config(_) | Error::RollbackRefused(_) => false,
+        }
     }
 
-    /// True for a permanent AWS error: one a person must act on (IAM, a vanished service).
+    /// True for a permanent AWS error: one a person must act on (IAM, a vanished service). A
+    /// failed rollback is not: it is on the record and told already.
     pub fn is_permanent_aws(&self) -> bool {
         matches!(self, Error::Aws(e) if !e.transient)
     }
 
     /// True when AWS refused a permission.
     pub fn is_access_denied(&self) -> bool {
-        matches!(self, Error::Aws(e) if e.is_access_denied())
+        match self {
+            Error::Aws(e) => e.is_access_denied(),
+            Error::RollbackFailed(cause) => cause.is_access_denied(),
+            _ => false,
+        }
     }
 
     /// What this failure does to the invocation ([`Disposition`]).
@@ -115,6 +153,9 @@ impl Error {
             Error::Aws(e) if e.transient => Disposition::Retry,
             Error::Aws(e) if e.is_access_denied() => Disposition::Escalate,
             Error::Aws(_) => Disposition::Refuse { publish: true },
+            Error::LeaseBusy(_) | Error::Deadline(_) => Disposition::Retry,
+            Error::RollbackRefused(_) => Disposition::Refuse { publish: true },
+            Error::RollbackFailed(cause) => cause.disposition(),
             Error::Input(_) | Error::Config(_) => Disposition::Refuse { publish: false },
         }
     }
@@ -126,20 +167,18 @@ impl Error {
         let e = match self {
             Error::Input(_) => return "Permanent.BadInput".into(),
             Error::Config(_) => return "Permanent.Config".into(),
+            Error::LeaseBusy(_) => return "Transient.LeaseBusy".into(),
+            Error::Deadline(_) => return "Transient.Deadline".into(),
+            Error::RollbackRefused(_) => return "Permanent.RollbackRefused".into(),
+            Error::RollbackFailed(cause) => return cause.error_type(),
             Error::Aws(e) => e,
         };
         if e.is_access_denied() {
             return "Permanent.AccessDenied".into();
         }
-        // Retried like any failed rollback, but no retry can make an unsafe target safe.
-        if e.action == "roll back" {
-            return "Permanent.RollbackRefused".into();
-        }
         let code = e.detail.split(':').next().unwrap_or_default();
         let kind = match (e.action, code) {
-            ("S3 lease", _) => "LeaseBusy",
             ("read pushdeploy.toml", _) => "ConfigMissing",
-            ("deploy", _) => "Deadline",
             (
                 _,
                 "ThrottlingException"
@@ -155,6 +194,14 @@ impl Error {
             _ => "AwsRefused",
         };
         format!("{}.{kind}", if e.transient { "Transient" } else { "Permanent" })
+    }
+}
+
+/// Lambda's `errorType` says what failed (`Transient.LeaseBusy`, `Permanent.AccessDenied`, …),
+/// not a Rust type name: the one conversion both functions answer failures with.
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(e: Error) -> Self {
+        lambda_runtime::Diagnostic { error_type: e.error_type(), error_message: e.to_string() }
     }
 }
 
@@ -191,7 +238,6 @@ mod tests {
             Error::Aws(AwsError { action, target: "t".into(), detail: detail.into(), hint: "h", transient })
                 .error_type()
         };
-        assert_eq!(t("S3 lease", "held", true), "Transient.LeaseBusy");
         assert_eq!(
             t("ECS UpdateService", "ThrottlingException: Rate exceeded (HTTP 400)", true),
             "Transient.Throttled"
@@ -207,7 +253,32 @@ mod tests {
             "Transient.ConfigMissing"
         );
         assert_eq!(Error::Input(InputError::new("x")).error_type(), "Permanent.BadInput");
-        assert_eq!(t("roll back", "names backend by tag", true), "Permanent.RollbackRefused");
+        let failure =
+            || Failure { action: "roll back", target: "t".into(), detail: "names backend by tag".into(), hint: "h" };
+        assert_eq!(Error::RollbackRefused(failure()).error_type(), "Permanent.RollbackRefused");
+        assert_eq!(Error::LeaseBusy(failure()).error_type(), "Transient.LeaseBusy");
+        assert_eq!(Error::Deadline(failure()).error_type(), "Transient.Deadline");
+    }
+
+    #[test]
+    fn a_failed_rollback_is_classified_by_its_cause() {
+        let aws = |detail: &str, transient: bool| {
+            Error::Aws(AwsError {
+                action: "ECS UpdateService",
+                target: "t".into(),
+                detail: detail.into(),
+                hint: "h",
+                transient,
+            })
+        };
+        let failed = |cause: Error| Error::RollbackFailed(Box::new(cause));
+        let throttled = failed(aws("ThrottlingException: Rate exceeded (HTTP 400)", true));
+        assert!(throttled.is_transient() && throttled.error_type() == "Transient.Throttled");
+        let denied = failed(aws("AccessDeniedException: no (HTTP 400)", false));
+        assert!(!denied.is_transient() && denied.is_access_denied() && !denied.is_permanent_aws());
+        assert_eq!(denied.disposition(), Disposition::Escalate);
+        let diagnostic = lambda_runtime::Diagnostic::from(denied);
+        assert_eq!(diagnostic.error_type, "Permanent.AccessDenied");
     }
 
     #[test]

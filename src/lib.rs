@@ -2,7 +2,8 @@
 //!
 //! Decisions ([`plan`], [`base`], [`taskdef`], [`config`], [`inbound`], [`lease`], [`rollback`], [`rolled_back`], [`report`],
 //! [`timing`]) are pure; AWS calls live in [`aws`] (records and leases behind their stores);
-//! [`deploy`] and [`verify`] orchestrate; the Lambda functions under `functions/` only wire the
+//! [`deploy`] and [`verify`] orchestrate, through the shared [`flows`] (one service lease, one
+//! rollback); the Lambda functions under `functions/` only wire the
 //! runtime, and `cli/` is the operator's command.
 
 pub mod artifact;
@@ -26,13 +27,16 @@ pub mod notify;
 pub mod outcome;
 pub mod plan;
 pub mod record;
-pub mod recovery;
 pub mod report;
 pub mod retention;
-pub mod rollback;
-pub mod rollback_revision;
-pub mod rolled_back;
 pub mod rules;
+/// Moved to [`rules::rollback`]; this path stays until the layout's path rewrite.
+pub mod rollback {
+    #[cfg(test)]
+    pub(crate) use crate::rules::rollback::tests;
+    pub use crate::rules::rollback::*;
+}
+pub mod rolled_back;
 pub mod secrets;
 pub mod setup;
 pub mod smoke;

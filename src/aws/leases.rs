@@ -2,7 +2,7 @@
 //! [`crate::lease`]; this module only moves it.
 
 use crate::aws::s3::Store;
-use crate::error::AwsError;
+use crate::error::{AwsError, Error, Failure};
 use crate::lease::{may_take, now_ms, Claim, Found, Lease};
 
 /// How often to retry a lost race for a lease before giving up (transiently).
@@ -39,7 +39,7 @@ impl LeaseStore {
 
     /// Takes the lease at `key` over exactly what was `found` (re-reading after a lost race), as
     /// [`may_take`] allows.
-    pub async fn claim(&self, key: &str, mut found: Found, mine: &Lease, take_stale: bool) -> Result<Claim, AwsError> {
+    pub async fn claim(&self, key: &str, mut found: Found, mine: &Lease, take_stale: bool) -> Result<Claim, Error> {
         for _ in 0..RACE_RETRIES {
             let stale = match may_take(&found, mine, now_ms(), take_stale) {
                 Err(other) => return Ok(Claim::Blocked(other)),
@@ -50,24 +50,26 @@ impl LeaseStore {
             }
             found = self.read(key).await?;
         }
-        Err(AwsError {
+        // Another holder won each time: a busy service, not a failed S3 call.
+        Err(Error::LeaseBusy(Failure {
             action: "S3 lease",
             target: key.to_string(),
             detail: format!("lost the race for the lease {RACE_RETRIES} times"),
             hint: "heavy concurrent deliveries for one service; the retry will get it",
-            transient: true,
-        })
+        }))
     }
 
     /// Overwrites our lease (ETag `etag`) with `next`; fails if the lease is no longer ours.
-    pub async fn rewrite(&self, key: &str, next: &Lease, etag: &str) -> Result<String, AwsError> {
+    pub async fn rewrite(&self, key: &str, next: &Lease, etag: &str) -> Result<String, Error> {
         let bytes = serde_json::to_vec(next).expect("leases always serialize");
-        self.store.replace(key, bytes, etag).await?.ok_or_else(|| AwsError {
-            action: "S3 lease",
-            target: key.to_string(),
-            detail: "the lease was taken over while this rollout ran (it outlived its expiry)".into(),
-            hint: "the function's deadline against the lease's expiry (src/timing.rs)",
-            transient: true,
+        // Taken over by another holder: the service is busy with that one, not an S3 failure.
+        self.store.replace(key, bytes, etag).await?.ok_or_else(|| {
+            Error::LeaseBusy(Failure {
+                action: "S3 lease",
+                target: key.to_string(),
+                detail: "the lease was taken over while this rollout ran (it outlived its expiry)".into(),
+                hint: "the function's deadline against the lease's expiry (src/timing.rs)",
+            })
         })
     }
 }

@@ -1,41 +1,26 @@
-//! The lease protocol of a deploy: take a service's lease, wait for another rollout's, adopt a
-//! dead holder's rollout, release it when done, hand it over on failure. What a lease means is
-//! decided in [`crate::lease`]; the S3 calls are in [`crate::aws::leases`].
+//! A deploy under the service's lease: the lease read beside the service, the rollout run while
+//! holding it. The lease itself (take, wait, adopt, release, hand over) is the one type of
+//! [`crate::flows::lease`].
 
-use futures_util::future::{join_all, BoxFuture};
-use tracing::{info, warn};
+use futures_util::future::BoxFuture;
+use tracing::info;
 
 use super::decision::ServiceState;
 use super::{Deployer, Invocation, Request};
 use crate::config::ServiceConfig;
 use crate::error::{AwsError, Error};
-use crate::lease::{self, Claim, Found, Lease, Standing};
+use crate::flows::lease::{still_busy as lease_busy, HeldLease, LeaseTaken, ServiceLeases};
+use crate::lease::{self, Lease, Standing};
 use crate::outcome::DeploymentSummary;
 use crate::outcome::Outcome;
-use crate::recovery;
 use crate::timing::Backoff;
 
-/// A lease we hold on a service.
-#[derive(Debug)]
-pub(super) struct HeldLease {
-    pub key: String,
-    pub etag: String,
-    pub lease: Lease,
-    /// The lease object ours replaced (a released one names where its holder left the service).
-    pub replaced: Found,
-    /// Already let go of (released with the rollout's writes, or handed over).
-    pub done: bool,
-}
-
-/// What trying to take a service's lease came to.
-pub(super) enum LeaseTaken {
-    /// Ours; `stale` is an expired lease a dead or failed holder left behind.
-    Held(Box<HeldLease>, Option<Box<Lease>>),
-    /// Someone else's, still live.
-    Busy(Box<Lease>),
-}
-
 impl Deployer {
+    /// The service leases, through the one lease type every flow holds.
+    pub(super) fn service_leases(&self) -> ServiceLeases<'_> {
+        ServiceLeases { leases: self.leases(), records: self.records(), ecs: &self.ecs }
+    }
+
     /// Reads and takes a service's lease (manual actions, which take it before anything else),
     /// waiting for another rollout's live lease until the invocation's wait bound.
     pub(super) async fn take_lease(
@@ -53,24 +38,7 @@ impl Deployer {
             invocation.deadline.lease_expires_at_ms(),
             None,
         );
-        let mut backoff = Backoff::until(invocation.deadline.wait_until());
-        loop {
-            let found = self.leases().read(&key).await?;
-            let taken = self.claim(key.clone(), found, mine.clone()).await?;
-            if !matches!(taken, LeaseTaken::Busy(_)) || !backoff.wait().await {
-                return Ok(taken);
-            }
-        }
-    }
-
-    /// Takes the lease over exactly what was `found`, re-reading it after a lost race.
-    async fn claim(&self, key: String, found: Found, mine: Lease) -> Result<LeaseTaken, Error> {
-        Ok(match self.leases().claim(&key, found, &mine, true).await? {
-            Claim::Held { etag, replaced, stale } => {
-                LeaseTaken::Held(Box::new(HeldLease { key, etag, lease: mine, replaced, done: false }), stale)
-            }
-            Claim::Blocked(other) => LeaseTaken::Busy(other),
-        })
+        self.service_leases().take(&key, &mine, invocation.deadline.wait_until()).await
     }
 
     /// Reads a service's lease alongside DescribeServices, then takes the lease alongside
@@ -122,7 +90,9 @@ impl Deployer {
             req.invocation.deadline.lease_expires_at_ms(),
             Some(pending),
         );
-        let (taken, described) = tokio::join!(self.claim(key, found, mine), self.describe_state(svc, &current_arn));
+        let service_leases = self.service_leases();
+        let (taken, described) =
+            tokio::join!(service_leases.claim(key, found, mine), self.describe_state(svc, &current_arn));
         let state = match (described, previous) {
             (Ok((current, choice)), Ok(previous_definitions)) => Ok(ServiceState {
                 current,
@@ -138,45 +108,14 @@ impl Deployer {
         (taken, Some(state))
     }
 
-    /// Lets go of a lease, first finishing any crashed rollout the expired lease it replaced
-    /// carried (its taker is the only one who can, whatever its own event came to). `left_on` is
-    /// the task definition the service runs now, for the next taker's check of its own read.
+    /// Lets go of a lease ([`ServiceLeases::release`]).
     pub(super) async fn release(&self, svc: &ServiceConfig, taken: &LeaseTaken, left_on: Option<String>) {
-        if let LeaseTaken::Held(_, Some(stale)) = taken {
-            if let Err(e) = recovery::adopt(&self.ecs, &self.records(), (**stale).clone()).await {
-                // Kept: once it expires again, the next taker finishes the crashed rollout.
-                warn!(service = %svc.name, error = %e, "could not finish a crashed rollout; keeping the lease");
-                return;
-            }
-        }
-        if let LeaseTaken::Held(held, _) = taken {
-            if held.done {
-                return;
-            }
-            let released = held.lease.released(left_on.or_else(|| held.replaced.left_on().map(str::to_string)));
-            // An unreleased lease only delays the next rollout until it expires: log, do not fail.
-            if let Err(e) = self.leases().rewrite(&held.key, &released, &held.etag).await {
-                warn!(service = %svc.name, error = %e, "could not release the service lease; it expires by itself");
-            }
-        }
-    }
-
-    /// Hands a lease over after a failure: expired at once, still carrying its rollout, so the
-    /// next delivery (a retry, a duplicate, an operator) adopts it instead of waiting it out.
-    pub(super) async fn hand_over(&self, svc: &ServiceConfig, taken: &LeaseTaken, error: &Error) {
-        let LeaseTaken::Held(held, _) = taken else { return };
-        if held.done {
-            return;
-        }
-        warn!(service = %svc.name, error = %error, "handing the service lease over to the next delivery");
-        if let Err(w) = self.leases().rewrite(&held.key, &held.lease.handed_over(), &held.etag).await {
-            warn!(service = %svc.name, error = %w, "could not hand the lease over; it expires by itself");
-        }
+        self.service_leases().release(&svc.name, taken, left_on).await
     }
 
     pub(super) async fn release_all(&self, services: &[&ServiceConfig], leases: &[Result<LeaseTaken, Error>]) {
-        join_all(services.iter().zip(leases).filter_map(|(s, l)| l.as_ref().ok().map(|l| self.release(s, l, None))))
-            .await;
+        let taken = services.iter().zip(leases).filter_map(|(s, l)| l.as_ref().ok().map(|l| (s.name.as_str(), l)));
+        self.service_leases().release_all(taken).await;
     }
 
     /// [`Deployer::under_lease`] on the heap. Built in this frame, which returns at once, so a
@@ -225,35 +164,33 @@ impl Deployer {
                 return Ok(DeploymentSummary::new(&svc.name, svc.target(), Outcome::Unchanged, reason));
             }
             LeaseTaken::Busy(other) => return Err(still_busy(svc, other)),
-            LeaseTaken::Held(held, stale) => {
-                let adopted = match stale.take() {
-                    Some(stale) => recovery::adopt(&self.ecs, &self.records(), *stale).await.map(Some),
-                    None => Ok(None),
-                };
-                match adopted {
-                    Ok(adopted) => {
-                        // The read made alongside taking the lease stands unless a dead holder's
-                        // rollout was just looked at or the last holder left the service elsewhere.
-                        let state = match state {
-                            Some(Err(e)) => Err(e),
-                            Some(Ok(s))
-                                if adopted.is_none() && lease::read_is_current(&held.replaced, &s.current_arn) =>
-                            {
-                                Ok(s)
-                            }
-                            _ => self.read_state(svc, req.is_push()).await,
-                        };
-                        match state {
-                            Ok(state) => self.rollout_boxed(svc, state, req, Some(held)).await,
-                            Err(e) => Err(e),
-                        }
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+            LeaseTaken::Held(held, stale) => self.held_rollout(svc, held, stale.take(), state, req).await,
         };
         self.let_go(svc, &taken, &result).await;
         result
+    }
+
+    /// Under the lease: finishes a dead holder's rollout, then rolls out on the service as read.
+    async fn held_rollout(
+        &self,
+        svc: &ServiceConfig,
+        held: &mut HeldLease,
+        stale: Option<Box<Lease>>,
+        state: Option<Result<ServiceState, Error>>,
+        req: Request<'_>,
+    ) -> Result<DeploymentSummary, Error> {
+        let adopted = match stale {
+            Some(stale) => Some(self.service_leases().adopt(*stale).await?),
+            None => None,
+        };
+        // The read made alongside taking the lease stands unless a dead holder's rollout was just
+        // looked at or the last holder left the service elsewhere.
+        let state = match state {
+            Some(Err(e)) => return Err(e),
+            Some(Ok(s)) if adopted.is_none() && lease::read_is_current(&held.replaced, &s.current_arn) => s,
+            _ => self.read_state(svc, req.is_push()).await?,
+        };
+        self.rollout_boxed(svc, state, req, Some(held)).await
     }
 
     /// Lets go of a lease once the work under it came to `result`: released, naming where the
@@ -264,28 +201,17 @@ impl Deployer {
         taken: &LeaseTaken,
         result: &Result<DeploymentSummary, Error>,
     ) {
-        match result {
-            Ok(d) => {
-                let left_on = d.task_definition.clone().or_else(|| d.previous_task_definition.clone());
-                self.release(svc, taken, left_on).await
-            }
-            Err(e) => self.hand_over(svc, taken, e).await,
-        }
+        let left_on = result.as_ref().map(|d| d.task_definition.clone().or_else(|| d.previous_task_definition.clone()));
+        self.service_leases().let_go(&svc.name, taken, left_on).await
     }
 }
 
 /// The lease still held by `other` at the wait bound: transient, Lambda retries once that
 /// rollout is done (`Transient.LeaseBusy`).
 pub(super) fn still_busy(svc: &ServiceConfig, other: &Lease) -> Error {
-    AwsError {
-        action: "S3 lease",
-        target: svc.target(),
-        detail: format!(
-            "{} is still rolling out {} after this invocation waited for it (lease until {} ms)",
-            other.holder, other.image_uri, other.expires_at_ms
-        ),
-        hint: "nothing: one rollout per service at a time, this event is retried",
-        transient: true,
-    }
-    .into()
+    let waiting = format!(
+        "is still rolling out {} after this invocation waited for it (lease until {} ms)",
+        other.image_uri, other.expires_at_ms
+    );
+    lease_busy(svc.target(), other, waiting, "nothing: one rollout per service at a time, this event is retried")
 }

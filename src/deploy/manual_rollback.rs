@@ -7,20 +7,18 @@
 
 use tracing::{info, warn};
 
-use super::holding::{still_busy, HeldLease, LeaseTaken};
+use super::holding::still_busy;
 use super::{Deployer, Invocation};
 use crate::config::ServiceConfig;
 use crate::error::Error;
+use crate::flows::lease::{HeldLease, LeaseTaken};
+use crate::flows::recovery::Adopted;
+use crate::flows::rollback::{self, Rollback};
 use crate::lease::Lease;
 use crate::outcome::{DeploymentSummary, Outcome};
 use crate::record::{self, DeploymentRecord, RollbackOf, TriggerRef};
-use crate::recovery::{self, Adopted};
-use crate::rollback;
-use crate::rollback_revision::{self, NotPrepared};
+use crate::rules::rollback::{choose_target, newest, replaced_by, NotPrepared, Prepared};
 use crate::taskdef::short_name;
-
-/// How many of a service's most recently written records a manual rollback reads.
-const RECORDS_SCANNED: usize = 50;
 
 impl Deployer {
     /// Takes the service's lease (waiting for a rollout in flight), finishes a dead holder's
@@ -39,6 +37,8 @@ impl Deployer {
                 None => self.manual_rollback(svc, request_id, held, None).await,
             },
         };
+        // The one failure class of a rollback, whichever started it.
+        let result = result.map_err(rollback::failed);
         self.let_go(svc, &taken, &result).await;
         result
     }
@@ -53,7 +53,7 @@ impl Deployer {
         stale: Lease,
     ) -> Result<DeploymentSummary, Error> {
         let rollback_in_flight = stale.pending.clone().filter(DeploymentRecord::is_rollback);
-        let adopted = recovery::adopt(&self.ecs, &self.records(), stale).await?;
+        let adopted = self.service_leases().adopt(stale).await?;
         match (adopted, rollback_in_flight) {
             (Adopted::Recorded { task_definition }, Some(pending)) if task_definition == pending.task_definition => {
                 Ok(converged(svc, request_id, &pending))
@@ -64,8 +64,13 @@ impl Deployer {
         }
     }
 
-    /// Returns the service to the revision [`rollback::choose_target`] names. `earlier` is the
-    /// revision a dead attempt prepared (a pinned copy is reused if it is that very copy).
+    /// The one rollback ([`crate::flows::rollback`]), as the operator's `rollback` runs it.
+    fn rollback(&self) -> Rollback<'_> {
+        Rollback { ecs: &self.ecs, store: &self.store }
+    }
+
+    /// Returns the service to the revision [`choose_target`] names. `earlier` is the revision a
+    /// dead attempt prepared (a pinned copy is reused if it is that very copy).
     async fn manual_rollback(
         &self,
         svc: &ServiceConfig,
@@ -73,48 +78,43 @@ impl Deployer {
         held: &mut HeldLease,
         earlier: Option<String>,
     ) -> Result<DeploymentSummary, Error> {
-        let records = self.records();
-        let (current, recent, ran) = tokio::join!(
+        match self.manual_target(svc, earlier).await? {
+            Ok(chosen) => self.return_to(svc, request_id, held, chosen).await,
+            Err(why) => Ok(refused(svc, request_id, why)),
+        }
+    }
+
+    /// Where the service returns and what it runs there; `Err` says why it does not move.
+    async fn manual_target(
+        &self,
+        svc: &ServiceConfig,
+        earlier: Option<String>,
+    ) -> Result<Result<Chosen, String>, Error> {
+        let rollback = self.rollback();
+        let (current, read) = tokio::join!(
             self.ecs.current_task_definition(&svc.cluster, &svc.service),
-            records.recent(&svc.cluster, &svc.service, RECORDS_SCANNED),
-            self.ecs.ran_revisions(&svc.cluster, &svc.service)
+            rollback.history(&svc.cluster, &svc.service)
         );
-        let (current, recent, ran) = (current?, recent?, ran?);
-        // The revision the running one replaced, which ECS's history may not hold (deployed before
-        // it kept service revisions): its tasks, running or just replaced, show what it ran.
-        let replaced = recent
-            .iter()
-            .filter(|r| r.task_definition == current && !r.is_rollback())
-            .max_by(|a, b| a.started_at().unwrap_or(0.0).total_cmp(&b.started_at().unwrap_or(0.0)))
-            .map(|r| r.previous_task_definition.clone())
-            .unwrap_or_default();
-        let ran = self.ecs.with_tasks_of(&svc.cluster, &svc.service, ran, &replaced).await?;
-        let target = match rollback::choose_target(&recent, &current, &ran) {
+        let (current, (recent, ran)) = (current?, read?);
+        let replaced = replaced_by(&recent, &current);
+        let ran = rollback.with_replaced(&svc.cluster, &svc.service, ran, &replaced).await?;
+        let target = match choose_target(&recent, &current, &ran) {
             Ok(found) => found,
-            Err(reason) => return Ok(refused(svc, request_id, format!("{reason}; nothing changed"))),
+            Err(reason) => return Ok(Err(format!("{reason}; nothing changed"))),
         };
         // The record shares the service's identity (name, repository, containers) with the
         // deployment it restores or, returning to a revision pushdeploy never judged, the newest one.
         let Some(identity) = target.restores.or_else(|| newest(&recent)) else {
-            let reason = format!(
+            return Ok(Err(format!(
                 "pushdeploy has no record of this service to roll back from ({} runs); nothing changed",
                 short_name(&current)
-            );
-            return Ok(refused(svc, request_id, reason));
+            )));
         };
-        let prepared = match rollback_revision::prepare(
-            &self.ecs,
-            target.revision,
-            &identity.containers,
-            earlier.as_deref(),
-        )
-        .await
-        {
+        let prepared = match rollback.prepare(target.revision, &identity.containers, earlier.as_deref()).await {
             Ok(p) => p,
             Err(NotPrepared::Aws(e)) => return Err(e.into()),
             Err(NotPrepared::Unsafe(why)) => {
-                let reason = format!("{why}; nothing changed (deploy an older tag instead)");
-                return Ok(refused(svc, request_id, reason));
+                return Ok(Err(format!("{why}; nothing changed (deploy an older tag instead)")));
             }
         };
         let mut why = target.why.clone();
@@ -125,33 +125,47 @@ impl Deployer {
                 prepared.pinned.join(", ")
             ));
         }
-        let (image_uri, tag, digest) = match target.restores {
+        let (identity, restores) = (identity.clone(), target.restores.cloned());
+        Ok(Ok(Chosen { current, prepared, identity, restores, why }))
+    }
+
+    /// Moves the service to the chosen revision: the rollback's record in the lease first, then
+    /// UpdateService, then the record.
+    async fn return_to(
+        &self,
+        svc: &ServiceConfig,
+        request_id: &str,
+        held: &mut HeldLease,
+        chosen: Chosen,
+    ) -> Result<DeploymentSummary, Error> {
+        let Chosen { current, prepared, identity, restores, why } = chosen;
+        let (image_uri, tag, digest) = match &restores {
             Some(r) => (r.image_uri.clone(), r.tag.clone(), r.digest.clone()),
             None => (prepared.pinned.first().cloned().unwrap_or_default(), String::new(), String::new()),
         };
         let mut rec = DeploymentRecord::rollback(RollbackOf {
-            service_of: identity,
+            service_of: &identity,
             trigger: TriggerRef::Manual { action: "rollback".into(), request_id: request_id.to_string() },
             from: &current,
             to: &prepared.task_definition,
             image_uri,
             tag,
             digest,
-            restores: target.restores.map(|r| r.id.as_str()),
+            restores: restores.as_ref().map(|r| r.id.as_str()),
             ecs_deployment_id: None,
             reason: why.clone(),
         })?;
         // In the lease before the service moves: whoever takes it after a crash finds the rollback
         // ECS runs and records it.
         held.lease.pending = Some(rec.clone());
-        held.etag = self.leases().rewrite(&held.key, &held.lease, &held.etag).await?;
+        self.service_leases().note(held).await?;
         let ecs_deployment_id =
             self.ecs.update_service(&svc.cluster, &svc.service, &prepared.task_definition, false).await?;
         rec.id = record::record_id(&ecs_deployment_id)?;
         rec.ecs_deployment_id = ecs_deployment_id.clone();
         // Should the write fail, the lease is handed over carrying the complete record.
         held.lease.pending = Some(rec.clone());
-        let key = records.put(&rec).await?;
+        let key = self.records().put(&rec).await?;
         info!(
             service = %svc.name,
             image = %rec.image_uri,
@@ -173,9 +187,18 @@ impl Deployer {
     }
 }
 
-/// The service's most recently started record.
-fn newest(records: &[DeploymentRecord]) -> Option<&DeploymentRecord> {
-    records.iter().max_by(|a, b| a.started_at().unwrap_or(0.0).total_cmp(&b.started_at().unwrap_or(0.0)))
+/// A manual rollback's target, prepared.
+struct Chosen {
+    /// What the service runs now.
+    current: String,
+    /// The revision it returns to.
+    prepared: Prepared,
+    /// The record whose service identity the rollback's record shares.
+    identity: DeploymentRecord,
+    /// The verified deployment it restores, if any.
+    restores: Option<DeploymentRecord>,
+    /// One line for the record and the answer.
+    why: String,
 }
 
 /// The answer of a re-run that found its earlier attempt's rollback running and recorded it.

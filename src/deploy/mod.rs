@@ -136,14 +136,12 @@ impl Deployer {
         let handled = self.route(payload, Invocation { request_id, deadline, account });
         match tokio::time::timeout_at(deadline.work_until().into(), handled).await {
             Ok(result) => result,
-            Err(_) => Err(AwsError {
+            Err(_) => Err(Error::Deadline(crate::error::Failure {
                 action: "deploy",
                 target: request_id.to_string(),
                 detail: "ran out of time before the Lambda deadline".into(),
                 hint: "AWS latency or throttling; the retry completes the rollout",
-                transient: true,
-            }
-            .into()),
+            })),
         }
     }
 

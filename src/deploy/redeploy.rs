@@ -4,14 +4,14 @@
 use tracing::warn;
 
 use super::decision::running_image;
-use super::holding::{still_busy, LeaseTaken};
+use super::holding::still_busy;
 use super::{Deployer, Invocation, Request};
 use crate::config::ServiceConfig;
 use crate::error::Error;
+use crate::flows::lease::{HeldLease, LeaseTaken};
 use crate::image::ImageRef;
 use crate::outcome::{DeploymentSummary, Outcome};
 use crate::record::TriggerRef;
-use crate::recovery;
 
 impl Deployer {
     /// Takes the service's lease (waiting for a rollout in flight), finishes a dead holder's
@@ -30,7 +30,7 @@ impl Deployer {
             LeaseTaken::Busy(other) => return Err(still_busy(svc, other)),
             LeaseTaken::Held(held, stale) => {
                 let adopted = match stale.take() {
-                    Some(stale) => recovery::adopt(&self.ecs, &self.records(), *stale).await.map(|_| ()),
+                    Some(stale) => self.service_leases().adopt(*stale).await.map(|_| ()),
                     None => Ok(()),
                 };
                 match adopted {
@@ -50,7 +50,7 @@ impl Deployer {
         force: bool,
         invocation: Invocation<'_>,
         trigger: TriggerRef,
-        held: &mut super::holding::HeldLease,
+        held: &mut HeldLease,
     ) -> Result<DeploymentSummary, Error> {
         let state = self.read_state(svc, false).await?;
         let running = match running_image(svc, &state.current.task_definition, &state.history) {

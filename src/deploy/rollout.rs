@@ -9,12 +9,12 @@ use futures_util::FutureExt;
 use tracing::{info, warn};
 
 use super::decision::{decide, needs_person, Asked, Decision, ServiceState};
-use super::holding::HeldLease;
 use super::{Deployer, Request, RunningRead};
 use crate::aws::ecs::DescribedTaskDefinition;
 use crate::base::{self, BaseChoice, Standing, Trust};
 use crate::config::{Base, ServiceConfig, Strategy};
 use crate::error::Error;
+use crate::flows::lease::HeldLease;
 use crate::freshness::{self, PushActedOn};
 use crate::outcome::{DeploymentSummary, Outcome};
 use crate::plan::{self, Action, ServicePlan};

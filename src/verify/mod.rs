@@ -17,7 +17,6 @@ use tracing::{error, info, warn};
 
 use crate::aws::ecs::EcsClient;
 use crate::aws::elbv2::Elbv2Client;
-use crate::aws::leases::LeaseStore;
 use crate::aws::records::{Found, RecordStore};
 use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
@@ -26,20 +25,15 @@ use crate::confirm;
 use crate::domain::lifecycle::HookAnswer;
 use crate::error::AwsError;
 use crate::error::Error;
+use crate::flows::rollback::{self, Rollback, Rolled};
 use crate::flows::settle;
-use crate::image::ImageRef;
 use crate::inbound::{self as event, DeploymentState, EcsDeploymentEvent, Trigger};
-use crate::lease::{self, Claim, Lease};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
-use crate::record::{self, DeploymentRecord, RollbackOf, Status, TriggerRef};
-use crate::recovery::{self, Adopted};
-use crate::rollback;
-use crate::rollback_revision::{self, NotPrepared};
+use crate::record::{self, DeploymentRecord, Status};
 use crate::rules::verdict::{self, Ask, Described, Next, Reply, ServiceSeen, Verdict};
 use crate::secrets::SecretSource;
 use crate::smoke::client::HttpClient;
 use crate::taskdef::short_name;
-use crate::timing::{self, Backoff, Deadline};
 
 /// Everything a verify needs, built once per cold start.
 #[derive(Clone, Debug)]
@@ -149,6 +143,8 @@ impl Verifier {
     /// [`Verifier::handle`] for an event whose cluster is known.
     async fn on_resolved(&self, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
         match self.boxed(self.on_deployment(e, deadline)).await {
+            // A failed rollback is on the record and told already; it fails the invocation.
+            Err(err @ Error::RollbackFailed(_)) => Err(err),
             // A permanent AWS error (AccessDenied, a vanished service) needs a person: it goes on
             // the record and to the topic, and fails the invocation so it counts in the function's
             // Errors metric and the event reaches the dead-letter queue for a redrive after the fix.
@@ -279,23 +275,19 @@ impl Verifier {
         e: &EcsDeploymentEvent,
         primary: Option<String>,
     ) -> Result<Summary, Error> {
-        let to = rec.rolled_back_to.clone().unwrap_or_else(|| rec.previous_task_definition.clone());
-        if let Some(dep) = primary {
-            if !self.records().exists(&rec.cluster, &rec.service, &dep).await? {
-                let rollback = self.rollback_record(&rec, &to, None, &dep).await?;
-                self.records().put(&rollback).await?;
-            }
-            rec.rollback_deployment = Some(record::record_id(&dep)?);
-        }
-        rec.status = Status::RolledBack;
-        rec.rolled_back_to = Some(to.clone());
-        rec.stamp("rolled_back", record::now());
+        let to = self.rollback().finish_automatic(&mut rec, primary).await?;
         self.settle(&rec, e).await?;
         let reason = format!("rolled back to {}: {}", short_name(&to), rec.reason.as_deref().unwrap_or_default());
         Ok(self.answer(&rec, Outcome::RolledBack, reason, true))
     }
 
-    /// Returns the service to the record's previous task definition.
+    /// The one rollback ([`crate::flows::rollback`]), and what it came to on the record.
+    fn rollback(&self) -> Rollback<'_> {
+        Rollback { ecs: &self.ecs, store: &self.store }
+    }
+
+    /// Returns the service to its last verified deployment ([`Rollback::automatic`]) and puts
+    /// what that came to on the record.
     async fn roll_back(
         &self,
         mut rec: DeploymentRecord,
@@ -303,125 +295,9 @@ impl Verifier {
         why: String,
         deadline: Instant,
     ) -> Result<Summary, Error> {
-        let to = rec.previous_task_definition.clone();
-        if to == rec.task_definition {
-            rec.status = Status::Failed;
-            rec.reason = Some(format!(
-                "{why}; no automatic rollback: strategy {} kept task definition {}, so there is no earlier revision to return to (push the previous image to the tag again)",
-                rec.strategy,
-                short_name(&to)
-            ));
-            rec.stamp("failed", record::now());
-            self.settle(&rec, e).await?;
-            return Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true));
-        }
-        // A rollback changes the service as a deploy does, so it holds the service's lease too:
-        // it must not interleave with a rollout in flight. It holds it for at most
-        // ROLLBACK_HOLD, and the lease lapses just after.
-        let key = lease::lease_key(&rec.cluster, &rec.service);
-        let hold = Deadline::after(timing::ROLLBACK_HOLD);
-        let mine = Lease::new(format!("rollback of {}", rec.id), None, to.clone(), hold.lease_expires_at_ms(), None);
-        let leases = LeaseStore::new(self.store.clone());
-        // A live lease is waited for: a rollout holds it for tens of milliseconds, and a dead
-        // holder's lapses with its deadline. A stale one is taken over, its rollout finished first.
-        let mut backoff = Backoff::until(deadline);
-        let claimed = loop {
-            let claimed = match leases.read(&key).await {
-                Ok(found) => leases.claim(&key, found, &mine, true).await,
-                Err(err) => Err(err),
-            };
-            if !matches!(claimed, Ok(Claim::Blocked(_))) || !backoff.wait().await {
-                break claimed;
-            }
-        };
-        let (etag, replaced, stale) = match claimed {
-            Err(err) if err.transient => return Err(err.into()),
-            // Without the lease there is no safe rollback: as loud as a refused UpdateService.
-            Err(err) => return self.rollback_failed(rec, e, why, err).await,
-            Ok(Claim::Held { etag, replaced, stale }) => (etag, replaced, stale),
-            Ok(Claim::Blocked(other)) => {
-                warn!(service = %rec.name, deployment_id = %rec.id, holder = %other.holder, "rollback waits for the service lease");
-                return Err(AwsError {
-                    action: "S3 lease",
-                    target: format!("{}/{}", rec.cluster, rec.service),
-                    detail: format!(
-                        "{} holds the service (rolling out {}); the rollback of {} waits for it",
-                        other.holder, other.image_uri, rec.id
-                    ),
-                    hint: "nothing: this event is retried; if that rollout replaces the failed revision, the retry records this deployment failed",
-                    transient: true,
-                }
-                .into());
-            }
-        };
-        let failed_revision = rec.task_definition.clone();
-        let held = async {
-            // Another rollout left the service elsewhere (released, or finished here for a dead
-            // holder): the failed revision no longer serves, and rolling back would undo that one.
-            if let Some(left_on) = replaced.left_on().filter(|td| *td != failed_revision) {
-                return Ok(Held::Replaced(left_on.to_string()));
-            }
-            if let Some(stale) = stale {
-                let adopted = recovery::adopt(&self.ecs, &self.records(), *stale).await?;
-                if let Adopted::Recorded { task_definition } = adopted {
-                    if task_definition != failed_revision {
-                        return Ok(Held::Replaced(task_definition));
-                    }
-                }
-            }
-            let (to, restores) = match self.rollback_target(&mut rec).await {
-                Ok(found) => found,
-                Err(err) => return Ok(Held::NoTarget(err)),
-            };
-            let updated = self.ecs.update_service(&rec.cluster, &rec.service, &to, false).await;
-            Ok::<_, Error>(Held::Updated(to, restores, updated))
-        };
-        let held = tokio::time::timeout_at(hold.at().into(), held).await.unwrap_or_else(|_| {
-            Err(AwsError {
-                action: "hold the service lease",
-                target: format!("{}/{}", rec.cluster, rec.service),
-                detail: format!(
-                    "the rollback's calls took longer than the {:?} it may hold the service",
-                    timing::ROLLBACK_HOLD
-                ),
-                hint: "AWS latency or throttling; the retry rolls back",
-                transient: true,
-            }
-            .into())
-        });
-        let left_on = match &held {
-            Ok(Held::Replaced(td)) => Some(td.clone()),
-            Ok(Held::Updated(to, _, Ok(_))) => Some(to.clone()),
-            _ => replaced.left_on().map(str::to_string),
-        };
-        let next = if held.is_err() { mine.handed_over() } else { mine.released(left_on) };
-        if let Err(w) = leases.rewrite(&key, &next, &etag).await {
-            warn!(service = %rec.name, error = %w, "could not let go of the service lease; it expires by itself");
-        }
-        match held {
-            Err(err) => match err {
-                Error::Aws(err) if !err.transient => self.rollback_failed(rec, e, why, err).await,
-                other => Err(other),
-            },
-            Ok(Held::Replaced(running)) => {
-                rec.status = Status::Failed;
-                rec.reason = Some(format!(
-                    "{why}; not rolled back: {} replaced {} before the rollback could start",
-                    short_name(&running),
-                    short_name(&rec.task_definition)
-                ));
-                rec.stamp("failed", record::now());
-                self.settle(&rec, e).await?;
-                Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true))
-            }
-            Ok(Held::NoTarget(err)) => match err {
-                Error::Aws(err) if !err.transient || err.is_access_denied() => {
-                    self.rollback_failed(rec, e, why, err).await
-                }
-                other => Err(other),
-            },
-            Ok(Held::Updated(to, restores, Ok(ecs_deployment_id))) => {
-                let rollback = self.rollback_record(&rec, &to, restores.as_deref(), &ecs_deployment_id).await?;
+        let (status, reason) = match self.rollback().automatic(&mut rec, deadline).await? {
+            Rolled::Failed(cause) => return self.rollback_failed(rec, e, why, cause).await,
+            Rolled::Done { to, rollback } => {
                 rec.status = Status::RolledBack;
                 rec.reason = Some(why);
                 rec.rolled_back_to = Some(to.clone());
@@ -433,58 +309,24 @@ impl Verifier {
                 b?;
                 let reason =
                     format!("rolled back to {}: {}", short_name(&to), rec.reason.as_deref().unwrap_or_default());
-                Ok(self.answer(&rec, Outcome::RolledBack, reason, true))
+                return Ok(self.answer(&rec, Outcome::RolledBack, reason, true));
             }
-            Ok(Held::Updated(_, _, Err(err))) => self.rollback_failed(rec, e, why, err).await,
-        }
-    }
-
-    /// The revision a rollback returns to, and the verified deployment it restores: chosen by
-    /// the one rule automatic and manual rollbacks share ([`rollback::choose_target`]) from the
-    /// service's records and ECS's own history, never from the record alone. A revision naming
-    /// an image by tag runs as a copy pinned to the digests it ran. The choice is noted on the
-    /// record (`rolled_back_to`) before the service moves, so a retry after a crash recognises
-    /// the rollback as its own; a retry reuses a pinned copy only if it is that very copy.
-    async fn rollback_target(&self, rec: &mut DeploymentRecord) -> Result<(String, Option<String>), Error> {
-        let target = format!("{}/{}", rec.cluster, rec.service);
-        let records = self.records();
-        let (recent, ran) = tokio::join!(
-            records.recent(&rec.cluster, &rec.service, RECORDS_SCANNED),
-            self.ecs.ran_revisions(&rec.cluster, &rec.service)
-        );
-        let (mut recent, ran) = (recent?, ran?);
-        // The revision this deployment replaced, which ECS's history may not hold (deployed before
-        // it kept service revisions): its tasks, running or just replaced, show what it ran.
-        let ran = self.ecs.with_tasks_of(&rec.cluster, &rec.service, ran, &rec.previous_task_definition).await?;
-        // The failed deployment as this invocation knows it, whatever the listing returned.
-        recent.retain(|r| r.id != rec.id);
-        recent.push(rec.clone());
-        let chosen = rollback::choose_target(&recent, &rec.task_definition, &ran).map_err(|why| AwsError {
-            action: "roll back",
-            target: target.clone(),
-            detail: why,
-            hint: "the service's deployment history (`pushdeploy history`); deploy a known-good build by hand (`pushdeploy deploy <service> <tag>`)",
-            transient: false,
-        })?;
-        let restores = chosen.restores.map(|r| r.id.clone());
-        let prepared = rollback_revision::prepare(&self.ecs, chosen.revision, &rec.containers, rec.rolled_back_to.as_deref())
-            .await
-            .map_err(|e| match e {
-                NotPrepared::Aws(e) => e,
-                NotPrepared::Unsafe(why) => AwsError {
-                    action: "roll back",
-                    target: target.clone(),
-                    detail: why,
-                    hint: "roll back by hand to a revision pinned to a digest (`deploy` an older tag); ECS's service revision of the target names no digest for it",
-                    transient: false,
-                },
-            })?;
-        info!(service = %rec.name, deployment_id = %rec.id, task_definition = %short_name(&prepared.task_definition), reason = %chosen.why, "rollback target");
-        if rec.rolled_back_to.as_deref() != Some(prepared.task_definition.as_str()) {
-            rec.rolled_back_to = Some(prepared.task_definition.clone());
-            self.save(rec).await?;
-        }
-        Ok((prepared.task_definition, restores))
+            Rolled::NothingEarlier => (Status::Failed, format!(
+                "{why}; no automatic rollback: strategy {} kept task definition {}, so there is no earlier revision to return to (push the previous image to the tag again)",
+                rec.strategy,
+                short_name(&rec.task_definition)
+            )),
+            Rolled::Replaced(running) => (Status::Failed, format!(
+                "{why}; not rolled back: {} replaced {} before the rollback could start",
+                short_name(&running),
+                short_name(&rec.task_definition)
+            )),
+        };
+        rec.status = status;
+        rec.reason = Some(reason);
+        rec.stamp("failed", record::now());
+        self.settle(&rec, e).await?;
+        Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true))
     }
 
     /// ECS's service deployment a lifecycle hook tied the record to, if any.
@@ -504,7 +346,7 @@ impl Verifier {
         mut rec: DeploymentRecord,
         e: &EcsDeploymentEvent,
         why: String,
-        err: crate::error::AwsError,
+        err: Error,
     ) -> Result<Summary, Error> {
         let to = rec.rolled_back_to.as_deref().map(|to| format!(" to {}", short_name(to))).unwrap_or_default();
         let reason = format!(
@@ -521,51 +363,14 @@ impl Verifier {
             rec.stamp("rollback_failed", record::now());
             self.settle(&rec, e).await?;
         }
-        // Whatever the cause, a failed rollback is retried: the event comes back and we try again.
-        Err(crate::error::AwsError { transient: true, ..err }.into())
+        // Classified by its cause, as a manual rollback's failure is: the invocation fails either way.
+        Err(rollback::failed(err))
     }
 
     async fn publish(&self, m: &crate::notify::Message) {
         if let Some(n) = &self.notifier {
             n.send(m).await;
         }
-    }
-
-    /// The record of a rollback's own ECS deployment, so its events are recognised and never smoke-tested.
-    async fn rollback_record(
-        &self,
-        failed: &DeploymentRecord,
-        to: &str,
-        restores: Option<&str>,
-        ecs_deployment_id: &str,
-    ) -> Result<DeploymentRecord, Error> {
-        // The image the rollback returns to, for the record and the notification.
-        let image = match self.ecs.describe_task_definition(to).await {
-            Ok(td) => td
-                .task_definition
-                .container_definitions()
-                .iter()
-                .find(|c| failed.containers.iter().any(|n| c.name() == Some(n.as_str())))
-                .and_then(|c| c.image())
-                .map(str::to_string),
-            Err(err) => {
-                warn!(service = %failed.name, error = %err, "could not read the rollback target's images");
-                None
-            }
-        };
-        let parsed = image.as_deref().and_then(|i| ImageRef::parse(i).ok());
-        Ok(DeploymentRecord::rollback(RollbackOf {
-            service_of: failed,
-            trigger: TriggerRef::AutoRollback { of: failed.id.clone() },
-            from: &failed.task_definition,
-            to,
-            tag: parsed.as_ref().and_then(|p| p.tag.clone()).unwrap_or_default(),
-            digest: parsed.as_ref().and_then(|p| p.digest.as_ref()).map(|d| d.to_string()).unwrap_or_default(),
-            image_uri: image.unwrap_or_default(),
-            restores,
-            ecs_deployment_id: Some(ecs_deployment_id),
-            reason: format!("automatic rollback of {}", failed.id),
-        })?)
     }
 
     /// Writes a record that reached a verdict, logs it and notifies.
@@ -600,20 +405,6 @@ impl Verifier {
         }
         Summary::of(vec![d])
     }
-}
-
-/// How many of a service's most recently written records an automatic rollback reads (as a
-/// manual one does) to find the last verified deployment.
-const RECORDS_SCANNED: usize = 50;
-
-/// What a rollback came to while it held the service's lease.
-enum Held {
-    /// Another rollout replaced the failed revision first: nothing to roll back.
-    Replaced(String),
-    /// No safe target (a tag-based revision whose digests are unknown) or it could not be read.
-    NoTarget(Error),
-    /// UpdateService to this target (restoring this verified deployment, if one), and ECS's answer.
-    Updated(String, Option<String>, Result<String, AwsError>),
 }
 
 /// An event ECS's own state does not bear out: nothing is changed, and the invocation fails so

@@ -306,3 +306,62 @@ async fn a_record_write_that_fails_while_another_push_waits_is_never_lost() {
 fn short(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
+
+/// The template's roles with UpdateService denied to both functions.
+fn update_service_denied() -> testkit::iam::Policies {
+    let template = testkit::iam::Policies::template();
+    let mut roles = serde_json::Map::new();
+    for role in testkit::iam::Role::ALL {
+        let mut doc = template.documents[&role].clone();
+        let deny = json!({"Sid": "NoUpdateService", "Effect": "Deny", "Action": "ecs:UpdateService", "Resource": "*"});
+        doc["Statement"].as_array_mut().unwrap().push(deny);
+        roles.insert(role.logical_id().to_string(), doc);
+    }
+    testkit::iam::Policies::from_roles("template.yaml (UpdateService denied)", &Value::Object(roles))
+}
+
+/// The operator's rollback and verify's automatic one are one rollback: another rollout's live
+/// lease is waited for to the bound and fails both alike (`Transient.LeaseBusy`, the lease left as
+/// it was), and a rollback ECS refuses fails both with the same class, that of its cause.
+#[tokio::test]
+async fn manual_and_automatic_rollbacks_take_the_lease_alike_and_fail_alike() {
+    use pushdeploy::lease::{lease_key, Lease};
+    use std::time::Instant;
+    let mut l = crate::verify::Loop::new().await;
+    let good = l.push(BACKEND, "backend-good", Behaviour::Good).await;
+    assert_eq!(l.completed(BACKEND, &good).await["outcome"], "verified");
+    let broken = l.push(BACKEND, "backend-broken", Behaviour::Broken).await;
+    let broken_td = l.aws().service_task_definition(CLUSTER, BACKEND).await;
+    let manual = || json!({"action": "rollback", "service": "backend"});
+    let event = ecs_deployment_event("ecs-alike", BACKEND, &broken, "SERVICE_DEPLOYMENT_COMPLETED", "");
+
+    let key = lease_key(CLUSTER, BACKEND);
+    let (held, _) = crate::support::lease_held_by("evt-other");
+    l.aws().put_json(BUCKET, &key, &held).await;
+    let deadline = pushdeploy::timing::Deadline::after(Duration::from_secs(4));
+    let by_hand = l.deployer.handle_before(manual(), "req-alike", deadline).await.unwrap_err();
+    let by_verify = l.verifier.handle(event.clone(), Instant::now() + Duration::from_millis(1500)).await.unwrap_err();
+    for err in [&by_hand, &by_verify] {
+        assert_eq!(err.error_type(), "Transient.LeaseBusy", "{err}");
+        assert!(err.is_transient() && err.to_string().contains("evt-other"), "{err}");
+    }
+    let left: Lease = serde_json::from_slice(&l.aws().object(BUCKET, &key).await).unwrap();
+    assert_eq!(left, held, "neither took the lease it waited for");
+    assert_eq!(l.aws().service_task_definition(CLUSTER, BACKEND).await, broken_td);
+
+    l.aws().put_json(BUCKET, &key, &held.released(None)).await;
+    l.emu.guard.set_policies(update_service_denied());
+    let by_hand = l.deployer.handle(manual(), "req-alike-2").await.unwrap_err();
+    let by_verify = l.verifier.handle(event, Instant::now() + Duration::from_secs(60)).await.unwrap_err();
+    for err in [&by_hand, &by_verify] {
+        assert!(matches!(err, pushdeploy::Error::RollbackFailed(_)), "{err:?}");
+        assert!(err.to_string().contains("UpdateService"), "{err}");
+    }
+    let class = |e: &pushdeploy::Error| (e.error_type(), e.is_transient(), e.disposition());
+    assert_eq!(class(&by_hand), class(&by_verify), "one failure class: {by_hand} / {by_verify}");
+    assert_eq!(by_hand.error_type(), "Permanent.AccessDenied", "no retry grants a permission");
+    assert_eq!(l.record(BACKEND, &broken).await["status"], "rollback_failed");
+    let left: Lease = serde_json::from_slice(&l.aws().object(BUCKET, &key).await).unwrap();
+    assert!(left.released || left.expires_at_ms <= pushdeploy::lease::now_ms(), "both let go: {left:?}");
+    assert_eq!(l.aws().service_task_definition(CLUSTER, BACKEND).await, broken_td);
+}

@@ -28,14 +28,16 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // The config is re-read when its object changes; an invalid one refuses, a missing one retries.
         let deployer = match live {
-            Ok(live) => live.lock().await.current().await.map_err(diagnostic)?,
+            Ok(live) => live.lock().await.current().await.map_err(Diagnostic::from)?,
             Err(reason) => Err(reason.clone()),
         };
         let answer = match deployer {
             Ok(d) => {
                 let deadline = pushdeploy::timing::Deadline::from_lambda(event.context.deadline);
                 let function = Some(event.context.invoked_function_arn.as_str());
-                d.handle_invoked(event.payload, &event.context.request_id, deadline, function).await.map_err(diagnostic)
+                d.handle_invoked(event.payload, &event.context.request_id, deadline, function)
+                    .await
+                    .map_err(Diagnostic::from)
             }
             Err(reason) => Ok(Summary::only(Outcome::Rejected, reason)),
         };
@@ -43,10 +45,4 @@ async fn main() -> Result<(), Error> {
         answer
     }))
     .await
-}
-
-/// Lambda's `errorType` says what failed (`Transient.LeaseBusy`, `Permanent.AccessDenied`, …),
-/// not a Rust type name.
-fn diagnostic(e: pushdeploy::Error) -> Diagnostic {
-    Diagnostic { error_type: e.error_type(), error_message: e.to_string() }
 }

@@ -33,35 +33,20 @@ async fn main() -> Result<(), Error> {
                 records = Some(pushdeploy::aws::records::RecordStore::new(live.clients().store.clone()));
                 match live.current().await {
                     Ok(verifier) => verifier,
-                    // The config cannot be read just now: Lambda retries an event; ECS calls a hook
-                    // again, as for any transient failure (an error would roll the deployment back).
-                    // Counted against the stuck budget (the index object keeps the count and the
-                    // budget the config last gave), so a config that stays unreadable fails the
-                    // hook before ECS's own timeout acts. The topic heard of the config already.
+                    // The config cannot be read just now: a hook answers IN_PROGRESS, an event fails.
                     Err(e) if pushdeploy::inbound::hook::is_hook_payload(&event.payload) => {
-                        tracing::error!(error = %e, "cannot read the config; the hook answers IN_PROGRESS");
-                        let delay = pushdeploy::domain::lifecycle::DEFAULT_CALLBACK_MS;
-                        let why = format!("the config cannot be read: {e}");
-                        let answer = match pushdeploy::inbound::hook::parse(&event.payload) {
-                            Ok(inv) => {
-                                let records = records.as_ref().expect("set with the clients");
-                                pushdeploy::verify::stuck(records, None, &event.payload, &inv, delay, None, &why).await
-                            }
-                            Err(bad) => HookAnswer::failed(format!(
-                                "malformed lifecycle hook payload: {}; answering FAILED, so ECS rolls the deployment back (the safe side)",
-                                bad.0
-                            )),
-                        };
+                        let records = records.as_ref().expect("set with the clients");
+                        let answer = unreadable_config_hook(records, &event.payload, &e).await;
                         pushdeploy::setup::flush_metrics(metrics);
                         return Ok(Answer::Hook(answer));
                     }
-                    Err(e) => return Err(diagnostic(e)),
+                    Err(e) => return Err(e.into()),
                 }
             }
             Err(reason) => Err(reason.clone()),
         };
         let answer = match verifier {
-            Ok(v) => v.invoke(event.payload, deadline).await.map_err(diagnostic),
+            Ok(v) => v.invoke(event.payload, deadline).await.map_err(Diagnostic::from),
             // A hook that cannot start answers FAILED, so ECS keeps blue.
             Err(reason) if pushdeploy::inbound::hook::is_hook_payload(&event.payload) => {
                 Ok(Answer::Hook(HookAnswer::failed(format!("pushdeploy cannot start: {reason}"))))
@@ -79,8 +64,24 @@ async fn main() -> Result<(), Error> {
     .await
 }
 
-/// Lambda's `errorType` says what failed (`Transient.LeaseBusy`, `Permanent.AccessDenied`, …),
-/// not a Rust type name.
-fn diagnostic(e: pushdeploy::Error) -> Diagnostic {
-    Diagnostic { error_type: e.error_type(), error_message: e.to_string() }
+/// What a hook answers while the config cannot be read: Lambda retries an event, and ECS calls a
+/// hook again, as for any transient failure (an error would roll the deployment back). Counted
+/// against the stuck budget (the index object keeps the count and the budget the config last
+/// gave), so a config that stays unreadable fails the hook before ECS's own timeout acts. The
+/// topic heard of the config already.
+async fn unreadable_config_hook(
+    records: &pushdeploy::aws::records::RecordStore,
+    payload: &Value,
+    e: &pushdeploy::Error,
+) -> HookAnswer {
+    tracing::error!(error = %e, "cannot read the config; the hook answers IN_PROGRESS");
+    let delay = pushdeploy::domain::lifecycle::DEFAULT_CALLBACK_MS;
+    let why = format!("the config cannot be read: {e}");
+    match pushdeploy::inbound::hook::parse(payload) {
+        Ok(inv) => pushdeploy::verify::stuck(records, None, payload, &inv, delay, None, &why).await,
+        Err(bad) => HookAnswer::failed(format!(
+            "malformed lifecycle hook payload: {}; answering FAILED, so ECS rolls the deployment back (the safe side)",
+            bad.0
+        )),
+    }
 }

@@ -1,5 +1,5 @@
-//! Pure: where a rollback returns a service. One rule for verify's automatic rollback and the
-//! operator's `rollback`.
+//! Pure: where a rollback returns a service, and what it runs there. One rule for verify's
+//! automatic rollback and the operator's `rollback` ([`crate::flows::rollback`] carries it out).
 //!
 //! The service's history is read newest first from its records, with each rollback read as the
 //! service returning to the build it restored: the deployments it rolled away from are passed
@@ -14,6 +14,7 @@ use std::collections::HashSet;
 
 use crate::aws::ecs::RanRevision;
 use crate::confirm::rollback_target;
+use crate::error::AwsError;
 use crate::record::{DeploymentRecord, Status};
 use crate::taskdef::short_name;
 
@@ -26,6 +27,42 @@ pub struct Target<'a> {
     pub restores: Option<&'a DeploymentRecord>,
     /// One line for the record, the answer and the message.
     pub why: String,
+}
+
+/// What a rollback will run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// The task definition ARN UpdateService is given.
+    pub task_definition: String,
+    /// The images a pinned copy names by digest (empty when the target itself runs).
+    pub pinned: Vec<String>,
+}
+
+/// Why a rollback has nothing safe to run.
+#[derive(Debug)]
+pub enum NotPrepared {
+    /// The target names an image by tag and ECS's history holds no digest for it: running it
+    /// would pull whatever the tag names now, perhaps the very build rolled back.
+    Unsafe(String),
+    /// Reading the target or registering its copy failed.
+    Aws(AwsError),
+}
+
+/// The service's most recently started record.
+pub fn newest(records: &[DeploymentRecord]) -> Option<&DeploymentRecord> {
+    records.iter().max_by(|a, b| a.started_at().unwrap_or(0.0).total_cmp(&b.started_at().unwrap_or(0.0)))
+}
+
+/// The revision the running one (`current`) replaced, by the newest build record naming it:
+/// ECS's history may not hold it (deployed before it kept service revisions), and its tasks show
+/// what it ran. Empty when no record names `current`.
+pub fn replaced_by(records: &[DeploymentRecord], current: &str) -> String {
+    records
+        .iter()
+        .filter(|r| r.task_definition == current && !r.is_rollback())
+        .max_by(|a, b| a.started_at().unwrap_or(0.0).total_cmp(&b.started_at().unwrap_or(0.0)))
+        .map(|r| r.previous_task_definition.clone())
+        .unwrap_or_default()
 }
 
 /// One step of the service's history, as a rollback reads it.
@@ -52,14 +89,42 @@ pub fn choose_target<'a>(
         b.started_at().unwrap_or(0.0).total_cmp(&a.started_at().unwrap_or(0.0)).then_with(|| b.id.cmp(&a.id))
     });
     let steps = history(&by_time, from);
-    let in_ecs = |td: &str| rollback_target(td, ran).ok();
     let mut passed_over = Vec::new();
-    for step in &steps {
+    if let Some(target) = last_verified(&steps, from, ran, &mut passed_over) {
+        return Ok(target);
+    }
+    if let Some(target) = never_judged(&steps, records, from, ran) {
+        return Ok(target);
+    }
+    let mut why = format!(
+        "no verified deployment before {} to return to, and ECS's history shows no other revision the service ran to completion ({} record(s), {} revision(s) looked at)",
+        short_name(from),
+        records.len(),
+        ran.len()
+    );
+    if !passed_over.is_empty() {
+        why.push_str(&format!(
+            "; verified record(s) naming {} were passed over: ECS's history of the service shows no successful deployment of them",
+            passed_over.join(", ")
+        ));
+    }
+    Err(why)
+}
+
+/// The newest verified build among `steps` that ECS's history shows the service ran; the
+/// verified ones it does not show are noted in `passed_over`.
+fn last_verified<'a>(
+    steps: &[Step<'a>],
+    from: &str,
+    ran: &'a [RanRevision],
+    passed_over: &mut Vec<&'a str>,
+) -> Option<Target<'a>> {
+    for step in steps {
         let Step::Build(r) = step else { continue };
         if r.status != Status::Verified || r.task_definition == from {
             continue;
         }
-        match in_ecs(&r.task_definition) {
+        match rollback_target(&r.task_definition, ran).ok() {
             Some(revision) => {
                 let verified_at = r.timeline.iter().find(|e| e.event == "verified").map_or("?", |e| e.at.as_str());
                 let why = format!(
@@ -70,13 +135,23 @@ pub fn choose_target<'a>(
                     r.id,
                     short_name(from)
                 );
-                return Ok(Target { revision, restores: Some(r), why });
+                return Some(Target { revision, restores: Some(*r), why });
             }
             None => passed_over.push(short_name(&r.task_definition)),
         }
     }
-    // No verified deployment to return to: a revision ECS ran to completion that pushdeploy
-    // never judged, newest first: one a rollback returned to, then one nobody recorded.
+    None
+}
+
+/// No verified deployment to return to: a revision ECS ran to completion that pushdeploy never
+/// judged, newest first: one a rollback returned to, then one nobody recorded.
+fn never_judged<'a>(
+    steps: &[Step<'a>],
+    records: &'a [DeploymentRecord],
+    from: &str,
+    ran: &'a [RanRevision],
+) -> Option<Target<'a>> {
+    let in_ecs = |td: &str| rollback_target(td, ran).ok();
     let returned_to = steps.iter().filter_map(|s| match s {
         Step::ReturnedTo(r) => Some(r.task_definition.as_str()),
         Step::Build(_) => None,
@@ -98,22 +173,10 @@ pub fn choose_target<'a>(
                 short_name(td),
                 short_name(from)
             );
-            return Ok(Target { revision, restores: None, why });
+            return Some(Target { revision, restores: None, why });
         }
     }
-    let mut why = format!(
-        "no verified deployment before {} to return to, and ECS's history shows no other revision the service ran to completion ({} record(s), {} revision(s) looked at)",
-        short_name(from),
-        records.len(),
-        ran.len()
-    );
-    if !passed_over.is_empty() {
-        why.push_str(&format!(
-            "; verified record(s) naming {} were passed over: ECS's history of the service shows no successful deployment of them",
-            passed_over.join(", ")
-        ));
-    }
-    Err(why)
+    None
 }
 
 /// The steps before the one the service is rolled away from, newest first.
