@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use toml::{Table, Value};
 
-use crate::base::PrincipalPattern;
 use crate::error::ConfigError;
 use crate::glob::TagPattern;
 use crate::hook::{Listener, Stage};
 use crate::image::validate_repository;
+use crate::rules::base::PrincipalPattern;
 
 /// How a rollout changes a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

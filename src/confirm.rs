@@ -6,8 +6,8 @@
 //! changes nothing.
 
 use crate::aws::ecs::{RanRevision, ServiceDeploymentNow, ServiceNow};
+use crate::domain::names::short_name;
 use crate::hook::HookInvocation;
-use crate::taskdef::short_name;
 
 /// Whether ECS confirms that deployment `deployment_id` (`ecs-svc/…`) of a service completed.
 /// `tied` is ECS's service deployment when lifecycle hooks tied the record to one (blue/green,

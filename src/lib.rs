@@ -1,20 +1,18 @@
 //! pushdeploy: continuous deployment for AWS ECS, driven by ECR pushes.
 //!
-//! Decisions ([`plan`], [`base`], [`taskdef`], [`config`], [`event`], [`lease`], [`rollback`], [`rolled_back`], [`report`],
+//! Decisions ([`rules`], [`rules::plan`], [`rules::base`], [`rules::taskdef`], [`config`], [`event`], [`lease`], [`rollback`], [`rolled_back`], [`report`],
 //! [`timing`]) are pure; AWS calls live in [`aws`] (records and leases behind their stores);
 //! [`deploy`] and [`verify`] orchestrate; the Lambda functions under `functions/` only wire the
 //! runtime, and `cli/` is the operator's command.
 
-pub mod artifact;
 pub mod aws;
-pub mod base;
 pub mod config;
 pub mod confirm;
 pub mod deploy;
+pub mod domain;
 pub mod emf;
 pub mod error;
 pub mod event;
-pub mod freshness;
 pub mod glob;
 pub mod hook;
 pub mod image;
@@ -23,20 +21,18 @@ pub mod live_config;
 pub mod media_type;
 pub mod notify;
 pub mod outcome;
-pub mod plan;
 pub mod record;
 pub mod recovery;
 pub mod report;
 pub mod retention;
 pub mod rollback;
 pub mod rollback_revision;
-pub mod rolled_back;
+pub mod rules;
 pub mod secrets;
 pub mod setup;
 pub mod smoke;
 pub mod target_group;
 pub mod task_digests;
-pub mod taskdef;
 pub mod text;
 pub mod timing;
 pub mod tls;

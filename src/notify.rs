@@ -5,8 +5,8 @@
 //! through [`printable`] on its way in, so no control character, terminal escape or bidi override
 //! reaches a reader; the record's JSON is escaped the same way, keeping its value.
 
+use crate::domain::names::short_name;
 use crate::record::{epoch_seconds, DeploymentRecord, Status};
-use crate::taskdef::short_name;
 use crate::text::{json_printable, printable};
 
 /// An SNS message: subject, body, string attributes.
@@ -178,7 +178,7 @@ mod tests {
         );
         r.base = Some("arn:aws:ecs:r:1:task-definition/todo-backend:4".into());
         r.base_changes = vec!["backend.environment.TODO_ENV: \"prod\" → \"staging\"".into()];
-        r.passed_over = vec![crate::base::PassedOver {
+        r.passed_over = vec![crate::rules::base::PassedOver {
             task_definition: "arn:aws:ecs:r:1:task-definition/todo-backend:5".into(),
             registered_by: Some("arn:aws:sts::1:assumed-role/developer/mallory\u{1b}[2J".into()),
             reason: "its registrant is not in trusted_registrants".into(),

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::taskdef::ContainerChange;
+use crate::rules::taskdef::ContainerChange;
 
 /// What an invocation (or one service within it) came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -79,7 +79,7 @@ pub struct DeploymentSummary {
     pub base_changes: Vec<String>,
     /// `base = "family"`: newer revisions of the family not copied (no trusted registrant registered them), and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub passed_over: Vec<crate::base::PassedOver>,
+    pub passed_over: Vec<crate::rules::base::PassedOver>,
     /// Task definition before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_task_definition: Option<String>,

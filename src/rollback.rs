@@ -14,8 +14,8 @@ use std::collections::HashSet;
 
 use crate::aws::ecs::RanRevision;
 use crate::confirm::rollback_target;
+use crate::domain::names::short_name;
 use crate::record::{DeploymentRecord, Status};
-use crate::taskdef::short_name;
 
 /// Where a rollback goes, and why.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use crate::aws::ecs::{EcsClient, RanRevision};
 use crate::error::AwsError;
-use crate::taskdef::{self, short_name};
+use crate::rules::taskdef::{self, short_name};
 
 /// What a rollback will run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub async fn prepare(
             ),
         }
     }
-    let tags = crate::plan::tags_for_pinned_copy(&described.tags, &target.task_definition);
+    let tags = crate::rules::plan::tags_for_pinned_copy(&described.tags, &target.task_definition);
     let arn = ecs.register_task_definition(&copy, &tags).await.map_err(NotPrepared::Aws)?;
     info!(
         task_definition = %short_name(&arn),

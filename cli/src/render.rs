@@ -7,10 +7,10 @@
 use std::io::IsTerminal;
 
 use comfy_table::{presets, Cell, Color, Table};
+use pushdeploy::domain::names::short_name;
 use pushdeploy::image::ImageRef;
 use pushdeploy::record::DeploymentRecord;
 use pushdeploy::report::{Keys, Report};
-use pushdeploy::taskdef::short_name;
 use pushdeploy::text::printable;
 
 use crate::insight::{started, trigger_name, ServiceStatus};

@@ -7,17 +7,9 @@ use aws_sdk_ecs::types::{
 };
 
 use crate::aws::aws_error;
+pub use crate::domain::ecs_view::{DescribedTaskDefinition, Rollout};
 use crate::error::AwsError;
 use crate::task_digests::{self, TaskSeen};
-
-/// A task definition as DescribeTaskDefinition returns it, with its tags.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DescribedTaskDefinition {
-    /// The definition.
-    pub task_definition: TaskDefinition,
-    /// Its resource tags (kept on the copy).
-    pub tags: Vec<Tag>,
-}
 
 /// A service's state as DescribeServices reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,15 +69,6 @@ pub struct ServiceDeploymentNow {
     pub lifecycle_stage: Option<String>,
 }
 
-/// How ECS rolls a service out: `deploymentConfiguration.strategy` and its lifecycle hooks.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Rollout {
-    /// `ROLLING` (ECS's default when unset), `BLUE_GREEN`, `LINEAR`, `CANARY`.
-    pub strategy: String,
-    /// Every stage a lifecycle hook is configured at.
-    pub hook_stages: Vec<String>,
-}
-
 /// How many of a family's newest revisions `base = "family"` looks at for a trusted one.
 pub const BASE_LOOKED_AT: usize = 10;
 
@@ -113,7 +96,7 @@ pub struct EcsClient {
 
 /// True for a revision pushdeploy registered: it carries one of pushdeploy's tags.
 pub fn is_own(td: &DescribedTaskDefinition) -> bool {
-    td.tags.iter().any(|t| t.key().is_some_and(|k| k.starts_with(crate::plan::OWN_TAG_PREFIX)))
+    td.tags.iter().any(|t| t.key().is_some_and(|k| k.starts_with(crate::domain::names::OWN_TAG_PREFIX)))
 }
 
 /// A service DescribeServices did not answer as ACTIVE; `reason` is ECS's failure reason, if any.
@@ -419,7 +402,7 @@ impl EcsClient {
         if let Some(found) = task_digests::ran_by_tasks(&tasks, task_definition) {
             tracing::info!(
                 service = %format!("{cluster}/{service}"),
-                task_definition = %crate::taskdef::short_name(task_definition),
+                task_definition = %crate::domain::names::short_name(task_definition),
                 digests = ?found.digests,
                 "ECS's history does not hold the revision: its digests read from the service's tasks"
             );
@@ -595,7 +578,7 @@ impl EcsClient {
     /// The newest ACTIVE revisions of `family`, newest first, each described with its tags (and
     /// `registeredBy`), one at a time until `enough` is true of one or [`BASE_LOOKED_AT`] are read:
     /// `base = "family"` usually needs one or two reads, and which revision is the base is decided
-    /// elsewhere ([`crate::base::choose_base`]).
+    /// elsewhere ([`crate::rules::base::choose_base`]).
     pub async fn newest_revisions(
         &self,
         family: &str,

@@ -3,8 +3,8 @@
 
 use tracing::warn;
 
-use crate::artifact::{image_definitions, image_definitions_key, image_detail, image_detail_key};
 use crate::aws::s3::Store;
+use crate::domain::artifact::{image_definitions, image_definitions_key, image_detail, image_detail_key};
 use crate::error::{AwsError, Error};
 use crate::hook::HookIndex;
 use crate::record::{self, DeploymentRecord};

@@ -10,6 +10,7 @@ use tracing::{info, warn};
 use super::holding::{still_busy, HeldLease, LeaseTaken};
 use super::{Deployer, Invocation};
 use crate::config::ServiceConfig;
+use crate::domain::names::short_name;
 use crate::error::Error;
 use crate::lease::Lease;
 use crate::outcome::{DeploymentSummary, Outcome};
@@ -17,7 +18,6 @@ use crate::record::{self, DeploymentRecord, RollbackOf, TriggerRef};
 use crate::recovery::{self, Adopted};
 use crate::rollback;
 use crate::rollback_revision::{self, NotPrepared};
-use crate::taskdef::short_name;
 
 /// How many of a service's most recently written records a manual rollback reads.
 const RECORDS_SCANNED: usize = 50;

@@ -1,21 +1,22 @@
 //! A deploy: an ECR push or a manual action in, rollouts started, an answer out.
 //!
-//! Read in the order a push travels: this module routes the trigger and matches it to services;
-//! `holding` takes each service's lease (waiting for, or finishing, another rollout);
-//! `decision` decides what the rollout does (pure); `rollout` carries it out and writes the
-//! record; `manual_rollback` is the operator's rollback; `redeploy` rolls again what runs.
+//! Each step reads like a script: describe the service (AWS reads), decide (a value from
+//! [`crate::rules`]), apply it. One file per step, named for it: `push` (`on_push`) and `manual`
+//! (`on_manual`) route a trigger to its services; `holding` takes each service's lease;
+//! `describe` reads what the service runs (`read_state`, `describe_state`); `rollout` decides
+//! ([`crate::rules::decision`]) and answers what changes nothing; `change` registers, updates the
+//! service and writes the record; `manual_rollback` and `redeploy` are the operator's own actions.
 
+mod change;
 mod connections;
-mod decision;
+mod describe;
 mod holding;
+mod manual;
 mod manual_rollback;
+mod push;
 mod redeploy;
 mod rollout;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use futures_util::future::{join_all, BoxFuture, Shared};
 use serde_json::Value;
 use tracing::{info, warn};
 
@@ -27,13 +28,13 @@ use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
 use crate::config::{Config, ServiceConfig};
 use crate::error::{AwsError, Disposition, Error};
-use crate::event::{self, ManualAction, PushEvent, Trigger};
-use crate::image::{truncate, ImageRef};
-use crate::media_type;
+use crate::event::{self, Trigger};
+use crate::image::ImageRef;
 use crate::notify::{problem_message, Problem};
 use crate::outcome::{DeploymentSummary, Outcome, Summary};
-use crate::plan::{self, Freshness};
 use crate::record::TriggerRef;
+// `super::decision::…` in the step files: the decision is a rule now.
+use crate::rules::decision;
 use crate::timing::{self, Deadline};
 
 /// Everything a deploy needs, built once per cold start.
@@ -53,7 +54,7 @@ pub struct Deployer {
     pub notifier: Option<Notifier>,
     /// The deploy and verify functions' roles (`PUSHDEPLOY_ROLE_ARNS`): a revision carrying
     /// pushdeploy's tags is its own copy only when one of them registered it.
-    pub own_roles: Vec<crate::base::PrincipalPattern>,
+    pub own_roles: Vec<crate::rules::base::PrincipalPattern>,
     /// Whether verify runs in the VPC (`PUSHDEPLOY_VERIFY_IN_VPC`, from the stack's
     /// VerifySubnetIds): `plan` says when a test listener on another port may be out of its reach.
     pub verify_in_vpc: bool,
@@ -67,9 +68,6 @@ struct Invocation<'a> {
     /// The account this function runs in (from its ARN), when Lambda said.
     account: Option<&'a str>,
 }
-
-/// One cluster's DescribeServices, shared by the rollouts of its services.
-type RunningRead<'a> = Shared<BoxFuture<'a, Result<Arc<HashMap<String, Result<String, AwsError>>>, AwsError>>>;
 
 /// Why and how a rollout was asked for.
 #[derive(Clone)]
@@ -196,193 +194,6 @@ impl Deployer {
     /// The service leases in the bucket.
     fn leases(&self) -> LeaseStore {
         LeaseStore::new(self.store.clone())
-    }
-
-    async fn on_push(&self, push: &PushEvent, invocation: Invocation<'_>) -> Result<Summary, Error> {
-        if push.region != self.region {
-            return Ok(Summary::only(
-                Outcome::Rejected,
-                format!("push is for region {} but this function deploys in {}", push.region, self.region),
-            ));
-        }
-        // Before any lease is taken: a foreign event must not rewrite a lease or wait on one.
-        if let Some(own) = invocation.account.filter(|own| *own != push.account) {
-            return Ok(Summary::only(
-                Outcome::Rejected,
-                format!(
-                    "push is for account {} but this function runs in account {own}: only pushes to its own registry are deployed",
-                    push.account
-                ),
-            ));
-        }
-        let services = plan::match_push(&self.config, &push.image);
-        if services.is_empty() {
-            let reason = format!("no service watches {}:{}", push.image.repository, push.tag());
-            info!(event_id = %push.event_id, image = %push.image, outcome = "ignored", reason = %reason, "decision");
-            return Ok(Summary::only(Outcome::Ignored, reason));
-        }
-        // The freshness check and each service's lease and state are independent: overlap them,
-        // so only the four ECS calls of a digest-pinned rollout stay on the critical path.
-        let trigger = TriggerRef::Push { event_id: push.event_id.clone() };
-        let request = |pushed_at: Option<String>| Request {
-            invocation,
-            trigger: trigger.clone(),
-            image: &push.image,
-            pushed_at,
-            event_time: push.time.clone(),
-            force: false,
-            dry_run: false,
-            // A push never goes past a rollback: a person decides (the refusal is published).
-            allow_rolled_back: false,
-        };
-        let running = self.running_task_definitions(&services);
-        let (tagged, prepared) = tokio::join!(
-            self.ecr.resolve_tag(&push.image.repository, push.tag()),
-            join_all(services.iter().map(|s| {
-                let running = &running;
-                let current = async move {
-                    let all = running.get(s.cluster.as_str()).expect("every matched service's cluster is read").clone();
-                    match all.await {
-                        Ok(found) => found.get(&s.service).cloned().expect("every matched service is read"),
-                        Err(e) => Err(e),
-                    }
-                };
-                self.lease_and_state(s, request(push.time.clone()), current)
-            }))
-        );
-        let (leases, states): (Vec<_>, Vec<_>) = prepared.into_iter().unzip();
-        let tagged = match tagged {
-            Ok(t) => t,
-            Err(e) => {
-                self.release_all(&services, &leases).await;
-                return Err(e.into());
-            }
-        };
-        if let Some(t) = tagged.as_ref().filter(|t| t.registry_id != push.account) {
-            self.release_all(&services, &leases).await;
-            return Ok(Summary::only(
-                Outcome::Rejected,
-                format!("push is for account {} but this function's registry is {}", push.account, t.registry_id),
-            ));
-        }
-        let freshness = plan::freshness(push.digest(), tagged.as_ref().map(|t| &t.digest));
-        // The event may not say what was pushed; ECR's own answer then decides.
-        let event_media = (push.artifact_media_type.as_deref(), push.manifest_media_type.as_deref());
-        let not_image = tagged.as_ref().filter(|_| media_type::unknown(event_media.0, event_media.1)).and_then(|t| {
-            media_type::not_an_image(push.tag(), t.artifact_media_type.as_deref(), t.manifest_media_type.as_deref())
-        });
-        let not_current = match &freshness {
-            Freshness::Current if not_image.is_some() => Some((Outcome::Ignored, not_image.unwrap_or_default())),
-            Freshness::Current => None,
-            Freshness::Superseded { now } => Some((
-                Outcome::Superseded,
-                format!("{}:{} now points at {}, a newer push", push.image.repository, push.tag(), now.short()),
-            )),
-            Freshness::TagGone => Some((
-                Outcome::Ignored,
-                format!("tag {}:{} no longer exists in ECR", push.image.repository, push.tag()),
-            )),
-        };
-        if let Some((outcome, reason)) = not_current {
-            self.release_all(&services, &leases).await;
-            let deployments = services
-                .iter()
-                .map(|s| {
-                    info!(event_id = %push.event_id, service = %s.name, image = %push.image, outcome = outcome.as_str(), reason = %reason, "decision");
-                    let mut d = DeploymentSummary::new(&s.name, s.target(), outcome, reason.clone());
-                    d.image = push.image.pinned_uri();
-                    d
-                })
-                .collect();
-            return Ok(Summary::of(deployments));
-        }
-        let pushed_at = tagged.and_then(|t| t.pushed_at).or_else(|| push.time.clone());
-        let rollouts = services.iter().zip(leases).zip(states).map(|((svc, lease), state)| {
-            let req = request(pushed_at.clone());
-            async move { (*svc, self.under_lease_boxed(svc, lease, state, req).await) }
-        });
-        collect(join_all(rollouts).await)
-    }
-
-    async fn on_manual(&self, action: &ManualAction, invocation: Invocation<'_>) -> Result<Summary, Error> {
-        let request_id = invocation.request_id;
-        let Some(svc) = self.config.service(action.service()) else {
-            let known: Vec<&str> = self.config.services.iter().map(|s| s.name.as_str()).collect();
-            return Ok(Summary::only(
-                Outcome::Rejected,
-                format!("unknown service {:?}: configured services are {known:?}", truncate(action.service())),
-            ));
-        };
-        let (tag, force, dry_run, allow_rolled_back) = match action {
-            ManualAction::Redeploy { force, .. } => {
-                let result = self.on_redeploy(svc, *force, invocation).await;
-                return collect(vec![(svc, result)]);
-            }
-            ManualAction::Deploy { tag, force, .. } => (Some(tag.as_str()), false, false, *force),
-            ManualAction::Plan { tag, force, .. } => (tag.as_deref(), false, true, *force),
-            ManualAction::Rollback { .. } => {
-                let result = self.on_rollback(svc, invocation).await;
-                return collect(vec![(svc, result)]);
-            }
-        };
-        let tag = match tag.or_else(|| svc.redeploy_tag()) {
-            Some(t) => t,
-            None => {
-                return Ok(Summary::only(
-                    Outcome::Rejected,
-                    format!("service {}: every pattern in `tags` has a wildcard; name the tag with {{\"action\": \"deploy\", \"tag\": …}}", svc.name),
-                ))
-            }
-        };
-        let trigger = TriggerRef::Manual { action: action.verb().to_string(), request_id: request_id.to_string() };
-        let lease = async {
-            if dry_run {
-                Ok(None)
-            } else {
-                self.take_lease(svc, invocation, trigger.id(), "").await.map(Some)
-            }
-        };
-        let (tagged, lease) = tokio::join!(self.ecr.resolve_tag(&svc.repository, tag), lease);
-        let lease = lease?;
-        let tagged = match tagged {
-            Ok(Some(t)) => t,
-            other => {
-                if let Some(l) = &lease {
-                    self.release(svc, l, None).await;
-                }
-                if let Err(e) = other {
-                    return Err(e.into());
-                }
-                return Ok(Summary::only(
-                    Outcome::Rejected,
-                    format!("tag {}:{tag} does not exist in ECR", svc.repository),
-                ));
-            }
-        };
-        let image = ImageRef {
-            registry: ImageRef::ecr_registry(&tagged.registry_id, &self.region),
-            repository: svc.repository.clone(),
-            tag: Some(tag.to_string()),
-            digest: Some(tagged.digest.clone()),
-        };
-        let req = Request {
-            invocation,
-            trigger,
-            image: &image,
-            pushed_at: tagged.pushed_at.clone(),
-            event_time: None,
-            force,
-            dry_run,
-            allow_rolled_back,
-        };
-        let result = match lease {
-            Some(lease) => self.under_lease_boxed(svc, Ok(lease), None, req).await,
-            None => match self.read_state(svc, false).await {
-                Ok(state) => self.rollout_boxed(svc, state, req, None).await,
-                Err(e) => Err(e),
-            },
-        };
-        collect(vec![(svc, result)])
     }
 }
 

@@ -68,7 +68,7 @@ impl Deployer {
                     None => {
                         let why = format!(
                             "{} runs {running}, and tag {}:{tag} no longer exists in ECR: new tasks could not pull it; nothing changed",
-                            crate::taskdef::short_name(&state.current_arn),
+                            crate::domain::names::short_name(&state.current_arn),
                             running.repository
                         );
                         return Ok(refused(svc, why));

@@ -11,6 +11,7 @@ use super::Verifier;
 use crate::aws::records::Found;
 use crate::aws::records::RecordStore;
 use crate::aws::sns::Notifier;
+use crate::domain::names::short_name;
 use crate::error::Error;
 use crate::hook::{
     self, fmt_share, Carried, Decision, HookAnswer, HookIndex, HookInvocation, Listener, Step, StuckStep,
@@ -19,7 +20,6 @@ use crate::notify::{problem_message, Problem};
 use crate::record::{self, DeploymentRecord, HookCheck, Status};
 use crate::secrets;
 use crate::smoke::engine;
-use crate::taskdef::short_name;
 use crate::timing;
 
 /// How many of a service's newest records a hook looks through for the deployment it checks.

@@ -18,6 +18,7 @@ use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
 use crate::config::Config;
 use crate::confirm;
+use crate::domain::names::short_name;
 use crate::error::AwsError;
 use crate::error::Error;
 use crate::event::{self, DeploymentState, EcsDeploymentEvent, Trigger};
@@ -35,7 +36,6 @@ use crate::secrets::SecretSource;
 use crate::smoke::client::HttpClient;
 use crate::smoke::engine;
 use crate::target_group::{self, Gate};
-use crate::taskdef::short_name;
 use crate::timing::{self, Backoff, Deadline};
 
 /// Everything a verify needs, built once per cold start.

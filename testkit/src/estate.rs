@@ -814,7 +814,7 @@ pub fn deployer(aws: &Aws, config: &str) -> pushdeploy::deploy::Deployer {
         notifier: None,
         own_roles: Role::ALL
             .iter()
-            .map(|r| pushdeploy::base::PrincipalPattern::parse(&r.role_arn()).expect("a role ARN"))
+            .map(|r| pushdeploy::rules::base::PrincipalPattern::parse(&r.role_arn()).expect("a role ARN"))
             .collect(),
     }
 }

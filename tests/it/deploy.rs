@@ -66,7 +66,7 @@ async fn push_rolls_the_service_onto_the_pinned_digest_and_keeps_every_field() {
     assert_eq!(n.requires_compatibilities(), o.requires_compatibilities());
     assert_eq!(new.tags()[..old.tags().len()], *old.tags(), "the task definition's own tags are kept");
     assert_eq!(new.tags()[0].key(), Some("app"));
-    let pushed_at = new.tags().iter().find(|t| t.key() == Some(pushdeploy::plan::PUSHED_AT_TAG)).unwrap();
+    let pushed_at = new.tags().iter().find(|t| t.key() == Some(pushdeploy::rules::plan::PUSHED_AT_TAG)).unwrap();
     assert!(
         pushed_at.value().unwrap().parse::<i64>().unwrap() > 1_700_000_000,
         "the push time is recorded for ordering"

@@ -115,7 +115,7 @@ async fn a_tag_moved_back_to_an_older_image_deploys_it_and_only_a_late_event_is_
 
     // Another principal tags the running revision with pushdeploy's push time, far in the future
     // (anyone with ecs:TagResource can): the next push still deploys.
-    let pushed_at = Tag::builder().key(pushdeploy::plan::PUSHED_AT_TAG).value("4102444800").build();
+    let pushed_at = Tag::builder().key(pushdeploy::rules::plan::PUSHED_AT_TAG).value("4102444800").build();
     e.aws().signing_as("developer").ecs.tag_resource().resource_arn(&td).tags(pushed_at).send().await.unwrap();
     let v3 = e.aws().push_image(FRONTEND, "latest", "frontend-fresh-v3").await;
     let third = deploy.invoke(&push_at("evt-v3", FRONTEND, "latest", &v3, &at(t0, 40.0))).await.unwrap();

@@ -552,7 +552,7 @@ async fn a_manual_rollback_waits_for_a_rollout_in_flight_instead_of_refusing() {
             .unwrap();
     // Back to the first verified revision (a copy of it pinned to what its sidecar ran).
     let reason = rec.reason.clone().unwrap_or_default();
-    assert!(rec.is_rollback() && reason.starts_with(pushdeploy::taskdef::short_name(&verified)), "{rec:?}");
+    assert!(rec.is_rollback() && reason.starts_with(pushdeploy::domain::names::short_name(&verified)), "{rec:?}");
 
     // Still held at the invocation's wait bound: a transient failure an operator can tell apart.
     let held = Lease::new(

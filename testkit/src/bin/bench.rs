@@ -564,7 +564,7 @@ async fn tls_cold_starts(config_text: &str) {
     // A service in steady state: as many records as a push reads (it reads the newest 30).
     let pusher = Pusher(std::cell::Cell::new(10_000));
     let d = deployer(&app.aws, config_text);
-    for i in 0..pushdeploy::rolled_back::HISTORY_SCANNED {
+    for i in 0..pushdeploy::rules::rolled_back::HISTORY_SCANNED {
         let answer = serde_json::to_value(
             d.handle(pusher.push(&app, "todo-frontend").await, &format!("history-{i}")).await.expect("deploy"),
         )

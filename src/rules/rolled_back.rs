@@ -95,7 +95,7 @@ mod tests {
     use super::*;
     use crate::record::{TimelineEntry, TriggerRef};
     use crate::rollback::tests::record;
-    use crate::taskdef::tests::svc;
+    use crate::rules::taskdef::tests::svc;
 
     fn of(id: &str, digest: &str, status: Status, started: &str) -> DeploymentRecord {
         let mut r = record(id, &format!("td:{id}"), status, started);

@@ -2,11 +2,11 @@
 
 use aws_sdk_ecs::types::{Tag, TaskDefinition};
 
-use crate::artifact::image_definitions;
 use crate::config::{Config, ServiceConfig, Strategy};
+use crate::domain::artifact::image_definitions;
 use crate::error::InputError;
 use crate::image::{Digest, ImageRef};
-use crate::taskdef::{differences, select_containers, with_images, ContainerChange};
+use crate::rules::taskdef::{differences, select_containers, with_images, ContainerChange};
 
 /// The services whose repository and tag patterns match a pushed image.
 pub fn match_push<'a>(config: &'a Config, image: &ImageRef) -> Vec<&'a ServiceConfig> {
@@ -136,8 +136,7 @@ pub fn plan_service(
     Ok(ServicePlan { action, changes, containers, image_uri, image_definitions: defs, base_changes: Vec::new() })
 }
 
-/// Every tag pushdeploy puts on the revisions it registers starts with this.
-pub const OWN_TAG_PREFIX: &str = "pushdeploy:";
+pub use crate::domain::names::OWN_TAG_PREFIX;
 
 /// Task definition tag naming the revision a copy was made from (with `base = "family"`, the
 /// Terraform-owned revision whose settings it carries).
@@ -150,7 +149,7 @@ pub fn base_of(tags: &[Tag]) -> Option<&str> {
 
 /// Task definition tag holding the deployed image's push time (epoch seconds), for people reading
 /// the revision. Never read back to decide anything: anyone with `ecs:TagResource` can set it (the
-/// order of pushes is kept on the deployment records, [`crate::freshness`]).
+/// order of pushes is kept on the deployment records, [`crate::rules::freshness`]).
 pub const PUSHED_AT_TAG: &str = "pushdeploy:image-pushed-at";
 
 /// The tags of a copy: the current ones, with pushdeploy's push-time tag set to `pushed_at`.
@@ -177,7 +176,7 @@ pub fn tags_for_pinned_copy(current: &[Tag], source: &str) -> Vec<Tag> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::taskdef::tests::{pushed, svc, td, DIGEST, REG};
+    use crate::rules::taskdef::tests::{pushed, svc, td, DIGEST, REG};
 
     #[test]
     fn push_matches_every_service_of_the_repository_and_tag() {
@@ -272,7 +271,7 @@ mod tests {
 /// What `plan` says about how ECS will roll the service out, and where that disagrees with
 /// `[service.hook]`: a blue/green service whose hook pushdeploy does not check, or the reverse;
 /// and a test listener verify may not reach (`verify_in_vpc`: the stack's VerifySubnetIds).
-pub fn rollout_note(svc: &ServiceConfig, rollout: &crate::aws::ecs::Rollout, verify_in_vpc: bool) -> String {
+pub fn rollout_note(svc: &ServiceConfig, rollout: &crate::domain::ecs_view::Rollout, verify_in_vpc: bool) -> String {
     let hooked = !rollout.hook_stages.is_empty();
     let mut note = format!("ECS rolls it out {}", rollout.strategy);
     if hooked {
@@ -310,7 +309,7 @@ pub fn rollout_note(svc: &ServiceConfig, rollout: &crate::aws::ecs::Rollout, ver
 #[cfg(test)]
 mod rollout_note_tests {
     use super::*;
-    use crate::aws::ecs::Rollout;
+    use crate::domain::ecs_view::Rollout;
 
     fn svc(hook: &str) -> ServiceConfig {
         let text = format!(

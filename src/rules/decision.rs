@@ -1,22 +1,22 @@
 //! The rollout decision: from a push (or a manual action) and the service as read, what the
 //! rollout does. Pure: no AWS, tested below without any server.
 
-use aws_sdk_ecs::types::TaskDefinition;
+use aws_sdk_ecs::types::{Tag, TaskDefinition};
 
-use crate::aws::ecs::DescribedTaskDefinition;
-use crate::base::PassedOver;
 use crate::config::ServiceConfig;
+use crate::domain::ecs_view::DescribedTaskDefinition;
+use crate::domain::names::short_name;
 use crate::error::InputError;
-use crate::freshness::{self, PushActedOn};
 use crate::image::ImageRef;
-use crate::plan::{self, Action, ServicePlan};
 use crate::record::DeploymentRecord;
-use crate::rolled_back;
-use crate::taskdef::short_name;
+use crate::rules::base::PassedOver;
+use crate::rules::freshness::{self, PushActedOn};
+use crate::rules::plan::{self, Action, ServicePlan};
+use crate::rules::rolled_back;
 
 /// A service's state as read before deciding.
 #[derive(Debug, Clone)]
-pub(super) struct ServiceState {
+pub struct ServiceState {
     /// The revision the service runs.
     pub current: DescribedTaskDefinition,
     /// Its ARN.
@@ -37,7 +37,7 @@ pub(super) struct ServiceState {
 
 /// What is asked of the service.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Asked<'a> {
+pub struct Asked<'a> {
     /// The image to roll out, pinned to its digest.
     pub image: &'a ImageRef,
     /// When a push caused it: the push event's own time (whole epoch seconds).
@@ -54,7 +54,7 @@ pub(super) struct Asked<'a> {
 
 /// What the rollout does.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Decision {
+pub enum Decision {
     /// The service already acted on a push whose event came after this one's.
     Superseded(String),
     /// This image cannot be rolled out to this service: the config and the task definition
@@ -75,7 +75,7 @@ pub(super) enum Decision {
 }
 
 /// Decides the rollout of `asked` to `svc`, running `state`.
-pub(super) fn decide(svc: &ServiceConfig, asked: Asked<'_>, state: &ServiceState) -> Decision {
+pub fn decide(svc: &ServiceConfig, asked: Asked<'_>, state: &ServiceState) -> Decision {
     // The order of the events decides, never a push time on the task definition (anyone who may
     // tag it can set one) nor ECR's first push of the digest (a retag of an older digest is new).
     if let Some(newer) = asked.event_time.and_then(|at| freshness::newer_push_acted_on(&state.pushes, at)) {
@@ -104,7 +104,7 @@ pub(super) fn decide(svc: &ServiceConfig, asked: Asked<'_>, state: &ServiceState
         format!(
             "held (hold_base_changes): its base {} changes more than the image: {} (see base_changes); nothing was changed. Read `plan`, then `redeploy` or `deploy` to roll it out",
             base_name(state),
-            crate::taskdef::changed_fields(&plan.base_changes).join(", ")
+            crate::rules::taskdef::changed_fields(&plan.base_changes).join(", ")
         )
     });
     // What runs already is never refused: nothing would change.
@@ -156,7 +156,7 @@ pub(super) fn decide(svc: &ServiceConfig, asked: Asked<'_>, state: &ServiceState
 /// rejection no later push can get past (the config and the task definition disagree) or a push
 /// held for an operator. Routine answers (superseded, unchanged, started) and anything a `plan`
 /// answers, which only asked, need nobody.
-pub(super) fn needs_person(decision: &Decision, asked: Asked<'_>) -> bool {
+pub fn needs_person(decision: &Decision, asked: Asked<'_>) -> bool {
     match decision {
         Decision::Rejected(_) => !asked.dry_run,
         Decision::Held(..) => true,
@@ -173,7 +173,7 @@ pub(super) fn needs_person(decision: &Decision, asked: Asked<'_>) -> bool {
 /// tag-based revision), it is that tag, which ECS resolves when it starts tasks, so the caller
 /// resolves it too. Refused when the containers run different images, or none from the service's
 /// repository.
-pub(super) fn running_image(
+pub fn running_image(
     svc: &ServiceConfig,
     current: &TaskDefinition,
     history: &[DeploymentRecord],
@@ -225,6 +225,25 @@ pub(super) fn running_image(
     Ok(image)
 }
 
+/// For a push (`push`): the pushes of the service's repository its records (`history`) say it
+/// acted on, which order a late event ([`crate::rules::freshness`]). Nothing otherwise: only a
+/// push can be superseded.
+pub fn pushes_of(svc: &ServiceConfig, history: &[DeploymentRecord], push: bool) -> Vec<PushActedOn> {
+    if push {
+        freshness::pushes_acted_on(history, &svc.repository)
+    } else {
+        Vec::new()
+    }
+}
+
+/// What a copy is made from (the base, or what runs) and that revision's tags.
+pub fn source_of(state: &ServiceState) -> (String, &[Tag]) {
+    match &state.base {
+        Some(b) => (b.task_definition.task_definition_arn().unwrap_or_default().to_string(), &b.tags),
+        None => (state.current_arn.clone(), &state.current.tags),
+    }
+}
+
 /// `family:revision` of the base, for reasons.
 fn base_name(state: &ServiceState) -> &str {
     state.base.as_ref().and_then(|b| b.task_definition.task_definition_arn()).map_or("(none)", short_name)
@@ -233,7 +252,7 @@ fn base_name(state: &ServiceState) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::taskdef::tests::{pushed, svc, td, DIGEST, REG};
+    use crate::rules::taskdef::tests::{pushed, svc, td, DIGEST, REG};
     use aws_sdk_ecs::types::Tag;
 
     fn state(image: &str, tags: Vec<Tag>) -> ServiceState {

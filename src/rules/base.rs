@@ -10,9 +10,9 @@
 use aws_sdk_ecs::types::Tag;
 use serde::{Deserialize, Serialize};
 
-use crate::aws::ecs::DescribedTaskDefinition;
+use crate::domain::ecs_view::DescribedTaskDefinition;
+use crate::domain::names::short_name;
 use crate::glob::wildcard_match;
-use crate::taskdef::short_name;
 
 /// One entry of `trusted_registrants` (or one of pushdeploy's own roles): an IAM role, user or
 /// the account's root, or an STS assumed-role session, with `*` and `?` inside a part of the ARN.
@@ -147,7 +147,7 @@ pub enum Standing {
 
 /// True when a revision carries one of pushdeploy's tags (which anyone may add with ecs:TagResource).
 fn tagged_as_own(tags: &[Tag]) -> bool {
-    tags.iter().any(|t| t.key().is_some_and(|k| k.starts_with(crate::plan::OWN_TAG_PREFIX)))
+    tags.iter().any(|t| t.key().is_some_and(|k| k.starts_with(crate::domain::names::OWN_TAG_PREFIX)))
 }
 
 /// Where `td` stands: pushdeploy's own copy (its tags *and* one of its roles registered it), a
@@ -231,7 +231,7 @@ pub fn against_running(mut choice: BaseChoice, running: &str, copied_from: Optio
         arn != Some(running) && copied_from != arn
     });
     match choice.base.as_mut() {
-        Some(b) => b.tags.retain(|t| !t.key().is_some_and(|k| k.starts_with(crate::plan::OWN_TAG_PREFIX))),
+        Some(b) => b.tags.retain(|t| !t.key().is_some_and(|k| k.starts_with(crate::domain::names::OWN_TAG_PREFIX))),
         None => choice.passed_over.retain(|p| p.task_definition != running),
     }
     choice
@@ -269,7 +269,7 @@ mod tests {
 
     fn revision(n: u32, by: Option<&str>, own_tag: bool) -> DescribedTaskDefinition {
         let tags = if own_tag {
-            vec![Tag::builder().key(crate::plan::BASE_TAG).value("arn:…:task-definition/todo-backend:1").build()]
+            vec![Tag::builder().key(crate::rules::plan::BASE_TAG).value("arn:…:task-definition/todo-backend:1").build()]
         } else {
             vec![Tag::builder().key("app").value("todo").build()]
         };

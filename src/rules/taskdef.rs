@@ -18,10 +18,8 @@ pub struct ContainerChange {
     pub to: String,
 }
 
-/// `family:revision` of a task definition, or its ARN's tail.
-pub fn short_name(td_arn: &str) -> &str {
-    td_arn.rsplit('/').next().unwrap_or(td_arn)
-}
+/// Kept here too for the paths of before issue 23 (`taskdef::short_name`).
+pub use crate::domain::names::short_name;
 
 /// The containers of `td` that a push of `image` updates for `svc`, with their current images.
 pub fn select_containers(

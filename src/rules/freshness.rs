@@ -1,6 +1,6 @@
 //! Pure: whether a push event comes after the pushes a service already acted on.
 //!
-//! A push is stale when its tag now names another digest in ECR ([`crate::plan::freshness`]) or
+//! A push is stale when its tag now names another digest in ECR ([`crate::rules::plan::freshness`]) or
 //! when the service already deployed a push whose event came later (a late or redelivered event).
 //! The order is the events' own: EventBridge's `time` of each push, kept on the deployment record
 //! it caused. ECR's `imagePushedAt` is no order at all: it keeps a digest's first push, so
