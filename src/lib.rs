@@ -1,7 +1,8 @@
 //! pushdeploy: continuous deployment for AWS ECS, driven by ECR pushes.
 //!
-//! Decisions ([`rules`], [`rules::plan`], [`rules::base`], [`rules::taskdef`], [`config`], [`event`], [`lease`], [`rollback`], [`rolled_back`], [`report`],
-//! [`timing`]) are pure; AWS calls live in [`aws`] (records and leases behind their stores);
+//! Decisions ([`rules`]: the push plan, the rollout decision, task definitions, bases; and
+//! [`config`], [`event`], [`lease`], [`rollback`], [`report`], [`timing`]) are pure, over the plain
+//! types of [`domain`]; AWS calls live in [`aws`] (records and leases behind their stores);
 //! [`deploy`] and [`verify`] orchestrate; the Lambda functions under `functions/` only wire the
 //! runtime, and `cli/` is the operator's command.
 

@@ -119,26 +119,7 @@ pub fn decide(svc: &ServiceConfig, asked: Asked<'_>, state: &ServiceState) -> De
         rolled_back::refusal(found, &rolled_back::way_through(svc, redeploy, asked.image.tag.as_deref()))
     });
     if asked.dry_run {
-        if let Some(why) = refusal {
-            return Decision::Planned(plan, format!("deploy would refuse it: {why}"));
-        }
-        let mut reason = match &plan.action {
-            Action::Unchanged => format!("already runs {}: deploy would change nothing", plan.image_uri),
-            Action::Register(_) => format!(
-                "deploy would register a new revision of {} with {} container(s) on {} and update the service",
-                short_name(&state.current_arn),
-                plan.changes.len(),
-                plan.image_uri
-            ),
-            Action::ForceNewDeployment => format!("deploy would force new tasks of {}", short_name(&state.current_arn)),
-        };
-        if held.is_some() {
-            reason.push_str("; a push would be held (hold_base_changes): its base changes more than the image");
-        }
-        if let Some(found) = &rolled_back {
-            reason.push_str(&format!("; {}", rolled_back::forced_note(found)));
-        }
-        return Decision::Planned(plan, reason);
+        return planned(plan, state, refusal, held.is_some(), rolled_back.as_ref());
     }
     if let Some(why) = refusal {
         return Decision::Refused(plan, why);
@@ -150,6 +131,37 @@ pub fn decide(svc: &ServiceConfig, asked: Asked<'_>, state: &ServiceState) -> De
         Action::Unchanged => Decision::Unchanged(plan),
         _ => Decision::Change(plan),
     }
+}
+
+/// `plan`'s answer: what deploy would do (refuse, change nothing, register, force new tasks),
+/// noting a push's hold and a rollback `force` goes past.
+fn planned(
+    plan: Box<ServicePlan>,
+    state: &ServiceState,
+    refusal: Option<String>,
+    held: bool,
+    rolled_back: Option<&rolled_back::RolledBack>,
+) -> Decision {
+    if let Some(why) = refusal {
+        return Decision::Planned(plan, format!("deploy would refuse it: {why}"));
+    }
+    let mut reason = match &plan.action {
+        Action::Unchanged => format!("already runs {}: deploy would change nothing", plan.image_uri),
+        Action::Register(_) => format!(
+            "deploy would register a new revision of {} with {} container(s) on {} and update the service",
+            short_name(&state.current_arn),
+            plan.changes.len(),
+            plan.image_uri
+        ),
+        Action::ForceNewDeployment => format!("deploy would force new tasks of {}", short_name(&state.current_arn)),
+    };
+    if held {
+        reason.push_str("; a push would be held (hold_base_changes): its base changes more than the image");
+    }
+    if let Some(found) = rolled_back {
+        reason.push_str(&format!("; {}", rolled_back::forced_note(found)));
+    }
+    Decision::Planned(plan, reason)
 }
 
 /// Pure: whether a person must hear of `decision` (the topic, the `ActionNeeded` metric): a

@@ -63,3 +63,53 @@ pub fn not_current(push: &PushEvent, now: Option<TagNow<'_>>) -> Option<(Outcome
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::taskdef::tests::{pushed, DIGEST};
+
+    fn push() -> PushEvent {
+        PushEvent {
+            event_id: "evt-1".into(),
+            time: None,
+            account: "123456789012".into(),
+            region: "ap-southeast-2".into(),
+            image: pushed(),
+            artifact_media_type: None,
+            manifest_media_type: None,
+        }
+    }
+
+    fn now<'a>(registry_id: &'a str, digest: &'a Digest, artifact: Option<&'a str>) -> TagNow<'a> {
+        TagNow { registry_id, digest, artifact_media_type: artifact, manifest_media_type: None }
+    }
+
+    #[test]
+    fn a_push_for_another_region_or_account_is_foreign_and_its_own_is_not() {
+        let p = push();
+        assert_eq!(foreign(&p, "ap-southeast-2", Some("123456789012")), None);
+        assert_eq!(foreign(&p, "ap-southeast-2", None), None, "an account Lambda did not name decides nothing");
+        assert!(foreign(&p, "us-east-1", None).unwrap().starts_with("push is for region ap-southeast-2"));
+        let other = foreign(&p, "ap-southeast-2", Some("210987654321")).unwrap();
+        assert!(other.contains("this function runs in account 210987654321"), "{other}");
+        let digest = Digest::parse(DIGEST).unwrap();
+        assert_eq!(foreign_registry(&p, Some(now("123456789012", &digest, None))), None);
+        assert!(foreign_registry(&p, Some(now("210987654321", &digest, None))).is_some());
+    }
+
+    #[test]
+    fn a_tag_moved_on_or_gone_or_naming_no_image_answers_every_service() {
+        let p = push();
+        let same = Digest::parse(DIGEST).unwrap();
+        assert_eq!(not_current(&p, Some(now("123456789012", &same, None))), None);
+        let newer = Digest::parse(&format!("sha256:{}", "2".repeat(64))).unwrap();
+        let (outcome, reason) = not_current(&p, Some(now("123456789012", &newer, None))).unwrap();
+        assert_eq!(outcome, Outcome::Superseded);
+        assert!(reason.ends_with("a newer push"), "{reason}");
+        assert_eq!(not_current(&p, None).map(|(o, _)| o), Some(Outcome::Ignored));
+        let signature = Some("application/vnd.dev.cosign.artifact.sig.v1+json");
+        let not_image = not_current(&p, Some(now("123456789012", &same, signature)));
+        assert_eq!(not_image.map(|(o, _)| o), Some(Outcome::Ignored), "ECR says what the event did not");
+    }
+}

@@ -152,62 +152,73 @@ pub fn differences(running: &TaskDefinition, proposed: &TaskDefinition) -> Vec<S
             out.push(format!("{name}: {a} → {b}"));
         }
     };
-    let d = |v: &dyn std::fmt::Debug| format!("{v:?}");
-    // A text field as a person reads it: quoted, or `(none)`.
-    let t = |v: Option<&str>| v.map_or("(none)".to_string(), |v| format!("{v:?}"));
-    field("cpu", t(running.cpu()), t(proposed.cpu()));
-    field("memory", t(running.memory()), t(proposed.memory()));
-    field("taskRoleArn", t(running.task_role_arn()), t(proposed.task_role_arn()));
-    field("executionRoleArn", t(running.execution_role_arn()), t(proposed.execution_role_arn()));
-    field("networkMode", d(&running.network_mode()), d(&proposed.network_mode()));
-    field("volumes", d(&running.volumes()), d(&proposed.volumes()));
-    field("placementConstraints", d(&running.placement_constraints()), d(&proposed.placement_constraints()));
-    field("runtimePlatform", d(&running.runtime_platform()), d(&proposed.runtime_platform()));
-    field("ephemeralStorage", d(&running.ephemeral_storage()), d(&proposed.ephemeral_storage()));
-    field("proxyConfiguration", d(&running.proxy_configuration()), d(&proposed.proxy_configuration()));
+    field("cpu", text(running.cpu()), text(proposed.cpu()));
+    field("memory", text(running.memory()), text(proposed.memory()));
+    field("taskRoleArn", text(running.task_role_arn()), text(proposed.task_role_arn()));
+    field("executionRoleArn", text(running.execution_role_arn()), text(proposed.execution_role_arn()));
+    field("networkMode", debug(&running.network_mode()), debug(&proposed.network_mode()));
+    field("volumes", debug(&running.volumes()), debug(&proposed.volumes()));
+    field("placementConstraints", debug(&running.placement_constraints()), debug(&proposed.placement_constraints()));
+    field("runtimePlatform", debug(&running.runtime_platform()), debug(&proposed.runtime_platform()));
+    field("ephemeralStorage", debug(&running.ephemeral_storage()), debug(&proposed.ephemeral_storage()));
+    field("proxyConfiguration", debug(&running.proxy_configuration()), debug(&proposed.proxy_configuration()));
     let (was, will) = (running.container_definitions(), proposed.container_definitions());
     for c in was.iter().filter(|c| !will.iter().any(|p| p.name() == c.name())) {
         out.push(format!("{}: removed", c.name().unwrap_or_default()));
     }
     for p in will {
-        let name = p.name().unwrap_or_default();
-        let Some(c) = was.iter().find(|c| c.name() == p.name()) else {
-            out.push(format!("{name}: added ({})", p.image().unwrap_or_default()));
-            continue;
-        };
-        let mut field = |f: &str, a: String, b: String| {
-            if a != b {
-                out.push(format!("{name}.{f}: {a} → {b}"));
-            }
-        };
-        field("image", t(c.image()), t(p.image()));
-        let env = |c: &ContainerDefinition| -> std::collections::BTreeMap<String, String> {
-            c.environment()
-                .iter()
-                .map(|kv| (kv.name().unwrap_or_default().into(), kv.value().unwrap_or_default().into()))
-                .collect()
-        };
-        let secrets = |c: &ContainerDefinition| -> std::collections::BTreeMap<String, String> {
-            c.secrets().iter().map(|s| (s.name().to_string(), s.value_from().to_string())).collect()
-        };
-        for (kind, a, b) in [("environment", env(c), env(p)), ("secrets", secrets(c), secrets(p))] {
-            for key in a.keys().chain(b.keys()).collect::<std::collections::BTreeSet<_>>() {
-                field(&format!("{kind}.{key}"), t(a.get(key).map(String::as_str)), t(b.get(key).map(String::as_str)));
-            }
+        match was.iter().find(|c| c.name() == p.name()) {
+            Some(c) => container_differences(c, p, &mut out),
+            None => out.push(format!("{}: added ({})", p.name().unwrap_or_default(), p.image().unwrap_or_default())),
         }
-        field("cpu", d(&c.cpu()), d(&p.cpu()));
-        field("memory", d(&c.memory()), d(&p.memory()));
-        field("memoryReservation", d(&c.memory_reservation()), d(&p.memory_reservation()));
-        field("command", d(&c.command()), d(&p.command()));
-        field("entryPoint", d(&c.entry_point()), d(&p.entry_point()));
-        field("portMappings", d(&c.port_mappings()), d(&p.port_mappings()));
-        field("healthCheck", d(&c.health_check()), d(&p.health_check()));
-        field("logConfiguration", d(&c.log_configuration()), d(&p.log_configuration()));
-        field("essential", d(&c.essential()), d(&p.essential()));
-        field("dependsOn", d(&c.depends_on()), d(&p.depends_on()));
-        field("mountPoints", d(&c.mount_points()), d(&p.mount_points()));
     }
     out
+}
+
+/// A text field as a person reads it: quoted, or `(none)`.
+fn text(v: Option<&str>) -> String {
+    v.map_or("(none)".to_string(), |v| format!("{v:?}"))
+}
+
+/// Any other field, as its Debug form.
+fn debug(v: &dyn std::fmt::Debug) -> String {
+    format!("{v:?}")
+}
+
+/// The lines of [`differences`] for one container that `running` (`c`) and `proposed` (`p`) share.
+fn container_differences(c: &ContainerDefinition, p: &ContainerDefinition, out: &mut Vec<String>) {
+    let name = p.name().unwrap_or_default();
+    let mut field = |f: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{name}.{f}: {a} → {b}"));
+        }
+    };
+    field("image", text(c.image()), text(p.image()));
+    let env = |c: &ContainerDefinition| -> std::collections::BTreeMap<String, String> {
+        c.environment()
+            .iter()
+            .map(|kv| (kv.name().unwrap_or_default().into(), kv.value().unwrap_or_default().into()))
+            .collect()
+    };
+    let secrets = |c: &ContainerDefinition| -> std::collections::BTreeMap<String, String> {
+        c.secrets().iter().map(|s| (s.name().to_string(), s.value_from().to_string())).collect()
+    };
+    for (kind, a, b) in [("environment", env(c), env(p)), ("secrets", secrets(c), secrets(p))] {
+        for key in a.keys().chain(b.keys()).collect::<std::collections::BTreeSet<_>>() {
+            field(&format!("{kind}.{key}"), text(a.get(key).map(String::as_str)), text(b.get(key).map(String::as_str)));
+        }
+    }
+    field("cpu", debug(&c.cpu()), debug(&p.cpu()));
+    field("memory", debug(&c.memory()), debug(&p.memory()));
+    field("memoryReservation", debug(&c.memory_reservation()), debug(&p.memory_reservation()));
+    field("command", debug(&c.command()), debug(&p.command()));
+    field("entryPoint", debug(&c.entry_point()), debug(&p.entry_point()));
+    field("portMappings", debug(&c.port_mappings()), debug(&p.port_mappings()));
+    field("healthCheck", debug(&c.health_check()), debug(&p.health_check()));
+    field("logConfiguration", debug(&c.log_configuration()), debug(&p.log_configuration()));
+    field("essential", debug(&c.essential()), debug(&p.essential()));
+    field("dependsOn", debug(&c.depends_on()), debug(&p.depends_on()));
+    field("mountPoints", debug(&c.mount_points()), debug(&p.mount_points()));
 }
 
 /// The fields [`differences`] lines name, without their values (`backend.environment.TODO_ENV`,
