@@ -31,34 +31,42 @@ fn only_wildcards(s: &str) -> bool {
     s.chars().all(|c| c == '*' || c == '?')
 }
 
+/// The partition, service, account and resource of a principal ARN, once its shape, partition,
+/// region, account and characters are ones a pattern may name; the error says what is wrong.
+fn principal_parts(s: &str) -> Result<[&str; 4], String> {
+    let shown = crate::image::truncate(s);
+    if s.len() > 2048 {
+        return Err(format!("{shown:?} is longer than an IAM ARN can be"));
+    }
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    let [arn, partition, service, region, account, resource] = parts[..] else {
+        return Err(format!("{shown:?} is not a principal ARN: use {SHAPES}"));
+    };
+    if arn != "arn" {
+        return Err(format!("{shown:?} is not a principal ARN: use {SHAPES}"));
+    }
+    if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
+        return Err(format!("{shown:?}: partition {partition:?} is not aws, aws-cn or aws-us-gov"));
+    }
+    if !region.is_empty() {
+        return Err(format!("{shown:?}: IAM and STS ARNs name no region (arn:aws:iam::<account>:…)"));
+    }
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{shown:?}: the account must be one account's 12 digits (a wildcard there would trust principals of any account)"
+        ));
+    }
+    if let Some(c) = resource.chars().find(|c| !(c.is_ascii_alphanumeric() || "+=,.@_-/*?".contains(*c))) {
+        return Err(format!("{shown:?} has {c:?}, which no IAM name has"));
+    }
+    Ok([partition, service, account, resource])
+}
+
 impl PrincipalPattern {
     /// Validates a pattern; the error says what is wrong with it.
     pub fn parse(s: &str) -> Result<Self, String> {
         let shown = crate::image::truncate(s);
-        if s.len() > 2048 {
-            return Err(format!("{shown:?} is longer than an IAM ARN can be"));
-        }
-        let parts: Vec<&str> = s.splitn(6, ':').collect();
-        let [arn, partition, service, region, account, resource] = parts[..] else {
-            return Err(format!("{shown:?} is not a principal ARN: use {SHAPES}"));
-        };
-        if arn != "arn" {
-            return Err(format!("{shown:?} is not a principal ARN: use {SHAPES}"));
-        }
-        if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
-            return Err(format!("{shown:?}: partition {partition:?} is not aws, aws-cn or aws-us-gov"));
-        }
-        if !region.is_empty() {
-            return Err(format!("{shown:?}: IAM and STS ARNs name no region (arn:aws:iam::<account>:…)"));
-        }
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!(
-                "{shown:?}: the account must be one account's 12 digits (a wildcard there would trust principals of any account)"
-            ));
-        }
-        if let Some(c) = resource.chars().find(|c| !(c.is_ascii_alphanumeric() || "+=,.@_-/*?".contains(*c))) {
-            return Err(format!("{shown:?} has {c:?}, which no IAM name has"));
-        }
+        let [partition, service, account, resource] = principal_parts(s)?;
         let name_of = |rest: &str| rest.rsplit('/').next().unwrap_or(rest).to_string();
         let sessions = match (service, resource.split_once('/')) {
             ("iam", None) if resource == "root" => None,
