@@ -173,6 +173,44 @@ pub fn tags_for_pinned_copy(current: &[Tag], source: &str) -> Vec<Tag> {
     tags
 }
 
+/// What `plan` says about how ECS will roll the service out, and where that disagrees with
+/// `[service.hook]`: a blue/green service whose hook pushdeploy does not check, or the reverse;
+/// and a test listener verify may not reach (`verify_in_vpc`: the stack's VerifySubnetIds).
+pub fn rollout_note(svc: &ServiceConfig, rollout: &crate::domain::ecs_view::Rollout, verify_in_vpc: bool) -> String {
+    let hooked = !rollout.hook_stages.is_empty();
+    let mut note = format!("ECS rolls it out {}", rollout.strategy);
+    if hooked {
+        note.push_str(&format!(", calling lifecycle hooks at {}", rollout.hook_stages.join(", ")));
+    }
+    match (&svc.hook, rollout.strategy.as_str(), hooked) {
+        (Some(_), "ROLLING", _) | (Some(_), _, false) => note.push_str(
+            "; pushdeploy.toml has [service.hook] but ECS calls no hook: add deploymentConfiguration.lifecycleHooks (README, Blue/green), or verify smoke-tests only after the rollout",
+        ),
+        (Some(h), _, true) => {
+            let unseen: Vec<&str> = h
+                .stages
+                .iter()
+                .map(|s| s.as_str())
+                .filter(|s| !rollout.hook_stages.iter().any(|c| c == s))
+                .collect();
+            if !unseen.is_empty() {
+                note.push_str(&format!(
+                    "; [service.hook] checks at {} but ECS calls no hook there",
+                    unseen.join(", ")
+                ));
+            }
+        }
+        (None, _, true) => note.push_str(
+            "; pushdeploy.toml has no [service.hook]: if the hook is pushdeploy's verify, it answers SUCCEEDED without checking",
+        ),
+        (None, _, false) => {}
+    }
+    if let Some(why) = svc.test_listener_warning(verify_in_vpc) {
+        note.push_str(&format!("; warning: {why}"));
+    }
+    note
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,44 +304,6 @@ mod tests {
         let again = plan_service(&s, &pushed(), &t, None, Some(&p.image_definitions), false).unwrap();
         assert_eq!(again.action, Action::Unchanged);
     }
-}
-
-/// What `plan` says about how ECS will roll the service out, and where that disagrees with
-/// `[service.hook]`: a blue/green service whose hook pushdeploy does not check, or the reverse;
-/// and a test listener verify may not reach (`verify_in_vpc`: the stack's VerifySubnetIds).
-pub fn rollout_note(svc: &ServiceConfig, rollout: &crate::domain::ecs_view::Rollout, verify_in_vpc: bool) -> String {
-    let hooked = !rollout.hook_stages.is_empty();
-    let mut note = format!("ECS rolls it out {}", rollout.strategy);
-    if hooked {
-        note.push_str(&format!(", calling lifecycle hooks at {}", rollout.hook_stages.join(", ")));
-    }
-    match (&svc.hook, rollout.strategy.as_str(), hooked) {
-        (Some(_), "ROLLING", _) | (Some(_), _, false) => note.push_str(
-            "; pushdeploy.toml has [service.hook] but ECS calls no hook: add deploymentConfiguration.lifecycleHooks (README, Blue/green), or verify smoke-tests only after the rollout",
-        ),
-        (Some(h), _, true) => {
-            let unseen: Vec<&str> = h
-                .stages
-                .iter()
-                .map(|s| s.as_str())
-                .filter(|s| !rollout.hook_stages.iter().any(|c| c == s))
-                .collect();
-            if !unseen.is_empty() {
-                note.push_str(&format!(
-                    "; [service.hook] checks at {} but ECS calls no hook there",
-                    unseen.join(", ")
-                ));
-            }
-        }
-        (None, _, true) => note.push_str(
-            "; pushdeploy.toml has no [service.hook]: if the hook is pushdeploy's verify, it answers SUCCEEDED without checking",
-        ),
-        (None, _, false) => {}
-    }
-    if let Some(why) = svc.test_listener_warning(verify_in_vpc) {
-        note.push_str(&format!("; warning: {why}"));
-    }
-    note
 }
 
 #[cfg(test)]
