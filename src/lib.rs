@@ -40,3 +40,10 @@ pub mod tls;
 pub mod verify;
 
 pub use error::Error;
+
+// The paths of before issue 23 (`crate::plan`, `crate::base`, …), kept only so branches written
+// against them merge; remove once every branch uses `rules::` and `domain::`.
+#[doc(hidden)]
+pub use domain::artifact;
+#[doc(hidden)]
+pub use rules::{base, freshness, plan, rolled_back, taskdef};
