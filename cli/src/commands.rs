@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use pushdeploy::config::Config;
-use pushdeploy::live_config::Location;
-use pushdeploy::text::printable;
+use pushdeploy::domain::text::printable;
+use pushdeploy::lambda::live_config::Location;
 
 use crate::args::{From, Scope};
 use crate::insight::{self, Aws, Failed};
@@ -93,7 +93,7 @@ pub async fn report(asked: ReportAsked, from: From) -> Result<ExitCode, Failed> 
     let now = insight::now();
     let since = insight::parse_since(&asked.since, now).map_err(Failed)?;
     let aws = Aws::from_env(&from.bucket).await?;
-    let window = pushdeploy::report::Window { since, until: now };
+    let window = pushdeploy::rules::report::Window { since, until: now };
     let reported = insight::report(&aws, window, asked.service.as_deref()).await?;
     if asked.json {
         if reported.skipped > 0 {

@@ -8,9 +8,9 @@ use pushdeploy::aws::leases::LeaseStore;
 use pushdeploy::aws::records::{Loaded, RecordStore};
 use pushdeploy::aws::s3::Store;
 use pushdeploy::config::{Config, ServiceConfig};
-use pushdeploy::lease::{self, Standing};
-use pushdeploy::record::{epoch_seconds, DeploymentRecord, TriggerRef};
-use pushdeploy::report::{self, Report, Window};
+use pushdeploy::domain::lease::{self, Standing};
+use pushdeploy::domain::record::{epoch_seconds, DeploymentRecord, TriggerRef};
+use pushdeploy::rules::report::{self, Report, Window};
 use serde::Serialize;
 
 /// GETs in flight when reading many records.
@@ -66,7 +66,7 @@ impl Aws {
         bar.finish_and_clear();
         for (key, why) in &loaded.skipped {
             // The key and the parse error quote what is in the bucket, which may act on a terminal.
-            let (key, why) = (pushdeploy::text::printable(key), pushdeploy::text::printable(why));
+            let (key, why) = (pushdeploy::domain::text::printable(key), pushdeploy::domain::text::printable(why));
             eprintln!("warning: skipped {key}: not a deployment record ({why})");
         }
         Ok(loaded)
@@ -173,7 +173,7 @@ pub fn needs_attention(services: &[ServiceStatus]) -> bool {
 
 /// `history`: a service's deployments (and rollbacks), newest first.
 pub async fn history(aws: &Aws, svc: &ServiceConfig, limit: usize) -> Result<Vec<DeploymentRecord>, Failed> {
-    let loaded = aws.load(&pushdeploy::record::records_prefix(&svc.cluster, &svc.service), 0).await?;
+    let loaded = aws.load(&pushdeploy::domain::record::records_prefix(&svc.cluster, &svc.service), 0).await?;
     let mut records = loaded.records;
     records.sort_by(|a, b| b.started_at().unwrap_or(0.0).total_cmp(&a.started_at().unwrap_or(0.0)));
     records.truncate(limit);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pushdeploy::text::printable;
+use pushdeploy::domain::text::printable;
 use serde_json::{json, Value};
 
 use crate::insight::Failed;
@@ -246,7 +246,7 @@ mod tests {
             "image": "r:v1\u{9b}0m", "diff": ["backend.environment.X: \"a\" → \"\u{1b}]0;t\u{7}\""],
             "ecs_deployment_id": "ecs-svc/1\u{7f}"}]});
         let (text, _) = describe(&Answer::Summary(hostile.clone()));
-        assert!(!text.chars().any(|c| c != '\n' && pushdeploy::text::is_unsafe(c)), "{text:?}");
+        assert!(!text.chars().any(|c| c != '\n' && pushdeploy::domain::text::is_unsafe(c)), "{text:?}");
         assert_eq!(text.lines().count(), 4, "one line per piece, none forged: {text}");
         // A session name is chosen by whoever assumed the role; ECS reports it as registrant.
         let mut passed = hostile;

@@ -19,7 +19,7 @@ mod validate;
 use std::process::ExitCode;
 
 use clap::Parser;
-use pushdeploy::text::{json_printable, printable};
+use pushdeploy::domain::text::{json_printable, printable};
 
 use args::{Cli, Command};
 use commands::{act, ReportAsked};

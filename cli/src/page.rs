@@ -3,8 +3,8 @@
 //! deployments. HTML from a minijinja template, charts drawn by plotters as inline SVG.
 
 use plotters::prelude::*;
-use pushdeploy::record::{epoch_seconds, DeploymentRecord, Status};
-use pushdeploy::report::{is_deployment, Keys, Report, Window};
+use pushdeploy::domain::record::{epoch_seconds, DeploymentRecord, Status};
+use pushdeploy::rules::report::{is_deployment, Keys, Report, Window};
 use serde::Serialize;
 
 use crate::insight::{started, trigger_name};
@@ -51,7 +51,7 @@ struct Listed {
     trigger: String,
     status: &'static str,
     reason: Option<String>,
-    timeline: Vec<pushdeploy::record::TimelineEntry>,
+    timeline: Vec<pushdeploy::domain::record::TimelineEntry>,
 }
 
 /// Renders the page for `report` over `records` (those the report was computed from).
@@ -142,7 +142,7 @@ fn per_day_chart(records: &[&DeploymentRecord], window: Window) -> Result<String
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_desc(format!("day of the window (from {})", pushdeploy::record::rfc3339(window.since)))
+            .x_desc(format!("day of the window (from {})", pushdeploy::domain::record::rfc3339(window.since)))
             .y_desc("deployments")
             .x_labels(days.min(15))
             .draw()?;

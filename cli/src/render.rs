@@ -7,11 +7,11 @@
 use std::io::IsTerminal;
 
 use comfy_table::{presets, Cell, Color, Table};
-use pushdeploy::image::ImageRef;
-use pushdeploy::record::DeploymentRecord;
-use pushdeploy::report::{Keys, Report};
-use pushdeploy::taskdef::short_name;
-use pushdeploy::text::printable;
+use pushdeploy::domain::image::ImageRef;
+use pushdeploy::domain::names::short_name;
+use pushdeploy::domain::record::DeploymentRecord;
+use pushdeploy::domain::text::printable;
+use pushdeploy::rules::report::{Keys, Report};
 
 use crate::insight::{started, trigger_name, ServiceStatus};
 
@@ -257,7 +257,7 @@ mod tests {
             "timeline": [{"event": "started\u{1b}[1A", "at": "2026-11-27T08:00:00Z\r"}]
         }))
         .unwrap();
-        let unsafe_in = |s: &str| s.chars().filter(|&c| c != '\n' && pushdeploy::text::is_unsafe(c)).count();
+        let unsafe_in = |s: &str| s.chars().filter(|&c| c != '\n' && pushdeploy::domain::text::is_unsafe(c)).count();
         let shown = show(&rec);
         assert_eq!(unsafe_in(&shown), 0, "{shown:?}");
         assert_eq!(

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use pushdeploy::config::{Config, Limits, ServiceConfig};
-use pushdeploy::text::printable;
+use pushdeploy::domain::text::printable;
 
 use crate::error_text;
 
@@ -32,7 +32,7 @@ pub fn run(file: &str, stack: Stack) -> ExitCode {
     };
     let limits = Limits {
         clusters: (!stack.clusters.is_empty()).then_some(stack.clusters),
-        smoke_budget_ms: Some(pushdeploy::timing::smoke_budget_ms(stack.verify_timeout)),
+        smoke_budget_ms: Some(pushdeploy::domain::timing::smoke_budget_ms(stack.verify_timeout)),
         verify_memory_mb: Some(stack.verify_memory),
     };
     match Config::parse(&text, file).and_then(|c| c.check_limits(&limits).map(|()| c)) {

@@ -15,7 +15,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(Trigger::Manual(m)) = parse(v) {
         assert!(!m.service().is_empty() && m.service().len() <= 256);
         if let ManualAction::Deploy { tag, .. } = &m {
-            assert!(pushdeploy::image::validate_tag(tag).is_ok());
+            assert!(pushdeploy::domain::image::validate_tag(tag).is_ok());
         }
     }
 });

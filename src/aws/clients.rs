@@ -8,7 +8,7 @@ use crate::aws::ecs::EcsClient;
 use crate::aws::elbv2::Elbv2Client;
 use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
-use crate::error::{ConfigError, Error};
+use crate::domain::error::{ConfigError, Error};
 
 /// How every AWS call is retried and timed out: set deliberately, not left to SDK defaults.
 ///
@@ -46,7 +46,7 @@ impl AwsPolicy {
     pub fn loader(&self) -> aws_config::ConfigLoader {
         use aws_config::retry::RetryConfig;
         use aws_config::timeout::TimeoutConfig;
-        crate::tls::sdk_defaults()
+        crate::aws::tls::sdk_defaults()
             .retry_config(
                 RetryConfig::standard().with_max_attempts(self.max_attempts).with_initial_backoff(self.initial_backoff),
             )

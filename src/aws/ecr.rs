@@ -3,8 +3,8 @@
 use aws_sdk_ecr::types::ImageIdentifier;
 
 use crate::aws::aws_error;
-use crate::error::AwsError;
-use crate::image::Digest;
+use crate::domain::error::AwsError;
+use crate::domain::image::Digest;
 
 /// The image a tag points at in ECR now.
 #[derive(Debug, Clone, PartialEq, Eq)]

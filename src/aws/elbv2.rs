@@ -1,7 +1,7 @@
 //! ELBv2: the health of a target group's targets.
 
 use crate::aws::aws_error;
-use crate::error::AwsError;
+use crate::domain::error::AwsError;
 
 /// Reads target health.
 #[derive(Clone, Debug)]

@@ -1,9 +1,9 @@
 //! Service leases in S3: reads and conditional writes. What a lease means is decided in
-//! [`crate::lease`]; this module only moves it.
+//! [`crate::domain::lease`]; this module only moves it.
 
 use crate::aws::s3::Store;
-use crate::error::{AwsError, Error, Failure};
-use crate::lease::{may_take, now_ms, Claim, Found, Lease};
+use crate::domain::error::{AwsError, Error, Failure};
+use crate::domain::lease::{may_take, now_ms, Claim, Found, Lease};
 
 /// How often to retry a lost race for a lease before giving up (transiently).
 const RACE_RETRIES: usize = 3;

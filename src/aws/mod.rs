@@ -9,13 +9,14 @@ pub mod records;
 pub mod s3;
 pub mod sns;
 pub mod ssm;
+pub mod tls;
 
 pub use clients::{AwsPolicy, Clients, SdkClients};
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
-use crate::error::AwsError;
+use crate::domain::error::AwsError;
 
 /// Error codes that mean "try again later" across the AWS APIs pushdeploy calls.
 pub(crate) const TRANSIENT_CODES: &[&str] = &[

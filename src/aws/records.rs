@@ -3,11 +3,11 @@
 
 use tracing::warn;
 
-use crate::artifact::{image_definitions, image_definitions_key, image_detail, image_detail_key};
 use crate::aws::s3::Store;
+use crate::domain::artifact::{image_definitions, image_definitions_key, image_detail, image_detail_key};
+use crate::domain::error::{AwsError, Error};
 use crate::domain::lifecycle::HookIndex;
-use crate::error::{AwsError, Error};
-use crate::record::{self, DeploymentRecord};
+use crate::domain::record::{self, DeploymentRecord};
 
 /// How many of a service's records [`RecordStore::recent`] reads at once: the connections to S3
 /// it may hold. Measured with TLS under Lambda's CPU share: 30 at once opened 30 connections on a

@@ -3,7 +3,7 @@
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::aws::aws_error;
-use crate::error::AwsError;
+use crate::domain::error::AwsError;
 
 /// The artifact bucket.
 #[derive(Clone, Debug)]

@@ -3,7 +3,7 @@
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use crate::aws::aws_error;
-use crate::error::AwsError;
+use crate::domain::error::AwsError;
 
 /// Publishes verdicts to a topic.
 #[derive(Clone, Debug)]
@@ -20,7 +20,7 @@ impl Notifier {
 
     /// Publishes `m`; a failure is logged, never returned: a lost notification must not undo
     /// what was recorded or refused.
-    pub async fn send(&self, m: &crate::notify::Message) {
+    pub async fn send(&self, m: &crate::rules::notify::Message) {
         let attrs: Vec<(&str, &str)> = m.attributes.iter().map(|(k, v)| (*k, v.as_str())).collect();
         if let Err(err) = self.publish(&m.subject, &m.body, &attrs).await {
             tracing::error!(subject = %m.subject, error = %err, "notification failed");

@@ -15,8 +15,8 @@ use aws_sigv4::sign::v4;
 use serde::Deserialize;
 
 use crate::aws::AwsPolicy;
-use crate::error::AwsError;
-use crate::secrets::Secret;
+use crate::domain::error::AwsError;
+use crate::smoke::secrets::Secret;
 
 const ACTION: &str = "SSM GetParameter";
 
@@ -37,7 +37,7 @@ impl ParameterStore {
     /// A store in the SDK config's region, signing with its credentials, at its endpoint
     /// (`AWS_ENDPOINT_URL_SSM`, else the config's `AWS_ENDPOINT_URL`, else SSM's regional one).
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
-        crate::tls::install_crypto();
+        crate::aws::tls::install_crypto();
         let policy = AwsPolicy::default();
         let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
         let configured = std::env::var("AWS_ENDPOINT_URL_SSM").ok().or_else(|| sdk.endpoint_url().map(str::to_string));
@@ -227,7 +227,7 @@ pub fn secure_value(kind: Option<&str>, value: Option<Secret>) -> Result<Secret,
         (Some("SecureString"), None) => Err("SSM answered no value".into()),
         (Some(other), _) => Err(format!(
             "the parameter is a {}, not a SecureString: store the credential as a SecureString (aws ssm put-parameter --type SecureString --overwrite)",
-            crate::image::truncate(other)
+            crate::domain::image::truncate(other)
         )),
         (None, _) => Err("SSM answered no parameter type".into()),
     }

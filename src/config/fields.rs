@@ -3,7 +3,7 @@
 
 use toml::{Table, Value};
 
-use crate::error::ConfigError;
+use crate::domain::error::ConfigError;
 
 /// Keeps error messages readable when they quote hostile input.
 pub(super) fn cap(message: String) -> String {
@@ -43,7 +43,11 @@ impl<'a> Fields<'a> {
     }
 
     pub(super) fn err(&self, k: &str, message: String) -> ConfigError {
-        ConfigError { file: self.source.to_string(), key: crate::image::truncate(&self.key(k)), message: cap(message) }
+        ConfigError {
+            file: self.source.to_string(),
+            key: crate::domain::image::truncate(&self.key(k)),
+            message: cap(message),
+        }
     }
 
     pub(super) fn take(&mut self, k: &str) -> Option<Value> {

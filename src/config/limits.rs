@@ -1,6 +1,6 @@
 //! What a deployment of pushdeploy allows a config to ask for (clusters, time, memory), and the checks against it.
 
-use crate::error::ConfigError;
+use crate::domain::error::ConfigError;
 
 use super::{Config, ServiceConfig};
 
@@ -91,7 +91,7 @@ impl Config {
                 key: format!("service[{i}].cluster"),
                 message: format!(
                     "{:?} is not a cluster this stack manages ({clusters:?}): its IAM roles may touch only those services; deploy a stack for that cluster or fix the name",
-                    crate::image::truncate(&self.services[i].cluster)
+                    crate::domain::image::truncate(&self.services[i].cluster)
                 ),
             }),
         }

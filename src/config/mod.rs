@@ -25,7 +25,7 @@ pub use principal::PrincipalPattern;
 #[cfg(test)]
 mod test_support {
     use super::Config;
-    use crate::error::ConfigError;
+    use crate::domain::error::ConfigError;
 
     pub const TODO: &str = include_str!("../../examples/pushdeploy.toml");
 

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::domain::glob::TagPattern;
 use crate::domain::lifecycle::{Listener, Stage};
-use crate::glob::TagPattern;
 
 use super::PrincipalPattern;
 
@@ -107,7 +107,7 @@ impl HookConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderValue {
     /// A value written in the config: only for headers that carry no credential
-    /// ([`crate::secrets::is_credential_header`]).
+    /// ([`crate::smoke::secrets::is_credential_header`]).
     Plain(String),
     /// `{ ssm = "/pushdeploy/todo/api-token" }`: the name of a SecureString parameter in SSM
     /// Parameter Store, read (decrypted) by verify when a smoke test runs.

@@ -4,10 +4,10 @@ use std::collections::BTreeSet;
 
 use toml::Table;
 
+use crate::domain::error::ConfigError;
+use crate::domain::glob::TagPattern;
+use crate::domain::image::validate_repository;
 use crate::domain::lifecycle::Stage;
-use crate::error::ConfigError;
-use crate::glob::TagPattern;
-use crate::image::validate_repository;
 
 use super::fields::{cap, is_ecs_name, Fields};
 use super::merge::judge_by_ecs_service;

@@ -2,8 +2,8 @@
 
 use toml::Table;
 
+use crate::domain::error::ConfigError;
 use crate::domain::lifecycle::Stage;
-use crate::error::ConfigError;
 
 use super::fields::Fields;
 use super::{HookConfig, SmokeConfig};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use toml::{Table, Value};
 
-use crate::error::ConfigError;
+use crate::domain::error::ConfigError;
 
 use super::fields::Fields;
 use super::{CheckConfig, HeaderValue, ReadAfterWriteConfig, SmokeConfig};
@@ -72,7 +72,7 @@ pub(super) fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeCon
 
 /// Refuses a credential header that would go over plain http:// (but to loopback).
 fn no_credential_in_clear(f: &Fields<'_>, smoke: &SmokeConfig) -> Result<(), ConfigError> {
-    let Some(clear) = crate::secrets::credential_in_clear(smoke) else { return Ok(()) };
+    let Some(clear) = crate::smoke::secrets::credential_in_clear(smoke) else { return Ok(()) };
     Err(f.err(
         clear.url_key,
         format!(
@@ -136,7 +136,7 @@ fn relative_path(f: &Fields<'_>, key: &str, p: &str) -> Result<(), ConfigError> 
 }
 
 /// A table of request headers: each value a string, or `{ ssm = "/name" }` for a value read from
-/// SSM Parameter Store. A credential header ([`crate::secrets::is_credential_header`]) must be
+/// SSM Parameter Store. A credential header ([`crate::smoke::secrets::is_credential_header`]) must be
 /// read from SSM: written here, it would be readable by everyone who can read the config, and
 /// stay in every old version of the object.
 fn header_table(f: &mut Fields<'_>, key: &str) -> Result<BTreeMap<String, HeaderValue>, ConfigError> {
@@ -145,7 +145,7 @@ fn header_table(f: &mut Fields<'_>, key: &str) -> Result<BTreeMap<String, Header
     for (k, v) in h {
         let at = format!("{key}.{k}");
         let value = match v {
-            Value::String(_) if crate::secrets::is_credential_header(&k) => {
+            Value::String(_) if crate::smoke::secrets::is_credential_header(&k) => {
                 return Err(f.err(
                     &at,
                     format!(
@@ -163,7 +163,7 @@ fn header_table(f: &mut Fields<'_>, key: &str) -> Result<BTreeMap<String, Header
                     ));
                 }
                 let name = r.req_str("ssm")?;
-                crate::secrets::check_parameter_name(&name).map_err(|m| r.err("ssm", format!("{name:?} {m}")))?;
+                crate::smoke::secrets::check_parameter_name(&name).map_err(|m| r.err("ssm", format!("{name:?} {m}")))?;
                 r.finish()?;
                 HeaderValue::Ssm(name)
             }

@@ -1,7 +1,7 @@
 //! `trusted_registrants` patterns: which IAM principals' task-definition revisions a
 //! `base = "family"` rollout may copy (and pushdeploy's own roles).
 
-use crate::glob::wildcard_match;
+use crate::domain::glob::wildcard_match;
 
 /// One entry of `trusted_registrants` (or one of pushdeploy's own roles): an IAM role, user or
 /// the account's root, or an STS assumed-role session, with `*` and `?` inside a part of the ARN.
@@ -23,7 +23,7 @@ fn only_wildcards(s: &str) -> bool {
 impl PrincipalPattern {
     /// Validates a pattern; the error says what is wrong with it.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let shown = crate::image::truncate(s);
+        let shown = crate::domain::image::truncate(s);
         if s.len() > 2048 {
             return Err(format!("{shown:?} is longer than an IAM ARN can be"));
         }

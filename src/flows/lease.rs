@@ -1,7 +1,7 @@
 //! The one service lease every flow that changes a service holds (a deploy, a manual action,
 //! verify's automatic rollback): take it, waiting for a live holder; adopt what a dead holder left
 //! in flight; release it naming where the service was left; or hand it over after a failure. What
-//! a lease means is decided in [`crate::lease`]; the S3 calls are in [`crate::aws::leases`].
+//! a lease means is decided in [`crate::domain::lease`]; the S3 calls are in [`crate::aws::leases`].
 
 use std::time::Instant;
 
@@ -11,10 +11,10 @@ use tracing::warn;
 use crate::aws::ecs::EcsClient;
 use crate::aws::leases::LeaseStore;
 use crate::aws::records::RecordStore;
-use crate::error::{Error, Failure};
+use crate::domain::error::{Error, Failure};
+use crate::domain::lease::{Claim, Found, Lease};
+use crate::domain::timing::Backoff;
 use crate::flows::recovery::{self, Adopted};
-use crate::lease::{Claim, Found, Lease};
-use crate::timing::Backoff;
 
 /// A lease we hold on a service.
 #[derive(Debug)]

@@ -6,9 +6,9 @@ use tracing::warn;
 
 use crate::aws::ecs::EcsClient;
 use crate::aws::records::RecordStore;
-use crate::error::Error;
-use crate::lease::Lease;
-use crate::record;
+use crate::domain::error::Error;
+use crate::domain::lease::Lease;
+use crate::domain::record;
 
 /// What finishing a stale lease's rollout came to.
 #[derive(Debug, Clone, PartialEq, Eq)]

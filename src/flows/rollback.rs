@@ -1,4 +1,4 @@
-//! One rollback for the operator's `rollback` ([`crate::deploy`]) and verify's automatic one:
+//! One rollback for the operator's `rollback` ([`crate::flows::deploy`]) and verify's automatic one:
 //! the same lease taken the same way ([`crate::flows::lease`]), the same target rule and pinned
 //! copy ([`crate::rules::rollback`]), the same UpdateService, and the same failure class
 //! ([`failed`]).
@@ -7,19 +7,21 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
-use crate::aws::ecs::{EcsClient, RanRevision};
+use crate::aws::ecs::EcsClient;
+
 use crate::aws::leases::LeaseStore;
 use crate::aws::records::RecordStore;
 use crate::aws::s3::Store;
-use crate::error::{AwsError, Error, Failure};
+use crate::domain::ecs_view::RanRevision;
+use crate::domain::error::{AwsError, Error, Failure};
+use crate::domain::image::ImageRef;
+use crate::domain::lease::{self, Found, Lease};
+use crate::domain::record::{self, DeploymentRecord, RollbackOf, Status, TriggerRef};
+use crate::domain::timing::{self, Deadline};
 use crate::flows::lease::{still_busy, LeaseTaken, ServiceLeases};
 use crate::flows::recovery::Adopted;
-use crate::image::ImageRef;
-use crate::lease::{self, Found, Lease};
-use crate::record::{self, DeploymentRecord, RollbackOf, Status, TriggerRef};
 use crate::rules::rollback::{choose_target, NotPrepared, Prepared};
-use crate::taskdef::{self, short_name};
-use crate::timing::{self, Deadline};
+use crate::rules::taskdef::{self, short_name};
 
 /// How many of a service's most recently written records a rollback (either) reads.
 pub const RECORDS_SCANNED: usize = 50;
@@ -141,7 +143,7 @@ impl<'a> Rollback<'a> {
                 ),
             }
         }
-        let tags = crate::plan::tags_for_pinned_copy(&described.tags, &target.task_definition);
+        let tags = crate::rules::plan::tags_for_pinned_copy(&described.tags, &target.task_definition);
         let arn = ecs.register_task_definition(&copy, &tags).await.map_err(NotPrepared::Aws)?;
         info!(
             task_definition = %short_name(&arn),

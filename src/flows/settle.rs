@@ -6,9 +6,9 @@ use tracing::info;
 
 use crate::aws::records::RecordStore;
 use crate::aws::sns::Notifier;
-use crate::error::Error;
-use crate::notify::verdict_message;
-use crate::record::DeploymentRecord;
+use crate::domain::error::Error;
+use crate::domain::record::DeploymentRecord;
+use crate::rules::notify::verdict_message;
 use crate::rules::verdict::{Tell, Verdict, Write};
 
 /// Saves `rec`, which reached a verdict on behalf of `event_id` (an event or a hook execution),
@@ -21,7 +21,7 @@ pub async fn settle(
 ) -> Result<(), Error> {
     records.put(rec).await?;
     log_decision(rec, event_id, rec.status.as_str());
-    crate::emf::record(&rec.name, &crate::emf::verdict(rec));
+    crate::flows::metrics::record(&rec.name, &crate::flows::metrics::verdict(rec));
     if let Some(n) = notifier {
         n.send(&verdict_message(rec)).await;
     }

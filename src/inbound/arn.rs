@@ -1,7 +1,7 @@
 //! ECS ARNs: a service's (in either of ECS's forms), a cluster's and a service deployment's.
 
-use crate::error::InputError;
-use crate::image::truncate;
+use crate::domain::error::InputError;
+use crate::domain::image::truncate;
 
 /// An ECS service named by ARN, in either of ECS's two forms.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,8 +3,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::InputError;
-use crate::image::{truncate, validate_repository, validate_tag, Digest, ImageRef};
+use crate::domain::error::InputError;
+use crate::domain::image::{truncate, validate_repository, validate_tag, Digest, ImageRef};
 
 use super::{Envelope, Trigger};
 
@@ -71,9 +71,11 @@ pub(super) fn parse_ecr(env: Envelope, detail: Value) -> Result<Trigger, InputEr
         return ignored("untagged push: only tagged pushes deploy".into());
     };
     validate_tag(&tag)?;
-    if let Some(why) =
-        crate::media_type::not_an_image(&tag, d.artifact_media_type.as_deref(), d.manifest_media_type.as_deref())
-    {
+    if let Some(why) = crate::domain::media_type::not_an_image(
+        &tag,
+        d.artifact_media_type.as_deref(),
+        d.manifest_media_type.as_deref(),
+    ) {
         return ignored(why);
     }
     let digest_str = d.image_digest.ok_or_else(|| InputError::new("ECR push detail has no image-digest"))?;

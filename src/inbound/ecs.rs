@@ -3,8 +3,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::InputError;
-use crate::image::truncate;
+use crate::domain::error::InputError;
+use crate::domain::image::truncate;
 
 use super::arn::{parse_cluster_arn, parse_service_arn};
 use super::{Envelope, Trigger};

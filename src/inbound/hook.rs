@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use crate::domain::error::InputError;
+use crate::domain::image::truncate;
 use crate::domain::lifecycle::{fmt_share, Carried, Stage, Stuck, DETAILS_KEY};
-use crate::error::InputError;
-use crate::image::truncate;
 use crate::inbound::{parse_service_arn, parse_service_deployment_arn};
 
 /// One hook invocation, validated.

@@ -3,8 +3,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::InputError;
-use crate::image::{truncate, validate_tag};
+use crate::domain::error::InputError;
+use crate::domain::image::{truncate, validate_tag};
 
 use super::Trigger;
 

@@ -20,8 +20,8 @@ pub use manual::ManualAction;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::InputError;
-use crate::image::truncate;
+use crate::domain::error::InputError;
+use crate::domain::image::truncate;
 
 /// Largest payload accepted; EventBridge events are at most 256 KiB.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;

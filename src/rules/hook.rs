@@ -3,8 +3,8 @@
 
 use crate::config::{ServiceConfig, SmokeConfig};
 use crate::domain::lifecycle::{Carried, HookAnswer, Listener, Stage, Stuck};
+use crate::domain::record::{DeploymentRecord, Status};
 use crate::inbound::hook::HookInvocation;
-use crate::record::{DeploymentRecord, Status};
 use crate::smoke::judge::{Progress, Tally};
 
 /// The tally the record keeps for this very check of this deployment, if a round has run.
@@ -269,7 +269,7 @@ mod tests {
     use serde_json::{json, Value};
     use std::collections::BTreeMap;
 
-    use crate::record::HookCheck;
+    use crate::domain::record::HookCheck;
 
     /// A check that failed on a 500, as a record keeps it.
     fn failed_check(check: &str, listener: &str, production_share: f64, rounds: u32) -> HookCheck {
@@ -301,9 +301,9 @@ mod tests {
 
     #[test]
     fn each_invocation_is_decided_from_the_record_and_the_config() {
-        use crate::record::TriggerRef;
+        use crate::domain::record::TriggerRef;
         let svc = backend("['POST_TEST_TRAFFIC_SHIFT', 'POST_PRODUCTION_TRAFFIC_SHIFT']");
-        let rec = crate::rollback::tests::record("d1", "td:2", Status::Started, "2026-11-27T08:00:00Z");
+        let rec = crate::rules::rollback::tests::record("d1", "td:2", Status::Started, "2026-11-27T08:00:00Z");
         let post_test = parse(&fixture("post-test")).unwrap();
 
         let Decision::Check { listener, smoke, budget } = decide(&rec, &svc, &post_test, false) else { panic!() };
@@ -348,7 +348,7 @@ mod tests {
     #[test]
     fn the_tally_is_the_records_and_belongs_to_one_check() {
         let mut inv = parse(&fixture("post-test")).unwrap();
-        let mut rec = crate::rollback::tests::record("d1", "td:2", Status::Started, "2026-11-20T10:00:00Z");
+        let mut rec = crate::rules::rollback::tests::record("d1", "td:2", Status::Started, "2026-11-20T10:00:00Z");
         let b = Budget { attempts: 5, consecutive: 2, interval_ms: 1500, timeout_ms: 600_000 };
         let fresh =
             Carried { check: inv.check_key(), deployment: "d1".into(), rounds: 0, streak: 0, started_ms: 1_000 };
@@ -398,7 +398,7 @@ mod tests {
     #[test]
     fn a_rollbacks_traffic_shifts_are_never_refused() {
         let svc = backend("['POST_TEST_TRAFFIC_SHIFT', 'PRODUCTION_TRAFFIC_SHIFT']");
-        let mut rec = crate::rollback::tests::record("d1", "td:2", Status::Started, "2026-11-27T08:00:00Z");
+        let mut rec = crate::rules::rollback::tests::record("d1", "td:2", Status::Started, "2026-11-27T08:00:00Z");
         let canary = parse(&fixture("canary")).unwrap();
         let green = canary.target_revision.clone();
         let blue = canary.production_weights.keys().find(|k| **k != green).unwrap().clone();

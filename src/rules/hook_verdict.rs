@@ -4,10 +4,10 @@
 use serde_json::Value;
 
 use crate::domain::lifecycle::{fmt_share, Carried, HookAnswer, Listener};
+use crate::domain::record::{DeploymentRecord, HookCheck, Status};
 use crate::inbound::hook::HookInvocation;
-use crate::record::{DeploymentRecord, HookCheck, Status};
+use crate::rules::taskdef::short_name;
 use crate::rules::verdict::{Mark, Next, Tell, Verdict, Write};
-use crate::taskdef::short_name;
 
 /// A hook invocation answered before any round ([`crate::rules::hook::Decision::Answer`]):
 /// `stamp` goes on the timeline once and ties the record to ECS's service deployment.

@@ -12,11 +12,11 @@
 
 use std::collections::HashSet;
 
-use crate::aws::ecs::RanRevision;
-use crate::confirm::rollback_target;
-use crate::error::AwsError;
-use crate::record::{DeploymentRecord, Status};
-use crate::taskdef::short_name;
+use crate::domain::ecs_view::RanRevision;
+use crate::domain::error::AwsError;
+use crate::domain::names::short_name;
+use crate::domain::record::{DeploymentRecord, Status};
+use crate::rules::confirm::rollback_target;
 
 /// Where a rollback goes, and why.
 #[derive(Debug)]
@@ -243,7 +243,7 @@ fn restored(by_time: &[&DeploymentRecord], i: usize, index_of: &dyn Fn(&str) -> 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::record::{RollbackOf, TimelineEntry, TriggerRef};
+    use crate::domain::record::{RollbackOf, TimelineEntry, TriggerRef};
 
     pub fn record(id: &str, td: &str, status: Status, started: &str) -> DeploymentRecord {
         DeploymentRecord {

@@ -6,10 +6,10 @@
 use serde_json::Value;
 
 use crate::domain::lifecycle::HookAnswer;
+use crate::domain::record::{DeploymentRecord, Status};
 use crate::inbound::{DeploymentState, EcsDeploymentEvent};
-use crate::outcome::Outcome;
-use crate::record::{DeploymentRecord, Status};
-use crate::taskdef::short_name;
+use crate::rules::outcome::Outcome;
+use crate::rules::taskdef::short_name;
 
 /// Smoke tests that died before a verdict after which a deployment is rolled back untested:
 /// Lambda delivers an event three times (two retries), so the third delivery decides.
@@ -401,7 +401,7 @@ pub fn settled_outcome(rec: &DeploymentRecord) -> Outcome {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::record::{HookCheck, TriggerRef};
+    use crate::domain::record::{HookCheck, TriggerRef};
     use serde_json::json;
 
     pub(crate) const NOW: &str = "2026-11-27T09:00:00Z";

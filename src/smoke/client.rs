@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use reqwest::redirect::Policy;
 use reqwest::{Method, Url};
 
-use crate::secrets::Secret;
 use crate::smoke::judge::Fetched;
+use crate::smoke::secrets::Secret;
 
 /// Redirects followed at most (same host only).
 const MAX_REDIRECTS: usize = 5;
@@ -42,7 +42,7 @@ impl Default for HttpClient {
 impl HttpClient {
     /// Builds the client; redirects are followed only while they stay on the original origin.
     pub fn new() -> Self {
-        crate::tls::install_crypto();
+        crate::aws::tls::install_crypto();
         let policy = Policy::custom(|attempt| {
             let allowed = attempt.previous().first().is_some_and(|first| may_follow(first, attempt.url()));
             if allowed && attempt.previous().len() <= MAX_REDIRECTS {
@@ -133,8 +133,8 @@ async fn read_capped(resp: &mut reqwest::Response, cap: usize, timeout: Duration
 /// sign-in, whose `Location` carries OAuth codes, state and tokens.
 pub fn site_of(target: &Url) -> String {
     match (target.host_str(), target.port()) {
-        (Some(host), Some(port)) => crate::image::truncate(&format!("{}://{host}:{port}", target.scheme())),
-        (Some(host), None) => crate::image::truncate(&format!("{}://{host}", target.scheme())),
+        (Some(host), Some(port)) => crate::domain::image::truncate(&format!("{}://{host}:{port}", target.scheme())),
+        (Some(host), None) => crate::domain::image::truncate(&format!("{}://{host}", target.scheme())),
         (None, _) => format!("a {}: URL", target.scheme()),
     }
 }

@@ -8,12 +8,12 @@ use serde::Serialize;
 
 use crate::aws::elbv2::Elbv2Client;
 use crate::config::{ReadAfterWriteConfig, SmokeConfig};
-use crate::secrets::{self, Resolved, Secret};
 use crate::smoke::client::{join_url, HttpClient, HttpRequest};
 use crate::smoke::id::path_segment;
 use crate::smoke::judge::{
     check_label, judge_check, judge_reads, judge_targets, CheckResult, Fetched, ProbeResult, Progress, Tally,
 };
+use crate::smoke::secrets::{self, Resolved, Secret};
 
 /// Rounds kept in the report (the most recent), so records stay small.
 const ROUNDS_KEPT: usize = 10;

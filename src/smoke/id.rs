@@ -72,7 +72,7 @@ pub fn path_segment(id: &Value) -> Result<String, IdRefused> {
             '/' | '\\' => return Err(IdRefused::PathSeparator),
             '?' | '#' => return Err(IdRefused::QueryOrFragment),
             '%' => return Err(IdRefused::Percent),
-            c if c.is_whitespace() || crate::text::is_unsafe(c) => return Err(IdRefused::ControlOrSpace),
+            c if c.is_whitespace() || crate::domain::text::is_unsafe(c) => return Err(IdRefused::ControlOrSpace),
             _ => {}
         }
     }

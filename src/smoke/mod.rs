@@ -4,3 +4,4 @@ pub mod client;
 pub mod engine;
 pub mod id;
 pub mod judge;
+pub mod secrets;

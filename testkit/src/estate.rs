@@ -10,7 +10,7 @@ use aws_sdk_ecs::types::{
 };
 use serde_json::{json, Value};
 
-use pushdeploy::image::Digest;
+use pushdeploy::domain::image::Digest;
 
 use crate::iam::Role;
 
@@ -58,7 +58,7 @@ pub struct Aws {
 impl Aws {
     /// Clients for `endpoint` with dummy credentials in [`REGION`].
     pub async fn new(endpoint: &str) -> Self {
-        Self::with_loader(endpoint, pushdeploy::tls::sdk_defaults()).await
+        Self::with_loader(endpoint, pushdeploy::aws::tls::sdk_defaults()).await
     }
 
     /// Clients with ECR and S3 on endpoints of their own, as on AWS, where those services do not
@@ -254,7 +254,7 @@ impl Aws {
         let auth = format!(
             "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0"
         );
-        pushdeploy::tls::install_crypto();
+        pushdeploy::aws::tls::install_crypto();
         let body = reqwest::Client::new()
             .post(format!("{}/", self.endpoint))
             .header("Authorization", auth)
@@ -616,7 +616,7 @@ pub fn ecr_push_event(id: &str, repository: &str, tag: &str, digest: &Digest) ->
         "detail-type": "ECR Image Action",
         "source": "aws.ecr",
         "account": ACCOUNT,
-        "time": pushdeploy::record::now(),
+        "time": pushdeploy::domain::record::now(),
         "region": REGION,
         "resources": [],
         "detail": {
@@ -637,14 +637,14 @@ pub fn ecs_deployment_event(id: &str, service: &str, deployment_id: &str, event_
         "detail-type": "ECS Deployment State Change",
         "source": "aws.ecs",
         "account": ACCOUNT,
-        "time": pushdeploy::record::now(),
+        "time": pushdeploy::domain::record::now(),
         "region": REGION,
         "resources": [format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{CLUSTER}/{service}")],
         "detail": {
             "eventType": if event_name.ends_with("FAILED") { "ERROR" } else { "INFO" },
             "eventName": event_name,
             "deploymentId": deployment_id,
-            "updatedAt": pushdeploy::record::now(),
+            "updatedAt": pushdeploy::domain::record::now(),
             "reason": reason
         }
     })
@@ -815,20 +815,20 @@ pub fn clients(aws: &Aws, topic: Option<&str>) -> pushdeploy::aws::Clients {
 }
 
 /// A deployer over `aws` with `config` (what `setup::deployer_from_env` builds in Lambda).
-pub fn deployer(aws: &Aws, config: &str) -> pushdeploy::deploy::Deployer {
+pub fn deployer(aws: &Aws, config: &str) -> pushdeploy::flows::deploy::Deployer {
     let config = pushdeploy::config::Config::parse(config, "test.toml").expect("test config is valid");
-    pushdeploy::deploy::Deployer {
+    pushdeploy::flows::deploy::Deployer {
         own_roles: Role::ALL
             .iter()
             .map(|r| pushdeploy::config::PrincipalPattern::parse(&r.role_arn()).expect("a role ARN"))
             .collect(),
-        ..pushdeploy::deploy::Deployer::new(config, &clients(&aws.as_role(Role::Deploy), None))
+        ..pushdeploy::flows::deploy::Deployer::new(config, &clients(&aws.as_role(Role::Deploy), None))
     }
 }
 
 /// A verifier over `aws` with `config`, notifying `topic` when given.
-pub fn verifier(aws: &Aws, config: &str, topic: Option<&str>) -> pushdeploy::verify::Verifier {
+pub fn verifier(aws: &Aws, config: &str, topic: Option<&str>) -> pushdeploy::flows::verify::Verifier {
     let config = pushdeploy::config::Config::parse(config, "test.toml").expect("test config is valid");
     let clients = clients(&aws.as_role(Role::Verify), topic);
-    pushdeploy::verify::Verifier::new(config, &clients, pushdeploy::smoke::client::HttpClient::new())
+    pushdeploy::flows::verify::Verifier::new(config, &clients, pushdeploy::smoke::client::HttpClient::new())
 }

@@ -107,7 +107,7 @@ impl FaultProxy {
     /// Starts a proxy forwarding to `upstream` (moto).
     pub async fn start(upstream: &str, stall: Duration) -> Self {
         let state = Arc::new(Mutex::new(State::default()));
-        pushdeploy::tls::install_crypto();
+        pushdeploy::aws::tls::install_crypto();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         let (s, upstream) = (state.clone(), upstream.trim_end_matches('/').to_string());
         let (addr, task) = serve(move |req: Request| {

@@ -73,7 +73,7 @@ impl Guard {
     /// A guard applying `policies`; calls are logged to `log` when given.
     pub async fn with_policies(upstream: &str, policies: Policies, log: Option<PathBuf>) -> Self {
         let state = Arc::new(Mutex::new(State { policies, calls: Vec::new(), log, fixtures: Default::default() }));
-        pushdeploy::tls::install_crypto();
+        pushdeploy::aws::tls::install_crypto();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         let harness = Aws::new(upstream).await;
         let revisions = Arc::new(Revisions::new(harness.clone()));

@@ -37,8 +37,8 @@ async fn running(aws: &Aws) -> (String, Vec<String>, Vec<(String, String)>, Opti
 async fn unreviewed_revision(aws: &Aws, source: &str, forged: bool) -> String {
     let tags = if forged {
         vec![
-            Tag::builder().key(pushdeploy::plan::BASE_TAG).value(source).build(),
-            Tag::builder().key(pushdeploy::plan::PUSHED_AT_TAG).value("4102444800").build(),
+            Tag::builder().key(pushdeploy::rules::plan::BASE_TAG).value(source).build(),
+            Tag::builder().key(pushdeploy::rules::plan::PUSHED_AT_TAG).value("4102444800").build(),
         ]
     } else {
         Vec::new()
@@ -226,5 +226,5 @@ async fn with_hold_base_changes_a_push_waits_for_an_operator() {
 }
 
 fn short(arn: &str) -> &str {
-    pushdeploy::taskdef::short_name(arn)
+    pushdeploy::domain::names::short_name(arn)
 }

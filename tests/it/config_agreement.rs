@@ -13,7 +13,7 @@ use crate::support::Snapshot;
 
 /// The record of `deployment` of `service`, as the bucket holds it.
 async fn record(aws: &Aws, service: &str, deployment: &str) -> Value {
-    let key = pushdeploy::record::record_key(CLUSTER, service, deployment).unwrap();
+    let key = pushdeploy::domain::record::record_key(CLUSTER, service, deployment).unwrap();
     serde_json::from_slice(&aws.object(BUCKET, &key).await).unwrap()
 }
 

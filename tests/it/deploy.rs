@@ -66,7 +66,7 @@ async fn push_rolls_the_service_onto_the_pinned_digest_and_keeps_every_field() {
     assert_eq!(n.requires_compatibilities(), o.requires_compatibilities());
     assert_eq!(new.tags()[..old.tags().len()], *old.tags(), "the task definition's own tags are kept");
     assert_eq!(new.tags()[0].key(), Some("app"));
-    let pushed_at = new.tags().iter().find(|t| t.key() == Some(pushdeploy::plan::PUSHED_AT_TAG)).unwrap();
+    let pushed_at = new.tags().iter().find(|t| t.key() == Some(pushdeploy::rules::plan::PUSHED_AT_TAG)).unwrap();
     assert!(
         pushed_at.value().unwrap().parse::<i64>().unwrap() > 1_700_000_000,
         "the push time is recorded for ordering"
@@ -91,7 +91,7 @@ async fn push_rolls_the_service_onto_the_pinned_digest_and_keeps_every_field() {
 
     // The record, found from the ECS deployment id in one GET.
     let ecs_id = d["ecs_deployment_id"].as_str().unwrap();
-    let key = pushdeploy::record::record_key(CLUSTER, "todo-frontend", ecs_id).unwrap();
+    let key = pushdeploy::domain::record::record_key(CLUSTER, "todo-frontend", ecs_id).unwrap();
     let record: Value = serde_json::from_slice(&aws.object(BUCKET, &key).await).unwrap();
     assert_eq!(record["status"], "started");
     assert_eq!(record["digest"], digest.as_str());
@@ -108,12 +108,13 @@ async fn push_rolls_the_service_onto_the_pinned_digest_and_keeps_every_field() {
     let service = aws.ecs.describe_services().cluster(CLUSTER).services("todo-frontend").send().await.unwrap();
     let primary = service.services()[0].deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap();
     assert_eq!(primary.id(), Some(ecs_id));
-    let lease_key = pushdeploy::lease::lease_key(CLUSTER, "todo-frontend");
+    let lease_key = pushdeploy::domain::lease::lease_key(CLUSTER, "todo-frontend");
     assert_eq!(
         aws.keys(BUCKET).await,
         vec![key, FRONTEND_DETAIL.to_string(), FRONTEND_DEFS.to_string(), lease_key.clone()]
     );
-    let lease: pushdeploy::lease::Lease = serde_json::from_slice(&aws.object(BUCKET, &lease_key).await).unwrap();
+    let lease: pushdeploy::domain::lease::Lease =
+        serde_json::from_slice(&aws.object(BUCKET, &lease_key).await).unwrap();
     assert!(lease.released && lease.pending.is_none(), "{lease:?}");
     assert_eq!(lease.task_definition.as_deref(), Some(after.as_str()), "the lease names where it left the service");
 }

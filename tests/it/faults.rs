@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use pushdeploy::aws::AwsPolicy;
-use pushdeploy::lease::{lease_key, Lease};
-use pushdeploy::timing::Deadline;
+use pushdeploy::domain::lease::{lease_key, Lease};
+use pushdeploy::domain::timing::Deadline;
 use serde_json::Value;
 use testkit::estate::{ecr_push_event, registry, Aws, TodoApp, BUCKET, CLUSTER};
 use testkit::faults::{Fault, FaultProxy};
@@ -33,7 +33,7 @@ const DEADLINE: Duration = Duration::from_secs(8);
 struct Rig {
     direct: Aws,
     proxy: FaultProxy,
-    deployer: pushdeploy::deploy::Deployer,
+    deployer: pushdeploy::flows::deploy::Deployer,
     original: String,
     _moto: Emulator,
 }
@@ -170,7 +170,7 @@ async fn persistent_fault(op: String, fault: Fault) -> Result<Row, String> {
     if let Some(left) = rig.lease().await.filter(|l| !l.released) {
         // A lease whose release failed only holds the service until it lapses, just after its
         // holder's deadline: the next push (another invocation) goes through then.
-        let lapses_in = left.expires_at_ms.saturating_sub(pushdeploy::lease::now_ms());
+        let lapses_in = left.expires_at_ms.saturating_sub(pushdeploy::domain::lease::now_ms());
         tokio::time::sleep(Duration::from_millis(lapses_in + 50)).await;
         let (next, _) = rig.push("v2").await;
         let outcome = rig.invoke_as(&next, "req-v2").await;

@@ -39,11 +39,11 @@ impl Estate {
 
 /// EventBridge's `time` of an event `secs` after `t0` (whole seconds, as EventBridge sends it).
 fn at(t0: f64, secs: f64) -> String {
-    pushdeploy::record::rfc3339(t0 + secs)
+    pushdeploy::domain::record::rfc3339(t0 + secs)
 }
 
 /// The push event `id` of `repository:tag` at `digest`, sent at `time`.
-fn push_at(id: &str, repository: &str, tag: &str, digest: &pushdeploy::image::Digest, time: &str) -> Value {
+fn push_at(id: &str, repository: &str, tag: &str, digest: &pushdeploy::domain::image::Digest, time: &str) -> Value {
     let mut event = ecr_push_event(id, repository, tag, digest);
     event["time"] = json!(time);
     event
@@ -67,7 +67,7 @@ async fn a_tag_moved_back_to_an_older_image_deploys_it_and_only_a_late_event_is_
     let e = Estate::new().await;
     let config = local_config(&e.standin.url());
     let deploy = start_function("deploy", e.aws(), &config, &[]).await;
-    let t0 = (pushdeploy::timing::now_ms() / 1000) as f64;
+    let t0 = (pushdeploy::domain::timing::now_ms() / 1000) as f64;
 
     // v1 then v2 to `latest`: both deploy.
     let v1 = e.aws().push_image(FRONTEND, "latest", "frontend-fresh-v1").await;
@@ -115,7 +115,7 @@ async fn a_tag_moved_back_to_an_older_image_deploys_it_and_only_a_late_event_is_
 
     // Another principal tags the running revision with pushdeploy's push time, far in the future
     // (anyone with ecs:TagResource can): the next push still deploys.
-    let pushed_at = Tag::builder().key(pushdeploy::plan::PUSHED_AT_TAG).value("4102444800").build();
+    let pushed_at = Tag::builder().key(pushdeploy::rules::plan::PUSHED_AT_TAG).value("4102444800").build();
     e.aws().signing_as("developer").ecs.tag_resource().resource_arn(&td).tags(pushed_at).send().await.unwrap();
     let v3 = e.aws().push_image(FRONTEND, "latest", "frontend-fresh-v3").await;
     let third = deploy.invoke(&push_at("evt-v3", FRONTEND, "latest", &v3, &at(t0, 40.0))).await.unwrap();

@@ -453,7 +453,7 @@ async fn the_verify_binary_answers_ecs_lifecycle_hooks_in_the_shape_ecs_reads() 
     let mut index = read_index().await;
     assert_eq!((index["stuck"]["invocations"].as_u64(), index["stuck_budget_ms"].as_u64()), (Some(1), Some(300_000)));
     // A config that stays unreadable for the whole budget fails the hook before ECS's timeout acts.
-    let now = pushdeploy::timing::now_ms();
+    let now = pushdeploy::domain::timing::now_ms();
     index["stuck"]["since_ms"] = json!(now - 300_000);
     index["stuck"]["last_ms"] = json!(now - 30_000);
     app.aws.put_json(BUCKET, &index_key, &index).await;

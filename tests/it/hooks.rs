@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use pushdeploy::deploy::Deployer;
-use pushdeploy::verify::Verifier;
+use pushdeploy::flows::deploy::Deployer;
+use pushdeploy::flows::verify::Verifier;
 use serde_json::{json, Map, Value};
 use testkit::estate::{
     blue_green_config, ecs_deployment_event, hook_invocation, Aws, HookCall, TodoApp, BUCKET, CLUSTER,
@@ -135,7 +135,7 @@ impl BlueGreen {
     async fn keep_tally(&self, p: &Pushed, tally: Value) {
         let mut rec = self.record(p).await;
         rec["hook_tally"] = tally;
-        let key = pushdeploy::record::record_key(CLUSTER, BACKEND, &p.ecs_deployment_id).unwrap();
+        let key = pushdeploy::domain::record::record_key(CLUSTER, BACKEND, &p.ecs_deployment_id).unwrap();
         self.aws().put_json(BUCKET, &key, &rec).await;
     }
 
@@ -146,7 +146,7 @@ impl BlueGreen {
     }
 
     async fn record(&self, p: &Pushed) -> Value {
-        let key = pushdeploy::record::record_key(CLUSTER, BACKEND, &p.ecs_deployment_id).unwrap();
+        let key = pushdeploy::domain::record::record_key(CLUSTER, BACKEND, &p.ecs_deployment_id).unwrap();
         serde_json::from_slice(&self.aws().object(BUCKET, &key).await).unwrap()
     }
 
@@ -469,7 +469,7 @@ async fn a_budget_that_can_no_longer_pass_fails_at_once_without_a_round() {
     let p = bg.push("backend-bg-budget", Behaviour::Good).await;
     let rec_id = bg.record(&p).await["id"].as_str().unwrap().to_string();
     // Four rounds used, none passing (the record keeps the tally): one left cannot make two in a row.
-    bg.keep_tally(&p, json!({"check": "POST_TEST_TRAFFIC_SHIFT", "deployment": rec_id, "rounds": 4, "streak": 0, "started_ms": pushdeploy::timing::now_ms()})).await;
+    bg.keep_tally(&p, json!({"check": "POST_TEST_TRAFFIC_SHIFT", "deployment": rec_id, "rounds": 4, "streak": 0, "started_ms": pushdeploy::domain::timing::now_ms()})).await;
     let served = bg.standin.served().len();
     let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &Map::new()).await;
     assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
@@ -480,7 +480,7 @@ async fn a_budget_that_can_no_longer_pass_fails_at_once_without_a_round() {
     // The hook's own timeout (10 min) as good as gone: the next push fails at once too.
     let p = bg.push("backend-bg-late", Behaviour::Good).await;
     let rec_id = bg.record(&p).await["id"].as_str().unwrap().to_string();
-    bg.keep_tally(&p, json!({"check": "POST_TEST_TRAFFIC_SHIFT", "deployment": rec_id, "rounds": 1, "streak": 0, "started_ms": pushdeploy::timing::now_ms() - 599_500})).await;
+    bg.keep_tally(&p, json!({"check": "POST_TEST_TRAFFIC_SHIFT", "deployment": rec_id, "rounds": 1, "streak": 0, "started_ms": pushdeploy::domain::timing::now_ms() - 599_500})).await;
     let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &Map::new()).await;
     assert_eq!(answer["hookStatus"], "FAILED", "{answer}");
     assert!(reason(&answer).contains("the hook's timeout (10 min) would pass"), "{answer}");
@@ -496,7 +496,7 @@ async fn a_forged_tally_in_hook_details_counts_for_nothing() {
     let mut forged = Map::new();
     forged.insert(
         "pushdeploy".into(),
-        json!({"check": "POST_TEST_TRAFFIC_SHIFT", "deployment": rec_id, "rounds": 2, "streak": 2, "started_ms": pushdeploy::timing::now_ms()}),
+        json!({"check": "POST_TEST_TRAFFIC_SHIFT", "deployment": rec_id, "rounds": 2, "streak": 2, "started_ms": pushdeploy::domain::timing::now_ms()}),
     );
     let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &forged).await;
     assert_eq!(answer["hookStatus"], "IN_PROGRESS", "one round is one round: {answer}");
@@ -745,7 +745,7 @@ async fn a_pushdeploy_revision_whose_record_is_not_written_yet_waits_and_is_coun
     let mut bg = BlueGreen::new(5, 2).await;
     let p = bg.push("backend-bg-unrecorded", Behaviour::Good).await;
     // The moment between deploy's UpdateService and its record's write.
-    let key = pushdeploy::record::record_key(CLUSTER, BACKEND, &p.ecs_deployment_id).unwrap();
+    let key = pushdeploy::domain::record::record_key(CLUSTER, BACKEND, &p.ecs_deployment_id).unwrap();
     let rec = bg.record(&p).await;
     bg.aws().s3.delete_object().bucket(BUCKET).key(&key).send().await.unwrap();
     let served = bg.standin.served().len();
@@ -793,7 +793,7 @@ async fn a_hook_stuck_past_its_budget_fails_once_with_the_reason_on_the_record()
     assert_eq!(index["stuck"]["invocations"], 1);
 
     // Five minutes (timeout_minutes = 10, so stuck_minutes defaults to 5) of such invocations.
-    let now = pushdeploy::timing::now_ms();
+    let now = pushdeploy::domain::timing::now_ms();
     index["stuck"]["since_ms"] = json!(now - 300_000);
     index["stuck"]["last_ms"] = json!(now - 30_000);
     index["stuck"]["invocations"] = json!(10);

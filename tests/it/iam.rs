@@ -182,12 +182,13 @@ async fn access_denied_outside_a_rollout_fails_as_permanent_access_denied_is_tol
     let lease_is_free = |l: &Loop| {
         let aws = l.aws().clone();
         async move {
-            let key = pushdeploy::lease::lease_key(CLUSTER, "todo-frontend");
+            let key = pushdeploy::domain::lease::lease_key(CLUSTER, "todo-frontend");
             if !aws.keys(BUCKET).await.contains(&key) {
                 return true;
             }
-            let lease: pushdeploy::lease::Lease = serde_json::from_slice(&aws.object(BUCKET, &key).await).unwrap();
-            lease.released || lease.expires_at_ms <= pushdeploy::lease::now_ms()
+            let lease: pushdeploy::domain::lease::Lease =
+                serde_json::from_slice(&aws.object(BUCKET, &key).await).unwrap();
+            lease.released || lease.expires_at_ms <= pushdeploy::domain::lease::now_ms()
         }
     };
 

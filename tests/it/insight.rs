@@ -71,18 +71,20 @@ async fn status_history_show_and_report_say_what_the_records_say() {
     assert_eq!(backend["last"]["status"], "completed");
     assert_eq!(backend["in_flight"], Value::Null);
     // A rollout in flight: the service's live lease.
-    let held = pushdeploy::lease::Lease::new(
+    let held = pushdeploy::domain::lease::Lease::new(
         "evt-inflight".into(),
         Some("req-inflight".into()),
         "todo-frontend@sha256:abc".into(),
-        pushdeploy::lease::now_ms() + 60_000,
+        pushdeploy::domain::lease::now_ms() + 60_000,
         None,
     );
-    l.aws().put_json(BUCKET, &pushdeploy::lease::lease_key(CLUSTER, "todo-frontend"), &held).await;
+    l.aws().put_json(BUCKET, &pushdeploy::domain::lease::lease_key(CLUSTER, "todo-frontend"), &held).await;
     let (_, out, _) = pushdeploy(&l, &config, &["status", "--json"]).await;
     let frontend = json(&out).as_array().unwrap().iter().find(|s| s["name"] == "frontend").cloned().unwrap();
     assert_eq!(frontend["in_flight"], "evt-inflight rolling out todo-frontend@sha256:abc");
-    l.aws().put_json(BUCKET, &pushdeploy::lease::lease_key(CLUSTER, "todo-frontend"), &held.released(None)).await;
+    l.aws()
+        .put_json(BUCKET, &pushdeploy::domain::lease::lease_key(CLUSTER, "todo-frontend"), &held.released(None))
+        .await;
     let (code, table, _) = pushdeploy(&l, &config, &["status"]).await;
     assert_eq!(code, 0);
     assert!(table.contains("backend") && table.contains("todo-cluster/todo-backend"), "{table}");
@@ -99,7 +101,7 @@ async fn status_history_show_and_report_say_what_the_records_say() {
     assert!(table.contains("automatic rollback") && table.contains("push"), "{table}");
 
     // show: one deployment's timeline and smoke results.
-    let broken_id = pushdeploy::record::record_id(&broken).unwrap();
+    let broken_id = pushdeploy::domain::record::record_id(&broken).unwrap();
     let (code, out, _) = pushdeploy(&l, &config, &["show", &broken_id]).await;
     assert_eq!(code, 0);
     assert!(out.contains("rolled_back") && out.contains("smoke_failed") && out.contains("FAILED"), "{out}");
@@ -143,7 +145,7 @@ async fn status_history_show_and_report_say_what_the_records_say() {
 /// verified push in 785 s).
 async fn write_fixture_history(l: &Loop) {
     let t0 = (insight_now() - 2.0 * 86_400.0).floor();
-    let at = |s: f64| pushdeploy::record::rfc3339(t0 + s);
+    let at = |s: f64| pushdeploy::domain::record::rfc3339(t0 + s);
     let rec = |id: u32, service: &str, name: &str, trigger: Value, status: &str, events: &[(&str, f64)]| {
         let pushed = events.iter().find(|(e, _)| *e == "pushed").map(|(_, t)| at(*t));
         serde_json::json!({

@@ -24,7 +24,7 @@ const ECS_RULE: &str =
 fn failure_record(function_arn: &str, payload: &Value, error_type: &str, message: &str) -> String {
     json!({
         "version": "1.0",
-        "timestamp": pushdeploy::record::now(),
+        "timestamp": pushdeploy::domain::record::now(),
         "requestContext": {
             "requestId": "c2a6f2ae-7dbb-4d22-8782-d0485c9877e2",
             "functionArn": function_arn,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use pushdeploy::lease::{lease_key, Lease};
+use pushdeploy::domain::lease::{lease_key, Lease};
 use serde_json::Value;
 use testkit::estate::{registry, BUCKET, CLUSTER};
 
@@ -81,7 +81,7 @@ async fn the_same_event_100_times_and_20_at_once_rolls_out_once() {
     let primary = primary_deployment(&w, "todo-frontend").await;
     assert_eq!(
         recs[0],
-        pushdeploy::record::record_key(CLUSTER, "todo-frontend", &primary).unwrap(),
+        pushdeploy::domain::record::record_key(CLUSTER, "todo-frontend", &primary).unwrap(),
         "exactly one UpdateService: the record's"
     );
     let td = w.aws().service_task_definition(CLUSTER, "todo-frontend").await;
@@ -126,7 +126,7 @@ async fn a_live_lease_holds_other_rollouts_and_an_expired_one_is_taken_over() {
     w.aws().put_json(BUCKET, &key, &live).await;
     let before = w.snapshot().await;
     // Waited for until the wait bound of the invocation's deadline, then a transient failure.
-    let deadline = pushdeploy::timing::Deadline::after(Duration::from_secs(6));
+    let deadline = pushdeploy::domain::timing::Deadline::after(Duration::from_secs(6));
     let err = w.deployer.handle_before(event.clone(), "req", deadline).await.unwrap_err();
     assert!(err.is_transient() && err.to_string().contains("someone-else"), "{err}");
     assert_eq!(err.error_type(), "Transient.LeaseBusy");
@@ -149,7 +149,7 @@ async fn crash_after_update_service(w: &World, event: &Value, revision_known: bo
     let answer = deliver(w, event).await;
     assert_eq!(answer["outcome"], "started");
     let record_key = answer["deployments"][0]["written"][2].as_str().unwrap().to_string();
-    let mut pending: pushdeploy::record::DeploymentRecord =
+    let mut pending: pushdeploy::domain::record::DeploymentRecord =
         serde_json::from_slice(&w.aws().object(BUCKET, &record_key).await).unwrap();
     for key in w.aws().keys(BUCKET).await {
         w.aws().s3.delete_object().bucket(BUCKET).key(&key).send().await.unwrap();
@@ -214,7 +214,7 @@ async fn a_crashed_rollout_is_finished_even_by_an_event_that_deploys_nothing() {
 }
 
 /// Every answer of a batch of concurrent invocations, failing the test on any error.
-async fn all_answer(results: Vec<Result<pushdeploy::outcome::Summary, pushdeploy::Error>>) -> Vec<Value> {
+async fn all_answer(results: Vec<Result<pushdeploy::rules::outcome::Summary, pushdeploy::Error>>) -> Vec<Value> {
     results
         .into_iter()
         .map(|r| serde_json::to_value(r.expect("every invocation answers: a busy service is waited for")).unwrap())
@@ -273,7 +273,7 @@ async fn lambdas_retry_of_an_invocation_that_died_adopts_its_live_lease_at_once(
     let key = lease_key(CLUSTER, "todo-frontend");
     let mut lease: Lease = serde_json::from_slice(&w.aws().object(BUCKET, &key).await).unwrap();
     lease.invocation = Some("req-oom".into());
-    lease.expires_at_ms = pushdeploy::lease::now_ms() + 30_000;
+    lease.expires_at_ms = pushdeploy::domain::lease::now_ms() + 30_000;
     w.aws().put_json(BUCKET, &key, &lease).await;
 
     // A duplicate delivery of the event (another invocation) cannot tell the holder died: it

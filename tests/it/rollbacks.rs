@@ -243,7 +243,7 @@ async fn a_manual_rollback_whose_record_write_failed_is_finished_by_its_rerun_on
     let moved_to = e.running().await;
     assert!(runs(e.aws(), &moved_to, &v1).await, "ECS took the rollback: {moved_to}");
     let rollout = e.primary().await;
-    let key = pushdeploy::record::record_key(CLUSTER, BACKEND, &rollout).unwrap();
+    let key = pushdeploy::domain::record::record_key(CLUSTER, BACKEND, &rollout).unwrap();
     assert!(!e.aws().keys(BUCKET).await.contains(&key), "the record write failed");
     proxy.clear();
     flaky.stop().await;
@@ -325,7 +325,7 @@ fn update_service_denied() -> testkit::iam::Policies {
 /// it was), and a rollback ECS refuses fails both with the same class, that of its cause.
 #[tokio::test]
 async fn manual_and_automatic_rollbacks_take_the_lease_alike_and_fail_alike() {
-    use pushdeploy::lease::{lease_key, Lease};
+    use pushdeploy::domain::lease::{lease_key, Lease};
     use std::time::Instant;
     let mut l = crate::verify::Loop::new().await;
     let good = l.push(BACKEND, "backend-good", Behaviour::Good).await;
@@ -338,7 +338,7 @@ async fn manual_and_automatic_rollbacks_take_the_lease_alike_and_fail_alike() {
     let key = lease_key(CLUSTER, BACKEND);
     let (held, _) = crate::support::lease_held_by("evt-other");
     l.aws().put_json(BUCKET, &key, &held).await;
-    let deadline = pushdeploy::timing::Deadline::after(Duration::from_secs(4));
+    let deadline = pushdeploy::domain::timing::Deadline::after(Duration::from_secs(4));
     let by_hand = l.deployer.handle_before(manual(), "req-alike", deadline).await.unwrap_err();
     let by_verify = l.verifier.handle(event.clone(), Instant::now() + Duration::from_millis(1500)).await.unwrap_err();
     for err in [&by_hand, &by_verify] {
@@ -362,6 +362,6 @@ async fn manual_and_automatic_rollbacks_take_the_lease_alike_and_fail_alike() {
     assert_eq!(by_hand.error_type(), "Permanent.AccessDenied", "no retry grants a permission");
     assert_eq!(l.record(BACKEND, &broken).await["status"], "rollback_failed");
     let left: Lease = serde_json::from_slice(&l.aws().object(BUCKET, &key).await).unwrap();
-    assert!(left.released || left.expires_at_ms <= pushdeploy::lease::now_ms(), "both let go: {left:?}");
+    assert!(left.released || left.expires_at_ms <= pushdeploy::domain::lease::now_ms(), "both let go: {left:?}");
     assert_eq!(l.aws().service_task_definition(CLUSTER, BACKEND).await, broken_td);
 }

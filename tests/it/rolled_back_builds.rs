@@ -56,7 +56,7 @@ impl Estate {
     /// Delivers an ECR push event of `digest` to `tag` (a new event id each time).
     async fn deliver_push(&mut self, tag: &str, digest: &str) -> Value {
         self.seq += 1;
-        let digest = pushdeploy::image::Digest::parse(digest).unwrap();
+        let digest = pushdeploy::domain::image::Digest::parse(digest).unwrap();
         self.deploy.invoke(&ecr_push_event(&format!("evt-rb-{}", self.seq), BACKEND, tag, &digest)).await.unwrap()
     }
 

@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::SettingName;
-use pushdeploy::deploy::Deployer;
-use pushdeploy::verify::Verifier;
+use pushdeploy::flows::deploy::Deployer;
+use pushdeploy::flows::verify::Verifier;
 use serde_json::{json, Map, Value};
 use testkit::estate::{
     blue_green_config, ecr_push_event, ecs_deployment_event, hook_invocation, local_config, Aws, HookCall, TodoApp,

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use pushdeploy::deploy::Deployer;
-use pushdeploy::verify::Verifier;
+use pushdeploy::flows::deploy::Deployer;
+use pushdeploy::flows::verify::Verifier;
 use serde_json::Value;
 use testkit::estate::{ecr_push_event, ecs_deployment_event, local_config, Aws, TodoApp, BUCKET, CLUSTER};
 use testkit::guard::Emulator;
@@ -56,7 +56,7 @@ impl Attack {
             "completed",
         );
         let answer = self.verifier.handle(done, Instant::now() + Duration::from_secs(120)).await.expect("verdict");
-        let key = pushdeploy::record::record_key(CLUSTER, "todo-backend", &dep).unwrap();
+        let key = pushdeploy::domain::record::record_key(CLUSTER, "todo-backend", &dep).unwrap();
         let record = serde_json::from_slice(&self.app.aws.object(BUCKET, &key).await).unwrap();
         (serde_json::to_value(answer).unwrap(), record)
     }

@@ -42,7 +42,7 @@ async fn evil_revision(l: &Loop) -> String {
 async fn plant(l: &Loop, deployment: &str, edit: impl Fn(&mut Value)) {
     let mut rec = l.record(BACKEND, deployment).await;
     edit(&mut rec);
-    let key = pushdeploy::record::record_key(CLUSTER, BACKEND, deployment).unwrap();
+    let key = pushdeploy::domain::record::record_key(CLUSTER, BACKEND, deployment).unwrap();
     l.aws().put_json(BUCKET, &key, &rec).await;
 }
 
@@ -90,7 +90,7 @@ async fn a_planted_verified_record_is_never_a_manual_rollback_target() {
     };
     let second_rec = l.record(BACKEND, &second).await;
     planted["timeline"] = json!([{"event": "started", "at": between(&second_rec, "pushed")}, {"event": "verified", "at": between(&second_rec, "pushed")}]);
-    let key = pushdeploy::record::record_key(CLUSTER, BACKEND, "ecs-svc/6666666666666666666").unwrap();
+    let key = pushdeploy::domain::record::record_key(CLUSTER, BACKEND, "ecs-svc/6666666666666666666").unwrap();
     l.aws().put_json(BUCKET, &key, &planted).await;
 
     let answer = serde_json::to_value(

@@ -1,7 +1,7 @@
 //! Shared set-up: moto, the todo estate, a deployer over it, and a snapshot of what could change.
 
-use pushdeploy::deploy::Deployer;
-use pushdeploy::image::Digest;
+use pushdeploy::domain::image::Digest;
+use pushdeploy::flows::deploy::Deployer;
 use serde_json::Value;
 use testkit::estate::{ecr_push_event, Aws, TodoApp, BUCKET, CLUSTER};
 use testkit::guard::Emulator;
@@ -50,9 +50,9 @@ pub use testkit::estate::deployer;
 /// Each service's outcome in an answer, in order.
 /// A lease another rollout holds on a service for the next minute (its expiry is `.0`'s
 /// `expires_at_ms`; `.1` is now, in milliseconds since the epoch).
-pub fn lease_held_by(holder: &str) -> (pushdeploy::lease::Lease, u64) {
+pub fn lease_held_by(holder: &str) -> (pushdeploy::domain::lease::Lease, u64) {
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let lease = pushdeploy::lease::Lease {
+    let lease = pushdeploy::domain::lease::Lease {
         holder: holder.into(),
         invocation: None,
         image_uri: "x".into(),
@@ -148,6 +148,6 @@ pub async fn assert_returned_to(aws: &Aws, service: &str, original: &str, app: (
 
 /// The deployment record of `deployment` (`ecs-svc/…`) of `service`, as JSON.
 pub async fn record_of(aws: &Aws, service: &str, deployment: &str) -> Value {
-    let key = pushdeploy::record::record_key(CLUSTER, service, deployment).unwrap();
+    let key = pushdeploy::domain::record::record_key(CLUSTER, service, deployment).unwrap();
     serde_json::from_slice(&aws.object(BUCKET, &key).await).unwrap()
 }

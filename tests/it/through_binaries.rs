@@ -75,7 +75,7 @@ async fn the_verify_binary_believes_no_planted_record_and_no_forged_event() {
     rec["status"] = json!("rollback_failed");
     rec["rolled_back_to"] = json!(evil);
     rec["previous_task_definition"] = json!(evil);
-    let key = pushdeploy::record::record_key(CLUSTER, BACKEND, &dep).unwrap();
+    let key = pushdeploy::domain::record::record_key(CLUSTER, BACKEND, &dep).unwrap();
     e.aws().put_json(BUCKET, &key, &rec).await;
     // Neither planted ARN is read: the rollback returns to what ECS's history shows the service
     // ran before (Terraform's revision), never to the attacker's.
@@ -129,7 +129,7 @@ async fn the_verify_binary_checks_only_what_ecs_confirms_and_keeps_its_own_tally
     let mut forged = Map::new();
     forged.insert(
         "pushdeploy".into(),
-        json!({"check": "POST_TEST_TRAFFIC_SHIFT", "deployment": rec_id, "rounds": 1, "streak": 1, "started_ms": pushdeploy::timing::now_ms()}),
+        json!({"check": "POST_TEST_TRAFFIC_SHIFT", "deployment": rec_id, "rounds": 1, "streak": 1, "started_ms": pushdeploy::domain::timing::now_ms()}),
     );
     let answer = verify.invoke(&call("POST_TEST_TRAFFIC_SHIFT", Some(Value::Object(forged)))).await.unwrap();
     assert_eq!(answer["hookStatus"], "IN_PROGRESS", "{answer}");
@@ -205,7 +205,7 @@ async fn the_deploy_binary_refuses_another_accounts_push_before_touching_a_lease
     event["account"] = json!("999999999999");
     // A busy service: another rollout holds its lease, which the foreign push must not wait on.
     let (held, _) = crate::support::lease_held_by("another-rollout");
-    e.aws().put_json(BUCKET, &pushdeploy::lease::lease_key(CLUSTER, BACKEND), &held).await;
+    e.aws().put_json(BUCKET, &pushdeploy::domain::lease::lease_key(CLUSTER, BACKEND), &held).await;
     let before = Snapshot::take(e.aws()).await;
     let started = std::time::Instant::now();
     let answer = deploy.invoke(&event).await.unwrap();

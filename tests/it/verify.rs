@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use pushdeploy::deploy::Deployer;
-use pushdeploy::verify::Verifier;
+use pushdeploy::flows::deploy::Deployer;
+use pushdeploy::flows::verify::Verifier;
 use serde_json::{json, Value};
 use testkit::estate::{ecs_deployment_event, local_config, Aws, TodoApp, BUCKET, CLUSTER};
 use testkit::guard::Emulator;
@@ -66,7 +66,7 @@ impl Loop {
     }
 
     pub(crate) async fn record(&self, service: &str, deployment: &str) -> Value {
-        let key = pushdeploy::record::record_key(CLUSTER, service, deployment).unwrap();
+        let key = pushdeploy::domain::record::record_key(CLUSTER, service, deployment).unwrap();
         serde_json::from_slice(&self.aws().object(BUCKET, &key).await).unwrap()
     }
 }
@@ -140,7 +140,8 @@ async fn a_broken_rollout_is_rolled_back_and_the_rollback_is_not_smoke_tested() 
     assert!(notes[0]["Subject"].as_str().unwrap().starts_with("pushdeploy ROLLED BACK: backend"), "{notes:?}");
 
     // The rollback is recorded as its own deployment; its completion is not smoke-tested.
-    let rollback_id = pushdeploy::record::ecs_deployment_id(rec["rollback_deployment"].as_str().unwrap()).unwrap();
+    let rollback_id =
+        pushdeploy::domain::record::ecs_deployment_id(rec["rollback_deployment"].as_str().unwrap()).unwrap();
     let rb = l.record("todo-backend", &rollback_id).await;
     assert_eq!(rb["trigger"], json!({"kind": "auto_rollback", "of": dep.replace('/', "-")}));
     assert_eq!(rb["task_definition"], now.as_str());
@@ -158,7 +159,7 @@ async fn a_broken_rollout_is_rolled_back_and_the_rollback_is_not_smoke_tested() 
 
 #[tokio::test]
 async fn a_rollback_waits_for_a_rollout_in_flight_and_holds_the_service_lease() {
-    use pushdeploy::lease::{lease_key, Lease};
+    use pushdeploy::domain::lease::{lease_key, Lease};
     let mut l = Loop::new().await;
     let before = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
     let dep = l.push("todo-backend", "backend-broken", Behaviour::Broken).await;
@@ -169,7 +170,7 @@ async fn a_rollback_waits_for_a_rollout_in_flight_and_holds_the_service_lease() 
         holder: "evt-newer".into(),
         invocation: None,
         image_uri: "newer".into(),
-        expires_at_ms: pushdeploy::lease::now_ms() + 60_000,
+        expires_at_ms: pushdeploy::domain::lease::now_ms() + 60_000,
         pending: None,
         released: false,
         task_definition: None,
@@ -478,14 +479,14 @@ async fn keep_revisions_deregisters_old_copies_but_never_what_a_rollback_needs()
 
 #[tokio::test]
 async fn a_rollback_takes_over_a_lease_a_failed_deploy_handed_over_and_rolls_back_at_once() {
-    use pushdeploy::lease::{lease_key, Lease};
+    use pushdeploy::domain::lease::{lease_key, Lease};
     let mut l = Loop::new().await;
     let before = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
     let dep = l.push("todo-backend", "backend-broken", Behaviour::Broken).await;
     let broken = l.aws().service_task_definition(CLUSTER, "todo-backend").await;
     // A later push failed before ECS took it and handed its lease over: it carries that rollout,
     // which never ran.
-    let mut pending: pushdeploy::record::DeploymentRecord =
+    let mut pending: pushdeploy::domain::record::DeploymentRecord =
         serde_json::from_value(l.record("todo-backend", &dep).await).unwrap();
     pending.previous_task_definition = broken.clone();
     pending.task_definition.clear();
@@ -494,7 +495,7 @@ async fn a_rollback_takes_over_a_lease_a_failed_deploy_handed_over_and_rolls_bac
         "evt-failed".into(),
         Some("req-failed".into()),
         pending.image_uri.clone(),
-        pushdeploy::lease::now_ms() + 30_000,
+        pushdeploy::domain::lease::now_ms() + 30_000,
         Some(pending),
     )
     .handed_over();
@@ -517,7 +518,7 @@ async fn a_rollback_takes_over_a_lease_a_failed_deploy_handed_over_and_rolls_bac
 
 #[tokio::test]
 async fn a_manual_rollback_waits_for_a_rollout_in_flight_instead_of_refusing() {
-    use pushdeploy::lease::{lease_key, Lease};
+    use pushdeploy::domain::lease::{lease_key, Lease};
     let mut l = Loop::new().await;
     let first = l.push("todo-backend", "backend-good", Behaviour::Good).await;
     assert_eq!(l.completed("todo-backend", &first).await["outcome"], "verified");
@@ -530,7 +531,7 @@ async fn a_manual_rollback_waits_for_a_rollout_in_flight_instead_of_refusing() {
         "evt-newer".into(),
         Some("req-newer".into()),
         "newer".into(),
-        pushdeploy::lease::now_ms() + 60_000,
+        pushdeploy::domain::lease::now_ms() + 60_000,
         None,
     );
     l.aws().put_json(BUCKET, &key, &busy).await;
@@ -549,23 +550,23 @@ async fn a_manual_rollback_waits_for_a_rollout_in_flight_instead_of_refusing() {
 
     assert_eq!(answer["deployments"][0]["outcome"], "rolled_back", "{answer}");
     assert!(started.elapsed() >= Duration::from_millis(300), "it waited for the lease");
-    let rec: pushdeploy::record::DeploymentRecord =
+    let rec: pushdeploy::domain::record::DeploymentRecord =
         serde_json::from_slice(&l.aws().object(BUCKET, answer["deployments"][0]["written"][0].as_str().unwrap()).await)
             .unwrap();
     // Back to the first verified revision (a copy of it pinned to what its sidecar ran).
     let reason = rec.reason.clone().unwrap_or_default();
-    assert!(rec.is_rollback() && reason.starts_with(pushdeploy::taskdef::short_name(&verified)), "{rec:?}");
+    assert!(rec.is_rollback() && reason.starts_with(pushdeploy::domain::names::short_name(&verified)), "{rec:?}");
 
     // Still held at the invocation's wait bound: a transient failure an operator can tell apart.
     let held = Lease::new(
         "evt-stuck".into(),
         Some("req-stuck".into()),
         "stuck".into(),
-        pushdeploy::lease::now_ms() + 60_000,
+        pushdeploy::domain::lease::now_ms() + 60_000,
         None,
     );
     l.aws().put_json(BUCKET, &key, &held).await;
-    let deadline = pushdeploy::timing::Deadline::after(Duration::from_secs(4));
+    let deadline = pushdeploy::domain::timing::Deadline::after(Duration::from_secs(4));
     let err = l
         .deployer
         .handle_before(json!({"action": "rollback", "service": "backend"}), "req-op2", deadline)

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use pushdeploy::text::printable;
+use pushdeploy::domain::text::printable;
 
 use super::plan::Plan;
 use super::stack::Target;

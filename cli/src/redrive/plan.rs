@@ -94,7 +94,7 @@ pub fn replay_order(messages: &[Message], plans: &[Plan]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..plans.len()).filter(|i| matches!(plans[*i], Plan::Replay { .. })).collect();
     let time = |i: usize| match &plans[i] {
         Plan::Replay { payload, .. } => {
-            payload["time"].as_str().and_then(pushdeploy::record::epoch_seconds).or(messages[i].sent_at)
+            payload["time"].as_str().and_then(pushdeploy::domain::record::epoch_seconds).or(messages[i].sent_at)
         }
         Plan::Skip(_) => None,
     };

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, Write};
 
-use pushdeploy::text::printable;
+use pushdeploy::domain::text::printable;
 use serde_json::Value;
 
 use super::clip;
@@ -76,12 +76,12 @@ pub fn line(n: usize, message: &Message, plan: &Plan, stack_names: (&str, &str),
 
 /// `event 3m ago` from the event's own time, else when the record was written or SQS took it.
 fn age(parked: &Parked, message: &Message, now: f64) -> String {
-    let event_time = parked.payload()["time"].as_str().and_then(pushdeploy::record::epoch_seconds);
+    let event_time = parked.payload()["time"].as_str().and_then(pushdeploy::domain::record::epoch_seconds);
     if let Some(t) = event_time {
         return format!("event {}", ago(now - t));
     }
     let record_time = match parked {
-        Parked::Record { at: Some(at), .. } => pushdeploy::record::epoch_seconds(at),
+        Parked::Record { at: Some(at), .. } => pushdeploy::domain::record::epoch_seconds(at),
         _ => None,
     };
     match record_time.or(message.sent_at) {
@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn each_message_shows_as_one_line_with_function_event_age_and_why_it_failed() {
-        let now = pushdeploy::record::epoch_seconds("2026-11-24T09:42:00Z").unwrap();
+        let now = pushdeploy::domain::record::epoch_seconds("2026-11-24T09:42:00Z").unwrap();
         let names = ("pushdeploy-deploy", "pushdeploy-verify");
         let m = record(&format!("{DEPLOY}:$LATEST"), push());
         let text = line(1, &m, &plan(&m, &stack()), names, now);
@@ -173,10 +173,10 @@ mod tests {
         assert!(matches!(p, Plan::Skip(_)), "the parser refuses that event id");
         let text = line(1, &m, &p, ("pushdeploy-deploy", "pushdeploy-verify"), 0.0);
         assert_eq!(text.lines().count(), 1, "{text:?}");
-        assert!(!text.chars().any(pushdeploy::text::is_unsafe), "{text:?}");
+        assert!(!text.chars().any(pushdeploy::domain::text::is_unsafe), "{text:?}");
         let rogue = dead_letter(Some("rule/\u{1b}[2J"), "arn:aws:lambda:r:123456789012:function:x\u{85}y", push());
         let text = line(2, &rogue, &plan(&rogue, &stack()), ("d", "v"), 0.0);
-        assert!(text.lines().count() == 1 && !text.chars().any(pushdeploy::text::is_unsafe), "{text:?}");
+        assert!(text.lines().count() == 1 && !text.chars().any(pushdeploy::domain::text::is_unsafe), "{text:?}");
     }
 
     #[test]

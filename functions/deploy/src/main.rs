@@ -1,28 +1,28 @@
 //! The `deploy` Lambda: ECR push events and manual actions in, ECS rollouts out.
 
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
-use pushdeploy::outcome::{Outcome, Summary};
+use pushdeploy::rules::outcome::{Outcome, Summary};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    pushdeploy::setup::init_logging();
-    let metrics = pushdeploy::setup::install_metrics();
+    pushdeploy::lambda::setup::init_logging();
+    let metrics = pushdeploy::lambda::setup::install_metrics();
     // A missing setting is answered on every invocation instead of crash-looping the runtime;
     // a transient failure fails the cold start so Lambda tries again.
-    let live = match pushdeploy::setup::deployer_from_env().await {
+    let live = match pushdeploy::lambda::setup::deployer_from_env().await {
         Ok(live) => Ok(Mutex::new(live)),
         Err(e) if e.is_transient() => return Err(e.into()),
         Err(e) => {
             tracing::error!(error = %e, "pushdeploy cannot start: every invocation will be rejected until this is fixed");
-            pushdeploy::setup::report_startup_failure("deploy", &e).await;
+            pushdeploy::lambda::setup::report_startup_failure("deploy", &e).await;
             Err(e.to_string())
         }
     };
     let mut live = live;
     if let Ok(live) = &mut live {
-        pushdeploy::setup::prepare_deployer(live.get_mut()).await;
+        pushdeploy::lambda::setup::prepare_deployer(live.get_mut()).await;
     }
     let live = &live;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
@@ -33,7 +33,7 @@ async fn main() -> Result<(), Error> {
         };
         let answer = match deployer {
             Ok(d) => {
-                let deadline = pushdeploy::timing::Deadline::from_lambda(event.context.deadline);
+                let deadline = pushdeploy::domain::timing::Deadline::from_lambda(event.context.deadline);
                 let function = Some(event.context.invoked_function_arn.as_str());
                 d.handle_invoked(event.payload, &event.context.request_id, deadline, function)
                     .await
@@ -41,7 +41,7 @@ async fn main() -> Result<(), Error> {
             }
             Err(reason) => Ok(Summary::only(Outcome::Rejected, reason)),
         };
-        pushdeploy::setup::flush_metrics(metrics);
+        pushdeploy::lambda::setup::flush_metrics(metrics);
         answer
     }))
     .await

@@ -3,27 +3,27 @@
 
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use pushdeploy::domain::lifecycle::HookAnswer;
-use pushdeploy::verify::Answer;
+use pushdeploy::flows::verify::Answer;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    pushdeploy::setup::init_logging();
-    let metrics = pushdeploy::setup::install_metrics();
+    pushdeploy::lambda::setup::init_logging();
+    let metrics = pushdeploy::lambda::setup::install_metrics();
     // As in deploy: a missing setting is answered, a transient failure fails the cold start.
-    let live = match pushdeploy::setup::verifier_from_env().await {
+    let live = match pushdeploy::lambda::setup::verifier_from_env().await {
         Ok(live) => Ok(Mutex::new(live)),
         Err(e) if e.is_transient() => return Err(e.into()),
         Err(e) => {
             tracing::error!(error = %e, "pushdeploy cannot start: every invocation will be rejected until this is fixed");
-            pushdeploy::setup::report_startup_failure("verify", &e).await;
+            pushdeploy::lambda::setup::report_startup_failure("verify", &e).await;
             Err(e.to_string())
         }
     };
     let live = &live;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = pushdeploy::timing::Deadline::from_lambda(event.context.deadline).verdict_by();
+        let deadline = pushdeploy::domain::timing::Deadline::from_lambda(event.context.deadline).verdict_by();
         // The config is re-read when its object changes; an invalid one refuses, a missing one retries.
         // Where an event verify cannot judge notes why: the deployment's record, when the bucket is known.
         let mut records = None;
@@ -37,7 +37,7 @@ async fn main() -> Result<(), Error> {
                     Err(e) if pushdeploy::inbound::hook::is_hook_payload(&event.payload) => {
                         let records = records.as_ref().expect("set with the clients");
                         let answer = unreadable_config_hook(records, &event.payload, &e).await;
-                        pushdeploy::setup::flush_metrics(metrics);
+                        pushdeploy::lambda::setup::flush_metrics(metrics);
                         return Ok(Answer::Hook(answer));
                     }
                     Err(e) => return Err(e.into()),
@@ -53,12 +53,12 @@ async fn main() -> Result<(), Error> {
             }
             // An event is never answered unjudged: the invocation fails, so Lambda retries it and
             // then parks it in the failed-invocations queue for a redrive once the config is fixed.
-            Err(reason) => pushdeploy::verify::cannot_judge(records.as_ref(), event.payload, &reason)
+            Err(reason) => pushdeploy::flows::verify::cannot_judge(records.as_ref(), event.payload, &reason)
                 .await
                 .map(Answer::Event)
                 .map_err(|message| Diagnostic { error_type: "Permanent.Config".into(), error_message: message }),
         };
-        pushdeploy::setup::flush_metrics(metrics);
+        pushdeploy::lambda::setup::flush_metrics(metrics);
         answer
     }))
     .await
@@ -78,7 +78,7 @@ async fn unreadable_config_hook(
     let delay = pushdeploy::domain::lifecycle::DEFAULT_CALLBACK_MS;
     let why = format!("the config cannot be read: {e}");
     match pushdeploy::inbound::hook::parse(payload) {
-        Ok(inv) => pushdeploy::verify::stuck(records, None, payload, &inv, delay, None, &why).await,
+        Ok(inv) => pushdeploy::flows::verify::stuck(records, None, payload, &inv, delay, None, &why).await,
         Err(bad) => HookAnswer::failed(format!(
             "malformed lifecycle hook payload: {}; answering FAILED, so ECS rolls the deployment back (the safe side)",
             bad.0

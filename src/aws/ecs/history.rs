@@ -44,7 +44,7 @@ impl EcsClient {
         if let Some(found) = task_digests::ran_by_tasks(&tasks, task_definition) {
             tracing::info!(
                 service = %format!("{cluster}/{service}"),
-                task_definition = %crate::taskdef::short_name(task_definition),
+                task_definition = %crate::rules::taskdef::short_name(task_definition),
                 digests = ?found.digests,
                 "ECS's history does not hold the revision: its digests read from the service's tasks"
             );

@@ -40,7 +40,7 @@ impl EcsClient {
     /// The newest ACTIVE revisions of `family`, newest first, each described with its tags (and
     /// `registeredBy`), one at a time until `enough` is true of one or [`BASE_LOOKED_AT`] are read:
     /// `base = "family"` usually needs one or two reads, and which revision is the base is decided
-    /// elsewhere ([`crate::base::choose_base`]).
+    /// elsewhere ([`crate::rules::base::choose_base`]).
     pub async fn newest_revisions(
         &self,
         family: &str,

@@ -390,7 +390,7 @@ async fn concurrent_pushes(config_text: &str) {
             let mut times = Vec::new();
             for _ in 0..CONCURRENT_RUNS {
                 seq += 1;
-                let event = |tag: &str, digest: &pushdeploy::image::Digest| {
+                let event = |tag: &str, digest: &pushdeploy::domain::image::Digest| {
                     ecr_push_event(&format!("concurrent-{seq}-{tag}"), "todo-backend", tag, digest)
                 };
                 let first = app.aws.push_image("todo-backend", "v1.4.2", &format!("backend-concurrent-{seq}")).await;
@@ -564,7 +564,7 @@ async fn tls_cold_starts(config_text: &str) {
     // A service in steady state: as many records as a push reads (it reads the newest 30).
     let pusher = Pusher(std::cell::Cell::new(10_000));
     let d = deployer(&app.aws, config_text);
-    for i in 0..pushdeploy::rolled_back::HISTORY_SCANNED {
+    for i in 0..pushdeploy::rules::rolled_back::HISTORY_SCANNED {
         let answer = serde_json::to_value(
             d.handle(pusher.push(&app, "todo-frontend").await, &format!("history-{i}")).await.expect("deploy"),
         )
@@ -763,8 +763,8 @@ async fn report_scale() {
             for in_flight in [32usize, 1] {
                 let start = Instant::now();
                 let loaded = records.all_since("deployments/", 0, in_flight, &|_, _| {}).await.expect("read records");
-                let window = pushdeploy::report::Window { since: now - 30.0 * 86_400.0, until: now };
-                let report = pushdeploy::report::report(&loaded.records, window);
+                let window = pushdeploy::rules::report::Window { since: now - 30.0 * 86_400.0, until: now };
+                let report = pushdeploy::rules::report::report(&loaded.records, window);
                 let took = start.elapsed();
                 assert_eq!(loaded.records.len(), n);
                 assert!(report.overall.deployments > 0);
@@ -779,7 +779,7 @@ async fn report_scale() {
 
 /// A realistic deployment record (about 1 KB), the `i`th of a bench history.
 fn scale_record(i: usize, started: f64) -> serde_json::Value {
-    let at = |s: f64| pushdeploy::record::rfc3339(started + s);
+    let at = |s: f64| pushdeploy::domain::record::rfc3339(started + s);
     let status = if i.is_multiple_of(10) { "rolled_back" } else { "verified" };
     serde_json::json!({
         "id": format!("ecs-svc-{i}"), "cluster": CLUSTER, "service": format!("svc-{}", i % 8), "name": format!("svc-{}", i % 8),
@@ -798,7 +798,7 @@ fn scale_record(i: usize, started: f64) -> serde_json::Value {
     })
 }
 
-fn outcome_of(s: pushdeploy::outcome::Summary) -> String {
+fn outcome_of(s: pushdeploy::rules::outcome::Summary) -> String {
     let v = serde_json::to_value(s).expect("summary");
     v["deployments"][0]["outcome"].as_str().unwrap_or("?").to_string()
 }

@@ -314,7 +314,7 @@ impl Demo {
             self.rolled_back = record["id"].as_str().map(str::to_string);
         }
         if let Some(rollback) = record["rollback_deployment"].as_str() {
-            let rollback = pushdeploy::record::ecs_deployment_id(rollback).expect("a record id");
+            let rollback = pushdeploy::domain::record::ecs_deployment_id(rollback).expect("a record id");
             let done = self.invoke_verify(service, &rollback, "SERVICE_DEPLOYMENT_COMPLETED").await;
             println!(
                 "  rollback deployment completed → verify: {}  {}",
@@ -346,7 +346,7 @@ impl Demo {
     }
 
     async fn record(&self, service: &str, deployment: &str) -> Value {
-        let key = pushdeploy::record::record_key(CLUSTER, service, deployment).expect("deployment id");
+        let key = pushdeploy::domain::record::record_key(CLUSTER, service, deployment).expect("deployment id");
         serde_json::from_slice(&self.aws.object(BUCKET, &key).await).unwrap_or_default()
     }
 }
@@ -469,7 +469,7 @@ fn print_timeline(record: &Value) {
         text(&record["tag"]),
         record["status"]
     );
-    let at = |e: &Value| pushdeploy::record::epoch_seconds(text(&e["at"]));
+    let at = |e: &Value| pushdeploy::domain::record::epoch_seconds(text(&e["at"]));
     let events = record["timeline"].as_array().cloned().unwrap_or_default();
     let start = events.iter().find(|e| e["event"] == "started").and_then(at);
     for e in &events {

@@ -1,0 +1,422 @@
+//! Orchestration of a verify: an ECS deployment event (or a lifecycle hook invocation) in, a
+//! verdict recorded, notified and acted on.
+
+mod hook;
+mod problem;
+mod prune;
+mod smoke;
+mod stuck;
+
+pub use problem::{cannot_judge, with_error};
+pub use stuck::stuck;
+
+use std::time::Instant;
+
+use serde_json::Value;
+use tracing::{error, info, warn};
+
+use crate::aws::ecs::EcsClient;
+use crate::aws::elbv2::Elbv2Client;
+use crate::aws::records::{Found, RecordStore};
+use crate::aws::s3::Store;
+use crate::aws::sns::Notifier;
+use crate::config::Config;
+use crate::domain::error::AwsError;
+use crate::domain::error::Error;
+use crate::domain::lifecycle::HookAnswer;
+use crate::domain::names::short_name;
+use crate::domain::record::{self, DeploymentRecord, Status};
+use crate::flows::rollback::{self, Rollback, Rolled};
+use crate::flows::settle;
+use crate::inbound::{self as event, DeploymentState, EcsDeploymentEvent, Trigger};
+use crate::rules::confirm;
+use crate::rules::outcome::{DeploymentSummary, Outcome, Summary};
+use crate::rules::verdict::{self, Ask, Described, Next, Reply, ServiceSeen, Verdict};
+use crate::smoke::client::HttpClient;
+use crate::smoke::secrets::SecretSource;
+
+/// Everything a verify needs, built once per cold start.
+#[derive(Clone, Debug)]
+pub struct Verifier {
+    /// The validated config.
+    pub config: Config,
+    /// ECS client.
+    pub ecs: EcsClient,
+    /// Artifact bucket (records).
+    pub store: Store,
+    /// Target health.
+    pub elbv2: Elbv2Client,
+    /// Verdict notifications, when a topic is configured.
+    pub notifier: Option<Notifier>,
+    /// Smoke-test HTTP client.
+    pub http: HttpClient,
+    /// Smoke-test credentials from SSM Parameter Store, read when a smoke test runs.
+    pub secrets: SecretSource,
+}
+
+impl Verifier {
+    /// A verifier acting through `clients` on `config`, smoke-testing with `http`; smoke-test
+    /// credentials are read from SSM with the clients' credentials.
+    pub fn new(config: Config, clients: &crate::aws::Clients, http: crate::smoke::client::HttpClient) -> Self {
+        Self {
+            config,
+            ecs: clients.ecs.clone(),
+            store: clients.store.clone(),
+            elbv2: clients.elbv2.clone(),
+            notifier: clients.notifier.clone(),
+            http,
+            secrets: crate::smoke::secrets::SecretSource::new(crate::aws::ssm::ParameterStore::new(&clients.sdk)),
+        }
+    }
+}
+
+/// What verify answers: a summary for an event, or what a lifecycle hook answers ECS.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// An ECS deployment event's verdict.
+    Event(Summary),
+    /// `{"hookStatus", "callBackDelay", "hookDetails"}`.
+    Hook(HookAnswer),
+}
+
+impl Verifier {
+    /// Handles one invocation of the function: a lifecycle hook invocation from ECS, or an event.
+    pub async fn invoke(&self, payload: Value, deadline: Instant) -> Result<Answer, Error> {
+        if crate::inbound::hook::is_hook_payload(&payload) {
+            return Ok(Answer::Hook(Box::pin(self.hook(&payload, deadline)).await?));
+        }
+        Ok(Answer::Event(Box::pin(self.handle(payload, deadline)).await?))
+    }
+
+    /// Handles one event; `deadline` is when the verdict must be in hand.
+    /// `Err` for transient AWS failures and for a failed rollback, so Lambda retries.
+    pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Summary, Error> {
+        match event::parse(payload) {
+            Err(e) => Ok(Summary::only(Outcome::Rejected, e.0)),
+            Ok(Trigger::EcsDeployment(mut e)) => match self.with_cluster(&mut e).await {
+                Err(err) => Err(err),
+                Ok(Some(reason)) => {
+                    info!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "ignored", reason = %reason, "decision");
+                    Ok(Summary::only(Outcome::Ignored, reason))
+                }
+                Ok(None) => self.on_resolved(&e, deadline).await,
+            },
+            Ok(_) => Ok(Summary::only(
+                Outcome::Rejected,
+                "verify takes ECS Deployment State Change events; pushes and manual actions go to the deploy function",
+            )),
+        }
+    }
+
+    /// Fills in the cluster of an event about a short-ARN service (`…:service/<name>`, no
+    /// `detail.clusterArn`): the one configured cluster with that service or, where several have
+    /// one of that name, the one whose record names the deployment (ECS deployment ids are
+    /// unique). `Some(reason)` when pushdeploy has no such service or deployment.
+    async fn with_cluster(&self, e: &mut EcsDeploymentEvent) -> Result<Option<String>, Error> {
+        if e.cluster.is_some() {
+            return Ok(None);
+        }
+        let clusters = self.config.clusters_of(&e.service);
+        if let [one] = clusters.as_slice() {
+            e.cluster = Some(one.to_string());
+            return Ok(None);
+        }
+        for cluster in &clusters {
+            if let Found::Record(_) = self.records().get(cluster, &e.service, &e.deployment_id).await? {
+                e.cluster = Some(cluster.to_string());
+                return Ok(None);
+            }
+        }
+        Ok(Some(if clusters.is_empty() {
+            format!("{} (a short service ARN, naming no cluster) is not a service in pushdeploy's config", e.service)
+        } else {
+            format!(
+                "deployment {} of {} (a short service ARN) was not started by pushdeploy in any of {}",
+                e.deployment_id,
+                e.service,
+                clusters.join(", ")
+            )
+        }))
+    }
+
+    /// [`Verifier::handle`] for an event whose cluster is known.
+    async fn on_resolved(&self, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
+        match self.boxed(self.on_deployment(e, deadline)).await {
+            // A failed rollback is on the record and told already; it fails the invocation.
+            Err(err @ Error::RollbackFailed(_)) => Err(err),
+            // A permanent AWS error (AccessDenied, a vanished service) needs a person: it goes on
+            // the record and to the topic, and fails the invocation so it counts in the function's
+            // Errors metric and the event reaches the dead-letter queue for a redrive after the fix.
+            Err(err) if err.is_permanent_aws() => {
+                self.report_problem(e, &err).await;
+                Err(err)
+            }
+            Err(err) if !err.is_transient() => {
+                warn!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "rejected", error = %err, "decision");
+                Ok(Summary::only(Outcome::Rejected, err.to_string()))
+            }
+            other => other,
+        }
+    }
+
+    /// `step` on the heap: awaited inline, a step's whole future took several slots of its
+    /// caller's frame in a debug build, and the steps of a verdict nest deep in a test thread's
+    /// 2 MiB of stack.
+    fn boxed<'a, T>(
+        &self,
+        step: impl std::future::Future<Output = T> + Send + 'a,
+    ) -> futures_util::future::BoxFuture<'a, T> {
+        Box::pin(step)
+    }
+
+    /// The flow of one ECS deployment event: describe what the verdict needs (the record, then
+    /// what ECS runs and confirms, then the smoke test) as [`verdict::decide`] asks, then apply
+    /// the verdict.
+    async fn on_deployment(&self, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
+        let target = format!("{}/{}", e.cluster(), e.service);
+        // A record for a service the config does not name is not pushdeploy's to act on, whoever
+        // wrote it.
+        let Some(svc) = self.config.by_ecs_service(e.cluster(), &e.service) else {
+            let reason = format!("{target} is not a service in pushdeploy's config");
+            info!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "ignored", reason = %reason, "decision");
+            return Ok(Summary::only(Outcome::Ignored, reason));
+        };
+        let rec = match self.records().get(e.cluster(), &e.service, &e.deployment_id).await? {
+            Found::Record(r) => *r,
+            Found::Absent => {
+                let reason = format!("deployment {} of {target} was not started by pushdeploy", e.deployment_id);
+                info!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "ignored", reason = %reason, "decision");
+                return Ok(Summary::only(Outcome::Ignored, reason));
+            }
+            Found::Unreadable(key, err) => {
+                return Ok(Summary::only(Outcome::Rejected, format!("record {key} is unreadable: {err}")))
+            }
+        };
+        let now = record::now();
+        let mut d = Described {
+            event: e,
+            record: &rec,
+            smoke_configured: svc.smoke.is_some(),
+            service: None,
+            confirmed: None,
+            smoke: None,
+            event_at: e.time.clone().unwrap_or_else(|| now.clone()),
+            now,
+        };
+        let mut service_now = None;
+        loop {
+            d.now = record::now();
+            let v = verdict::decide(&d);
+            match (&v.next, &service_now, &svc.smoke) {
+                (Next::Read(Ask::Service), _, _) => {
+                    let seen = self.ecs.service_now(&rec.cluster, &rec.service).await?;
+                    d.service = Some(ServiceSeen {
+                        running: seen.task_definition.clone(),
+                        primary: seen.primary_deployment.clone(),
+                    });
+                    service_now = Some(seen);
+                }
+                (Next::Read(Ask::Confirmation), Some(seen), _) => {
+                    d.confirmed = Some(self.confirmation(&rec, e, seen, svc).await?);
+                }
+                (Next::RunSmoke, Some(seen), Some(smoke)) => {
+                    d.smoke = Some(self.boxed(self.smoke_test(&v.record, smoke, seen, deadline)).await?);
+                }
+                _ => return self.boxed(self.apply(v, e, deadline)).await,
+            }
+        }
+    }
+
+    /// ECS's own word on the event: anyone who may invoke verify can send one, so ECS itself must
+    /// bear out a failure or a completion before the record says so.
+    async fn confirmation(
+        &self,
+        rec: &DeploymentRecord,
+        e: &EcsDeploymentEvent,
+        now: &crate::domain::ecs_view::ServiceNow,
+        svc: &crate::config::ServiceConfig,
+    ) -> Result<Result<(), String>, Error> {
+        let tied = self.tied_deployment(rec).await?;
+        if e.state == DeploymentState::Failed {
+            return Ok(confirm::failed(now, &rec.ecs_deployment_id, &rec.task_definition, tied.as_ref()));
+        }
+        let confirmed = confirm::completed(now, &rec.ecs_deployment_id, tied.as_ref());
+        if confirmed.is_ok() && rec.hook_checks.is_empty() && svc.hook.is_some() {
+            warn!(service = %rec.name, deployment_id = %rec.id, "[service.hook] is configured but ECS never called the hook for this deployment: check the service's deploymentConfiguration.lifecycleHooks; smoke-testing after the rollout instead");
+        }
+        Ok(confirmed)
+    }
+
+    /// Applies an event's verdict: writes and tells what it says ([`settle::apply`]), then does
+    /// what comes next and answers.
+    async fn apply(&self, v: Verdict, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
+        settle::apply(&self.records(), self.notifier.as_ref(), &v, &e.event_id).await?;
+        let said = match &v.answer {
+            Some(Reply::Event(said)) => self.answer(&v.record, said.outcome, said.reason.clone(), said.wrote),
+            _ => Summary::only(Outcome::Rejected, "verify reached no verdict"),
+        };
+        match v.next {
+            Next::Refuse { event, why } => Err(unconfirmed(&v.record, event, why)),
+            Next::RollBack { why } => self.boxed(self.roll_back(v.record, e, why, deadline)).await,
+            Next::FinishRollback { primary } => self.finish_rollback(v.record, e, primary).await,
+            Next::Prune => {
+                self.prune(&v.record).await;
+                Ok(said)
+            }
+            Next::Answer | Next::Read(_) | Next::RunSmoke => Ok(said),
+        }
+    }
+
+    /// Records a rollback that ECS already runs (its invocation died before recording it).
+    async fn finish_rollback(
+        &self,
+        mut rec: DeploymentRecord,
+        e: &EcsDeploymentEvent,
+        primary: Option<String>,
+    ) -> Result<Summary, Error> {
+        let to = self.rollback().finish_automatic(&mut rec, primary).await?;
+        self.settle(&rec, e).await?;
+        let reason = format!("rolled back to {}: {}", short_name(&to), rec.reason.as_deref().unwrap_or_default());
+        Ok(self.answer(&rec, Outcome::RolledBack, reason, true))
+    }
+
+    /// The one rollback ([`crate::flows::rollback`]), and what it came to on the record.
+    fn rollback(&self) -> Rollback<'_> {
+        Rollback { ecs: &self.ecs, store: &self.store }
+    }
+
+    /// Returns the service to its last verified deployment ([`Rollback::automatic`]) and puts
+    /// what that came to on the record.
+    async fn roll_back(
+        &self,
+        mut rec: DeploymentRecord,
+        e: &EcsDeploymentEvent,
+        why: String,
+        deadline: Instant,
+    ) -> Result<Summary, Error> {
+        let (status, reason) = match self.rollback().automatic(&mut rec, deadline).await? {
+            Rolled::Failed(cause) => return self.rollback_failed(rec, e, why, cause).await,
+            Rolled::Done { to, rollback } => {
+                rec.status = Status::RolledBack;
+                rec.reason = Some(why);
+                rec.rolled_back_to = Some(to.clone());
+                rec.rollback_deployment = Some(rollback.id.clone());
+                rec.stamp("rolled_back", record::now());
+                let records = self.records();
+                let (a, b) = tokio::join!(records.put(&rollback), self.settle(&rec, e));
+                a?;
+                b?;
+                let reason =
+                    format!("rolled back to {}: {}", short_name(&to), rec.reason.as_deref().unwrap_or_default());
+                return Ok(self.answer(&rec, Outcome::RolledBack, reason, true));
+            }
+            Rolled::NothingEarlier => (Status::Failed, format!(
+                "{why}; no automatic rollback: strategy {} kept task definition {}, so there is no earlier revision to return to (push the previous image to the tag again)",
+                rec.strategy,
+                short_name(&rec.task_definition)
+            )),
+            Rolled::Replaced(running) => (Status::Failed, format!(
+                "{why}; not rolled back: {} replaced {} before the rollback could start",
+                short_name(&running),
+                short_name(&rec.task_definition)
+            )),
+        };
+        rec.status = status;
+        rec.reason = Some(reason);
+        rec.stamp("failed", record::now());
+        self.settle(&rec, e).await?;
+        Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true))
+    }
+
+    /// ECS's service deployment a lifecycle hook tied the record to, if any.
+    async fn tied_deployment(
+        &self,
+        rec: &DeploymentRecord,
+    ) -> Result<Option<crate::domain::ecs_view::ServiceDeploymentNow>, Error> {
+        match &rec.service_deployment_arn {
+            Some(arn) => Ok(self.ecs.service_deployment(arn).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// Records, logs and notifies a rollback that could not be carried out, and fails the invocation.
+    async fn rollback_failed(
+        &self,
+        mut rec: DeploymentRecord,
+        e: &EcsDeploymentEvent,
+        why: String,
+        err: Error,
+    ) -> Result<Summary, Error> {
+        let to = rec.rolled_back_to.as_deref().map(|to| format!(" to {}", short_name(to))).unwrap_or_default();
+        let reason = format!(
+            "{}; pushdeploy cannot roll back {}{to}: {err}; the broken revision {} is still serving",
+            why.split("; pushdeploy cannot roll back").next().unwrap_or(&why),
+            rec.name,
+            short_name(&rec.task_definition)
+        );
+        error!(service = %rec.name, deployment_id = %rec.id, image = %rec.image_uri, outcome = "rollback_failed", error = %err, "decision");
+        // A retry that fails the same way has told everyone already: the record and the message stand.
+        if rec.status != Status::RollbackFailed || rec.reason.as_deref() != Some(reason.as_str()) {
+            rec.status = Status::RollbackFailed;
+            rec.reason = Some(reason);
+            rec.stamp("rollback_failed", record::now());
+            self.settle(&rec, e).await?;
+        }
+        // Classified by its cause, as a manual rollback's failure is: the invocation fails either way.
+        Err(rollback::failed(err))
+    }
+
+    async fn publish(&self, m: &crate::rules::notify::Message) {
+        if let Some(n) = &self.notifier {
+            n.send(m).await;
+        }
+    }
+
+    /// Writes a record that reached a verdict, logs it and notifies.
+    async fn settle(&self, rec: &DeploymentRecord, e: &EcsDeploymentEvent) -> Result<(), Error> {
+        self.settle_for(rec, &e.event_id).await
+    }
+
+    /// Writes a record that reached a verdict on behalf of `event_id` (an event or a hook
+    /// execution), logs it, counts it and notifies ([`settle::settle`]).
+    async fn settle_for(&self, rec: &DeploymentRecord, event_id: &str) -> Result<(), Error> {
+        settle::settle(&self.records(), self.notifier.as_ref(), rec, event_id).await
+    }
+
+    async fn save(&self, rec: &DeploymentRecord) -> Result<(), Error> {
+        self.records().put(rec).await?;
+        Ok(())
+    }
+
+    /// The deployment records in the bucket.
+    fn records(&self) -> RecordStore {
+        RecordStore::new(self.store.clone())
+    }
+
+    fn answer(&self, rec: &DeploymentRecord, outcome: Outcome, reason: String, wrote: bool) -> Summary {
+        let mut d = DeploymentSummary::new(&rec.name, format!("{}/{}", rec.cluster, rec.service), outcome, reason);
+        d.image = Some(rec.image_uri.clone()).filter(|i| !i.is_empty());
+        d.previous_task_definition = Some(rec.previous_task_definition.clone());
+        d.task_definition = Some(rec.task_definition.clone());
+        d.ecs_deployment_id = Some(rec.ecs_deployment_id.clone());
+        if wrote {
+            d.written = vec![rec.key()];
+        }
+        Summary::of(vec![d])
+    }
+}
+
+/// An event ECS's own state does not bear out: nothing is changed, and the invocation fails so
+/// that Lambda retries it (ECS's state can lag its event by moments) and then parks it.
+fn unconfirmed(rec: &DeploymentRecord, event: &str, why: String) -> Error {
+    warn!(service = %rec.name, deployment_id = %rec.id, outcome = "unconfirmed", reason = %why, "decision");
+    AwsError {
+        action: "confirm the event with ECS",
+        target: format!("{}/{}", rec.cluster, rec.service),
+        detail: format!("{event} for {} is not confirmed: {why}", rec.ecs_deployment_id),
+        hint: "nothing if ECS is about to report it (the retry settles it); otherwise someone invoked verify with an event ECS did not send",
+        transient: true,
+    }
+    .into()
+}
