@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use crate::estate::Aws;
+use crate::clients::Aws;
 use crate::faults::forward;
 use crate::http::{serve, Request, Response};
 use crate::iam::{classify, secure_string_key, Call, Check, Policies, Role, Verdict, SSM_DEFAULT_KEY};

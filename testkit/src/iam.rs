@@ -19,9 +19,9 @@ use iam_rs::{
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::estate::{ACCOUNT, BUCKET, REGION};
 use crate::http::Request;
 use crate::moto::workspace_root;
+use crate::names::{ACCOUNT, BUCKET, REGION};
 
 /// The identity a function's SDK clients sign with: its access key names the role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -88,13 +88,13 @@ fn access_key_of(req: &Request) -> Option<&str> {
 /// register revisions as a session of it.
 pub const TERRAFORM_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/terraform";
 
-/// The access key the harness's own clients sign with ([`crate::estate::Aws::new`]).
+/// The access key the harness's own clients sign with ([`crate::clients::Aws::new`]).
 pub const HARNESS_ACCESS_KEY: &str = "testing";
 
 /// The principal ECS would name as the registrant (`registeredBy`) of a revision `req`
 /// registers, by the access key it is signed with: a function's session of its role, the
 /// harness's key as a session of Terraform's role, any other key `K` as a session of a role
-/// named `K` ([`crate::estate::Aws::signing_as`]): a principal the config does not trust.
+/// named `K` ([`crate::clients::Aws::signing_as`]): a principal the config does not trust.
 pub fn registrant_of(req: &Request) -> Option<String> {
     let key = access_key_of(req)?;
     if let Some(role) = Role::ALL.into_iter().find(|r| r.access_key() == key) {

@@ -24,7 +24,8 @@ use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
-use crate::estate::{fake_digest, registry, Aws, ACCOUNT, REGION};
+use crate::clients::Aws;
+use crate::names::{fake_digest, registry, ACCOUNT, REGION};
 
 #[derive(Debug, Clone)]
 struct Revision {
