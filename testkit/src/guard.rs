@@ -120,6 +120,9 @@ impl Drop for Guard {
     }
 }
 
+/// A check and the policy's verdict on it.
+type Judged = (Check, Verdict);
+
 /// What the guard's server needs to check and answer one request.
 struct Handler {
     state: Arc<Mutex<State>>,
@@ -183,7 +186,7 @@ impl Handler {
 
     /// Each check of `call` with its verdict for `role`; and for a call on an S3 bucket, what S3
     /// asks before it answers a missing key 404 rather than 403 (ListBucket) with its verdict.
-    fn evaluate(&self, role: Role, call: &Call) -> (Vec<(Check, Verdict)>, Option<(Check, Verdict)>) {
+    fn evaluate(&self, role: Role, call: &Call) -> (Vec<Judged>, Option<Judged>) {
         let st = self.state.lock().expect("lock");
         let checks = call.checks.iter().map(|c| (c.clone(), st.policies.evaluate(role, c))).collect();
         let bucket = call.checks[0].resource.strip_prefix("arn:aws:s3:::").and_then(|r| r.split('/').next());

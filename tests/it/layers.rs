@@ -87,13 +87,14 @@ fn read_crate(root: &Path, dir: &Path, root_file: &str) -> Crate {
     Crate { dir: dir.to_path_buf(), files }
 }
 
-/// Every .rs file under `dir`, in a stable order, leaving out the folder `skip`.
+/// Every .rs file under `dir`, in a stable order, leaving out the folder `skip` and test
+/// modules kept in files of their own (`tests.rs`).
 fn rust_files(dir: &Path, skip: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in sorted_entries(dir) {
         if entry.is_dir() && entry != skip {
             out.extend(rust_files(&entry, skip));
-        } else if entry.extension().is_some_and(|e| e == "rs") {
+        } else if entry.extension().is_some_and(|e| e == "rs") && !entry.ends_with("tests.rs") {
             out.push(entry);
         }
     }

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-/// Lambda's price per GB-second on arm64, and per request.
+/// Lambda's price per GB-second on arm64.
 pub const PRICE_GB_S: f64 = 0.0000133334;
+/// Lambda's price per request.
 pub const PRICE_REQUEST: f64 = 0.2e-6;
 
 /// `d` in milliseconds.
