@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use crate::estate::Aws;
+use crate::clients::Aws;
 use crate::faults::forward;
 use crate::http::{serve, Request, Response};
 use crate::iam::{classify, secure_string_key, Call, Check, Policies, Role, Verdict, SSM_DEFAULT_KEY};
@@ -77,75 +77,15 @@ impl Guard {
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         let harness = Aws::new(upstream).await;
         let revisions = Arc::new(Revisions::new(harness.clone()));
-        let revisions_kept = revisions.clone();
-        let (s, upstream) = (state.clone(), upstream.trim_end_matches('/').to_string());
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let handler =
+            Arc::new(Handler { state: state.clone(), client, upstream, revisions: revisions.clone(), harness });
         let (addr, task) = serve(move |req: Request| {
-            let (s, client, upstream, revisions) = (s.clone(), client.clone(), upstream.clone(), revisions.clone());
-            let harness = harness.clone();
-            async move {
-                let mut call = classify(&req);
-                // IAM authorizes a call on a service against the ARN ECS gave it (short, for a
-                // service created before the long ARN format), not the one the request implies.
-                for check in &mut call.checks {
-                    if let Some(actual) = revisions.as_ecs_names_it(&check.resource) {
-                        check.resource = actual;
-                    }
-                }
-                let Some(role) = Role::of_request(&req) else {
-                    // The test harness: unchecked, unrecorded, but ECS's revisions still follow it.
-                    return answer(&client, &upstream, &revisions, &call.operation, req, None).await;
-                };
-                // Boxed: the SDK call's future would otherwise sit in every request's future.
-                if let Some(key) = Box::pin(secure_string_decryption(&harness, &call, &req)).await {
-                    call.checks.push(key);
-                }
-                let fixture = s.lock().expect("lock").fixtures.get(&call.operation).cloned();
-                let (checks, listing) = {
-                    let st = s.lock().expect("lock");
-                    let checks: Vec<(Check, Verdict)> =
-                        call.checks.iter().map(|c| (c.clone(), st.policies.evaluate(role, c))).collect();
-                    // What S3 asks before it answers a missing key 404 rather than 403.
-                    let bucket =
-                        call.checks[0].resource.strip_prefix("arn:aws:s3:::").and_then(|r| r.split('/').next());
-                    let listing = bucket.map(|b| {
-                        let check = Check::list_bucket(b);
-                        let verdict = st.policies.evaluate(role, &check);
-                        (check, verdict)
-                    });
-                    (checks, listing)
-                };
-                let allowed = !checks.is_empty() && checks.iter().all(|(_, v)| v.allowed);
-                let mut record =
-                    GuardedCall { role, operation: call.operation.clone(), checks, allowed, missing_key_denied: false };
-                let resp = if !allowed {
-                    let denied = record.checks.iter().find(|(_, v)| !v.allowed).map(|(c, _)| c.clone());
-                    access_denied(role, &call.operation, denied.as_ref())
-                } else {
-                    let resp = answer(&client, &upstream, &revisions, &call.operation, req, fixture).await;
-                    match listing {
-                        Some((check, verdict)) if resp.status == 404 && call.operation == "s3:GetObject" => {
-                            let listable = verdict.allowed;
-                            record.checks.push((check, verdict));
-                            if listable {
-                                resp
-                            } else {
-                                record.missing_key_denied = true;
-                                access_denied(role, &call.operation, None)
-                            }
-                        }
-                        _ => resp,
-                    }
-                };
-                let mut st = s.lock().expect("lock");
-                if let Some(path) = &st.log {
-                    append_line(path, &serde_json::to_string(&record).expect("serializes"));
-                }
-                st.calls.push(record);
-                resp
-            }
+            let handler = handler.clone();
+            async move { handler.handle(req).await }
         })
         .await;
-        Self { endpoint: format!("http://{addr}"), ecs: revisions_kept, state, task }
+        Self { endpoint: format!("http://{addr}"), ecs: revisions, state, task }
     }
 
     /// Function calls seen so far, in order.
@@ -177,6 +117,85 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// A check and the policy's verdict on it.
+type Judged = (Check, Verdict);
+
+/// What the guard's server needs to check and answer one request.
+struct Handler {
+    state: Arc<Mutex<State>>,
+    client: reqwest::Client,
+    upstream: String,
+    revisions: Arc<Revisions>,
+    harness: Aws,
+}
+
+impl Handler {
+    /// Checks `req` against its role's policy (the harness's pass unchecked), answers it, and
+    /// records the call.
+    async fn handle(&self, req: Request) -> Response {
+        let mut call = classify(&req);
+        // IAM authorizes a call on a service against the ARN ECS gave it (short, for a
+        // service created before the long ARN format), not the one the request implies.
+        for check in &mut call.checks {
+            if let Some(actual) = self.revisions.as_ecs_names_it(&check.resource) {
+                check.resource = actual;
+            }
+        }
+        let Some(role) = Role::of_request(&req) else {
+            // The test harness: unchecked, unrecorded, but ECS's revisions still follow it.
+            return answer(&self.client, &self.upstream, &self.revisions, &call.operation, req, None).await;
+        };
+        // Boxed: the SDK call's future would otherwise sit in every request's future.
+        if let Some(key) = Box::pin(secure_string_decryption(&self.harness, &call, &req)).await {
+            call.checks.push(key);
+        }
+        let fixture = self.state.lock().expect("lock").fixtures.get(&call.operation).cloned();
+        let (checks, listing) = self.evaluate(role, &call);
+        let allowed = !checks.is_empty() && checks.iter().all(|(_, v)| v.allowed);
+        let mut record =
+            GuardedCall { role, operation: call.operation.clone(), checks, allowed, missing_key_denied: false };
+        let resp = if !allowed {
+            let denied = record.checks.iter().find(|(_, v)| !v.allowed).map(|(c, _)| c.clone());
+            access_denied(role, &call.operation, denied.as_ref())
+        } else {
+            let resp = answer(&self.client, &self.upstream, &self.revisions, &call.operation, req, fixture).await;
+            match listing {
+                Some((check, verdict)) if resp.status == 404 && call.operation == "s3:GetObject" => {
+                    let listable = verdict.allowed;
+                    record.checks.push((check, verdict));
+                    if listable {
+                        resp
+                    } else {
+                        record.missing_key_denied = true;
+                        access_denied(role, &call.operation, None)
+                    }
+                }
+                _ => resp,
+            }
+        };
+        let mut st = self.state.lock().expect("lock");
+        if let Some(path) = &st.log {
+            append_line(path, &serde_json::to_string(&record).expect("serializes"));
+        }
+        st.calls.push(record);
+        resp
+    }
+
+    /// Each check of `call` with its verdict for `role`; and for a call on an S3 bucket, what S3
+    /// asks before it answers a missing key 404 rather than 403 (ListBucket) with its verdict.
+    fn evaluate(&self, role: Role, call: &Call) -> (Vec<Judged>, Option<Judged>) {
+        let st = self.state.lock().expect("lock");
+        let checks = call.checks.iter().map(|c| (c.clone(), st.policies.evaluate(role, c))).collect();
+        let bucket = call.checks[0].resource.strip_prefix("arn:aws:s3:::").and_then(|r| r.split('/').next());
+        let listing = bucket.map(|b| {
+            let check = Check::list_bucket(b);
+            let verdict = st.policies.evaluate(role, &check);
+            (check, verdict)
+        });
+        (checks, listing)
     }
 }
 

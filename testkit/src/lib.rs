@@ -2,13 +2,17 @@
 //!
 //! Used by the integration tests, the demo and the benchmarks; never by the functions.
 
+pub mod clients;
+pub mod configs;
 pub mod estate;
+pub mod events;
 pub mod faults;
 pub mod guard;
 pub mod http;
 pub mod iam;
 pub mod lambda;
 pub mod moto;
+pub mod names;
 pub mod revisions;
 pub mod runtime;
 pub mod standin;

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
-use crate::estate::{Aws, CLUSTER};
+use crate::clients::Aws;
 use crate::http::{serve, Request, Response};
+use crate::names::CLUSTER;
 
 /// How an image behaves once deployed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,6 +33,37 @@ fn openssl(dir: &Path, args: &[&str]) {
     assert!(out.status.success(), "openssl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A certificate for `cn` (`name`.pem, its key `name`.key) that `signer` signs, with the
+/// extensions of `section` in ext.cnf.
+fn sign(dir: &Path, name: &str, cn: &str, signer: &str, section: &str) {
+    let rsa = ["-newkey", "rsa:2048", "-nodes"];
+    let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+    openssl(dir, &[&["req"][..], &rsa, &["-keyout", &key, "-out", &csr, "-subj", cn]].concat());
+    let (ca, ca_key) = (format!("{signer}.pem"), format!("{signer}.key"));
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-extensions",
+            section,
+        ],
+    );
+}
+
 impl LocalCa {
     /// Generates a root, an intermediate and a server certificate for 127.0.0.1 (all RSA-2048)
     /// with the openssl command into `dir`, and writes the trust bundle.
@@ -64,31 +95,7 @@ impl LocalCa {
             ("intermediate", "/CN=pushdeploy bench intermediate", "root", "ca"),
             ("server", "/CN=127.0.0.1", "intermediate", "leaf"),
         ] {
-            let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
-            openssl(dir, &[&["req"][..], &rsa, &["-keyout", &key, "-out", &csr, "-subj", cn]].concat());
-            let (ca, ca_key) = (format!("{signer}.pem"), format!("{signer}.key"));
-            openssl(
-                dir,
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    &csr,
-                    "-CA",
-                    &ca,
-                    "-CAkey",
-                    &ca_key,
-                    "-CAcreateserial",
-                    "-out",
-                    &pem,
-                    "-days",
-                    "2",
-                    "-extfile",
-                    "ext.cnf",
-                    "-extensions",
-                    section,
-                ],
-            );
+            sign(dir, name, cn, signer, section);
         }
         let chain = ["server.pem", "intermediate.pem"]
             .iter()

@@ -10,6 +10,7 @@ mod hooks;
 mod hostile;
 mod iam;
 mod insight;
+mod layers;
 mod long_history;
 mod memory;
 mod redrive;

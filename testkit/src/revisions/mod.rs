@@ -20,11 +20,15 @@
 //! that registered the revision: the guard names the signer of each RegisterTaskDefinition it
 //! passes ([`crate::iam::registrant_of`]), and the emulation adds it to moto's answers.
 
+mod amend;
+mod answers;
+
 use std::sync::Mutex;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::estate::{fake_digest, registry, Aws, ACCOUNT, REGION};
+use crate::clients::Aws;
+use crate::names::{fake_digest, registry, ACCOUNT, REGION};
 
 #[derive(Debug, Clone)]
 struct Revision {
@@ -78,25 +82,6 @@ pub struct Revisions {
     tasks: Mutex<Vec<TaskRun>>,
     /// Service name → its blue/green target group pair.
     target_groups: Mutex<std::collections::HashMap<String, TargetGroupPair>>,
-}
-
-/// The page a ListServiceDeployments or ListTasks request asks for, as the answer's `key`: from
-/// the offset its `nextToken` names (a token this emulation issued), at most `maxResults` (else
-/// `default`), with a `nextToken` when items are left.
-fn page<T: Clone + serde::Serialize>(key: &str, items: &[T], request: &Value, default: usize) -> Value {
-    let start = request["nextToken"]
-        .as_str()
-        .and_then(|t| t.strip_prefix("emulated-page-"))
-        .and_then(|n| n.parse::<usize>().ok())
-        .unwrap_or(0)
-        .min(items.len());
-    let size = request["maxResults"].as_u64().map_or(default, |m| m as usize);
-    let end = (start + size).min(items.len());
-    let mut out = json!({ key: items[start..end].to_vec() });
-    if end < items.len() {
-        out["nextToken"] = json!(format!("emulated-page-{end}"));
-    }
-    out
 }
 
 fn now_secs() -> f64 {
@@ -320,80 +305,6 @@ impl Revisions {
         });
     }
 
-    /// Mends moto's answer where it departs from ECS's: moto keeps the first task definition on a
-    /// service's PRIMARY deployment however often UpdateService changes it (ECS names the
-    /// revision the deployment rolls out). True when the answer changed.
-    ///
-    /// moto also leaves every rollout IN_PROGRESS (it runs no tasks): the PRIMARY deployment is
-    /// reported COMPLETED, as ECS reports a rollout that finished, unless the harness set its
-    /// state ([`Revisions::set_rollout_state`]).
-    ///
-    /// A task definition moto describes or registers gets the `registeredBy` ECS would give it.
-    pub fn amend(&self, operation: &str, answer: &mut Value) -> bool {
-        if matches!(operation, "ecs:DescribeTaskDefinition" | "ecs:RegisterTaskDefinition") {
-            let td = &mut answer["taskDefinition"];
-            let by = td["taskDefinitionArn"]
-                .as_str()
-                .and_then(|arn| self.registrants.lock().expect("lock").get(arn).cloned());
-            return match by {
-                Some(by) if td.is_object() && td["registeredBy"].is_null() => {
-                    td["registeredBy"] = Value::String(by);
-                    true
-                }
-                _ => false,
-            };
-        }
-        if !matches!(operation, "ecs:DescribeServices" | "ecs:UpdateService" | "ecs:CreateService") {
-            return false;
-        }
-        let states = self.rollout_states.lock().expect("lock").clone();
-        let mut changed = false;
-        let services: Vec<&mut Value> = match answer {
-            Value::Object(o) if o.contains_key("services") => {
-                o.get_mut("services").and_then(Value::as_array_mut).map(|a| a.iter_mut().collect()).unwrap_or_default()
-            }
-            Value::Object(o) => o.get_mut("service").into_iter().collect(),
-            _ => Vec::new(),
-        };
-        let recorded = self.recorded.lock().expect("lock").clone();
-        let pairs = self.target_groups.lock().expect("lock").clone();
-        for svc in services {
-            // The revision ECS runs now (the newest it started), as `currentServiceRevisions`.
-            if let Some(r) = recorded.iter().rev().find(|r| Some(r.service_arn.as_str()) == svc["serviceArn"].as_str())
-            {
-                svc["currentServiceRevisions"] = json!([{
-                    "arn": r.arn, "requestedTaskCount": 2, "runningTaskCount": 2, "pendingTaskCount": 0
-                }]);
-                svc["currentServiceDeployment"] = json!(r.deployment_arn);
-                changed = true;
-            }
-            if let Some((primary, alternate)) = svc["serviceName"].as_str().and_then(|n| pairs.get(n)) {
-                svc["loadBalancers"] = load_balancers(primary, alternate);
-                changed = true;
-            }
-            let Some(td) = svc["taskDefinition"].as_str().map(str::to_string) else { continue };
-            for d in svc["deployments"].as_array_mut().into_iter().flatten() {
-                if d["status"] == "PRIMARY" && d["taskDefinition"] != td.as_str() {
-                    d["taskDefinition"] = Value::String(td.clone());
-                    changed = true;
-                }
-                let set = d["id"].as_str().and_then(|id| states.get(id)).cloned();
-                let state = match set {
-                    Some(state) => Some(state),
-                    None if operation == "ecs:DescribeServices" && d["status"] == "PRIMARY" => {
-                        Some("COMPLETED".to_string())
-                    }
-                    None => None,
-                };
-                if let Some(state) = state.filter(|s| d["rolloutState"] != s.as_str()) {
-                    d["rolloutState"] = Value::String(state);
-                    changed = true;
-                }
-            }
-        }
-        changed
-    }
-
     /// The digest ECS would resolve `image` to now.
     async fn resolve(&self, image: &str) -> String {
         if let Some((_, digest)) = image.split_once('@') {
@@ -416,211 +327,5 @@ impl Revisions {
             }
         }
         fake_digest(image)
-    }
-
-    /// ECS's answer to `operation` with `request`.
-    pub fn answer(&self, operation: &str, request: &Value) -> Value {
-        let recorded = self.recorded.lock().expect("lock");
-        match operation {
-            "ecs:ListServiceDeployments" => {
-                let cluster = request["cluster"].as_str().unwrap_or("default");
-                // By name: the request may name the service by either form of its ARN, and a
-                // service with a short ARN (`…:service/<name>`) is recorded under that one.
-                let requested = request["service"].as_str().unwrap_or_default();
-                let name = requested.rsplit('/').next().unwrap_or(requested);
-                let wanted: Vec<&str> =
-                    request["status"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-                // Each deployment's status as the harness set it (a stuck or failed one), else SUCCESSFUL.
-                let stages = self.stages.lock().expect("lock");
-                let status_of =
-                    |r: &&Revision| stages.get(&r.deployment_arn).map_or("SUCCESSFUL".to_string(), |s| s.0.clone());
-                let briefs: Vec<Value> = recorded
-                    .iter()
-                    .rev()
-                    .filter(|r| r.service_arn.rsplit('/').next() == Some(name) && r.cluster_arn == cluster_arn(cluster))
-                    .filter(|r| wanted.is_empty() || wanted.contains(&status_of(r).as_str()))
-                    .map(|r| {
-                        let status = status_of(&r);
-                        json!({
-                            "serviceDeploymentArn": r.deployment_arn,
-                            "serviceArn": r.service_arn,
-                            "clusterArn": r.cluster_arn,
-                            "createdAt": r.created_at,
-                            "startedAt": r.created_at,
-                            "finishedAt": r.created_at,
-                            "targetServiceRevisionArn": r.arn,
-                            "status": status,
-                        })
-                    })
-                    .collect();
-                // Pages as ECS does: maxResults (20 when absent), then nextToken for the rest.
-                page("serviceDeployments", &briefs, request, 20)
-            }
-            "ecs:DescribeServiceDeployments" => {
-                let stages = self.stages.lock().expect("lock");
-                let mut found = Vec::new();
-                let mut failures = Vec::new();
-                for arn in request["serviceDeploymentArns"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                    match recorded.iter().find(|r| r.deployment_arn == arn) {
-                        Some(r) => {
-                            let (status, stage) =
-                                stages.get(arn).cloned().unwrap_or_else(|| ("SUCCESSFUL".to_string(), None));
-                            let mut d = json!({
-                                "serviceDeploymentArn": r.deployment_arn,
-                                "serviceArn": r.service_arn,
-                                "clusterArn": r.cluster_arn,
-                                "createdAt": r.created_at,
-                                "startedAt": r.created_at,
-                                "updatedAt": r.created_at,
-                                "targetServiceRevision": {
-                                    "arn": r.arn,
-                                    "requestedTaskCount": 2,
-                                    "runningTaskCount": 2,
-                                    "pendingTaskCount": 0,
-                                },
-                                "status": status,
-                            });
-                            if let Some(stage) = stage {
-                                d["lifecycleStage"] = json!(stage);
-                            }
-                            found.push(d);
-                        }
-                        None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
-                    }
-                }
-                json!({ "serviceDeployments": found, "failures": failures })
-            }
-            "ecs:ListTasks" => {
-                let cluster = cluster_arn(request["cluster"].as_str().unwrap_or("default"));
-                let wanted_status = request["desiredStatus"].as_str().unwrap_or("RUNNING");
-                let tasks = self.tasks.lock().expect("lock");
-                let arns: Vec<String> = tasks
-                    .iter()
-                    .filter(|t| t.cluster_arn == cluster)
-                    .filter(|t| request["serviceName"].as_str().is_none_or(|s| s == t.service))
-                    .filter(|t| (if t.stopped.is_some() { "STOPPED" } else { "RUNNING" }) == wanted_status)
-                    .map(|t| t.arn.clone())
-                    .collect();
-                page("taskArns", &arns, request, 100)
-            }
-            "ecs:DescribeTasks" => {
-                let tasks = self.tasks.lock().expect("lock");
-                let mut found = Vec::new();
-                let mut failures = Vec::new();
-                for arn in request["tasks"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                    match tasks.iter().find(|t| t.arn == arn || t.arn.rsplit('/').next() == Some(arn)) {
-                        Some(t) => found.push(describe_task(t)),
-                        None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
-                    }
-                }
-                json!({ "tasks": found, "failures": failures })
-            }
-            _ => {
-                let mut revisions = Vec::new();
-                let mut failures = Vec::new();
-                let pairs = self.target_groups.lock().expect("lock");
-                for arn in request["serviceRevisionArns"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                    let Some(r) = recorded.iter().find(|r| r.arn == arn) else {
-                        failures.push(json!({"arn": arn, "reason": "MISSING"}));
-                        continue;
-                    };
-                    let mut revision = json!({
-                        "serviceRevisionArn": r.arn,
-                        "serviceArn": r.service_arn,
-                        "clusterArn": r.cluster_arn,
-                        "taskDefinition": r.task_definition,
-                        "launchType": "FARGATE",
-                        "platformVersion": "1.4.0",
-                        "createdAt": r.created_at,
-                        "containerImages": r.images.iter().map(|(name, image, digest)| json!({
-                            "containerName": name, "imageDigest": digest, "image": image
-                        })).collect::<Vec<_>>(),
-                    });
-                    // A blue/green revision names its pair, and the group that serves it.
-                    let service = r.service_arn.rsplit('/').next().unwrap_or_default();
-                    if let (Some(serving), Some((primary, alternate))) = (&r.serving, pairs.get(service)) {
-                        revision["loadBalancers"] = load_balancers(primary, alternate);
-                        revision["resolvedConfiguration"] = json!({"loadBalancers": [{
-                            "targetGroupArn": serving,
-                            "productionListenerRule": production_rule(),
-                        }]});
-                    }
-                    revisions.push(revision);
-                }
-                json!({ "serviceRevisions": revisions, "failures": failures })
-            }
-        }
-    }
-}
-
-/// The production listener rule of the emulated blue/green services.
-fn production_rule() -> String {
-    format!("arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener-rule/app/todo-alb/1/2/3")
-}
-
-/// A blue/green service's `loadBalancers`, as DescribeServices and DescribeServiceRevisions list them.
-fn load_balancers(primary: &str, alternate: &str) -> Value {
-    json!([{
-        "targetGroupArn": primary,
-        "containerName": "app",
-        "containerPort": 8080,
-        "advancedConfiguration": {
-            "alternateTargetGroupArn": alternate,
-            "productionListenerRule": production_rule(),
-            "testListenerRule": format!("arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener-rule/app/todo-alb/1/2/4"),
-            "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/ecs-load-balancers"),
-        },
-    }])
-}
-
-/// A task as DescribeTasks describes it.
-fn describe_task(t: &TaskRun) -> Value {
-    let status = if t.stopped.is_some() { "STOPPED" } else { "RUNNING" };
-    let mut task = json!({
-        "taskArn": t.arn,
-        "clusterArn": t.cluster_arn,
-        "taskDefinitionArn": t.task_definition,
-        "group": format!("service:{}", t.service),
-        "lastStatus": status,
-        "desiredStatus": status,
-        "launchType": "FARGATE",
-        "startedAt": t.started_at,
-        "containers": t.containers.iter().map(|(name, image, digest)| json!({
-            "containerArn": format!("{}/{name}", t.arn.replace(":task/", ":container/")),
-            "taskArn": t.arn,
-            "name": name,
-            "image": image,
-            "imageDigest": digest,
-            "lastStatus": status,
-        })).collect::<Vec<_>>(),
-    });
-    if let Some((reason, code)) = &t.stopped {
-        task["stoppedReason"] = json!(reason);
-        task["stopCode"] = json!(code);
-    }
-    task
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listings_page_as_ecs_pages_them() {
-        let items: Vec<u32> = (0..45).collect();
-        let page = |items: &[u32], request: &Value, default: usize| {
-            let out = page("items", items, request, default);
-            let got: Vec<u64> = out["items"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-            (got, out["nextToken"].as_str().map(str::to_string))
-        };
-        // No maxResults: ECS's default page of 20, and a nextToken for the rest.
-        let (first, next) = page(&items, &json!({}), 20);
-        assert_eq!((first.len(), first[0], next.as_deref()), (20, 0, Some("emulated-page-20")));
-        let (second, next) = page(&items, &json!({"nextToken": next, "maxResults": 20}), 20);
-        assert_eq!((second[0], next.as_deref()), (20, Some("emulated-page-40")));
-        let (last, next) = page(&items, &json!({"nextToken": next, "maxResults": 20}), 20);
-        assert_eq!((last.len(), next), (5, None), "no nextToken on the last page");
-        let (all, next) = page(&items, &json!({"maxResults": 100}), 20);
-        assert_eq!((all.len(), next), (45, None));
     }
 }
