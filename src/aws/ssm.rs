@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::aws::AwsPolicy;
 use crate::domain::error::AwsError;
-use crate::smoke::secrets::Secret;
+use crate::domain::secret::Secret;
 
 const ACTION: &str = "SSM GetParameter";
 

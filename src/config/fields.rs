@@ -88,7 +88,7 @@ impl<'a> Fields<'a> {
     pub(super) fn opt_cluster(&mut self, k: &str) -> Result<Option<String>, ConfigError> {
         match self.opt_str(k)? {
             Some(s) if s.starts_with("arn:") => {
-                crate::inbound::parse_cluster_arn(&s).map(Some).map_err(|e| self.err(k, e.0))
+                crate::domain::arn::parse_cluster_arn(&s).map(Some).map_err(|e| self.err(k, e.0))
             }
             Some(s) if !is_ecs_name(&s) => {
                 Err(self.err(k, format!("{s:?} is not a valid name (letters, digits, - and _, at most 255)")))
@@ -102,7 +102,7 @@ impl<'a> Fields<'a> {
     pub(super) fn req_service(&mut self, k: &str) -> Result<(Option<String>, String), ConfigError> {
         match self.opt_str(k)? {
             Some(s) if s.starts_with("arn:") => {
-                crate::inbound::parse_service_arn(&s).map(|a| (a.cluster, a.service)).map_err(|e| self.err(k, e.0))
+                crate::domain::arn::parse_service_arn(&s).map(|a| (a.cluster, a.service)).map_err(|e| self.err(k, e.0))
             }
             Some(s) if is_ecs_name(&s) => Ok((None, s)),
             Some(s) => Err(self.err(k, format!("{s:?} is not a valid name (letters, digits, - and _, at most 255)"))),

@@ -5,6 +5,7 @@
 //! checks a config against what a deployment of pushdeploy allows; `principal` reads
 //! `trusted_registrants`.
 
+pub mod credentials;
 mod fields;
 mod limits;
 mod merge;

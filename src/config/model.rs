@@ -107,7 +107,7 @@ impl HookConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderValue {
     /// A value written in the config: only for headers that carry no credential
-    /// ([`crate::smoke::secrets::is_credential_header`]).
+    /// ([`crate::config::credentials::is_credential_header`]).
     Plain(String),
     /// `{ ssm = "/pushdeploy/todo/api-token" }`: the name of a SecureString parameter in SSM
     /// Parameter Store, read (decrypted) by verify when a smoke test runs.
@@ -289,7 +289,7 @@ impl ServiceConfig {
         if verify_in_vpc || !hook.stages.contains(&Stage::PostTestTrafficShift) {
             return None;
         }
-        let port = |u: &str| reqwest::Url::parse(u).ok().and_then(|u| u.port_or_known_default());
+        let port = |u: &str| url::Url::parse(u).ok().and_then(|u| u.port_or_known_default());
         let (test, prod) = (port(smoke.test_url.as_deref()?)?, port(&smoke.url)?);
         if test == prod {
             return None;

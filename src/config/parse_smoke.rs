@@ -72,12 +72,12 @@ pub(super) fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeCon
 
 /// Refuses a credential header that would go over plain http:// (but to loopback).
 fn no_credential_in_clear(f: &Fields<'_>, smoke: &SmokeConfig) -> Result<(), ConfigError> {
-    let Some(clear) = crate::smoke::secrets::credential_in_clear(smoke) else { return Ok(()) };
+    let Some(clear) = crate::config::credentials::credential_in_clear(smoke) else { return Ok(()) };
     Err(f.err(
         clear.url_key,
         format!(
             "{:?} is not https://, and {} carries a credential, which would cross the network in clear text: use the load balancer's HTTPS listener (http:// is accepted only for 127.0.0.1 and localhost)",
-            crate::smoke::client::without_query(clear.url),
+            crate::domain::text::without_query(clear.url),
             f.key(&clear.header)
         ),
     ))
@@ -136,7 +136,7 @@ fn relative_path(f: &Fields<'_>, key: &str, p: &str) -> Result<(), ConfigError> 
 }
 
 /// A table of request headers: each value a string, or `{ ssm = "/name" }` for a value read from
-/// SSM Parameter Store. A credential header ([`crate::smoke::secrets::is_credential_header`]) must be
+/// SSM Parameter Store. A credential header ([`crate::config::credentials::is_credential_header`]) must be
 /// read from SSM: written here, it would be readable by everyone who can read the config, and
 /// stay in every old version of the object.
 fn header_table(f: &mut Fields<'_>, key: &str) -> Result<BTreeMap<String, HeaderValue>, ConfigError> {
@@ -145,7 +145,7 @@ fn header_table(f: &mut Fields<'_>, key: &str) -> Result<BTreeMap<String, Header
     for (k, v) in h {
         let at = format!("{key}.{k}");
         let value = match v {
-            Value::String(_) if crate::smoke::secrets::is_credential_header(&k) => {
+            Value::String(_) if crate::config::credentials::is_credential_header(&k) => {
                 return Err(f.err(
                     &at,
                     format!(
@@ -163,7 +163,7 @@ fn header_table(f: &mut Fields<'_>, key: &str) -> Result<BTreeMap<String, Header
                     ));
                 }
                 let name = r.req_str("ssm")?;
-                crate::smoke::secrets::check_parameter_name(&name).map_err(|m| r.err("ssm", format!("{name:?} {m}")))?;
+                crate::config::credentials::check_parameter_name(&name).map_err(|m| r.err("ssm", format!("{name:?} {m}")))?;
                 r.finish()?;
                 HeaderValue::Ssm(name)
             }

@@ -197,14 +197,6 @@ impl Error {
     }
 }
 
-/// Lambda's `errorType` says what failed (`Transient.LeaseBusy`, `Permanent.AccessDenied`, …),
-/// not a Rust type name: the one conversion both functions answer failures with.
-impl From<Error> for lambda_runtime::Diagnostic {
-    fn from(e: Error) -> Self {
-        lambda_runtime::Diagnostic { error_type: e.error_type(), error_message: e.to_string() }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! Plain types and their vocabulary, imported by every layer above and importing none of them.
 
+pub mod arn;
 pub mod artifact;
 pub mod ecs_view;
 pub mod error;
@@ -9,6 +10,8 @@ pub mod lease;
 pub mod lifecycle;
 pub mod media_type;
 pub mod names;
+pub mod passed_over;
 pub mod record;
+pub mod secret;
 pub mod text;
 pub mod timing;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::error::InputError;
 use crate::domain::image::truncate;
+use crate::domain::passed_over::PassedOver;
 
 /// Where a deployment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,7 +163,7 @@ pub struct DeploymentRecord {
     pub base_changes: Vec<String>,
     /// `base = "family"`: newer revisions of the family not copied, each with who registered it and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub passed_over: Vec<crate::rules::base::PassedOver>,
+    pub passed_over: Vec<PassedOver>,
     /// A rollback's: the record id of the verified deployment whose build it returned the service
     /// to (none when it returned to a revision pushdeploy never judged). What a later rollback
     /// reads to go further back, never forward.
@@ -455,7 +456,7 @@ mod tests {
         assert_eq!(serde_json::from_value::<DeploymentRecord>(plain).unwrap(), r);
         r.base = Some("td:1".into());
         r.base_changes = vec!["backend.environment.X: \"a\" → \"b\"".into()];
-        r.passed_over = vec![crate::rules::base::PassedOver {
+        r.passed_over = vec![PassedOver {
             task_definition: "td:3".into(),
             registered_by: Some("arn:aws:sts::1:assumed-role/dev/x".into()),
             reason: "its registrant is not in trusted_registrants".into(),

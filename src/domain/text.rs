@@ -49,6 +49,12 @@ pub fn json_printable(json: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `path` without its query string or fragment, for a record, a log line or a message: a check
+/// path's `?token=…` is for the app, not for everyone who reads the record.
+pub fn without_query(path: &str) -> &str {
+    path.find(['?', '#']).map_or(path, |i| &path[..i])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,14 +101,15 @@ impl Backoff {
         Backoff { pause: FIRST_PAUSE, until }
     }
 
-    /// Sleeps the next pause and answers true; false, without sleeping, when it would pass `until`.
-    pub async fn wait(&mut self) -> bool {
-        if Instant::now() + self.pause >= self.until {
-            return false;
+    /// The next pause, counted from `now`, or `None` when it would pass `until` (the flows sleep it:
+    /// [`crate::flows::lease::pause`]).
+    pub fn next(&mut self, now: Instant) -> Option<Duration> {
+        if now + self.pause >= self.until {
+            return None;
         }
-        tokio::time::sleep(self.pause).await;
+        let pause = self.pause;
         self.pause = (self.pause * 2).min(MAX_PAUSE);
-        true
+        Some(pause)
     }
 }
 

@@ -59,7 +59,7 @@ impl ServiceLeases<'_> {
         loop {
             let found = self.leases.read(key).await?;
             let taken = self.claim(key.to_string(), found, mine.clone()).await?;
-            if !matches!(taken, LeaseTaken::Busy(_)) || !backoff.wait().await {
+            if !matches!(taken, LeaseTaken::Busy(_)) || !pause(&mut backoff).await {
                 return Ok(taken);
             }
         }
@@ -141,4 +141,16 @@ impl ServiceLeases<'_> {
 /// done. `waiting` says who waited (a deploy, a rollback), `hint` what the retry will do.
 pub fn still_busy(target: String, other: &Lease, waiting: String, hint: &'static str) -> Error {
     Error::LeaseBusy(Failure { action: "S3 lease", target, detail: format!("{} {waiting}", other.holder), hint })
+}
+
+/// Sleeps the backoff's next pause and answers true; false, without sleeping, when that pause
+/// would pass the backoff's end.
+pub async fn pause(backoff: &mut Backoff) -> bool {
+    match backoff.next(std::time::Instant::now()) {
+        Some(p) => {
+            tokio::time::sleep(p).await;
+            true
+        }
+        None => false,
+    }
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::domain::error::InputError;
 use crate::domain::image::{truncate, validate_repository, validate_tag, Digest, ImageRef};
 
-use super::{Envelope, Trigger};
+use super::envelope::Envelope;
 
 /// A successful push of `repository:tag` at `digest`.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,11 +56,20 @@ struct EcrDetail {
     manifest_media_type: Option<String>,
 }
 
-pub(super) fn parse_ecr(env: Envelope, detail: Value) -> Result<Trigger, InputError> {
+/// What an ECR Image Action is to pushdeploy: a push that deploys, or an event that never
+/// deploys, with the reason.
+pub(super) enum EcrAction {
+    /// A tagged, successful push of an image (boxed: the push is large, the reason small).
+    Push(Box<PushEvent>),
+    /// Never deploys, and why.
+    Ignored(String),
+}
+
+pub(super) fn parse_ecr(env: Envelope, detail: Value) -> Result<EcrAction, InputError> {
     let d: EcrDetail = serde_json::from_value(detail)
         .map_err(|e| InputError::new(format!("malformed ECR Image Action detail: {e}")))?;
     validate_repository(&d.repository_name)?;
-    let ignored = |reason: String| Ok(Trigger::IgnoredEcr { event_id: env.id.clone(), reason });
+    let ignored = |reason: String| Ok(EcrAction::Ignored(reason));
     if d.action_type != "PUSH" {
         return ignored(format!("ECR action {} is not a push", truncate(&d.action_type)));
     }
@@ -86,7 +95,7 @@ pub(super) fn parse_ecr(env: Envelope, detail: Value) -> Result<Trigger, InputEr
         tag: Some(tag),
         digest: Some(digest),
     };
-    Ok(Trigger::Push(PushEvent {
+    Ok(EcrAction::Push(Box::new(PushEvent {
         event_id: env.id,
         time: env.time,
         account: env.account,
@@ -94,14 +103,14 @@ pub(super) fn parse_ecr(env: Envelope, detail: Value) -> Result<Trigger, InputEr
         image,
         artifact_media_type: d.artifact_media_type,
         manifest_media_type: d.manifest_media_type,
-    }))
+    })))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::inbound::parse;
     use crate::inbound::test_support::push;
+    use crate::inbound::Trigger;
     use serde_json::json;
 
     #[test]

@@ -6,8 +6,8 @@ use serde_json::Value;
 use crate::domain::error::InputError;
 use crate::domain::image::truncate;
 
-use super::arn::{parse_cluster_arn, parse_service_arn};
-use super::{Envelope, Trigger};
+use super::envelope::Envelope;
+use crate::domain::arn::{parse_cluster_arn, parse_service_arn};
 
 /// ECS's `ECS Deployment State Change` event.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +61,7 @@ impl EcsDeploymentEvent {
     }
 }
 
-pub(super) fn parse_ecs(env: Envelope, detail: Value) -> Result<Trigger, InputError> {
+pub(super) fn parse_ecs(env: Envelope, detail: Value) -> Result<EcsDeploymentEvent, InputError> {
     let d: EcsDeploymentDetail = serde_json::from_value(detail)
         .map_err(|e| InputError::new(format!("malformed ECS Deployment State Change detail: {e}")))?;
     let state = match d.event_name.as_str() {
@@ -95,7 +95,7 @@ pub(super) fn parse_ecs(env: Envelope, detail: Value) -> Result<Trigger, InputEr
         (None, b) => b,
     };
     let service = named.service;
-    Ok(Trigger::EcsDeployment(EcsDeploymentEvent {
+    Ok(EcsDeploymentEvent {
         event_id: env.id,
         time: env.time,
         cluster,
@@ -103,13 +103,14 @@ pub(super) fn parse_ecs(env: Envelope, detail: Value) -> Result<Trigger, InputEr
         deployment_id: d.deployment_id,
         state,
         reason: d.reason.map(|r| truncate(&r)),
-    }))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::inbound::parse;
+    use crate::inbound::Trigger;
     use serde_json::json;
 
     #[test]

@@ -6,8 +6,6 @@ use serde_json::Value;
 use crate::domain::error::InputError;
 use crate::domain::image::{truncate, validate_tag};
 
-use super::Trigger;
-
 /// A direct invocation by an operator.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "action", rename_all = "lowercase", deny_unknown_fields)]
@@ -70,7 +68,7 @@ impl ManualAction {
     }
 }
 
-pub(super) fn parse_manual(value: Value) -> Result<Trigger, InputError> {
+pub(super) fn parse_manual(value: Value) -> Result<ManualAction, InputError> {
     let action = value.get("action").cloned();
     let manual: ManualAction = serde_json::from_value(value).map_err(|e| {
         let known = "redeploy, deploy, rollback, plan";
@@ -86,7 +84,7 @@ pub(super) fn parse_manual(value: Value) -> Result<Trigger, InputError> {
         ManualAction::Deploy { tag, .. } | ManualAction::Plan { tag: Some(tag), .. } => validate_tag(tag)?,
         _ => {}
     }
-    Ok(Trigger::Manual(manual))
+    Ok(manual)
 }
 
 fn check_short(field: &str, s: &str) -> Result<(), InputError> {
@@ -100,6 +98,7 @@ fn check_short(field: &str, s: &str) -> Result<(), InputError> {
 mod tests {
     use super::*;
     use crate::inbound::parse;
+    use crate::inbound::Trigger;
     use serde_json::json;
 
     #[test]

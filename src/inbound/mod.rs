@@ -6,18 +6,19 @@
 //! One file per payload family: `ecr` (a push), `ecs` (a deployment state change), `manual`
 //! (an operator's action), `hook` (an ECS lifecycle hook invocation); `arn` reads the ECS ARNs they name.
 
-mod arn;
 mod ecr;
 mod ecs;
+mod envelope;
 pub mod hook;
 mod manual;
 
-pub use arn::{parse_cluster_arn, parse_service_arn, parse_service_deployment_arn, ServiceArn};
+pub use crate::domain::arn::{parse_cluster_arn, parse_service_arn, parse_service_deployment_arn, ServiceArn};
 pub use ecr::PushEvent;
 pub use ecs::{DeploymentState, EcsDeploymentEvent};
 pub use manual::ManualAction;
 
-use serde::Deserialize;
+use envelope::Envelope;
+
 use serde_json::Value;
 
 use crate::domain::error::InputError;
@@ -39,22 +40,6 @@ pub enum Trigger {
     Manual(ManualAction),
 }
 
-/// The EventBridge envelope every event comes in.
-#[derive(Deserialize)]
-struct Envelope {
-    id: String,
-    source: String,
-    #[serde(rename = "detail-type")]
-    detail_type: String,
-    account: String,
-    region: String,
-    #[serde(default)]
-    time: Option<String>,
-    #[serde(default)]
-    resources: Vec<String>,
-    detail: Option<Value>,
-}
-
 /// Parses raw invocation bytes into a trigger.
 pub fn parse_bytes(bytes: &[u8]) -> Result<Trigger, InputError> {
     if bytes.len() > MAX_EVENT_BYTES {
@@ -71,7 +56,7 @@ pub fn parse(value: Value) -> Result<Trigger, InputError> {
         return Err(InputError::new("event must be a JSON object"));
     };
     if obj.contains_key("action") {
-        return manual::parse_manual(value);
+        return manual::parse_manual(value).map(Trigger::Manual);
     }
     if !obj.contains_key("detail-type") {
         return Err(InputError::new(
@@ -95,8 +80,14 @@ pub fn parse(value: Value) -> Result<Trigger, InputError> {
     let detail =
         env.detail.clone().ok_or_else(|| InputError::new(format!("{} event has no detail", env.detail_type)))?;
     match (env.source.as_str(), env.detail_type.as_str()) {
-        ("aws.ecr", "ECR Image Action") => ecr::parse_ecr(env, detail),
-        ("aws.ecs", "ECS Deployment State Change") => ecs::parse_ecs(env, detail),
+        ("aws.ecr", "ECR Image Action") => {
+            let event_id = env.id.clone();
+            ecr::parse_ecr(env, detail).map(|a| match a {
+                ecr::EcrAction::Push(p) => Trigger::Push(*p),
+                ecr::EcrAction::Ignored(reason) => Trigger::IgnoredEcr { event_id, reason },
+            })
+        }
+        ("aws.ecs", "ECS Deployment State Change") => ecs::parse_ecs(env, detail).map(Trigger::EcsDeployment),
         (source, dt) => Err(InputError::new(format!(
             "unsupported event {:?} from {:?}: pushdeploy takes ECR Image Action and ECS Deployment State Change",
             truncate(dt),

@@ -7,8 +7,8 @@
 //! and said so. Tags are no proof of origin: anyone with `ecs:TagResource` can add them later, so
 //! pushdeploy's own copies are recognised by their tags *and* by the role that registered them.
 
+use crate::domain::passed_over::PassedOver;
 use aws_sdk_ecs::types::Tag;
-use serde::{Deserialize, Serialize};
 
 use crate::config::PrincipalPattern;
 use crate::domain::ecs_view::DescribedTaskDefinition;
@@ -55,26 +55,6 @@ pub fn standing(td: &DescribedTaskDefinition, trust: Trust<'_>) -> Standing {
         Standing::Untrusted("it carries pushdeploy's tags, but neither pushdeploy role registered it".into())
     } else {
         Standing::Untrusted("its registrant is not in trusted_registrants".into())
-    }
-}
-
-/// A newer revision of the family that a rollout did not copy, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PassedOver {
-    /// Its ARN.
-    pub task_definition: String,
-    /// Who registered it, as ECS says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub registered_by: Option<String>,
-    /// Why it is not a base.
-    pub reason: String,
-}
-
-impl PassedOver {
-    /// One line for people: `todo-backend:5 (registered by …): why`.
-    pub fn line(&self) -> String {
-        let by = self.registered_by.as_deref().map(|b| format!(" (registered by {b})")).unwrap_or_default();
-        format!("{}{by}: {}", short_name(&self.task_definition), self.reason)
     }
 }
 

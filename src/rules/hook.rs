@@ -5,7 +5,7 @@ use crate::config::{ServiceConfig, SmokeConfig};
 use crate::domain::lifecycle::{Carried, HookAnswer, Listener, Stage, Stuck};
 use crate::domain::record::{DeploymentRecord, Status};
 use crate::inbound::hook::HookInvocation;
-use crate::smoke::judge::{Progress, Tally};
+use crate::rules::judge::{Progress, Tally};
 
 /// The tally the record keeps for this very check of this deployment, if a round has run.
 pub fn tally_of(rec: &DeploymentRecord, inv: &HookInvocation) -> Option<Carried> {

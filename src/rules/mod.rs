@@ -7,6 +7,7 @@ pub mod decision;
 pub mod freshness;
 pub mod hook;
 pub mod hook_verdict;
+pub mod judge;
 pub mod notify;
 pub mod outcome;
 pub mod plan;

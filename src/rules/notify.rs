@@ -185,7 +185,7 @@ mod tests {
         );
         r.base = Some("arn:aws:ecs:r:1:task-definition/todo-backend:4".into());
         r.base_changes = vec!["backend.environment.TODO_ENV: \"prod\" → \"staging\"".into()];
-        r.passed_over = vec![crate::rules::base::PassedOver {
+        r.passed_over = vec![crate::domain::passed_over::PassedOver {
             task_definition: "arn:aws:ecs:r:1:task-definition/todo-backend:5".into(),
             registered_by: Some("arn:aws:sts::1:assumed-role/developer/mallory\u{1b}[2J".into()),
             reason: "its registrant is not in trusted_registrants".into(),

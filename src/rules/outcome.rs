@@ -79,7 +79,7 @@ pub struct DeploymentSummary {
     pub base_changes: Vec<String>,
     /// `base = "family"`: newer revisions of the family not copied (no trusted registrant registered them), and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub passed_over: Vec<crate::rules::base::PassedOver>,
+    pub passed_over: Vec<crate::domain::passed_over::PassedOver>,
     /// Task definition before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_task_definition: Option<String>,

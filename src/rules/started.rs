@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::config::{ServiceConfig, Strategy};
 use crate::domain::image::ImageRef;
+use crate::domain::passed_over::PassedOver;
 use crate::domain::record::{DeploymentRecord, Status, TimelineEntry, TriggerRef};
-use crate::rules::base::PassedOver;
 use crate::rules::decision::{source_of, ServiceState};
 use crate::rules::plan::ServicePlan;
 

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use reqwest::redirect::Policy;
 use reqwest::{Method, Url};
 
-use crate::smoke::judge::Fetched;
-use crate::smoke::secrets::Secret;
+use crate::domain::secret::Secret;
+use crate::domain::text::without_query;
+use crate::rules::judge::Fetched;
 
 /// Redirects followed at most (same host only).
 const MAX_REDIRECTS: usize = 5;
@@ -137,12 +138,6 @@ pub fn site_of(target: &Url) -> String {
         (Some(host), None) => crate::domain::image::truncate(&format!("{}://{host}", target.scheme())),
         (None, _) => format!("a {}: URL", target.scheme()),
     }
-}
-
-/// `path` without its query string or fragment, for a record, a log line or a message: a check
-/// path's `?token=…` is for the app, not for everyone who reads the record.
-pub fn without_query(path: &str) -> &str {
-    path.find(['?', '#']).map_or(path, |i| &path[..i])
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {

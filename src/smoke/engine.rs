@@ -8,12 +8,13 @@ use serde::Serialize;
 
 use crate::aws::elbv2::Elbv2Client;
 use crate::config::{ReadAfterWriteConfig, SmokeConfig};
-use crate::smoke::client::{join_url, HttpClient, HttpRequest};
-use crate::smoke::id::path_segment;
-use crate::smoke::judge::{
+use crate::domain::secret::Secret;
+use crate::rules::judge::{
     check_label, judge_check, judge_reads, judge_targets, CheckResult, Fetched, ProbeResult, Progress, Tally,
 };
-use crate::smoke::secrets::{self, Resolved, Secret};
+use crate::smoke::client::{join_url, HttpClient, HttpRequest};
+use crate::smoke::id::path_segment;
+use crate::smoke::secrets::{self, Resolved};
 
 /// Rounds kept in the report (the most recent), so records stay small.
 const ROUNDS_KEPT: usize = 10;
@@ -299,7 +300,7 @@ async fn read_back(
             http.fetch(&requests.request("GET", &cfg.read_path, None)?, timeout, requests.smoke.max_body_bytes).await;
         // Whether the marker is in it is all a read is judged on: keep no more of its body
         // than that, so the probe holds one read's body at a time, not all of them.
-        read.body = if crate::smoke::judge::contains(&read.body, marker.as_bytes()) {
+        read.body = if crate::rules::judge::contains(&read.body, marker.as_bytes()) {
             marker.as_bytes().to_vec()
         } else {
             Vec::new()

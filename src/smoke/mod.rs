@@ -1,7 +1,6 @@
-//! Smoke tests through the load balancer: pure judgement, an HTTP client, and the polling engine.
+//! Smoke tests through the load balancer: an HTTP client, the credentials a check sends, and the polling engine (the judgement is pure: `rules::judge`).
 
 pub mod client;
 pub mod engine;
 pub mod id;
-pub mod judge;
 pub mod secrets;

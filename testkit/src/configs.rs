@@ -2,7 +2,7 @@
 
 use crate::clients::Aws;
 use crate::iam::Role;
-use crate::names::{BUCKET, CLUSTER, REGION};
+use crate::names::{BUCKET, CLUSTER};
 
 /// The todo app's config with the backend as a blue/green service whose lifecycle hook is
 /// pushdeploy: checks through the stand-in's test listener at `test` and production at `app`.

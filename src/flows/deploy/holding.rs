@@ -146,7 +146,9 @@ impl Deployer {
         // handed its lease over and a dead one is named by our own retry, so only a live one is
         // waited for.
         let mut backoff = Backoff::until(req.invocation.deadline.wait_until());
-        while matches!(&taken, LeaseTaken::Busy(other) if other.holder != req.trigger.id()) && backoff.wait().await {
+        while matches!(&taken, LeaseTaken::Busy(other) if other.holder != req.trigger.id())
+            && crate::flows::lease::pause(&mut backoff).await
+        {
             let key = lease::lease_key(&svc.cluster, &svc.service);
             let found = self.leases().read(&key).await?;
             if matches!(lease::standing(&found, lease::now_ms(), req.invocation.request_id), Standing::Busy(_)) {

@@ -4,6 +4,7 @@
 mod hook;
 mod problem;
 mod prune;
+mod rollback_outcome;
 mod smoke;
 mod stuck;
 
@@ -13,7 +14,7 @@ pub use stuck::stuck;
 use std::time::Instant;
 
 use serde_json::Value;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::aws::ecs::EcsClient;
 use crate::aws::elbv2::Elbv2Client;
@@ -24,9 +25,7 @@ use crate::config::Config;
 use crate::domain::error::AwsError;
 use crate::domain::error::Error;
 use crate::domain::lifecycle::HookAnswer;
-use crate::domain::names::short_name;
-use crate::domain::record::{self, DeploymentRecord, Status};
-use crate::flows::rollback::{self, Rollback, Rolled};
+use crate::domain::record::{self, DeploymentRecord};
 use crate::flows::settle;
 use crate::inbound::{self as event, DeploymentState, EcsDeploymentEvent, Trigger};
 use crate::rules::confirm;
@@ -268,67 +267,6 @@ impl Verifier {
         }
     }
 
-    /// Records a rollback that ECS already runs (its invocation died before recording it).
-    async fn finish_rollback(
-        &self,
-        mut rec: DeploymentRecord,
-        e: &EcsDeploymentEvent,
-        primary: Option<String>,
-    ) -> Result<Summary, Error> {
-        let to = self.rollback().finish_automatic(&mut rec, primary).await?;
-        self.settle(&rec, e).await?;
-        let reason = format!("rolled back to {}: {}", short_name(&to), rec.reason.as_deref().unwrap_or_default());
-        Ok(self.answer(&rec, Outcome::RolledBack, reason, true))
-    }
-
-    /// The one rollback ([`crate::flows::rollback`]), and what it came to on the record.
-    fn rollback(&self) -> Rollback<'_> {
-        Rollback { ecs: &self.ecs, store: &self.store }
-    }
-
-    /// Returns the service to its last verified deployment ([`Rollback::automatic`]) and puts
-    /// what that came to on the record.
-    async fn roll_back(
-        &self,
-        mut rec: DeploymentRecord,
-        e: &EcsDeploymentEvent,
-        why: String,
-        deadline: Instant,
-    ) -> Result<Summary, Error> {
-        let (status, reason) = match self.rollback().automatic(&mut rec, deadline).await? {
-            Rolled::Failed(cause) => return self.rollback_failed(rec, e, why, cause).await,
-            Rolled::Done { to, rollback } => {
-                rec.status = Status::RolledBack;
-                rec.reason = Some(why);
-                rec.rolled_back_to = Some(to.clone());
-                rec.rollback_deployment = Some(rollback.id.clone());
-                rec.stamp("rolled_back", record::now());
-                let records = self.records();
-                let (a, b) = tokio::join!(records.put(&rollback), self.settle(&rec, e));
-                a?;
-                b?;
-                let reason =
-                    format!("rolled back to {}: {}", short_name(&to), rec.reason.as_deref().unwrap_or_default());
-                return Ok(self.answer(&rec, Outcome::RolledBack, reason, true));
-            }
-            Rolled::NothingEarlier => (Status::Failed, format!(
-                "{why}; no automatic rollback: strategy {} kept task definition {}, so there is no earlier revision to return to (push the previous image to the tag again)",
-                rec.strategy,
-                short_name(&rec.task_definition)
-            )),
-            Rolled::Replaced(running) => (Status::Failed, format!(
-                "{why}; not rolled back: {} replaced {} before the rollback could start",
-                short_name(&running),
-                short_name(&rec.task_definition)
-            )),
-        };
-        rec.status = status;
-        rec.reason = Some(reason);
-        rec.stamp("failed", record::now());
-        self.settle(&rec, e).await?;
-        Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true))
-    }
-
     /// ECS's service deployment a lifecycle hook tied the record to, if any.
     async fn tied_deployment(
         &self,
@@ -338,33 +276,6 @@ impl Verifier {
             Some(arn) => Ok(self.ecs.service_deployment(arn).await?),
             None => Ok(None),
         }
-    }
-
-    /// Records, logs and notifies a rollback that could not be carried out, and fails the invocation.
-    async fn rollback_failed(
-        &self,
-        mut rec: DeploymentRecord,
-        e: &EcsDeploymentEvent,
-        why: String,
-        err: Error,
-    ) -> Result<Summary, Error> {
-        let to = rec.rolled_back_to.as_deref().map(|to| format!(" to {}", short_name(to))).unwrap_or_default();
-        let reason = format!(
-            "{}; pushdeploy cannot roll back {}{to}: {err}; the broken revision {} is still serving",
-            why.split("; pushdeploy cannot roll back").next().unwrap_or(&why),
-            rec.name,
-            short_name(&rec.task_definition)
-        );
-        error!(service = %rec.name, deployment_id = %rec.id, image = %rec.image_uri, outcome = "rollback_failed", error = %err, "decision");
-        // A retry that fails the same way has told everyone already: the record and the message stand.
-        if rec.status != Status::RollbackFailed || rec.reason.as_deref() != Some(reason.as_str()) {
-            rec.status = Status::RollbackFailed;
-            rec.reason = Some(reason);
-            rec.stamp("rollback_failed", record::now());
-            self.settle(&rec, e).await?;
-        }
-        // Classified by its cause, as a manual rollback's failure is: the invocation fails either way.
-        Err(rollback::failed(err))
     }
 
     async fn publish(&self, m: &crate::rules::notify::Message) {

@@ -15,6 +15,16 @@ use crate::rules::hook::{self, StuckStep};
 use crate::rules::hook_verdict::{self as verdict, HookFailure};
 use crate::rules::notify::{problem_message, Problem};
 
+/// A rollback's traffic shift is never refused, not even when nothing could be read: the
+/// payload itself shows green at 0 %. Nothing is written for it.
+fn rollback_shift_passes(inv: &HookInvocation, why: &str) -> HookAnswer {
+    let why = format!(
+        "ECS is shifting traffic back to the previous revision (green is at 0 %); pushdeploy never holds up a rollback (not recorded: {why})"
+    );
+    info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "succeeded", reason = %why, "decision");
+    HookAnswer::succeeded(why)
+}
+
 /// Answers an invocation that cannot advance its check (`why`: a transient failure, an unreadable
 /// config, a record not written yet): IN_PROGRESS, counted in the service deployment's index
 /// object, until the stuck invocations span `budget_ms` (the config's `stuck_minutes`; the index's
@@ -35,14 +45,8 @@ pub async fn stuck(
     budget_ms: Option<u64>,
     why: &str,
 ) -> HookAnswer {
-    // A rollback's traffic shift is never refused, not even when nothing could be read: the
-    // payload itself shows green at 0 %. Nothing is written for it.
     if inv.rolling_back() {
-        let why = format!(
-            "ECS is shifting traffic back to the previous revision (green is at 0 %); pushdeploy never holds up a rollback (not recorded: {why})"
-        );
-        info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "succeeded", reason = %why, "decision");
-        return HookAnswer::succeeded(why);
+        return rollback_shift_passes(inv, why);
     }
     let (key, readable, mut index) = read_index(records, inv).await;
     let check = inv.check_key();

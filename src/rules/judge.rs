@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::config::CheckConfig;
-use crate::smoke::client::without_query;
+use crate::domain::text::without_query;
 
 /// What one HTTP request came to, as the client saw it.
 #[derive(Debug, Clone, PartialEq, Default)]
