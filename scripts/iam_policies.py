@@ -25,15 +25,15 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NO_VALUE = object()
 
-# The stand-in id of the stack's KMS key (a real one is a random UUID); testkit/src/iam.rs names
+# The stand-in id of the stack's KMS key (a real one is a random UUID); testkit/src/iam/mod.rs names
 # the same key in the checks it makes for the artifact bucket (ARTIFACT_KEY_ID).
 ARTIFACT_KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 
 # The stand-in id of a customer KMS key that smoke-test SecureStrings may be encrypted under;
-# testkit/src/iam.rs names the same key (SMOKE_SECRET_KEY_ID).
+# testkit/src/iam/mod.rs names the same key (SMOKE_SECRET_KEY_ID).
 SMOKE_SECRET_KEY_ID = "0987dcba-09fe-87dc-65ba-ab0987654321"
 
-# The local estate the tests and the demo build (testkit/src/estate.rs).
+# The local estate the tests and the demo build (testkit/src/names.rs).
 ESTATE = {
     "ClusterName": "todo-cluster",
     "RepositoryNames": "todo-frontend,todo-backend",

@@ -6,6 +6,8 @@ use std::time::Duration;
 use crate::aws::ecr::EcrClient;
 use crate::aws::ecs::EcsClient;
 use crate::aws::elbv2::Elbv2Client;
+use crate::aws::leases::LeaseStore;
+use crate::aws::records::RecordStore;
 use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
 use crate::domain::error::{ConfigError, Error};
@@ -115,6 +117,10 @@ pub struct Clients {
     pub ecr: EcrClient,
     /// The artifact bucket: records, artifacts, service leases (and, with its client, the config object).
     pub store: Store,
+    /// The deployment records, artifacts and hook index in the bucket.
+    pub records: RecordStore,
+    /// The service leases in the bucket.
+    pub leases: LeaseStore,
     /// ELBv2 (target health).
     pub elbv2: Elbv2Client,
     /// Where refusals and verdicts are published, when a topic is configured.
@@ -128,10 +134,13 @@ pub struct Clients {
 impl Clients {
     /// Wraps `sdk`'s clients: the artifact store on `bucket`, notifications to `topic` when given.
     pub fn new(sdk: SdkClients, bucket: impl Into<String>, topic: Option<String>) -> Self {
+        let store = Store::new(sdk.s3, bucket);
         Self {
             ecs: EcsClient::new(sdk.ecs),
             ecr: EcrClient::new(sdk.ecr),
-            store: Store::new(sdk.s3, bucket),
+            records: RecordStore::new(store.clone()),
+            leases: LeaseStore::new(store.clone()),
+            store,
             elbv2: Elbv2Client::new(sdk.elbv2),
             notifier: topic.map(|t| Notifier::new(sdk.sns, t)),
             region: sdk.config.region().map(|r| r.to_string()).unwrap_or_default(),

@@ -44,9 +44,9 @@ pub enum LeaseTaken {
 #[derive(Clone)]
 pub struct ServiceLeases<'a> {
     /// The lease objects.
-    pub leases: LeaseStore,
+    pub leases: &'a LeaseStore,
     /// Where a dead holder's rollout is recorded.
-    pub records: RecordStore,
+    pub records: &'a RecordStore,
     /// What the service runs, for that rollout.
     pub ecs: &'a EcsClient,
 }
@@ -77,7 +77,7 @@ impl ServiceLeases<'_> {
 
     /// Finishes the rollout a dead or failed holder's lease carries ([`recovery::adopt`]).
     pub async fn adopt(&self, stale: Lease) -> Result<Adopted, Error> {
-        recovery::adopt(self.ecs, &self.records, stale).await
+        recovery::adopt(self.ecs, self.records, stale).await
     }
 
     /// Writes `held`'s lease as it now stands (a rollout in flight noted on it).

@@ -11,12 +11,12 @@ use crate::aws::ecs::EcsClient;
 
 use crate::aws::leases::LeaseStore;
 use crate::aws::records::RecordStore;
-use crate::aws::s3::Store;
+
 use crate::domain::ecs_view::RanRevision;
 use crate::domain::error::{AwsError, Error, Failure};
 use crate::domain::image::ImageRef;
 use crate::domain::lease::{self, Found, Lease};
-use crate::domain::record::{self, DeploymentRecord, RollbackOf, Status, TriggerRef};
+use crate::domain::record::{self, DeploymentRecord, RollbackOf, TriggerRef};
 use crate::domain::timing::{self, Deadline};
 use crate::flows::lease::{still_busy, LeaseTaken, ServiceLeases};
 use crate::flows::recovery::Adopted;
@@ -75,19 +75,21 @@ enum Held {
 pub struct Rollback<'a> {
     /// ECS client.
     pub ecs: &'a EcsClient,
-    /// Artifact bucket (records, leases).
-    pub store: &'a Store,
+    /// The deployment records.
+    pub records: &'a RecordStore,
+    /// The service leases.
+    pub leases: &'a LeaseStore,
 }
 
 impl<'a> Rollback<'a> {
     /// The deployment records in the bucket.
-    pub fn records(&self) -> RecordStore {
-        RecordStore::new(self.store.clone())
+    pub fn records(&self) -> &'a RecordStore {
+        self.records
     }
 
     /// The service's lease, as every flow takes it.
     pub fn leases(&self) -> ServiceLeases<'a> {
-        ServiceLeases { leases: LeaseStore::new(self.store.clone()), records: self.records(), ecs: self.ecs }
+        ServiceLeases { leases: self.leases, records: self.records, ecs: self.ecs }
     }
 
     /// What a rollback chooses from: the service's recent records and ECS's history of what it ran.
@@ -254,22 +256,22 @@ impl<'a> Rollback<'a> {
         Ok((prepared.task_definition, restores))
     }
 
-    /// Records a rollback ECS already runs, its invocation having died before recording it (its
-    /// deployment `primary`): the rollback's own record if missing, and `rec` rolled back. Returns
-    /// the revision rolled back to.
-    pub async fn finish_automatic(&self, rec: &mut DeploymentRecord, primary: Option<String>) -> Result<String, Error> {
+    /// A rollback ECS already runs, its invocation having died before recording it (its
+    /// deployment `primary`): writes the rollback's own record if missing. Returns the revision
+    /// rolled back to and the rollback's record id, for the failed deployment's verdict
+    /// ([`crate::rules::rollback_verdict`]).
+    pub async fn finish_automatic(
+        &self,
+        rec: &DeploymentRecord,
+        primary: Option<String>,
+    ) -> Result<(String, Option<String>), Error> {
         let to = rec.rolled_back_to.clone().unwrap_or_else(|| rec.previous_task_definition.clone());
-        if let Some(dep) = primary {
-            if !self.records().exists(&rec.cluster, &rec.service, &dep).await? {
-                let rollback = self.automatic_record(rec, &to, None, &dep).await?;
-                self.records().put(&rollback).await?;
-            }
-            rec.rollback_deployment = Some(record::record_id(&dep)?);
+        let Some(dep) = primary else { return Ok((to, None)) };
+        if !self.records().exists(&rec.cluster, &rec.service, &dep).await? {
+            let rollback = self.automatic_record(rec, &to, None, &dep).await?;
+            self.records().put(&rollback).await?;
         }
-        rec.status = Status::RolledBack;
-        rec.rolled_back_to = Some(to.clone());
-        rec.stamp("rolled_back", record::now());
-        Ok(to)
+        Ok((to, Some(record::record_id(&dep)?)))
     }
 
     /// The record of an automatic rollback's own ECS deployment, so its events are recognised and

@@ -167,12 +167,12 @@ pub struct Verdict {
 
 impl Verdict {
     /// Nothing written or told: `next` first.
-    fn then(record: &DeploymentRecord, next: Next) -> Self {
+    pub fn then(record: &DeploymentRecord, next: Next) -> Self {
         Verdict { record: record.clone(), write: Write::Nothing, tell: Tell::Nobody, next, answer: None }
     }
 
     /// Saved, settled and told; answered with `outcome` and the record's reason unless `said`.
-    fn settled(record: DeploymentRecord, outcome: Outcome, said: Option<String>, next: Next) -> Self {
+    pub fn settled(record: DeploymentRecord, outcome: Outcome, said: Option<String>, next: Next) -> Self {
         let reason = said.unwrap_or_else(|| record.reason.clone().unwrap_or_default());
         let answer = Some(Reply::Event(Said { outcome, reason, wrote: true }));
         Verdict { record, write: Write::Save, tell: Tell::Everyone, next, answer }

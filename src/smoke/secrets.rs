@@ -1,4 +1,4 @@
-//! Smoke-test credentials: which headers are credentials, where they may be sent, and their values
+//! Smoke-test credentials (which headers are, and where they may go: `config::credentials`): their values
 //! read from SSM Parameter Store (SecureString) when a smoke test runs, never from the config.
 //!
 //! A value read from SSM lives in a [`Secret`] from the moment it is read to the moment it is

@@ -377,7 +377,7 @@ def test_verify_joins_the_vpc_only_when_given_subnets():
 
 def test_deploy_knows_whether_verify_runs_in_the_vpc(template):
     """plan warns of a test listener verify cannot reach only when it knows where verify runs:
-    exactly "true" with VerifySubnetIds (src/setup.rs verify_in_vpc reads no other spelling)."""
+    exactly "true" with VerifySubnetIds (src/lambda/setup.rs verify_in_vpc reads no other spelling)."""
     env = template["Globals"]["Function"]["Environment"]["Variables"]
     assert env["PUSHDEPLOY_VERIFY_IN_VPC"] == {"Fn::If": ["VerifyInVpc", "true", "false"]}
     assert template["Conditions"]["VerifyInVpc"] == {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "VerifySubnetIds"}]}, ""]}]}

@@ -18,7 +18,7 @@ use crate::rules::outcome::Outcome;
 impl Deployer {
     /// The service leases, through the one lease type every flow holds.
     pub(super) fn service_leases(&self) -> ServiceLeases<'_> {
-        ServiceLeases { leases: self.leases(), records: self.records(), ecs: &self.ecs }
+        ServiceLeases { leases: &self.leases, records: &self.records, ecs: &self.ecs }
     }
 
     /// Reads and takes a service's lease (manual actions, which take it before anything else),

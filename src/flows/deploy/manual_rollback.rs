@@ -66,7 +66,7 @@ impl Deployer {
 
     /// The one rollback ([`crate::flows::rollback`]), as the operator's `rollback` runs it.
     fn rollback(&self) -> Rollback<'_> {
-        Rollback { ecs: &self.ecs, store: &self.store }
+        Rollback { ecs: &self.ecs, records: &self.records, leases: &self.leases }
     }
 
     /// Returns the service to the revision [`choose_target`] names. `earlier` is the revision a

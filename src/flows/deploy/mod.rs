@@ -46,8 +46,12 @@ pub struct Deployer {
     pub ecs: EcsClient,
     /// ECR client.
     pub ecr: EcrClient,
-    /// The artifact bucket: records, artifacts and service leases.
+    /// The artifact bucket (its config object, the artifacts).
     pub store: Store,
+    /// The deployment records and artifacts in the bucket.
+    pub records: RecordStore,
+    /// The service leases in the bucket.
+    pub leases: LeaseStore,
     /// The region this function deploys in.
     pub region: String,
     /// Where refusals a person must act on are published, when a topic is configured.
@@ -69,6 +73,8 @@ impl Deployer {
             ecs: clients.ecs.clone(),
             ecr: clients.ecr.clone(),
             store: clients.store.clone(),
+            records: clients.records.clone(),
+            leases: clients.leases.clone(),
             region: clients.region.clone(),
             notifier: clients.notifier.clone(),
             own_roles: Vec::new(),
@@ -205,13 +211,13 @@ impl Deployer {
     }
 
     /// The deployment records and artifacts in the bucket.
-    fn records(&self) -> RecordStore {
-        RecordStore::new(self.store.clone())
+    fn records(&self) -> &RecordStore {
+        &self.records
     }
 
     /// The service leases in the bucket.
-    fn leases(&self) -> LeaseStore {
-        LeaseStore::new(self.store.clone())
+    fn leases(&self) -> &LeaseStore {
+        &self.leases
     }
 }
 

@@ -51,7 +51,7 @@ impl Verifier {
             Err(err) if err.is_transient() => {
                 warn!(execution_id = %inv.execution_id, stage = inv.stage.as_str(), error = %err, outcome = "in_progress", "decision");
                 let (delay, budget) = self.stuck_settings(&inv);
-                Ok(stuck(&self.records(), self.notifier.as_ref(), payload, &inv, delay, budget, &err.to_string()).await)
+                Ok(stuck(self.records(), self.notifier.as_ref(), payload, &inv, delay, budget, &err.to_string()).await)
             }
             Err(err) => {
                 self.report_hook_problem(&inv, &err).await;
@@ -104,7 +104,7 @@ impl Verifier {
                     return Ok(Seen::Answered(unconfirmed(inv, &target, why)));
                 }
                 let (delay, budget) = self.stuck_settings(inv);
-                let answer = stuck(&self.records(), self.notifier.as_ref(), payload, inv, delay, budget, &why).await;
+                let answer = stuck(self.records(), self.notifier.as_ref(), payload, inv, delay, budget, &why).await;
                 return Ok(Seen::Answered(answer));
             }
         };
@@ -172,7 +172,7 @@ impl Verifier {
     /// Applies a hook verdict: writes and tells what it says ([`settle::apply`]), then logs the
     /// answer.
     async fn apply_hook(&self, v: Verdict, inv: &HookInvocation) -> Result<HookAnswer, Error> {
-        settle::apply(&self.records(), self.notifier.as_ref(), &v, &inv.execution_id).await?;
+        settle::apply(self.records(), self.notifier.as_ref(), &v, &inv.execution_id).await?;
         let answer = match v.answer {
             Some(Reply::Hook(answer)) => answer,
             _ => HookAnswer::failed("verify reached no verdict"),

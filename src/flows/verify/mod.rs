@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::aws::ecs::EcsClient;
 use crate::aws::elbv2::Elbv2Client;
+use crate::aws::leases::LeaseStore;
 use crate::aws::records::{Found, RecordStore};
 use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
@@ -41,8 +42,12 @@ pub struct Verifier {
     pub config: Config,
     /// ECS client.
     pub ecs: EcsClient,
-    /// Artifact bucket (records).
+    /// Artifact bucket.
     pub store: Store,
+    /// The deployment records (and the hook index) in the bucket.
+    pub records: RecordStore,
+    /// The service leases in the bucket (an automatic rollback holds one).
+    pub leases: LeaseStore,
     /// Target health.
     pub elbv2: Elbv2Client,
     /// Verdict notifications, when a topic is configured.
@@ -61,6 +66,8 @@ impl Verifier {
             config,
             ecs: clients.ecs.clone(),
             store: clients.store.clone(),
+            records: clients.records.clone(),
+            leases: clients.leases.clone(),
             elbv2: clients.elbv2.clone(),
             notifier: clients.notifier.clone(),
             http,
@@ -250,7 +257,7 @@ impl Verifier {
     /// Applies an event's verdict: writes and tells what it says ([`settle::apply`]), then does
     /// what comes next and answers.
     async fn apply(&self, v: Verdict, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
-        settle::apply(&self.records(), self.notifier.as_ref(), &v, &e.event_id).await?;
+        settle::apply(self.records(), self.notifier.as_ref(), &v, &e.event_id).await?;
         let said = match &v.answer {
             Some(Reply::Event(said)) => self.answer(&v.record, said.outcome, said.reason.clone(), said.wrote),
             _ => Summary::only(Outcome::Rejected, "verify reached no verdict"),
@@ -284,25 +291,14 @@ impl Verifier {
         }
     }
 
-    /// Writes a record that reached a verdict, logs it and notifies.
-    async fn settle(&self, rec: &DeploymentRecord, e: &EcsDeploymentEvent) -> Result<(), Error> {
-        self.settle_for(rec, &e.event_id).await
-    }
-
-    /// Writes a record that reached a verdict on behalf of `event_id` (an event or a hook
-    /// execution), logs it, counts it and notifies ([`settle::settle`]).
-    async fn settle_for(&self, rec: &DeploymentRecord, event_id: &str) -> Result<(), Error> {
-        settle::settle(&self.records(), self.notifier.as_ref(), rec, event_id).await
-    }
-
     async fn save(&self, rec: &DeploymentRecord) -> Result<(), Error> {
         self.records().put(rec).await?;
         Ok(())
     }
 
     /// The deployment records in the bucket.
-    fn records(&self) -> RecordStore {
-        RecordStore::new(self.store.clone())
+    fn records(&self) -> &RecordStore {
+        &self.records
     }
 
     fn answer(&self, rec: &DeploymentRecord, outcome: Outcome, reason: String, wrote: bool) -> Summary {

@@ -1,5 +1,6 @@
 //! What an automatic rollback came to, on the record: the one rollback ([`crate::flows::rollback`])
-//! does the work; verify records, tells and answers its outcome.
+//! does the work, [`crate::rules::rollback_verdict`] decides what the record becomes, and verify
+//! applies that verdict as it applies every other.
 
 use std::time::Instant;
 
@@ -7,33 +8,35 @@ use tracing::error;
 
 use super::Verifier;
 use crate::domain::error::Error;
-use crate::domain::names::short_name;
-use crate::domain::record::{self, DeploymentRecord, Status};
+use crate::domain::record::{self, DeploymentRecord};
 use crate::flows::rollback::{self, Rollback, Rolled};
+use crate::flows::settle;
 use crate::inbound::EcsDeploymentEvent;
 use crate::rules::outcome::{Outcome, Summary};
+use crate::rules::rollback_verdict::{after_rollback, RollbackCame};
+use crate::rules::verdict::{Reply, Verdict};
 
 impl Verifier {
     /// Records a rollback that ECS already runs (its invocation died before recording it).
     pub(super) async fn finish_rollback(
         &self,
-        mut rec: DeploymentRecord,
+        rec: DeploymentRecord,
         e: &EcsDeploymentEvent,
         primary: Option<String>,
     ) -> Result<Summary, Error> {
-        let to = self.rollback().finish_automatic(&mut rec, primary).await?;
-        self.settle(&rec, e).await?;
-        let reason = format!("rolled back to {}: {}", short_name(&to), rec.reason.as_deref().unwrap_or_default());
-        Ok(self.answer(&rec, Outcome::RolledBack, reason, true))
+        let (to, rollback_id) = self.rollback().finish_automatic(&rec, primary).await?;
+        let v = after_rollback(&rec, None, &RollbackCame::Done { to, rollback_id }, &record::now());
+        self.apply_rollback_verdict(&v, e).await?;
+        Ok(self.rollback_answer(&v))
     }
 
-    /// The one rollback ([`crate::flows::rollback`]), and what it came to on the record.
+    /// The one rollback ([`crate::flows::rollback`]), over verify's clients.
     fn rollback(&self) -> Rollback<'_> {
-        Rollback { ecs: &self.ecs, store: &self.store }
+        Rollback { ecs: &self.ecs, records: &self.records, leases: &self.leases }
     }
 
-    /// Returns the service to its last verified deployment ([`Rollback::automatic`]) and puts
-    /// what that came to on the record.
+    /// Returns the service to its last verified deployment ([`Rollback::automatic`]), then puts
+    /// what that came to on the record: describe (the rollback) → decide → apply.
     pub(super) async fn roll_back(
         &self,
         mut rec: DeploymentRecord,
@@ -41,64 +44,43 @@ impl Verifier {
         why: String,
         deadline: Instant,
     ) -> Result<Summary, Error> {
-        let (status, reason) = match self.rollback().automatic(&mut rec, deadline).await? {
-            Rolled::Failed(cause) => return self.rollback_failed(rec, e, why, cause).await,
+        let rolled = self.rollback().automatic(&mut rec, deadline).await?;
+        let came = match &rolled {
             Rolled::Done { to, rollback } => {
-                rec.status = Status::RolledBack;
-                rec.reason = Some(why);
-                rec.rolled_back_to = Some(to.clone());
-                rec.rollback_deployment = Some(rollback.id.clone());
-                rec.stamp("rolled_back", record::now());
+                RollbackCame::Done { to: to.clone(), rollback_id: Some(rollback.id.clone()) }
+            }
+            Rolled::NothingEarlier => RollbackCame::NothingEarlier,
+            Rolled::Replaced(running) => RollbackCame::Replaced(running.clone()),
+            Rolled::Failed(cause) => RollbackCame::Failed(cause.to_string()),
+        };
+        let v = after_rollback(&rec, Some(why), &came, &record::now());
+        match rolled {
+            Rolled::Done { rollback, .. } => {
                 let records = self.records();
-                let (a, b) = tokio::join!(records.put(&rollback), self.settle(&rec, e));
+                let (a, b) = tokio::join!(records.put(&rollback), self.apply_rollback_verdict(&v, e));
                 a?;
                 b?;
-                let reason =
-                    format!("rolled back to {}: {}", short_name(&to), rec.reason.as_deref().unwrap_or_default());
-                return Ok(self.answer(&rec, Outcome::RolledBack, reason, true));
             }
-            Rolled::NothingEarlier => (Status::Failed, format!(
-                "{why}; no automatic rollback: strategy {} kept task definition {}, so there is no earlier revision to return to (push the previous image to the tag again)",
-                rec.strategy,
-                short_name(&rec.task_definition)
-            )),
-            Rolled::Replaced(running) => (Status::Failed, format!(
-                "{why}; not rolled back: {} replaced {} before the rollback could start",
-                short_name(&running),
-                short_name(&rec.task_definition)
-            )),
-        };
-        rec.status = status;
-        rec.reason = Some(reason);
-        rec.stamp("failed", record::now());
-        self.settle(&rec, e).await?;
-        Ok(self.answer(&rec, Outcome::Failed, rec.reason.clone().unwrap_or_default(), true))
+            Rolled::Failed(cause) => {
+                let rec = &v.record;
+                error!(service = %rec.name, deployment_id = %rec.id, image = %rec.image_uri, outcome = "rollback_failed", error = %cause, "decision");
+                self.apply_rollback_verdict(&v, e).await?;
+                // Classified by its cause, as a manual rollback's failure is: the invocation fails either way.
+                return Err(rollback::failed(cause));
+            }
+            Rolled::NothingEarlier | Rolled::Replaced(_) => self.apply_rollback_verdict(&v, e).await?,
+        }
+        Ok(self.rollback_answer(&v))
     }
 
-    /// Records, logs and notifies a rollback that could not be carried out, and fails the invocation.
-    async fn rollback_failed(
-        &self,
-        mut rec: DeploymentRecord,
-        e: &EcsDeploymentEvent,
-        why: String,
-        err: Error,
-    ) -> Result<Summary, Error> {
-        let to = rec.rolled_back_to.as_deref().map(|to| format!(" to {}", short_name(to))).unwrap_or_default();
-        let reason = format!(
-            "{}; pushdeploy cannot roll back {}{to}: {err}; the broken revision {} is still serving",
-            why.split("; pushdeploy cannot roll back").next().unwrap_or(&why),
-            rec.name,
-            short_name(&rec.task_definition)
-        );
-        error!(service = %rec.name, deployment_id = %rec.id, image = %rec.image_uri, outcome = "rollback_failed", error = %err, "decision");
-        // A retry that fails the same way has told everyone already: the record and the message stand.
-        if rec.status != Status::RollbackFailed || rec.reason.as_deref() != Some(reason.as_str()) {
-            rec.status = Status::RollbackFailed;
-            rec.reason = Some(reason);
-            rec.stamp("rollback_failed", record::now());
-            self.settle(&rec, e).await?;
+    async fn apply_rollback_verdict(&self, v: &Verdict, e: &EcsDeploymentEvent) -> Result<(), Error> {
+        settle::apply(self.records(), self.notifier.as_ref(), v, &e.event_id).await
+    }
+
+    fn rollback_answer(&self, v: &Verdict) -> Summary {
+        match &v.answer {
+            Some(Reply::Event(said)) => self.answer(&v.record, said.outcome, said.reason.clone(), said.wrote),
+            _ => Summary::only(Outcome::Failed, v.record.reason.clone().unwrap_or_default()),
         }
-        // Classified by its cause, as a manual rollback's failure is: the invocation fails either way.
-        Err(rollback::failed(err))
     }
 }
