@@ -1,5 +1,10 @@
-//! Orchestration of a verify: an ECS deployment event (or a lifecycle hook invocation) in, a
-//! verdict recorded, notified and acted on.
+//! A verify: an ECS deployment event (or a lifecycle hook invocation) in, a verdict recorded,
+//! told and acted on. Each flow reads like a script: describe what the verdict needs (the record,
+//! the service, ECS's confirmation, the smoke test: `smoke`), decide ([`crate::rules::verdict`],
+//! [`crate::rules::hook_verdict`], [`crate::rules::rollback_verdict`]), apply the value
+//! ([`crate::flows::settle::apply`]). `hook` and `stuck` answer lifecycle hooks; `rollback_outcome`
+//! puts the one rollback's outcome on the record; `prune` and `problem` are housekeeping and the
+//! errors that keep verify from a verdict.
 
 mod hook;
 mod problem;
