@@ -262,11 +262,8 @@ impl Verifier {
     /// Applies an event's verdict: writes and tells what it says ([`settle::apply`]), then does
     /// what comes next and answers.
     async fn apply(&self, v: Verdict, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
-        settle::apply(self.records(), self.notifier.as_ref(), &v, &e.event_id).await?;
-        let said = match &v.answer {
-            Some(Reply::Event(said)) => self.answer(&v.record, said.outcome, said.reason.clone(), said.wrote),
-            _ => Summary::only(Outcome::Rejected, "verify reached no verdict"),
-        };
+        self.write_and_tell(&v, e).await?;
+        let said = self.reply(&v);
         match v.next {
             Next::Refuse { event, why } => Err(unconfirmed(&v.record, event, why)),
             Next::RollBack { why } => self.boxed(self.roll_back(v.record, e, why, deadline)).await,
@@ -276,6 +273,19 @@ impl Verifier {
                 Ok(said)
             }
             Next::Answer | Next::Read(_) | Next::RunSmoke => Ok(said),
+        }
+    }
+
+    /// Writes and tells what an event's verdict says ([`settle::apply`]).
+    async fn write_and_tell(&self, v: &Verdict, e: &EcsDeploymentEvent) -> Result<(), Error> {
+        settle::apply(self.records(), self.notifier.as_ref(), v, &e.event_id).await
+    }
+
+    /// The answer an event's verdict carries.
+    fn reply(&self, v: &Verdict) -> Summary {
+        match &v.answer {
+            Some(Reply::Event(said)) => self.answer(&v.record, said.outcome, said.reason.clone(), said.wrote),
+            _ => Summary::only(Outcome::Rejected, "verify reached no verdict"),
         }
     }
 

@@ -10,11 +10,9 @@ use super::Verifier;
 use crate::domain::error::Error;
 use crate::domain::record::{self, DeploymentRecord};
 use crate::flows::rollback::{self, Rollback, Rolled};
-use crate::flows::settle;
 use crate::inbound::EcsDeploymentEvent;
-use crate::rules::outcome::{Outcome, Summary};
+use crate::rules::outcome::Summary;
 use crate::rules::rollback_verdict::{after_rollback, RollbackCame};
-use crate::rules::verdict::{Reply, Verdict};
 
 impl Verifier {
     /// Records a rollback that ECS already runs (its invocation died before recording it).
@@ -26,8 +24,8 @@ impl Verifier {
     ) -> Result<Summary, Error> {
         let (to, rollback_id) = self.rollback().finish_automatic(&rec, primary).await?;
         let v = after_rollback(&rec, None, &RollbackCame::Done { to, rollback_id }, &record::now());
-        self.apply_rollback_verdict(&v, e).await?;
-        Ok(self.rollback_answer(&v))
+        self.write_and_tell(&v, e).await?;
+        Ok(self.reply(&v))
     }
 
     /// The one rollback ([`crate::flows::rollback`]), over verify's clients.
@@ -57,30 +55,19 @@ impl Verifier {
         match rolled {
             Rolled::Done { rollback, .. } => {
                 let records = self.records();
-                let (a, b) = tokio::join!(records.put(&rollback), self.apply_rollback_verdict(&v, e));
+                let (a, b) = tokio::join!(records.put(&rollback), self.write_and_tell(&v, e));
                 a?;
                 b?;
             }
             Rolled::Failed(cause) => {
                 let rec = &v.record;
                 error!(service = %rec.name, deployment_id = %rec.id, image = %rec.image_uri, outcome = "rollback_failed", error = %cause, "decision");
-                self.apply_rollback_verdict(&v, e).await?;
+                self.write_and_tell(&v, e).await?;
                 // Classified by its cause, as a manual rollback's failure is: the invocation fails either way.
                 return Err(rollback::failed(cause));
             }
-            Rolled::NothingEarlier | Rolled::Replaced(_) => self.apply_rollback_verdict(&v, e).await?,
+            Rolled::NothingEarlier | Rolled::Replaced(_) => self.write_and_tell(&v, e).await?,
         }
-        Ok(self.rollback_answer(&v))
-    }
-
-    async fn apply_rollback_verdict(&self, v: &Verdict, e: &EcsDeploymentEvent) -> Result<(), Error> {
-        settle::apply(self.records(), self.notifier.as_ref(), v, &e.event_id).await
-    }
-
-    fn rollback_answer(&self, v: &Verdict) -> Summary {
-        match &v.answer {
-            Some(Reply::Event(said)) => self.answer(&v.record, said.outcome, said.reason.clone(), said.wrote),
-            _ => Summary::only(Outcome::Failed, v.record.reason.clone().unwrap_or_default()),
-        }
+        Ok(self.reply(&v))
     }
 }
