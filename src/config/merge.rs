@@ -70,6 +70,9 @@ impl Merged {
         if s.strategy != self.rules.strategy {
             return Err(clash("strategy", first, "they must use the same strategy".into()));
         }
+        if s.mode != self.rules.mode {
+            return Err(clash("mode", first, "they must use the same mode (observe or enforce)".into()));
+        }
         if s.base != self.rules.base {
             return Err(clash("base", first, "they must copy the same base".into()));
         }
@@ -127,6 +130,7 @@ fn smoke_difference(a: &SmokeConfig, b: &SmokeConfig) -> Option<&'static str> {
     [
         ("url", a.url == b.url),
         ("test_url", a.test_url == b.test_url),
+        ("connect_to", a.connect_to == b.connect_to),
         ("test_headers", a.test_headers == b.test_headers),
         ("attempts", a.attempts == b.attempts),
         ("interval_ms", a.interval_ms == b.interval_ms),

@@ -18,7 +18,8 @@ mod principal;
 pub use limits::{Limits, BODY_MEMORY_FACTOR, VERIFY_BASELINE_MB};
 pub use merge::merge_entries;
 pub use model::{
-    Base, CheckConfig, Config, HeaderValue, HookConfig, ReadAfterWriteConfig, ServiceConfig, SmokeConfig, Strategy,
+    Base, CheckConfig, Config, ConnectTo, HeaderValue, HookConfig, Mode, ReadAfterWriteConfig, ServiceConfig,
+    SmokeConfig, Strategy,
 };
 pub use principal::PrincipalPattern;
 

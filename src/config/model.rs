@@ -29,6 +29,28 @@ pub enum Base {
     Family,
 }
 
+/// What verify does with its verdict on a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Act on the verdict: roll back a failed deployment, answer a lifecycle hook FAILED (default).
+    #[default]
+    Enforce,
+    /// Run every check and record and tell the verdict it would have given, but never roll back
+    /// nor answer a hook FAILED: the first pushes on a real estate are then safe to watch.
+    Observe,
+}
+
+/// `connect_to = "HOST[:PORT]"`: where smoke requests are sent, while the URL's own host name stays
+/// in TLS (SNI and the certificate's check) and the Host header, as curl's `--connect-to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectTo {
+    /// A DNS name or an IP address (an IPv6 one without brackets).
+    pub host: String,
+    /// The port; `None`: the URL's own.
+    pub port: Option<u16>,
+}
+
 /// The whole validated config.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -80,6 +102,8 @@ pub struct ServiceConfig {
     pub keep_revisions: Option<u32>,
     /// `[service.hook]`: pushdeploy is the service's ECS lifecycle hook (blue/green, linear, canary).
     pub hook: Option<HookConfig>,
+    /// Whether verify acts on its verdict or only records and tells it.
+    pub mode: Mode,
 }
 
 /// `[service.hook]`: the stages the service's `lifecycleHooks` call pushdeploy at, and their timeout.
@@ -121,6 +145,8 @@ pub struct SmokeConfig {
     pub url: String,
     /// Base URL of the test listener (blue/green): where POST_TEST_TRAFFIC_SHIFT checks go.
     pub test_url: Option<String>,
+    /// Where every request of the smoke test connects, the URL's host name kept for TLS and Host.
+    pub connect_to: Option<ConnectTo>,
     /// Headers added to every request through the test listener (for header-based test rules).
     pub test_headers: BTreeMap<String, HeaderValue>,
     /// Rounds before giving up.

@@ -13,7 +13,7 @@ use super::fields::{cap, is_ecs_name, Fields};
 use super::merge::judge_by_ecs_service;
 use super::parse_hook::{hook_fits, parse_hook};
 use super::parse_smoke::parse_smoke;
-use super::{Base, Config, HookConfig, PrincipalPattern, ServiceConfig, SmokeConfig, Strategy};
+use super::{Base, Config, HookConfig, Mode, PrincipalPattern, ServiceConfig, SmokeConfig, Strategy};
 
 impl Config {
     /// Parses and validates config text; `source` names it in errors.
@@ -63,13 +63,20 @@ struct Defaults {
     base: Base,
     registrants: Option<Vec<PrincipalPattern>>,
     hold: bool,
+    mode: Mode,
 }
 
 impl Defaults {
     /// Reads `[defaults]` from the root table, when there is one.
     fn read(root: &mut Fields<'_>, source: &str) -> Result<Self, ConfigError> {
-        let mut out =
-            Self { cluster: None, strategy: Strategy::PinDigest, base: Base::Service, registrants: None, hold: false };
+        let mut out = Self {
+            cluster: None,
+            strategy: Strategy::PinDigest,
+            base: Base::Service,
+            registrants: None,
+            hold: false,
+            mode: Mode::Enforce,
+        };
         if let Some(defaults) = root.table("defaults")? {
             let mut d = Fields::new(defaults, "defaults", source);
             out.cluster = d.opt_cluster("cluster")?;
@@ -81,6 +88,9 @@ impl Defaults {
             }
             out.registrants = registrants(&mut d)?;
             out.hold = d.opt_bool("hold_base_changes")?.unwrap_or(false);
+            if let Some(m) = d.opt_str("mode")? {
+                out.mode = parse_mode(&m).map_err(|m| d.err("mode", m))?;
+            }
             d.finish()?;
         }
         Ok(out)
@@ -108,6 +118,10 @@ fn parse_service(
     let copy = CopyRules::read(&mut f, defaults)?;
     let keep_revisions = f.opt_int("keep_revisions", 1, 1000)?.map(|n| n as u32);
     let (smoke, hook) = smoke_and_hook(&mut f, path, source)?;
+    let mode = match f.opt_str("mode")? {
+        Some(m) => parse_mode(&m).map_err(|m| f.err("mode", m))?,
+        None => defaults.mode,
+    };
     f.finish()?;
     Ok(ServiceConfig {
         name,
@@ -123,6 +137,7 @@ fn parse_service(
         smoke,
         keep_revisions,
         hook,
+        mode,
     })
 }
 
@@ -290,6 +305,16 @@ fn registrants(f: &mut Fields<'_>) -> Result<Option<Vec<PrincipalPattern>>, Conf
     Ok(Some(patterns))
 }
 
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    match s {
+        "enforce" => Ok(Mode::Enforce),
+        "observe" => Ok(Mode::Observe),
+        other => Err(format!(
+            "unknown mode {other:?}: use \"enforce\" (act on the verdict) or \"observe\" (only record and tell it)"
+        )),
+    }
+}
+
 fn parse_strategy(s: &str) -> Result<Strategy, String> {
     match s {
         "pin-digest" => Ok(Strategy::PinDigest),
@@ -418,6 +443,20 @@ mod tests {
             key_of(&format!("{family}trusted_registrants=['{TF}']\nhold_base_changes='yes'\n")),
             "service[0].hold_base_changes"
         );
+    }
+
+    #[test]
+    fn mode_is_enforce_unless_observe_is_asked_here_or_in_defaults() {
+        use crate::config::Mode;
+        assert_eq!(parse(MIN).unwrap().services[0].mode, Mode::Enforce);
+        assert_eq!(parse(&format!("{MIN}mode='observe'\n")).unwrap().services[0].mode, Mode::Observe);
+        let observing = format!("[defaults]\nmode='observe'\n{MIN}");
+        assert_eq!(parse(&observing).unwrap().services[0].mode, Mode::Observe);
+        assert_eq!(parse(&format!("{observing}mode='enforce'\n")).unwrap().services[0].mode, Mode::Enforce);
+        assert_eq!(key_of(&format!("{MIN}mode='watch'\n")), "service[0].mode");
+        assert_eq!(key_of("[defaults]\nmode='dry-run'\n"), "defaults.mode");
+        let second = MIN.replace("name='a'", "name='b'");
+        assert_eq!(key_of(&format!("{MIN}mode='observe'\n{second}")), "service[1].mode");
     }
 
     #[test]

@@ -7,13 +7,38 @@ use toml::{Table, Value};
 use crate::domain::error::ConfigError;
 
 use super::fields::Fields;
-use super::{CheckConfig, HeaderValue, ReadAfterWriteConfig, SmokeConfig};
+use super::{CheckConfig, ConnectTo, HeaderValue, ReadAfterWriteConfig, SmokeConfig};
 
 fn http_url(f: &Fields<'_>, key: &str, url: &str) -> Result<(), ConfigError> {
     if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
         return Err(f.err(key, format!("{url:?} is not an http:// or https:// URL")));
     }
     Ok(())
+}
+
+/// `connect_to`: `HOST[:PORT]` (`[v6]:PORT` for an IPv6 address), no scheme, path or user.
+fn parse_connect_to(s: &str) -> Result<ConnectTo, String> {
+    let refuse = || {
+        format!("{s:?} is not HOST or HOST:PORT (a DNS name or an IP address, e.g. \"internal-todo-123.eu-west-1.elb.amazonaws.com\" or \"10.0.1.5:443\")")
+    };
+    if s.is_empty() || s.len() > 300 || s.contains(['/', '@', '?', '#', ' ']) {
+        return Err(refuse());
+    }
+    let parsed = url::Url::parse(&format!("https://{s}")).map_err(|_| refuse())?;
+    let host = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.to_string(),
+        Some(url::Host::Ipv4(a)) => a.to_string(),
+        Some(url::Host::Ipv6(a)) => a.to_string(),
+        None => return Err(refuse()),
+    };
+    // The URL parser drops a port equal to the scheme's default; the text says whether one was given.
+    let port = match s.rsplit_once(':') {
+        Some((_, p)) if !s.ends_with(']') && p.chars().all(|c| c.is_ascii_digit()) => {
+            Some(p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(refuse)?)
+        }
+        _ => None,
+    };
+    Ok(ConnectTo { host, port })
 }
 
 pub(super) fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeConfig, ConfigError> {
@@ -24,6 +49,10 @@ pub(super) fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeCon
     if let Some(u) = &test_url {
         http_url(&f, "test_url", u)?;
     }
+    let connect_to = match f.opt_str("connect_to")? {
+        Some(c) => Some(parse_connect_to(&c).map_err(|m| f.err("connect_to", m))?),
+        None => None,
+    };
     let test_headers = header_table(&mut f, "test_headers")?;
     let attempts = f.opt_int("attempts", 1, 1000)?.unwrap_or(10) as u32;
     let interval_ms = f.opt_int("interval_ms", 0, 600_000)?.unwrap_or(3000) as u64;
@@ -55,6 +84,7 @@ pub(super) fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeCon
     let smoke = SmokeConfig {
         url,
         test_url,
+        connect_to,
         test_headers,
         attempts,
         interval_ms,
@@ -222,6 +252,21 @@ fn toml_to_json(v: Value) -> serde_json::Value {
 mod tests {
     use super::*;
     use crate::config::test_support::{key_of, parse, MIN, SMOKE};
+
+    #[test]
+    fn connect_to_names_a_host_and_maybe_a_port_and_nothing_else() {
+        let with = |c: &str| format!("{MIN}{}", SMOKE.replace("[[", &format!("connect_to='{c}'\n[[")));
+        let to = |c: &str| parse(&with(c)).map(|c| c.services[0].smoke.clone().unwrap().connect_to.unwrap());
+        let alb = "internal-todo-123.eu-west-1.elb.amazonaws.com";
+        assert_eq!(to(alb).unwrap(), ConnectTo { host: alb.into(), port: None });
+        assert_eq!(to(&format!("{alb}:443")).unwrap(), ConnectTo { host: alb.into(), port: Some(443) });
+        assert_eq!(to("10.0.1.5:8443").unwrap(), ConnectTo { host: "10.0.1.5".into(), port: Some(8443) });
+        assert_eq!(to("[::1]:8443").unwrap(), ConnectTo { host: "::1".into(), port: Some(8443) });
+        for bad in ["https://alb", "alb/api", "user@alb", "alb:0", "alb:70000", "alb:", "", "a b"] {
+            assert_eq!(key_of(&with(bad)), "service[0].smoke.connect_to", "{bad:?}");
+        }
+        assert_eq!(parse(&format!("{MIN}{SMOKE}")).unwrap().services[0].smoke.clone().unwrap().connect_to, None);
+    }
 
     #[test]
     fn read_after_write_keys_are_checked() {
