@@ -8,6 +8,7 @@
 
 mod args;
 mod commands;
+mod init;
 mod insight;
 mod invoke;
 mod page;
@@ -56,6 +57,9 @@ fn print_json(value: &impl serde::Serialize) {
 async fn run(command: Command) -> Result<ExitCode, Failed> {
     match command {
         Command::Validate { .. } => unreachable!("validate runs without a runtime"),
+        Command::Init { cluster, services, output, force } => {
+            init::run(init::Options { cluster, services, output, force }).await
+        }
         Command::Status { scope, json } => commands::status(scope, json).await,
         Command::History { service, limit, scope, json } => commands::history(&service, limit, scope, json).await,
         Command::Show { id, from, json } => commands::show(&id, from, json).await,
