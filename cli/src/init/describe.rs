@@ -37,7 +37,10 @@ pub async fn describe(sdk: &aws_config::SdkConfig, cluster: &str, only: &[String
         .map_err(|e| failed("STS GetCallerIdentity", "your credentials", "sts:GetCallerIdentity", e))?;
     let account = identity.account().unwrap_or_default().to_string();
     let ecs = aws_sdk_ecs::Client::new(sdk);
-    let names = if only.is_empty() { list_services(&ecs, cluster).await? } else { only.to_vec() };
+    // By name: the same estate writes the same file.
+    let mut names = if only.is_empty() { list_services(&ecs, cluster).await? } else { only.to_vec() };
+    names.sort();
+    names.dedup();
     let mut services = Vec::new();
     for batch in names.chunks(DESCRIBE_BATCH) {
         services.extend(describe_services(&ecs, cluster, batch).await?);
