@@ -253,3 +253,19 @@ fn values_are_escaped_and_comments_stay_on_their_line() {
     assert_eq!(config.services[0].smoke.as_ref().unwrap().url, format!("https://{DNS}/a\"b\\c/"));
     assert!(text.contains("#   container x: bad image [defaults]"), "{text}");
 }
+
+#[test]
+fn an_internal_alb_and_a_service_without_circuit_breaker_reach_the_checklist() {
+    let mut estate =
+        todo("HTTP", 80, vec![rule("default", &[], "frontend"), rule("3", &[("path-pattern", "/api/*")], "backend")]);
+    estate.load_balancers[0].internal = true;
+    estate.services[1].circuit_breaker = false;
+    estate.services[1].task_role = None;
+    let (_, _, checklist) = written(&estate);
+    assert!(checklist.iter().any(
+        |l| l.starts_with("todo-frontend smoke: todo-alb is internal: verify reaches it only from inside the VPC")
+    ));
+    assert!(checklist.iter().any(|l| l.starts_with("todo-backend: the deployment circuit breaker is off")));
+    assert!(!checklist.iter().any(|l| l.starts_with("todo-frontend: the deployment circuit breaker")));
+    assert!(checklist.iter().any(|l| l.contains("TaskRoleArns=arn:aws:iam::123456789012:role/todo-frontend-task ExecutionRoleArns=arn:aws:iam::123456789012:role/ecs-execution ")));
+}
