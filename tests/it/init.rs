@@ -86,6 +86,13 @@ async fn init_writes_a_config_that_validates_and_deploys_both_services() {
     let only = Config::parse(&std::fs::read_to_string(&file).unwrap(), path).unwrap();
     assert_eq!(only.services.iter().map(|s| s.service.as_str()).collect::<Vec<_>>(), ["todo-backend"]);
     std::fs::write(&file, &text).unwrap();
+    // What AWS refuses is said, with what to check; nothing is written.
+    let (code, _, err) = pushdeploy(&app.aws, &["init", "--cluster", "no-such-cluster"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("ECS ListServices for no-such-cluster failed") && err.contains("Check: the cluster"), "{err}");
+    let (code, _, err) = pushdeploy(&app.aws, &["init", "--cluster", CLUSTER, "--service", "todo-nope"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("todo-cluster/todo-nope failed: MISSING"), "{err}");
 
     let (code, out, err) = pushdeploy(&app.aws, &["validate", path, "--cluster", CLUSTER]).await;
     assert_eq!(code, 0, "{out}{err}");
