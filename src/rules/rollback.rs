@@ -278,6 +278,7 @@ pub(crate) mod tests {
             base_changes: Vec::new(),
             passed_over: Vec::new(),
             restores: None,
+            requested: None,
             timeline: vec![TimelineEntry { event: "started".into(), at: started.into() }],
         }
     }

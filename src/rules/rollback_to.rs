@@ -9,9 +9,12 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_ecs::types::TaskDefinition;
 use serde::Serialize;
 
+use crate::config::{ServiceConfig, Strategy};
 use crate::domain::ecs_view::RanRevision;
+use crate::domain::image::ImageRef;
 use crate::domain::names::short_name;
 use crate::domain::record::DeploymentRecord;
 use crate::inbound::RollbackTo;
@@ -83,7 +86,7 @@ pub fn choose_named<'a>(
     let same_images = matches!(asked.to, RollbackTo::Digest(_)) && running_now.is_some_and(|now| now == ours(revision));
     if revision.task_definition == current || same_images {
         return Err(format!(
-            "the service already runs {} ({}); nothing to return to",
+            "the service already runs {} ({}): nothing to return to, nothing changed",
             short_name(&revision.task_definition),
             images(&revision.digests)
         ));
@@ -190,6 +193,38 @@ pub fn no_records(current: &str) -> String {
         "pushdeploy has no record of this service (it runs {}, and pushdeploy has deployed nothing to it yet), so there is no verified deployment to return to and it cannot tell which earlier revision was good",
         short_name(current)
     )
+}
+
+/// The containers pushdeploy deploys in `td` (the running revision): the config's `containers`,
+/// or every container whose image is from the service's repository. A digest named by `--to`
+/// must be one of theirs, and a rollback pins them.
+pub fn deployed_containers(td: &TaskDefinition, svc: &ServiceConfig) -> Vec<String> {
+    if let Some(named) = &svc.containers {
+        return named.clone();
+    }
+    td.container_definitions()
+        .iter()
+        .filter(|c| c.image().and_then(|i| ImageRef::parse(i).ok()).is_some_and(|i| i.repository == svc.repository))
+        .filter_map(|c| c.name().map(str::to_string))
+        .collect()
+}
+
+/// The service's identity (cluster, service, name, repository, strategy, containers) as a record,
+/// for the record of a rollback of a service pushdeploy has no record of (day one).
+pub fn identity_of(svc: &ServiceConfig, containers: &[String]) -> DeploymentRecord {
+    let strategy = match svc.strategy {
+        Strategy::PinDigest => "pin-digest",
+        Strategy::ForceNewDeployment => "force-new-deployment",
+    };
+    // Through serde: every optional field of the record takes its default.
+    serde_json::from_value(serde_json::json!({
+        "id": "", "cluster": svc.cluster, "service": svc.service, "name": svc.name,
+        "repository": svc.repository, "tag": "", "digest": "", "image_uri": "", "strategy": strategy,
+        "trigger": {"kind": "manual", "action": "rollback", "request_id": ""},
+        "previous_task_definition": "", "task_definition": "", "ecs_deployment_id": "",
+        "status": "started", "containers": containers, "timeline": []
+    }))
+    .expect("the identity record has every required field")
 }
 
 #[cfg(test)]
@@ -341,5 +376,24 @@ mod tests {
             .contains("pick one with `pushdeploy rollback backend --to REVISION|DIGEST`"));
         assert!(none_to_return_to("backend", "why", 0)
             .ends_with("shows no revision of the service either; nothing changed"));
+    }
+
+    #[test]
+    fn a_service_with_no_record_has_its_identity_from_the_config() {
+        use crate::rules::taskdef::tests::{svc, td};
+        let service = svc("");
+        let running = td(&[("frontend", "1.dkr.ecr.r.amazonaws.com/todo-frontend:latest"), ("envoy", "envoy:1")]);
+        let containers = deployed_containers(&running, &service);
+        assert_eq!(containers, ["frontend"]);
+        let r = identity_of(&service, &containers);
+        assert_eq!(
+            (r.cluster.as_str(), r.service.as_str(), r.name.as_str()),
+            ("todo-cluster", "todo-frontend", "frontend")
+        );
+        assert_eq!(
+            (r.repository.as_str(), r.strategy.as_str(), r.containers.clone()),
+            ("todo-frontend", "pin-digest", containers)
+        );
+        assert_eq!(deployed_containers(&running, &svc("containers = ['envoy']")), ["envoy"]);
     }
 }
