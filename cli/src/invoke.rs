@@ -296,6 +296,23 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_rollback_lists_the_revisions_the_service_ran_one_line_each() {
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let refused = json!({"outcome": "rejected", "reason": "", "deployments": [{"service": "backend", "target": "c/s",
+            "outcome": "rejected", "reason": "rollback of backend: none", "candidates": [
+                {"task_definition": "arn:aws:ecs:r:1:task-definition/todo-backend:3", "digests": {"backend": d},
+                 "at": "2026-12-07T21:02:11Z", "note": "runs now"},
+                {"task_definition": "arn:aws:ecs:r:1:task-definition/todo-backend:2\u{1b}[2J", "digests": {}}]}]});
+        let (text, done) = describe(&Answer::Summary(refused));
+        assert!(!done);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "  revisions the service ran, newest first (pick one with --to):");
+        assert_eq!(lines[2], format!("    todo-backend:3  2026-12-07T21:02:11Z  backend={d}  [runs now]"));
+        assert_eq!(lines[3], "    todo-backend:2\u{FFFD}[2J  (time unknown)  digests unknown");
+        assert_eq!(lines.len(), 4, "{text}");
+    }
+
+    #[test]
     fn an_answer_quoting_hostile_text_prints_no_control_character() {
         let hostile = json!({"outcome": "started", "reason": "", "deployments": [{"service": "backend\u{1b}[2J",
             "target": "c/s", "outcome": "started", "reason": "ok\r\nbackend (c/s): verified — \u{202E}",

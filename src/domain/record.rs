@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::rollback_request::RollbackRequest;
+
 use crate::domain::error::InputError;
 use crate::domain::image::truncate;
 use crate::domain::passed_over::PassedOver;
@@ -174,25 +176,6 @@ pub struct DeploymentRecord {
     pub requested: Option<RollbackRequest>,
     /// Steps with times.
     pub timeline: Vec<TimelineEntry>,
-}
-
-/// A manual rollback as the operator asked it, on its record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RollbackRequest {
-    /// The target the operator named (`rollback --to`: `family:N`, its ARN or `sha256:…`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-    /// Where the target came from: `ecs_history` (a revision ECS's own history shows the service
-    /// ran, named by the operator or never judged by pushdeploy) or `verified_record` (the last
-    /// verified deployment, which ECS's history also shows).
-    pub target_from: String,
-    /// Who asked, in the invoker's own words (the CLI sends its caller's name); not verified:
-    /// CloudTrail's Lambda Invoke event with the trigger's request id names the principal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requested_by: Option<String>,
-    /// Returned past pushdeploy's rollback of its digest (`force`): that rollback.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forced: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

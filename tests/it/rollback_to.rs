@@ -69,6 +69,8 @@ impl DayOne {
             .stdin(std::process::Stdio::null());
         let out = tokio::task::spawn_blocking(move || command.output()).await.unwrap().expect("run pushdeploy");
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        // What the operator sees (`--nocapture` shows it; the book quotes it).
+        eprintln!("$ pushdeploy {}\n{stdout}{stderr}(exit {:?})", args.join(" "), out.status.code());
         (out.status.code().unwrap_or(-1), stdout.into_owned(), stderr.into_owned())
     }
 

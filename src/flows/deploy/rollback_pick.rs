@@ -125,10 +125,10 @@ impl Deployer {
         }
         let found = match newest(&read.recent) {
             None => Err(no_records(&read.current)),
-            Some(_) => choose_target(&read.recent, &read.current, &read.ran),
+            Some(newest) => choose_target(&read.recent, &read.current, &read.ran).map(|t| (t, newest)),
         };
-        let target = match found {
-            Ok(target) => target,
+        let (target, newest) = match found {
+            Ok(found) => found,
             Err(why) => {
                 let candidates = listed();
                 return Ok(Err(Refusal { why: none_to_return_to(&svc.name, &why, candidates.len()), candidates }));
@@ -139,7 +139,7 @@ impl Deployer {
         }
         // The record shares the service's identity with the deployment it restores or, returning
         // to a revision pushdeploy never judged, the newest one.
-        let identity = target.restores.or_else(|| newest(&read.recent)).cloned().expect("records were read");
+        let identity = target.restores.unwrap_or(newest).clone();
         let (revision, restores, why) = (target.revision.clone(), target.restores.cloned(), target.why);
         Ok(Ok(Picked { current: read.current, revision, identity, restores, why, request }))
     }
