@@ -161,12 +161,33 @@ pub(crate) enum Command {
         #[command(flatten)]
         function: Function,
     },
-    /// Return the service to its last verified deployment before the current one.
+    /// Return the service to its last verified deployment before the current one, or with --to
+    /// to a revision ECS's own history shows the service ran (day one: nothing verified yet).
     ///
-    /// Example: pushdeploy rollback backend
+    /// With no verified deployment to return to, nothing changes: the revisions the service ran
+    /// (revision, image digests, when, newest first) are listed to pick one with --to.
+    ///
+    /// Exit status: 0 rolled back (or, with --dry-run, the target it would choose); 1 refused
+    /// (the reason and the candidates are printed); 2 the invocation failed.
+    ///
+    /// Example: pushdeploy rollback backend --to todo-backend:41
     Rollback {
         /// The service's name in the config.
         service: String,
+        /// A revision (family:N or its ARN) or an image digest (sha256:…) of the service's
+        /// repository; a digest names the newest revision the service ran with it.
+        #[arg(long, value_name = "REVISION|DIGEST")]
+        to: Option<String>,
+        /// With --to: return to it even when pushdeploy rolled that digest back.
+        #[arg(long, requires = "to")]
+        force: bool,
+        /// Say which target it would choose and why; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Who asks, for the rollback's record (default: $USER). Recorded as given, not
+        /// verified: CloudTrail's Lambda Invoke event names the principal.
+        #[arg(long, value_name = "NAME", env = "PUSHDEPLOY_REQUESTED_BY")]
+        requested_by: Option<String>,
         #[command(flatten)]
         function: Function,
     },

@@ -14,14 +14,27 @@ pub enum Action<'a> {
     Deploy(&'a str, &'a str, Force),
     /// New tasks of the digest the service runs.
     Redeploy(&'a str, Force),
-    /// Back to the last verified deployment before the current one.
-    Rollback(&'a str),
+    /// Back to the last verified deployment before the current one, or to what `--to` names.
+    Rollback(&'a str, RollbackAsked<'a>),
     /// What deploy would do, changing nothing.
     Plan(&'a str, Option<&'a str>, Force),
 }
 
+/// `rollback`'s flags.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RollbackAsked<'a> {
+    /// `--to`: a revision or digest ECS's history shows the service ran.
+    pub to: Option<&'a str>,
+    /// `--force`: past pushdeploy's rollback of the target's digest.
+    pub force: Force,
+    /// `--dry-run`: the choice, nothing changed.
+    pub dry_run: bool,
+    /// Who asks (`--requested-by`, else $USER).
+    pub by: Option<&'a str>,
+}
+
 /// `--force`: deploy a digest pushdeploy rolled back all the same.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Force(pub bool);
 
 impl Action<'_> {
@@ -33,7 +46,19 @@ impl Action<'_> {
                 (json!({"action": "deploy", "service": service, "tag": tag}), *force)
             }
             Action::Redeploy(service, force) => (json!({"action": "redeploy", "service": service}), *force),
-            Action::Rollback(service) => (json!({"action": "rollback", "service": service}), Force(false)),
+            Action::Rollback(service, asked) => {
+                let mut event = json!({"action": "rollback", "service": service});
+                if let Some(to) = asked.to {
+                    event["to"] = json!(to);
+                }
+                if asked.dry_run {
+                    event["dry_run"] = json!(true);
+                }
+                if let Some(by) = asked.by {
+                    event["requested_by"] = json!(by);
+                }
+                (event, asked.force)
+            }
             Action::Plan(service, Some(tag), force) => {
                 (json!({"action": "plan", "service": service, "tag": tag}), *force)
             }
@@ -177,6 +202,7 @@ pub fn describe(answer: &Answer) -> (String, bool) {
                 for line in d["diff"].as_array().into_iter().flatten() {
                     out.push_str(&format!("  {}\n", p(line, "")));
                 }
+                candidates(&mut out, &d["candidates"]);
                 if let Some(id) = d["ecs_deployment_id"].as_str() {
                     let id = printable(id);
                     out.push_str(&format!("  ECS deployment: {id} (pushdeploy show {})\n", id.replacen('/', "-", 1)));
@@ -185,6 +211,27 @@ pub fn describe(answer: &Answer) -> (String, bool) {
             let done = matches!(outcome, "started" | "rolled_back" | "planned" | "unchanged");
             (out, done)
         }
+    }
+}
+
+/// The revisions ECS's history shows the service ran, one line each, newest first.
+fn candidates(out: &mut String, listed: &Value) {
+    let Some(listed) = listed.as_array().filter(|l| !l.is_empty()) else { return };
+    out.push_str("  revisions the service ran, newest first (pick one with --to):\n");
+    for c in listed {
+        let td = c["task_definition"].as_str().unwrap_or("?");
+        let short = td.rsplit('/').next().unwrap_or(td);
+        let digests: Vec<String> = c["digests"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, d)| format!("{name}={}", d.as_str().unwrap_or("?")))
+            .collect();
+        let digests = if digests.is_empty() { "digests unknown".to_string() } else { digests.join(" ") };
+        let note = c["note"].as_str().map(|n| format!("  [{n}]")).unwrap_or_default();
+        let line = format!("    {short}  {}  {digests}{note}", c["at"].as_str().unwrap_or("(time unknown)"));
+        out.push_str(&printable(&line));
+        out.push('\n');
     }
 }
 
@@ -200,7 +247,15 @@ mod tests {
             json!({"action": "deploy", "service": "backend", "tag": "v1.4.2"})
         );
         assert_eq!(Action::Redeploy("frontend", no).event(), json!({"action": "redeploy", "service": "frontend"}));
-        assert_eq!(Action::Rollback("backend").event(), json!({"action": "rollback", "service": "backend"}));
+        assert_eq!(
+            Action::Rollback("backend", RollbackAsked::default()).event(),
+            json!({"action": "rollback", "service": "backend"})
+        );
+        let to = RollbackAsked { to: Some("todo-backend:3"), force: Force(true), dry_run: true, by: Some("alice") };
+        assert_eq!(
+            Action::Rollback("backend", to).event(),
+            json!({"action": "rollback", "service": "backend", "to": "todo-backend:3", "force": true, "dry_run": true, "requested_by": "alice"})
+        );
         assert_eq!(Action::Plan("backend", None, no).event(), json!({"action": "plan", "service": "backend"}));
         assert_eq!(
             Action::Deploy("backend", "latest", Force(true)).event(),
@@ -213,7 +268,8 @@ mod tests {
         for event in [
             Action::Deploy("b", "t", no).event(),
             Action::Plan("b", Some("t"), no).event(),
-            Action::Rollback("b").event(),
+            Action::Rollback("b", RollbackAsked::default()).event(),
+            Action::Rollback("b", to).event(),
             Action::Deploy("b", "t", Force(true)).event(),
             Action::Redeploy("b", Force(true)).event(),
             Action::Plan("b", None, Force(true)).event(),
@@ -237,6 +293,23 @@ mod tests {
         assert!(!done && text == "rejected: unknown service\n");
         let (text, done) = describe(&Answer::Failed("Transient.LeaseBusy".into(), "busy".into()));
         assert!(!done && text.contains("Transient.LeaseBusy"));
+    }
+
+    #[test]
+    fn a_refused_rollback_lists_the_revisions_the_service_ran_one_line_each() {
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let refused = json!({"outcome": "rejected", "reason": "", "deployments": [{"service": "backend", "target": "c/s",
+            "outcome": "rejected", "reason": "rollback of backend: none", "candidates": [
+                {"task_definition": "arn:aws:ecs:r:1:task-definition/todo-backend:3", "digests": {"backend": d},
+                 "at": "2026-12-07T21:02:11Z", "note": "runs now"},
+                {"task_definition": "arn:aws:ecs:r:1:task-definition/todo-backend:2\u{1b}[2J", "digests": {}}]}]});
+        let (text, done) = describe(&Answer::Summary(refused));
+        assert!(!done);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "  revisions the service ran, newest first (pick one with --to):");
+        assert_eq!(lines[2], format!("    todo-backend:3  2026-12-07T21:02:11Z  backend={d}  [runs now]"));
+        assert_eq!(lines[3], "    todo-backend:2\u{FFFD}[2J  (time unknown)  digests unknown");
+        assert_eq!(lines.len(), 4, "{text}");
     }
 
     #[test]

@@ -72,7 +72,12 @@ async fn run(command: Command) -> Result<ExitCode, Failed> {
         Command::Redeploy { service, force, function } => {
             act(&function.name, invoke::Action::Redeploy(&service, invoke::Force(force))).await
         }
-        Command::Rollback { service, function } => act(&function.name, invoke::Action::Rollback(&service)).await,
+        Command::Rollback { service, to, force, dry_run, requested_by, function } => {
+            let by = requested_by.or_else(|| std::env::var("USER").ok()).filter(|u| !u.is_empty());
+            let asked =
+                invoke::RollbackAsked { to: to.as_deref(), force: invoke::Force(force), dry_run, by: by.as_deref() };
+            act(&function.name, invoke::Action::Rollback(&service, asked)).await
+        }
         Command::Plan { service, tag, force, function } => {
             act(&function.name, invoke::Action::Plan(&service, tag.as_deref(), invoke::Force(force))).await
         }

@@ -65,6 +65,8 @@ pub struct RanRevision {
     pub task_definition: String,
     /// Container name → digest, as ECS resolved it for that deployment.
     pub digests: BTreeMap<String, String>,
+    /// When ECS deployed it (RFC 3339: the service revision's creation), when ECS said.
+    pub at: Option<String>,
 }
 
 /// A service deployment as DescribeServiceDeployments reports it (blue/green, linear, canary).

@@ -12,6 +12,7 @@ pub mod media_type;
 pub mod names;
 pub mod passed_over;
 pub mod record;
+pub mod rollback_request;
 pub mod secret;
 pub mod text;
 pub mod timing;

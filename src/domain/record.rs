@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::rollback_request::RollbackRequest;
+
 use crate::domain::error::InputError;
 use crate::domain::image::truncate;
 use crate::domain::passed_over::PassedOver;
@@ -169,6 +171,9 @@ pub struct DeploymentRecord {
     /// reads to go further back, never forward.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restores: Option<String>,
+    /// A manual rollback's: what the operator asked, where the target came from, who asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested: Option<RollbackRequest>,
     /// Steps with times.
     pub timeline: Vec<TimelineEntry>,
 }
@@ -332,6 +337,7 @@ impl DeploymentRecord {
             base_changes: Vec::new(),
             passed_over: Vec::new(),
             restores: r.restores.map(str::to_string),
+            requested: None,
             timeline: vec![TimelineEntry { event: "started".into(), at: now() }],
             ..r.service_of.clone()
         })

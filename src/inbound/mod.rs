@@ -16,7 +16,7 @@ mod manual;
 pub use crate::domain::arn::{parse_cluster_arn, parse_service_arn, parse_service_deployment_arn, ServiceArn};
 pub use ecr::PushEvent;
 pub use ecs::{DeploymentState, EcsDeploymentEvent};
-pub use manual::ManualAction;
+pub use manual::{ManualAction, RollbackTo};
 
 use envelope::Envelope;
 

@@ -221,8 +221,8 @@ mod tests {
     #[test]
     fn a_rollback_target_must_be_in_ecs_history() {
         let ran = vec![
-            RanRevision { task_definition: "arn:td/app:2".into(), digests: Default::default() },
-            RanRevision { task_definition: "arn:td/app:1".into(), digests: Default::default() },
+            RanRevision { task_definition: "arn:td/app:2".into(), digests: Default::default(), at: None },
+            RanRevision { task_definition: "arn:td/app:1".into(), digests: Default::default(), at: None },
         ];
         assert_eq!(rollback_target("arn:td/app:1", &ran).unwrap().task_definition, "arn:td/app:1");
         let why = rollback_target("arn:td/evil:1", &ran).unwrap_err();

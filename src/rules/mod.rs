@@ -15,6 +15,7 @@ pub mod push;
 pub mod report;
 pub mod retention;
 pub mod rollback;
+pub mod rollback_to;
 pub mod rollback_verdict;
 pub mod rolled_back;
 pub mod started;

@@ -95,6 +95,9 @@ pub struct DeploymentSummary {
     /// S3 keys written.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub written: Vec<String>,
+    /// `rollback` with no target to return to: the revisions ECS's history shows the service ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<crate::rules::rollback_to::Candidate>,
     /// Refused for a permanent AWS error a person must act on (published to the topic).
     #[serde(skip)]
     pub needs_attention: bool,
@@ -120,6 +123,7 @@ impl DeploymentSummary {
             ecs_deployment_id: None,
             ecs_rollout: None,
             written: Vec::new(),
+            candidates: Vec::new(),
             needs_attention: false,
         }
     }

@@ -289,6 +289,7 @@ mod tests {
             base_changes: Vec::new(),
             passed_over: Vec::new(),
             restores: None,
+            requested: None,
             timeline: events.iter().map(|(e, t)| TimelineEntry { event: (*e).into(), at: at_(*t) }).collect(),
         }
     }

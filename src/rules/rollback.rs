@@ -278,6 +278,7 @@ pub(crate) mod tests {
             base_changes: Vec::new(),
             passed_over: Vec::new(),
             restores: None,
+            requested: None,
             timeline: vec![TimelineEntry { event: "started".into(), at: started.into() }],
         }
     }
@@ -311,7 +312,9 @@ pub(crate) mod tests {
 
     /// ECS's history: the service ran every one of `tds` to completion, newest first.
     pub fn ran(tds: &[&str]) -> Vec<RanRevision> {
-        tds.iter().map(|td| RanRevision { task_definition: td.to_string(), digests: Default::default() }).collect()
+        tds.iter()
+            .map(|td| RanRevision { task_definition: td.to_string(), digests: Default::default(), at: None })
+            .collect()
     }
 
     fn at(day: u32) -> String {

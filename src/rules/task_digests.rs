@@ -60,7 +60,7 @@ pub fn ran_by_tasks(tasks: &[TaskSeen], task_definition: &str) -> Option<RanRevi
         }
     }
     let digests = seen.into_iter().filter_map(|(name, d)| Some((name, d?))).collect();
-    Some(RanRevision { task_definition: task_definition.to_string(), digests })
+    Some(RanRevision { task_definition: task_definition.to_string(), digests, at: None })
 }
 
 #[cfg(test)]

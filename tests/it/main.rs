@@ -16,6 +16,7 @@ mod long_history;
 mod memory;
 mod redrive;
 mod reliability;
+mod rollback_to;
 mod rollbacks;
 mod rolled_back_builds;
 mod secrets;

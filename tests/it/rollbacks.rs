@@ -190,8 +190,17 @@ async fn rollback_twice_goes_further_back_and_never_forward() {
     let e = Estate::new().await;
     let terraform = e.running().await;
     let (_, v1) = e.verified("backend-twice-1").await;
-    let (_, v2) = e.verified("backend-twice-2").await;
+    let (v2_dep, v2) = e.verified("backend-twice-2").await;
     let (_, v3) = e.verified("backend-twice-3").await;
+
+    // A dry run says which target and why (the verified deployment and its record id), and moves nothing.
+    let plan = e.deploy.invoke(&json!({"action": "rollback", "service": "backend", "dry_run": true})).await.unwrap();
+    let reason = plan["deployments"][0]["reason"].as_str().unwrap();
+    assert_eq!(plan["outcome"], "planned", "{plan}");
+    assert!(reason.starts_with(&format!("would roll back to {}", short(&v2))), "{reason}");
+    assert!(reason.contains(&format!("({})", v2_dep.replacen('/', "-", 1))), "{reason}");
+    assert!(reason.contains("the last verified deployment before"), "{reason}");
+    assert_eq!(e.running().await, v3);
 
     let first = e.rollback(&e.deploy).await.unwrap();
     assert_eq!(first["outcome"], "rolled_back", "{first}");

@@ -128,6 +128,7 @@ impl EcsClient {
                         .iter()
                         .filter_map(|c| Some((c.container_name()?.to_string(), c.image_digest()?.to_string())))
                         .collect(),
+                    at: r.created_at().map(|t| crate::domain::record::rfc3339(t.as_secs_f64())),
                 })
             })
             .collect())

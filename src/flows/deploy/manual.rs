@@ -2,12 +2,13 @@
 //! the action's own flow. `deploy` and `plan` of a tag are here: the lease (none for a plan)
 //! beside ECR's answer for the tag, then the rollout of the digest it names.
 
+use super::rollback_pick::RollbackAsk;
 use super::{collect, Deployer, Invocation, Request};
 use crate::config::ServiceConfig;
 use crate::domain::error::Error;
 use crate::domain::image::{truncate, ImageRef};
 use crate::domain::record::TriggerRef;
-use crate::inbound::ManualAction;
+use crate::inbound::{ManualAction, RollbackTo};
 use crate::rules::outcome::{Outcome, Summary};
 
 /// What `deploy` or `plan` asked of a tag.
@@ -35,8 +36,18 @@ impl Deployer {
             }
             ManualAction::Deploy { tag, force, .. } => (Some(tag.as_str()), false, *force),
             ManualAction::Plan { tag, force, .. } => (tag.as_deref(), true, *force),
-            ManualAction::Rollback { .. } => {
-                let result = self.on_rollback(svc, invocation).await;
+            ManualAction::Rollback { to, force, dry_run, requested_by, .. } => {
+                let to = match to.as_deref().map(RollbackTo::parse).transpose() {
+                    Ok(to) => to,
+                    Err(e) => return Ok(Summary::only(Outcome::Rejected, e.0)),
+                };
+                let ask = RollbackAsk {
+                    to: to.as_ref(),
+                    force: *force,
+                    dry_run: *dry_run,
+                    requested_by: requested_by.as_deref(),
+                };
+                let result = self.on_rollback(svc, invocation, ask).await;
                 return collect(vec![(svc, result)]);
             }
         };

@@ -5,20 +5,21 @@
 //! leaves a lease its re-run (or the next rollout) finishes, and the re-run converges on the same
 //! target instead of going a step further back.
 
-use tracing::{info, warn};
+use tracing::info;
 
 use super::holding::still_busy;
+use super::rollback_pick::{refused, Picked, Refusal, RollbackAsk};
 use super::{Deployer, Invocation};
 use crate::config::ServiceConfig;
 use crate::domain::error::Error;
 use crate::domain::lease::Lease;
 use crate::domain::names::short_name;
-use crate::domain::record::{self, DeploymentRecord, RollbackOf, TriggerRef};
+use crate::domain::record::{self, DeploymentRecord, RollbackOf, RollbackRequest, TriggerRef};
 use crate::flows::lease::{HeldLease, LeaseTaken};
 use crate::flows::recovery::Adopted;
 use crate::flows::rollback::{self, Rollback};
 use crate::rules::outcome::{DeploymentSummary, Outcome};
-use crate::rules::rollback::{choose_target, newest, replaced_by, NotPrepared, Prepared};
+use crate::rules::rollback::{NotPrepared, Prepared};
 
 impl Deployer {
     /// Takes the service's lease (waiting for a rollout in flight), finishes a dead holder's
@@ -27,14 +28,18 @@ impl Deployer {
         &self,
         svc: &ServiceConfig,
         invocation: Invocation<'_>,
+        ask: RollbackAsk<'_>,
     ) -> Result<DeploymentSummary, Error> {
+        if ask.dry_run {
+            return self.plan_rollback(svc, ask, invocation).await;
+        }
         let request_id = invocation.request_id;
         let mut taken = self.take_lease(svc, invocation, request_id, "").await?;
         let result = match &mut taken {
             LeaseTaken::Busy(other) => return Err(still_busy(svc, other)),
             LeaseTaken::Held(held, stale) => match stale.take() {
-                Some(stale) => self.after_stale(svc, request_id, held, *stale).await,
-                None => self.manual_rollback(svc, request_id, held, None).await,
+                Some(stale) => self.after_stale(svc, (request_id, ask), held, *stale).await,
+                None => self.manual_rollback(svc, (request_id, ask), held, None).await,
             },
         };
         // The one failure class of a rollback, whichever started it.
@@ -48,10 +53,11 @@ impl Deployer {
     async fn after_stale(
         &self,
         svc: &ServiceConfig,
-        request_id: &str,
+        asked: (&str, RollbackAsk<'_>),
         held: &mut HeldLease,
         stale: Lease,
     ) -> Result<DeploymentSummary, Error> {
+        let request_id = asked.0;
         let rollback_in_flight = stale.pending.clone().filter(DeploymentRecord::is_rollback);
         let adopted = self.service_leases().adopt(stale).await?;
         match (adopted, rollback_in_flight) {
@@ -59,65 +65,52 @@ impl Deployer {
                 Ok(converged(svc, request_id, &pending))
             }
             // It died before UpdateService: the same choice is made again, reusing its pinned copy.
-            (_, Some(pending)) => self.manual_rollback(svc, request_id, held, Some(pending.task_definition)).await,
-            (_, None) => self.manual_rollback(svc, request_id, held, None).await,
+            (_, Some(pending)) => self.manual_rollback(svc, asked, held, Some(pending.task_definition)).await,
+            (_, None) => self.manual_rollback(svc, asked, held, None).await,
         }
     }
 
     /// The one rollback ([`crate::flows::rollback`]), as the operator's `rollback` runs it.
-    fn rollback(&self) -> Rollback<'_> {
+    pub(super) fn rollback(&self) -> Rollback<'_> {
         Rollback { ecs: &self.ecs, records: &self.records, leases: &self.leases }
     }
 
-    /// Returns the service to the revision [`choose_target`] names. `earlier` is the revision a
+    /// Returns the service to the revision [`Deployer::pick`] chooses. `earlier` is the revision a
     /// dead attempt prepared (a pinned copy is reused if it is that very copy).
     async fn manual_rollback(
         &self,
         svc: &ServiceConfig,
-        request_id: &str,
+        (request_id, ask): (&str, RollbackAsk<'_>),
         held: &mut HeldLease,
         earlier: Option<String>,
     ) -> Result<DeploymentSummary, Error> {
-        match self.manual_target(svc, earlier).await? {
+        match self.manual_target(svc, ask, earlier).await? {
             Ok(chosen) => self.return_to(svc, request_id, held, chosen).await,
-            Err(why) => Ok(refused(svc, request_id, why)),
+            Err(refusal) => Ok(refused(svc, request_id, refusal)),
         }
     }
 
-    /// Where the service returns and what it runs there; `Err` says why it does not move.
+    /// Where the service returns and what it runs there (a tag-based revision pinned to the
+    /// digests ECS resolved, as every rollback pins it); `Err` says why it does not move.
     async fn manual_target(
         &self,
         svc: &ServiceConfig,
+        ask: RollbackAsk<'_>,
         earlier: Option<String>,
-    ) -> Result<Result<Chosen, String>, Error> {
-        let rollback = self.rollback();
-        let (current, read) = tokio::join!(
-            self.ecs.current_task_definition(&svc.cluster, &svc.service),
-            rollback.history(&svc.cluster, &svc.service)
-        );
-        let (current, (recent, ran)) = (current?, read?);
-        let replaced = replaced_by(&recent, &current);
-        let ran = rollback.with_replaced(&svc.cluster, &svc.service, ran, &replaced).await?;
-        let target = match choose_target(&recent, &current, &ran) {
-            Ok(found) => found,
-            Err(reason) => return Ok(Err(format!("{reason}; nothing changed"))),
+    ) -> Result<Result<Chosen, Refusal>, Error> {
+        let picked = match self.pick(svc, ask).await? {
+            Ok(picked) => picked,
+            Err(refusal) => return Ok(Err(refusal)),
         };
-        // The record shares the service's identity (name, repository, containers) with the
-        // deployment it restores or, returning to a revision pushdeploy never judged, the newest one.
-        let Some(identity) = target.restores.or_else(|| newest(&recent)) else {
-            return Ok(Err(format!(
-                "pushdeploy has no record of this service to roll back from ({} runs); nothing changed",
-                short_name(&current)
-            )));
-        };
-        let prepared = match rollback.prepare(target.revision, &identity.containers, earlier.as_deref()).await {
-            Ok(p) => p,
-            Err(NotPrepared::Aws(e)) => return Err(e.into()),
-            Err(NotPrepared::Unsafe(why)) => {
-                return Ok(Err(format!("{why}; nothing changed (deploy an older tag instead)")));
-            }
-        };
-        let mut why = target.why.clone();
+        let prepared =
+            match self.rollback().prepare(&picked.revision, &picked.identity.containers, earlier.as_deref()).await {
+                Ok(p) => p,
+                Err(NotPrepared::Aws(e)) => return Err(e.into()),
+                Err(NotPrepared::Unsafe(why)) => {
+                    return Ok(Err(Refusal::plain(format!("{why}; nothing changed (deploy an older tag instead)"))));
+                }
+            };
+        let mut why = picked.why;
         if !prepared.pinned.is_empty() {
             why.push_str(&format!(
                 "; registered {} pinned to what it ran: {}",
@@ -125,8 +118,8 @@ impl Deployer {
                 prepared.pinned.join(", ")
             ));
         }
-        let (identity, restores) = (identity.clone(), target.restores.cloned());
-        Ok(Ok(Chosen { current, prepared, identity, restores, why }))
+        let Picked { current, identity, restores, request, .. } = picked;
+        Ok(Ok(Chosen { current, prepared, identity, restores, why, request }))
     }
 
     /// Moves the service to the chosen revision: the rollback's record in the lease first, then
@@ -138,7 +131,7 @@ impl Deployer {
         held: &mut HeldLease,
         chosen: Chosen,
     ) -> Result<DeploymentSummary, Error> {
-        let Chosen { current, prepared, identity, restores, why } = chosen;
+        let Chosen { current, prepared, identity, restores, why, request } = chosen;
         let (image_uri, tag, digest) = match &restores {
             Some(r) => (r.image_uri.clone(), r.tag.clone(), r.digest.clone()),
             None => (prepared.pinned.first().cloned().unwrap_or_default(), String::new(), String::new()),
@@ -155,6 +148,7 @@ impl Deployer {
             ecs_deployment_id: None,
             reason: why.clone(),
         })?;
+        rec.requested = Some(request);
         // In the lease before the service moves: whoever takes it after a crash finds the rollback
         // ECS runs and records it.
         held.lease.pending = Some(rec.clone());
@@ -199,6 +193,8 @@ struct Chosen {
     restores: Option<DeploymentRecord>,
     /// One line for the record and the answer.
     why: String,
+    /// The request, as the record keeps it.
+    request: RollbackRequest,
 }
 
 /// The answer of a re-run that found its earlier attempt's rollback running and recorded it.
@@ -216,11 +212,4 @@ fn converged(svc: &ServiceConfig, request_id: &str, pending: &DeploymentRecord) 
     d.previous_task_definition = Some(pending.previous_task_definition.clone());
     d.task_definition = Some(pending.task_definition.clone());
     d
-}
-
-/// The answer to a manual rollback that was refused, changing nothing.
-fn refused(svc: &ServiceConfig, request_id: &str, why: String) -> DeploymentSummary {
-    let reason = format!("rollback of {}: {why}", svc.name);
-    warn!(service = %svc.name, request_id, outcome = "rejected", reason = %reason, "decision");
-    DeploymentSummary::new(&svc.name, svc.target(), Outcome::Rejected, reason)
 }

@@ -15,6 +15,7 @@ mod manual;
 mod manual_rollback;
 mod push;
 mod redeploy;
+mod rollback_pick;
 mod rollout;
 
 use serde_json::Value;
