@@ -9,15 +9,17 @@ use crate::domain::glob::TagPattern;
 use crate::domain::image::validate_repository;
 use crate::domain::lifecycle::Stage;
 
+use super::compat::{assemble, at_least, identify, read_requires};
 use super::fields::{cap, is_ecs_name, Fields};
-use super::merge::judge_by_ecs_service;
 use super::parse_hook::{hook_fits, parse_hook};
 use super::parse_smoke::parse_smoke;
 use super::{Base, Config, HookConfig, PrincipalPattern, ServiceConfig, SmokeConfig, Strategy};
 
 impl Config {
-    /// Parses and validates config text; `source` names it in errors.
-    pub fn parse(text: &str, source: &str) -> Result<Self, ConfigError> {
+    /// Parses and validates config text as release `version` of pushdeploy reads it; `source`
+    /// names it in errors. A problem of one `[[service]]` entry leaves that service unreadable
+    /// ([`super::compat`]); a problem of the whole file is `Err`.
+    pub fn read_as(text: &str, source: &str, version: &str) -> Result<Self, ConfigError> {
         let err = |key: &str, message: String| ConfigError {
             file: source.to_string(),
             key: key.to_string(),
@@ -27,37 +29,33 @@ impl Config {
             .parse()
             .map_err(|e: toml::de::Error| err("(syntax)", e.message().to_string() + &location(text, e.span())))?;
         let mut root = Fields::new(root, "", source);
+        let requires = read_requires(&mut root)?;
         let defaults = Defaults::read(&mut root, source)?;
         let raw_services = root.array_of_tables("service")?.unwrap_or_default();
         root.finish()?;
         if raw_services.is_empty() {
             return Err(err("service", "no [[service]] is configured: nothing would ever deploy".into()));
         }
-        let mut services = Vec::with_capacity(raw_services.len());
+        let too_new = requires.filter(|r| !at_least(version, r)).map(|r| {
+            err("requires", format!("this file needs pushdeploy {r} or later, and this is {version}: upgrade the functions (the book, Upgrading)"))
+        });
+        let mut entries = Vec::with_capacity(raw_services.len());
         let mut names = BTreeSet::new();
         for (i, t) in raw_services.into_iter().enumerate() {
-            services.push(parse_service(t, &format!("service[{i}]"), source, &defaults, &mut names)?);
+            let path = format!("service[{i}]");
+            let id = identify(&t, &path, source, &defaults)?;
+            let parsed = match &too_new {
+                Some(e) => Err(e.clone()),
+                None => parse_service(t, &path, source, &defaults, &mut names),
+            };
+            entries.push((id, parsed));
         }
-        let judged = judge_by_ecs_service(&services).map_err(|(i, key, message)| ConfigError {
-            file: source.to_string(),
-            key: format!("service[{i}].{key}"),
-            message,
-        })?;
-        for j in &judged {
-            if let (Some(h), Some(s)) = (&j.rules.hook, &j.rules.smoke) {
-                hook_fits(h, s).map_err(|message| ConfigError {
-                    file: source.to_string(),
-                    key: format!("service[{}].hook.timeout_minutes", j.entries[0]),
-                    message,
-                })?;
-            }
-        }
-        Ok(Self { source: source.to_string(), services, judged })
+        Ok(assemble(source, entries, version))
     }
 }
 
 /// `[defaults]`: what a service that does not say takes.
-struct Defaults {
+pub(super) struct Defaults {
     cluster: Option<String>,
     strategy: Strategy,
     base: Base,
@@ -128,7 +126,7 @@ fn parse_service(
 
 /// `service` (a name or an ARN in either of ECS's forms; a long ARN names the cluster too) and
 /// `cluster` (here or in `[defaults]`): the cluster and the service's name.
-fn ecs_service(f: &mut Fields<'_>, defaults: &Defaults) -> Result<(String, String), ConfigError> {
+pub(super) fn ecs_service(f: &mut Fields<'_>, defaults: &Defaults) -> Result<(String, String), ConfigError> {
     let (arn_cluster, service) = f.req_service("service")?;
     let own_cluster = f.opt_cluster("cluster")?;
     let cluster = match (arn_cluster, own_cluster.or_else(|| defaults.cluster.clone())) {
@@ -144,7 +142,7 @@ fn ecs_service(f: &mut Fields<'_>, defaults: &Defaults) -> Result<(String, Strin
 }
 
 /// `tags`: at least one pattern, each named by its index when it does not parse.
-fn tags(f: &mut Fields<'_>) -> Result<Vec<TagPattern>, ConfigError> {
+pub(super) fn tags(f: &mut Fields<'_>) -> Result<Vec<TagPattern>, ConfigError> {
     let tag_strings = f.req_str_array("tags")?;
     if tag_strings.is_empty() {
         return Err(f.err("tags", "empty: list at least one tag pattern, e.g. [\"latest\"]".into()));

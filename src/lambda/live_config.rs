@@ -4,12 +4,17 @@
 //! An S3 config is looked at again at most every `recheck` (a conditional GET on its ETag: S3
 //! answers 304 while it is unchanged). A missing object is a transient error, so Lambda retries
 //! the event and the dead-letter queue keeps it, instead of refusing pushes while the config is
-//! being uploaded. An invalid config refuses every invocation with its error, and is published
-//! to the topic once per version of the object (once per cold start for a file).
+//! being uploaded. A config with services this release cannot read (a newer release's keys,
+//! `requires`) is used for the others, and those services are published to the topic once per
+//! version of the object. A config that cannot be read at all (TOML syntax, `[defaults]`, limits)
+//! is published once per version too; a function that read a good one before goes on with it,
+//! and one that has none (a cold start) refuses every invocation with the error: a push is
+//! answered `rejected`, an ECS event fails (retried, then kept in the failed-invocations queue),
+//! a lifecycle hook answers FAILED. Nothing is deployed or judged on a guess.
 
 use std::time::{Duration, Instant};
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::aws::s3::Fetched;
 use crate::aws::sns::Notifier;
@@ -144,19 +149,33 @@ impl<T: Clone> Live<T> {
             }
         };
         let built = match text {
-            Ok(text) => match Config::parse(&text, &source) {
-                Ok(config) => (self.build)(&self.clients, config),
+            Ok(text) => match Config::read(&text, &source) {
+                Ok(config) => {
+                    let told = crate::rules::unreadable::load_message(self.function, &config);
+                    (self.build)(&self.clients, config).map(|t| (t, told))
+                }
                 Err(e) => Err(e.into()),
             },
             Err(e) => Err(e.into()),
         };
         self.checked = Some(Instant::now());
         match built {
-            Ok(t) => {
+            Ok((t, told)) => {
                 info!(config = %source, etag = self.etag.as_deref().unwrap_or(""), "config loaded");
+                if let Some(m) = told {
+                    warn!(config = %source, problem = %m.body, "the config has services this release cannot read");
+                    if let Some(n) = &self.clients.notifier {
+                        n.send(&m).await;
+                    }
+                }
                 self.state = Some(Ok(t));
             }
             Err(e) if e.is_transient() => return Err(e),
+            // A new version of the config that cannot be read at all: the last good one stays.
+            Err(e) if matches!(self.state, Some(Ok(_))) => {
+                error!(config = %source, error = %e, "the new config is refused; pushdeploy goes on with the last good config it read");
+                report_kept(self.clients.notifier.as_ref(), self.function, &e).await;
+            }
             Err(e) => {
                 error!(config = %source, error = %e, "pushdeploy refuses every invocation until the config is fixed");
                 report_refusal(self.clients.notifier.as_ref(), self.function, &e).await;
@@ -165,6 +184,21 @@ impl<T: Clone> Live<T> {
         }
         Ok(())
     }
+}
+
+/// Publishes that a new config was refused and the function goes on with the last good one it
+/// read, once per version of the object.
+async fn report_kept(notifier: Option<&Notifier>, function: &str, err: &Error) {
+    let Some(n) = notifier else { return };
+    let m = crate::rules::notify::problem_message(&crate::rules::notify::Problem {
+        function,
+        service: "pushdeploy",
+        target: None,
+        doing: "read the new config",
+        error: &err.to_string(),
+        consequence: "this function goes on with the last good config it read until a valid one is uploaded; one started afresh (a cold start) has none and refuses every invocation, so fix or revert the upload",
+    });
+    n.send(&m).await;
 }
 
 /// Publishes why a function refuses every invocation (an invalid config, a missing setting) to
