@@ -13,49 +13,16 @@ use toml::Table;
 use crate::domain::error::{ConfigError, Unreadable};
 use crate::domain::glob::TagPattern;
 
-use super::fields::Fields;
+use super::fields::{cap, Fields};
 use super::merge::judge_by_ecs_service;
 use super::model::Judged;
-use super::parse::{ecs_service, tags, Defaults};
+use super::parse::{ecs_service, location, parse_service, tags, Defaults};
 use super::parse_hook::hook_fits;
+use super::unreadable::UnreadableService;
 use super::{Config, ServiceConfig};
 
 /// This release of pushdeploy, as `requires` is compared with it.
 pub const RUNNING_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// A `[[service]]` entry this release cannot read, and which service it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnreadableService {
-    /// Its index among the `[[service]]` entries (file order).
-    pub entry: usize,
-    /// ECS cluster name.
-    pub cluster: String,
-    /// ECS service name.
-    pub service: String,
-    /// The ECR repository feeding it.
-    pub repository: String,
-    /// Its tag patterns, when they could be read; `None`: every push to `repository` is its.
-    pub tags: Option<Vec<TagPattern>>,
-    /// Why: file, key, what is wrong, and this release's version.
-    pub problem: Unreadable,
-}
-
-impl UnreadableService {
-    /// The entry's `name`.
-    pub fn name(&self) -> &str {
-        &self.problem.name
-    }
-
-    /// `cluster/service`.
-    pub fn target(&self) -> String {
-        format!("{}/{}", self.cluster, self.service)
-    }
-
-    /// True when a push of `repository:tag` may be this service's (every tag when its tags are unreadable).
-    pub fn watches(&self, repository: &str, tag: &str) -> bool {
-        self.repository == repository && self.tags.as_ref().is_none_or(|t| t.iter().any(|p| p.matches(tag)))
-    }
-}
 
 /// Which service an entry is, read apart from the rest of it: without it nothing could tell
 /// which pushes and deployments the entry's problem concerns, so its error refuses the file.
@@ -197,6 +164,43 @@ fn unreadable(entries: Vec<Entry>, bad: &[((String, String), ConfigError)], vers
 }
 
 impl Config {
+    /// Parses and validates config text as release `version` of pushdeploy reads it; `source`
+    /// names it in errors. A problem of one `[[service]]` entry leaves that service unreadable
+    /// ([`super::compat`]); a problem of the whole file is `Err`.
+    pub fn read_as(text: &str, source: &str, version: &str) -> Result<Self, ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: source.to_string(),
+            key: key.to_string(),
+            message: cap(message),
+        };
+        let root: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| err("(syntax)", e.message().to_string() + &location(text, e.span())))?;
+        let mut root = Fields::new(root, "", source);
+        let requires = read_requires(&mut root)?;
+        let defaults = Defaults::read(&mut root, source)?;
+        let raw_services = root.array_of_tables("service")?.unwrap_or_default();
+        root.finish()?;
+        if raw_services.is_empty() {
+            return Err(err("service", "no [[service]] is configured: nothing would ever deploy".into()));
+        }
+        let too_new = requires.filter(|r| !at_least(version, r)).map(|r| {
+            err("requires", format!("this file needs pushdeploy {r} or later, and this is {version}: upgrade the functions (the book, Upgrading)"))
+        });
+        let mut entries = Vec::with_capacity(raw_services.len());
+        let mut names = BTreeSet::new();
+        for (i, t) in raw_services.into_iter().enumerate() {
+            let path = format!("service[{i}]");
+            let id = identify(&t, &path, source, &defaults)?;
+            let parsed = match &too_new {
+                Some(e) => Err(e.clone()),
+                None => parse_service(t, &path, source, &defaults, &mut names),
+            };
+            entries.push((id, parsed));
+        }
+        Ok(assemble(source, entries, version))
+    }
+
     /// Parses and validates config text as the functions read it: problems of the whole file are
     /// `Err`; a service this release cannot read is kept in [`Config::unreadable`].
     pub fn read(text: &str, source: &str) -> Result<Self, ConfigError> {
@@ -297,7 +301,11 @@ mod tests {
         let e = Config::read_as(&format!("[defaults]\ncluster='c'\nmode='observe'\n{two}"), "t", "0.1.0").unwrap_err();
         assert_eq!(e.key, "defaults.mode");
         let inside = read(&format!("{two}colour = 'red'\n")).unwrap();
-        assert_eq!(inside.unreadable()[0].problem.error.key, "service[1].colour", "inside the entry: that service only");
+        assert_eq!(
+            inside.unreadable()[0].problem.error.key,
+            "service[1].colour",
+            "inside the entry: that service only"
+        );
         assert_eq!(Config::read_as(&format!("colour='red'\n{two}"), "t", "0.1.0").unwrap_err().key, "colour");
         assert_eq!(read(&format!("{two}[[service]\n")).unwrap_err().key, "(syntax)");
         // An entry that does not say which service it is cannot be set aside: nothing could tell

@@ -16,14 +16,16 @@ mod parse;
 mod parse_hook;
 mod parse_smoke;
 mod principal;
+mod unreadable;
 
-pub use compat::{at_least, UnreadableService, RUNNING_VERSION};
+pub use compat::{at_least, RUNNING_VERSION};
 pub use limits::{Limits, BODY_MEMORY_FACTOR, VERIFY_BASELINE_MB};
 pub use merge::merge_entries;
 pub use model::{
     Base, CheckConfig, Config, HeaderValue, HookConfig, ReadAfterWriteConfig, ServiceConfig, SmokeConfig, Strategy,
 };
 pub use principal::PrincipalPattern;
+pub use unreadable::UnreadableService;
 
 /// What the tests of every part of the config share: the example config and a minimal service.
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! `pushdeploy.toml` text to a validated [`Config`]: `[defaults]`, then each `[[service]]`.
+//! `pushdeploy.toml`'s parts: `[defaults]`, and each `[[service]]` (the whole file is read by
+//! [`super::compat`]'s `Config::read_as`).
 
 use std::collections::BTreeSet;
 
@@ -9,50 +10,10 @@ use crate::domain::glob::TagPattern;
 use crate::domain::image::validate_repository;
 use crate::domain::lifecycle::Stage;
 
-use super::compat::{assemble, at_least, identify, read_requires};
-use super::fields::{cap, is_ecs_name, Fields};
+use super::fields::{is_ecs_name, Fields};
 use super::parse_hook::{hook_fits, parse_hook};
 use super::parse_smoke::parse_smoke;
-use super::{Base, Config, HookConfig, PrincipalPattern, ServiceConfig, SmokeConfig, Strategy};
-
-impl Config {
-    /// Parses and validates config text as release `version` of pushdeploy reads it; `source`
-    /// names it in errors. A problem of one `[[service]]` entry leaves that service unreadable
-    /// ([`super::compat`]); a problem of the whole file is `Err`.
-    pub fn read_as(text: &str, source: &str, version: &str) -> Result<Self, ConfigError> {
-        let err = |key: &str, message: String| ConfigError {
-            file: source.to_string(),
-            key: key.to_string(),
-            message: cap(message),
-        };
-        let root: Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| err("(syntax)", e.message().to_string() + &location(text, e.span())))?;
-        let mut root = Fields::new(root, "", source);
-        let requires = read_requires(&mut root)?;
-        let defaults = Defaults::read(&mut root, source)?;
-        let raw_services = root.array_of_tables("service")?.unwrap_or_default();
-        root.finish()?;
-        if raw_services.is_empty() {
-            return Err(err("service", "no [[service]] is configured: nothing would ever deploy".into()));
-        }
-        let too_new = requires.filter(|r| !at_least(version, r)).map(|r| {
-            err("requires", format!("this file needs pushdeploy {r} or later, and this is {version}: upgrade the functions (the book, Upgrading)"))
-        });
-        let mut entries = Vec::with_capacity(raw_services.len());
-        let mut names = BTreeSet::new();
-        for (i, t) in raw_services.into_iter().enumerate() {
-            let path = format!("service[{i}]");
-            let id = identify(&t, &path, source, &defaults)?;
-            let parsed = match &too_new {
-                Some(e) => Err(e.clone()),
-                None => parse_service(t, &path, source, &defaults, &mut names),
-            };
-            entries.push((id, parsed));
-        }
-        Ok(assemble(source, entries, version))
-    }
-}
+use super::{Base, HookConfig, PrincipalPattern, ServiceConfig, SmokeConfig, Strategy};
 
 /// `[defaults]`: what a service that does not say takes.
 pub(super) struct Defaults {
@@ -65,7 +26,7 @@ pub(super) struct Defaults {
 
 impl Defaults {
     /// Reads `[defaults]` from the root table, when there is one.
-    fn read(root: &mut Fields<'_>, source: &str) -> Result<Self, ConfigError> {
+    pub(super) fn read(root: &mut Fields<'_>, source: &str) -> Result<Self, ConfigError> {
         let mut out =
             Self { cluster: None, strategy: Strategy::PinDigest, base: Base::Service, registrants: None, hold: false };
         if let Some(defaults) = root.table("defaults")? {
@@ -86,7 +47,7 @@ impl Defaults {
 }
 
 /// One `[[service]]` at `path`; `names` are the names taken by the entries before it.
-fn parse_service(
+pub(super) fn parse_service(
     t: Table,
     path: &str,
     source: &str,
@@ -296,7 +257,7 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
     }
 }
 
-fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+pub(super) fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     match span {
         Some(r) => {
             let line = text[..r.start.min(text.len())].matches('\n').count() + 1;

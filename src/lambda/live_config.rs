@@ -113,40 +113,9 @@ impl<T: Clone> Live<T> {
 
     async fn refresh(&mut self) -> Result<(), Error> {
         let source = self.location.describe();
-        let text = match &self.location {
-            Location::File(path) => std::fs::read_to_string(path).map_err(|e| ConfigError {
-                file: source.clone(),
-                key: "(file)".into(),
-                message: format!("cannot read: {e}"),
-            }),
-            Location::S3 { bucket, key } => {
-                // Without a state, "not modified" would leave nothing to answer with.
-                let known = self.state.as_ref().and(self.etag.as_deref());
-                match self.clients.store.read_if_changed(bucket, key, known).await? {
-                    Fetched::NotModified => {
-                        self.checked = Some(Instant::now());
-                        return Ok(());
-                    }
-                    Fetched::Missing => {
-                        return Err(AwsError {
-                            action: "read pushdeploy.toml",
-                            target: source,
-                            detail: "the config object does not exist (yet)".into(),
-                            hint: "upload pushdeploy.toml there (README, Deploying to AWS); this event is retried, then kept in the failed-invocations queue",
-                            transient: true,
-                        }
-                        .into())
-                    }
-                    Fetched::Object { bytes, etag } => {
-                        self.etag = Some(etag);
-                        String::from_utf8(bytes).map_err(|_| ConfigError {
-                            file: source.clone(),
-                            key: "(file)".into(),
-                            message: "not UTF-8 text".into(),
-                        })
-                    }
-                }
-            }
+        let Some(text) = self.read_text(&source).await? else {
+            self.checked = Some(Instant::now());
+            return Ok(());
         };
         let built = match text {
             Ok(text) => match Config::read(&text, &source) {
@@ -158,6 +127,44 @@ impl<T: Clone> Live<T> {
             },
             Err(e) => Err(e.into()),
         };
+        self.apply(built, &source).await
+    }
+
+    /// The config's text; `None` when the S3 object is unchanged since the state was built.
+    async fn read_text(&mut self, source: &str) -> Result<Option<Result<String, ConfigError>>, Error> {
+        let unreadable = |message: String| ConfigError { file: source.to_string(), key: "(file)".into(), message };
+        let (bucket, key) = match &self.location {
+            Location::File(path) => {
+                return Ok(Some(std::fs::read_to_string(path).map_err(|e| unreadable(format!("cannot read: {e}")))))
+            }
+            Location::S3 { bucket, key } => (bucket, key),
+        };
+        // Without a state, "not modified" would leave nothing to answer with.
+        let known = self.state.as_ref().and(self.etag.as_deref());
+        match self.clients.store.read_if_changed(bucket, key, known).await? {
+            Fetched::NotModified => Ok(None),
+            Fetched::Missing => Err(AwsError {
+                action: "read pushdeploy.toml",
+                target: source.to_string(),
+                detail: "the config object does not exist (yet)".into(),
+                hint: "upload pushdeploy.toml there (README, Deploying to AWS); this event is retried, then kept in the failed-invocations queue",
+                transient: true,
+            }
+            .into()),
+            Fetched::Object { bytes, etag } => {
+                self.etag = Some(etag);
+                Ok(Some(String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))))
+            }
+        }
+    }
+
+    /// Takes a config just read: the new state, or (when it cannot be read at all) the last good
+    /// one kept or, without one, every invocation refused; told to the topic either way.
+    async fn apply(
+        &mut self,
+        built: Result<(T, Option<crate::rules::notify::Message>), Error>,
+        source: &str,
+    ) -> Result<(), Error> {
         self.checked = Some(Instant::now());
         match built {
             Ok((t, told)) => {
