@@ -264,11 +264,11 @@ mod tests {
     #[test]
     fn a_problem_of_one_entry_leaves_the_others_readable() {
         for (extra, key, what) in [
-            ("mode='observe'\n", "service[1].mode", "unknown key"),
+            ("approval='manual'\n", "service[1].approval", "unknown key"),
             ("strategy='yolo'\n", "service[1].strategy", "unknown strategy \"yolo\""),
             (
-                "[service.smoke]\nurl='https://x/'\nconnect_to='10.0.0.1'\n[[service.smoke.check]]\npath='/'\n",
-                "service[1].smoke.connect_to",
+                "[service.smoke]\nurl='https://x/'\nhttp_version='h3'\n[[service.smoke.check]]\npath='/'\n",
+                "service[1].smoke.http_version",
                 "unknown key",
             ),
             ("[service.canary]\npercent=10\n", "service[1].canary", "unknown key"),
@@ -298,8 +298,9 @@ mod tests {
     fn problems_of_the_whole_file_still_refuse_it() {
         let two = format!("{}{}", entry("web", ""), entry("api", ""));
         assert!(read(&two).unwrap().unreadable().is_empty());
-        let e = Config::read_as(&format!("[defaults]\ncluster='c'\nmode='observe'\n{two}"), "t", "0.1.0").unwrap_err();
-        assert_eq!(e.key, "defaults.mode");
+        let e =
+            Config::read_as(&format!("[defaults]\ncluster='c'\napproval='manual'\n{two}"), "t", "0.1.0").unwrap_err();
+        assert_eq!(e.key, "defaults.approval");
         let inside = read(&format!("{two}colour = 'red'\n")).unwrap();
         assert_eq!(
             inside.unreadable()[0].problem.error.key,
@@ -320,10 +321,10 @@ mod tests {
     fn an_ecs_service_is_readable_only_when_every_entry_for_it_is() {
         let sidecar =
             "[[service]]\nname='router'\nservice='api'\nrepository='router'\ntags=['stable']\ncontainers=['router']\n";
-        let c = read(&format!("{}{}{sidecar}", entry("web", ""), entry("api", "mode='observe'\n"))).unwrap();
+        let c = read(&format!("{}{}{sidecar}", entry("web", ""), entry("api", "approval='manual'\n"))).unwrap();
         assert_eq!(names(&c), (vec!["web"], vec!["api", "router"]));
         let router = c.unreadable_named("router").unwrap();
-        assert_eq!(router.problem.error.key, "service[1].mode", "its service's reason");
+        assert_eq!(router.problem.error.key, "service[1].approval", "its service's reason");
         assert_eq!(c.unreadable_for_push("router", "stable").len(), 1, "its pushes are refused too");
         assert_eq!(c.problems().len(), 1, "one problem, said once");
         // Entries that cannot be merged leave their ECS service unreadable, named by file index.
@@ -348,7 +349,7 @@ mod tests {
     #[test]
     fn keys_in_later_errors_name_the_entry_in_the_file() {
         let slow = SMOKE.replace("url='https://alb/api/'", "url='https://alb/api/'\nattempts=100");
-        let c = read(&format!("{}{}", entry("api", "mode='observe'\n"), entry("web", &slow))).unwrap();
+        let c = read(&format!("{}{}", entry("api", "approval='manual'\n"), entry("web", &slow))).unwrap();
         assert_eq!(c.check_smoke_budget(1_000).unwrap_err().key, "service[1].smoke");
         assert_eq!(c.check_clusters(&["prod"]).unwrap_err().key, "service[1].cluster");
     }
@@ -392,9 +393,12 @@ mod tests {
 
     #[test]
     fn a_push_concerns_an_unreadable_entry_by_its_tags_or_when_they_are_unreadable_its_repository() {
-        let c =
-            read(&format!("{}{}", entry("web", "mode='x'\n"), entry("api", "").replace("tags=['latest']", "tags=[]")))
-                .unwrap();
+        let c = read(&format!(
+            "{}{}",
+            entry("web", "approval='x'\n"),
+            entry("api", "").replace("tags=['latest']", "tags=[]")
+        ))
+        .unwrap();
         assert_eq!(c.unreadable_for_push("web", "latest").len(), 1);
         assert!(c.unreadable_for_push("web", "dev").is_empty());
         assert_eq!(c.unreadable_for_push("api", "dev").len(), 1, "its tags are unreadable: any tag");

@@ -94,7 +94,7 @@ mod tests {
     use super::*;
     use crate::domain::record::Status;
 
-    const TWO: &str = "[defaults]\ncluster='c'\n[[service]]\nname='web'\nservice='web'\nrepository='web'\ntags=['latest']\n[[service]]\nname='api'\nservice='api'\nrepository='api'\ntags=['latest']\nmode='observe'\n";
+    const TWO: &str = "[defaults]\ncluster='c'\n[[service]]\nname='web'\nservice='web'\nrepository='web'\ntags=['latest']\n[[service]]\nname='api'\nservice='api'\nrepository='api'\ntags=['latest']\napproval='manual'\n";
 
     fn rec(status: &str) -> DeploymentRecord {
         serde_json::from_value(serde_json::json!({
@@ -115,16 +115,20 @@ mod tests {
         assert_eq!((d.outcome, d.service.as_str(), d.target.as_str()), (Outcome::ConfigUnreadable, "api", "c/api"));
         assert_eq!(serde_json::to_value(&d).unwrap()["outcome"], "config_unreadable");
         assert!(
-            d.reason.starts_with("pushdeploy 0.1.0 cannot read the config of service api (invalid config s3://b/pushdeploy.toml: service[1].mode: unknown key)"),
+            d.reason.starts_with("pushdeploy 0.1.0 cannot read the config of service api (invalid config s3://b/pushdeploy.toml: service[1].approval: unknown key)"),
             "{}",
             d.reason
         );
         assert!(d.reason.ends_with("nothing was deployed for it"), "{}", d.reason);
         let m = load_message("deploy", &c).expect("told");
         assert!(m.subject.starts_with("pushdeploy ACTION NEEDED: api of 2 service(s) cannot deploy"), "{}", m.subject);
-        assert!(m.body.contains("service[1].mode: unknown key") && m.body.contains("pushdeploy 0.1.0"), "{}", m.body);
+        assert!(
+            m.body.contains("service[1].approval: unknown key") && m.body.contains("pushdeploy 0.1.0"),
+            "{}",
+            m.body
+        );
         assert!(m.body.contains("every other service deploys as configured"), "{}", m.body);
-        let fine = Config::read_as(&TWO.replace("mode='observe'\n", ""), "t", "0.1.0").unwrap();
+        let fine = Config::read_as(&TWO.replace("approval='manual'\n", ""), "t", "0.1.0").unwrap();
         assert!(load_message("verify", &fine).is_none());
     }
 
@@ -143,8 +147,8 @@ mod tests {
         assert_eq!((noted.status, noted.reason.as_deref()), (Status::Started, Some(why.as_str())));
         assert_eq!(noted.timeline.last().unwrap().event, NOT_JUDGED);
         let e = not_judged_error(u, "ecs-svc/1");
-        assert_eq!(e.key, "service[1].mode");
-        assert!(e.to_string().starts_with("invalid config t.toml: service[1].mode: pushdeploy 0.1.0 cannot read it (unknown key), so deployment ecs-svc/1 of c/api was not judged"), "{e}");
+        assert_eq!(e.key, "service[1].approval");
+        assert!(e.to_string().starts_with("invalid config t.toml: service[1].approval: pushdeploy 0.1.0 cannot read it (unknown key), so deployment ecs-svc/1 of c/api was not judged"), "{e}");
         assert!(not_judged(&noted, &why, "2026-11-27T00:02:00Z".into()).is_none(), "a retry writes nothing");
         assert!(not_judged(&rec("verified"), &why, "2026-11-27T00:02:00Z".into()).is_none());
     }

@@ -29,11 +29,11 @@ async fn record(aws: &Aws, service: &str, deployment: &str) -> Value {
     serde_json::from_slice(&aws.object(BUCKET, &key).await).unwrap()
 }
 
-/// The local config with a key a newer release reads (`mode`) in the backend's entry only.
+/// The local config with a key a newer release reads (`approval`, made up: no release reads it) in the backend's entry only.
 fn with_newer_key(config: &str) -> String {
     let newer = config.replacen(
         "repository = \"todo-backend\"\ntags = [\"latest\", \"v*\"]\n",
-        "repository = \"todo-backend\"\ntags = [\"latest\", \"v*\"]\nmode = \"observe\"\n",
+        "repository = \"todo-backend\"\ntags = [\"latest\", \"v*\"]\napproval = \"manual\"\n",
         1,
     );
     assert_ne!(newer, config);
@@ -88,7 +88,7 @@ async fn a_service_this_release_cannot_read_is_refused_and_not_judged_while_the_
         let reason = d["reason"].as_str().unwrap();
         assert!(
             reason.starts_with(&format!(
-                "pushdeploy {VERSION} cannot read the config of service backend (invalid config s3://{BUCKET}/pushdeploy.toml: service[1].mode: unknown key)"
+                "pushdeploy {VERSION} cannot read the config of service backend (invalid config s3://{BUCKET}/pushdeploy.toml: service[1].approval: unknown key)"
             )),
             "{reason}"
         );
@@ -105,7 +105,7 @@ async fn a_service_this_release_cannot_read_is_refused_and_not_judged_while_the_
         "{}",
         told[0]
     );
-    assert!(told[0].contains("service[1].mode: unknown key"), "{}", told[0]);
+    assert!(told[0].contains("service[1].approval: unknown key"), "{}", told[0]);
     assert!(told[0].contains("every other service deploys as configured"), "{}", told[0]);
 
     // verify judges the frontend, and does not judge the backend's open rollout: no verdict, no
@@ -120,7 +120,7 @@ async fn a_service_this_release_cannot_read_is_refused_and_not_judged_while_the_
         let failed = verify.invoke(&backend_event).await.expect_err("not judged: the invocation fails");
         assert_eq!(failed["errorType"], "Permanent.Config", "{failed}");
         let message = failed["errorMessage"].as_str().unwrap();
-        assert!(message.contains(&format!("service[1].mode: pushdeploy {VERSION} cannot read it (unknown key), so deployment {backend_dep} of {CLUSTER}/todo-backend was not judged")), "{message}");
+        assert!(message.contains(&format!("service[1].approval: pushdeploy {VERSION} cannot read it (unknown key), so deployment {backend_dep} of {CLUSTER}/todo-backend was not judged")), "{message}");
     }
     let rec = record(&app.aws, "todo-backend", &backend_dep).await;
     assert_eq!(rec["status"], "started", "no verdict: {rec}");
@@ -166,7 +166,7 @@ async fn a_config_unreadable_as_a_whole_leaves_a_warm_function_on_its_last_good_
 
     // [defaults] with a newer release's key: the whole file is refused, the last good one stays.
     let newer_defaults =
-        config.replacen("strategy = \"pin-digest\"\n", "strategy = \"pin-digest\"\nmode = \"observe\"\n", 1);
+        config.replacen("strategy = \"pin-digest\"\n", "strategy = \"pin-digest\"\napproval = \"manual\"\n", 1);
     upload(&app.aws, &newer_defaults).await;
     let (answer, digest) = push("evt-2", "frontend-whole-2").await;
     assert_eq!(answer["outcome"], "started", "deployed with the last good config: {answer}");
@@ -176,7 +176,7 @@ async fn a_config_unreadable_as_a_whole_leaves_a_warm_function_on_its_last_good_
     let told = messages(&sink);
     assert_eq!(told.len(), 1, "once for this version of the config: {told:#?}");
     assert!(
-        told[0].contains("defaults.mode: unknown key") && told[0].contains("goes on with the last good config"),
+        told[0].contains("defaults.approval: unknown key") && told[0].contains("goes on with the last good config"),
         "{}",
         told[0]
     );
@@ -187,7 +187,7 @@ async fn a_config_unreadable_as_a_whole_leaves_a_warm_function_on_its_last_good_
     let digest = app.aws.push_image("todo-frontend", "latest", "frontend-whole-4").await;
     let refused = cold.invoke(&ecr_push_event("evt-4", "todo-frontend", "latest", &digest)).await.unwrap();
     assert_eq!(refused["outcome"], "rejected", "{refused}");
-    assert!(refused["reason"].as_str().unwrap().contains("defaults.mode: unknown key"), "{refused}");
+    assert!(refused["reason"].as_str().unwrap().contains("defaults.approval: unknown key"), "{refused}");
     assert_eq!(Snapshot::take(&app.aws).await, before);
     cold.stop().await;
 
@@ -223,7 +223,7 @@ fn validate_lists_every_service_this_release_cannot_read() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("service[0].strategy: unknown strategy \"yolo\""), "{text}");
-    assert!(text.contains("service[1].mode: unknown key"), "{text}");
+    assert!(text.contains("service[1].approval: unknown key"), "{text}");
     assert!(text.contains(&format!("pushdeploy {VERSION} cannot read 2 of 2 service(s)")), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
