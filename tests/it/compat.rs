@@ -94,6 +94,9 @@ async fn a_service_this_release_cannot_read_is_refused_and_not_judged_while_the_
         );
         assert!(reason.ends_with("nothing was deployed for it"), "{reason}");
     }
+    // So are an operator's actions on it.
+    let redeploy = deploy.invoke(&serde_json::json!({"action": "redeploy", "service": "backend"})).await.unwrap();
+    assert_eq!(redeploy["outcome"], "config_unreadable", "{redeploy}");
     assert_eq!(Snapshot::take(&app.aws).await, before, "nothing changed");
     assert_eq!(app.aws.service_task_definition(CLUSTER, "todo-backend").await, backend_td);
 
