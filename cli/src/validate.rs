@@ -35,7 +35,20 @@ pub fn run(file: &str, stack: Stack) -> ExitCode {
         smoke_budget_ms: Some(pushdeploy::domain::timing::smoke_budget_ms(stack.verify_timeout)),
         verify_memory_mb: Some(stack.verify_memory),
     };
-    match Config::parse(&text, file).and_then(|c| c.check_limits(&limits).map(|()| c)) {
+    match Config::read(&text, file).and_then(|c| c.check_limits(&limits).map(|()| c)) {
+        // Every entry this release cannot read, each named: the file must be wholly valid.
+        Ok(config) if !config.unreadable().is_empty() => {
+            for e in config.problems() {
+                eprintln!("{}", error_text(&e.to_string()));
+            }
+            eprintln!(
+                "{file}: pushdeploy {} cannot read {} of {} service(s); the functions would refuse their pushes and not judge their deployments",
+                pushdeploy::config::RUNNING_VERSION,
+                config.unreadable().len(),
+                config.unreadable().len() + config.services.len()
+            );
+            ExitCode::from(1)
+        }
         Ok(config) => {
             println!("{file}: valid, {} service(s)", config.services.len());
             for s in &config.services {

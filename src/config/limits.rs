@@ -88,7 +88,7 @@ impl Config {
             None => Ok(()),
             Some(i) => Err(ConfigError {
                 file: self.source.clone(),
-                key: format!("service[{i}].cluster"),
+                key: format!("service[{}].cluster", self.entry_of[i]),
                 message: format!(
                     "{:?} is not a cluster this stack manages ({clusters:?}): its IAM roles may touch only those services; deploy a stack for that cluster or fix the name",
                     crate::domain::image::truncate(&self.services[i].cluster)
@@ -112,12 +112,12 @@ impl Config {
         Ok(())
     }
 
-    /// Each ECS service's merged rules with the index of the entry whose smoke test it judges by
-    /// (the first with one), for errors that name a key.
+    /// Each ECS service's merged rules with the index (among the file's entries) of the entry
+    /// whose smoke test it judges by (the first with one), for errors that name a key.
     fn judged_entries(&self) -> impl Iterator<Item = (usize, &ServiceConfig)> {
         self.judged.iter().map(|j| {
             let i = j.entries.iter().copied().find(|&i| self.services[i].smoke.is_some()).unwrap_or(j.entries[0]);
-            (i, &j.rules)
+            (self.entry_of[i], &j.rules)
         })
     }
 }

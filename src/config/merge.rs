@@ -1,11 +1,15 @@
 //! Several `[[service]]` entries for one ECS service, merged into the rules it is judged by.
 
-use super::model::Judged;
 use super::{ServiceConfig, SmokeConfig};
 
-/// Groups the entries by ECS service (file order) and merges each group ([`merge_entries`]).
-/// `Err((entry, key, why))` names the entry and key that cannot merge.
-pub(super) fn judge_by_ecs_service(services: &[ServiceConfig]) -> Result<Vec<Judged>, Clash> {
+/// Groups `services` by ECS service (file order) and merges each group ([`merge_entries`]): each
+/// group's indexes into `services` and its rules, or `Err((entry, key, why))` naming the entry and
+/// key that cannot merge. `entry_of` gives each service's index among the file's entries, which
+/// errors name.
+pub(super) fn judge_by_ecs_service(
+    services: &[ServiceConfig],
+    entry_of: &[usize],
+) -> Vec<(Vec<usize>, Result<ServiceConfig, Clash>)> {
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for (i, s) in services.iter().enumerate() {
         match groups.iter_mut().find(|g| services[g[0]].cluster == s.cluster && services[g[0]].service == s.service) {
@@ -16,8 +20,8 @@ pub(super) fn judge_by_ecs_service(services: &[ServiceConfig]) -> Result<Vec<Jud
     groups
         .into_iter()
         .map(|entries| {
-            let rules = merge_entries(services, &entries)?;
-            Ok(Judged { rules, entries })
+            let rules = merge_labelled(services, &entries, &|i| entry_of[i]);
+            (entries, rules)
         })
         .collect()
 }
@@ -29,6 +33,15 @@ pub(super) fn judge_by_ecs_service(services: &[ServiceConfig]) -> Result<Vec<Jud
 /// is refused, naming both entries: differing strategy, base, hook or `keep_revisions`, and smoke
 /// tests that differ in anything but their checks (one URL, one pace, one probe per service).
 pub fn merge_entries(services: &[ServiceConfig], entries: &[usize]) -> Result<ServiceConfig, Clash> {
+    merge_labelled(services, entries, &|i| i)
+}
+
+/// [`merge_entries`], errors naming entry `i` as `label(i)`.
+fn merge_labelled(
+    services: &[ServiceConfig],
+    entries: &[usize],
+    label: &dyn Fn(usize) -> usize,
+) -> Result<ServiceConfig, Clash> {
     let first = entries[0];
     let mut merged = Merged {
         rules: services[first].clone(),
@@ -37,7 +50,7 @@ pub fn merge_entries(services: &[ServiceConfig], entries: &[usize]) -> Result<Se
         keep_from: services[first].keep_revisions.is_some().then_some(first),
     };
     for &i in &entries[1..] {
-        merged.add(services, first, i)?;
+        merged.add(services, first, i, label)?;
     }
     Ok(merged.rules)
 }
@@ -55,15 +68,21 @@ type Clash = (usize, String, String);
 
 impl Merged {
     /// Merges entry `i` in; `first` is the entry whose names the rules keep.
-    fn add(&mut self, services: &[ServiceConfig], first: usize, i: usize) -> Result<(), Clash> {
+    fn add(
+        &mut self,
+        services: &[ServiceConfig],
+        first: usize,
+        i: usize,
+        label: &dyn Fn(usize) -> usize,
+    ) -> Result<(), Clash> {
         let s = &services[i];
         let clash = |key: &str, earlier: usize, what: String| {
             (
-                i,
+                label(i),
                 key.to_string(),
                 format!(
-                    "service[{earlier}] ({}) and service[{i}] ({}) both deploy to {}/{}, which has one revision, one verdict and one lifecycle hook: {what}",
-                    services[earlier].name, s.name, s.cluster, s.service
+                    "service[{}] ({}) and service[{}] ({}) both deploy to {}/{}, which has one revision, one verdict and one lifecycle hook: {what}",
+                    label(earlier), services[earlier].name, label(i), s.name, s.cluster, s.service
                 ),
             )
         };

@@ -3,8 +3,10 @@
 //! `model` is the validated shape; `parse` (with `parse_smoke`, `parse_hook` and the field reader
 //! `fields`) reads the text into it; `merge` merges the entries for one ECS service; `limits`
 //! checks a config against what a deployment of pushdeploy allows; `principal` reads
-//! `trusted_registrants`.
+//! `trusted_registrants`; `compat` says what this release does with entries it cannot read
+//! (a newer release's keys, `requires`).
 
+mod compat;
 pub mod credentials;
 mod fields;
 mod limits;
@@ -14,7 +16,9 @@ mod parse;
 mod parse_hook;
 mod parse_smoke;
 mod principal;
+mod unreadable;
 
+pub use compat::{at_least, RUNNING_VERSION};
 pub use limits::{Limits, BODY_MEMORY_FACTOR, VERIFY_BASELINE_MB};
 pub use merge::merge_entries;
 pub use model::{
@@ -22,6 +26,7 @@ pub use model::{
     SmokeConfig, Strategy,
 };
 pub use principal::PrincipalPattern;
+pub use unreadable::UnreadableService;
 
 /// What the tests of every part of the config share: the example config and a minimal service.
 #[cfg(test)]

@@ -60,6 +60,10 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     /// What each ECS service is judged by (verify, the hook, `keep_revisions`): its entries merged.
     pub(super) judged: Vec<Judged>,
+    /// Each of `services`' index among the file's `[[service]]` entries, for errors naming a key.
+    pub(super) entry_of: Vec<usize>,
+    /// The entries this release of pushdeploy cannot read ([`super::compat`]).
+    pub(super) unreadable: Vec<super::UnreadableService>,
 }
 
 /// One ECS service's rules: every `[[service]]` entry for it merged ([`super::merge_entries`]).
@@ -270,11 +274,13 @@ impl Config {
         self.services.iter().find(|s| s.name == name)
     }
 
-    /// The clusters of the configured ECS services named `service`: where an event about a
-    /// short-ARN service (`…:service/<name>`, which names no cluster) may belong.
+    /// The clusters of the configured ECS services named `service` (readable or not): where an
+    /// event about a short-ARN service (`…:service/<name>`, which names no cluster) may belong.
     pub fn clusters_of(&self, service: &str) -> Vec<&str> {
+        let readable = self.services.iter().map(|s| (&s.service, &s.cluster));
+        let unreadable = self.unreadable.iter().map(|u| (&u.service, &u.cluster));
         let mut clusters: Vec<&str> =
-            self.services.iter().filter(|s| s.service == service).map(|s| s.cluster.as_str()).collect();
+            readable.chain(unreadable).filter(|(s, _)| *s == service).map(|(_, c)| c.as_str()).collect();
         clusters.sort_unstable();
         clusters.dedup();
         clusters

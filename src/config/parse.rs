@@ -1,4 +1,5 @@
-//! `pushdeploy.toml` text to a validated [`Config`]: `[defaults]`, then each `[[service]]`.
+//! `pushdeploy.toml`'s parts: `[defaults]`, and each `[[service]]` (the whole file is read by
+//! [`super::compat`]'s `Config::read_as`).
 
 use std::collections::BTreeSet;
 
@@ -9,55 +10,13 @@ use crate::domain::glob::TagPattern;
 use crate::domain::image::validate_repository;
 use crate::domain::lifecycle::Stage;
 
-use super::fields::{cap, is_ecs_name, Fields};
-use super::merge::judge_by_ecs_service;
+use super::fields::{is_ecs_name, Fields};
 use super::parse_hook::{hook_fits, parse_hook};
 use super::parse_smoke::parse_smoke;
-use super::{Base, Config, HookConfig, Mode, PrincipalPattern, ServiceConfig, SmokeConfig, Strategy};
-
-impl Config {
-    /// Parses and validates config text; `source` names it in errors.
-    pub fn parse(text: &str, source: &str) -> Result<Self, ConfigError> {
-        let err = |key: &str, message: String| ConfigError {
-            file: source.to_string(),
-            key: key.to_string(),
-            message: cap(message),
-        };
-        let root: Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| err("(syntax)", e.message().to_string() + &location(text, e.span())))?;
-        let mut root = Fields::new(root, "", source);
-        let defaults = Defaults::read(&mut root, source)?;
-        let raw_services = root.array_of_tables("service")?.unwrap_or_default();
-        root.finish()?;
-        if raw_services.is_empty() {
-            return Err(err("service", "no [[service]] is configured: nothing would ever deploy".into()));
-        }
-        let mut services = Vec::with_capacity(raw_services.len());
-        let mut names = BTreeSet::new();
-        for (i, t) in raw_services.into_iter().enumerate() {
-            services.push(parse_service(t, &format!("service[{i}]"), source, &defaults, &mut names)?);
-        }
-        let judged = judge_by_ecs_service(&services).map_err(|(i, key, message)| ConfigError {
-            file: source.to_string(),
-            key: format!("service[{i}].{key}"),
-            message,
-        })?;
-        for j in &judged {
-            if let (Some(h), Some(s)) = (&j.rules.hook, &j.rules.smoke) {
-                hook_fits(h, s).map_err(|message| ConfigError {
-                    file: source.to_string(),
-                    key: format!("service[{}].hook.timeout_minutes", j.entries[0]),
-                    message,
-                })?;
-            }
-        }
-        Ok(Self { source: source.to_string(), services, judged })
-    }
-}
+use super::{Base, HookConfig, Mode, PrincipalPattern, ServiceConfig, SmokeConfig, Strategy};
 
 /// `[defaults]`: what a service that does not say takes.
-struct Defaults {
+pub(super) struct Defaults {
     cluster: Option<String>,
     strategy: Strategy,
     base: Base,
@@ -68,7 +27,7 @@ struct Defaults {
 
 impl Defaults {
     /// Reads `[defaults]` from the root table, when there is one.
-    fn read(root: &mut Fields<'_>, source: &str) -> Result<Self, ConfigError> {
+    pub(super) fn read(root: &mut Fields<'_>, source: &str) -> Result<Self, ConfigError> {
         let mut out = Self {
             cluster: None,
             strategy: Strategy::PinDigest,
@@ -98,7 +57,7 @@ impl Defaults {
 }
 
 /// One `[[service]]` at `path`; `names` are the names taken by the entries before it.
-fn parse_service(
+pub(super) fn parse_service(
     t: Table,
     path: &str,
     source: &str,
@@ -143,7 +102,7 @@ fn parse_service(
 
 /// `service` (a name or an ARN in either of ECS's forms; a long ARN names the cluster too) and
 /// `cluster` (here or in `[defaults]`): the cluster and the service's name.
-fn ecs_service(f: &mut Fields<'_>, defaults: &Defaults) -> Result<(String, String), ConfigError> {
+pub(super) fn ecs_service(f: &mut Fields<'_>, defaults: &Defaults) -> Result<(String, String), ConfigError> {
     let (arn_cluster, service) = f.req_service("service")?;
     let own_cluster = f.opt_cluster("cluster")?;
     let cluster = match (arn_cluster, own_cluster.or_else(|| defaults.cluster.clone())) {
@@ -159,7 +118,7 @@ fn ecs_service(f: &mut Fields<'_>, defaults: &Defaults) -> Result<(String, Strin
 }
 
 /// `tags`: at least one pattern, each named by its index when it does not parse.
-fn tags(f: &mut Fields<'_>) -> Result<Vec<TagPattern>, ConfigError> {
+pub(super) fn tags(f: &mut Fields<'_>) -> Result<Vec<TagPattern>, ConfigError> {
     let tag_strings = f.req_str_array("tags")?;
     if tag_strings.is_empty() {
         return Err(f.err("tags", "empty: list at least one tag pattern, e.g. [\"latest\"]".into()));
@@ -323,7 +282,7 @@ fn parse_strategy(s: &str) -> Result<Strategy, String> {
     }
 }
 
-fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+pub(super) fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     match span {
         Some(r) => {
             let line = text[..r.start.min(text.len())].matches('\n').count() + 1;

@@ -26,6 +26,22 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// A `[[service]]` entry the running pushdeploy cannot read (a newer release's key, a bad value,
+/// a `requires` above this release): that service alone is neither deployed nor judged, while
+/// every other service goes on as configured.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("pushdeploy {version} cannot read the config of service {name} ({error}), so it neither deploys nor judges {target}. Check: a setting of a newer pushdeploy needs the functions upgraded first (or remove it); a bad value needs fixing; then upload the config again")]
+pub struct Unreadable {
+    /// The entry's `name`.
+    pub name: String,
+    /// `cluster/service`.
+    pub target: String,
+    /// The running pushdeploy's version.
+    pub version: String,
+    /// What it cannot read: file, key, what is wrong.
+    pub error: ConfigError,
+}
+
 /// A failed AWS call, with what pushdeploy was doing and what to check.
 #[derive(Debug, Clone, Error)]
 #[error("{action} for {target} failed: {detail}. Check: {hint}")]

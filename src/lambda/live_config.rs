@@ -4,12 +4,17 @@
 //! An S3 config is looked at again at most every `recheck` (a conditional GET on its ETag: S3
 //! answers 304 while it is unchanged). A missing object is a transient error, so Lambda retries
 //! the event and the dead-letter queue keeps it, instead of refusing pushes while the config is
-//! being uploaded. An invalid config refuses every invocation with its error, and is published
-//! to the topic once per version of the object (once per cold start for a file).
+//! being uploaded. A config with services this release cannot read (a newer release's keys,
+//! `requires`) is used for the others, and those services are published to the topic once per
+//! version of the object. A config that cannot be read at all (TOML syntax, `[defaults]`, limits)
+//! is published once per version too; a function that read a good one before goes on with it,
+//! and one that has none (a cold start) refuses every invocation with the error: a push is
+//! answered `rejected`, an ECS event fails (retried, then kept in the failed-invocations queue),
+//! a lifecycle hook answers FAILED. Nothing is deployed or judged on a guess.
 
 use std::time::{Duration, Instant};
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::aws::s3::Fetched;
 use crate::aws::sns::Notifier;
@@ -108,55 +113,76 @@ impl<T: Clone> Live<T> {
 
     async fn refresh(&mut self) -> Result<(), Error> {
         let source = self.location.describe();
-        let text = match &self.location {
-            Location::File(path) => std::fs::read_to_string(path).map_err(|e| ConfigError {
-                file: source.clone(),
-                key: "(file)".into(),
-                message: format!("cannot read: {e}"),
-            }),
-            Location::S3 { bucket, key } => {
-                // Without a state, "not modified" would leave nothing to answer with.
-                let known = self.state.as_ref().and(self.etag.as_deref());
-                match self.clients.store.read_if_changed(bucket, key, known).await? {
-                    Fetched::NotModified => {
-                        self.checked = Some(Instant::now());
-                        return Ok(());
-                    }
-                    Fetched::Missing => {
-                        return Err(AwsError {
-                            action: "read pushdeploy.toml",
-                            target: source,
-                            detail: "the config object does not exist (yet)".into(),
-                            hint: "upload pushdeploy.toml there (README, Deploying to AWS); this event is retried, then kept in the failed-invocations queue",
-                            transient: true,
-                        }
-                        .into())
-                    }
-                    Fetched::Object { bytes, etag } => {
-                        self.etag = Some(etag);
-                        String::from_utf8(bytes).map_err(|_| ConfigError {
-                            file: source.clone(),
-                            key: "(file)".into(),
-                            message: "not UTF-8 text".into(),
-                        })
-                    }
-                }
-            }
+        let Some(text) = self.read_text(&source).await? else {
+            self.checked = Some(Instant::now());
+            return Ok(());
         };
         let built = match text {
-            Ok(text) => match Config::parse(&text, &source) {
-                Ok(config) => (self.build)(&self.clients, config),
+            Ok(text) => match Config::read(&text, &source) {
+                Ok(config) => {
+                    let told = crate::rules::unreadable::load_message(self.function, &config);
+                    (self.build)(&self.clients, config).map(|t| (t, told))
+                }
                 Err(e) => Err(e.into()),
             },
             Err(e) => Err(e.into()),
         };
+        self.apply(built, &source).await
+    }
+
+    /// The config's text; `None` when the S3 object is unchanged since the state was built.
+    async fn read_text(&mut self, source: &str) -> Result<Option<Result<String, ConfigError>>, Error> {
+        let unreadable = |message: String| ConfigError { file: source.to_string(), key: "(file)".into(), message };
+        let (bucket, key) = match &self.location {
+            Location::File(path) => {
+                return Ok(Some(std::fs::read_to_string(path).map_err(|e| unreadable(format!("cannot read: {e}")))))
+            }
+            Location::S3 { bucket, key } => (bucket, key),
+        };
+        // Without a state, "not modified" would leave nothing to answer with.
+        let known = self.state.as_ref().and(self.etag.as_deref());
+        match self.clients.store.read_if_changed(bucket, key, known).await? {
+            Fetched::NotModified => Ok(None),
+            Fetched::Missing => Err(AwsError {
+                action: "read pushdeploy.toml",
+                target: source.to_string(),
+                detail: "the config object does not exist (yet)".into(),
+                hint: "upload pushdeploy.toml there (README, Deploying to AWS); this event is retried, then kept in the failed-invocations queue",
+                transient: true,
+            }
+            .into()),
+            Fetched::Object { bytes, etag } => {
+                self.etag = Some(etag);
+                Ok(Some(String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))))
+            }
+        }
+    }
+
+    /// Takes a config just read: the new state, or (when it cannot be read at all) the last good
+    /// one kept or, without one, every invocation refused; told to the topic either way.
+    async fn apply(
+        &mut self,
+        built: Result<(T, Option<crate::rules::notify::Message>), Error>,
+        source: &str,
+    ) -> Result<(), Error> {
         self.checked = Some(Instant::now());
         match built {
-            Ok(t) => {
+            Ok((t, told)) => {
                 info!(config = %source, etag = self.etag.as_deref().unwrap_or(""), "config loaded");
+                if let Some(m) = told {
+                    warn!(config = %source, problem = %m.body, "the config has services this release cannot read");
+                    if let Some(n) = &self.clients.notifier {
+                        n.send(&m).await;
+                    }
+                }
                 self.state = Some(Ok(t));
             }
             Err(e) if e.is_transient() => return Err(e),
+            // A new version of the config that cannot be read at all: the last good one stays.
+            Err(e) if matches!(self.state, Some(Ok(_))) => {
+                error!(config = %source, error = %e, "the new config is refused; pushdeploy goes on with the last good config it read");
+                report_kept(self.clients.notifier.as_ref(), self.function, &e).await;
+            }
             Err(e) => {
                 error!(config = %source, error = %e, "pushdeploy refuses every invocation until the config is fixed");
                 report_refusal(self.clients.notifier.as_ref(), self.function, &e).await;
@@ -165,6 +191,21 @@ impl<T: Clone> Live<T> {
         }
         Ok(())
     }
+}
+
+/// Publishes that a new config was refused and the function goes on with the last good one it
+/// read, once per version of the object.
+async fn report_kept(notifier: Option<&Notifier>, function: &str, err: &Error) {
+    let Some(n) = notifier else { return };
+    let m = crate::rules::notify::problem_message(&crate::rules::notify::Problem {
+        function,
+        service: "pushdeploy",
+        target: None,
+        doing: "read the new config",
+        error: &err.to_string(),
+        consequence: "this function goes on with the last good config it read until a valid one is uploaded; one started afresh (a cold start) has none and refuses every invocation, so fix or revert the upload",
+    });
+    n.send(&m).await;
 }
 
 /// Publishes why a function refuses every invocation (an invalid config, a missing setting) to

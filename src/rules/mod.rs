@@ -22,4 +22,5 @@ pub mod started;
 pub mod target_group;
 pub mod task_digests;
 pub mod taskdef;
+pub mod unreadable;
 pub mod verdict;

@@ -24,6 +24,8 @@ pub enum Outcome {
     Unchanged,
     /// A newer push of the same tag exists.
     Superseded,
+    /// This release of pushdeploy cannot read the service's config entry: nothing changed.
+    ConfigUnreadable,
     /// Nothing to do for this event.
     Ignored,
     /// Bad input: nothing changed.
@@ -42,6 +44,7 @@ impl Outcome {
             Outcome::Planned => "planned",
             Outcome::Unchanged => "unchanged",
             Outcome::Superseded => "superseded",
+            Outcome::ConfigUnreadable => "config_unreadable",
             Outcome::Ignored => "ignored",
             Outcome::Rejected => "rejected",
         }
@@ -175,6 +178,7 @@ mod tests {
             Outcome::Verified,
             Outcome::Planned,
             Outcome::Superseded,
+            Outcome::ConfigUnreadable,
             Outcome::Ignored,
             Outcome::Rejected,
         ] {

@@ -126,7 +126,9 @@ async fn the_deploy_binary_reads_its_config_and_opens_its_connections_during_ini
 async fn an_invalid_config_rejects_every_invocation_and_names_the_key() {
     let emu = Emulator::start().await;
     let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
-    let broken = TODO_CONFIG.replacen("tags = [\"latest\", \"v*\"]", "tags = []", 1);
+    // Invalid as a whole (an entry that does not say which repository feeds it), at a cold start:
+    // no good config to go on with. (An entry's own problem leaves the others readable: `compat`.)
+    let broken = TODO_CONFIG.replacen("repository = \"todo-backend\"\n", "", 1);
     let sink = testkit::standin::SnsSink::start(&app.aws, "pushdeploy-verdicts").await;
     let f = start_function("deploy", &app.aws, &broken, &[("PUSHDEPLOY_TOPIC_ARN", &sink.topic_arn)]).await;
     let before = crate::support::Snapshot::take(&app.aws).await;
@@ -136,7 +138,7 @@ async fn an_invalid_config_rejects_every_invocation_and_names_the_key() {
     let answer = f.invoke(&ecr_push_event("evt-cfg", "todo-backend", "latest", &digest)).await.expect("answered");
     assert_eq!(answer["outcome"], "rejected");
     let reason = answer["reason"].as_str().unwrap();
-    assert!(reason.contains("service[1].tags") && reason.contains("pushdeploy.toml"), "{reason}");
+    assert!(reason.contains("service[1].repository") && reason.contains("pushdeploy.toml"), "{reason}");
     assert_eq!(crate::support::Snapshot::take(&app.aws).await, before);
     // A second push: still refused, and the person was told once, at the cold start.
     let again = f.invoke(&ecr_push_event("evt-cfg-2", "todo-backend", "latest", &digest)).await.expect("answered");
@@ -145,12 +147,12 @@ async fn an_invalid_config_rejects_every_invocation_and_names_the_key() {
     assert_eq!(told.len(), 1, "{told:#?}");
     assert!(told[0]["Subject"].as_str().unwrap().starts_with("pushdeploy ACTION NEEDED"), "{}", told[0]);
     let message = told[0]["Message"].as_str().unwrap();
-    assert!(message.contains("service[1].tags") && message.contains("every invocation is refused"), "{message}");
+    assert!(message.contains("service[1].repository") && message.contains("every invocation is refused"), "{message}");
     f.stop().await;
 }
 
 #[tokio::test]
-async fn the_config_is_picked_up_when_uploaded_missing_is_retried_and_invalid_is_told_once() {
+async fn the_config_is_picked_up_when_uploaded_missing_is_retried_and_invalid_is_told_once_and_the_last_good_kept() {
     let emu = Emulator::start().await;
     let app = TodoApp::create(Aws::new(&emu.endpoint).await).await;
     let sink = testkit::standin::SnsSink::start(&app.aws, "pushdeploy-verdicts").await;
@@ -172,15 +174,18 @@ async fn the_config_is_picked_up_when_uploaded_missing_is_retried_and_invalid_is
     let retried = f.invoke(&push).await.expect("answered once the config is there");
     assert_eq!(retried["outcome"], "started", "{retried}");
 
-    let broken = TODO_CONFIG.replacen("tags = [\"latest\", \"v*\"]", "tags = []", 1);
+    // A new version invalid as a whole: told once, and the function goes on with the last good one.
+    let broken = TODO_CONFIG.replacen("repository = \"todo-backend\"\n", "", 1);
     upload_config(&app.aws, &broken).await;
     let plan = json!({"action": "plan", "service": "frontend"});
     for _ in 0..2 {
-        let refused = f.invoke(&plan).await.expect("answered");
-        assert_eq!(refused["outcome"], "rejected", "{refused}");
-        assert!(refused["reason"].as_str().unwrap().contains("service[1].tags"), "{refused}");
+        let kept = f.invoke(&plan).await.expect("answered");
+        assert_eq!(kept["outcome"], "planned", "on the last good config: {kept}");
     }
-    assert_eq!(sink.notifications().len(), 1, "told once per version of the config");
+    let told = sink.notifications();
+    assert_eq!(told.len(), 1, "told once per version of the config");
+    let message = told[0]["Message"].as_str().unwrap();
+    assert!(message.contains("service[1].repository") && message.contains("last good config"), "{message}");
 
     upload_config(&app.aws, TODO_CONFIG).await;
     assert_eq!(f.invoke(&plan).await.expect("answered")["outcome"], "planned", "fixed without a restart");

@@ -883,3 +883,31 @@ async fn a_rollbacks_traffic_shifts_pass_at_once_and_are_stamped_on_the_record()
     assert!(timeline(&bg.record(&open).await).contains(&"ecs_rolling_back".to_string()));
     assert!(bg.emu.guard.denied().is_empty(), "{:?}", bg.emu.guard.denied());
 }
+
+#[tokio::test]
+async fn a_hook_for_a_service_this_release_cannot_read_waits_and_checks_nothing() {
+    let mut bg = BlueGreen::new(5, 2).await;
+    let p = bg.push("backend-bg-newer", Behaviour::Good).await;
+    // The config now has a key in the backend's entry that this release does not read.
+    let text = blue_green_config(&bg.standin.url(), &bg.standin.test_url(), 5, 2).replacen(
+        "repository = \"todo-backend\"\n",
+        "repository = \"todo-backend\"\napproval = \"manual\"\n",
+        1,
+    );
+    let config = pushdeploy::config::Config::read(&text, "test.toml").expect("readable but for the backend");
+    assert_eq!(config.unreadable().len(), 1);
+    let clients = testkit::configs::clients(&bg.aws().as_role(testkit::iam::Role::Verify), Some(&bg.sink.topic_arn));
+    bg.verifier = Verifier::new(config, &clients, pushdeploy::smoke::client::HttpClient::new());
+    let served = bg.standin.served().len();
+
+    let answer = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &Map::new()).await;
+    assert_eq!(answer["hookStatus"], "IN_PROGRESS", "neither passed nor failed: {answer}");
+    let why = reason(&answer);
+    assert!(
+        why.contains("cannot read the config of service backend") && why.contains("service[1].approval: unknown key"),
+        "{answer}"
+    );
+    assert!(why.contains("FAILED once they span 1800 s"), "counted against the stuck budget: {answer}");
+    assert_eq!(bg.standin.served().len(), served, "no smoke request with settings it cannot read");
+    assert_eq!(bg.aws().service_task_definition(CLUSTER, BACKEND).await, p.green, "ECS left as it was");
+}

@@ -1,6 +1,7 @@
 //! Integration tests against moto on a free loopback port: one binary, one module per area.
 
 mod base_trust;
+mod compat;
 mod config_agreement;
 mod deploy;
 mod faults;

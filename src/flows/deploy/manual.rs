@@ -23,6 +23,10 @@ impl Deployer {
     /// Handles an operator's action on one configured service.
     pub(super) async fn on_manual(&self, action: &ManualAction, invocation: Invocation<'_>) -> Result<Summary, Error> {
         let Some(svc) = self.config.service(action.service()) else {
+            if let Some(u) = self.config.unreadable_named(action.service()) {
+                tracing::warn!(service = %u.name(), outcome = "config_unreadable", reason = %u.problem, "decision");
+                return Ok(Summary::of(vec![crate::rules::unreadable::refused(u, None)]));
+            }
             let known: Vec<&str> = self.config.services.iter().map(|s| s.name.as_str()).collect();
             return Ok(Summary::only(
                 Outcome::Rejected,

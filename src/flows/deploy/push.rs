@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures_util::future::{join_all, BoxFuture, Shared};
 use futures_util::FutureExt;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::decision::ServiceState;
 use super::{collect, Deployer, Invocation, Request};
@@ -20,6 +20,7 @@ use crate::inbound::PushEvent;
 use crate::rules::outcome::{DeploymentSummary, Outcome, Summary};
 use crate::rules::plan;
 use crate::rules::push::{self as gate, TagNow};
+use crate::rules::unreadable;
 
 /// One cluster's DescribeServices, shared by the rollouts of its services.
 type RunningRead<'a> = Shared<BoxFuture<'a, Result<Arc<HashMap<String, Result<String, AwsError>>>, AwsError>>>;
@@ -36,11 +37,34 @@ impl Deployer {
             return Ok(Summary::only(Outcome::Rejected, reason));
         }
         let services = plan::match_push(&self.config, &push.image);
+        // Services this release cannot read are refused, whatever becomes of the others.
+        let refused: Vec<DeploymentSummary> = self
+            .config
+            .unreadable_for_push(&push.image.repository, push.tag())
+            .into_iter()
+            .map(|u| unreadable::refused(u, push.image.pinned_uri()))
+            .collect();
+        for d in &refused {
+            warn!(event_id = %push.event_id, service = %d.service, outcome = d.outcome.as_str(), reason = %d.reason, "decision");
+        }
         if services.is_empty() {
+            if !refused.is_empty() {
+                return Ok(Summary::of(refused));
+            }
             let reason = format!("no service watches {}:{}", push.image.repository, push.tag());
             info!(event_id = %push.event_id, image = %push.image, outcome = "ignored", reason = %reason, "decision");
             return Ok(Summary::only(Outcome::Ignored, reason));
         }
+        Ok(with_refused(Box::pin(self.on_matched(push, &services, invocation)).await?, refused))
+    }
+
+    /// [`Deployer::on_push`] for the readable services a push matches.
+    async fn on_matched(
+        &self,
+        push: &PushEvent,
+        services: &[&ServiceConfig],
+        invocation: Invocation<'_>,
+    ) -> Result<Summary, Error> {
         let request = Request {
             invocation,
             trigger: TriggerRef::Push { event_id: push.event_id.clone() },
@@ -52,20 +76,20 @@ impl Deployer {
             // A push never goes past a rollback: a person decides (the refusal is published).
             allow_rolled_back: false,
         };
-        let (tagged, prepared) = self.prepare(&services, &request).await;
+        let (tagged, prepared) = self.prepare(services, &request).await;
         let (leases, states): (Vec<_>, Vec<_>) = prepared.into_iter().unzip();
         let tagged = match tagged {
             Ok(t) => t,
             Err(e) => {
-                self.release_all(&services, &leases).await;
+                self.release_all(services, &leases).await;
                 return Err(e.into());
             }
         };
         let now = tagged.as_ref().map(tag_now);
         let refused = gate::foreign_registry(push, now).map(|reason| Summary::only(Outcome::Rejected, reason));
-        let answered = refused.or_else(|| gate::not_current(push, now).map(|(o, r)| answer_all(push, &services, o, r)));
+        let answered = refused.or_else(|| gate::not_current(push, now).map(|(o, r)| answer_all(push, services, o, r)));
         if let Some(summary) = answered {
-            self.release_all(&services, &leases).await;
+            self.release_all(services, &leases).await;
             return Ok(summary);
         }
         let pushed_at = tagged.and_then(|t| t.pushed_at).or_else(|| push.time.clone());
@@ -123,6 +147,15 @@ impl Deployer {
             })
             .collect()
     }
+}
+
+/// `summary` with the refusals of the unreadable services a push concerns beside its own; an
+/// answer about the whole push (a foreign registry) stands as it is.
+fn with_refused(summary: Summary, refused: Vec<DeploymentSummary>) -> Summary {
+    if refused.is_empty() || summary.deployments.is_empty() {
+        return summary;
+    }
+    Summary::of(summary.deployments.into_iter().chain(refused).collect())
 }
 
 /// ECR's answer, as the push rules read it.

@@ -89,6 +89,15 @@ impl Verifier {
     /// names the record), or the answer when there is nothing to check.
     async fn describe_hook<'a>(&'a self, payload: &Value, inv: &HookInvocation) -> Result<Seen<'a>, Error> {
         let target = format!("{}/{}", inv.cluster, inv.service);
+        if let Some(u) = self.config.unreadable_ecs_service(&inv.cluster, &inv.service) {
+            // Settings it cannot read judge nothing: wait (IN_PROGRESS) for an upgrade or a fixed
+            // config, counted against the stuck budget as for a config that cannot be read at all.
+            let why = u.problem.to_string();
+            let answer =
+                stuck(self.records(), self.notifier.as_ref(), payload, inv, lifecycle::DEFAULT_CALLBACK_MS, None, &why)
+                    .await;
+            return Ok(Seen::Answered(answer));
+        }
         let Some(svc) = self.config.by_ecs_service(&inv.cluster, &inv.service) else {
             return Ok(Seen::Answered(not_ours(inv, format!("{target} is not a service in pushdeploy's config"))));
         };

@@ -153,6 +153,9 @@ impl Verifier {
 
     /// [`Verifier::handle`] for an event whose cluster is known.
     async fn on_resolved(&self, e: &EcsDeploymentEvent, deadline: Instant) -> Result<Summary, Error> {
+        if let Some(u) = self.config.unreadable_ecs_service(e.cluster(), &e.service) {
+            return self.boxed(self.not_judged(e, u)).await;
+        }
         match self.boxed(self.on_deployment(e, deadline)).await {
             // A failed rollback is on the record and told already; it fails the invocation.
             Err(err @ Error::RollbackFailed(_)) => Err(err),

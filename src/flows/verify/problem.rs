@@ -6,11 +6,13 @@ use tracing::{error, warn};
 
 use super::Verifier;
 use crate::aws::records::{Found, RecordStore};
+use crate::config::UnreadableService;
 use crate::domain::error::Error;
 use crate::domain::record::{self, DeploymentRecord};
 use crate::inbound::{self as event, EcsDeploymentEvent, Trigger};
 use crate::rules::notify::{problem_message, Problem};
 use crate::rules::outcome::{Outcome, Summary};
+use crate::rules::unreadable;
 
 impl Verifier {
     /// Puts a permanent AWS error on the deployment's record (when it can be read and written) and
@@ -44,6 +46,43 @@ impl Verifier {
             ),
         });
         self.publish(&message).await;
+    }
+}
+
+impl Verifier {
+    /// An event about a deployment of a service whose config entry this release cannot read: not
+    /// judged with settings it cannot read. A deployment pushdeploy did not start is ignored, as
+    /// for any service; one it started says so on its record and to the topic (once), and the
+    /// invocation fails, so the event waits in the failed-invocations queue for a redrive.
+    pub(super) async fn not_judged(&self, e: &EcsDeploymentEvent, u: &UnreadableService) -> Result<Summary, Error> {
+        let rec = match self.records().get(e.cluster(), &e.service, &e.deployment_id).await? {
+            Found::Record(r) => *r,
+            Found::Absent => {
+                let reason = format!("deployment {} of {} was not started by pushdeploy", e.deployment_id, u.target());
+                return Ok(Summary::only(Outcome::Ignored, reason));
+            }
+            Found::Unreadable(key, err) => {
+                return Ok(Summary::only(Outcome::Rejected, format!("record {key} is unreadable: {err}")))
+            }
+        };
+        let reason = unreadable::not_judged_reason(u, &e.deployment_id);
+        error!(event_id = %e.event_id, deployment_id = %e.deployment_id, outcome = "not_judged", reason = %reason, "decision");
+        if let Some(noted) = unreadable::not_judged(&rec, &reason, record::now()) {
+            if let Err(w) = self.save(&noted).await {
+                warn!(deployment_id = %e.deployment_id, error = %w, "could not put the reason on the record");
+            }
+            let target = u.target();
+            let message = problem_message(&Problem {
+                function: "verify",
+                service: u.name(),
+                target: Some(&target),
+                doing: "verify",
+                error: &reason,
+                consequence: "the deployment goes on as ECS runs it, with no smoke test and no rollback by pushdeploy (ECS's circuit breaker still acts)",
+            });
+            self.publish(&message).await;
+        }
+        Err(unreadable::not_judged_error(u, &e.deployment_id).into())
     }
 }
 
