@@ -65,7 +65,7 @@ pub async fn pause(service: Option<String>, all: bool, reason: String, scope: ar
     let aws = Aws::from_env(&scope.from.bucket).await?;
     known(&aws, &scope, &what).await?;
     let store = store(&aws, &scope)?;
-    let since = pushdeploy::domain::record::now();
+    let since = pushdeploy::domain::record::rfc3339(crate::insight::now());
     let service = match &what {
         Scope::All => None,
         Scope::Service(name) => Some(name.clone()),
