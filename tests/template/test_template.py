@@ -252,8 +252,12 @@ def test_both_roles_may_list_the_bucket_so_a_missing_key_is_404():
         if role == "HookInvokeRole":
             continue
         lists = [st for st in doc["Statement"] if "s3:ListBucket" in as_list(st["Action"])]
-        assert lists and all("Condition" not in st for st in lists), role
+        # A GetObject carries no s3:prefix: only an unconditioned statement turns a missing key's
+        # 403 into 404. (Deploy's ListThePauses, conditioned on the pauses' prefix, is for its List.)
+        unconditioned = [st for st in lists if "Condition" not in st]
+        assert unconditioned, role
         assert all(st["Resource"] == "arn:aws:s3:::pushdeploy-artifacts" for st in lists), role
+        assert all(st["Sid"] == "ListThePauses" for st in lists if "Condition" in st), role
 
 
 def test_ecs_may_invoke_exactly_the_verify_function_as_its_lifecycle_hook(template):
