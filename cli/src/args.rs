@@ -205,6 +205,45 @@ pub(crate) enum Command {
         #[command(flatten)]
         function: Function,
     },
+    /// Pause a service (or --all): every push and manual action is answered `paused` and changes
+    /// nothing, until `resume`. Kept in S3 beside the deployed config, so a stack update keeps it.
+    ///
+    /// Skipped pushes are not replayed: push again, or `deploy SERVICE TAG`, after resuming.
+    /// Rollouts already started are still verified and rolled back. Who pauses is the caller STS
+    /// names (sts:GetCallerIdentity); writing needs s3:PutObject on the pause's key.
+    ///
+    /// Exit status: 0 paused; 1 already paused (whose pause is printed; left as it is); 2 an error.
+    ///
+    /// Example: pushdeploy pause backend --reason "incident 42: database failover"
+    Pause {
+        /// The service's name in the config.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        service: Option<String>,
+        /// Every service of the config.
+        #[arg(long)]
+        all: bool,
+        /// Why: shown with every answer the pause gives, and by `status`.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        scope: Scope,
+    },
+    /// End a pause made by `pause`, printing whose it was.
+    ///
+    /// Exit status: 0 resumed (or not paused); 1 the service is still under the pause of every
+    /// service (`resume --all` ends that); 2 an error.
+    ///
+    /// Example: pushdeploy resume backend
+    Resume {
+        /// The service's name in the config.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        service: Option<String>,
+        /// The pause of every service.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        scope: Scope,
+    },
     /// Replay what the functions parked in the failed-invocations queue, and nothing else.
     ///
     /// Replays a message only when it was parked for the stack's deploy or verify function (a

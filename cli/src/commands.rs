@@ -13,7 +13,7 @@ use crate::insight::{self, Aws, Failed};
 use crate::{invoke, page, print_json, render};
 
 /// Reads the config from a file or an s3:// URL.
-async fn load_config(aws: &Aws, source: &str) -> Result<Config, Failed> {
+pub(crate) async fn load_config(aws: &Aws, source: &str) -> Result<Config, Failed> {
     let text = match Location::parse(source)? {
         Location::File(path) => {
             std::fs::read_to_string(&path).map_err(|e| Failed(format!("cannot read the config {path}: {e}")))?
@@ -31,12 +31,16 @@ async fn load_config(aws: &Aws, source: &str) -> Result<Config, Failed> {
 pub async fn status(scope: Scope, json: bool) -> Result<ExitCode, Failed> {
     let aws = Aws::from_env(&scope.from.bucket).await?;
     let config = load_config(&aws, &scope.config).await?;
-    let services = insight::status(&aws, &config).await?;
+    let (services, paused) = tokio::join!(insight::status(&aws, &config), crate::pause::status_lines(&aws, &scope));
+    let (services, paused) = (services?, paused?);
     if json {
         print_json(&services);
     } else {
         print!("{}", render::status(&services));
         println!();
+        for line in &paused {
+            println!("{line}");
+        }
     }
     Ok(if insight::needs_attention(&services) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -12,6 +12,7 @@ mod init;
 mod insight;
 mod invoke;
 mod page;
+mod pause;
 mod queue;
 mod redrive;
 mod render;
@@ -81,6 +82,8 @@ async fn run(command: Command) -> Result<ExitCode, Failed> {
         Command::Plan { service, tag, force, function } => {
             act(&function.name, invoke::Action::Plan(&service, tag.as_deref(), invoke::Force(force))).await
         }
+        Command::Pause { service, all, reason, scope } => pause::pause(service, all, reason, scope).await,
+        Command::Resume { service, all, scope } => pause::resume(service, all, scope).await,
         Command::Redrive { queue_url, function, verify_function, rules, dry_run, yes, delete_skipped, max } => {
             let deploy = function.name;
             let verify = verify_function;

@@ -5,6 +5,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
 pub mod leases;
+pub mod pauses;
 pub mod records;
 pub mod s3;
 pub mod sns;

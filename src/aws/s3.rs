@@ -42,6 +42,14 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes an object (S3 answers a missing one as deleted).
+    pub async fn delete(&self, key: &str) -> Result<(), AwsError> {
+        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {
+            aws_error("S3 DeleteObject", self.url(key), "the bucket exists and s3:DeleteObject on it", e)
+        })?;
+        Ok(())
+    }
+
     /// Reads an object; `None` when it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, AwsError> {
         Ok(self.get_tagged(key).await?.map(|(bytes, _)| bytes))

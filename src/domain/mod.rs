@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod media_type;
 pub mod names;
 pub mod passed_over;
+pub mod pause;
 pub mod record;
 pub mod rollback_request;
 pub mod secret;

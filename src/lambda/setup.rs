@@ -68,9 +68,24 @@ pub async fn deployer_from_env() -> Result<Live<Deployer>, Error> {
         if own_roles.is_empty() && config.services.iter().any(|s| s.base == crate::config::Base::Family) {
             tracing::warn!("PUSHDEPLOY_ROLE_ARNS is not set: base = \"family\" will name pushdeploy's own copies among the revisions it passes over");
         }
-        Ok(Deployer { verify_in_vpc: verify_in_vpc(|k| env::var(k).ok()), own_roles, ..Deployer::new(config, clients) })
+        let pauses = pauses_from_env(clients)?;
+        Ok(Deployer {
+            verify_in_vpc: verify_in_vpc(|k| env::var(k).ok()),
+            own_roles,
+            pauses,
+            ..Deployer::new(config, clients)
+        })
     };
     Ok(Live::new("deploy", clients, location, build, recheck))
+}
+
+/// The operators' pauses, beside the config (`PUSHDEPLOY_CONFIG`) in its bucket; none for a
+/// config read from a file (a local run: nobody can pause it but by editing the file).
+pub fn pauses_from_env(clients: &Clients) -> Result<Option<crate::aws::pauses::PauseStore>, ConfigError> {
+    Ok(match Location::parse(&required("PUSHDEPLOY_CONFIG")?)? {
+        Location::File(_) => None,
+        Location::S3 { bucket, key } => Some(crate::aws::pauses::PauseStore::new(clients.store.in_bucket(bucket), key)),
+    })
 }
 
 /// The most init spends reading the config: Lambda's init phase is limited to 10 s, and an

@@ -103,7 +103,7 @@ fn details(record: &DeploymentRecord) -> String {
 }
 
 /// SNS's rules for a subject: ASCII, no control characters, under 100 characters.
-fn subject(s: &str) -> String {
+pub(crate) fn subject(s: &str) -> String {
     s.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).take(99).collect()
 }
 

@@ -20,6 +20,8 @@ pub enum Outcome {
     Started,
     /// A plan was answered; nothing changed.
     Planned,
+    /// An operator paused the service (`pushdeploy pause`): nothing changed, nothing is replayed.
+    Paused,
     /// The service already runs that digest.
     Unchanged,
     /// A newer push of the same tag exists.
@@ -42,6 +44,7 @@ impl Outcome {
             Outcome::Verified => "verified",
             Outcome::Started => "started",
             Outcome::Planned => "planned",
+            Outcome::Paused => "paused",
             Outcome::Unchanged => "unchanged",
             Outcome::Superseded => "superseded",
             Outcome::ConfigUnreadable => "config_unreadable",
@@ -177,6 +180,7 @@ mod tests {
             Outcome::RolledBack,
             Outcome::Verified,
             Outcome::Planned,
+            Outcome::Paused,
             Outcome::Superseded,
             Outcome::ConfigUnreadable,
             Outcome::Ignored,

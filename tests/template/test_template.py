@@ -252,8 +252,12 @@ def test_both_roles_may_list_the_bucket_so_a_missing_key_is_404():
         if role == "HookInvokeRole":
             continue
         lists = [st for st in doc["Statement"] if "s3:ListBucket" in as_list(st["Action"])]
-        assert lists and all("Condition" not in st for st in lists), role
+        # A GetObject carries no s3:prefix: only an unconditioned statement turns a missing key's
+        # 403 into 404. (Deploy's ListThePauses, conditioned on the pauses' prefix, is for its List.)
+        unconditioned = [st for st in lists if "Condition" not in st]
+        assert unconditioned, role
         assert all(st["Resource"] == "arn:aws:s3:::pushdeploy-artifacts" for st in lists), role
+        assert all(st["Sid"] == "ListThePauses" for st in lists if "Condition" in st), role
 
 
 def test_ecs_may_invoke_exactly_the_verify_function_as_its_lifecycle_hook(template):
@@ -516,6 +520,38 @@ def test_only_the_function_roles_write_records_leases_and_artifacts_and_only_ope
     # And plain HTTP stays denied to everyone, the roles included.
     plain = Request(roles[0], "s3:GetObject", f"{BUCKET_ARN}/{RECORD_KEYS[0]}", {"aws:SecureTransport": "false"})
     assert decide(bucket, plain).denied_by == ["TlsOnly"]
+
+
+def test_only_operators_write_the_pauses_and_the_deploy_role_only_reads_them():
+    """`pushdeploy pause` keeps one object per pause beside the config: operators write and delete
+    them; nobody else, the functions included; the deploy role lists and reads exactly them."""
+    s = stack(OperatorPrincipalArns=OPERATORS)
+    bucket, deploy = s.resource_policies()["ArtifactBucketPolicy"], s.role_policies()["DeployRole"]
+    roles = [as_role(s, "DeployRole"), as_role(s, "VerifyRole")]
+    tls = {"aws:SecureTransport": "true"}
+    for key in ["pushdeploy.toml.pauses/all.json", "pushdeploy.toml.pauses/service/backend.json"]:
+        for action in ["s3:PutObject", "s3:DeleteObject"]:
+            for who in [ATTACKER, ROOT_USER, *roles]:
+                got = decide(bucket, Request(who, action, f"{BUCKET_ARN}/{key}", tls))
+                assert got.denied_by == ["OnlyOperatorsWriteTheConfig"], (who, action, key)
+            for operator in [{"AWS": CI}, SSO_PERSON]:
+                assert not decide(bucket, Request(operator, action, f"{BUCKET_ARN}/{key}", tls)).denied
+        role = roles[0]
+        got = decide(deploy, Request(role, "s3:GetObject", f"{BUCKET_ARN}/{key}"), resource_policy=False)
+        assert got.allowed_by == ["ReadThePauses"], key
+        for action in ["s3:PutObject", "s3:DeleteObject"]:
+            assert not decide(deploy, Request(role, action, f"{BUCKET_ARN}/{key}"), resource_policy=False).allowed
+    listing = decide(deploy, Request(roles[0], "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "pushdeploy.toml.pauses/"}),
+                     resource_policy=False)
+    assert "ListThePauses" in listing.allowed_by
+    # A config elsewhere: its pauses beside it, read there.
+    other = stack(ConfigS3Uri="s3://team-configs/pushdeploy/prod.toml").role_policies()["DeployRole"]
+    pauses = "arn:aws:s3:::team-configs/pushdeploy/prod.toml.pauses/all.json"
+    assert decide(other, Request(roles[0], "s3:GetObject", pauses), resource_policy=False).allowed_by == ["ReadThePauses"]
+    listing = Request(roles[0], "s3:ListBucket", "arn:aws:s3:::team-configs", {"s3:prefix": "pushdeploy/prod.toml.pauses/"})
+    assert decide(other, listing, resource_policy=False).allowed_by == ["ListThePauses"]
+    elsewhere = Request(roles[0], "s3:ListBucket", "arn:aws:s3:::team-configs", {"s3:prefix": "secrets/"})
+    assert not decide(other, elsewhere, resource_policy=False).allowed
 
 
 def test_an_upload_naming_its_encryption_must_name_the_stacks_key():

@@ -10,6 +10,7 @@ use crate::domain::image::{truncate, ImageRef};
 use crate::domain::record::TriggerRef;
 use crate::inbound::{ManualAction, RollbackTo};
 use crate::rules::outcome::{Outcome, Summary};
+use crate::rules::pause::Asked;
 
 /// What `deploy` or `plan` asked of a tag.
 #[derive(Clone, Copy)]
@@ -33,6 +34,11 @@ impl Deployer {
                 format!("unknown service {:?}: configured services are {known:?}", truncate(action.service())),
             ));
         };
+        // The operators' pauses: a paused service takes no manual change either (a plan says so).
+        let asked = if matches!(action, ManualAction::Plan { .. }) { Asked::Plan } else { Asked::Change };
+        if let Some(answer) = self.paused_answer(&self.read_pauses(&[svc]).await?, svc, asked) {
+            return Ok(Summary::of(vec![answer]));
+        }
         let (tag, dry_run, allow_rolled_back) = match action {
             ManualAction::Redeploy { force, .. } => {
                 let result = self.on_redeploy(svc, *force, invocation).await;

@@ -13,6 +13,7 @@ mod describe;
 mod holding;
 mod manual;
 mod manual_rollback;
+mod paused;
 mod push;
 mod redeploy;
 mod rollback_pick;
@@ -63,11 +64,14 @@ pub struct Deployer {
     /// Whether verify runs in the VPC (`PUSHDEPLOY_VERIFY_IN_VPC`, from the stack's
     /// VerifySubnetIds): `plan` says when a test listener on another port may be out of its reach.
     pub verify_in_vpc: bool,
+    /// The operators' pauses beside the config (`pushdeploy pause`); none for a config read from a file.
+    pub pauses: Option<crate::aws::pauses::PauseStore>,
 }
 
 impl Deployer {
-    /// A deployer acting through `clients` on `config`; it knows none of pushdeploy's own roles
-    /// and takes verify to run outside the VPC until told (`own_roles`, `verify_in_vpc`).
+    /// A deployer acting through `clients` on `config`; it knows none of pushdeploy's own roles,
+    /// takes verify to run outside the VPC and reads no pauses until told (`own_roles`,
+    /// `verify_in_vpc`, `pauses`).
     pub fn new(config: Config, clients: &crate::aws::Clients) -> Self {
         Self {
             config,
@@ -80,6 +84,7 @@ impl Deployer {
             notifier: clients.notifier.clone(),
             own_roles: Vec::new(),
             verify_in_vpc: false,
+            pauses: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use futures_util::FutureExt;
 use tracing::{info, warn};
 
 use super::decision::ServiceState;
+use super::paused::with_paused;
 use super::{collect, Deployer, Invocation, Request};
 use crate::aws::ecr::TaggedImage;
 use crate::config::ServiceConfig;
@@ -18,6 +19,7 @@ use crate::domain::record::TriggerRef;
 use crate::flows::lease::LeaseTaken;
 use crate::inbound::PushEvent;
 use crate::rules::outcome::{DeploymentSummary, Outcome, Summary};
+use crate::rules::pause;
 use crate::rules::plan;
 use crate::rules::push::{self as gate, TagNow};
 use crate::rules::unreadable;
@@ -58,8 +60,33 @@ impl Deployer {
         Ok(with_refused(Box::pin(self.on_matched(push, &services, invocation)).await?, refused))
     }
 
-    /// [`Deployer::on_push`] for the readable services a push matches.
+    /// [`Deployer::on_push`] for the readable services a push matches: the operators' pauses,
+    /// then the rollouts of the services no pause holds.
     async fn on_matched(
+        &self,
+        push: &PushEvent,
+        services: &[&ServiceConfig],
+        invocation: Invocation<'_>,
+    ) -> Result<Summary, Error> {
+        // The operators' pauses, before any lease: a paused service is answered and left as it is.
+        let pauses = self.read_pauses(services).await?;
+        let asked = pause::Asked::Push { tag: push.tag() };
+        let (paused, services): (Vec<_>, Vec<_>) = services
+            .iter()
+            .copied()
+            .map(|s| (s, self.paused_answer(&pauses, s, asked)))
+            .partition(|(_, p)| p.is_some());
+        let paused: Vec<DeploymentSummary> = paused.into_iter().filter_map(|(_, p)| p).collect();
+        let services: Vec<&ServiceConfig> = services.into_iter().map(|(s, _)| s).collect();
+        self.tell_skipped(&push.image.pinned_uri().unwrap_or_default(), &paused).await;
+        let rolled =
+            if services.is_empty() { None } else { Some(Box::pin(self.push_to(push, &services, invocation)).await?) };
+        Ok(with_paused(rolled, paused))
+    }
+
+    /// Rolls `push` out to `services` (matched, readable and not paused): leases and ECR at once,
+    /// then whether the push is current, then one rollout per service.
+    async fn push_to(
         &self,
         push: &PushEvent,
         services: &[&ServiceConfig],
