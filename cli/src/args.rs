@@ -313,7 +313,7 @@ pub(crate) struct Scope {
 /// Where the records are.
 #[derive(Args)]
 pub(crate) struct From {
-    /// The artifact bucket (the stack's ArtifactBucket output).
+    /// The artifact bucket (the stack's ArtifactBucketName output).
     #[arg(long, env = "PUSHDEPLOY_BUCKET")]
     pub(crate) bucket: String,
 }

@@ -38,7 +38,7 @@ pub struct RollbackAsked<'a> {
 pub struct Force(pub bool);
 
 impl Action<'_> {
-    /// The event the deploy function takes (README, "Manual actions"); `"force": true` only when
+    /// The event the deploy function takes (the book, "Manual actions"); `"force": true` only when
     /// forced, so an ordinary action is the documented event as it always was.
     pub fn event(&self) -> Value {
         let (mut event, force) = match self {

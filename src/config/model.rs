@@ -327,7 +327,7 @@ impl ServiceConfig {
             return None;
         }
         Some(format!(
-            "smoke.test_url is on port {test} and url on {prod}, and verify runs outside the VPC (the stack has no VerifySubnetIds): unless the load balancer's security group admits verify on {test} (and, for https, its certificate names test_url's host), every POST_TEST_TRAFFIC_SHIFT round times out and ECS rolls back every deployment. Fix: a header-matched test listener rule on url's port (test_url on {prod} with test_headers), or verify in the VPC (VerifySubnetIds, VerifySecurityGroupIds); README, \"A reachable test path\""
+            "smoke.test_url is on port {test} and url on {prod}, and verify runs outside the VPC (the stack has no VerifySubnetIds): unless the load balancer's security group admits verify on {test} (and, for https, its certificate names test_url's host), every POST_TEST_TRAFFIC_SHIFT round times out and ECS rolls back every deployment. Fix: a header-matched test listener rule on url's port (test_url on {prod} with test_headers), or verify in the VPC (VerifySubnetIds, VerifySecurityGroupIds); the book, Blue/green, \"a test path verify can reach\""
         ))
     }
 }

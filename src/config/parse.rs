@@ -191,7 +191,7 @@ impl CopyRules {
             // command, environment, sidecars and task role with the next push.
             return Err(f.err(
                 "trusted_registrants",
-                "missing: base = \"family\" copies the family's newest revision, so name the principals whose revisions may reach production (here or in [defaults]), e.g. [\"arn:aws:iam::123456789012:role/terraform\"]: the role your Terraform runs as (README, \"Trusted registrants\")".into(),
+                "missing: base = \"family\" copies the family's newest revision, so name the principals whose revisions may reach production (here or in [defaults]), e.g. [\"arn:aws:iam::123456789012:role/terraform\"]: the role your Terraform runs as (the book, The deploy function, \"Trusted registrants\")".into(),
             ));
         }
         let hold_base_changes = own_hold.unwrap_or(defaults.hold);

@@ -147,7 +147,7 @@ impl<T: Clone> Live<T> {
                 action: "read pushdeploy.toml",
                 target: source.to_string(),
                 detail: "the config object does not exist (yet)".into(),
-                hint: "upload pushdeploy.toml there (README, Deploying to AWS); this event is retried, then kept in the failed-invocations queue",
+                hint: "upload pushdeploy.toml there (the book, Deploying to AWS); this event is retried, then kept in the failed-invocations queue",
                 transient: true,
             }
             .into()),

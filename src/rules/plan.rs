@@ -184,7 +184,7 @@ pub fn rollout_note(svc: &ServiceConfig, rollout: &crate::domain::ecs_view::Roll
     }
     match (&svc.hook, rollout.strategy.as_str(), hooked) {
         (Some(_), "ROLLING", _) | (Some(_), _, false) => note.push_str(
-            "; pushdeploy.toml has [service.hook] but ECS calls no hook: add deploymentConfiguration.lifecycleHooks (README, Blue/green), or verify smoke-tests only after the rollout",
+            "; pushdeploy.toml has [service.hook] but ECS calls no hook: add deploymentConfiguration.lifecycleHooks (the book, Blue/green), or verify smoke-tests only after the rollout",
         ),
         (Some(h), _, true) => {
             let unseen: Vec<&str> = h

@@ -1,7 +1,7 @@
 //! The four DORA keys from the deployment records alone: deployment frequency, lead time, change
 //! failure rate and time to recover. Pure: records and a window in, figures out. The definitions
-//! are the README's ("Deployment insight"), and the tests below compute them on histories with
-//! known answers.
+//! are the book's (The operator's command, "The report's definitions"), and the tests below
+//! compute them on histories with known answers.
 
 use std::collections::BTreeMap;
 

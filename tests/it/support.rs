@@ -6,7 +6,7 @@ use serde_json::Value;
 use testkit::estate::{ecr_push_event, Aws, TodoApp, BUCKET, CLUSTER};
 use testkit::guard::Emulator;
 
-/// The todo app's config, as the README's demo uses it.
+/// The todo app's config, as the demo uses it.
 pub const TODO_CONFIG: &str = include_str!("../../examples/pushdeploy.toml");
 
 /// moto, the estate, and a deployer with `config`.

@@ -1,4 +1,4 @@
-//! A test path verify can reach: the README's blue/green snippets and the example config name the
+//! A test path verify can reach: the book's blue/green snippets and the example config name the
 //! same hook stages, and `validate` (through the CLI) and `plan` (through the deploy binary) say
 //! when `test_url` is on another port than `url` while verify runs outside the VPC.
 
@@ -11,13 +11,15 @@ use testkit::standin::TodoStandIn;
 use crate::function::start_function;
 use crate::support::TODO_CONFIG;
 
-const README: &str = include_str!("../../README.md");
+/// The book's blue/green chapter.
+const BLUE_GREEN: &str = include_str!("../../docs/src/blue-green.md");
 
-/// The README's blue/green section.
+/// The blue/green chapter, from its title.
 fn blue_green_section() -> &'static str {
-    let start = README.find("### Blue/green, linear and canary").expect("the blue/green section");
-    let rest = &README[start..];
-    &rest[..rest[1..].find("\n## ").map_or(rest.len(), |i| i + 1)]
+    BLUE_GREEN
+        .find("# Blue/green, linear and canary")
+        .map(|start| &BLUE_GREEN[start..])
+        .expect("the blue/green chapter")
 }
 
 /// Every stage list after `key` in `text` (`key = [..]`, `key: [..]`), each sorted.

@@ -667,7 +667,7 @@ def test_only_the_functions_and_the_stacks_alarms_publish_and_only_operators_sub
     assert publish(cloudwatch, **{"aws:SourceArn": someone_elses, "aws:SourceAccount": ACCOUNT}).denied
     # The root user administers the topic.
     assert decide(topic, Request(ROOT_USER, "sns:SetTopicAttributes", arn)).allowed
-    # An existing topic is the user's: the stack writes no policy on it (the README shows the one to apply).
+    # An existing topic is the user's: the stack writes no policy on it (the book's IAM chapter shows the one to apply).
     existing = stack(NotificationTopicArn=f"arn:aws:sns:{REGION}:{ACCOUNT}:team-alerts")
     assert "VerdictTopicPolicy" not in existing.resource_policies()
     assert "VerdictTopicPolicy" not in stack(CreateNotificationTopic="false").resource_policies()
@@ -786,11 +786,11 @@ def test_what_sam_generates_grants_invocation_to_the_two_rules_only(template):
     assert resources["DeployFunctionEcrPush"]["Type"] == resources["VerifyFunctionEcsDeployment"]["Type"] == "AWS::Events::Rule"
 
 
-# ---------------------------------------------------------------- the README's policies, filled in
+# ---------------------------------------------------------------- the book's policies, filled in
 
 def readme_json_after(heading, nth=0):
-    """The nth ```json block after `heading` in the README."""
-    text = (ROOT / "README.md").read_text()
+    """The nth ```json block after `heading` in the book's IAM chapter."""
+    text = (ROOT / "docs" / "src" / "iam.md").read_text()
     after = text[text.index(heading):]
     return re.findall(r"```json\n(.*?)```", after, re.S)[nth]
 

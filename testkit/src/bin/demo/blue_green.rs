@@ -42,6 +42,7 @@ pub async fn blue_green(demo: &Demo, emu: &Emulator, envs: &Envs, dir: &Path) {
     );
     let plan = invoke(&bg_deploy, &serde_json::json!({"action": "plan", "service": "backend"})).await;
     println!("  plan: {}", text(&plan["deployments"][0]["ecs_rollout"]));
+    println!("  (the stand-in's test listener has a port of its own: on AWS that needs verify in the VPC, as plan warns)");
 
     step("11a. docker push todo-backend:latest (broken) to the blue/green backend");
     let broken = blue_green_release(demo, &bg_deploy, &bg_verify, "backend-bg-broken", Behaviour::Broken).await;
@@ -168,7 +169,7 @@ impl Ecs<'_> {
     /// ECS's own rollback to `blue` (moto has no blue/green), and the failed deployment's event.
     async fn roll_back(&self, blue: &str) {
         println!(
-            "  ECS rolls back: test traffic returns to blue, and its traffic-shift hook is called with green at 0 %"
+            "  ECS rolls back to blue: it has no rollback stage, so it calls the PRODUCTION_TRAFFIC_SHIFT hook again with green at 0 %"
         );
         self.stage("PRODUCTION_TRAFFIC_SHIFT", Some((0, 100))).await;
         self.demo
