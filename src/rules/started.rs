@@ -136,6 +136,7 @@ impl<'a> Started<'a> {
             base_changes: self.based.as_ref().map(|b| b.changes.to_vec()).unwrap_or_default(),
             passed_over: self.based.as_ref().map(|b| b.passed_over.to_vec()).unwrap_or_default(),
             restores: None,
+            mode: svc.mode,
             timeline,
         }
     }

@@ -209,6 +209,7 @@ impl Verifier {
             event: e,
             record: &rec,
             smoke_configured: svc.smoke.is_some(),
+            mode: svc.mode,
             service: None,
             confirmed: None,
             smoke: None,
