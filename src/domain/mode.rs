@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::record::{DeploymentRecord, Status};
-
 /// What verify does with its verdict on a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -40,12 +38,3 @@ impl Mode {
 /// The timeline event of a failure verify only observed: enforce mode would have rolled the
 /// deployment back (or answered its lifecycle hook FAILED, so ECS would have).
 pub const WOULD_ROLL_BACK: &str = "would_roll_back";
-
-impl DeploymentRecord {
-    /// True for a failure verify only observed: in enforce mode it would have rolled the
-    /// deployment back (or answered its hook FAILED); in observe mode the service kept running it.
-    /// Never verified (never a rollback target), never rolled back (never refused again).
-    pub fn observed_failure(&self) -> bool {
-        self.status == Status::Failed && self.has(WOULD_ROLL_BACK)
-    }
-}

@@ -125,7 +125,9 @@ pub fn check_done(rec: &DeploymentRecord, inv: &HookInvocation, seen: CheckSeen,
     rec.service_deployment_arn = Some(inv.resource_arn.clone());
     rec.stamp(&format!("{}_failed", inv.timeline_event()), now.to_string());
     if mode == Mode::Observe {
-        return crate::rules::observe::would_answer_failed(rec, &reason, now);
+        let reason = crate::rules::observe::would_answer_failed_reason(&reason);
+        crate::rules::observe::observed(&mut rec, reason.clone(), now);
+        return Verdict::hook(rec, Write::Save, Tell::Everyone, HookAnswer::succeeded(reason));
     }
     rolled_back_by_ecs(&mut rec, &reason);
     rec.stamp(Mark::RolledBack.as_str(), now.to_string());

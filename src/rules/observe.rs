@@ -9,11 +9,8 @@
 //! and never `rolled_back` (so its build is not refused again, [`crate::rules::rolled_back`]): it
 //! is a `failed` deployment that kept serving.
 
-use crate::domain::lifecycle::HookAnswer;
 use crate::domain::mode::{Mode, WOULD_ROLL_BACK};
 use crate::domain::record::{DeploymentRecord, Status};
-use crate::rules::outcome::Outcome;
-use crate::rules::verdict::{Next, Tell, Verdict, Write};
 
 /// The reason an observed failure of an ECS deployment event records and tells.
 pub fn would_roll_back_reason(why: &str) -> String {
@@ -26,25 +23,20 @@ pub fn would_answer_failed_reason(enforced: &str) -> String {
     format!("observe: would answer FAILED: {enforced}; answered SUCCEEDED, so the deployment went on")
 }
 
-/// The verdict on an event where enforce mode would roll back for `why`: the record settles
-/// `failed`, stamped `would_roll_back`, told to everyone; nothing is rolled back or pruned.
-pub fn would_roll_back(mut rec: DeploymentRecord, why: &str, now: &str) -> Verdict {
-    observed(&mut rec, would_roll_back_reason(why), now);
-    Verdict::settled(rec, Outcome::Failed, None, Next::Answer)
-}
-
-/// The verdict on a hook check where enforce mode would answer FAILED with `enforced`: the
-/// record (its failed check already on it) settles `failed`, told to everyone, and ECS hears
-/// SUCCEEDED.
-pub fn would_answer_failed(mut rec: DeploymentRecord, enforced: &str, now: &str) -> Verdict {
-    let reason = would_answer_failed_reason(enforced);
-    observed(&mut rec, reason.clone(), now);
-    Verdict::hook(rec, Write::Save, Tell::Everyone, HookAnswer::succeeded(reason))
-}
-
-fn observed(rec: &mut DeploymentRecord, reason: String, now: &str) {
+/// The record of a failure observe mode only observed, saying `reason`: settled `failed`, stamped
+/// `would_roll_back`, nothing rolled back.
+pub fn observed(rec: &mut DeploymentRecord, reason: String, now: &str) {
     rec.status = Status::Failed;
     rec.mode = Mode::Observe;
     rec.reason = Some(reason);
     rec.stamp(WOULD_ROLL_BACK, now.to_string());
+}
+
+impl DeploymentRecord {
+    /// True for a failure verify only observed: in enforce mode it would have rolled the
+    /// deployment back (or answered its hook FAILED); in observe mode the service kept running it.
+    /// Never verified (never a rollback target), never rolled back (never refused again).
+    pub fn observed_failure(&self) -> bool {
+        self.status == Status::Failed && self.has(WOULD_ROLL_BACK)
+    }
 }

@@ -385,7 +385,8 @@ fn verified(mut rec: DeploymentRecord, reason: Option<String>, said: String, nex
 /// rollback is ours ([`RollbackState::Decided`]). In observe mode: an observed failure, no action.
 fn decided_to_roll_back(mut rec: DeploymentRecord, why: String, d: &Described) -> Verdict {
     if d.mode == crate::domain::mode::Mode::Observe {
-        return crate::rules::observe::would_roll_back(rec, &why, &d.now);
+        crate::rules::observe::observed(&mut rec, crate::rules::observe::would_roll_back_reason(&why), &d.now);
+        return Verdict::settled(rec, Outcome::Failed, None, Next::Answer);
     }
     rec.reason = Some(why.clone());
     rec.stamp(Mark::SmokeFailed.as_str(), d.now.clone());

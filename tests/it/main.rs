@@ -13,6 +13,7 @@ mod insight;
 mod layers;
 mod long_history;
 mod memory;
+mod observe;
 mod redrive;
 mod reliability;
 mod rollbacks;
