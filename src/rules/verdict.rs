@@ -339,6 +339,7 @@ fn completed(d: &Described) -> Verdict {
 /// A completed rollout ECS confirms: verified on the hook's checks, untested without a smoke
 /// test, else smoke-tested (or rolled back untested when tests keep dying).
 fn checked(d: &Described, mut rec: DeploymentRecord) -> Verdict {
+    rec.mode = d.mode; // The record says the mode its verdict is given in, whatever it started in.
     if !rec.hook_checks.is_empty() {
         // The lifecycle hook checked before (and while) traffic shifted; a failed check has
         // already settled the record, so every check here passed. Not tested again.
@@ -810,7 +811,10 @@ pub(crate) mod tests {
             let enforced = decide(&described(&c, &e, &rec));
             let v = decide(&described(&Case { mode: Mode::Observe, ..c }, &e, &rec));
             let Next::RollBack { why } = &enforced.next else {
-                assert_eq!(v, enforced, "{name}: observe changes only a rollback");
+                // Once ECS confirms a completion, the record says the mode it is judged in.
+                let same =
+                    Verdict { record: DeploymentRecord { mode: Mode::Enforce, ..v.record.clone() }, ..v.clone() };
+                assert_eq!(same, enforced, "{name}: observe changes only a rollback");
                 continue;
             };
             if rec.status == Status::RollbackFailed {
@@ -855,5 +859,23 @@ pub(crate) mod tests {
         let Some(Reply::Event(said)) = again.answer else { panic!() };
         assert_eq!(said.outcome, Outcome::Failed);
         assert_eq!(said.reason, "already failed (observe: would roll back: GET /: status 500): nothing to do");
+    }
+
+    #[test]
+    fn a_deployment_started_in_observe_mode_and_judged_in_enforce_mode_says_enforce() {
+        use crate::domain::mode::Mode;
+        let e = event(DeploymentState::Completed);
+        let mut rec = record(Status::Started);
+        rec.mode = Mode::Observe;
+        let c = Case {
+            running: Some("arn:td/app:2"),
+            confirmed: Some(Ok(())),
+            smoke: Some(false),
+            ..case("", e.state, Status::Started)
+        };
+        let v = decide(&described(&c, &e, &rec));
+        assert_eq!((v.record.mode, next_kind(&v.next).as_str()), (Mode::Enforce, "roll back: GET /: status 500"));
+        let passed = decide(&described(&Case { smoke: Some(true), ..c }, &e, &rec));
+        assert_eq!((passed.record.status, passed.record.mode), (Status::Verified, Mode::Enforce));
     }
 }
