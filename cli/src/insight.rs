@@ -7,7 +7,7 @@ use pushdeploy::aws::ecs::EcsClient;
 use pushdeploy::aws::leases::LeaseStore;
 use pushdeploy::aws::records::{Loaded, RecordStore};
 use pushdeploy::aws::s3::Store;
-use pushdeploy::config::{Config, ServiceConfig};
+use pushdeploy::config::{Config, Mode, ServiceConfig};
 use pushdeploy::domain::lease::{self, Standing};
 use pushdeploy::domain::record::{epoch_seconds, DeploymentRecord, TriggerRef};
 use pushdeploy::rules::report::{self, Report, Window};
@@ -90,6 +90,8 @@ pub struct ServiceStatus {
     pub last: Option<LastDeployment>,
     /// A rollout holding the service's lease right now.
     pub in_flight: Option<String>,
+    /// The config's mode for it: `observe` (verify only records and tells its verdict) or `enforce`.
+    pub mode: Mode,
 }
 
 /// The newest deployment of a service.
@@ -107,6 +109,9 @@ pub struct LastDeployment {
     pub age_seconds: f64,
     /// Why, when it did not pass.
     pub reason: Option<String>,
+    /// `observe` when verify gave its verdict in observe mode; left out for `enforce`.
+    #[serde(skip_serializing_if = "Mode::is_enforce")]
+    pub mode: Mode,
 }
 
 /// `status`: each configured service, all read at once.
@@ -159,8 +164,10 @@ async fn service_status(aws: &Aws, svc: &ServiceConfig) -> Result<ServiceStatus,
             started: started(r),
             age_seconds: r.started_at().map_or(0.0, |t| now() - t),
             reason: r.reason.clone(),
+            mode: r.mode,
         }),
         in_flight,
+        mode: svc.mode,
     })
 }
 

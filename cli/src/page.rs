@@ -37,7 +37,7 @@ impl Row {
             band: k.band.as_str(),
             lead_median: secs(k.lead_time_seconds.median),
             lead_p90: secs(k.lead_time_seconds.p90),
-            failure_rate: k.change_failure_rate.map_or("—".into(), |r| format!("{:.0}%", r * 100.0)),
+            failure_rate: crate::render::failure_rate(k),
             recovery: secs(k.recovery_seconds.median),
         }
     }

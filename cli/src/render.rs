@@ -7,6 +7,7 @@
 use std::io::IsTerminal;
 
 use comfy_table::{presets, Cell, Color, Table};
+use pushdeploy::config::Mode;
 use pushdeploy::domain::image::ImageRef;
 use pushdeploy::domain::names::short_name;
 use pushdeploy::domain::record::DeploymentRecord;
@@ -38,6 +39,14 @@ fn status_cell(status: &str) -> Cell {
         _ => Color::Yellow,
     };
     cell(status).fg(colour)
+}
+
+/// ` (observe)` after a service or a verdict in observe mode; nothing in enforce mode.
+fn observed(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Observe => " (observe)",
+        Mode::Enforce => "",
+    }
 }
 
 /// `3m`, `5h`, `2d` ago.
@@ -86,11 +95,12 @@ pub fn status(services: &[ServiceStatus]) -> String {
         };
         let runs = format!("{} {}{digest}", short_name(&s.task_definition), s.tag.as_deref().unwrap_or(""));
         let last = match &s.last {
-            Some(l) => status_cell(&format!("{} {} ({})", l.status, ago(l.age_seconds), l.trigger)),
+            Some(l) => status_cell(&format!("{}{} {} ({})", l.status, observed(l.mode), ago(l.age_seconds), l.trigger)),
             None => Cell::new("none recorded"),
         };
         let flight = s.in_flight.as_deref().map_or(Cell::new("—"), |f| cell(f).fg(Color::Yellow));
-        t.add_row(vec![cell(&s.name), cell(&s.target), cell(&runs), last, flight]);
+        let name = format!("{}{}", s.name, observed(s.mode));
+        t.add_row(vec![cell(&name), cell(&s.target), cell(&runs), last, flight]);
     }
     t.to_string()
 }
@@ -109,7 +119,7 @@ pub fn history(records: &[DeploymentRecord]) -> String {
             cell(&started(r)),
             cell(&image(r)),
             cell(&trigger_name(&r.trigger)),
-            status_cell(r.status.as_str()),
+            status_cell(&format!("{}{}", r.status.as_str(), observed(r.mode))),
             Cell::new(r.lead_time_seconds().map_or("—".into(), duration)),
             cell(&reason),
         ]);
@@ -140,6 +150,9 @@ pub fn show(r: &DeploymentRecord) -> String {
     }
     if let Some(reason) = &r.reason {
         out.push_str(&format!("  reason: {}\n", p(reason)));
+    }
+    if r.mode == Mode::Observe {
+        out.push_str("  mode: observe (verify recorded and told its verdict; it rolled nothing back)\n");
     }
     out.push_str("timeline:\n");
     for e in &r.timeline {
@@ -184,9 +197,18 @@ fn keys_row(name: &str, k: &Keys) -> Vec<Cell> {
         Cell::new(format!("{:.2}", k.per_day)),
         Cell::new(k.band.as_str()),
         Cell::new(format!("{} / {}", secs(k.lead_time_seconds.median), secs(k.lead_time_seconds.p90))),
-        Cell::new(k.change_failure_rate.map_or("—".into(), |r| format!("{:.0}%", r * 100.0))),
+        Cell::new(failure_rate(k)),
         Cell::new(secs(k.recovery_seconds.median)),
     ]
+}
+
+/// The change failure rate, with how many of the failures observe mode only observed.
+pub fn failure_rate(k: &Keys) -> String {
+    let rate = k.change_failure_rate.map_or("—".into(), |r| format!("{:.0}%", r * 100.0));
+    match k.observed_failures {
+        0 => rate,
+        n => format!("{rate} ({n} observed, not rolled back)"),
+    }
 }
 
 /// The `report` table.
@@ -284,5 +306,58 @@ mod tests {
         assert_eq!(ago(30.0), "30s ago");
         assert_eq!(ago(600.0), "10m ago");
         assert_eq!(ago(3.0 * 86_400.0), "3d ago");
+    }
+
+    #[test]
+    fn observe_mode_shows_on_the_service_its_last_verdict_history_and_show() {
+        let mut rec: DeploymentRecord = serde_json::from_value(serde_json::json!({
+            "id": "ecs-svc-2", "cluster": "todo-cluster", "service": "todo-backend", "name": "backend",
+            "repository": "todo-backend", "tag": "latest", "digest": "sha256:41db0f7a5ea8aa", "image_uri": "r@sha256:41db0f7a5ea8aa",
+            "strategy": "pin-digest", "trigger": {"kind": "push", "event_id": "e"}, "pushed_at": null,
+            "previous_task_definition": "arn:aws:ecs:r:1:task-definition/todo-backend:9",
+            "task_definition": "arn:aws:ecs:r:1:task-definition/todo-backend:10",
+            "ecs_deployment_id": "ecs-svc/2", "status": "failed", "containers": ["backend"], "mode": "observe",
+            "reason": "observe: would roll back: GET todoItems: status 500, expected 200",
+            "timeline": [{"event": "started", "at": "2026-11-27T08:00:00Z"}, {"event": "would_roll_back", "at": "2026-11-27T08:01:00Z"}]
+        }))
+        .unwrap();
+        let out = show(&rec);
+        assert!(out.starts_with("ecs-svc-2 (backend) failed latest@41db0f7a5ea8"), "{out}");
+        assert!(out.contains("  reason: observe: would roll back: GET todoItems: status 500, expected 200\n"), "{out}");
+        assert!(
+            out.contains("  mode: observe (verify recorded and told its verdict; it rolled nothing back)\n"),
+            "{out}"
+        );
+        let table = history(std::slice::from_ref(&rec));
+        assert!(
+            table.contains("failed (observe)") && table.contains("observe: would roll back: GET todoItems"),
+            "{table}"
+        );
+        let last = crate::insight::LastDeployment {
+            id: rec.id.clone(),
+            status: "failed".into(),
+            trigger: "push".into(),
+            started: "2026-11-27T08:00:00Z".into(),
+            age_seconds: 120.0,
+            reason: rec.reason.clone(),
+            mode: Mode::Observe,
+        };
+        let service = ServiceStatus {
+            name: "backend".into(),
+            target: "todo-cluster/todo-backend".into(),
+            task_definition: rec.task_definition.clone(),
+            images: vec![],
+            tag: Some("latest".into()),
+            last: Some(last),
+            in_flight: None,
+            mode: Mode::Observe,
+        };
+        let table = status(std::slice::from_ref(&service));
+        assert!(table.contains("backend (observe)") && table.contains("failed (observe) 2m ago (push)"), "{table}");
+        let json = serde_json::to_value(&service).unwrap();
+        assert_eq!((json["mode"].as_str(), json["last"]["mode"].as_str()), (Some("observe"), Some("observe")));
+        // Enforce mode reads as before.
+        rec.mode = Mode::Enforce;
+        assert!(!history(std::slice::from_ref(&rec)).contains("observe)") && !show(&rec).contains("mode:"));
     }
 }

@@ -29,17 +29,7 @@ pub enum Base {
     Family,
 }
 
-/// What verify does with its verdict on a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// Act on the verdict: roll back a failed deployment, answer a lifecycle hook FAILED (default).
-    #[default]
-    Enforce,
-    /// Run every check and record and tell the verdict it would have given, but never roll back
-    /// nor answer a hook FAILED: the first pushes on a real estate are then safe to watch.
-    Observe,
-}
+pub use crate::domain::mode::Mode;
 
 /// `connect_to = "HOST[:PORT]"`: where smoke requests are sent, while the URL's own host name stays
 /// in TLS (SNI and the certificate's check) and the Host header, as curl's `--connect-to`.

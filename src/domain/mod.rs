@@ -9,6 +9,7 @@ pub mod image;
 pub mod lease;
 pub mod lifecycle;
 pub mod media_type;
+pub mod mode;
 pub mod names;
 pub mod passed_over;
 pub mod pause;

@@ -6,6 +6,7 @@ pub use crate::domain::rollback_request::RollbackRequest;
 
 use crate::domain::error::InputError;
 use crate::domain::image::truncate;
+use crate::domain::mode::Mode;
 use crate::domain::passed_over::PassedOver;
 
 /// Where a deployment stands.
@@ -174,6 +175,9 @@ pub struct DeploymentRecord {
     /// A manual rollback's: what the operator asked, where the target came from, who asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested: Option<RollbackRequest>,
+    /// `observe`: verify only records and tells its verdict. Left out for `enforce` (as before).
+    #[serde(default, skip_serializing_if = "Mode::is_enforce")]
+    pub mode: Mode,
     /// Steps with times.
     pub timeline: Vec<TimelineEntry>,
 }
@@ -338,6 +342,7 @@ impl DeploymentRecord {
             passed_over: Vec::new(),
             restores: r.restores.map(str::to_string),
             requested: None,
+            mode: Mode::Enforce,
             timeline: vec![TimelineEntry { event: "started".into(), at: now() }],
             ..r.service_of.clone()
         })
@@ -459,7 +464,14 @@ mod tests {
             assert!(plain.get(key).is_none(), "{key} is left out when there is none: {plain}");
         }
         // A record written before these fields existed reads as having none.
-        assert_eq!(serde_json::from_value::<DeploymentRecord>(plain).unwrap(), r);
+        assert_eq!(serde_json::from_value::<DeploymentRecord>(plain.clone()).unwrap(), r);
+        // Enforce mode is left out (the bytes of an enforce record are as before); observe is kept.
+        assert!(plain.get("mode").is_none(), "{plain}");
+        let mut observed = r.clone();
+        observed.mode = crate::domain::mode::Mode::Observe;
+        let json = serde_json::to_value(&observed).unwrap();
+        assert_eq!(json["mode"], "observe");
+        assert_eq!(serde_json::from_value::<DeploymentRecord>(json).unwrap(), observed);
         r.base = Some("td:1".into());
         r.base_changes = vec!["backend.environment.X: \"a\" → \"b\"".into()];
         r.passed_over = vec![PassedOver {

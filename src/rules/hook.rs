@@ -34,7 +34,8 @@ pub fn rollback_shift(inv: &HookInvocation, rec: &DeploymentRecord, ecs_rolling_
             return Some("green's production share is below one it already reached");
         }
     }
-    let settled_back = matches!(rec.status, Status::RolledBack | Status::Failed);
+    // An observed failure kept serving: nothing to shift back from.
+    let settled_back = matches!(rec.status, Status::RolledBack | Status::Failed) && !rec.observed_failure();
     if inv.production_weights.is_empty() && inv.test_weights.is_empty() && settled_back {
         return Some("no weights, and the deployment is already rolled back");
     }
@@ -119,6 +120,12 @@ pub fn decide(rec: &DeploymentRecord, svc: &ServiceConfig, inv: &HookInvocation,
 /// The verdict already given to this check, or to the whole deployment: a duplicate or late
 /// invocation answers it again.
 fn already_given(rec: &DeploymentRecord, inv: &HookInvocation) -> Option<HookAnswer> {
+    if rec.observed_failure() {
+        // Observe mode gave its verdict: ECS hears SUCCEEDED at every stage after it, as at the first.
+        let why =
+            format!("deployment {} is already failed, observed only: {}", rec.id, rec.reason.as_deref().unwrap_or(""));
+        return Some(HookAnswer::succeeded(why));
+    }
     if let Some(done) = rec.hook_checks.iter().find(|c| c.check == inv.check_key()) {
         return Some(if done.passed {
             HookAnswer::succeeded(format!("{} already passed ({} rounds)", done.check, done.rounds))
@@ -440,6 +447,35 @@ mod tests {
         // Only the traffic-shift stages are ever a rollback's.
         let post_test = parse(&fixture("post-test")).unwrap();
         assert_eq!(rollback_shift(&post_test, &rec, true), None);
+    }
+
+    #[test]
+    fn after_an_observed_failure_every_stage_answers_succeeded_and_none_is_a_rollback() {
+        let svc = backend("['POST_TEST_TRAFFIC_SHIFT', 'PRODUCTION_TRAFFIC_SHIFT', 'POST_PRODUCTION_TRAFFIC_SHIFT']");
+        let mut rec = crate::rules::rollback::tests::record("d1", "td:2", Status::Failed, "2026-11-27T08:00:00Z");
+        rec.hook_checks.push(failed_check("POST_TEST_TRAFFIC_SHIFT", "test", 0.0, 3));
+        rec.mode = crate::domain::mode::Mode::Observe;
+        rec.reason = Some("observe: would answer FAILED: POST_TEST_TRAFFIC_SHIFT check failed".into());
+        rec.stamp(crate::domain::mode::WOULD_ROLL_BACK, "2026-11-27T08:01:00Z".into());
+        let mut bare = parse(&fixture("canary")).unwrap();
+        bare.production_weights.clear();
+        bare.test_weights.clear();
+        for (name, inv) in [
+            ("the failed check again", parse(&fixture("post-test")).unwrap()),
+            ("a later check", parse(&fixture("post-production")).unwrap()),
+            ("a canary step", parse(&fixture("canary")).unwrap()),
+            ("a shift with no weights", bare),
+        ] {
+            let (status, why, stamp) = answered(decide(&rec, &svc, &inv, false));
+            assert_eq!((status, stamp), (HookStatus::Succeeded, None), "{name}: {why}");
+            assert!(
+                why.starts_with("deployment d1 is already failed, observed only: observe: would answer FAILED"),
+                "{name}: {why}"
+            );
+        }
+        // The same record in enforce mode (no observed failure on it) answers FAILED.
+        rec.timeline.pop();
+        assert_eq!(answered(decide(&rec, &svc, &parse(&fixture("post-test")).unwrap(), false)).0, HookStatus::Failed);
     }
 
     #[test]

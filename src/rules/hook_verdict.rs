@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::domain::lifecycle::{fmt_share, Carried, HookAnswer, Listener};
+use crate::domain::mode::Mode;
 use crate::domain::record::{DeploymentRecord, HookCheck, Status};
 use crate::inbound::hook::HookInvocation;
 use crate::rules::taskdef::short_name;
@@ -89,8 +90,9 @@ pub struct CheckSeen {
 }
 
 /// A check's verdict: a pass goes on the record (the deployment's verdict waits for ECS) and
-/// answers SUCCEEDED; a failure also records the rollback ECS makes on FAILED, and tells.
-pub fn check_done(rec: &DeploymentRecord, inv: &HookInvocation, seen: CheckSeen, now: &str) -> Verdict {
+/// answers SUCCEEDED; a failure also records the rollback ECS makes on FAILED, and tells. In
+/// observe mode a failure is an observed one ([`crate::rules::observe`]): ECS hears SUCCEEDED.
+pub fn check_done(rec: &DeploymentRecord, inv: &HookInvocation, seen: CheckSeen, mode: Mode, now: &str) -> Verdict {
     let mut rec = rec.clone();
     rec.hook_tally = None;
     let listener = seen.listener.as_str();
@@ -113,15 +115,21 @@ pub fn check_done(rec: &DeploymentRecord, inv: &HookInvocation, seen: CheckSeen,
     } else {
         format!("{}% of production traffic reached it", fmt_share(share))
     };
+    let rolls = if mode == Mode::Observe { "would roll back" } else { "rolls back" };
     let reason = format!(
-        "{} check failed through the {listener} listener: {why}; ECS rolls back to {}: {touched}",
+        "{} check failed through the {listener} listener: {why}; ECS {rolls} to {}: {touched}",
         inv.check_key(),
         short_name(&rec.previous_task_definition)
     );
     rec.hook_checks.push(hook_check(inv, seen.listener, seen.rounds, seen.smoke, Some(why), now));
-    rolled_back_by_ecs(&mut rec, &reason);
     rec.service_deployment_arn = Some(inv.resource_arn.clone());
     rec.stamp(&format!("{}_failed", inv.timeline_event()), now.to_string());
+    if mode == Mode::Observe {
+        let reason = crate::rules::observe::would_answer_failed_reason(&reason);
+        crate::rules::observe::observed(&mut rec, reason.clone(), now);
+        return Verdict::hook(rec, Write::Save, Tell::Everyone, HookAnswer::succeeded(reason));
+    }
+    rolled_back_by_ecs(&mut rec, &reason);
     rec.stamp(Mark::RolledBack.as_str(), now.to_string());
     Verdict::hook(rec, Write::Save, Tell::Everyone, HookAnswer::failed(reason))
 }
@@ -249,13 +257,13 @@ mod tests {
         );
 
         let seen = |verdict| CheckSeen { listener: Listener::Test, rounds: 3, smoke: Value::Null, verdict };
-        let passed = check_done(&started.record, &inv, seen(Ok(())), NOW);
+        let passed = check_done(&started.record, &inv, seen(Ok(())), Mode::Enforce, NOW);
         assert_eq!((passed.write, passed.tell, passed.record.status), (Write::Save, Tell::Nobody, Status::Started));
         assert_eq!(passed.record.hook_tally, None);
         assert!(passed.record.hook_checks[0].passed && passed.record.has("post_test_traffic_shift_passed"));
         assert_eq!(hook_answer(&passed).0, HookStatus::Succeeded);
 
-        let failed = check_done(&started.record, &inv, seen(Err("GET /: status 500".into())), NOW);
+        let failed = check_done(&started.record, &inv, seen(Err("GET /: status 500".into())), Mode::Enforce, NOW);
         assert_eq!((failed.write, failed.tell), (Write::Save, Tell::Everyone));
         let r = &failed.record;
         assert_eq!((r.status, r.rolled_back_by.as_deref()), (Status::RolledBack, Some("ecs")));
@@ -267,6 +275,31 @@ mod tests {
             why,
             "POST_TEST_TRAFFIC_SHIFT check failed through the test listener: GET /: status 500; ECS rolls back to app:1: production never served it"
         );
+    }
+
+    #[test]
+    fn in_observe_mode_a_failed_check_answers_succeeded_and_records_what_it_would_have_answered() {
+        let inv = invocation();
+        let (_, started) = check_started(&record(Status::Started), &inv, 5_000, NOW);
+        let seen = |verdict| CheckSeen { listener: Listener::Test, rounds: 3, smoke: Value::Null, verdict };
+        let passed = check_done(&started.record, &inv, seen(Ok(())), Mode::Observe, NOW);
+        let enforced = check_done(&started.record, &inv, seen(Ok(())), Mode::Enforce, NOW);
+        assert_eq!(passed, enforced, "a pass is the same verdict in either mode");
+
+        let v = check_done(&started.record, &inv, seen(Err("GET /: status 500".into())), Mode::Observe, NOW);
+        assert_eq!((v.write, v.tell, &v.next), (Write::Save, Tell::Everyone, &Next::Answer));
+        let r = &v.record;
+        assert_eq!((r.status, r.mode), (Status::Failed, Mode::Observe));
+        assert_eq!((r.rolled_back_by.as_deref(), r.rolled_back_to.as_deref()), (None, None), "nothing rolled back");
+        assert!(!r.hook_checks[0].passed && r.has("post_test_traffic_shift_failed") && r.observed_failure());
+        assert_eq!(r.timeline.last().unwrap().event, "would_roll_back");
+        let (status, why) = hook_answer(&v);
+        assert_eq!(status, HookStatus::Succeeded);
+        assert_eq!(
+            why,
+            "observe: would answer FAILED: POST_TEST_TRAFFIC_SHIFT check failed through the test listener: GET /: status 500; ECS would roll back to app:1: production never served it; answered SUCCEEDED, so the deployment went on"
+        );
+        assert_eq!(r.reason.as_deref(), Some(why.as_str()));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod hook;
 pub mod hook_verdict;
 pub mod judge;
 pub mod notify;
+pub mod observe;
 pub mod outcome;
 pub mod pause;
 pub mod plan;

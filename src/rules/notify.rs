@@ -5,6 +5,7 @@
 //! through [`printable`] on its way in, so no control character, terminal escape or bidi override
 //! reaches a reader; the record's JSON is escaped the same way, keeping its value.
 
+use crate::domain::mode::Mode;
 use crate::domain::names::short_name;
 use crate::domain::record::{epoch_seconds, DeploymentRecord, Status};
 use crate::domain::text::{json_printable, printable};
@@ -20,7 +21,17 @@ pub struct Message {
     pub attributes: Vec<(&'static str, String)>,
 }
 
-fn verdict(record: &DeploymentRecord) -> &'static str {
+/// The verdict as a person reads it: in observe mode it says so, and a failure says it kept serving.
+fn verdict(record: &DeploymentRecord) -> String {
+    let word = verdict_word(record);
+    match record.mode {
+        Mode::Observe if record.observed_failure() => format!("{word} (observe mode: not rolled back, still serving)"),
+        Mode::Observe => format!("{word} (observe)"),
+        Mode::Enforce => word.to_string(),
+    }
+}
+
+fn verdict_word(record: &DeploymentRecord) -> &'static str {
     match record.status {
         Status::Verified => "verified",
         Status::RolledBack => "ROLLED BACK",
@@ -54,7 +65,11 @@ pub fn verdict_message(record: &DeploymentRecord) -> Message {
         printable(&image),
         verdict(record)
     );
-    let subject = subject(&format!("pushdeploy {}: {} {image}", verdict(record), record.name));
+    let subject = if record.observed_failure() {
+        subject(&format!("pushdeploy observe, would roll back: {} {image}", record.name))
+    } else {
+        subject(&format!("pushdeploy {}: {} {image}", verdict(record), record.name))
+    };
     let mut body = first;
     body.push_str(&details(record));
     body.push_str("\nrecord:\n");
@@ -62,11 +77,14 @@ pub fn verdict_message(record: &DeploymentRecord) -> Message {
     Message {
         subject,
         body,
-        attributes: vec![
+        attributes: [
             ("status", record.status.as_str().to_string()),
             ("service", printable(&record.name).into_owned()),
             ("cluster", printable(&record.cluster).into_owned()),
-        ],
+        ]
+        .into_iter()
+        .chain(record.mode.is_observe().then(|| ("mode", record.mode.as_str().to_string())))
+        .collect(),
     }
 }
 
@@ -95,6 +113,11 @@ fn details(record: &DeploymentRecord) -> String {
     }
     if record.rolled_back_by.as_deref() == Some("ecs") {
         body.push_str("rolled back by: ECS, on the lifecycle hook's FAILED (blue kept serving)\n");
+    }
+    if record.mode == Mode::Observe {
+        body.push_str(
+            "mode: observe (verify records and tells its verdict; it never rolls back nor answers a hook FAILED)\n",
+        );
     }
     for check in &record.hook_checks {
         body.push_str(&format!("hook check {}\n", printable(&check.summary())));
@@ -259,5 +282,41 @@ mod tests {
         );
         assert!(m.body.lines().next().unwrap().ends_with("; the broken revision is still serving"));
         assert!(m.attributes.contains(&("cluster", "todo-cluster".into())));
+    }
+
+    #[test]
+    fn an_observed_failure_says_observe_and_would_roll_back_in_subject_and_body() {
+        let mut r = record(
+            "ecs-svc-1",
+            "arn:aws:ecs:r:1:task-definition/todo-backend:5",
+            Status::Failed,
+            "2026-11-24T09:30:00Z",
+        );
+        r.digest = "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd12345678".into();
+        r.mode = Mode::Observe;
+        r.reason = Some("observe: would roll back: GET todoItems: status 500, expected 200".into());
+        r.timeline.push(TimelineEntry { event: "would_roll_back".into(), at: "2026-11-24T09:31:05Z".into() });
+        let m = verdict_message(&r);
+        assert_eq!(m.subject, "pushdeploy observe, would roll back: backend latest@7f5b2640fe6f");
+        assert_eq!(
+            m.body.lines().next().unwrap(),
+            "backend (c/s) latest@7f5b2640fe6f: FAILED (observe mode: not rolled back, still serving) in 65s: observe: would roll back: GET todoItems: status 500, expected 200"
+        );
+        assert!(m.body.contains("\nmode: observe (verify records and tells its verdict; it never rolls back"));
+        assert!(
+            m.attributes.contains(&("mode", "observe".into())) && m.attributes.contains(&("status", "failed".into()))
+        );
+        let json_start = m.body.find("record:\n").unwrap() + "record:\n".len();
+        let parsed: serde_json::Value = serde_json::from_str(&m.body[json_start..]).unwrap();
+        assert_eq!(parsed["mode"], "observe");
+        // A deployment observe mode verified says observe too; enforce's messages are unchanged.
+        r.status = Status::Verified;
+        r.reason = None;
+        r.timeline.pop();
+        assert_eq!(verdict_message(&r).subject, "pushdeploy verified (observe): backend latest@7f5b2640fe6f");
+        r.mode = Mode::Enforce;
+        let m = verdict_message(&r);
+        assert_eq!(m.subject, "pushdeploy verified: backend latest@7f5b2640fe6f");
+        assert!(!m.body.contains("observe") && m.attributes.len() == 3);
     }
 }

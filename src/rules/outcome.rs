@@ -160,6 +160,20 @@ impl Summary {
     }
 }
 
+impl Outcome {
+    /// The outcome a settled record answers with.
+    pub fn of_settled(rec: &crate::domain::record::DeploymentRecord) -> Outcome {
+        use crate::domain::record::Status;
+        match rec.status {
+            Status::Verified => Outcome::Verified,
+            Status::RolledBack => Outcome::RolledBack,
+            Status::Completed => Outcome::RolledBack,
+            Status::RollbackFailed => Outcome::RollbackFailed,
+            Status::Failed | Status::Started => Outcome::Failed,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

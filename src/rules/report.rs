@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::domain::mode::WOULD_ROLL_BACK;
 use crate::domain::record::{epoch_seconds, DeploymentRecord, Status, TriggerRef};
 
 /// Seconds in a day.
@@ -96,8 +97,12 @@ pub struct Keys {
     pub per_day: f64,
     /// `pushed_at` → `verified`, over verified push deployments.
     pub lead_time_seconds: LeadTime,
-    /// Failed ÷ (failed + verified); `None` when none reached a verdict.
+    /// Failed ÷ (failed + verified); `None` when none reached a verdict. A failure observe mode
+    /// only observed counts: the change failed its checks while it served.
     pub change_failure_rate: Option<f64>,
+    /// Of the failed, those observe mode only observed (not rolled back); left out when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub observed_failures: usize,
     /// First failure entry → recovered.
     pub recovery_seconds: Recovery,
     /// DORA's band for `per_day`.
@@ -122,6 +127,7 @@ struct Deployment<'a> {
     record: &'a DeploymentRecord,
     lead_time: Option<f64>,
     failed: bool,
+    observed: bool,
     verdict: bool,
     recovery: Option<f64>,
 }
@@ -156,6 +162,7 @@ pub fn report(records: &[DeploymentRecord], window: Window) -> Report {
             record: r,
             lead_time: r.is_push().then(|| r.lead_time_seconds()).flatten(),
             failed: is_failure(r.status),
+            observed: r.observed_failure(),
             verdict: is_failure(r.status) || r.status == Status::Verified,
             recovery: if is_failure(r.status) { recovery(r, records, &by_id) } else { None },
         })
@@ -187,6 +194,7 @@ fn keys(deployments: &[&Deployment<'_>], window: Window) -> Keys {
         per_day,
         lead_time_seconds: LeadTime { median: median(&mut leads), p90: p90(&mut leads) },
         change_failure_rate: (verdicts > 0).then(|| failed as f64 / verdicts as f64),
+        observed_failures: deployments.iter().filter(|d| d.observed).count(),
         recovery_seconds: Recovery { median: median(&mut recoveries) },
         band: Band::of(per_day),
     }
@@ -202,7 +210,9 @@ fn recovery(
     let failed_at = r
         .timeline
         .iter()
-        .filter(|e| matches!(e.event.as_str(), "smoke_failed" | "ecs_failed" | "failed" | "rollback_failed"))
+        .filter(|e| {
+            matches!(e.event.as_str(), "smoke_failed" | "ecs_failed" | "failed" | "rollback_failed" | WOULD_ROLL_BACK)
+        })
         .filter_map(|e| epoch_seconds(&e.at))
         .reduce(f64::min)?;
     let rolled_back = r
@@ -242,6 +252,10 @@ pub fn p90(v: &mut [f64]) -> Option<f64> {
     v.sort_by(f64::total_cmp);
     let rank = (0.9 * v.len() as f64).ceil() as usize;
     Some(v[rank.clamp(1, v.len()) - 1])
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]
@@ -290,6 +304,7 @@ mod tests {
             passed_over: Vec::new(),
             restores: None,
             requested: None,
+            mode: crate::domain::mode::Mode::Enforce,
             timeline: events.iter().map(|(e, t)| TimelineEntry { event: (*e).into(), at: at_(*t) }).collect(),
         }
     }
@@ -454,5 +469,29 @@ mod tests {
         assert_eq!(r.overall.recovery_seconds.median, Some(100.0));
         assert_eq!(Band::of(1.0 / 30.0), Band::Medium);
         assert_eq!(Band::of(0.03), Band::Low);
+    }
+
+    /// An observed failure counts in the change failure rate (the change failed its checks while
+    /// it served; enforce mode would have counted it too), is shown apart as observed, and
+    /// recovers only when a later deployment is verified: nothing rolled it back.
+    #[test]
+    fn an_observed_failure_counts_as_a_change_failure_recovered_by_the_next_verified_deployment() {
+        let ok = rec(1, "api", push(), Status::Verified, &[("pushed", 0.0), ("started", 1.0), ("verified", 60.0)]);
+        let mut observed = rec(
+            2,
+            "api",
+            push(),
+            Status::Failed,
+            &[("pushed", 100.0), ("started", 101.0), ("ecs_completed", 150.0), ("would_roll_back", 200.0)],
+        );
+        observed.mode = crate::domain::mode::Mode::Observe;
+        let fixed =
+            rec(3, "api", push(), Status::Verified, &[("pushed", 900.0), ("started", 901.0), ("verified", 1100.0)]);
+        let r = report(&[ok.clone(), observed, fixed], window(30.0));
+        let api = &r.services["api"];
+        assert_eq!((api.deployments, api.change_failure_rate, api.observed_failures), (3, Some(1.0 / 3.0), 1));
+        assert_eq!(api.recovery_seconds.median, Some(900.0), "from would_roll_back to the next verified");
+        let json = serde_json::to_value(report(&[ok], window(30.0))).unwrap();
+        assert!(json["overall"].get("observed_failures").is_none(), "left out when there is none: {json}");
     }
 }

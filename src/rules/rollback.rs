@@ -279,6 +279,7 @@ pub(crate) mod tests {
             passed_over: Vec::new(),
             restores: None,
             requested: None,
+            mode: crate::domain::mode::Mode::Enforce,
             timeline: vec![TimelineEntry { event: "started".into(), at: started.into() }],
         }
     }
@@ -456,5 +457,27 @@ pub(crate) mod tests {
         let why = target(&rs[1..], "td:3", &ran(&["td:3"]));
         assert!(why.contains("passed over") && why.contains("evil:1"), "{why}");
         assert!(choose_target(&[], "td:1", &ran(&["td:1"])).is_err());
+    }
+
+    /// A deployment observe mode failed kept serving but was never verified: a later rollback
+    /// passes over it to the last verified deployment, however recently it ran.
+    #[test]
+    fn an_observed_failure_is_never_a_rollback_target() {
+        let mut observed = record("2", "td:2", Status::Failed, &at(21));
+        observed.mode = crate::domain::mode::Mode::Observe;
+        observed.stamp(crate::domain::mode::WOULD_ROLL_BACK, at(21));
+        assert!(observed.observed_failure());
+        let rs = vec![
+            record("1", "td:1", Status::Verified, &at(20)),
+            observed,
+            record("3", "td:3", Status::Started, &at(22)),
+        ];
+        // The push after it fails: back to td:1, not to td:2 that ran just before.
+        assert_eq!(target(&rs, "td:3", &ran(&["td:3", "td:2", "td:1"])), "td:1");
+        // An operator's rollback of the observed failure itself: back to td:1 too.
+        assert_eq!(target(&rs, "td:2", &ran(&["td:2", "td:1"])), "td:1");
+        // With no verified deployment at all, td:2 is recorded (and failed): never a target.
+        let why = target(&rs[1..], "td:3", &ran(&["td:3", "td:2"]));
+        assert!(why.starts_with("no verified deployment before td:3"), "{why}");
     }
 }

@@ -173,4 +173,16 @@ mod tests {
         assert!(why.contains(&format!("`pushdeploy redeploy {} --force`", s.name)), "{why}");
         assert!(forced_note(&found).contains("forced past the rollback of sha256:bad"));
     }
+
+    /// Observe mode rolled nothing back: a build it only observed failing is deployed again on a
+    /// push (the record says `failed`, not `rolled_back`).
+    #[test]
+    fn an_observed_failure_is_not_refused_as_rolled_back() {
+        let mut observed = of("2", "sha256:bad", Status::Failed, "2026-11-21T10:00:00Z");
+        observed.mode = crate::domain::mode::Mode::Observe;
+        observed.reason = Some("observe: would roll back: GET /: status 500".into());
+        observed.timeline.push(TimelineEntry { event: "would_roll_back".into(), at: "2026-11-21T10:05:00Z".into() });
+        assert!(observed.observed_failure());
+        assert_eq!(find(&[observed], "sha256:bad"), None);
+    }
 }

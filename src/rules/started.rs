@@ -137,6 +137,7 @@ impl<'a> Started<'a> {
             passed_over: self.based.as_ref().map(|b| b.passed_over.to_vec()).unwrap_or_default(),
             restores: None,
             requested: None,
+            mode: svc.mode,
             timeline,
         }
     }

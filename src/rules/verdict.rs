@@ -222,6 +222,8 @@ pub struct Described<'a> {
     pub record: &'a DeploymentRecord,
     /// True when the service's config has a smoke test.
     pub smoke_configured: bool,
+    /// The service's mode: in `observe`, a rollback verify would decide is an observed failure.
+    pub mode: crate::domain::mode::Mode,
     /// What the service runs, once read.
     pub service: Option<ServiceSeen>,
     /// ECS's word on the event, once asked: `Err` says why it does not bear the event out.
@@ -243,7 +245,7 @@ pub fn decide(d: &Described) -> Verdict {
             rec.status.as_str(),
             rec.reason.as_deref().unwrap_or("no reason recorded")
         );
-        let said = Said { outcome: settled_outcome(rec), reason, wrote: false };
+        let said = Said { outcome: Outcome::of_settled(rec), reason, wrote: false };
         return Verdict { answer: Some(Reply::Event(said)), ..Verdict::then(rec, Next::Answer) };
     }
     match d.event.state {
@@ -337,6 +339,7 @@ fn completed(d: &Described) -> Verdict {
 /// A completed rollout ECS confirms: verified on the hook's checks, untested without a smoke
 /// test, else smoke-tested (or rolled back untested when tests keep dying).
 fn checked(d: &Described, mut rec: DeploymentRecord) -> Verdict {
+    rec.mode = d.mode; // The record says the mode its verdict is given in, whatever it started in.
     if !rec.hook_checks.is_empty() {
         // The lifecycle hook checked before (and while) traffic shifted; a failed check has
         // already settled the record, so every check here passed. Not tested again.
@@ -356,7 +359,7 @@ fn checked(d: &Described, mut rec: DeploymentRecord) -> Verdict {
                 "verify started the smoke test {} times and never reached a verdict (the invocation died: out of memory or past its timeout?); rolled back rather than left serving untested",
                 rec.smoke_attempts
             );
-            return decided_to_roll_back(rec, why, &d.now);
+            return decided_to_roll_back(rec, why, d);
         }
         rec.smoke_attempts += 1;
         return Verdict::saved(rec, Next::RunSmoke);
@@ -368,7 +371,7 @@ fn checked(d: &Described, mut rec: DeploymentRecord) -> Verdict {
         return verified(rec, None, said, Next::Prune, &d.now);
     }
     let why = smoke.reason.clone().unwrap_or_else(|| "smoke test failed".into());
-    decided_to_roll_back(rec, why, &d.now)
+    decided_to_roll_back(rec, why, d)
 }
 
 /// Verified: `reason` on the record, `said` in the answer.
@@ -380,22 +383,15 @@ fn verified(mut rec: DeploymentRecord, reason: Option<String>, said: String, nex
 }
 
 /// The decision to roll back is saved before acting on it, so a retry after a crash knows the
-/// rollback is ours ([`RollbackState::Decided`]).
-fn decided_to_roll_back(mut rec: DeploymentRecord, why: String, now: &str) -> Verdict {
-    rec.reason = Some(why.clone());
-    rec.stamp(Mark::SmokeFailed.as_str(), now.to_string());
-    Verdict::saved(rec, Next::RollBack { why })
-}
-
-/// The outcome a settled record answers with.
-pub fn settled_outcome(rec: &DeploymentRecord) -> Outcome {
-    match rec.status {
-        Status::Verified => Outcome::Verified,
-        Status::RolledBack => Outcome::RolledBack,
-        Status::Completed => Outcome::RolledBack,
-        Status::RollbackFailed => Outcome::RollbackFailed,
-        Status::Failed | Status::Started => Outcome::Failed,
+/// rollback is ours ([`RollbackState::Decided`]). In observe mode: an observed failure, no action.
+fn decided_to_roll_back(mut rec: DeploymentRecord, why: String, d: &Described) -> Verdict {
+    if d.mode == crate::domain::mode::Mode::Observe {
+        crate::rules::observe::observed(&mut rec, crate::rules::observe::would_roll_back_reason(&why), &d.now);
+        return Verdict::settled(rec, Outcome::Failed, None, Next::Answer);
     }
+    rec.reason = Some(why.clone());
+    rec.stamp(Mark::SmokeFailed.as_str(), d.now.clone());
+    Verdict::saved(rec, Next::RollBack { why })
 }
 
 #[cfg(test)]
@@ -456,6 +452,7 @@ pub(crate) mod tests {
         confirmed: Option<Result<(), &'static str>>,
         smoke_configured: bool,
         smoke: Option<bool>,
+        mode: crate::domain::mode::Mode,
     }
 
     /// What the verdict must be: the record's status and newest timeline event, the write, the
@@ -481,6 +478,7 @@ pub(crate) mod tests {
             confirmed: None,
             smoke_configured: true,
             smoke: None,
+            mode: crate::domain::mode::Mode::Enforce,
         }
     }
 
@@ -493,6 +491,7 @@ pub(crate) mod tests {
             event: e,
             record: rec,
             smoke_configured: c.smoke_configured,
+            mode: c.mode,
             service: c.running.map(|r| ServiceSeen { running: r.into(), primary: Some("ecs-svc/9".into()) }),
             confirmed: c.confirmed.map(|r| r.map_err(str::to_string)),
             smoke: c.smoke.map(|passed| SmokeSeen {
@@ -796,5 +795,87 @@ pub(crate) mod tests {
         assert_eq!(after.record.reason.as_deref(), Some("GET /: status 500"));
         assert_eq!(RollbackState::of(&after.record), RollbackState::Decided);
         assert_eq!(RollbackState::of(&rec), RollbackState::Undecided);
+    }
+
+    /// Observe mode changes exactly the verdicts that would roll back: each becomes an observed
+    /// failure, settled and told, with nothing rolled back; every other verdict is enforce's.
+    #[test]
+    fn observe_turns_each_rollback_and_nothing_else_into_an_observed_failure() {
+        use crate::domain::mode::Mode;
+        let mut observed = 0;
+        for (c, _) in table() {
+            let mut rec = record(c.status);
+            (c.tweak)(&mut rec);
+            let e = event(c.state);
+            let name = c.name;
+            let enforced = decide(&described(&c, &e, &rec));
+            let v = decide(&described(&Case { mode: Mode::Observe, ..c }, &e, &rec));
+            let Next::RollBack { why } = &enforced.next else {
+                // Once ECS confirms a completion, the record says the mode it is judged in.
+                let same =
+                    Verdict { record: DeploymentRecord { mode: Mode::Enforce, ..v.record.clone() }, ..v.clone() };
+                assert_eq!(same, enforced, "{name}: observe changes only a rollback");
+                continue;
+            };
+            if rec.status == Status::RollbackFailed {
+                // A rollback enforce mode started before the service was put in observe mode is
+                // retried: observe mode only changes the verdicts it gives itself.
+                assert_eq!(v, enforced, "{name}");
+                continue;
+            }
+            observed += 1;
+            assert_eq!((v.write, v.tell, &v.next), (Write::Save, Tell::Everyone, &Next::Answer), "{name}");
+            let r = &v.record;
+            assert_eq!((r.status, r.mode), (Status::Failed, Mode::Observe), "{name}");
+            assert_eq!(r.reason.clone().unwrap(), format!("observe: would roll back: {why}"), "{name}");
+            assert_eq!(r.timeline.last().map(|t| (t.event.as_str(), t.at.as_str())), Some(("would_roll_back", NOW)));
+            assert!(r.observed_failure() && r.is_settled(), "{name}");
+            assert_eq!(RollbackState::of(r), RollbackState::Undecided, "{name}: no rollback decided");
+            assert!(r.rolled_back_to.is_none() && r.rolled_back_by.is_none(), "{name}");
+            let Some(Reply::Event(said)) = &v.answer else { panic!("{name}: {:?}", v.answer) };
+            assert_eq!(
+                (said.outcome, said.reason.as_str(), said.wrote),
+                (Outcome::Failed, r.reason.as_deref().unwrap(), true)
+            );
+        }
+        assert_eq!(observed, 2, "a failed smoke test and tests that keep dying");
+    }
+
+    #[test]
+    fn an_observed_failure_is_settled_and_answers_its_verdict_again() {
+        use crate::domain::mode::Mode;
+        let e = event(DeploymentState::Completed);
+        let c = Case {
+            running: Some("arn:td/app:2"),
+            confirmed: Some(Ok(())),
+            smoke: Some(false),
+            mode: Mode::Observe,
+            ..case("", e.state, Status::Started)
+        };
+        let first = decide(&described(&c, &e, &record(Status::Started)));
+        assert_eq!(first.record.reason.as_deref(), Some("observe: would roll back: GET /: status 500"));
+        let again = decide(&described(&c, &e, &first.record));
+        assert_eq!((again.write, again.tell, &again.next), (Write::Nothing, Tell::Nobody, &Next::Answer));
+        let Some(Reply::Event(said)) = again.answer else { panic!() };
+        assert_eq!(said.outcome, Outcome::Failed);
+        assert_eq!(said.reason, "already failed (observe: would roll back: GET /: status 500): nothing to do");
+    }
+
+    #[test]
+    fn a_deployment_started_in_observe_mode_and_judged_in_enforce_mode_says_enforce() {
+        use crate::domain::mode::Mode;
+        let e = event(DeploymentState::Completed);
+        let mut rec = record(Status::Started);
+        rec.mode = Mode::Observe;
+        let c = Case {
+            running: Some("arn:td/app:2"),
+            confirmed: Some(Ok(())),
+            smoke: Some(false),
+            ..case("", e.state, Status::Started)
+        };
+        let v = decide(&described(&c, &e, &rec));
+        assert_eq!((v.record.mode, next_kind(&v.next).as_str()), (Mode::Enforce, "roll back: GET /: status 500"));
+        let passed = decide(&described(&Case { smoke: Some(true), ..c }, &e, &rec));
+        assert_eq!((passed.record.status, passed.record.mode), (Status::Verified, Mode::Enforce));
     }
 }

@@ -911,3 +911,57 @@ async fn a_hook_for_a_service_this_release_cannot_read_waits_and_checks_nothing(
     assert_eq!(bg.standin.served().len(), served, "no smoke request with settings it cannot read");
     assert_eq!(bg.aws().service_task_definition(CLUSTER, BACKEND).await, p.green, "ECS left as it was");
 }
+
+/// Observe mode: a failing check runs every round as in enforce mode, then answers SUCCEEDED and
+/// records the FAILED it would have answered; every later stage goes on without a round, ECS's
+/// completion leaves the verdict standing, and nothing is rolled back.
+#[tokio::test]
+async fn in_observe_mode_a_failing_check_answers_succeeded_and_records_would_answer_failed() {
+    let observe = |c: String| c.replacen("[defaults]\n", "[defaults]\nmode = \"observe\"\n", 1);
+    let mut bg = BlueGreen::with_config(5, 2, observe).await;
+    let p = bg.push("backend-bg-observed", Behaviour::Broken).await;
+
+    let answers = bg.run_stage(&p, "POST_TEST_TRAFFIC_SHIFT", None).await;
+    assert_eq!(statuses(&answers), ["IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "SUCCEEDED"], "{answers:?}");
+    let why = reason(&answers[3]);
+    assert!(
+        why.starts_with(
+            "observe: would answer FAILED: POST_TEST_TRAFFIC_SHIFT check failed through the test listener: GET todoItems: status 500"
+        ),
+        "{why}"
+    );
+    assert!(why.contains("ECS would roll back to") && why.ends_with("answered SUCCEEDED, so the deployment went on"));
+    let rec = bg.record(&p).await;
+    assert_eq!((rec["status"].as_str(), rec["mode"].as_str()), (Some("failed"), Some("observe")), "{rec}");
+    assert_eq!(rec["reason"], why);
+    assert!(rec["rolled_back_by"].is_null() && rec["rolled_back_to"].is_null(), "{rec}");
+    assert_eq!(
+        (rec["hook_checks"][0]["passed"].as_bool(), rec["hook_checks"][0]["rounds"].as_u64()),
+        (Some(false), Some(4))
+    );
+    assert!(timeline(&rec).ends_with(&["post_test_traffic_shift_failed".to_string(), "would_roll_back".to_string()]));
+    let notes = bg.sink.notifications();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0]["Subject"].as_str().unwrap().starts_with("pushdeploy observe, would roll back: backend"));
+    let message = notes[0]["Message"].as_str().unwrap();
+    assert!(
+        message.lines().next().unwrap().contains("observe: would answer FAILED: POST_TEST_TRAFFIC_SHIFT"),
+        "{message}"
+    );
+
+    // ECS goes on: production shifts to green and the later stages pass without another round.
+    let served = bg.standin.served().len();
+    let shifted = bg.run_stage(&p, "PRODUCTION_TRAFFIC_SHIFT", Some((100, 0))).await;
+    let after = bg.run_stage(&p, "POST_PRODUCTION_TRAFFIC_SHIFT", None).await;
+    for answers in [&shifted, &after] {
+        assert_eq!(statuses(answers), ["SUCCEEDED"], "{answers:?}");
+        assert!(reason(&answers[0]).contains("is already failed, observed only: observe: would answer FAILED"));
+    }
+    assert_eq!(bg.standin.served().len(), served, "no round after the verdict");
+    let done = bg.ecs_says(&p, "SERVICE_DEPLOYMENT_COMPLETED").await;
+    assert_eq!(done["outcome"], "failed", "{done}");
+    assert_eq!(bg.aws().service_task_definition(CLUSTER, BACKEND).await, p.green, "green runs: nothing rolled back");
+    let rec = bg.record(&p).await;
+    assert_eq!((rec["status"].as_str(), rec["reason"].as_str()), (Some("failed"), Some(why)));
+    assert_eq!(bg.sink.notifications().len(), 1, "told once");
+}

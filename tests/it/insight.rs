@@ -11,7 +11,7 @@ use crate::verify::Loop;
 
 /// Runs `pushdeploy ARGS` with the operator's environment; (exit code, stdout, stderr). On the
 /// blocking pool: moto's guard is served by this test's runtime, which must keep running.
-async fn pushdeploy(l: &Loop, config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+pub(crate) async fn pushdeploy(l: &Loop, config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let mut env = l.aws().function_env(testkit::iam::Role::Deploy);
     // The operator's own credentials (the guard checks only the functions' roles).
     env.retain(|(k, _)| k != "AWS_ACCESS_KEY_ID");

@@ -15,6 +15,7 @@ mod insight;
 mod layers;
 mod long_history;
 mod memory;
+mod observe;
 mod pause;
 mod redrive;
 mod reliability;

@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 use super::stuck::stuck;
 use super::Verifier;
 use crate::aws::records::Found;
-use crate::config::{ServiceConfig, SmokeConfig};
+use crate::config::{Mode, ServiceConfig, SmokeConfig};
 use crate::domain::error::Error;
 use crate::domain::lifecycle::{self, HookAnswer, HookIndex, Listener};
 use crate::domain::names::short_name;
@@ -150,8 +150,9 @@ impl Verifier {
                 (fresh, started.record)
             }
         };
+        let mode = self.config.by_ecs_service(&inv.cluster, &inv.service).map_or(Mode::Enforce, |s| s.mode);
         let done = |rounds, smoke, verdict| {
-            verdict::check_done(&rec, inv, CheckSeen { listener, rounds, smoke, verdict }, &record::now())
+            verdict::check_done(&rec, inv, CheckSeen { listener, rounds, smoke, verdict }, mode, &record::now())
         };
         if let Err(why) = hook::before_round(&carried, budget, now) {
             return Ok(done(carried.rounds, Value::Null, Err(why)));

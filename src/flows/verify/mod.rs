@@ -212,6 +212,7 @@ impl Verifier {
             event: e,
             record: &rec,
             smoke_configured: svc.smoke.is_some(),
+            mode: svc.mode,
             service: None,
             confirmed: None,
             smoke: None,

@@ -42,7 +42,9 @@ pub async fn blue_green(demo: &Demo, emu: &Emulator, envs: &Envs, dir: &Path) {
     );
     let plan = invoke(&bg_deploy, &serde_json::json!({"action": "plan", "service": "backend"})).await;
     println!("  plan: {}", text(&plan["deployments"][0]["ecs_rollout"]));
-    println!("  (the stand-in's test listener has a port of its own: on AWS that needs verify in the VPC, as plan warns)");
+    println!(
+        "  (the stand-in's test listener has a port of its own: on AWS that needs verify in the VPC, as plan warns)"
+    );
 
     step("11a. docker push todo-backend:latest (broken) to the blue/green backend");
     let broken = blue_green_release(demo, &bg_deploy, &bg_verify, "backend-bg-broken", Behaviour::Broken).await;
