@@ -15,30 +15,50 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Check a pushdeploy.toml as the functions will, before uploading it.
     ///
+    /// It checks against the limits the stack's functions are deployed with: verify's Timeout,
+    /// MemorySize and VpcConfig and the functions' environment (PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS,
+    /// PUSHDEPLOY_VERIFY_MEMORY_MB, PUSHDEPLOY_CLUSTERS), read with Lambda GetFunctionConfiguration;
+    /// a flag overrides its value. It prints where each value came from, and says so when it cannot
+    /// read them (then the template's defaults stand in). --offline reads nothing.
+    ///
     /// Exit status: 0 valid, 1 invalid (the file, the key and what is wrong are printed), 2 unreadable.
     ///
     /// Exit status 0 with a `warning:` line for what may fail on AWS though the file is valid (a
     /// test listener verify may not reach).
     ///
-    /// Example: pushdeploy validate pushdeploy.toml --cluster todo-cluster --verify-timeout 300
+    /// Example: pushdeploy validate pushdeploy.toml --function my-stack-deploy --verify-function my-stack-verify
     Validate {
         /// The config file.
         file: String,
         /// A cluster the stack manages (the template's ClusterName); repeat for several. Unchecked when absent.
         #[arg(long = "cluster")]
         clusters: Vec<String>,
-        /// verify's timeout in seconds (the template's VerifyTimeoutSeconds, default 300): every
-        /// smoke budget must fit, as both functions check it (PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS).
-        #[arg(long, default_value_t = 300)]
-        verify_timeout: u64,
-        /// verify's memory in MB (the template's VerifyMemorySize): every smoke test's response
-        /// bodies at their worst must fit.
-        #[arg(long, default_value_t = 128)]
-        verify_memory: u64,
+        /// verify's timeout in seconds, instead of the deployed one (the template's
+        /// VerifyTimeoutSeconds, default 300): every smoke budget must fit, as both functions
+        /// check it (PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS).
+        #[arg(long)]
+        verify_timeout: Option<u64>,
+        /// verify's memory in MB, instead of the deployed one (the template's VerifyMemorySize,
+        /// default 128): every smoke test's response bodies at their worst must fit.
+        #[arg(long)]
+        verify_memory: Option<u64>,
         /// verify runs in the VPC (the stack has VerifySubnetIds): a test listener on its own port
         /// is within its reach. Without it, such a test_url is warned about.
         #[arg(long)]
         verify_in_vpc: bool,
+        /// Read nothing from AWS: check against the flags and the template's defaults.
+        #[arg(long)]
+        offline: bool,
+        #[command(flatten)]
+        function: Function,
+        /// The verify function's name or ARN (the stack's VerifyFunctionName output).
+        #[arg(
+            long = "verify-function",
+            value_name = "NAME",
+            env = "PUSHDEPLOY_VERIFY_FUNCTION",
+            default_value = "pushdeploy-verify"
+        )]
+        verify_function: String,
     },
     /// One row per configured service: what ECS runs, the last deployment and its verdict, a
     /// rollout in flight.

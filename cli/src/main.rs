@@ -8,12 +8,15 @@
 
 mod args;
 mod commands;
+mod deployed;
+mod estate;
 mod insight;
 mod invoke;
 mod page;
 mod queue;
 mod redrive;
 mod render;
+mod settings;
 mod validate;
 
 use std::process::ExitCode;
@@ -27,8 +30,20 @@ use insight::Failed;
 
 fn main() -> ExitCode {
     let command = Cli::parse().command;
-    if let Command::Validate { file, clusters, verify_timeout, verify_memory, verify_in_vpc } = command {
-        return validate::run(&file, validate::Stack { clusters, verify_timeout, verify_memory, verify_in_vpc });
+    if let Command::Validate {
+        file,
+        clusters,
+        verify_timeout,
+        verify_memory,
+        verify_in_vpc,
+        offline,
+        function,
+        verify_function,
+    } = command
+    {
+        let flags = settings::Flags { clusters, verify_timeout, verify_memory, verify_in_vpc };
+        let (deploy, verify) = (function.name, verify_function);
+        return validate::run(validate::Asked { file, flags, offline, deploy, verify });
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     match runtime.block_on(run(command)) {

@@ -10,6 +10,7 @@ pub mod hook_verdict;
 pub mod judge;
 pub mod notify;
 pub mod outcome;
+pub mod pass_role;
 pub mod plan;
 pub mod push;
 pub mod report;

@@ -95,6 +95,9 @@ pub struct DeploymentSummary {
     /// S3 keys written.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub written: Vec<String>,
+    /// `plan`: what will fail though the plan is sound (a role the stack does not pass).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Refused for a permanent AWS error a person must act on (published to the topic).
     #[serde(skip)]
     pub needs_attention: bool,
@@ -120,6 +123,7 @@ impl DeploymentSummary {
             ecs_deployment_id: None,
             ecs_rollout: None,
             written: Vec::new(),
+            warnings: Vec::new(),
             needs_attention: false,
         }
     }

@@ -62,6 +62,9 @@ pub struct Deployer {
     /// Whether verify runs in the VPC (`PUSHDEPLOY_VERIFY_IN_VPC`, from the stack's
     /// VerifySubnetIds): `plan` says when a test listener on another port may be out of its reach.
     pub verify_in_vpc: bool,
+    /// The roles the stack passes (`PUSHDEPLOY_TASK_ROLE_ARNS`, `PUSHDEPLOY_EXECUTION_ROLE_ARNS`):
+    /// `plan` warns of a role it does not; `None`: unknown (a stack without the variables).
+    pub passable_roles: Option<crate::rules::pass_role::PassableRoles>,
 }
 
 impl Deployer {
@@ -79,6 +82,7 @@ impl Deployer {
             notifier: clients.notifier.clone(),
             own_roles: Vec::new(),
             verify_in_vpc: false,
+            passable_roles: None,
         }
     }
 }
