@@ -73,10 +73,10 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// A service's deployments and rollbacks, newest first: when, tag@digest, trigger, outcome,
-    /// lead time, reason.
+    /// A service's deployments and rollbacks, newest first: when, the record id (for `show`),
+    /// tag@digest, trigger, outcome, lead time and the whole reason, wrapped to the terminal.
     ///
-    /// Example: pushdeploy history backend --limit 10
+    /// Example: pushdeploy history backend --limit 10 --wide
     History {
         /// The service's name in the config.
         service: String,
@@ -88,6 +88,9 @@ pub(crate) enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Print each reason on one line, unwrapped, however wide the table becomes.
+        #[arg(long)]
+        wide: bool,
     },
     /// One deployment: its timeline, smoke results and task definitions.
     ///

@@ -42,7 +42,7 @@ pub async fn status(scope: Scope, json: bool) -> Result<ExitCode, Failed> {
 }
 
 /// `history`: a service's deployments and rollbacks, newest first.
-pub async fn history(service: &str, limit: usize, scope: Scope, json: bool) -> Result<ExitCode, Failed> {
+pub async fn history(service: &str, limit: usize, scope: Scope, json: bool, wide: bool) -> Result<ExitCode, Failed> {
     let aws = Aws::from_env(&scope.from.bucket).await?;
     let config = load_config(&aws, &scope.config).await?;
     let Some(svc) = config.service(service) else {
@@ -53,7 +53,7 @@ pub async fn history(service: &str, limit: usize, scope: Scope, json: bool) -> R
     if json {
         print_json(&records);
     } else {
-        println!("{}", render::history(&records));
+        println!("{}", render::history(&records, wide));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -72,7 +72,9 @@ async fn run(command: Command) -> Result<ExitCode, Failed> {
     match command {
         Command::Validate { .. } => unreachable!("validate runs without a runtime"),
         Command::Status { scope, json } => commands::status(scope, json).await,
-        Command::History { service, limit, scope, json } => commands::history(&service, limit, scope, json).await,
+        Command::History { service, limit, scope, json, wide } => {
+            commands::history(&service, limit, scope, json, wide).await
+        }
         Command::Show { id, from, json } => commands::show(&id, from, json).await,
         Command::Report { since, service, json, html, from } => {
             commands::report(ReportAsked { since, service, json, html }, from).await

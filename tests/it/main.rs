@@ -18,6 +18,7 @@ mod reliability;
 mod rollbacks;
 mod rolled_back_builds;
 mod secrets;
+mod settings;
 mod short_arns;
 mod smoke_attacks;
 mod steering;
