@@ -60,8 +60,13 @@ pub(crate) enum Command {
         )]
         verify_function: String,
     },
-    /// One row per configured service: what ECS runs, the last deployment and its verdict, a
-    /// rollout in flight.
+    /// One row per service of the live config: what ECS runs, the last deployment and its verdict,
+    /// a rollout in flight.
+    ///
+    /// The live config is where the deploy function reads it (its PUSHDEPLOY_CONFIG, read with
+    /// Lambda GetFunctionConfiguration; else s3://BUCKET/pushdeploy.toml). When --config names a
+    /// local file that differs from it, a line says which services and keys differ. --config
+    /// s3://… reads that object instead.
     ///
     /// Exit status: 0; 1 when a service's last deployment failed or was rolled back; 2 on an error.
     ///
@@ -72,6 +77,8 @@ pub(crate) enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        function: Function,
     },
     /// A service's deployments and rollbacks, newest first: when, the record id (for `show`),
     /// tag@digest, trigger, outcome, lead time and the whole reason, wrapped to the terminal.

@@ -13,7 +13,7 @@ use crate::insight::{self, Aws, Failed};
 use crate::{invoke, page, print_json, render};
 
 /// Reads the config from a file or an s3:// URL.
-async fn load_config(aws: &Aws, source: &str) -> Result<Config, Failed> {
+pub(crate) async fn load_config(aws: &Aws, source: &str) -> Result<Config, Failed> {
     let text = match Location::parse(source)? {
         Location::File(path) => {
             std::fs::read_to_string(&path).map_err(|e| Failed(format!("cannot read the config {path}: {e}")))?
@@ -27,16 +27,20 @@ async fn load_config(aws: &Aws, source: &str) -> Result<Config, Failed> {
     Ok(Config::parse(&text, source)?)
 }
 
-/// `status`: one row per configured service; 1 when one needs attention.
-pub async fn status(scope: Scope, json: bool) -> Result<ExitCode, Failed> {
+/// `status`: one row per configured service of the live config (and how `--config`'s file
+/// differs from it); 1 when one needs attention.
+pub async fn status(scope: Scope, json: bool, function: &str) -> Result<ExitCode, Failed> {
     let aws = Aws::from_env(&scope.from.bucket).await?;
-    let config = load_config(&aws, &scope.config).await?;
-    let services = insight::status(&aws, &config).await?;
+    let chosen = crate::live::config_for_status(&aws, &scope.config, &scope.from.bucket, function).await?;
+    let services = insight::status(&aws, &chosen.config).await?;
+    let notes: Vec<String> = chosen.notes.iter().map(|n| printable(n).into_owned()).collect();
     if json {
         print_json(&services);
+        notes.iter().for_each(|n| eprintln!("{n}"));
     } else {
         print!("{}", render::status(&services));
         println!();
+        notes.iter().for_each(|n| println!("{n}"));
     }
     Ok(if insight::needs_attention(&services) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

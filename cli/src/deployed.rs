@@ -41,8 +41,23 @@ pub struct Deployed {
 /// instance metadata service, which answers nobody.
 const WITHIN: Duration = Duration::from_secs(8);
 
+/// Reads one function's configuration, or says why it could not.
+pub async fn read_one(name: &str) -> Result<FunctionSettings, String> {
+    one(&client().await?, name).await
+}
+
 /// Reads both functions' configuration; never fails, each side says why it could not.
 pub async fn read(deploy: &str, verify: &str) -> Deployed {
+    let client = match client().await {
+        Ok(c) => c,
+        Err(why) => return Deployed { deploy: Err(why.clone()), verify: Err(why) },
+    };
+    let (deploy, verify) = futures_util::join!(one(&client, deploy), one(&client, verify));
+    Deployed { deploy, verify }
+}
+
+/// A Lambda client, once credentials resolve.
+async fn client() -> Result<aws_sdk_lambda::Client, String> {
     let policy = pushdeploy::aws::AwsPolicy {
         max_attempts: 2,
         attempt_timeout: Duration::from_secs(3),
@@ -58,12 +73,7 @@ pub async fn read(deploy: &str, verify: &str) -> Deployed {
             Err(_) => Err(format!("no AWS credentials within {} s", WITHIN.as_secs())),
         },
     };
-    if let Err(why) = credentials {
-        return Deployed { deploy: Err(why.clone()), verify: Err(why) };
-    }
-    let client = aws_sdk_lambda::Client::new(&sdk);
-    let (deploy, verify) = futures_util::join!(one(&client, deploy), one(&client, verify));
-    Deployed { deploy, verify }
+    credentials.map(|()| aws_sdk_lambda::Client::new(&sdk))
 }
 
 /// GetFunctionConfiguration of `name`, within [`WITHIN`].

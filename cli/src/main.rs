@@ -12,6 +12,7 @@ mod deployed;
 mod estate;
 mod insight;
 mod invoke;
+mod live;
 mod page;
 mod queue;
 mod redrive;
@@ -71,7 +72,7 @@ fn print_json(value: &impl serde::Serialize) {
 async fn run(command: Command) -> Result<ExitCode, Failed> {
     match command {
         Command::Validate { .. } => unreachable!("validate runs without a runtime"),
-        Command::Status { scope, json } => commands::status(scope, json).await,
+        Command::Status { scope, json, function } => commands::status(scope, json, &function.name).await,
         Command::History { service, limit, scope, json, wide } => {
             commands::history(&service, limit, scope, json, wide).await
         }

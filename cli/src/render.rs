@@ -286,13 +286,17 @@ mod tests {
         }
     }
 
-    /// The reason column's text, row by row, its wrapped lines joined with spaces.
+    /// The last column's text (the reason), its wrapped lines joined with spaces: each line's
+    /// characters from where the header's last column starts.
     pub(crate) fn reason_column(table: &str) -> String {
-        let cells: Vec<&str> = table
-            .lines()
-            .filter_map(|l| l.trim_end().strip_suffix('│'))
-            .filter_map(|l| l.rsplit('│').next())
-            .map(str::trim)
+        let lines: Vec<Vec<char>> = table.lines().map(|l| l.chars().collect()).collect();
+        let header = lines.iter().position(|l| l.iter().collect::<String>().contains("reason")).unwrap();
+        let at = lines[header].iter().collect::<String>().find("reason").unwrap();
+        let at = lines[header].iter().collect::<String>()[..at].chars().count();
+        let cells: Vec<String> = lines[header + 1..]
+            .iter()
+            .filter(|l| l.len() > at && l.first() == Some(&'│'))
+            .map(|l| l[at..].iter().collect::<String>().trim_end().trim_end_matches('│').trim().to_string())
             .collect();
         cells.join(" ").split_whitespace().collect::<Vec<_>>().join(" ")
     }
@@ -317,7 +321,7 @@ mod tests {
         assert!(!wrapped.contains('…'), "never cut: {wrapped}");
         assert!(wrapped.lines().all(|l| l.chars().count() <= usize::from(PIPED_WIDTH)), "{wrapped}");
         assert!(wrapped.lines().count() > 5, "the reason wraps over several lines: {wrapped}");
-        assert!(reason_column(&wrapped).ends_with(reason), "{wrapped}");
+        assert_eq!(reason_column(&wrapped), reason.split_whitespace().collect::<Vec<_>>().join(" "), "{wrapped}");
         let wide = history(std::slice::from_ref(&rec), true);
         assert_eq!(wide.lines().filter(|l| l.contains(reason)).count(), 1, "one line, unwrapped: {wide}");
     }

@@ -212,3 +212,87 @@ async fn plan_and_validate_name_a_task_role_the_stack_does_not_pass() {
     assert_eq!(lines, [warning.as_str()], "{out}");
     let _ = std::fs::remove_file(&file);
 }
+
+/// The last column's text of a `history` table (the reason), its wrapped lines joined: each row
+/// line's characters from where the header's `reason` starts.
+fn reason_column(table: &str) -> String {
+    let lines: Vec<Vec<char>> = table.lines().map(|l| l.chars().collect()).collect();
+    let header = lines.iter().position(|l| l.iter().collect::<String>().contains("reason")).expect("a header");
+    let text: String = lines[header].iter().collect();
+    let at = text[..text.find("reason").unwrap()].chars().count();
+    let cells: Vec<String> = lines[header + 1..]
+        .iter()
+        .filter(|l| l.len() > at && l.first() == Some(&'│'))
+        .map(|l| l[at..].iter().collect::<String>().trim_end().trim_end_matches('│').trim().to_string())
+        .collect();
+    cells.join(" ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::test]
+async fn status_reads_the_live_config_where_deploy_reads_it_and_history_prints_each_reason_whole() {
+    let mut l = crate::verify::Loop::new().await;
+    let good = l.push("todo-backend", "backend-settings-good", testkit::standin::Behaviour::Good).await;
+    assert_eq!(l.completed("todo-backend", &good).await["outcome"], "verified");
+    let broken = l.push("todo-backend", "backend-settings-broken", testkit::standin::Behaviour::Broken).await;
+    assert_eq!(l.completed("todo-backend", &broken).await["outcome"], "rolled_back");
+    let aws = l.aws().clone();
+    // The live config is where the deploy function's PUSHDEPLOY_CONFIG says; the template's default
+    // key holds a stale one (the backend alone) that status must not show.
+    let live = local_config(&l.standin.url());
+    let stale = &live[live.find("[[service]]\nname = \"backend\"").unwrap()..];
+    let stale = format!("[defaults]\ncluster = \"{CLUSTER}\"\n\n{stale}");
+    let object = aws.s3.put_object().bucket(BUCKET).key("config/live.toml").body(live.as_bytes().to_vec().into());
+    object.send().await.expect("upload the live config");
+    let at = format!("s3://{BUCKET}/config/live.toml");
+    let deploy = Arc::new(start_function("deploy", &aws, &stale, &[("PUSHDEPLOY_CONFIG", &at)]).await);
+    let lambda = LambdaService::start([("pushdeploy-deploy".to_string(), deploy.clone())].into_iter().collect()).await;
+    let dir = std::env::temp_dir().join(format!("pushdeploy-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("pushdeploy.toml");
+    let path = file.to_str().unwrap().to_string();
+    let status = |args: &'static [&'static str]| {
+        let (aws, endpoint, path) = (aws.clone(), lambda.endpoint.clone(), path.clone());
+        async move { pushdeploy(&aws, &endpoint, args, &[("PUSHDEPLOY_CONFIG", &path)]).await }
+    };
+
+    // The same config, written differently: it matches.
+    std::fs::write(&file, format!("# my copy\n{live}")).unwrap();
+    let (code, out, err) = status(&["status"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("live config: {at} (pushdeploy-deploy's PUSHDEPLOY_CONFIG); {path} matches it")),
+        "{out}"
+    );
+    assert!(out.contains("todo-cluster/todo-frontend"), "the live config's services, not the stale key's: {out}");
+    // A local edit not uploaded: one line names the services and keys.
+    let backend = live.find("name = \"backend\"").unwrap();
+    let edited = live[..backend].replacen("tags = [\"latest\"]", "tags = [\"latest\", \"stable\"]", 1)
+        + &live[backend..].replacen("attempts = 5", "attempts = 3", 1);
+    std::fs::write(&file, &edited).unwrap();
+    let (code, out, err) = status(&["status"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let line = format!(
+        "{path} differs from the live config {at} (pushdeploy-deploy's PUSHDEPLOY_CONFIG): frontend: tags; backend: smoke.attempts"
+    );
+    assert!(out.lines().any(|l| l == line), "{out}");
+    let (_, out, err) = status(&["status", "--json"]).await;
+    let rows: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(rows.as_array().unwrap().len(), 2, "{out}");
+    assert!(err.lines().any(|l| l == line), "beside the JSON, on stderr: {err}");
+
+    // history: the record id and the rollback's whole reason, wrapped; --wide on one line.
+    let reason = l.record("todo-backend", &broken).await["reason"].as_str().unwrap().to_string();
+    assert!(reason.chars().count() > 80, "a reason the old table cut: {reason}");
+    let (code, table, err) = status(&["history", "backend"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(table.contains(&pushdeploy::domain::record::record_id(&broken).unwrap()), "{table}");
+    let flat = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(reason_column(&table).contains(&flat), "{table}");
+    assert!(!table.contains('…'), "{table}");
+    let (_, wide, _) = status(&["history", "backend", "--wide"]).await;
+    assert_eq!(wide.lines().filter(|l| l.contains(reason.as_str())).count(), 1, "{wide}");
+    let (_, json, _) = status(&["history", "backend", "--json"]).await;
+    let records: Value = serde_json::from_str(&json).unwrap();
+    assert!(records.as_array().unwrap().iter().any(|r| r["reason"] == reason.as_str()), "JSON as before: {json}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
