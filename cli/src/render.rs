@@ -119,7 +119,7 @@ pub fn history(records: &[DeploymentRecord], wide: bool) -> String {
             cell(&trigger_name(&r.trigger)),
             status_cell(r.status.as_str()),
             Cell::new(r.lead_time_seconds().map_or("—".into(), duration)),
-            cell(&reason),
+            cell(reason),
         ]);
     }
     t.to_string()

@@ -67,13 +67,17 @@ mod tests {
     const APP: &str = "arn:aws:iam::123456789012:role/todo-app";
     const EXEC: &str = "arn:aws:iam::123456789012:role/todo-exec";
 
+    /// A case: its name, the task definition's task and execution roles, the stack's lists, and
+    /// how each expected warning starts.
+    type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, PassableRoles, &'a [&'a str]);
+
     fn stack(task: &str, execution: &str) -> PassableRoles {
         PassableRoles::from_lists(Some(task), Some(execution)).unwrap()
     }
 
     #[test]
     fn each_role_the_stack_does_not_pass_is_named_with_its_parameter() {
-        let cases: [(&str, Option<&str>, Option<&str>, PassableRoles, &[&str]); 8] = [
+        let cases: [Case; 8] = [
             ("both passed", Some(APP), Some(EXEC), stack(APP, EXEC), &[]),
             ("no roles at all", None, None, stack("", ""), &[]),
             ("empty role fields", Some(""), Some(""), stack("", ""), &[]),

@@ -19,6 +19,8 @@ use tokio::task::JoinHandle;
 use crate::http::{serve, Request, Response};
 
 type Reply = Result<Value, Value>;
+/// A process's log lines, as they are printed.
+type Logs = Arc<Mutex<Vec<String>>>;
 /// Queued invocations: request id and payload.
 type Inbox = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, Vec<u8>)>>>;
 
@@ -240,7 +242,7 @@ fn spawn_child(
     binary: &Path,
     env: &[(String, String)],
     cpu: Option<&CpuShare>,
-) -> (Child, Arc<Mutex<Vec<String>>>, Vec<(String, String)>) {
+) -> (Child, Logs, Vec<(String, String)>) {
     let mut command = match cpu {
         None => Command::new(binary),
         Some(share) => {
