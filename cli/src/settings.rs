@@ -181,14 +181,14 @@ fn unread(deployed: Option<&Deployed>) -> Vec<String> {
     match (&d.deploy, &d.verify) {
         (Ok(_), Ok(_)) => Vec::new(),
         (Err(a), Err(b)) if a == b => {
-            vec![format!("cannot read the deployed functions' settings: {a}; checked against the flags and the template's defaults instead")]
+            vec![format!("warning: cannot read the deployed functions' settings: {a}; checked against the flags and the template's defaults instead")]
         }
         (Err(a), Err(b)) => vec![format!(
-            "cannot read the deployed functions' settings: {a}; {b}; checked against the flags and the template's defaults instead"
+            "warning: cannot read the deployed functions' settings: {a}; {b}; checked against the flags and the template's defaults instead"
         )],
-        (Err(a), Ok(v)) => vec![format!("cannot read the deploy function's settings: {a}; checked against {}'s alone", v.name)],
+        (Err(a), Ok(v)) => vec![format!("warning: cannot read the deploy function's settings: {a}; checked against {}'s alone", v.name)],
         (Ok(f), Err(b)) => vec![format!(
-            "cannot read the verify function's settings: {b}; checked against what {} is told of verify",
+            "warning: cannot read the verify function's settings: {b}; checked against what {} is told of verify",
             f.name
         )],
     }
@@ -268,7 +268,7 @@ mod tests {
         assert_eq!(c.timeout, sourced(300, "the template's default VerifyTimeoutSeconds"));
         assert_eq!(c.memory, sourced(128, "the template's default VerifyMemorySize"));
         assert_eq!((c.clusters, c.roles), (None, None));
-        assert_eq!(c.unread, ["cannot read the deployed functions' settings: no AWS credentials are configured; checked against the flags and the template's defaults instead"]);
+        assert_eq!(c.unread, ["warning: cannot read the deployed functions' settings: no AWS credentials are configured; checked against the flags and the template's defaults instead"]);
         let offline = combine(&Flags::default(), None).unwrap();
         assert!(offline.unread[0].starts_with("offline:"), "{:?}", offline.unread);
         // Only deploy read: what it is told of verify.

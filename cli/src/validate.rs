@@ -46,7 +46,7 @@ pub fn run(asked: Asked) -> ExitCode {
         }
     };
     for line in &checked.unread {
-        println!("warning: {}", printable(line));
+        println!("{}", printable(line));
     }
     println!("{}", printable(&checked.line()));
     let file = asked.file.as_str();
