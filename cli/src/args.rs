@@ -60,6 +60,30 @@ pub(crate) enum Command {
         )]
         verify_function: String,
     },
+    /// Write a pushdeploy.toml from what runs in a cluster: its services, their images' ECR
+    /// repositories and tags, and smoke URLs from their load balancers' listener rules.
+    ///
+    /// The file starts in observe mode and passes `validate`; lines marked `# check` are guesses.
+    /// What to check before enforcing is printed to stderr. Reads only: ecs:ListServices,
+    /// DescribeServices, DescribeTaskDefinition, elasticloadbalancing:Describe*, sts:GetCallerIdentity.
+    ///
+    /// Exit status: 0 written; 1 nothing deployable, or the file exists (--force); 2 AWS refused.
+    ///
+    /// Example: pushdeploy init --cluster todo-cluster --output pushdeploy.toml
+    Init {
+        /// The ECS cluster (name or ARN).
+        #[arg(long)]
+        cluster: String,
+        /// Only this service; repeat for several (default: every service of the cluster).
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// Write the config to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+        /// Overwrite FILE when it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// One row per service of the live config: what ECS runs, the last deployment and its verdict,
     /// a rollout in flight.
     ///

@@ -10,6 +10,7 @@ mod args;
 mod commands;
 mod deployed;
 mod estate;
+mod init;
 mod insight;
 mod invoke;
 mod live;
@@ -72,6 +73,9 @@ fn print_json(value: &impl serde::Serialize) {
 async fn run(command: Command) -> Result<ExitCode, Failed> {
     match command {
         Command::Validate { .. } => unreachable!("validate runs without a runtime"),
+        Command::Init { cluster, services, output, force } => {
+            init::run(init::Options { cluster, services, output, force }).await
+        }
         Command::Status { scope, json, function } => commands::status(scope, json, &function.name).await,
         Command::History { service, limit, scope, json, wide } => {
             commands::history(&service, limit, scope, json, wide).await

@@ -9,6 +9,7 @@ mod function;
 mod hooks;
 mod hostile;
 mod iam;
+mod init;
 mod insight;
 mod layers;
 mod long_history;

@@ -18,7 +18,7 @@ impl Aws {
         (subnet, sg)
     }
 
-    async fn ec2_query(&self, action: &str, tag: &str) -> String {
+    pub(super) async fn ec2_query(&self, action: &str, tag: &str) -> String {
         let auth = format!(
             "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0"
         );
@@ -107,7 +107,26 @@ impl Aws {
 
     /// Creates a Fargate service in `cluster` running `task_definition`.
     pub async fn create_service(&self, cluster: &str, service: &str, task_definition: &str) {
+        self.create_service_behind(cluster, service, task_definition, None).await
+    }
+
+    /// Creates a Fargate service in `cluster` running `task_definition`, its container
+    /// `(target group ARN, container name)` registered with a target group on port 8080 when given.
+    pub async fn create_service_behind(
+        &self,
+        cluster: &str,
+        service: &str,
+        task_definition: &str,
+        target_group: Option<(&str, &str)>,
+    ) {
         let (subnet, sg) = self.network().await;
+        let load_balancers = target_group.map(|(tg, container)| {
+            vec![aws_sdk_ecs::types::LoadBalancer::builder()
+                .target_group_arn(tg)
+                .container_name(container)
+                .container_port(8080)
+                .build()]
+        });
         self.ecs
             .create_service()
             .cluster(cluster)
@@ -115,6 +134,7 @@ impl Aws {
             .task_definition(task_definition)
             .desired_count(2)
             .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+            .set_load_balancers(load_balancers)
             .network_configuration(
                 NetworkConfiguration::builder()
                     .awsvpc_configuration(

@@ -3,6 +3,7 @@
 //! The names, clients, events and configs live in modules of their own (none imports this one);
 //! they are re-exported here, where the tests have always found them.
 
+mod alb;
 mod ecs;
 mod stores;
 
@@ -14,6 +15,7 @@ pub use crate::clients::Aws;
 pub use crate::configs::{blue_green_config, deployer, family_base_config, local_config, verifier};
 pub use crate::events::{ecr_push_event, ecs_deployment_event, hook_invocation, HookCall};
 pub use crate::names::{fake_digest, registry, ACCOUNT, BUCKET, CLUSTER, REGION};
+pub use alb::{TodoAlb, TODO_HOST};
 
 /// The todo app: two Fargate services behind one ALB, each fed by its own repository.
 pub struct TodoApp {
@@ -28,6 +30,17 @@ pub struct TodoApp {
 impl TodoApp {
     /// Creates cluster, repositories (with a first image each), bucket and both services.
     pub async fn create(aws: Aws) -> Self {
+        Self::build(aws, None).await
+    }
+
+    /// [`TodoApp::create`] with both services behind the todo app's ALB ([`TodoAlb`]), as the
+    /// seed's Terraform runs it: what `pushdeploy init` reads.
+    pub async fn create_behind_alb(aws: Aws) -> (Self, TodoAlb) {
+        let alb = aws.create_todo_alb().await;
+        (Self::build(aws, Some(&alb)).await, alb)
+    }
+
+    async fn build(aws: Aws, alb: Option<&TodoAlb>) -> Self {
         aws.ecs.create_cluster().cluster_name(CLUSTER).send().await.expect("create cluster");
         aws.create_bucket(BUCKET).await;
         let reg = registry();
@@ -37,7 +50,8 @@ impl TodoApp {
             digests.push(aws.push_image(service, "latest", &format!("{service}-v0")).await);
             let td =
                 aws.register_rich_task_definition(service, &[(container, format!("{reg}/{service}:latest"))]).await;
-            aws.create_service(CLUSTER, service, &td).await;
+            let tg = alb.map(|a| if container == "frontend" { a.frontend.as_str() } else { a.backend.as_str() });
+            aws.create_service_behind(CLUSTER, service, &td, tg.map(|tg| (tg, container))).await;
         }
         let backend_v0 = digests.pop().expect("two digests");
         let frontend_v0 = digests.pop().expect("two digests");
