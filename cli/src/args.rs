@@ -15,30 +15,50 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Check a pushdeploy.toml as the functions will, before uploading it.
     ///
+    /// It checks against the limits the stack's functions are deployed with: verify's Timeout,
+    /// MemorySize and VpcConfig and the functions' environment (PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS,
+    /// PUSHDEPLOY_VERIFY_MEMORY_MB, PUSHDEPLOY_CLUSTERS), read with Lambda GetFunctionConfiguration;
+    /// a flag overrides its value. It prints where each value came from, and says so when it cannot
+    /// read them (then the template's defaults stand in). --offline reads nothing.
+    ///
     /// Exit status: 0 valid, 1 invalid (the file, the key and what is wrong are printed), 2 unreadable.
     ///
     /// Exit status 0 with a `warning:` line for what may fail on AWS though the file is valid (a
     /// test listener verify may not reach).
     ///
-    /// Example: pushdeploy validate pushdeploy.toml --cluster todo-cluster --verify-timeout 300
+    /// Example: pushdeploy validate pushdeploy.toml --function my-stack-deploy --verify-function my-stack-verify
     Validate {
         /// The config file.
         file: String,
         /// A cluster the stack manages (the template's ClusterName); repeat for several. Unchecked when absent.
         #[arg(long = "cluster")]
         clusters: Vec<String>,
-        /// verify's timeout in seconds (the template's VerifyTimeoutSeconds, default 300): every
-        /// smoke budget must fit, as both functions check it (PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS).
-        #[arg(long, default_value_t = 300)]
-        verify_timeout: u64,
-        /// verify's memory in MB (the template's VerifyMemorySize): every smoke test's response
-        /// bodies at their worst must fit.
-        #[arg(long, default_value_t = 128)]
-        verify_memory: u64,
+        /// verify's timeout in seconds, instead of the deployed one (the template's
+        /// VerifyTimeoutSeconds, default 300): every smoke budget must fit, as both functions
+        /// check it (PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS).
+        #[arg(long)]
+        verify_timeout: Option<u64>,
+        /// verify's memory in MB, instead of the deployed one (the template's VerifyMemorySize,
+        /// default 128): every smoke test's response bodies at their worst must fit.
+        #[arg(long)]
+        verify_memory: Option<u64>,
         /// verify runs in the VPC (the stack has VerifySubnetIds): a test listener on its own port
         /// is within its reach. Without it, such a test_url is warned about.
         #[arg(long)]
         verify_in_vpc: bool,
+        /// Read nothing from AWS: check against the flags and the template's defaults.
+        #[arg(long)]
+        offline: bool,
+        #[command(flatten)]
+        function: Function,
+        /// The verify function's name or ARN (the stack's VerifyFunctionName output).
+        #[arg(
+            long = "verify-function",
+            value_name = "NAME",
+            env = "PUSHDEPLOY_VERIFY_FUNCTION",
+            default_value = "pushdeploy-verify"
+        )]
+        verify_function: String,
     },
     /// Write a pushdeploy.toml from what runs in a cluster: its services, their images' ECR
     /// repositories and tags, and smoke URLs from their load balancers' listener rules.
@@ -64,8 +84,13 @@ pub(crate) enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// One row per configured service: what ECS runs, the last deployment and its verdict, a
-    /// rollout in flight.
+    /// One row per service of the live config: what ECS runs, the last deployment and its verdict,
+    /// a rollout in flight.
+    ///
+    /// The live config is where the deploy function reads it (its PUSHDEPLOY_CONFIG, read with
+    /// Lambda GetFunctionConfiguration; else s3://BUCKET/pushdeploy.toml). When --config names a
+    /// local file that differs from it, a line says which services and keys differ. --config
+    /// s3://… reads that object instead.
     ///
     /// Exit status: 0; 1 when a service's last deployment failed or was rolled back; 2 on an error.
     ///
@@ -76,11 +101,13 @@ pub(crate) enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        function: Function,
     },
-    /// A service's deployments and rollbacks, newest first: when, tag@digest, trigger, outcome,
-    /// lead time, reason.
+    /// A service's deployments and rollbacks, newest first: when, the record id (for `show`),
+    /// tag@digest, trigger, outcome, lead time and the whole reason, wrapped to the terminal.
     ///
-    /// Example: pushdeploy history backend --limit 10
+    /// Example: pushdeploy history backend --limit 10 --wide
     History {
         /// The service's name in the config.
         service: String,
@@ -92,6 +119,9 @@ pub(crate) enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Print each reason on one line, unwrapped, however wide the table becomes.
+        #[arg(long)]
+        wide: bool,
     },
     /// One deployment: its timeline, smoke results and task definitions.
     ///

@@ -27,26 +27,33 @@ pub(crate) async fn load_config(aws: &Aws, source: &str) -> Result<Config, Faile
     Ok(Config::parse(&text, source)?)
 }
 
-/// `status`: one row per configured service; 1 when one needs attention.
-pub async fn status(scope: Scope, json: bool) -> Result<ExitCode, Failed> {
+/// `status`: one row per configured service of the live config (and how `--config`'s file
+/// differs from it); 1 when one needs attention.
+pub async fn status(scope: Scope, json: bool, function: &str) -> Result<ExitCode, Failed> {
     let aws = Aws::from_env(&scope.from.bucket).await?;
-    let config = load_config(&aws, &scope.config).await?;
-    let (services, paused) = tokio::join!(insight::status(&aws, &config), crate::pause::status_lines(&aws, &scope));
-    let (services, paused) = (services?, paused?);
+    let (chosen, paused) = tokio::join!(
+        crate::live::config_for_status(&aws, &scope.config, &scope.from.bucket, function),
+        crate::pause::status_lines(&aws, &scope)
+    );
+    let (chosen, paused) = (chosen?, paused?);
+    let services = insight::status(&aws, &chosen.config).await?;
+    let notes: Vec<String> = chosen.notes.iter().map(|n| printable(n).into_owned()).collect();
     if json {
         print_json(&services);
+        notes.iter().for_each(|n| eprintln!("{n}"));
     } else {
         print!("{}", render::status(&services));
         println!();
         for line in &paused {
             println!("{line}");
         }
+        notes.iter().for_each(|n| println!("{n}"));
     }
     Ok(if insight::needs_attention(&services) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// `history`: a service's deployments and rollbacks, newest first.
-pub async fn history(service: &str, limit: usize, scope: Scope, json: bool) -> Result<ExitCode, Failed> {
+pub async fn history(service: &str, limit: usize, scope: Scope, json: bool, wide: bool) -> Result<ExitCode, Failed> {
     let aws = Aws::from_env(&scope.from.bucket).await?;
     let config = load_config(&aws, &scope.config).await?;
     let Some(svc) = config.service(service) else {
@@ -57,7 +64,7 @@ pub async fn history(service: &str, limit: usize, scope: Scope, json: bool) -> R
     if json {
         print_json(&records);
     } else {
-        println!("{}", render::history(&records));
+        println!("{}", render::history(&records, wide));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -173,40 +173,7 @@ pub fn describe(answer: &Answer) -> (String, bool) {
                 out.push_str(&format!("{}: {}\n", printable(outcome), p(&s["reason"], "")));
             }
             for d in &deployments {
-                out.push_str(&format!(
-                    "{} ({}): {} — {}\n",
-                    p(&d["service"], "?"),
-                    p(&d["target"], "?"),
-                    p(&d["outcome"], "?"),
-                    p(&d["reason"], "")
-                ));
-                if let Some(image) = d["image"].as_str() {
-                    out.push_str(&format!("  image: {}\n", printable(image)));
-                }
-                if let Some(rollout) = d["ecs_rollout"].as_str() {
-                    out.push_str(&format!("  {}\n", printable(rollout)));
-                }
-                // The revision copied, when it is not the one the service runs (base = "family").
-                if let Some(base) = d["base"].as_str().filter(|b| d["previous_task_definition"].as_str() != Some(*b)) {
-                    out.push_str(&format!("  base: {}\n", printable(base)));
-                }
-                for passed in d["passed_over"].as_array().into_iter().flatten() {
-                    let by = passed["registered_by"].as_str().map(|b| format!(" (registered by {})", printable(b)));
-                    out.push_str(&format!(
-                        "  passed over: {}{}: {}\n",
-                        p(&passed["task_definition"], "?"),
-                        by.unwrap_or_default(),
-                        p(&passed["reason"], "")
-                    ));
-                }
-                for line in d["diff"].as_array().into_iter().flatten() {
-                    out.push_str(&format!("  {}\n", p(line, "")));
-                }
-                candidates(&mut out, &d["candidates"]);
-                if let Some(id) = d["ecs_deployment_id"].as_str() {
-                    let id = printable(id);
-                    out.push_str(&format!("  ECS deployment: {id} (pushdeploy show {})\n", id.replacen('/', "-", 1)));
-                }
+                out.push_str(&describe_deployment(d));
             }
             let done = matches!(outcome, "started" | "rolled_back" | "planned" | "unchanged");
             (out, done)
@@ -233,6 +200,50 @@ fn candidates(out: &mut String, listed: &Value) {
         out.push_str(&printable(&line));
         out.push('\n');
     }
+}
+
+/// One service's lines of an answer.
+fn describe_deployment(d: &Value) -> String {
+    let p = |v: &Value, default: &str| printable(v.as_str().unwrap_or(default)).into_owned();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{} ({}): {} — {}\n",
+        p(&d["service"], "?"),
+        p(&d["target"], "?"),
+        p(&d["outcome"], "?"),
+        p(&d["reason"], "")
+    ));
+    if let Some(image) = d["image"].as_str() {
+        out.push_str(&format!("  image: {}\n", printable(image)));
+    }
+    if let Some(rollout) = d["ecs_rollout"].as_str() {
+        out.push_str(&format!("  {}\n", printable(rollout)));
+    }
+    for warning in d["warnings"].as_array().into_iter().flatten() {
+        out.push_str(&format!("  warning: {}\n", p(warning, "")));
+    }
+    // The revision copied, when it is not the one the service runs (base = "family").
+    if let Some(base) = d["base"].as_str().filter(|b| d["previous_task_definition"].as_str() != Some(*b)) {
+        out.push_str(&format!("  base: {}\n", printable(base)));
+    }
+    for passed in d["passed_over"].as_array().into_iter().flatten() {
+        let by = passed["registered_by"].as_str().map(|b| format!(" (registered by {})", printable(b)));
+        out.push_str(&format!(
+            "  passed over: {}{}: {}\n",
+            p(&passed["task_definition"], "?"),
+            by.unwrap_or_default(),
+            p(&passed["reason"], "")
+        ));
+    }
+    for line in d["diff"].as_array().into_iter().flatten() {
+        out.push_str(&format!("  {}\n", p(line, "")));
+    }
+    candidates(&mut out, &d["candidates"]);
+    if let Some(id) = d["ecs_deployment_id"].as_str() {
+        let id = printable(id);
+        out.push_str(&format!("  ECS deployment: {id} (pushdeploy show {})\n", id.replacen('/', "-", 1)));
+    }
+    out
 }
 
 #[cfg(test)]

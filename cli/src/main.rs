@@ -8,14 +8,18 @@
 
 mod args;
 mod commands;
+mod deployed;
+mod estate;
 mod init;
 mod insight;
 mod invoke;
+mod live;
 mod page;
 mod pause;
 mod queue;
 mod redrive;
 mod render;
+mod settings;
 mod validate;
 
 use std::process::ExitCode;
@@ -29,8 +33,20 @@ use insight::Failed;
 
 fn main() -> ExitCode {
     let command = Cli::parse().command;
-    if let Command::Validate { file, clusters, verify_timeout, verify_memory, verify_in_vpc } = command {
-        return validate::run(&file, validate::Stack { clusters, verify_timeout, verify_memory, verify_in_vpc });
+    if let Command::Validate {
+        file,
+        clusters,
+        verify_timeout,
+        verify_memory,
+        verify_in_vpc,
+        offline,
+        function,
+        verify_function,
+    } = command
+    {
+        let flags = settings::Flags { clusters, verify_timeout, verify_memory, verify_in_vpc };
+        let (deploy, verify) = (function.name, verify_function);
+        return validate::run(validate::Asked { file, flags, offline, deploy, verify });
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     match runtime.block_on(run(command)) {
@@ -61,8 +77,10 @@ async fn run(command: Command) -> Result<ExitCode, Failed> {
         Command::Init { cluster, services, output, force } => {
             init::run(init::Options { cluster, services, output, force }).await
         }
-        Command::Status { scope, json } => commands::status(scope, json).await,
-        Command::History { service, limit, scope, json } => commands::history(&service, limit, scope, json).await,
+        Command::Status { scope, json, function } => commands::status(scope, json, &function.name).await,
+        Command::History { service, limit, scope, json, wide } => {
+            commands::history(&service, limit, scope, json, wide).await
+        }
         Command::Show { id, from, json } => commands::show(&id, from, json).await,
         Command::Report { since, service, json, html, from } => {
             commands::report(ReportAsked { since, service, json, html }, from).await

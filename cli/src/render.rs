@@ -6,7 +6,7 @@
 
 use std::io::IsTerminal;
 
-use comfy_table::{presets, Cell, Color, Table};
+use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 use pushdeploy::config::Mode;
 use pushdeploy::domain::image::ImageRef;
 use pushdeploy::domain::names::short_name;
@@ -15,6 +15,9 @@ use pushdeploy::domain::text::printable;
 use pushdeploy::rules::report::{Keys, Report};
 
 use crate::insight::{started, trigger_name, ServiceStatus};
+
+/// The width `history` wraps its table to when stdout is no terminal.
+const PIPED_WIDTH: u16 = 160;
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -106,22 +109,27 @@ pub fn status(services: &[ServiceStatus]) -> String {
 }
 
 /// The `history` table.
-pub fn history(records: &[DeploymentRecord]) -> String {
-    let mut t = table(&["started", "image", "trigger", "outcome", "lead time", "reason"]);
+pub fn history(records: &[DeploymentRecord], wide: bool) -> String {
+    let mut t = table(&["started", "id", "image", "trigger", "outcome", "lead time", "reason"]);
+    if wide {
+        t.set_content_arrangement(ContentArrangement::Disabled);
+    } else {
+        // Wrapped to the terminal, or to PIPED_WIDTH when there is none: every word of the reason stays.
+        t.set_content_arrangement(ContentArrangement::Dynamic);
+        if t.width().is_none() {
+            t.set_width(PIPED_WIDTH);
+        }
+    }
     for r in records {
         let reason = r.reason.as_deref().unwrap_or("");
-        let reason = if reason.chars().count() > 80 {
-            format!("{}…", reason.chars().take(79).collect::<String>())
-        } else {
-            reason.to_string()
-        };
         t.add_row(vec![
             cell(&started(r)),
+            cell(&r.id),
             cell(&image(r)),
             cell(&trigger_name(&r.trigger)),
             status_cell(&format!("{}{}", r.status.as_str(), observed(r.mode))),
             Cell::new(r.lead_time_seconds().map_or("—".into(), duration)),
-            cell(&reason),
+            cell(reason),
         ]);
     }
     t.to_string()
@@ -292,10 +300,52 @@ mod tests {
             "{shown}"
         );
         // A table may carry our own colours (in a terminal), never the record's escapes.
-        let table = history(std::slice::from_ref(&rec));
-        for hostile in ["\u{1b}[2J", "\u{1b}]0;", "\u{7}", "\u{202E}", "\r", "\u{9b}"] {
-            assert!(!table.contains(hostile), "{hostile:?} in {table:?}");
+        for wide in [false, true] {
+            let table = history(std::slice::from_ref(&rec), wide);
+            for hostile in ["\u{1b}[2J", "\u{1b}]0;", "\u{7}", "\u{202E}", "\r", "\u{9b}"] {
+                assert!(!table.contains(hostile), "{hostile:?} in {table:?}");
+            }
         }
+    }
+
+    /// The last column's text (the reason), its wrapped lines joined with spaces: each line's
+    /// characters from where the header's last column starts.
+    pub(crate) fn reason_column(table: &str) -> String {
+        let lines: Vec<Vec<char>> = table.lines().map(|l| l.chars().collect()).collect();
+        let header = lines.iter().position(|l| l.iter().collect::<String>().contains("reason")).unwrap();
+        let at = lines[header].iter().collect::<String>().find("reason").unwrap();
+        let at = lines[header].iter().collect::<String>()[..at].chars().count();
+        let cells: Vec<String> = lines[header + 1..]
+            .iter()
+            .filter(|l| l.len() > at && l.first() == Some(&'│'))
+            .map(|l| l[at..].iter().collect::<String>().trim_end().trim_end_matches('│').trim().to_string())
+            .collect();
+        cells.join(" ").split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn history_prints_the_record_id_and_the_whole_reason_wrapped_or_wide() {
+        let reason = "smoke test failed: GET https://todo.example.com/api/todoItems answered 503 three times in a row \
+            (attempt 1 of 5 at 2026-11-27T08:00:01Z, attempt 2 at 08:00:03Z, attempt 3 at 08:00:05Z); rolled back to \
+            todo-backend:41 (sha256:4f1c0ffee), the last verified deployment, and the service is stable on it";
+        let rec: DeploymentRecord = serde_json::from_value(serde_json::json!({
+            "id": "ecs-svc-5180473431224946458", "name": "backend", "cluster": "c", "service": "todo-backend",
+            "repository": "todo-backend", "tag": "v1.4.2", "digest": "sha256:ab", "image_uri": "r/todo-backend@sha256:ab",
+            "strategy": "pin-digest", "trigger": {"kind": "manual", "action": "deploy", "request_id": "q"}, "pushed_at": null,
+            "previous_task_definition": "arn:aws:ecs:r:1:task-definition/todo-backend:41",
+            "task_definition": "arn:aws:ecs:r:1:task-definition/todo-backend:42",
+            "ecs_deployment_id": "ecs-svc/5180473431224946458", "status": "rolled_back", "containers": ["backend"],
+            "reason": reason, "timeline": []
+        }))
+        .unwrap();
+        let wrapped = history(std::slice::from_ref(&rec), false);
+        assert!(wrapped.contains("ecs-svc-5180473431224946458"), "{wrapped}");
+        assert!(!wrapped.contains('…'), "never cut: {wrapped}");
+        assert!(wrapped.lines().all(|l| l.chars().count() <= usize::from(PIPED_WIDTH)), "{wrapped}");
+        assert!(wrapped.lines().count() > 5, "the reason wraps over several lines: {wrapped}");
+        assert_eq!(reason_column(&wrapped), reason.split_whitespace().collect::<Vec<_>>().join(" "), "{wrapped}");
+        let wide = history(std::slice::from_ref(&rec), true);
+        assert_eq!(wide.lines().filter(|l| l.contains(reason)).count(), 1, "one line, unwrapped: {wide}");
     }
 
     #[test]
@@ -328,7 +378,7 @@ mod tests {
             out.contains("  mode: observe (verify recorded and told its verdict; it rolled nothing back)\n"),
             "{out}"
         );
-        let table = history(std::slice::from_ref(&rec));
+        let table = history(std::slice::from_ref(&rec), true);
         assert!(
             table.contains("failed (observe)") && table.contains("observe: would roll back: GET todoItems"),
             "{table}"
@@ -358,6 +408,6 @@ mod tests {
         assert_eq!((json["mode"].as_str(), json["last"]["mode"].as_str()), (Some("observe"), Some("observe")));
         // Enforce mode reads as before.
         rec.mode = Mode::Enforce;
-        assert!(!history(std::slice::from_ref(&rec)).contains("observe)") && !show(&rec).contains("mode:"));
+        assert!(!history(std::slice::from_ref(&rec), true).contains("observe)") && !show(&rec).contains("mode:"));
     }
 }

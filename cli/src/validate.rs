@@ -1,58 +1,69 @@
-//! `validate`: checks a `pushdeploy.toml` offline with the same validation the functions apply,
-//! against the stack's limits the flags give, and prints one summary per service.
+//! `validate`: checks a `pushdeploy.toml` with the same validation the functions apply, against
+//! the limits the stack's functions are deployed with (read from Lambda, [`crate::deployed`];
+//! flags override them; `--offline` reads nothing), and prints one summary per service. When it
+//! reads the stack it also reads what each service runs, and warns of a role the stack does not pass.
 
 use std::process::ExitCode;
 
-use pushdeploy::config::{Config, Limits, ServiceConfig};
+use pushdeploy::config::{Config, ServiceConfig};
 use pushdeploy::domain::text::printable;
 
+use crate::deployed::{self, Deployed};
 use crate::error_text;
+use crate::settings::{self, Checked, Flags};
 
-/// What `validate` is asked to check against: the stack's clusters, verify's timeout, memory and
-/// whether it runs in the VPC.
-pub struct Stack {
-    /// The clusters the stack manages; unchecked when empty.
-    pub clusters: Vec<String>,
-    /// verify's timeout in seconds.
-    pub verify_timeout: u64,
-    /// verify's memory in MB.
-    pub verify_memory: u64,
-    /// verify runs in the VPC.
-    pub verify_in_vpc: bool,
+/// What `validate` is asked.
+pub struct Asked {
+    /// The config file.
+    pub file: String,
+    /// The flags that override the deployed values.
+    pub flags: Flags,
+    /// Read nothing from AWS.
+    pub offline: bool,
+    /// The deploy function's name or ARN.
+    pub deploy: String,
+    /// The verify function's name or ARN.
+    pub verify: String,
 }
 
-/// Reads and checks `file`: 0 valid (its services printed), 1 invalid, 2 unreadable.
-pub fn run(file: &str, stack: Stack) -> ExitCode {
-    let text = match std::fs::read_to_string(file) {
+/// Reads and checks the file: 0 valid (its services printed), 1 invalid, 2 unreadable.
+pub fn run(asked: Asked) -> ExitCode {
+    let text = match std::fs::read_to_string(&asked.file) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("pushdeploy validate: cannot read {file}: {e}");
+            eprintln!("pushdeploy validate: cannot read {}: {e}", asked.file);
             return ExitCode::from(2);
         }
     };
-    let limits = Limits {
-        clusters: (!stack.clusters.is_empty()).then_some(stack.clusters),
-        smoke_budget_ms: Some(pushdeploy::domain::timing::smoke_budget_ms(stack.verify_timeout)),
-        verify_memory_mb: Some(stack.verify_memory),
-    };
-    match Config::read(&text, file).and_then(|c| c.check_limits(&limits).map(|()| c)) {
-        // Every entry this release cannot read, each named: the file must be wholly valid.
-        Ok(config) if !config.unreadable().is_empty() => {
-            for e in config.problems() {
-                eprintln!("{}", error_text(&e.to_string()));
-            }
-            eprintln!(
-                "{file}: pushdeploy {} cannot read {} of {} service(s); the functions would refuse their pushes and not judge their deployments",
-                pushdeploy::config::RUNNING_VERSION,
-                config.unreadable().len(),
-                config.unreadable().len() + config.services.len()
-            );
-            ExitCode::from(1)
+    let runtime = (!asked.offline)
+        .then(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime"));
+    let read: Option<Deployed> = runtime.as_ref().map(|r| r.block_on(deployed::read(&asked.deploy, &asked.verify)));
+    let checked = match settings::combine(&asked.flags, read.as_ref()) {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("pushdeploy validate: {}", printable(&why));
+            return ExitCode::from(2);
         }
+    };
+    for line in &checked.unread {
+        println!("{}", printable(line));
+    }
+    println!("{}", printable(&checked.line()));
+    let file = asked.file.as_str();
+    match Config::read(&text, file).and_then(|c| c.check_limits(&checked.limits()).map(|()| c)) {
+        // Every entry this release cannot read, each named: the file must be wholly valid.
+        Ok(config) if !config.unreadable().is_empty() => unreadable(file, &config),
         Ok(config) => {
             println!("{file}: valid, {} service(s)", config.services.len());
+            let roles = match (&runtime, read.is_some_and(|d| d.deploy.is_ok())) {
+                (Some(r), true) => r.block_on(crate::estate::role_warnings(&config, &checked)),
+                _ => Vec::new(),
+            };
             for s in &config.services {
-                print_service(s, stack.verify_in_vpc);
+                print_service(s, &checked);
+                for w in roles.iter().filter(|(name, _)| *name == s.name) {
+                    println!("  {:<12} warning: {}", "", printable(&w.1));
+                }
             }
             ExitCode::SUCCESS
         }
@@ -63,9 +74,24 @@ pub fn run(file: &str, stack: Stack) -> ExitCode {
     }
 }
 
+/// Exit 1, naming every entry this release cannot read.
+fn unreadable(file: &str, config: &Config) -> ExitCode {
+    for e in config.problems() {
+        eprintln!("{}", error_text(&e.to_string()));
+    }
+    eprintln!(
+        "{file}: pushdeploy {} cannot read {} of {} service(s); the functions would refuse their pushes and not judge their deployments",
+        pushdeploy::config::RUNNING_VERSION,
+        config.unreadable().len(),
+        config.unreadable().len() + config.services.len()
+    );
+    ExitCode::from(1)
+}
+
 /// A valid service's lines: what it deploys from where, how it is checked, a warning about its
 /// test listener, and where its base task definition comes from.
-fn print_service(s: &ServiceConfig, verify_in_vpc: bool) {
+fn print_service(s: &ServiceConfig, checked: &Checked) {
+    let verify_in_vpc = checked.in_vpc.value;
     println!(
         "  {:<12} {}/{} ← {}:{} ({})",
         s.name,

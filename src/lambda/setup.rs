@@ -69,12 +69,9 @@ pub async fn deployer_from_env() -> Result<Live<Deployer>, Error> {
             tracing::warn!("PUSHDEPLOY_ROLE_ARNS is not set: base = \"family\" will name pushdeploy's own copies among the revisions it passes over");
         }
         let pauses = pauses_from_env(clients)?;
-        Ok(Deployer {
-            verify_in_vpc: verify_in_vpc(|k| env::var(k).ok()),
-            own_roles,
-            pauses,
-            ..Deployer::new(config, clients)
-        })
+        let passable_roles = passable_roles(|k| env::var(k).ok());
+        let verify_in_vpc = verify_in_vpc(|k| env::var(k).ok());
+        Ok(Deployer { verify_in_vpc, own_roles, pauses, passable_roles, ..Deployer::new(config, clients) })
     };
     Ok(Live::new("deploy", clients, location, build, recheck))
 }
@@ -126,6 +123,13 @@ pub enum Function {
 /// "true" exactly when the stack has VerifySubnetIds); unset reads as outside, Lambda's default.
 pub fn verify_in_vpc(var: impl Fn(&str) -> Option<String>) -> bool {
     var("PUSHDEPLOY_VERIFY_IN_VPC").is_some_and(|v| v == "true")
+}
+
+/// The roles the stack passes, as template.yaml tells deploy (`PUSHDEPLOY_TASK_ROLE_ARNS`,
+/// `PUSHDEPLOY_EXECUTION_ROLE_ARNS`, its TaskRoleArns and ExecutionRoleArns); `None` when unset.
+pub fn passable_roles(var: impl Fn(&str) -> Option<String>) -> Option<crate::rules::pass_role::PassableRoles> {
+    let (task, execution) = (var("PUSHDEPLOY_TASK_ROLE_ARNS"), var("PUSHDEPLOY_EXECUTION_ROLE_ARNS"));
+    crate::rules::pass_role::PassableRoles::from_lists(task.as_deref(), execution.as_deref())
 }
 
 /// The verify function's timeout when `PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS` is unset (Lambda's maximum).

@@ -11,6 +11,7 @@ pub mod judge;
 pub mod notify;
 pub mod observe;
 pub mod outcome;
+pub mod pass_role;
 pub mod pause;
 pub mod plan;
 pub mod push;

@@ -104,6 +104,9 @@ pub struct DeploymentSummary {
     /// `rollback` with no target to return to: the revisions ECS's history shows the service ran.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<crate::rules::rollback_to::Candidate>,
+    /// `plan`: what will fail though the plan is sound (a role the stack does not pass).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Refused for a permanent AWS error a person must act on (published to the topic).
     #[serde(skip)]
     pub needs_attention: bool,
@@ -130,6 +133,7 @@ impl DeploymentSummary {
             ecs_rollout: None,
             written: Vec::new(),
             candidates: Vec::new(),
+            warnings: Vec::new(),
             needs_attention: false,
         }
     }

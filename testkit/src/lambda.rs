@@ -5,6 +5,9 @@
 //! result as the body with status 200, and `X-Amz-Function-Error: Unhandled` when it failed; an
 //! asynchronous invocation (`X-Amz-Invocation-Type: Event`, what `pushdeploy redrive` sends) is
 //! queued and answered 202 with no body, as Lambda does, and the function runs it afterwards.
+//! `GET /2015-03-31/functions/{FunctionName}/configuration` (GetFunctionConfiguration, what
+//! `pushdeploy validate` and `status` read) answers from the process's own settings: the timeout
+//! its runtime host gives each invocation, its memory and the environment it was started with.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -77,17 +80,78 @@ impl Drop for LambdaService {
     }
 }
 
+/// The variables Lambda sets itself and never returns as the function's environment.
+fn reserved(name: &str) -> bool {
+    const RESERVED: [&str; 9] = [
+        "PATH",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_EXECUTION_ENV",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    ];
+    RESERVED.contains(&name) || name.starts_with("AWS_LAMBDA_") || name.starts_with('_')
+}
+
+/// GetFunctionConfiguration's answer (the Lambda API model's FunctionConfiguration) for `name`.
+fn configuration(name: &str, function: &FunctionProcess) -> Value {
+    let var = |k: &str| function.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let region = var("AWS_REGION").unwrap_or_else(|| "ap-southeast-2".into());
+    let memory: u64 = var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|m| m.parse().ok()).unwrap_or(128);
+    let variables: serde_json::Map<String, Value> =
+        function.env.iter().filter(|(k, _)| !reserved(k)).map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    serde_json::json!({
+        "FunctionName": name,
+        "FunctionArn": format!("arn:aws:lambda:{region}:123456789012:function:{name}"),
+        "Runtime": "provided.al2023",
+        "Handler": "bootstrap",
+        "Role": format!("arn:aws:iam::123456789012:role/{name}"),
+        "Timeout": function.host.timeout().as_secs(),
+        "MemorySize": memory,
+        "Version": "$LATEST",
+        "State": "Active",
+        "PackageType": "Zip",
+        "Architectures": ["arm64"],
+        "Environment": {"Variables": variables},
+        // A process outside any VPC, as Lambda describes such a function.
+        "VpcConfig": {"SubnetIds": [], "SecurityGroupIds": [], "VpcId": ""},
+    })
+}
+
+/// The function a path names (`…/functions/{FunctionName}/{suffix}`): a name or an ARN.
+fn function_named(path: &str, suffix: &str) -> Option<String> {
+    let raw = path.split('?').next()?.strip_prefix("/2015-03-31/functions/")?.strip_suffix(suffix)?;
+    let name = percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned();
+    Some(match name.split_once(":function:") {
+        Some((_, rest)) => rest.split(':').next().unwrap_or_default().to_string(),
+        None => name,
+    })
+}
+
+fn error(status: u16, kind: &str, message: String) -> Response {
+    Response::new(status, serde_json::json!({"Type": "User", "message": message}).to_string())
+        .with_header("x-amzn-errortype", kind)
+        .with_header("content-type", "application/json")
+}
+
 async fn invoke(req: Request, functions: &HashMap<String, Arc<FunctionProcess>>, log: &Log) -> Response {
+    if req.method == "GET" {
+        if let Some(name) = function_named(&req.path, "/configuration") {
+            return match functions.get(&name) {
+                Some(f) => Response::new(200, configuration(&name, f).to_string())
+                    .with_header("content-type", "application/json"),
+                None => error(404, "ResourceNotFoundException", format!("Function not found: {name}")),
+            };
+        }
+    }
     let name = req
         .path
         .strip_prefix("/2015-03-31/functions/")
         .and_then(|rest| rest.strip_suffix("/invocations"))
         .map(|n| percent_encoding::percent_decode_str(n).decode_utf8_lossy().into_owned());
-    let error = |status: u16, kind: &str, message: String| {
-        Response::new(status, serde_json::json!({"Type": "User", "message": message}).to_string())
-            .with_header("x-amzn-errortype", kind)
-            .with_header("content-type", "application/json")
-    };
     let Some(name) = name.filter(|_| req.method == "POST") else {
         return error(400, "InvalidRequestContentException", format!("unsupported {} {}", req.method, req.path));
     };

@@ -19,6 +19,8 @@ use tokio::task::JoinHandle;
 use crate::http::{serve, Request, Response};
 
 type Reply = Result<Value, Value>;
+/// A process's log lines, as they are printed.
+type Logs = Arc<Mutex<Vec<String>>>;
 /// Queued invocations: request id and payload.
 type Inbox = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, Vec<u8>)>>>;
 
@@ -27,6 +29,8 @@ struct Shared {
     waiting: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
     polls: Mutex<Vec<Instant>>,
     init_error: Mutex<Option<String>>,
+    /// The function's timeout in ms: each invocation's deadline (`lambda-runtime-deadline-ms`).
+    timeout_ms: AtomicU64,
 }
 
 /// A runtime-API endpoint that hands queued events to whichever process polls it.
@@ -44,7 +48,7 @@ impl RuntimeHost {
     pub async fn start() -> Self {
         let (tx, rx) = mpsc::unbounded_channel::<(String, Vec<u8>)>();
         let rx: Inbox = Arc::new(tokio::sync::Mutex::new(rx));
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared { timeout_ms: AtomicU64::new(DEFAULT_TIMEOUT_MS), ..Shared::default() });
         let s = shared.clone();
         let (addr, task) = serve(move |req: Request| {
             let rx = rx.clone();
@@ -75,6 +79,16 @@ impl RuntimeHost {
         self.shared.polls.lock().expect("lock").clone()
     }
 
+    /// The function's timeout: every later invocation's deadline is this far from its delivery.
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.shared.timeout_ms.store(timeout.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// The function's timeout (60 s unless set).
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.shared.timeout_ms.load(Ordering::SeqCst))
+    }
+
     /// The error a process reported during init, if any.
     pub fn init_error(&self) -> Option<String> {
         self.shared.init_error.lock().expect("lock").clone()
@@ -86,6 +100,9 @@ impl Drop for RuntimeHost {
         self.task.abort();
     }
 }
+
+/// A function's timeout unless [`RuntimeHost::set_timeout`] says otherwise.
+const DEFAULT_TIMEOUT_MS: u64 = 60_000;
 
 async fn wait_for(rx: oneshot::Receiver<Reply>, timeout: Duration) -> Reply {
     match tokio::time::timeout(timeout, rx).await {
@@ -103,7 +120,8 @@ async fn route(req: Request, rx: Inbox, s: Arc<Shared>) -> Response {
         let Some((id, body)) = next else {
             return Response::new(500, "host stopped");
         };
-        let deadline = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() + 60_000;
+        let timeout = u128::from(s.timeout_ms.load(Ordering::SeqCst));
+        let deadline = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() + timeout;
         return Response::new(200, body)
             .with_header("content-type", "application/json")
             .with_header("lambda-runtime-aws-request-id", &id)
@@ -140,6 +158,8 @@ pub struct FunctionProcess {
     logs: Arc<Mutex<Vec<String>>>,
     /// When the process was spawned.
     pub spawned: Instant,
+    /// The environment it was spawned with, Lambda's own variables included.
+    pub env: Vec<(String, String)>,
 }
 
 impl FunctionProcess {
@@ -147,8 +167,8 @@ impl FunctionProcess {
     pub async fn start(binary: &Path, env: &[(String, String)]) -> Self {
         let host = RuntimeHost::start().await;
         let spawned = Instant::now();
-        let (child, logs) = spawn_child(&host.addr, binary, env, None);
-        let mut p = Self { host, child, logs, spawned };
+        let (child, logs, env) = spawn_child(&host.addr, binary, env, None);
+        let mut p = Self { host, child, logs, spawned, env };
         let start = Instant::now();
         while p.host.polls().is_empty() && p.host.init_error().is_none() && start.elapsed() < Duration::from_secs(30) {
             if let Ok(Some(status)) = p.child.try_wait() {
@@ -171,10 +191,10 @@ impl FunctionProcess {
         let host = RuntimeHost::start().await;
         let rx = host.enqueue(payload);
         let spawned = Instant::now();
-        let (child, logs) = spawn_child(&host.addr, binary, env, cpu);
+        let (child, logs, env) = spawn_child(&host.addr, binary, env, cpu);
         let reply = wait_for(rx, Duration::from_secs(120)).await;
         let took = spawned.elapsed();
-        (Self { host, child, logs, spawned }, reply, took)
+        (Self { host, child, logs, spawned, env }, reply, took)
     }
 
     /// Invokes the function once.
@@ -222,7 +242,7 @@ fn spawn_child(
     binary: &Path,
     env: &[(String, String)],
     cpu: Option<&CpuShare>,
-) -> (Child, Arc<Mutex<Vec<String>>>) {
+) -> (Child, Logs, Vec<(String, String)>) {
     let mut command = match cpu {
         None => Command::new(binary),
         Some(share) => {
@@ -231,16 +251,27 @@ fn spawn_child(
             c
         }
     };
+    let name = binary.file_name().and_then(|n| n.to_str()).unwrap_or("function");
+    let mut full: Vec<(String, String)> = [
+        ("PATH", std::env::var("PATH").unwrap_or_default()),
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string()),
+        ("AWS_LAMBDA_FUNCTION_NAME", name.to_string()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_string()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", cpu.map_or(128, |c| c.memory_mb).to_string()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/local".to_string()),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "local".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    // A later setting of the same name wins, as it would in the process.
+    for (k, v) in env {
+        full.retain(|(n, _)| n != k);
+        full.push((k.clone(), v.clone()));
+    }
     let mut child = command
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
-        .env("AWS_LAMBDA_FUNCTION_NAME", binary.file_name().and_then(|n| n.to_str()).unwrap_or("function"))
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", cpu.map_or(128, |c| c.memory_mb).to_string())
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/local")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(full.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -263,7 +294,7 @@ fn spawn_child(
             }
         });
     }
-    (child, logs)
+    (child, logs, full)
 }
 
 /// Lambda's CPU share for a memory size, as a cgroup (v1 `cpu` controller, root only): a function

@@ -196,6 +196,7 @@ fn pushdeploy_validate_applies_the_functions_checks_offline() {
         let out = std::process::Command::new(testkit::runtime::cli_binary())
             .arg("validate")
             .arg(&path)
+            .arg("--offline")
             .args(args)
             .output()
             .expect("run pushdeploy validate");

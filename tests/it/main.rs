@@ -23,6 +23,7 @@ mod rollback_to;
 mod rollbacks;
 mod rolled_back_builds;
 mod secrets;
+mod settings;
 mod short_arns;
 mod smoke_attacks;
 mod steering;

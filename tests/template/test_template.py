@@ -400,6 +400,18 @@ def test_both_functions_know_verifys_timeout_and_memory_so_they_agree_on_a_valid
         assert not {"PUSHDEPLOY_VERIFY_TIMEOUT_SECONDS", "PUSHDEPLOY_VERIFY_MEMORY_MB"} & set(own), name
 
 
+def test_the_functions_know_the_roles_the_stack_passes_so_plan_can_warn_of_another(template):
+    """plan and validate warn of a task definition role iam:PassRole is not granted on: the
+    functions are told the same two parameters the PassRole statements name (src/rules/pass_role.rs)."""
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["PUSHDEPLOY_TASK_ROLE_ARNS"] == {"Fn::Join": [",", {"Ref": "TaskRoleArns"}]}
+    assert env["PUSHDEPLOY_EXECUTION_ROLE_ARNS"] == {"Fn::Join": [",", {"Ref": "ExecutionRoleArns"}]}
+    deploy = template["Resources"]["DeployRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    passes = {st["Fn::If"][1]["Sid"]: st["Fn::If"][1]["Resource"] for st in deploy
+              if isinstance(st, dict) and "Fn::If" in st and st["Fn::If"][1].get("Action") == "iam:PassRole"}
+    assert passes == {"PassTheTaskRolesToEcsTasks": {"Ref": "TaskRoleArns"},
+                      "PassTheExecutionRolesToEcsTasks": {"Ref": "ExecutionRoleArns"}}
+
 def test_alarms_watch_verdicts_errors_and_the_queue_and_tell_the_topic(template):
     res = template["Resources"]
     alarms = {n: r["Properties"] for n, r in res.items() if r["Type"] == "AWS::CloudWatch::Alarm"}

@@ -66,6 +66,9 @@ pub struct Deployer {
     pub verify_in_vpc: bool,
     /// The operators' pauses beside the config (`pushdeploy pause`); none for a config read from a file.
     pub pauses: Option<crate::aws::pauses::PauseStore>,
+    /// The roles the stack passes (`PUSHDEPLOY_TASK_ROLE_ARNS`, `PUSHDEPLOY_EXECUTION_ROLE_ARNS`):
+    /// `plan` warns of a role it does not; `None`: unknown (a stack without the variables).
+    pub passable_roles: Option<crate::rules::pass_role::PassableRoles>,
 }
 
 impl Deployer {
@@ -85,6 +88,7 @@ impl Deployer {
             own_roles: Vec::new(),
             verify_in_vpc: false,
             pauses: None,
+            passable_roles: None,
         }
     }
 }

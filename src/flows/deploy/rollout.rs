@@ -14,6 +14,7 @@ use crate::flows::lease::HeldLease;
 use crate::rules::base;
 use crate::rules::freshness;
 use crate::rules::outcome::{DeploymentSummary, Outcome};
+use crate::rules::pass_role;
 use crate::rules::plan::{self, Action, ServicePlan};
 use crate::rules::taskdef;
 
@@ -64,6 +65,9 @@ impl Deployer {
         log_decision(svc, req, "planned", &reason);
         let mut summary = summary_of(svc, plan, state);
         summary.reason = with_base_note(reason, state);
+        if let (Some(roles), Action::Register(copy)) = (&self.passable_roles, &plan.action) {
+            summary.warnings = pass_role::unpassable(copy.task_role_arn(), copy.execution_role_arn(), roles);
+        }
         // A plan reads how ECS will roll it out; a failed read only leaves that out.
         match self.ecs.rollout(&svc.cluster, &svc.service).await {
             Ok(rollout) => summary.ecs_rollout = Some(plan::rollout_note(svc, &rollout, self.verify_in_vpc)),
