@@ -164,14 +164,28 @@ pub enum HookFailure {
     Stuck,
 }
 
-/// The record once a hook answered FAILED for `why` other than a check: ECS rolls it back.
-/// `None` when the record already has its verdict.
-pub fn failed_hook(rec: &DeploymentRecord, why: HookFailure, reason: &str, now: &str) -> Option<DeploymentRecord> {
+/// The record once a hook failed for `why` other than a check: answered FAILED, ECS rolls it
+/// back; in observe mode answered SUCCEEDED ([`hook_failure_answer`]), an observed failure that
+/// keeps serving. `None` when the record already has its verdict.
+pub fn failed_hook(
+    rec: &DeploymentRecord,
+    why: HookFailure,
+    reason: &str,
+    mode: Mode,
+    now: &str,
+) -> Option<DeploymentRecord> {
     if rec.is_settled() {
         return None;
     }
     let mut rec = rec.clone();
-    rolled_back_by_ecs(&mut rec, reason);
+    match mode {
+        Mode::Enforce => rolled_back_by_ecs(&mut rec, reason),
+        Mode::Observe => crate::rules::observe::observed(
+            &mut rec,
+            crate::rules::observe::would_answer_failed_reason(reason),
+            now,
+        ),
+    }
     let event = match why {
         HookFailure::Error => "error",
         HookFailure::Stuck => {
@@ -181,6 +195,15 @@ pub fn failed_hook(rec: &DeploymentRecord, why: HookFailure, reason: &str, now: 
     };
     rec.stamp(event, now.to_string());
     Some(rec)
+}
+
+/// The answer to a hook that failed for `reason` other than a check (a spent stuck budget, a
+/// permanent AWS failure): FAILED, so ECS rolls back; in observe mode SUCCEEDED, saying so.
+pub fn hook_failure_answer(reason: &str, mode: Mode) -> HookAnswer {
+    match mode {
+        Mode::Enforce => HookAnswer::failed(reason.to_string()),
+        Mode::Observe => HookAnswer::succeeded(crate::rules::observe::would_answer_failed_reason(reason)),
+    }
 }
 
 fn rolled_back_by_ecs(rec: &mut DeploymentRecord, reason: &str) {
@@ -307,12 +330,34 @@ mod tests {
         let mut open = record(Status::Started);
         open.hook_tally =
             Some(Carried { check: "k".into(), deployment: "ecs-svc-1".into(), rounds: 1, streak: 0, started_ms: 1 });
-        let error = failed_hook(&open, HookFailure::Error, "AccessDenied", NOW).unwrap();
+        let error = failed_hook(&open, HookFailure::Error, "AccessDenied", Mode::Enforce, NOW).unwrap();
         assert_eq!((error.status, error.timeline.last().unwrap().event.as_str()), (Status::RolledBack, "error"));
         assert!(error.hook_tally.is_some(), "an error leaves the tally");
-        let stuck = failed_hook(&open, HookFailure::Stuck, "stuck", NOW).unwrap();
+        let stuck = failed_hook(&open, HookFailure::Stuck, "stuck", Mode::Enforce, NOW).unwrap();
         assert_eq!((stuck.hook_tally.as_ref(), stuck.timeline.last().unwrap().event.as_str()), (None, "hook_stuck"));
         assert_eq!(stuck.reason.as_deref(), Some("stuck"));
-        assert_eq!(failed_hook(&record(Status::Verified), HookFailure::Stuck, "x", NOW), None);
+        assert_eq!(failed_hook(&record(Status::Verified), HookFailure::Stuck, "x", Mode::Enforce, NOW), None);
+        assert_eq!(hook_failure_answer("stuck", Mode::Enforce), HookAnswer::failed("stuck".to_string()));
+    }
+
+    #[test]
+    fn in_observe_mode_a_hook_that_fails_for_another_reason_answers_succeeded_and_rolls_nothing_back() {
+        let open = record(Status::Started);
+        for (why, event) in [(HookFailure::Error, "error"), (HookFailure::Stuck, "hook_stuck")] {
+            let rec = failed_hook(&open, why, "AccessDenied", Mode::Observe, NOW).unwrap();
+            assert_eq!((rec.status, rec.mode, rec.timeline.last().unwrap().event.as_str()), (Status::Failed, Mode::Observe, event));
+            assert!(rec.observed_failure() && rec.rolled_back_by.is_none() && rec.rolled_back_to.is_none(), "{rec:?}");
+            assert_eq!(
+                rec.reason.as_deref(),
+                Some("observe: would answer FAILED: AccessDenied; answered SUCCEEDED, so the deployment went on")
+            );
+        }
+        let answer = hook_failure_answer("AccessDenied", Mode::Observe);
+        assert_eq!(
+            answer,
+            HookAnswer::succeeded(
+                "observe: would answer FAILED: AccessDenied; answered SUCCEEDED, so the deployment went on".to_string()
+            )
+        );
     }
 }

@@ -965,3 +965,50 @@ async fn in_observe_mode_a_failing_check_answers_succeeded_and_records_would_ans
     assert_eq!((rec["status"].as_str(), rec["reason"].as_str()), (Some("failed"), Some(why)));
     assert_eq!(bg.sink.notifications().len(), 1, "told once");
 }
+
+/// Observe mode never answers FAILED, not even when the stuck budget is spent: the hook answers
+/// SUCCEEDED saying what enforce would have answered, the record is an observed failure (green
+/// keeps running, nothing is rolled back by ECS), and a late invocation answers the same.
+#[tokio::test]
+async fn in_observe_mode_a_hook_stuck_past_its_budget_answers_succeeded_and_records_would_answer_failed() {
+    let observe = |c: String| c.replacen("[defaults]\n", "[defaults]\nmode = \"observe\"\n", 1);
+    let mut bg = BlueGreen::with_config(5, 2, observe).await;
+    let p = bg.push("backend-bg-stuck-observed", Behaviour::Good).await;
+    let first = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &Map::new()).await;
+    assert_eq!(first["hookStatus"], "IN_PROGRESS");
+    let details = first["hookDetails"].as_object().unwrap().clone();
+
+    let proxy = testkit::faults::FaultProxy::start(&bg.emu.endpoint, Duration::from_secs(1)).await;
+    proxy.inject("ecs:DescribeServiceDeployments", testkit::faults::Fault::Throttle, 1_000);
+    let throttled = Aws::new(&proxy.endpoint).await.as_role(testkit::iam::Role::Verify);
+    bg.verifier.ecs = pushdeploy::aws::ecs::EcsClient::new(throttled.ecs.clone());
+    let stuck = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
+    assert_eq!(stuck["hookStatus"], "IN_PROGRESS", "{stuck}");
+    let mut index = bg.index(&p).await.unwrap();
+    let now = pushdeploy::domain::timing::now_ms();
+    index["stuck"]["since_ms"] = json!(now - 300_000);
+    index["stuck"]["last_ms"] = json!(now - 30_000);
+    index["stuck"]["invocations"] = json!(10);
+    bg.aws().put_json(BUCKET, &index_key(&p), &index).await;
+
+    let spent = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
+    assert_eq!(spent["hookStatus"], "SUCCEEDED", "observe never answers FAILED: {spent}");
+    let why = reason(&spent).to_string();
+    assert!(why.starts_with("observe: would answer FAILED: POST_TEST_TRAFFIC_SHIFT could not be checked"), "{why}");
+    assert!(why.contains("budget of 300 s for a stuck hook is spent"), "{why}");
+    assert!(why.ends_with("answered SUCCEEDED, so the deployment went on"), "{why}");
+    let rec = bg.record(&p).await;
+    assert_eq!((rec["status"].as_str(), rec["mode"].as_str()), (Some("failed"), Some("observe")), "{rec}");
+    assert!(rec["rolled_back_by"].is_null() && rec["rolled_back_to"].is_null(), "{rec}");
+    assert_eq!(rec["reason"], why.as_str());
+    assert!(timeline(&rec).ends_with(&["would_roll_back".to_string(), "hook_stuck".to_string()]), "{rec}");
+    let notes = bg.sink.notifications();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0]["Subject"].as_str().unwrap().starts_with("pushdeploy observe, would roll back: backend"), "{notes:?}");
+
+    let again = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
+    assert_eq!((again["hookStatus"].as_str(), reason(&again)), (Some("SUCCEEDED"), why.as_str()));
+    assert_eq!(bg.sink.notifications().len(), 1, "told once");
+    assert_eq!(bg.aws().service_task_definition(CLUSTER, BACKEND).await, p.green, "green runs: nothing rolled back");
+    assert!(bg.emu.guard.denied().is_empty(), "{:?}", bg.emu.guard.denied());
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tracing::{error, info, warn};
 
-use super::stuck::stuck;
+use super::stuck::{stuck, StuckSettings};
 use super::Verifier;
 use crate::aws::records::Found;
 use crate::config::{Mode, ServiceConfig, SmokeConfig};
@@ -50,21 +50,28 @@ impl Verifier {
             Ok(answer) => Ok(answer),
             Err(err) if err.is_transient() => {
                 warn!(execution_id = %inv.execution_id, stage = inv.stage.as_str(), error = %err, outcome = "in_progress", "decision");
-                let (delay, budget) = self.stuck_settings(&inv);
-                Ok(stuck(self.records(), self.notifier.as_ref(), payload, &inv, delay, budget, &err.to_string()).await)
+                let settings = self.stuck_settings(&inv);
+                Ok(stuck(self.records(), self.notifier.as_ref(), payload, &inv, settings, &err.to_string()).await)
             }
             Err(err) => {
-                self.report_hook_problem(&inv, &err).await;
-                Err(err)
+                let reason = self.report_hook_problem(&inv, &err).await;
+                match self.stuck_settings(&inv).mode {
+                    // Recorded and told as an observed failure; the hook lets the deployment go on.
+                    Mode::Observe => Ok(verdict::hook_failure_answer(&reason, Mode::Observe)),
+                    Mode::Enforce => Err(err),
+                }
             }
         }
     }
 
-    /// The call-back delay and the stuck budget the config gives the invocation's service.
-    fn stuck_settings(&self, inv: &HookInvocation) -> (u64, Option<u64>) {
-        let svc = self.config.by_ecs_service(&inv.cluster, &inv.service);
-        let delay = svc.and_then(|s| s.smoke.as_ref()).map_or(lifecycle::DEFAULT_CALLBACK_MS, |s| s.interval_ms);
-        (delay, svc.and_then(|s| s.hook.as_ref()).map(|h| h.stuck_ms))
+    /// The call-back delay, the stuck budget and the mode the config gives the invocation's service.
+    fn stuck_settings(&self, inv: &HookInvocation) -> StuckSettings {
+        let Some(svc) = self.config.by_ecs_service(&inv.cluster, &inv.service) else { return StuckSettings::unknown() };
+        StuckSettings {
+            delay_ms: svc.smoke.as_ref().map_or(lifecycle::DEFAULT_CALLBACK_MS, |s| s.interval_ms),
+            budget_ms: svc.hook.as_ref().map(|h| h.stuck_ms),
+            mode: svc.mode,
+        }
     }
 
     /// The flow of one hook invocation: describe (the record, ECS's word), decide (the hook
@@ -93,9 +100,7 @@ impl Verifier {
             // Settings it cannot read judge nothing: wait (IN_PROGRESS) for an upgrade or a fixed
             // config, counted against the stuck budget as for a config that cannot be read at all.
             let why = u.problem.to_string();
-            let answer =
-                stuck(self.records(), self.notifier.as_ref(), payload, inv, lifecycle::DEFAULT_CALLBACK_MS, None, &why)
-                    .await;
+            let answer = stuck(self.records(), self.notifier.as_ref(), payload, inv, StuckSettings::unknown(), &why).await;
             return Ok(Seen::Answered(answer));
         }
         let Some(svc) = self.config.by_ecs_service(&inv.cluster, &inv.service) else {
@@ -112,8 +117,8 @@ impl Verifier {
                 if let Err(why) = crate::rules::confirm::hook_stage(ecs.as_ref(), inv) {
                     return Ok(Seen::Answered(unconfirmed(inv, &target, why)));
                 }
-                let (delay, budget) = self.stuck_settings(inv);
-                let answer = stuck(self.records(), self.notifier.as_ref(), payload, inv, delay, budget, &why).await;
+                let settings = self.stuck_settings(inv);
+                let answer = stuck(self.records(), self.notifier.as_ref(), payload, inv, settings, &why).await;
                 return Ok(Seen::Answered(answer));
             }
         };
@@ -287,14 +292,19 @@ impl Verifier {
 
     /// A permanent failure (AccessDenied, a vanished service) fails the invocation, so ECS rolls
     /// back; the record says why and the topic tells a person, once.
-    async fn report_hook_problem(&self, inv: &HookInvocation, err: &Error) {
+    async fn report_hook_problem(&self, inv: &HookInvocation, err: &Error) -> String {
         error!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "error", error = %err, "decision");
-        let name =
-            self.config.by_ecs_service(&inv.cluster, &inv.service).map_or(inv.service.as_str(), |s| s.name.as_str());
+        let svc = self.config.by_ecs_service(&inv.cluster, &inv.service);
+        let name = svc.map_or(inv.service.as_str(), |s| s.name.as_str());
+        let mode = svc.map_or(Mode::Enforce, |s| s.mode);
         let reason = format!(
-            "pushdeploy could not check {} of {}: {err}; the hook failed, so ECS rolls the deployment back",
+            "pushdeploy could not check {} of {}: {err}; {}",
             inv.stage.as_str(),
-            inv.resource_arn
+            inv.resource_arn,
+            match mode {
+                Mode::Enforce => "the hook failed, so ECS rolls the deployment back",
+                Mode::Observe => "the hook failed",
+            }
         );
         if let Ok(recent) = self.records().recent(&inv.cluster, &inv.service, RECORDS_LOOKED_AT).await {
             // The record tied to this service deployment; before the hook could tie one (the
@@ -302,7 +312,7 @@ impl Verifier {
             let tied = recent.iter().position(|r| r.service_deployment_arn.as_deref() == Some(&inv.resource_arn));
             let in_flight = || recent.iter().position(|r| r.status == Status::Started && !r.is_rollback());
             let found = tied.or_else(in_flight).map(|i| &recent[i]);
-            if let Some(rec) = found.and_then(|r| verdict::failed_hook(r, HookFailure::Error, &reason, &record::now()))
+            if let Some(rec) = found.and_then(|r| verdict::failed_hook(r, HookFailure::Error, &reason, mode, &record::now()))
             {
                 match self.save(&rec).await {
                     Ok(()) => crate::flows::metrics::record(&rec.name, &crate::flows::metrics::verdict(&rec)),
@@ -317,9 +327,13 @@ impl Verifier {
             target: Some(&target),
             doing: &format!("check {}", inv.stage.as_str()),
             error: &err.to_string(),
-            consequence: "the lifecycle hook failed, so ECS rolls the deployment back to the revision that served before; fix this, then push again",
+            consequence: match mode {
+                Mode::Enforce => "the lifecycle hook failed, so ECS rolls the deployment back to the revision that served before; fix this, then push again",
+                Mode::Observe => "observe mode: the lifecycle hook answered SUCCEEDED, so the deployment went on unchecked; fix this before enforcing",
+            },
         });
         self.publish(&message).await;
+        reason
     }
 }
 

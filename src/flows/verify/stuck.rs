@@ -6,6 +6,7 @@ use serde_json::Value;
 use tracing::{error, info, warn};
 
 use crate::aws::records::{Found, RecordStore};
+use crate::config::Mode;
 use crate::aws::sns::Notifier;
 use crate::domain::lifecycle::{self, HookAnswer, HookIndex};
 use crate::domain::record;
@@ -25,12 +26,32 @@ fn rollback_shift_passes(inv: &HookInvocation, why: &str) -> HookAnswer {
     HookAnswer::succeeded(why)
 }
 
+/// What the config says of a stuck invocation's service.
+#[derive(Debug, Clone, Copy)]
+pub struct StuckSettings {
+    /// The call-back delay (the smoke test's interval).
+    pub delay_ms: u64,
+    /// `stuck_minutes`; `None` when the config cannot say.
+    pub budget_ms: Option<u64>,
+    /// Observe mode answers SUCCEEDED where enforce answers FAILED. Read from the config at every
+    /// invocation, never from the index (anyone may write that): enforce when the config cannot say.
+    pub mode: Mode,
+}
+
+impl StuckSettings {
+    /// A service whose config cannot be read: the default delay and budget, enforced.
+    pub fn unknown() -> Self {
+        Self { delay_ms: lifecycle::DEFAULT_CALLBACK_MS, budget_ms: None, mode: Mode::Enforce }
+    }
+}
+
 /// Answers an invocation that cannot advance its check (`why`: a transient failure, an unreadable
 /// config, a record not written yet): IN_PROGRESS, counted in the service deployment's index
 /// object, until the stuck invocations span `budget_ms` (the config's `stuck_minutes`; the index's
 /// copy, or [`lifecycle::DEFAULT_STUCK_MS`], when the config cannot be read). Then FAILED, with the
 /// reason on the record tied to this service deployment and one message; a later invocation of
-/// the same check answers the same FAILED and tells nobody again.
+/// the same check answers the same FAILED and tells nobody again. In observe mode SUCCEEDED
+/// instead of FAILED, the record an observed failure.
 ///
 /// The count lives in the index object, not in `hookDetails`: whoever invokes verify chooses
 /// `hookDetails`, and the index is found from `resourceArn` whether or not the record or the config
@@ -41,18 +62,19 @@ pub async fn stuck(
     notifier: Option<&Notifier>,
     payload: &Value,
     inv: &HookInvocation,
-    delay_ms: u64,
-    budget_ms: Option<u64>,
+    settings: StuckSettings,
     why: &str,
 ) -> HookAnswer {
+    let StuckSettings { delay_ms, budget_ms, mode } = settings;
     if inv.rolling_back() {
         return rollback_shift_passes(inv, why);
     }
     let (key, readable, mut index) = read_index(records, inv).await;
     let check = inv.check_key();
     if let Some(spent) = index.spent.as_ref().filter(|s| s.check == check) {
-        info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "failed", reason = %spent.reason, "decision");
-        return HookAnswer::failed(spent.reason.clone());
+        let answer = verdict::hook_failure_answer(&spent.reason, mode);
+        info!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = if mode.is_observe() { "succeeded" } else { "failed" }, reason = %spent.reason, "decision");
+        return answer;
     }
     let prior = if readable { index.stuck.clone() } else { inbound::carried_stuck(payload) };
     let budget = budget_ms.or(index.stuck_budget_ms).unwrap_or(lifecycle::DEFAULT_STUCK_MS);
@@ -78,7 +100,7 @@ pub async fn stuck(
             HookAnswer::call_again(payload, delay_ms, &s, said)
         }
         StuckStep::Spent(s, reason) => {
-            error!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = "failed", reason = %reason, "decision");
+            error!(event_id = %inv.execution_id, stage = inv.stage.as_str(), outcome = if mode.is_observe() { "succeeded" } else { "failed" }, reason = %reason, "decision");
             index.stuck = Some(s);
             index.spent = Some(lifecycle::SpentBudget { check: check.clone(), reason: reason.clone() });
             // Not over an index that could not be read: it may name the record.
@@ -87,8 +109,8 @@ pub async fn stuck(
                     warn!(key = %key, error = %e, "could not note the spent budget in the hook index");
                 }
             }
-            tell_stuck(records, notifier, inv, index.record.as_deref(), &reason).await;
-            HookAnswer::failed(reason)
+            tell_stuck(records, notifier, inv, index.record.as_deref(), &reason, mode).await;
+            verdict::hook_failure_answer(&reason, mode)
         }
     }
 }
@@ -102,6 +124,7 @@ async fn tell_stuck(
     inv: &HookInvocation,
     record_id: Option<&str>,
     reason: &str,
+    mode: Mode,
 ) {
     let read = match record_id.and_then(record::ecs_deployment_id) {
         Some(ecs_id) => records.get(&inv.cluster, &inv.service, &ecs_id).await.ok(),
@@ -115,7 +138,7 @@ async fn tell_stuck(
     };
     let message = match tied {
         Some(rec) => {
-            let Some(rec) = verdict::failed_hook(&rec, HookFailure::Stuck, reason, &record::now()) else { return };
+            let Some(rec) = verdict::failed_hook(&rec, HookFailure::Stuck, reason, mode, &record::now()) else { return };
             if let Err(e) = records.put(&rec).await {
                 warn!(deployment_id = %rec.id, error = %e, "could not put the spent stuck budget on the record");
             }
@@ -130,7 +153,10 @@ async fn tell_stuck(
                 target: Some(&target),
                 doing: &format!("check {}", inv.stage.as_str()),
                 error: reason,
-                consequence: "the lifecycle hook answered FAILED, so ECS rolls the deployment back to the revision that served before; fix the cause, then push again",
+                consequence: match mode {
+                    Mode::Enforce => "the lifecycle hook answered FAILED, so ECS rolls the deployment back to the revision that served before; fix the cause, then push again",
+                    Mode::Observe => "observe mode: the lifecycle hook answered SUCCEEDED, so the deployment went on unchecked; fix the cause before enforcing",
+                },
             })
         }
     };
