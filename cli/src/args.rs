@@ -39,6 +39,18 @@ pub(crate) enum Command {
         /// is within its reach. Without it, such a test_url is warned about.
         #[arg(long)]
         verify_in_vpc: bool,
+        /// Then ask the deployed verify function to send one GET to each smoke URL of the LIVE
+        /// config (url and test_url, with connect_to and the test_headers), and print each
+        /// status, redirect, TLS error, the address connected to and the time. Needs
+        /// lambda:InvokeFunction on verify.
+        #[arg(long)]
+        live: bool,
+        /// With --live: only this configured service.
+        #[arg(long, requires = "live")]
+        service: Option<String>,
+        /// With --live: the verify function (the stack's VerifyFunctionName output).
+        #[arg(long, value_name = "NAME", env = "PUSHDEPLOY_VERIFY_FUNCTION", default_value = "pushdeploy-verify")]
+        verify_function: String,
     },
     /// One row per configured service: what ECS runs, the last deployment and its verdict, a
     /// rollout in flight.

@@ -10,6 +10,7 @@ mod args;
 mod commands;
 mod insight;
 mod invoke;
+mod live;
 mod page;
 mod queue;
 mod redrive;
@@ -27,10 +28,31 @@ use insight::Failed;
 
 fn main() -> ExitCode {
     let command = Cli::parse().command;
-    if let Command::Validate { file, clusters, verify_timeout, verify_memory, verify_in_vpc } = command {
-        return validate::run(&file, validate::Stack { clusters, verify_timeout, verify_memory, verify_in_vpc });
+    let runtime = || tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    if let Command::Validate {
+        file,
+        clusters,
+        verify_timeout,
+        verify_memory,
+        verify_in_vpc,
+        live,
+        service,
+        verify_function,
+    } = command
+    {
+        let offline = validate::run(&file, validate::Stack { clusters, verify_timeout, verify_memory, verify_in_vpc });
+        if !live || offline != ExitCode::SUCCESS {
+            return offline;
+        }
+        return match runtime().block_on(live::run(&verify_function, service.as_deref())) {
+            Ok(code) => code,
+            Err(Failed(why)) => {
+                eprintln!("pushdeploy: {}", error_text(&why));
+                ExitCode::from(2)
+            }
+        };
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let runtime = runtime();
     match runtime.block_on(run(command)) {
         Ok(code) => code,
         Err(Failed(why)) => {

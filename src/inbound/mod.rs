@@ -12,6 +12,7 @@ mod ecs;
 mod envelope;
 pub mod hook;
 mod manual;
+pub mod probe;
 
 pub use crate::domain::arn::{parse_cluster_arn, parse_service_arn, parse_service_deployment_arn, ServiceArn};
 pub use ecr::PushEvent;

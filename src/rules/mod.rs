@@ -11,6 +11,7 @@ pub mod judge;
 pub mod notify;
 pub mod outcome;
 pub mod plan;
+pub mod probe;
 pub mod push;
 pub mod report;
 pub mod retention;

@@ -8,6 +8,7 @@ mod freshness_pruning;
 mod function;
 mod hooks;
 mod hostile;
+mod https;
 mod iam;
 mod insight;
 mod layers;
