@@ -78,6 +78,9 @@ connect_to = "internal-todo-1.eu-west-1.elb.amazonaws.com"
 [[service.smoke.check]]
 path = "todoItems"
 headers = { x-trace = "smoke" }
+[service.hook]
+stages = ["POST_TEST_TRAFFIC_SHIFT"]
+timeout_minutes = 60
 [[service]]
 name = "worker"
 service = "todo-worker"

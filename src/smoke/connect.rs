@@ -16,6 +16,8 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use crate::config::ConnectTo;
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Resolves the smoke URLs' host names to the `connect_to` target.
 #[derive(Debug, Clone)]
 pub struct ConnectResolver {
@@ -38,7 +40,7 @@ impl Resolve for ConnectResolver {
         let target = self.target.clone();
         Box::pin(async move {
             if !known {
-                return Err(format!("{asked} is not a smoke URL's host: connect_to sends no request there").into());
+                return Err(BoxError::from(format!("{asked} is not a smoke URL's host: connect_to sends no request there")));
             }
             // Port 0: the URL's port (or its scheme's); a URL that names a port keeps it.
             let port = target.port.unwrap_or(0);
@@ -46,11 +48,11 @@ impl Resolve for ConnectResolver {
                 Ok(ip) => vec![SocketAddr::new(ip, port)],
                 Err(_) => tokio::net::lookup_host((target.host.as_str(), port))
                     .await
-                    .map_err(|e| format!("connect_to {}: cannot resolve: {e}", target.host))?
+                    .map_err(|e| BoxError::from(format!("connect_to {}: cannot resolve: {e}", target.host)))?
                     .collect(),
             };
             if addrs.is_empty() {
-                return Err(format!("connect_to {}: the name has no address", target.host).into());
+                return Err(BoxError::from(format!("connect_to {}: the name has no address", target.host)));
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })

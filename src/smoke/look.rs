@@ -73,8 +73,16 @@ async fn one(
     let start = Instant::now();
     let client = http.client_for(at, connect_to, Redirects::Report);
     let mut req = client.get(at.clone()).timeout(timeout);
+    let mut bad_header = None;
     for (k, v) in headers {
-        req = req.header(k, v.expose());
+        // Marked sensitive as the smoke client marks them (never indexed, never in a Debug).
+        match reqwest::header::HeaderValue::from_str(v.expose()) {
+            Ok(mut value) => {
+                value.set_sensitive(true);
+                req = req.header(k, value);
+            }
+            Err(_) => bad_header = Some(format!("header {k} has a value HTTP cannot carry (a control character or non-ASCII)")),
+        }
     }
     let mut hop = Hop {
         url: without_query(at.as_str()).to_string(),
@@ -85,6 +93,10 @@ async fn one(
         ms: 0,
         error: None,
     };
+    if bad_header.is_some() {
+        hop.error = bad_header;
+        return (hop, None);
+    }
     let resp = req.send().await;
     hop.ms = start.elapsed().as_millis() as u64;
     let resp = match resp {

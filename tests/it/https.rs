@@ -130,3 +130,47 @@ async fn a_look_reports_the_http_to_https_redirect_and_where_each_request_connec
     assert_eq!(hops.as_array().unwrap().len(), 2);
     assert_eq!(site.front.server_names(), vec![Some(HOST.to_string())]);
 }
+
+#[tokio::test]
+async fn validate_live_prints_what_the_deployed_verify_function_reached() {
+    let ca = ca("live");
+    let site = Site::start(&ca, HOST).await;
+    let wrong = Site::start(&ca, "other.example.test").await;
+    let https_port = site.port();
+    let (addr, _redirector) = serve(move |req: Request| async move {
+        Response::new(301, "").with_header("location", &format!("https://{HOST}:{https_port}{}", req.path))
+    })
+    .await;
+    let http_port = addr.rsplit(':').next().unwrap().to_string();
+    let config = testkit::estate::local_config("http://127.0.0.1:1/")
+        .replace("url = \"http://127.0.0.1:1/api/\"", &format!("url = \"http://{HOST}:{http_port}/api/\"\nconnect_to = \"127.0.0.1\""))
+        .replace("url = \"http://127.0.0.1:1/\"", &format!("url = \"https://{HOST}:{}/\"\nconnect_to = \"127.0.0.1\"", wrong.port()));
+    assert_eq!(config.matches("connect_to").count(), 2, "{config}");
+    let emu = testkit::guard::Emulator::start().await;
+    let app = testkit::estate::TodoApp::create(testkit::estate::Aws::new(&emu.endpoint).await).await;
+    let bundle = ca.bundle.to_string_lossy().into_owned();
+    let verify = crate::function::start_function("verify", &app.aws, &config, &[("SSL_CERT_FILE", &bundle)]).await;
+    let lambda = testkit::lambda::LambdaService::start(
+        [("pushdeploy-verify".to_string(), std::sync::Arc::new(verify))].into_iter().collect(),
+    )
+    .await;
+    let file = std::env::temp_dir().join(format!("pushdeploy-https-live-{}.toml", std::process::id()));
+    std::fs::write(&file, &config).unwrap();
+    let mut env = app.aws.function_env(testkit::iam::Role::Deploy);
+    env.retain(|(k, _)| k != "AWS_ACCESS_KEY_ID");
+    let mut c = std::process::Command::new(testkit::runtime::cli_binary());
+    c.arg("validate").arg(&file).arg("--live").envs(env).env("AWS_ACCESS_KEY_ID", "testing");
+    c.env("AWS_ENDPOINT_URL_LAMBDA", &lambda.endpoint);
+    let out = tokio::task::spawn_blocking(move || c.output()).await.unwrap().expect("run pushdeploy");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    println!("{said}");
+
+    assert_eq!(out.status.code(), Some(1), "a URL failed: {said}");
+    assert!(said.contains("live, through pushdeploy-verify:"), "{said}");
+    assert!(said.contains(&format!("http://{HOST}:{http_port}/api/ via 127.0.0.1:{http_port}")), "{said}");
+    assert!(said.contains(&format!("301 → https://{HOST}:{https_port}/api/ (127.0.0.1:{http_port}, ")), "{said}");
+    assert!(said.contains(&format!("200 (127.0.0.1:{https_port}, ")), "{said}");
+    assert!(said.contains("error: TLS: the certificate is not valid for todo.example.test (it names"), "{said}");
+    assert_eq!(site.front.server_names(), vec![Some(HOST.to_string())], "verify named the host in TLS");
+    assert_eq!(lambda.invoked()[0].payload, serde_json::json!({"action": "probe"}));
+}

@@ -4,7 +4,7 @@
 //! [`crate::rules::hook_verdict`], [`crate::rules::rollback_verdict`]), apply the value
 //! ([`crate::flows::settle::apply`]). `hook` and `stuck` answer lifecycle hooks; `rollback_outcome`
 //! puts the one rollback's outcome on the record; `prune` and `problem` are housekeeping and the
-//! errors that keep verify from a verdict.
+//! errors that keep verify from a verdict; `probe` answers `validate --live`.
 
 mod hook;
 mod probe;
