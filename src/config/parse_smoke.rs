@@ -57,6 +57,16 @@ fn connect_to_fits(c: &ConnectTo, key: &str, url: Option<&str>) -> Result<(), St
     }
 }
 
+/// `connect_to`, parsed and checked against the URLs it applies to.
+fn connect_to_key(f: &mut Fields<'_>, url: &str, test_url: Option<&str>) -> Result<Option<ConnectTo>, ConfigError> {
+    let Some(text) = f.opt_str("connect_to")? else { return Ok(None) };
+    let c = parse_connect_to(&text).map_err(|m| f.err("connect_to", m))?;
+    for (key, u) in [("url", Some(url)), ("test_url", test_url)] {
+        connect_to_fits(&c, key, u).map_err(|m| f.err("connect_to", m))?;
+    }
+    Ok(Some(c))
+}
+
 pub(super) fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeConfig, ConfigError> {
     let mut f = Fields::new(t, path, source);
     let url = f.req_str("url")?;
@@ -65,15 +75,7 @@ pub(super) fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeCon
     if let Some(u) = &test_url {
         http_url(&f, "test_url", u)?;
     }
-    let connect_to = match f.opt_str("connect_to")? {
-        Some(c) => Some(parse_connect_to(&c).map_err(|m| f.err("connect_to", m))?),
-        None => None,
-    };
-    if let Some(c) = &connect_to {
-        for (key, u) in [("url", Some(&url)), ("test_url", test_url.as_ref())] {
-            connect_to_fits(c, key, u.map(String::as_str)).map_err(|m| f.err("connect_to", m))?;
-        }
-    }
+    let connect_to = connect_to_key(&mut f, &url, test_url.as_deref())?;
     let test_headers = header_table(&mut f, "test_headers")?;
     let attempts = f.opt_int("attempts", 1, 1000)?.unwrap_or(10) as u32;
     let interval_ms = f.opt_int("interval_ms", 0, 600_000)?.unwrap_or(3000) as u64;

@@ -40,7 +40,9 @@ impl Resolve for ConnectResolver {
         let target = self.target.clone();
         Box::pin(async move {
             if !known {
-                return Err(BoxError::from(format!("{asked} is not a smoke URL's host: connect_to sends no request there")));
+                return Err(BoxError::from(format!(
+                    "{asked} is not a smoke URL's host: connect_to sends no request there"
+                )));
             }
             // Port 0: the URL's port (or its scheme's); a URL that names a port keeps it.
             let port = target.port.unwrap_or(0);

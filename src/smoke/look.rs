@@ -72,18 +72,7 @@ async fn one(
 ) -> (Hop, Option<Url>) {
     let start = Instant::now();
     let client = http.client_for(at, connect_to, Redirects::Report);
-    let mut req = client.get(at.clone()).timeout(timeout);
-    let mut bad_header = None;
-    for (k, v) in headers {
-        // Marked sensitive as the smoke client marks them (never indexed, never in a Debug).
-        match reqwest::header::HeaderValue::from_str(v.expose()) {
-            Ok(mut value) => {
-                value.set_sensitive(true);
-                req = req.header(k, value);
-            }
-            Err(_) => bad_header = Some(format!("header {k} has a value HTTP cannot carry (a control character or non-ASCII)")),
-        }
-    }
+    let req = with_headers(client.get(at.clone()).timeout(timeout), headers);
     let mut hop = Hop {
         url: without_query(at.as_str()).to_string(),
         status: None,
@@ -93,10 +82,13 @@ async fn one(
         ms: 0,
         error: None,
     };
-    if bad_header.is_some() {
-        hop.error = bad_header;
-        return (hop, None);
-    }
+    let req = match req {
+        Ok(req) => req,
+        Err(why) => {
+            hop.error = Some(why);
+            return (hop, None);
+        }
+    };
     let resp = req.send().await;
     hop.ms = start.elapsed().as_millis() as u64;
     let resp = match resp {
@@ -125,4 +117,20 @@ async fn one(
         hop.not_followed = Some("another host, or a downgrade to http://: a smoke test fails on this redirect".into());
         (hop, None)
     }
+}
+
+/// `req` with `headers`, each marked sensitive as the smoke client marks them (never indexed,
+/// never in a Debug), or which one HTTP cannot carry.
+fn with_headers(
+    mut req: reqwest::RequestBuilder,
+    headers: &BTreeMap<String, Secret>,
+) -> Result<reqwest::RequestBuilder, String> {
+    for (k, v) in headers {
+        let Ok(mut value) = reqwest::header::HeaderValue::from_str(v.expose()) else {
+            return Err(format!("header {k} has a value HTTP cannot carry (a control character or non-ASCII)"));
+        };
+        value.set_sensitive(true);
+        req = req.header(k, value);
+    }
+    Ok(req)
 }

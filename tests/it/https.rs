@@ -143,8 +143,14 @@ async fn validate_live_prints_what_the_deployed_verify_function_reached() {
     .await;
     let http_port = addr.rsplit(':').next().unwrap().to_string();
     let config = testkit::estate::local_config("http://127.0.0.1:1/")
-        .replace("url = \"http://127.0.0.1:1/api/\"", &format!("url = \"http://{HOST}:{http_port}/api/\"\nconnect_to = \"127.0.0.1\""))
-        .replace("url = \"http://127.0.0.1:1/\"", &format!("url = \"https://{HOST}:{}/\"\nconnect_to = \"127.0.0.1\"", wrong.port()));
+        .replace(
+            "url = \"http://127.0.0.1:1/api/\"",
+            &format!("url = \"http://{HOST}:{http_port}/api/\"\nconnect_to = \"127.0.0.1\""),
+        )
+        .replace(
+            "url = \"http://127.0.0.1:1/\"",
+            &format!("url = \"https://{HOST}:{}/\"\nconnect_to = \"127.0.0.1\"", wrong.port()),
+        );
     assert_eq!(config.matches("connect_to").count(), 2, "{config}");
     let emu = testkit::guard::Emulator::start().await;
     let app = testkit::estate::TodoApp::create(testkit::estate::Aws::new(&emu.endpoint).await).await;
