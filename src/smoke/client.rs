@@ -43,6 +43,9 @@ pub enum Redirects {
     Report,
 }
 
+/// A routed client's key: `connect_to`'s host and port, the URL host sent there, the redirects.
+type Route = (String, Option<u16>, String, Redirects);
+
 /// The reqwest clients, built once per cold start: the plain one, and one per `connect_to` route
 /// (a URL host and its target) built on first use, all trusting the same roots.
 #[derive(Clone, Debug)]
@@ -50,7 +53,7 @@ pub struct HttpClient {
     client: reqwest::Client,
     /// Roots trusted beside the system's (a test's local CA); empty in Lambda.
     roots: Arc<Vec<reqwest::Certificate>>,
-    routed: Arc<Mutex<HashMap<(String, Option<u16>, String, Redirects), reqwest::Client>>>,
+    routed: Arc<Mutex<HashMap<Route, reqwest::Client>>>,
 }
 
 impl Default for HttpClient {
