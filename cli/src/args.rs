@@ -49,6 +49,15 @@ pub(crate) enum Command {
         /// Read nothing from AWS: check against the flags and the template's defaults.
         #[arg(long)]
         offline: bool,
+        /// Then ask the deployed verify function to send one GET to each smoke URL of the LIVE
+        /// config (url and test_url, with connect_to and the test_headers), and print each
+        /// status, redirect, TLS error, the address connected to and the time. Needs
+        /// lambda:InvokeFunction on verify.
+        #[arg(long, conflicts_with = "offline")]
+        live: bool,
+        /// With --live: only this configured service.
+        #[arg(long, requires = "live")]
+        service: Option<String>,
         #[command(flatten)]
         function: Function,
         /// The verify function's name or ARN (the stack's VerifyFunctionName output).

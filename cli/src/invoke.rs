@@ -81,6 +81,11 @@ pub enum Answer {
 
 /// Invokes `function` synchronously with `action`'s event.
 pub async fn invoke(function: &str, action: &Action<'_>) -> Result<Answer, Failed> {
+    invoke_payload(function, &action.event()).await
+}
+
+/// Invokes `function` synchronously with `payload`: its answer, or its error document.
+pub async fn invoke_payload(function: &str, payload: &Value) -> Result<Answer, Failed> {
     // One attempt (a retried manual deploy is the operator's call), and as long as the function may run.
     let policy = pushdeploy::aws::AwsPolicy {
         max_attempts: 1,
@@ -90,7 +95,7 @@ pub async fn invoke(function: &str, action: &Action<'_>) -> Result<Answer, Faile
     };
     let sdk = policy.loader().load().await;
     let client = aws_sdk_lambda::Client::new(&sdk);
-    let payload = serde_json::to_vec(&action.event()).expect("events serialize");
+    let payload = serde_json::to_vec(payload).expect("events serialize");
     let out = client
         .invoke()
         .function_name(function)
@@ -100,7 +105,7 @@ pub async fn invoke(function: &str, action: &Action<'_>) -> Result<Answer, Faile
         .map_err(|e| {
             use aws_sdk_lambda::error::ProvideErrorMetadata;
             let detail = e.as_service_error().and_then(|s| s.message().map(str::to_string)).unwrap_or_else(|| e.to_string());
-            Failed(format!("Lambda Invoke of {function} failed: {detail}. Check: the function's name (--function, the stack's DeployFunctionName output) and lambda:InvokeFunction on it"))
+            Failed(format!("Lambda Invoke of {function} failed: {detail}. Check: the function's name (--function, --verify-function: the stack's DeployFunctionName, VerifyFunctionName outputs) and lambda:InvokeFunction on it"))
         })?;
     let body: Value = out
         .payload()

@@ -15,6 +15,7 @@ mod insight;
 mod invoke;
 mod live;
 mod page;
+mod probe;
 mod pause;
 mod queue;
 mod redrive;
@@ -33,23 +34,48 @@ use insight::Failed;
 
 fn main() -> ExitCode {
     let command = Cli::parse().command;
-    if let Command::Validate {
+    if matches!(command, Command::Validate { .. }) {
+        return validate_then_probe(command);
+    }
+    match runtime().block_on(run(command)) {
+        Ok(code) => code,
+        Err(Failed(why)) => {
+            eprintln!("pushdeploy: {}", error_text(&why));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The runtime the commands that call AWS run on.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
+}
+
+/// `validate`: the file against the deployed limits, then, with --live and a valid file, the
+/// deployed verify function's look at each smoke URL.
+fn validate_then_probe(command: Command) -> ExitCode {
+    let Command::Validate {
         file,
         clusters,
         verify_timeout,
         verify_memory,
         verify_in_vpc,
         offline,
+        live,
+        service,
         function,
         verify_function,
     } = command
-    {
-        let flags = settings::Flags { clusters, verify_timeout, verify_memory, verify_in_vpc };
-        let (deploy, verify) = (function.name, verify_function);
-        return validate::run(validate::Asked { file, flags, offline, deploy, verify });
+    else {
+        unreachable!("called for validate only")
+    };
+    let flags = settings::Flags { clusters, verify_timeout, verify_memory, verify_in_vpc };
+    let (deploy, verify) = (function.name, verify_function.clone());
+    let checked = validate::run(validate::Asked { file, flags, offline, deploy, verify });
+    if !live || checked != ExitCode::SUCCESS {
+        return checked;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
-    match runtime.block_on(run(command)) {
+    match runtime().block_on(probe::run(&verify_function, service.as_deref())) {
         Ok(code) => code,
         Err(Failed(why)) => {
             eprintln!("pushdeploy: {}", error_text(&why));

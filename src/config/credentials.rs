@@ -30,16 +30,25 @@ pub fn may_carry_credentials(url: &str) -> bool {
         "https" => true,
         // The parser has normalised the host: IPv4 in dotted decimal, IPv6 in brackets, names
         // in lower case.
-        "http" => {
-            host == "localhost"
-                || host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        }
+        "http" => is_loopback(host),
         _ => false,
     }
+}
+
+/// `localhost` or a loopback address (brackets around an IPv6 one allowed).
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// [`may_carry_credentials`] for `url` as a smoke test sends it: over `http://` under a
+/// `connect_to`, the request goes to that host, so it too must be the loopback interface.
+fn may_carry_credentials_via(url: &str, connect_to: Option<&crate::config::ConnectTo>) -> bool {
+    may_carry_credentials(url) && (url.starts_with("https://") || connect_to.is_none_or(|c| is_loopback(&c.host)))
 }
 
 /// A credential header a smoke test would send in clear text ([`credential_in_clear`]).
@@ -77,7 +86,7 @@ pub fn credential_in_clear(smoke: &SmokeConfig) -> Option<InClear<'_>> {
             continue;
         }
         for (url_key, url) in urls.iter().filter_map(|(k, u)| u.map(|u| (*k, u))) {
-            if !may_carry_credentials(url) {
+            if !may_carry_credentials_via(url, smoke.connect_to.as_ref()) {
                 return Some(InClear { url_key, url, header });
             }
         }

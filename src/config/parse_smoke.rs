@@ -41,6 +41,32 @@ fn parse_connect_to(s: &str) -> Result<ConnectTo, String> {
     Ok(ConnectTo { host, port })
 }
 
+/// Whether `connect_to` can apply to the URL under `key`: a request connects by resolving the
+/// URL's host name, so the host must be a name (an IP is connected to as it is), and a URL that
+/// names its own port keeps it, so connect_to may not name another.
+fn connect_to_fits(c: &ConnectTo, key: &str, url: Option<&str>) -> Result<(), String> {
+    let Some(u) = url.and_then(|u| url::Url::parse(u).ok()) else { return Ok(()) };
+    if !matches!(u.host(), Some(url::Host::Domain(_))) {
+        return Err(format!("applies to {key}, whose host is an address: connect_to keeps a URL's host name for TLS and Host, so {key} must name the host (e.g. https://todo.example.com/)"));
+    }
+    match (c.port, u.port()) {
+        (Some(mine), Some(theirs)) if mine != theirs => Err(format!(
+            "names port {mine}, but {key} names its own port {theirs}, which its requests keep: leave the port out of connect_to (each URL then connects on its own port) or make them agree"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `connect_to`, parsed and checked against the URLs it applies to.
+fn connect_to_key(f: &mut Fields<'_>, url: &str, test_url: Option<&str>) -> Result<Option<ConnectTo>, ConfigError> {
+    let Some(text) = f.opt_str("connect_to")? else { return Ok(None) };
+    let c = parse_connect_to(&text).map_err(|m| f.err("connect_to", m))?;
+    for (key, u) in [("url", Some(url)), ("test_url", test_url)] {
+        connect_to_fits(&c, key, u).map_err(|m| f.err("connect_to", m))?;
+    }
+    Ok(Some(c))
+}
+
 pub(super) fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeConfig, ConfigError> {
     let mut f = Fields::new(t, path, source);
     let url = f.req_str("url")?;
@@ -49,10 +75,7 @@ pub(super) fn parse_smoke(t: Table, path: &str, source: &str) -> Result<SmokeCon
     if let Some(u) = &test_url {
         http_url(&f, "test_url", u)?;
     }
-    let connect_to = match f.opt_str("connect_to")? {
-        Some(c) => Some(parse_connect_to(&c).map_err(|m| f.err("connect_to", m))?),
-        None => None,
-    };
+    let connect_to = connect_to_key(&mut f, &url, test_url.as_deref())?;
     let test_headers = header_table(&mut f, "test_headers")?;
     let attempts = f.opt_int("attempts", 1, 1000)?.unwrap_or(10) as u32;
     let interval_ms = f.opt_int("interval_ms", 0, 600_000)?.unwrap_or(3000) as u64;
@@ -106,9 +129,10 @@ fn no_credential_in_clear(f: &Fields<'_>, smoke: &SmokeConfig) -> Result<(), Con
     Err(f.err(
         clear.url_key,
         format!(
-            "{:?} is not https://, and {} carries a credential, which would cross the network in clear text: use the load balancer's HTTPS listener (http:// is accepted only for 127.0.0.1 and localhost)",
+            "{:?} is not https://, and {} carries a credential, which would cross the network in clear text: use the load balancer's HTTPS listener (http:// is accepted only for 127.0.0.1 and localhost{})",
             crate::domain::text::without_query(clear.url),
-            f.key(&clear.header)
+            f.key(&clear.header),
+            if smoke.connect_to.is_some() { ", connected to over loopback: connect_to is not" } else { "" }
         ),
     ))
 }
@@ -266,6 +290,35 @@ mod tests {
             assert_eq!(key_of(&with(bad)), "service[0].smoke.connect_to", "{bad:?}");
         }
         assert_eq!(parse(&format!("{MIN}{SMOKE}")).unwrap().services[0].smoke.clone().unwrap().connect_to, None);
+    }
+
+    #[test]
+    fn connect_to_applies_to_host_names_and_never_overrides_a_port_a_url_names() {
+        let with = |url: &str, c: &str| {
+            format!("{MIN}[service.smoke]\nurl='{url}'\nconnect_to='{c}'\n[[service.smoke.check]]\npath='todoItems'\n")
+        };
+        assert!(parse(&with("https://t.example:8443/", "alb")).is_ok());
+        assert!(parse(&with("https://t.example:8443/", "alb:8443")).is_ok());
+        assert!(
+            parse(&with("https://t.example/", "alb:8443")).is_ok(),
+            "a URL on its scheme's port takes connect_to's"
+        );
+        let e = parse(&with("https://t.example:8443/", "alb:443")).unwrap_err();
+        assert_eq!(e.key, "service[0].smoke.connect_to");
+        assert!(e.to_string().contains("names port 443, but url names its own port 8443"), "{e}");
+        let e = parse(&with("https://10.0.0.1/", "alb")).unwrap_err();
+        assert!(e.to_string().contains("applies to url, whose host is an address"), "{e}");
+    }
+
+    #[test]
+    fn a_credential_over_http_to_loopback_may_not_be_connected_elsewhere() {
+        let cfg = |c: &str| {
+            format!("{MIN}[service.smoke]\nurl='http://localhost:8080/'\nconnect_to='{c}'\n[[service.smoke.check]]\npath='/'\nheaders={{Authorization={{ssm='/p/t'}}}}\n")
+        };
+        assert!(parse(&cfg("127.0.0.1")).is_ok());
+        let e = parse(&cfg("10.0.1.5")).unwrap_err();
+        assert_eq!(e.key, "service[0].smoke.url");
+        assert!(e.to_string().contains("connect_to is not"), "{e}");
     }
 
     #[test]

@@ -4,14 +4,15 @@
 //! feature costs a second proc-macro stack, so the envelope here is our own and small.
 //!
 //! One file per payload family: `ecr` (a push), `ecs` (a deployment state change), `manual`
-//! (an operator's action), `hook` (an ECS lifecycle hook invocation); `envelope` is what every
-//! EventBridge event comes in. The ECS ARNs they name are read by `domain::arn`.
+//! (an operator's action), `hook` (an ECS lifecycle hook invocation), `probe` (`validate --live`'s
+//! request to verify); `envelope` is what every EventBridge event comes in. The ECS ARNs they name are read by `domain::arn`.
 
 mod ecr;
 mod ecs;
 mod envelope;
 pub mod hook;
 mod manual;
+pub mod probe;
 
 pub use crate::domain::arn::{parse_cluster_arn, parse_service_arn, parse_service_deployment_arn, ServiceArn};
 pub use ecr::PushEvent;

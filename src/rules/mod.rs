@@ -14,6 +14,7 @@ pub mod outcome;
 pub mod pass_role;
 pub mod pause;
 pub mod plan;
+pub mod probe;
 pub mod push;
 pub mod report;
 pub mod retention;

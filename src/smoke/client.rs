@@ -2,18 +2,21 @@
 //! its HTTP→HTTPS upgrade),
 //! a per-request timeout that covers the body, and a bounded body read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::redirect::Policy;
 use reqwest::{Method, Url};
 
+use crate::config::ConnectTo;
 use crate::domain::secret::Secret;
 use crate::domain::text::without_query;
 use crate::rules::judge::Fetched;
+use crate::smoke::connect::ConnectResolver;
 
 /// Redirects followed at most (same host only).
-const MAX_REDIRECTS: usize = 5;
+pub(crate) const MAX_REDIRECTS: usize = 5;
 
 /// One request to make.
 #[derive(Debug, Clone)]
@@ -26,12 +29,31 @@ pub struct HttpRequest {
     pub headers: BTreeMap<String, Secret>,
     /// Body, if any.
     pub body: Option<String>,
+    /// The service's `connect_to`: where the request connects, its URL's host kept for TLS and Host.
+    pub connect_to: Option<ConnectTo>,
 }
 
-/// A reqwest client built once per cold start.
+/// Whether a client follows the redirects [`may_follow`] allows, or none (`validate --live`
+/// reports each one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Redirects {
+    /// Same origin, or the same host upgraded to `https://`.
+    FollowSameHost,
+    /// None: the answer is the first response.
+    Report,
+}
+
+/// A routed client's key: `connect_to`'s host and port, the URL host sent there, the redirects.
+type Route = (String, Option<u16>, String, Redirects);
+
+/// The reqwest clients, built once per cold start: the plain one, and one per `connect_to` route
+/// (a URL host and its target) built on first use, all trusting the same roots.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     client: reqwest::Client,
+    /// Roots trusted beside the system's (a test's local CA); empty in Lambda.
+    roots: Arc<Vec<reqwest::Certificate>>,
+    routed: Arc<Mutex<HashMap<Route, reqwest::Client>>>,
 }
 
 impl Default for HttpClient {
@@ -43,21 +65,44 @@ impl Default for HttpClient {
 impl HttpClient {
     /// Builds the client; redirects are followed only while they stay on the original origin.
     pub fn new() -> Self {
+        Self::trusting(Vec::new())
+    }
+
+    /// A client that trusts `roots` beside the system's roots (tests' local CAs).
+    pub fn trusting(roots: Vec<reqwest::Certificate>) -> Self {
         crate::aws::tls::install_crypto();
-        let policy = Policy::custom(|attempt| {
-            let allowed = attempt.previous().first().is_some_and(|first| may_follow(first, attempt.url()));
-            if allowed && attempt.previous().len() <= MAX_REDIRECTS {
-                attempt.follow()
-            } else {
-                attempt.stop()
-            }
-        });
-        let client = reqwest::Client::builder()
-            .redirect(policy)
-            .user_agent(concat!("pushdeploy-smoke/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("a rustls client always builds");
-        Self { client }
+        let client = build_client(&roots, Redirects::FollowSameHost, None);
+        Self { client, roots: Arc::new(roots), routed: Arc::default() }
+    }
+
+    /// The client for a request to `url` under `connect_to`, following redirects or not.
+    pub(crate) fn client_for(
+        &self,
+        url: &Url,
+        connect_to: Option<&ConnectTo>,
+        redirects: Redirects,
+    ) -> reqwest::Client {
+        if connect_to.is_none() && redirects == Redirects::FollowSameHost {
+            return self.client.clone();
+        }
+        self.routed_client(url.host_str().unwrap_or_default().to_ascii_lowercase(), connect_to, redirects)
+    }
+
+    fn routed_client(&self, host: String, connect_to: Option<&ConnectTo>, redirects: Redirects) -> reqwest::Client {
+        let key = (
+            connect_to.map(|c| c.host.clone()).unwrap_or_default(),
+            connect_to.and_then(|c| c.port),
+            host.clone(),
+            redirects,
+        );
+        let mut routed = self.routed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        routed
+            .entry(key)
+            .or_insert_with(|| {
+                let resolver = connect_to.map(|c| ConnectResolver::new([host], c.clone()));
+                build_client(&self.roots, redirects, resolver)
+            })
+            .clone()
     }
 
     /// Sends `req`; never fails, a transport error is part of the result.
@@ -94,7 +139,8 @@ impl HttpClient {
     /// The request with its headers, or why a header cannot be sent.
     fn build(&self, req: &HttpRequest, timeout: Duration) -> Result<reqwest::RequestBuilder, String> {
         let method = Method::from_bytes(req.method.as_bytes()).unwrap_or(Method::GET);
-        let mut builder = self.client.request(method, req.url.clone()).timeout(timeout);
+        let client = self.client_for(&req.url, req.connect_to.as_ref(), Redirects::FollowSameHost);
+        let mut builder = client.request(method, req.url.clone()).timeout(timeout);
         for (k, v) in &req.headers {
             // Marked sensitive: HTTP/2 never indexes it (HPACK), and the http crate's Debug hides it.
             let Ok(mut value) = reqwest::header::HeaderValue::from_str(v.expose()) else {
@@ -108,6 +154,34 @@ impl HttpClient {
         }
         Ok(builder)
     }
+}
+
+/// A rustls client on the process's crypto, trusting the system's roots and `roots`.
+fn build_client(
+    roots: &[reqwest::Certificate],
+    redirects: Redirects,
+    resolver: Option<ConnectResolver>,
+) -> reqwest::Client {
+    let policy = match redirects {
+        Redirects::Report => Policy::none(),
+        Redirects::FollowSameHost => Policy::custom(|attempt| {
+            let allowed = attempt.previous().first().is_some_and(|first| may_follow(first, attempt.url()));
+            if allowed && attempt.previous().len() <= MAX_REDIRECTS {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        }),
+    };
+    let mut builder =
+        reqwest::Client::builder().redirect(policy).user_agent(concat!("pushdeploy-smoke/", env!("CARGO_PKG_VERSION")));
+    for root in roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    if let Some(resolver) = resolver {
+        builder = builder.dns_resolver(resolver);
+    }
+    builder.build().expect("a rustls client always builds")
 }
 
 /// The body up to `cap` bytes: what was read, whether it was cut there, and the error that
@@ -147,16 +221,20 @@ fn same_origin(a: &Url, b: &Url) -> bool {
 /// A redirect from the configured `first` URL's origin that a smoke test follows: the same origin,
 /// or the same host upgraded from `http://` to `https://` (an ALB's HTTP listener redirecting to
 /// its HTTPS one). Anything else is another site, and fails the check.
-fn may_follow(first: &Url, next: &Url) -> bool {
+pub(crate) fn may_follow(first: &Url, next: &Url) -> bool {
     same_origin(first, next)
         || (first.scheme() == "http" && next.scheme() == "https" && first.host_str() == next.host_str())
 }
 
-fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+/// A transport error in words: a timeout, a TLS failure (which certificate check), a name that
+/// does not resolve, a refused connection.
+pub(crate) fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
         format!("timed out after {} ms", timeout.as_millis())
+    } else if let Some(tls) = crate::smoke::tls_words::in_chain(e as &(dyn std::error::Error + 'static)) {
+        tls
     } else if e.is_connect() {
-        "could not connect".into()
+        crate::smoke::tls_words::connect_words(e as &(dyn std::error::Error + 'static))
     } else if e.is_redirect() {
         "too many redirects".into()
     } else if e.is_body() || e.is_decode() {

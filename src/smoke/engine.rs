@@ -52,6 +52,10 @@ pub struct SmokeReport {
     pub read_after_write: Option<ProbeResult>,
     /// Wall time of the whole smoke test.
     pub duration_ms: u64,
+    /// Where the requests connected when the service sets `connect_to`:
+    /// `https://todo.example.com/api/ via internal-alb…:443`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// The headers whose values came from SSM, each with its parameter
     /// (`Authorization (from ssm:/pushdeploy/todo/api-token)`): never a value.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -97,6 +101,7 @@ pub async fn run(
         rounds,
         read_after_write: None,
         duration_ms: 0,
+        target: target(smoke),
         secret_headers: secrets::sources(smoke),
     };
     if report.passed {
@@ -111,6 +116,12 @@ pub async fn run(
     }
     report.duration_ms = start.elapsed().as_millis() as u64;
     report
+}
+
+/// Where the smoke test's requests connect, when the service sets `connect_to`: its URL `via` the
+/// target (see [`crate::smoke::connect::target_of`]); `None` without one (they go to the URL).
+pub fn target(smoke: &SmokeConfig) -> Option<String> {
+    smoke.connect_to.as_ref().map(|c| crate::smoke::connect::target_of(&smoke.url, Some(c)))
 }
 
 /// One round for a lifecycle hook invocation, which runs a round and returns (ECS calls again for
@@ -200,7 +211,13 @@ async fn run_round(
     let checks = join_all(smoke.checks.iter().map(|check| async move {
         let built = join_url(&smoke.url, &check.path).and_then(|url| {
             let headers = secrets::headers_for(&check.headers, resolved)?;
-            Ok(HttpRequest { method: check.method.clone(), url, headers, body: check.body.clone() })
+            Ok(HttpRequest {
+                method: check.method.clone(),
+                url,
+                headers,
+                body: check.body.clone(),
+                connect_to: smoke.connect_to.clone(),
+            })
         });
         match built {
             Ok(req) => judge_check(check, &http.fetch(&req, timeout, smoke.max_body_bytes).await),
@@ -231,7 +248,8 @@ impl ProbeRequests<'_> {
         if body.is_some() && !headers.keys().any(|k| k.eq_ignore_ascii_case("content-type")) {
             headers.insert("content-type".into(), Secret::new("application/json"));
         }
-        Ok(HttpRequest { method: method.into(), url: join_url(&self.smoke.url, path)?, headers, body })
+        let url = join_url(&self.smoke.url, path)?;
+        Ok(HttpRequest { method: method.into(), url, headers, body, connect_to: self.smoke.connect_to.clone() })
     }
 }
 

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -112,18 +112,51 @@ impl LocalCa {
     }
 
     fn server_config(&self) -> Arc<rustls::ServerConfig> {
-        let key = PrivateKeyDer::from_pem_file(&self.key_pem).expect("server key PEM");
-        let mut config =
-            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("TLS versions")
-                .with_no_client_auth()
-                .with_single_cert(self.chain.clone(), key)
-                .expect("server certificate and key");
-        // HTTP/1.1 only, as S3 serves it: concurrent calls then need a connection each.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(config)
+        server_config(self.chain.clone(), &self.key_pem)
     }
+}
+
+fn server_config(chain: Vec<CertificateDer<'static>>, key_pem: &Path) -> Arc<rustls::ServerConfig> {
+    let key = PrivateKeyDer::from_pem_file(key_pem).expect("server key PEM");
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server certificate and key");
+    // HTTP/1.1 only, as S3 serves it: concurrent calls then need a connection each.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+impl LocalCa {
+    /// A server certificate for the DNS name `name`, signed by the intermediate: a site that
+    /// serves `name` (its key and chain), for [`TlsFront::for_site`].
+    pub fn site(&self, name: &str) -> SiteCert {
+        let dir = self.root_pem.parent().expect("the CA's directory").to_path_buf();
+        let section = format!("site_{}", name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+        let ext = format!("\n[{section}]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:{name}\n");
+        let mut cnf = std::fs::read_to_string(dir.join("ext.cnf")).expect("extensions file");
+        cnf.push_str(&ext);
+        std::fs::write(dir.join("ext.cnf"), cnf).expect("extensions file");
+        sign(&dir, &section, &format!("/CN={name}"), "intermediate", &section);
+        let chain = [format!("{section}.pem"), "intermediate.pem".to_string()]
+            .iter()
+            .map(|f| CertificateDer::from_pem_file(dir.join(f)).expect("certificate PEM"))
+            .collect();
+        SiteCert { chain, key_pem: dir.join(format!("{section}.key")) }
+    }
+
+    /// The root, as the smoke client takes a trusted root.
+    pub fn root(&self) -> reqwest::Certificate {
+        reqwest::Certificate::from_pem(&std::fs::read(&self.root_pem).expect("root PEM")).expect("root certificate")
+    }
+}
+
+/// A server certificate chain and its key.
+pub struct SiteCert {
+    chain: Vec<CertificateDer<'static>>,
+    key_pem: PathBuf,
 }
 
 /// A TLS-terminating proxy on 127.0.0.1 in front of a plain-HTTP endpoint; stops when dropped.
@@ -131,32 +164,49 @@ pub struct TlsFront {
     /// `https://127.0.0.1:<port>`: point the SDK here (and trust [`LocalCa::bundle`]).
     pub endpoint: String,
     accepted: Arc<AtomicUsize>,
+    sni: Arc<Mutex<Vec<Option<String>>>>,
     task: JoinHandle<()>,
 }
 
 impl TlsFront {
     /// Terminates TLS with `ca`'s server chain and forwards the bytes to `upstream` (`http://host:port`).
     pub async fn start(upstream: &str, ca: &LocalCa) -> Self {
+        Self::serve(upstream, ca.server_config()).await
+    }
+
+    /// Terminates TLS with `site`'s certificate (a name's, not 127.0.0.1's) in front of `upstream`.
+    pub async fn for_site(upstream: &str, site: &SiteCert) -> Self {
+        Self::serve(upstream, server_config(site.chain.clone(), &site.key_pem)).await
+    }
+
+    /// The server name (SNI) each handshake asked for, in order.
+    pub fn server_names(&self) -> Vec<Option<String>> {
+        self.sni.lock().expect("lock").clone()
+    }
+
+    async fn serve(upstream: &str, config: Arc<rustls::ServerConfig>) -> Self {
         let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
-        let acceptor = tokio_rustls::TlsAcceptor::from(ca.server_config());
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the TLS front");
         let endpoint = format!("https://{}", listener.local_addr().expect("address"));
         let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
+        let sni: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let (count, seen) = (accepted.clone(), sni.clone());
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
-                let (acceptor, upstream) = (acceptor.clone(), upstream.clone());
+                let (acceptor, upstream, seen) = (acceptor.clone(), upstream.clone(), seen.clone());
                 tokio::spawn(async move {
                     let _ = tcp.set_nodelay(true);
                     let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    seen.lock().expect("lock").push(tls.get_ref().1.server_name().map(str::to_string));
                     let Ok(mut plain) = TcpStream::connect(&upstream).await else { return };
                     let _ = plain.set_nodelay(true);
                     let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
                 });
             }
         });
-        Self { endpoint, accepted, task }
+        Self { endpoint, accepted, sni, task }
     }
 
     /// TCP connections accepted so far (each a TLS handshake).

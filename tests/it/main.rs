@@ -9,6 +9,7 @@ mod freshness_pruning;
 mod function;
 mod hooks;
 mod hostile;
+mod https;
 mod iam;
 mod init;
 mod insight;

@@ -95,13 +95,13 @@ fn validate_warns_of_a_test_listener_on_its_own_port_unless_verify_runs_in_the_v
     assert!(!said.contains("warning"), "{said}");
 
     let own_port = blue_green_example(|c| {
-        c.replace(".elb.amazonaws.com/api/\"\ntest_headers", ".elb.amazonaws.com:8443/api/\"\ntest_headers")
+        c.replace("todo.example.com/api/\"\ntest_headers", "todo.example.com:8443/api/\"\ntest_headers")
     });
     assert!(own_port.contains(":8443/api/"), "{own_port}");
     let (code, said) = validate(&own_port, &[]);
     assert_eq!(code, Some(0), "valid, and warned: {said}");
     assert!(
-        said.contains("warning: smoke.test_url is on port 8443 and url on 80, and verify runs outside the VPC"),
+        said.contains("warning: smoke.test_url is on port 8443 and url on 443, and verify runs outside the VPC"),
         "{said}"
     );
     assert!(

@@ -51,6 +51,8 @@ async fn main() -> Result<(), Error> {
             Err(reason) if pushdeploy::inbound::hook::is_hook_payload(&event.payload) => {
                 Ok(Answer::Hook(HookAnswer::failed(format!("pushdeploy cannot start: {reason}"))))
             }
+            // A probe (validate --live) sends nothing without a config: it is told why.
+            Err(reason) if pushdeploy::inbound::probe::is_probe(&event.payload) => Ok(cannot_probe(&reason)),
             // An event is never answered unjudged: the invocation fails, so Lambda retries it and
             // then parks it in the failed-invocations queue for a redrive once the config is fixed.
             Err(reason) => pushdeploy::flows::verify::cannot_judge(records.as_ref(), event.payload, &reason)
@@ -62,6 +64,12 @@ async fn main() -> Result<(), Error> {
         answer
     }))
     .await
+}
+
+/// What a probe answers when verify cannot start: refused, and why.
+fn cannot_probe(reason: &str) -> Answer {
+    use pushdeploy::rules::outcome::{Outcome, Summary};
+    Answer::Event(Summary::only(Outcome::Rejected, format!("pushdeploy cannot start, so nothing was probed: {reason}")))
 }
 
 /// What a hook answers while the config cannot be read: Lambda retries an event, and ECS calls a

@@ -344,6 +344,9 @@ fn with_sources(mut report: Value, smoke: &crate::config::SmokeConfig) -> Value 
     if !sources.is_empty() {
         report["secret_headers"] = json!(sources);
     }
+    if let Some(target) = crate::smoke::engine::target(smoke) {
+        report["target"] = json!(target);
+    }
     report
 }
 

@@ -4,15 +4,17 @@
 //! [`crate::rules::hook_verdict`], [`crate::rules::rollback_verdict`]), apply the value
 //! ([`crate::flows::settle::apply`]). `hook` and `stuck` answer lifecycle hooks; `rollback_outcome`
 //! puts the one rollback's outcome on the record; `prune` and `problem` are housekeeping and the
-//! errors that keep verify from a verdict.
+//! errors that keep verify from a verdict; `probe` answers `validate --live`.
 
 mod hook;
+mod probe;
 mod problem;
 mod prune;
 mod rollback_outcome;
 mod smoke;
 mod stuck;
 
+pub use probe::{ProbeAnswer, Probed};
 pub use problem::{cannot_judge, with_error};
 pub use stuck::stuck;
 
@@ -89,11 +91,20 @@ pub enum Answer {
     Event(Summary),
     /// `{"hookStatus", "callBackDelay", "hookDetails"}`.
     Hook(HookAnswer),
+    /// What each smoke URL answered a probe (`validate --live`).
+    Probe(ProbeAnswer),
 }
 
 impl Verifier {
     /// Handles one invocation of the function: a lifecycle hook invocation from ECS, or an event.
     pub async fn invoke(&self, payload: Value, deadline: Instant) -> Result<Answer, Error> {
+        // An operator's probe, told apart by its action: neither an event nor a hook invocation.
+        if crate::inbound::probe::is_probe(&payload) {
+            return Ok(match self.probe(&payload).await {
+                Ok(probed) => Answer::Probe(probed),
+                Err(rejected) => Answer::Event(rejected),
+            });
+        }
         if crate::inbound::hook::is_hook_payload(&payload) {
             return Ok(Answer::Hook(Box::pin(self.hook(&payload, deadline)).await?));
         }
