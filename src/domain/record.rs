@@ -2,12 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::domain::rollback_request::RollbackRequest;
-
 use crate::domain::error::InputError;
 use crate::domain::image::truncate;
 use crate::domain::mode::Mode;
 use crate::domain::passed_over::PassedOver;
+use crate::domain::rollback_request::RollbackRequest;
 
 /// Where a deployment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

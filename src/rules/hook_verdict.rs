@@ -180,11 +180,9 @@ pub fn failed_hook(
     let mut rec = rec.clone();
     match mode {
         Mode::Enforce => rolled_back_by_ecs(&mut rec, reason),
-        Mode::Observe => crate::rules::observe::observed(
-            &mut rec,
-            crate::rules::observe::would_answer_failed_reason(reason),
-            now,
-        ),
+        Mode::Observe => {
+            crate::rules::observe::observed(&mut rec, crate::rules::observe::would_answer_failed_reason(reason), now)
+        }
     }
     let event = match why {
         HookFailure::Error => "error",
@@ -345,7 +343,10 @@ mod tests {
         let open = record(Status::Started);
         for (why, event) in [(HookFailure::Error, "error"), (HookFailure::Stuck, "hook_stuck")] {
             let rec = failed_hook(&open, why, "AccessDenied", Mode::Observe, NOW).unwrap();
-            assert_eq!((rec.status, rec.mode, rec.timeline.last().unwrap().event.as_str()), (Status::Failed, Mode::Observe, event));
+            assert_eq!(
+                (rec.status, rec.mode, rec.timeline.last().unwrap().event.as_str()),
+                (Status::Failed, Mode::Observe, event)
+            );
             assert!(rec.observed_failure() && rec.rolled_back_by.is_none() && rec.rolled_back_to.is_none(), "{rec:?}");
             assert_eq!(
                 rec.reason.as_deref(),

@@ -1004,7 +1004,10 @@ async fn in_observe_mode_a_hook_stuck_past_its_budget_answers_succeeded_and_reco
     assert!(timeline(&rec).ends_with(&["would_roll_back".to_string(), "hook_stuck".to_string()]), "{rec}");
     let notes = bg.sink.notifications();
     assert_eq!(notes.len(), 1, "{notes:?}");
-    assert!(notes[0]["Subject"].as_str().unwrap().starts_with("pushdeploy observe, would roll back: backend"), "{notes:?}");
+    assert!(
+        notes[0]["Subject"].as_str().unwrap().starts_with("pushdeploy observe, would roll back: backend"),
+        "{notes:?}"
+    );
 
     let again = bg.hook(&p, "POST_TEST_TRAFFIC_SHIFT", None, &details).await;
     assert_eq!((again["hookStatus"].as_str(), reason(&again)), (Some("SUCCEEDED"), why.as_str()));

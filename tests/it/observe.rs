@@ -158,7 +158,7 @@ async fn status_and_history_say_observe() {
     assert!(backend["last"]["reason"].as_str().unwrap().starts_with("observe: would roll back: "), "{backend}");
     assert_eq!(backend["task_definition"], l.aws().service_task_definition(CLUSTER, BACKEND).await.as_str());
 
-    let (code, table, _) = crate::insight::pushdeploy(&l, &config, &["history", "backend"]).await;
+    let (code, table, _) = crate::insight::pushdeploy(&l, &config, &["history", "backend", "--wide"]).await;
     assert_eq!(code, 0);
     assert!(table.contains("failed (observe)") && table.contains("observe: would roll back: GET todoItems"), "{table}");
     println!("{table}");

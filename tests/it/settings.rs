@@ -52,17 +52,6 @@ fn frontend_with(app: &str, timeout_ms: u64) -> String {
     frontend
 }
 
-async fn upload(aws: &Aws, config: &str) {
-    aws.s3
-        .put_object()
-        .bucket(BUCKET)
-        .key("pushdeploy.toml")
-        .body(config.as_bytes().to_vec().into())
-        .send()
-        .await
-        .expect("upload the config");
-}
-
 /// The config error's own words in `text`: from `service[0].smoke` to the end of its line.
 fn smoke_error(text: &str) -> String {
     let at = text.find("service[0].smoke").unwrap_or_else(|| panic!("no smoke error in {text}"));
@@ -133,7 +122,9 @@ async fn validate_and_the_deployed_functions_agree_on_a_config_near_verify_s_tim
     assert_eq!(code, 1, "{out}{err}");
     let local = smoke_error(&err);
     assert!(local.contains("10500 ms does not fit in the 10000 ms the verify function has"), "{local}");
-    upload(&app.aws, &over).await;
+    // Functions that start with it refuse it (a warm one keeps its last good config and says so
+    // once: the book, "Upgrading and downgrading").
+    let (deploy, verify, _cold) = stack(&app.aws, &over).await;
     let digest = app.aws.push_image("todo-frontend", "latest", "frontend-settings-2").await;
     let refused = deploy.invoke(&ecr_push_event("evt-over", "todo-frontend", "latest", &digest)).await.unwrap();
     assert_eq!(refused["outcome"], "rejected", "{refused}");

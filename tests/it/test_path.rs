@@ -79,7 +79,13 @@ fn blue_green_example(edit: impl Fn(String) -> String) -> String {
 fn validate(config: &str, extra: &[&str]) -> (Option<i32>, String) {
     let file = std::env::temp_dir().join(format!("pushdeploy-test-path-{}-{}.toml", std::process::id(), extra.len()));
     std::fs::write(&file, config).unwrap();
-    let out = std::process::Command::new(cli_binary()).arg("validate").arg(&file).args(extra).output().unwrap();
+    let out = std::process::Command::new(cli_binary())
+        .arg("validate")
+        .arg(&file)
+        .arg("--offline")
+        .args(extra)
+        .output()
+        .unwrap();
     let _ = std::fs::remove_file(&file);
     (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
 }

@@ -83,10 +83,11 @@ async fn unreadable_config_hook(
     e: &pushdeploy::Error,
 ) -> HookAnswer {
     tracing::error!(error = %e, "cannot read the config; the hook answers IN_PROGRESS");
-    let delay = pushdeploy::domain::lifecycle::DEFAULT_CALLBACK_MS;
     let why = format!("the config cannot be read: {e}");
+    // No config, no mode: enforced (the safe side).
+    let settings = pushdeploy::flows::verify::StuckSettings::unknown();
     match pushdeploy::inbound::hook::parse(payload) {
-        Ok(inv) => pushdeploy::flows::verify::stuck(records, None, payload, &inv, delay, None, &why).await,
+        Ok(inv) => pushdeploy::flows::verify::stuck(records, None, payload, &inv, settings, &why).await,
         Err(bad) => HookAnswer::failed(format!(
             "malformed lifecycle hook payload: {}; answering FAILED, so ECS rolls the deployment back (the safe side)",
             bad.0

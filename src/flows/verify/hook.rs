@@ -100,7 +100,8 @@ impl Verifier {
             // Settings it cannot read judge nothing: wait (IN_PROGRESS) for an upgrade or a fixed
             // config, counted against the stuck budget as for a config that cannot be read at all.
             let why = u.problem.to_string();
-            let answer = stuck(self.records(), self.notifier.as_ref(), payload, inv, StuckSettings::unknown(), &why).await;
+            let answer =
+                stuck(self.records(), self.notifier.as_ref(), payload, inv, StuckSettings::unknown(), &why).await;
             return Ok(Seen::Answered(answer));
         }
         let Some(svc) = self.config.by_ecs_service(&inv.cluster, &inv.service) else {
@@ -312,7 +313,8 @@ impl Verifier {
             let tied = recent.iter().position(|r| r.service_deployment_arn.as_deref() == Some(&inv.resource_arn));
             let in_flight = || recent.iter().position(|r| r.status == Status::Started && !r.is_rollback());
             let found = tied.or_else(in_flight).map(|i| &recent[i]);
-            if let Some(rec) = found.and_then(|r| verdict::failed_hook(r, HookFailure::Error, &reason, mode, &record::now()))
+            if let Some(rec) =
+                found.and_then(|r| verdict::failed_hook(r, HookFailure::Error, &reason, mode, &record::now()))
             {
                 match self.save(&rec).await {
                     Ok(()) => crate::flows::metrics::record(&rec.name, &crate::flows::metrics::verdict(&rec)),

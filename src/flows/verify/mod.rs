@@ -16,7 +16,7 @@ mod stuck;
 
 pub use probe::{ProbeAnswer, Probed};
 pub use problem::{cannot_judge, with_error};
-pub use stuck::stuck;
+pub use stuck::{stuck, StuckSettings};
 
 use std::time::Instant;
 

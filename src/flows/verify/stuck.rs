@@ -6,8 +6,8 @@ use serde_json::Value;
 use tracing::{error, info, warn};
 
 use crate::aws::records::{Found, RecordStore};
-use crate::config::Mode;
 use crate::aws::sns::Notifier;
+use crate::config::Mode;
 use crate::domain::lifecycle::{self, HookAnswer, HookIndex};
 use crate::domain::record;
 use crate::domain::timing;
@@ -138,7 +138,9 @@ async fn tell_stuck(
     };
     let message = match tied {
         Some(rec) => {
-            let Some(rec) = verdict::failed_hook(&rec, HookFailure::Stuck, reason, mode, &record::now()) else { return };
+            let Some(rec) = verdict::failed_hook(&rec, HookFailure::Stuck, reason, mode, &record::now()) else {
+                return;
+            };
             if let Err(e) = records.put(&rec).await {
                 warn!(deployment_id = %rec.id, error = %e, "could not put the spent stuck budget on the record");
             }
