@@ -4,28 +4,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use pushdeploy::config::Config;
 use pushdeploy::domain::text::printable;
-use pushdeploy::lambda::live_config::Location;
 
 use crate::args::{From, Scope};
-use crate::insight::{self, Aws, Failed};
+use crate::insight::{self, load_config, Aws, Failed};
 use crate::{invoke, page, print_json, render};
-
-/// Reads the config from a file or an s3:// URL.
-pub(crate) async fn load_config(aws: &Aws, source: &str) -> Result<Config, Failed> {
-    let text = match Location::parse(source)? {
-        Location::File(path) => {
-            std::fs::read_to_string(&path).map_err(|e| Failed(format!("cannot read the config {path}: {e}")))?
-        }
-        Location::S3 { bucket, key } => {
-            let store = aws.store.in_bucket(bucket);
-            let bytes = store.get(&key).await?.ok_or_else(|| Failed(format!("no config at {source}")))?;
-            String::from_utf8(bytes).map_err(|_| Failed(format!("{source} is not UTF-8")))?
-        }
-    };
-    Ok(Config::parse(&text, source)?)
-}
 
 /// `status`: one row per configured service of the live config (and how `--config`'s file
 /// differs from it); 1 when one needs attention.

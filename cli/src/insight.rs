@@ -10,6 +10,7 @@ use pushdeploy::aws::s3::Store;
 use pushdeploy::config::{Config, Mode, ServiceConfig};
 use pushdeploy::domain::lease::{self, Standing};
 use pushdeploy::domain::record::{epoch_seconds, DeploymentRecord, TriggerRef};
+use pushdeploy::lambda::live_config::Location;
 use pushdeploy::rules::report::{self, Report, Window};
 use serde::Serialize;
 
@@ -248,6 +249,21 @@ pub fn trigger_name(t: &TriggerRef) -> String {
 /// When a record's rollout started (RFC 3339), or `?`.
 pub fn started(r: &DeploymentRecord) -> String {
     r.timeline.iter().find(|e| e.event == "started").map_or("?".into(), |e| e.at.clone())
+}
+
+/// Reads the config from a file or an s3:// URL.
+pub(crate) async fn load_config(aws: &Aws, source: &str) -> Result<Config, Failed> {
+    let text = match Location::parse(source)? {
+        Location::File(path) => {
+            std::fs::read_to_string(&path).map_err(|e| Failed(format!("cannot read the config {path}: {e}")))?
+        }
+        Location::S3 { bucket, key } => {
+            let store = aws.store.in_bucket(bucket);
+            let bytes = store.get(&key).await?.ok_or_else(|| Failed(format!("no config at {source}")))?;
+            String::from_utf8(bytes).map_err(|_| Failed(format!("{source} is not UTF-8")))?
+        }
+    };
+    Ok(Config::parse(&text, source)?)
 }
 
 #[cfg(test)]

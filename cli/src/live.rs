@@ -20,7 +20,7 @@ pub struct Chosen {
 pub async fn config_for_status(aws: &Aws, asked: &str, bucket: &str, function: &str) -> Result<Chosen, Failed> {
     if asked.starts_with("s3://") {
         // The operator named the live location: nothing else to compare it with.
-        return Ok(Chosen { config: crate::commands::load_config(aws, asked).await?, notes: Vec::new() });
+        return Ok(Chosen { config: crate::insight::load_config(aws, asked).await?, notes: Vec::new() });
     }
     let (location, from) = match crate::deployed::read_one(function).await {
         Ok(f) => match f.var("PUSHDEPLOY_CONFIG") {
@@ -29,12 +29,12 @@ pub async fn config_for_status(aws: &Aws, asked: &str, bucket: &str, function: &
         },
         Err(why) => (format!("s3://{bucket}/pushdeploy.toml"), format!("the template's default; {why}")),
     };
-    let live = crate::commands::load_config(aws, &location).await;
+    let live = crate::insight::load_config(aws, &location).await;
     let local = std::fs::metadata(asked).is_ok().then(|| Location::File(asked.to_string()));
     match (live, local) {
         (Ok(live), None) => Ok(Chosen { config: live, notes: vec![format!("live config: {location} ({from})")] }),
         (Ok(live), Some(_)) => {
-            let local = crate::commands::load_config(aws, asked).await?;
+            let local = crate::insight::load_config(aws, asked).await?;
             let differences = differences(&local, &live);
             let note = if differences.is_empty() {
                 format!("live config: {location} ({from}); {asked} matches it")
@@ -44,7 +44,7 @@ pub async fn config_for_status(aws: &Aws, asked: &str, bucket: &str, function: &
             Ok(Chosen { config: live, notes: vec![note] })
         }
         (Err(why), Some(_)) => Ok(Chosen {
-            config: crate::commands::load_config(aws, asked).await?,
+            config: crate::insight::load_config(aws, asked).await?,
             notes: vec![format!("cannot read the live config {location} ({from}): {}; showing {asked}", why.0)],
         }),
         (Err(why), None) => Err(Failed(format!("cannot read the live config {location} ({from}): {}", why.0))),

@@ -34,7 +34,7 @@ fn scope_of(service: Option<String>, all: bool) -> Result<Scope, Failed> {
 /// A service name the config knows (so a typo pauses nothing silently).
 async fn known(aws: &Aws, scope: &args::Scope, what: &Scope) -> Result<(), Failed> {
     let Scope::Service(name) = what else { return Ok(()) };
-    let config = crate::commands::load_config(aws, &scope.config).await?;
+    let config = crate::insight::load_config(aws, &scope.config).await?;
     if config.service(name).is_none() {
         let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
         return Err(Failed(format!("no service {name:?} in {}; it has {names:?}", scope.config)));

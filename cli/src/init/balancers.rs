@@ -5,7 +5,7 @@
 use aws_sdk_elasticloadbalancingv2::types::{Action, RuleCondition};
 use aws_sdk_elasticloadbalancingv2::Client;
 
-use super::describe::failed;
+use super::aws_error::failed;
 use super::estate::{Condition, Estate, Listener, LoadBalancer, Rule, TargetGroup};
 use crate::insight::Failed;
 

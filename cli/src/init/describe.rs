@@ -2,29 +2,13 @@
 //! services (ECS ListServices, DescribeServices), their task definitions (DescribeTaskDefinition),
 //! then the load balancers in front of them (`balancers`). Nothing here decides anything.
 
-use aws_sdk_ecs::error::ProvideErrorMetadata;
-
+use super::aws_error::failed;
 use super::balancers::describe_balancers;
 use super::estate::{Container, Estate, Service};
 use crate::insight::Failed;
 
 /// How many services one DescribeServices takes.
 const DESCRIBE_BATCH: usize = 10;
-
-/// An AWS call that failed: what, on what, ECS's or ELB's word, and what to check.
-pub fn failed<E, R>(call: &str, target: &str, permission: &str, e: aws_sdk_ecs::error::SdkError<E, R>) -> Failed
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let detail = e
-        .as_service_error()
-        .map(|s| format!("{}: {}", s.code().unwrap_or("error"), s.message().unwrap_or_default()))
-        .unwrap_or_else(|| aws_sdk_ecs::error::DisplayErrorContext(&e).to_string());
-    Failed(format!(
-        "{call} for {target} failed: {detail}. Check: the cluster, the region (AWS_REGION) and {permission} for your credentials"
-    ))
-}
 
 /// The estate of `cluster`: every service, or only `only`.
 pub async fn describe(sdk: &aws_config::SdkConfig, cluster: &str, only: &[String]) -> Result<Estate, Failed> {

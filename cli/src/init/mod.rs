@@ -4,6 +4,7 @@
 //! → check it with the library's own validation → write, and print what to check before
 //! enforcing (`checklist`). The file starts in observe mode.
 
+mod aws_error;
 mod balancers;
 mod checklist;
 mod describe;
