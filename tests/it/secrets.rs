@@ -184,6 +184,7 @@ fn validate(config: &str) -> (Option<i32>, String) {
     let out = std::process::Command::new(testkit::runtime::cli_binary())
         .arg("validate")
         .arg(&path)
+        .arg("--offline")
         .output()
         .expect("run pushdeploy validate");
     let _ = std::fs::remove_dir_all(&dir);
@@ -196,7 +197,11 @@ fn a_credential_written_in_the_config_or_bound_for_http_is_refused_with_its_key(
     let with_header = |config: &str, value: &str| {
         config.replacen(check, &format!("{check}headers = {{ Authorization = {value} }}\n"), 1)
     };
-    let https = TODO_CONFIG.replace("url = \"http://", "url = \"https://");
+    // The example's smoke URLs are https:// (the users' host name, connect_to the ALB); the same
+    // config over http:// is what a credential must never be sent through.
+    assert!(TODO_CONFIG.contains("url = \"https://") && !TODO_CONFIG.contains("url = \"http://"));
+    let https = TODO_CONFIG.to_string();
+    let http = TODO_CONFIG.replace("url = \"https://", "url = \"http://");
     let reference = format!("{{ ssm = \"{PARAMETER}\" }}");
 
     let (code, out) = validate(&with_header(&https, &reference));
@@ -208,13 +213,13 @@ fn a_credential_written_in_the_config_or_bound_for_http_is_refused_with_its_key(
     assert!(out.contains("Authorization = { ssm = \"/pushdeploy/<service>/<name>\" }"), "the fix: {out}");
     assert!(!out.contains(TOKEN), "the value is not quoted back: {out}");
 
-    // The example's ALB URL is http://: a credential would cross the network in clear text.
-    let (code, out) = validate(&with_header(TODO_CONFIG, &reference));
+    // Over http:// a credential would cross the network in clear text.
+    let (code, out) = validate(&with_header(&http, &reference));
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("service[1].smoke.url") && out.contains("HTTPS listener"), "{out}");
 
     // A header that carries no credential may be written in the config and sent over http://,
     // as the blue/green test listener's header is.
-    let (code, out) = validate(&with_header(TODO_CONFIG, "\"x\"").replace("Authorization", "x-pushdeploy-test"));
+    let (code, out) = validate(&with_header(&http, "\"x\"").replace("Authorization", "x-pushdeploy-test"));
     assert_eq!(code, Some(0), "{out}");
 }
