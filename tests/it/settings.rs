@@ -235,7 +235,11 @@ async fn status_reads_the_live_config_where_deploy_reads_it_and_history_prints_e
     let object = aws.s3.put_object().bucket(BUCKET).key("config/live.toml").body(live.as_bytes().to_vec().into());
     object.send().await.expect("upload the live config");
     let at = format!("s3://{BUCKET}/config/live.toml");
-    let deploy = Arc::new(start_function("deploy", &aws, &stale, &[("PUSHDEPLOY_CONFIG", &at)]).await);
+    // The guard renders the roles for the template's default config key; a stack with ConfigS3Uri
+    // grants the deploy role that key instead. This deploy process only has to hold the setting
+    // status reads, so it signs as the harness (unchecked) rather than as a role of another stack.
+    let env = [("PUSHDEPLOY_CONFIG", at.as_str()), ("AWS_ACCESS_KEY_ID", "testing")];
+    let deploy = Arc::new(start_function("deploy", &aws, &stale, &env).await);
     let lambda = LambdaService::start([("pushdeploy-deploy".to_string(), deploy.clone())].into_iter().collect()).await;
     let dir = std::env::temp_dir().join(format!("pushdeploy-live-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
