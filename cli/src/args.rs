@@ -60,14 +60,8 @@ pub(crate) enum Command {
         service: Option<String>,
         #[command(flatten)]
         function: Function,
-        /// The verify function's name or ARN (the stack's VerifyFunctionName output).
-        #[arg(
-            long = "verify-function",
-            value_name = "NAME",
-            env = "PUSHDEPLOY_VERIFY_FUNCTION",
-            default_value = "pushdeploy-verify"
-        )]
-        verify_function: String,
+        #[command(flatten)]
+        verify_function: VerifyFunction,
     },
     /// Write a pushdeploy.toml from what runs in a cluster: its services, their images' ECR
     /// repositories and tags, and smoke URLs from their load balancers' listener rules.
@@ -304,14 +298,8 @@ pub(crate) enum Command {
         queue_url: String,
         #[command(flatten)]
         function: Function,
-        /// The verify function's name or ARN (the stack's VerifyFunctionName output).
-        #[arg(
-            long = "verify-function",
-            value_name = "NAME",
-            env = "PUSHDEPLOY_VERIFY_FUNCTION",
-            default_value = "pushdeploy-verify"
-        )]
-        verify_function: String,
+        #[command(flatten)]
+        verify_function: VerifyFunction,
         /// The ARN of one of the stack's two EventBridge rules (DeployFunctionEcrPush,
         /// VerifyFunctionEcsDeployment); repeat for both. A dead letter from any other rule is then skipped.
         #[arg(long = "rule-arn", value_name = "ARN")]
@@ -339,6 +327,20 @@ pub(crate) struct Function {
     pub(crate) name: String,
 }
 
+/// Which verify function to read or invoke.
+#[derive(Args)]
+pub(crate) struct VerifyFunction {
+    /// The verify function's name or ARN (the stack's VerifyFunctionName output).
+    #[arg(
+        id = "verify_function",
+        long = "verify-function",
+        value_name = "NAME",
+        env = "PUSHDEPLOY_VERIFY_FUNCTION",
+        default_value = "pushdeploy-verify"
+    )]
+    pub(crate) name: String,
+}
+
 /// The configured services and where their records are.
 #[derive(Args)]
 pub(crate) struct Scope {
@@ -355,4 +357,15 @@ pub(crate) struct From {
     /// The artifact bucket (the stack's ArtifactBucketName output).
     #[arg(long, env = "PUSHDEPLOY_BUCKET")]
     pub(crate) bucket: String,
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap checks its own definition only when a command is parsed: two flattened arguments
+    /// with one id (both `name`) passed `cargo test` and failed every run of the binary.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

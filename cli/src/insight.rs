@@ -266,6 +266,18 @@ pub(crate) async fn load_config(aws: &Aws, source: &str) -> Result<Config, Faile
     Ok(Config::parse(&text, source)?)
 }
 
+/// What an AWS SDK call's failure says: the service's code and message, or the SDK's own account
+/// of it (a timeout, a connection that failed). One wording for every client the command uses.
+pub fn sdk_error_detail<E, R>(e: &aws_sdk_ecs::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    e.as_service_error()
+        .map(|s| format!("{}: {}", s.code().unwrap_or("error"), s.message().unwrap_or_default()))
+        .unwrap_or_else(|| aws_sdk_ecs::error::DisplayErrorContext(e).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,12 +70,12 @@ fn validate_then_probe(command: Command) -> ExitCode {
         unreachable!("called for validate only")
     };
     let flags = settings::Flags { clusters, verify_timeout, verify_memory, verify_in_vpc };
-    let (deploy, verify) = (function.name, verify_function.clone());
+    let (deploy, verify) = (function.name, verify_function.name.clone());
     let checked = validate::run(validate::Asked { file, flags, offline, deploy, verify });
     if !live || checked != ExitCode::SUCCESS {
         return checked;
     }
-    match runtime().block_on(probe::run(&verify_function, service.as_deref())) {
+    match runtime().block_on(probe::run(&verify_function.name, service.as_deref())) {
         Ok(code) => code,
         Err(Failed(why)) => {
             eprintln!("pushdeploy: {}", error_text(&why));
@@ -130,7 +130,7 @@ async fn run(command: Command) -> Result<ExitCode, Failed> {
         Command::Resume { service, all, scope } => pause::resume(service, all, scope).await,
         Command::Redrive { queue_url, function, verify_function, rules, dry_run, yes, delete_skipped, max } => {
             let deploy = function.name;
-            let verify = verify_function;
+            let verify = verify_function.name;
             redrive::run(redrive::Options { queue_url, deploy, verify, rules, dry_run, yes, delete_skipped, max }).await
         }
     }

@@ -122,10 +122,7 @@ impl Queue {
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
-        let detail = e
-            .as_service_error()
-            .map(|s| format!("{}: {}", s.code().unwrap_or("error"), s.message().unwrap_or_default()))
-            .unwrap_or_else(|| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string());
+        let detail = crate::insight::sdk_error_detail(&e);
         Failed(format!(
             "SQS {operation} on {} failed: {detail}. Check: the queue URL (--queue-url, the stack's FailedInvocationsQueueUrl output) and {permission} on the queue",
             self.url
