@@ -121,6 +121,10 @@ pub struct Carried {
     pub streak: u32,
     /// When the first round ran (epoch ms).
     pub started_ms: u64,
+    /// At a production step with analysis: the active checks passed, and the step waits for the
+    /// analysis alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub active_passed: bool,
 }
 
 /// pushdeploy's budget for invocations that cannot advance a check, when no config says (an

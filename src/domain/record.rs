@@ -221,6 +221,13 @@ pub struct HookCheck {
     pub rounds: u32,
     /// The last round (and the probe), as the smoke engine reported them.
     pub smoke: serde_json::Value,
+    /// Which listener, rule, target group and revision the active checks reached (a production
+    /// step's; `rules::canary::Reached`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reached: Option<serde_json::Value>,
+    /// The analysis of real traffic the verdict read: every figure, the test and the thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<serde_json::Value>,
     /// When the verdict came (RFC 3339).
     pub at: String,
 }

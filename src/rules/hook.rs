@@ -288,6 +288,8 @@ mod tests {
             reason: Some("GET /: status 500".into()),
             rounds,
             smoke: Value::Null,
+            reached: None,
+            analysis: None,
             at: "2026-11-27T08:01:00Z".into(),
         }
     }
@@ -358,7 +360,7 @@ mod tests {
         let mut rec = crate::rules::rollback::tests::record("d1", "td:2", Status::Started, "2026-11-20T10:00:00Z");
         let b = Budget { attempts: 5, consecutive: 2, interval_ms: 1500, timeout_ms: 600_000 };
         let fresh =
-            Carried { check: inv.check_key(), deployment: "d1".into(), rounds: 0, streak: 0, started_ms: 1_000 };
+            Carried { check: inv.check_key(), deployment: "d1".into(), rounds: 0, streak: 0, started_ms: 1_000, active_passed: false };
         let Step::Again(c) = after_round(fresh.clone(), &b, true) else { panic!() };
         let answer = HookAnswer::again(b.interval_ms, &c, "1 of 2");
         let v = serde_json::to_value(&answer).unwrap();
@@ -390,6 +392,7 @@ mod tests {
             rounds,
             streak,
             started_ms,
+            active_passed: false,
         };
         assert!(before_round(&c(0, 0, 0), &b, 0).is_ok());
         assert!(before_round(&c(2, 0, 0), &b, 0).is_ok(), "3 left, 3 needed");

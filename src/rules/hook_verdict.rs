@@ -39,7 +39,7 @@ pub fn hook_answered(
 /// record is tied to ECS's service deployment. The record is saved before the round.
 pub fn check_started(rec: &DeploymentRecord, inv: &HookInvocation, now_ms: u64, now: &str) -> (Carried, Verdict) {
     let fresh =
-        Carried { check: inv.check_key(), deployment: rec.id.clone(), rounds: 0, streak: 0, started_ms: now_ms };
+        Carried { check: inv.check_key(), deployment: rec.id.clone(), rounds: 0, streak: 0, started_ms: now_ms, active_passed: false };
     let mut rec = rec.clone();
     rec.hook_tally = Some(fresh.clone());
     if !rec.has(&inv.timeline_event()) {
@@ -76,6 +76,14 @@ pub fn round_again(
     Verdict::hook(rec, Write::Save, Tell::Nobody, HookAnswer::again(interval_ms, c, why))
 }
 
+/// A production step with analysis that is not decided yet: the tally (and whether the active
+/// checks already passed) is saved, and ECS calls again after `interval_ms`.
+pub fn step_again(rec: &DeploymentRecord, c: &Carried, why: &str, interval_ms: u64) -> Verdict {
+    let mut rec = rec.clone();
+    rec.hook_tally = Some(c.clone());
+    Verdict::hook(rec, Write::Save, Tell::Nobody, HookAnswer::again(interval_ms, c, why))
+}
+
 /// What a finished check came to, as the round and the probe left it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckSeen {
@@ -87,6 +95,36 @@ pub struct CheckSeen {
     pub smoke: Value,
     /// `Err` says why it failed.
     pub verdict: Result<(), String>,
+    /// A production step judged with analysis: what the active checks reached and what the
+    /// analysis read; `None` for a smoke-only check.
+    pub canary: Option<CanaryEvidence>,
+}
+
+/// What a production step's verdict rests on besides the smoke rounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryEvidence {
+    /// Which listener, rule, target group and revision the active checks reached (`rules::canary::Reached`).
+    pub reached: Value,
+    /// The analysis's findings (`rules::analysis::Findings`), when it could read the metrics.
+    pub analysis: Option<Value>,
+    /// The analysis in one line, with its figures.
+    pub summary: String,
+}
+
+impl CheckSeen {
+    /// How the check was judged, for its reason: `through the test listener`, or on the load
+    /// balancer's metrics for a step with analysis.
+    fn judged(&self) -> String {
+        match self.analysed() {
+            Some(_) => "on the load balancer's metrics".to_string(),
+            None => format!("through the {} listener", self.listener.as_str()),
+        }
+    }
+
+    /// The evidence, when the step was judged with analysis.
+    fn analysed(&self) -> Option<&CanaryEvidence> {
+        self.canary.as_ref().filter(|c| c.analysis.is_some())
+    }
 }
 
 /// A check's verdict: a pass goes on the record (the deployment's verdict waits for ECS) and
@@ -95,19 +133,18 @@ pub struct CheckSeen {
 pub fn check_done(rec: &DeploymentRecord, inv: &HookInvocation, seen: CheckSeen, mode: Mode, now: &str) -> Verdict {
     let mut rec = rec.clone();
     rec.hook_tally = None;
-    let listener = seen.listener.as_str();
-    let why = match seen.verdict {
+    let judged = seen.judged();
+    let why = match &seen.verdict {
         Ok(()) => {
-            rec.hook_checks.push(hook_check(inv, seen.listener, seen.rounds, seen.smoke, None, now));
+            let why = match seen.analysed() {
+                Some(c) => format!("{}: passed on the load balancer's metrics: {}", inv.check_key(), c.summary),
+                None => format!("{}: smoke test passed {judged} in {} round(s)", inv.check_key(), seen.rounds),
+            };
+            rec.hook_checks.push(hook_check(inv, seen, None, now));
             rec.stamp(&format!("{}_passed", inv.timeline_event()), now.to_string());
-            let why = format!(
-                "{}: smoke test passed through the {listener} listener in {} round(s)",
-                inv.check_key(),
-                seen.rounds
-            );
             return Verdict::hook(rec, Write::Save, Tell::Nobody, HookAnswer::succeeded(why));
         }
-        Err(why) => why,
+        Err(why) => why.clone(),
     };
     let share = inv.production_share();
     let touched = if share == 0.0 {
@@ -117,11 +154,11 @@ pub fn check_done(rec: &DeploymentRecord, inv: &HookInvocation, seen: CheckSeen,
     };
     let rolls = if mode == Mode::Observe { "would roll back" } else { "rolls back" };
     let reason = format!(
-        "{} check failed through the {listener} listener: {why}; ECS {rolls} to {}: {touched}",
+        "{} check failed {judged}: {why}; ECS {rolls} to {}: {touched}",
         inv.check_key(),
         short_name(&rec.previous_task_definition)
     );
-    rec.hook_checks.push(hook_check(inv, seen.listener, seen.rounds, seen.smoke, Some(why), now));
+    rec.hook_checks.push(hook_check(inv, seen, Some(why), now));
     rec.service_deployment_arn = Some(inv.resource_arn.clone());
     rec.stamp(&format!("{}_failed", inv.timeline_event()), now.to_string());
     if mode == Mode::Observe {
@@ -135,22 +172,21 @@ pub fn check_done(rec: &DeploymentRecord, inv: &HookInvocation, seen: CheckSeen,
 }
 
 /// The record of one check's verdict: passed unless it says why it failed.
-fn hook_check(
-    inv: &HookInvocation,
-    listener: Listener,
-    rounds: u32,
-    smoke: Value,
-    failed: Option<String>,
-    now: &str,
-) -> HookCheck {
+fn hook_check(inv: &HookInvocation, seen: CheckSeen, failed: Option<String>, now: &str) -> HookCheck {
+    let (reached, analysis) = match seen.canary {
+        Some(c) => (Some(c.reached), c.analysis),
+        None => (None, None),
+    };
     HookCheck {
         check: inv.check_key(),
-        listener: listener.as_str().into(),
+        listener: seen.listener.as_str().into(),
         production_share: inv.production_share(),
         passed: failed.is_none(),
         reason: failed,
-        rounds,
-        smoke,
+        rounds: seen.rounds,
+        smoke: seen.smoke,
+        reached,
+        analysis,
         at: now.to_string(),
     }
 }
@@ -277,7 +313,7 @@ mod tests {
             (HookStatus::InProgress, "round 1 passed through the test listener; 1 of 2 passing in a row so far".into())
         );
 
-        let seen = |verdict| CheckSeen { listener: Listener::Test, rounds: 3, smoke: Value::Null, verdict };
+        let seen = |verdict| CheckSeen { listener: Listener::Test, rounds: 3, smoke: Value::Null, verdict, canary: None };
         let passed = check_done(&started.record, &inv, seen(Ok(())), Mode::Enforce, NOW);
         assert_eq!((passed.write, passed.tell, passed.record.status), (Write::Save, Tell::Nobody, Status::Started));
         assert_eq!(passed.record.hook_tally, None);
@@ -302,7 +338,7 @@ mod tests {
     fn in_observe_mode_a_failed_check_answers_succeeded_and_records_what_it_would_have_answered() {
         let inv = invocation();
         let (_, started) = check_started(&record(Status::Started), &inv, 5_000, NOW);
-        let seen = |verdict| CheckSeen { listener: Listener::Test, rounds: 3, smoke: Value::Null, verdict };
+        let seen = |verdict| CheckSeen { listener: Listener::Test, rounds: 3, smoke: Value::Null, verdict, canary: None };
         let passed = check_done(&started.record, &inv, seen(Ok(())), Mode::Observe, NOW);
         let enforced = check_done(&started.record, &inv, seen(Ok(())), Mode::Enforce, NOW);
         assert_eq!(passed, enforced, "a pass is the same verdict in either mode");
@@ -327,7 +363,7 @@ mod tests {
     fn a_hook_that_fails_for_another_reason_rolls_an_open_record_back() {
         let mut open = record(Status::Started);
         open.hook_tally =
-            Some(Carried { check: "k".into(), deployment: "ecs-svc-1".into(), rounds: 1, streak: 0, started_ms: 1 });
+            Some(Carried { check: "k".into(), deployment: "ecs-svc-1".into(), rounds: 1, streak: 0, started_ms: 1, active_passed: false });
         let error = failed_hook(&open, HookFailure::Error, "AccessDenied", Mode::Enforce, NOW).unwrap();
         assert_eq!((error.status, error.timeline.last().unwrap().event.as_str()), (Status::RolledBack, "error"));
         assert!(error.hook_tally.is_some(), "an error leaves the tally");

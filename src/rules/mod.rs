@@ -2,6 +2,7 @@
 //! flows apply.
 
 pub mod base;
+pub mod canary;
 pub mod confirm;
 pub mod decision;
 pub mod freshness;

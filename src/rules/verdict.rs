@@ -750,6 +750,8 @@ pub(crate) mod tests {
             reason: None,
             rounds: 2,
             smoke: Value::Null,
+            reached: None,
+            analysis: None,
             at: AT.into(),
         }
     }

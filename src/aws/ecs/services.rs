@@ -131,6 +131,27 @@ impl EcsClient {
             .map(str::to_string))
     }
 
+    /// The target groups ECS resolved for a service revision (`resolvedConfiguration.loadBalancers`):
+    /// for green's revision at a lifecycle hook, the group of the blue/green pair that serves it.
+    pub async fn revision_target_groups(&self, revision_arn: &str) -> Result<Vec<String>, AwsError> {
+        let out =
+            self.client.describe_service_revisions().service_revision_arns(revision_arn).send().await.map_err(|e| {
+                aws_error(
+                    "ECS DescribeServiceRevisions",
+                    revision_arn,
+                    "ecs:DescribeServiceRevisions on the cluster's service revisions (the verify role)",
+                    e,
+                )
+            })?;
+        Ok(out
+            .service_revisions()
+            .iter()
+            .filter(|r| r.service_revision_arn() == Some(revision_arn))
+            .filter_map(|r| r.resolved_configuration())
+            .flat_map(|c| c.load_balancers().iter().filter_map(|lb| lb.target_group_arn().map(str::to_string)))
+            .collect())
+    }
+
     /// The target groups ECS resolved for the one of `revisions` (a service's current revisions)
     /// that runs `task_definition` (`resolvedConfiguration.loadBalancers`): for a blue/green
     /// service, the group that serves it. `None` when no such revision says.

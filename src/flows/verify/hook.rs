@@ -19,7 +19,7 @@ use crate::domain::timing;
 use crate::flows::settle;
 use crate::inbound::hook::{self as inbound, HookInvocation};
 use crate::rules::hook::{self, Budget, Decision, Step};
-use crate::rules::hook_verdict::{self as verdict, CheckSeen, HookFailure};
+use crate::rules::hook_verdict::{self as verdict, CanaryEvidence, CheckSeen, HookFailure};
 use crate::rules::notify::{problem_message, Problem};
 use crate::rules::verdict::{Reply, Verdict};
 use crate::smoke::engine;
@@ -85,9 +85,13 @@ impl Verifier {
             Decision::Answer { answer, stamp } => {
                 verdict::hook_answered(&rec, inv, answer, stamp.as_deref(), &record::now())
             }
-            Decision::Check { listener, smoke, budget } => {
-                self.check(rec, inv, listener, &smoke, &budget, deadline).await?
-            }
+            Decision::Check { listener, smoke, budget } => match svc.analysis.as_ref() {
+                // A production step with analysis is judged on the load balancer's metrics.
+                Some(cfg) if listener == Listener::Production => {
+                    self.check_step(rec, inv, svc, cfg, &budget, deadline).await?
+                }
+                _ => self.check(rec, inv, listener, &smoke, &budget, deadline).await?,
+            },
         };
         self.apply_hook(v, inv).await
     }
@@ -148,17 +152,13 @@ impl Verifier {
         deadline: Instant,
     ) -> Result<Verdict, Error> {
         let now = timing::now_ms();
-        let (carried, rec) = match hook::tally_of(&rec, inv) {
-            Some(c) => (c, rec),
-            None => {
-                let (fresh, started) = verdict::check_started(&rec, inv, now, &record::now());
-                self.save(&started.record).await?;
-                (fresh, started.record)
-            }
-        };
+        let (carried, rec) = self.tally(rec, inv, now).await?;
         let mode = self.config.by_ecs_service(&inv.cluster, &inv.service).map_or(Mode::Enforce, |s| s.mode);
+        // Without analysis a production step's checks reach blue and green by weight: say so.
+        let canary = (listener == Listener::Production).then(|| production_only(inv));
         let done = |rounds, smoke, verdict| {
-            verdict::check_done(&rec, inv, CheckSeen { listener, rounds, smoke, verdict }, mode, &record::now())
+            let seen = CheckSeen { listener, rounds, smoke, verdict, canary: canary.clone() };
+            verdict::check_done(&rec, inv, seen, mode, &record::now())
         };
         if let Err(why) = hook::before_round(&carried, budget, now) {
             return Ok(done(carried.rounds, Value::Null, Err(why)));
@@ -350,6 +350,22 @@ fn with_sources(mut report: Value, smoke: &crate::config::SmokeConfig) -> Value 
         report["target"] = json!(target);
     }
     report
+}
+
+/// What a production step's checks without analysis reached: blue and green, by weight.
+fn production_only(inv: &HookInvocation) -> CanaryEvidence {
+    let green = crate::rules::canary::GreenSeen {
+        revision: &inv.target_revision,
+        group: None,
+        targets: 0,
+        production_share: inv.production_share(),
+    };
+    let route = crate::rules::canary::active_route(None, &green, false);
+    CanaryEvidence {
+        reached: serde_json::to_value(route.reached()).expect("serializes"),
+        analysis: None,
+        summary: String::new(),
+    }
 }
 
 /// Not pushdeploy's deployment: go on, touch nothing, say so.

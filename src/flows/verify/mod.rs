@@ -6,6 +6,8 @@
 //! puts the one rollback's outcome on the record; `prune` and `problem` are housekeeping and the
 //! errors that keep verify from a verdict; `probe` answers `validate --live`.
 
+mod bake;
+mod canary;
 mod hook;
 mod probe;
 mod problem;
@@ -247,11 +249,29 @@ impl Verifier {
                     d.confirmed = Some(self.confirmation(&rec, e, seen, svc).await?);
                 }
                 (Next::RunSmoke, Some(seen), Some(smoke)) => {
-                    d.smoke = Some(self.boxed(self.smoke_test(&v.record, smoke, seen, deadline)).await?);
+                    d.smoke = Some(self.boxed(self.smoke_and_bake(&v.record, svc, smoke, seen, deadline)).await?);
                 }
                 _ => return self.boxed(self.apply(v, e, deadline)).await,
             }
         }
+    }
+
+    /// The smoke test, then for a rolling service with `bake` the bake once it passed (a hook
+    /// judges its own steps instead).
+    async fn smoke_and_bake(
+        &self,
+        rec: &DeploymentRecord,
+        svc: &crate::config::ServiceConfig,
+        smoke: &crate::config::SmokeConfig,
+        seen: &crate::domain::ecs_view::ServiceNow,
+        deadline: Instant,
+    ) -> Result<verdict::SmokeSeen, Error> {
+        let mut ran = self.boxed(self.smoke_test(rec, smoke, seen, deadline)).await?;
+        let bake = svc.analysis.as_ref().filter(|a| a.bake_ms.is_some() && svc.hook.is_none());
+        if let Some(cfg) = bake.filter(|_| ran.passed) {
+            self.boxed(self.bake(rec, cfg, seen, &mut ran, deadline)).await?;
+        }
+        Ok(ran)
     }
 
     /// ECS's own word on the event: anyone who may invoke verify can send one, so ECS itself must
