@@ -18,3 +18,4 @@ pub mod runtime;
 pub mod sns_sink;
 pub mod standin;
 pub mod tls;
+pub mod traffic;
