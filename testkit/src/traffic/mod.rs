@@ -43,7 +43,24 @@ pub fn dimension_of(arn: &str) -> String {
 /// what the guard computes percentiles from. Shared by the guard and the tests' [`Traffic`].
 #[derive(Default)]
 pub struct Latencies {
-    by_group: Mutex<HashMap<(String, String), Vec<(i64, f64)>>>,
+    by_group: Mutex<HashMap<(String, String), Timed>>,
+}
+
+/// Latencies (seconds) with the epoch second of their request.
+type Timed = Vec<(i64, f64)>;
+
+/// One target group's requests in one minute, as an ALB sums them for its datapoints.
+#[derive(Clone, Copy)]
+struct Minute {
+    requests: u64,
+    errors: u64,
+    sum_s: f64,
+    min_s: f64,
+    max_s: f64,
+}
+
+impl Minute {
+    const EMPTY: Minute = Minute { requests: 0, errors: 0, sum_s: 0.0, min_s: f64::MAX, max_s: 0.0 };
 }
 
 impl Latencies {
@@ -189,25 +206,25 @@ fn datums(
     start_s: i64,
     end_s: i64,
 ) -> Vec<Value> {
-    // (group, minute) → (requests, 5XX, sum, min, max of latency)
-    let mut minutes: BTreeMap<(usize, i64), (u64, u64, f64, f64, f64)> = BTreeMap::new();
+    let mut minutes: BTreeMap<(usize, i64), Minute> = BTreeMap::new();
     for g in 0..groups.len() {
         let mut m = start_s - start_s.rem_euclid(60);
         while m < end_s {
-            minutes.insert((g, m), (0, 0, 0.0, f64::MAX, 0.0));
+            minutes.insert((g, m), Minute::EMPTY);
             m += 60;
         }
     }
     for s in samples {
-        let e = minutes.entry((s.group, s.at_s - s.at_s.rem_euclid(60))).or_insert((0, 0, 0.0, f64::MAX, 0.0));
-        e.0 += 1;
-        e.1 += u64::from(s.error);
-        e.2 += s.latency_s;
-        e.3 = e.3.min(s.latency_s);
-        e.4 = e.4.max(s.latency_s);
+        let e = minutes.entry((s.group, s.at_s - s.at_s.rem_euclid(60))).or_insert(Minute::EMPTY);
+        e.requests += 1;
+        e.errors += u64::from(s.error);
+        e.sum_s += s.latency_s;
+        e.min_s = e.min_s.min(s.latency_s);
+        e.max_s = e.max_s.max(s.latency_s);
     }
     let mut out = Vec::new();
-    for ((g, minute), (n, errors, sum, min, max)) in minutes {
+    for ((g, minute), m) in minutes {
+        let Minute { requests: n, errors, sum_s: sum, min_s: min, max_s: max } = m;
         let dims = json!([{"Name": "LoadBalancer", "Value": lb}, {"Name": "TargetGroup", "Value": groups[g].1}]);
         let datum = |name: &str, value: f64| json!({"MetricName": name, "Dimensions": dims, "Timestamp": minute, "Value": value, "Unit": "Count"});
         for (name, value) in
