@@ -145,3 +145,42 @@ async fn the_service_names_its_listener_rules_and_alternate_group() {
     assert_eq!(advanced.test_listener_rule(), Some(alb.test_rule.as_str()));
     assert!(advanced.role_arn().is_some_and(|r| r.starts_with("arn:aws:iam::")));
 }
+
+/// The stand-in's production listener during a 10 % step: each request reaches green at random by
+/// weight (no request is promised to it), and a flaky green fails about its share of them.
+#[tokio::test]
+async fn the_standins_production_listener_routes_at_random_by_weight_and_a_flaky_green_fails_some() {
+    use testkit::standin::{Behaviour, TodoStandIn};
+    let emu = Emulator::start().await;
+    let app = testkit::estate::TodoApp::create(Aws::new(&emu.endpoint).await).await;
+    let (cluster, service) = (testkit::names::CLUSTER, "todo-backend");
+    let blue = app.aws.service_task_definition(cluster, service).await;
+    let digest = app.aws.push_image(service, "v1", "backend-flaky").await;
+    let image = format!("{}/{service}@{}", testkit::names::registry(), digest.as_str());
+    let green = app.aws.register_rich_task_definition(service, &[("backend", image)]).await;
+    let standin = TodoStandIn::start(app.aws.clone()).await;
+    standin.set(digest.as_str(), Behaviour::Flaky { errors_per_mille: 500 });
+    standin.hold_production(service, &blue);
+    standin.shift_production(service, &green, 10);
+    let green_digest = digest.as_str().to_string();
+    let run = |seed: u64| {
+        let (standin, green_digest) = (&standin, &green_digest);
+        async move {
+            standin.seed(seed);
+            let before = standin.served().len();
+            let client = reqwest::Client::new();
+            for _ in 0..300 {
+                client.get(format!("{}api/todoItems", standin.url())).send().await.unwrap();
+            }
+            let served = standin.served()[before..].to_vec();
+            served.iter().map(|s| (&s.digest == green_digest, s.status)).collect::<Vec<_>>()
+        }
+    };
+    let first = run(9).await;
+    let on_green: Vec<u16> = first.iter().filter(|(g, _)| *g).map(|(_, s)| *s).collect();
+    assert!((15..=50).contains(&on_green.len()), "about 30 of 300 on green: {}", on_green.len());
+    let failed = on_green.iter().filter(|s| **s == 500).count();
+    assert!(failed > 0 && failed < on_green.len(), "half of green's fail: {failed} of {}", on_green.len());
+    assert!(first.iter().filter(|(g, _)| !*g).all(|(_, s)| *s == 200), "blue is good");
+    assert_eq!(run(9).await, first, "the same seed routes the same sequential requests the same way");
+}
