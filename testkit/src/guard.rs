@@ -20,6 +20,7 @@ use crate::http::{serve, Request, Response};
 use crate::iam::{classify, secure_string_key, Call, Check, Policies, Role, Verdict, SSM_DEFAULT_KEY};
 use crate::moto::{workspace_root, Moto};
 use crate::revisions::Revisions;
+use crate::traffic::{percentiles, Latencies};
 
 /// One function call as the guard saw it.
 #[derive(Debug, Clone, Serialize)]
@@ -52,6 +53,9 @@ pub struct Guard {
     pub endpoint: String,
     /// ECS's deployments and revisions as the harness plays them (moto has none).
     pub ecs: Arc<Revisions>,
+    /// The simulated users' response times ([`crate::traffic::Traffic`]): CloudWatch's
+    /// percentile statistics are answered from them.
+    pub latencies: Arc<Latencies>,
     state: Arc<Mutex<State>>,
     task: JoinHandle<()>,
 }
@@ -77,15 +81,22 @@ impl Guard {
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         let harness = Aws::new(upstream).await;
         let revisions = Arc::new(Revisions::new(harness.clone()));
+        let latencies = Arc::new(Latencies::default());
         let upstream = upstream.trim_end_matches('/').to_string();
-        let handler =
-            Arc::new(Handler { state: state.clone(), client, upstream, revisions: revisions.clone(), harness });
+        let handler = Arc::new(Handler {
+            state: state.clone(),
+            client,
+            upstream,
+            revisions: revisions.clone(),
+            harness,
+            latencies: latencies.clone(),
+        });
         let (addr, task) = serve(move |req: Request| {
             let handler = handler.clone();
             async move { handler.handle(req).await }
         })
         .await;
-        Self { endpoint: format!("http://{addr}"), ecs: revisions, state, task }
+        Self { endpoint: format!("http://{addr}"), ecs: revisions, latencies, state, task }
     }
 
     /// Function calls seen so far, in order.
@@ -130,6 +141,7 @@ struct Handler {
     upstream: String,
     revisions: Arc<Revisions>,
     harness: Aws,
+    latencies: Arc<Latencies>,
 }
 
 impl Handler {
@@ -146,7 +158,7 @@ impl Handler {
         }
         let Some(role) = Role::of_request(&req) else {
             // The test harness: unchecked, unrecorded, but ECS's revisions still follow it.
-            return answer(&self.client, &self.upstream, &self.revisions, &call.operation, req, None).await;
+            return self.respond(&call.operation, req, None).await;
         };
         // Boxed: the SDK call's future would otherwise sit in every request's future.
         if let Some(key) = Box::pin(secure_string_decryption(&self.harness, &call, &req)).await {
@@ -161,7 +173,7 @@ impl Handler {
             let denied = record.checks.iter().find(|(_, v)| !v.allowed).map(|(c, _)| c.clone());
             access_denied(role, &call.operation, denied.as_ref())
         } else {
-            let resp = answer(&self.client, &self.upstream, &self.revisions, &call.operation, req, fixture).await;
+            let resp = self.respond(&call.operation, req, fixture).await;
             match listing {
                 Some((check, verdict)) if resp.status == 404 && call.operation == "s3:GetObject" => {
                     let listable = verdict.allowed;
@@ -196,6 +208,37 @@ impl Handler {
             (check, verdict)
         });
         (checks, listing)
+    }
+}
+
+impl Handler {
+    /// The answer to an allowed call: CloudWatch's GetMetricData with its percentile statistics
+    /// answered here (moto has none), anything else as [`answer`] gives it.
+    async fn respond(&self, operation: &str, req: Request, fixture: Option<Fixture>) -> Response {
+        if operation != "cloudwatch:GetMetricData" {
+            return answer(&self.client, &self.upstream, &self.revisions, operation, req, fixture).await;
+        }
+        let request: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let (forwarded, ours) = percentiles::split(&request);
+        if ours.is_empty() {
+            return forward(&self.client, &self.upstream, req).await;
+        }
+        let results = percentiles::answers(&self.latencies, &request, &ours);
+        let moto = if forwarded["MetricDataQueries"].as_array().is_some_and(|q| !q.is_empty()) {
+            let mut req = req;
+            req.body = serde_json::to_vec(&forwarded).expect("JSON");
+            let resp = forward(&self.client, &self.upstream, req).await;
+            if !(200..300).contains(&resp.status) {
+                return resp;
+            }
+            serde_json::from_slice(&resp.body).unwrap_or_default()
+        } else {
+            // Nothing left for moto (it rejects an empty query list).
+            serde_json::json!({})
+        };
+        let merged = percentiles::merge(&request, moto, results);
+        Response::new(200, serde_json::to_vec(&merged).expect("JSON"))
+            .with_header("content-type", "application/x-amz-json-1.0")
     }
 }
 
@@ -289,7 +332,12 @@ fn access_denied(role: Role, operation: &str, check: Option<&Check>) -> Response
         ),
         None => "Access Denied".to_string(),
     };
-    if operation.starts_with("ecs:") || operation.starts_with("ecr:") || operation.starts_with("ssm:") {
+    if operation.starts_with("cloudwatch:") {
+        // AWS JSON 1.0 with query compatibility: the query protocol's code rides in a header.
+        Response::new(400, format!(r#"{{"__type":"AccessDeniedException","message":"{message}"}}"#))
+            .with_header("content-type", "application/x-amz-json-1.0")
+            .with_header("x-amzn-query-error", "AccessDenied;Sender")
+    } else if operation.starts_with("ecs:") || operation.starts_with("ecr:") || operation.starts_with("ssm:") {
         Response::new(400, format!(r#"{{"__type":"AccessDeniedException","message":"{message}"}}"#))
             .with_header("content-type", "application/x-amz-json-1.1")
             .with_header("x-amzn-errortype", "AccessDeniedException")

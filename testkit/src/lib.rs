@@ -15,5 +15,7 @@ pub mod moto;
 pub mod names;
 pub mod revisions;
 pub mod runtime;
+pub mod sns_sink;
 pub mod standin;
 pub mod tls;
+pub mod traffic;

@@ -1,5 +1,5 @@
 //! Stand-ins on 127.0.0.1: the todo app behind its "ALB", whose behaviour depends on the image the
-//! service runs in moto, and an SNS HTTP subscriber that keeps what it is sent.
+//! service runs in moto; and, re-exported from its own module, the SNS subscriber the tests read.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +11,9 @@ use tokio::task::JoinHandle;
 use crate::clients::Aws;
 use crate::http::{serve, Request, Response};
 use crate::names::CLUSTER;
+
+// Where the tests have always found it.
+pub use crate::sns_sink::SnsSink;
 
 /// How an image behaves once deployed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +37,12 @@ pub enum Behaviour {
     /// secret-looking token at `/status` ([`LEAKED`]), and `/api/login` redirects off-site with an
     /// OAuth code and state in its `Location`.
     Leaky,
+    /// Works, but answers 500 to `errors_per_mille` of every 1000 requests, drawn at random from
+    /// the stand-in's seeded generator ([`TodoStandIn::seed`]): a build that fails some of the time.
+    Flaky {
+        /// Failures per thousand requests.
+        errors_per_mille: u32,
+    },
 }
 
 /// The word in everything [`Behaviour::Leaky`] answers that must never be recorded or told.
@@ -56,15 +65,18 @@ pub enum Listener {
 /// The header the test listener's rule requires (a header-based test listener rule).
 pub const TEST_HEADER: (&str, &str) = ("x-pushdeploy-test", "1");
 
-/// How the production listener routes a service during a blue/green deployment: to blue, with
-/// `share` percent of requests (the first of them included) to green.
+/// How the production listener routes a service during a blue/green deployment: each request to
+/// green with probability `share` percent, else to blue, as an ALB's weighted forward does.
 #[derive(Debug, Clone)]
 struct Route {
     blue: String,
     green: Option<String>,
     share: u64,
-    seen: u64,
 }
+
+/// The seed a stand-in starts with, so a test that never seeds one still sees the same traffic
+/// from one run to the next.
+pub const DEFAULT_SEED: u64 = 0x5eed_a1b0;
 
 /// One request the "ALB" served: through which listener, what was asked, to which image, with
 /// what status.
@@ -95,6 +107,9 @@ struct State {
     tasks: [Mutex<Store>; 2],
     next_task: AtomicU64,
     next_id: AtomicU64,
+    // Every random draw (routing by weight, a flaky build's failures) comes from here: seeded, so
+    // a test's traffic is the same from run to run.
+    rng: Mutex<fastrand::Rng>,
 }
 
 /// The todo app as seen through its load balancer: `/` is the frontend, `/api/` the backend.
@@ -122,6 +137,7 @@ impl TodoStandIn {
             tasks: [Mutex::new(Store::default()), Mutex::new(Store::default())],
             next_task: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
+            rng: Mutex::new(fastrand::Rng::with_seed(DEFAULT_SEED)),
         });
         let s = state.clone();
         let (addr, task) = serve(move |req| {
@@ -141,17 +157,22 @@ impl TodoStandIn {
     /// Holds `service`'s production traffic on `blue` (the revision it runs before a blue/green
     /// deployment), whatever moto says it runs: ECS keeps production there until it shifts it.
     pub fn hold_production(&self, service: &str, blue: &str) {
-        let route = Route { blue: blue.to_string(), green: None, share: 0, seen: 0 };
+        let route = Route { blue: blue.to_string(), green: None, share: 0 };
         self.state.routes.lock().expect("lock").insert(service.to_string(), route);
     }
 
-    /// Shifts `share` percent of `service`'s production traffic to `green` (100: all of it).
+    /// Shifts `share` percent of `service`'s production traffic to `green` (100: all of it): from
+    /// now on each request goes to green with that probability, as a weighted ALB rule sends it.
     pub fn shift_production(&self, service: &str, green: &str, share: u64) {
         let mut routes = self.state.routes.lock().expect("lock");
         let route = routes.get_mut(service).expect("hold_production first");
         route.green = Some(green.to_string());
         route.share = share;
-        route.seen = 0;
+    }
+
+    /// Restarts the stand-in's random draws (routing by weight, [`Behaviour::Flaky`]) from `seed`.
+    pub fn seed(&self, seed: u64) {
+        *self.state.rng.lock().expect("lock") = fastrand::Rng::with_seed(seed);
     }
 
     /// From now on the API (`/api/`) answers 401 to a request without exactly this `Authorization`
@@ -196,13 +217,12 @@ impl Drop for TodoStandIn {
 /// The task definition a request to `service` through `listener` reaches.
 async fn task_definition_for(s: &State, service: &str, listener: Listener) -> Option<String> {
     if listener == Listener::Production {
-        let mut routes = s.routes.lock().expect("lock");
-        if let Some(route) = routes.get_mut(service) {
-            let n = route.seen;
-            route.seen += 1;
-            // Deterministic weighting: `share` of every 100 requests, the first one included.
+        let routes = s.routes.lock().expect("lock");
+        if let Some(route) = routes.get(service) {
+            // At random by weight, as an ALB routes: no request is promised to green.
+            let draw = s.rng.lock().expect("lock").u64(0..100);
             return Some(match &route.green {
-                Some(green) if (n * route.share) % 100 < route.share => green.clone(),
+                Some(green) if draw < route.share => green.clone(),
                 _ => route.blue.clone(),
             });
         }
@@ -297,7 +317,15 @@ fn respond(s: &State, req: &Request, api: bool, behaviour: Behaviour) -> Respons
             let body = json!({"status": format!("{LEAKED}-token-eyJhbGciOiJIUzI1NiJ9"), "token": LEAKED});
             return Response::new(200, body.to_string()).with_header("content-type", "application/json");
         }
-        Behaviour::Good | Behaviour::Hangs | Behaviour::StatePerTask | Behaviour::AnswersId(_) | Behaviour::Leaky => {}
+        Behaviour::Flaky { errors_per_mille } if s.rng.lock().expect("lock").u32(0..1000) < errors_per_mille => {
+            return Response::new(500, "internal error (stand-in-flaky)");
+        }
+        Behaviour::Good
+        | Behaviour::Flaky { .. }
+        | Behaviour::Hangs
+        | Behaviour::StatePerTask
+        | Behaviour::AnswersId(_)
+        | Behaviour::Leaky => {}
     }
     if !api {
         return Response::new(200, "<!doctype html><title>Todo</title><div id=\"root\"></div>")
@@ -327,53 +355,5 @@ fn respond(s: &State, req: &Request, api: bool, behaviour: Behaviour) -> Respons
             Response::new(if store.items.len() < before { 204 } else { 404 }, "")
         }
         _ => Response::new(404, "not found"),
-    }
-}
-
-/// An HTTP endpoint subscribed to an SNS topic in moto, keeping every notification.
-pub struct SnsSink {
-    /// The topic's ARN.
-    pub topic_arn: String,
-    received: Arc<Mutex<Vec<Value>>>,
-    task: JoinHandle<()>,
-}
-
-impl SnsSink {
-    /// Creates `topic` and subscribes a loopback HTTP endpoint to it.
-    pub async fn start(aws: &Aws, topic: &str) -> Self {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let r = received.clone();
-        let (addr, task) = serve(move |req: Request| {
-            let r = r.clone();
-            async move {
-                if let Ok(v) = serde_json::from_slice::<Value>(&req.body) {
-                    r.lock().expect("lock").push(v);
-                }
-                Response::new(200, "")
-            }
-        })
-        .await;
-        let topic_arn =
-            aws.sns.create_topic().name(topic).send().await.expect("topic").topic_arn().expect("arn").to_string();
-        aws.sns
-            .subscribe()
-            .topic_arn(&topic_arn)
-            .protocol("http")
-            .endpoint(format!("http://{addr}/"))
-            .send()
-            .await
-            .expect("subscribe");
-        Self { topic_arn, received, task }
-    }
-
-    /// Notifications received so far (`Subject`, `Message`, `MessageAttributes`, …).
-    pub fn notifications(&self) -> Vec<Value> {
-        self.received.lock().expect("lock").iter().filter(|v| v["Type"] == "Notification").cloned().collect()
-    }
-}
-
-impl Drop for SnsSink {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }

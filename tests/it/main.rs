@@ -1,5 +1,6 @@
 //! Integration tests against moto on a free loopback port: one binary, one module per area.
 
+mod alb_metrics;
 mod base_trust;
 mod compat;
 mod config_agreement;

@@ -4,6 +4,7 @@
 //! they are re-exported here, where the tests have always found them.
 
 mod alb;
+mod blue_green;
 mod ecs;
 mod stores;
 
@@ -16,6 +17,7 @@ pub use crate::configs::{blue_green_config, deployer, family_base_config, local_
 pub use crate::events::{ecr_push_event, ecs_deployment_event, hook_invocation, HookCall};
 pub use crate::names::{fake_digest, registry, ACCOUNT, BUCKET, CLUSTER, REGION};
 pub use alb::{TodoAlb, TODO_HOST};
+pub use blue_green::{BlueGreenAlb, Followers};
 
 /// The todo app: two Fargate services behind one ALB, each fed by its own repository.
 pub struct TodoApp {

@@ -83,7 +83,9 @@ fn classify_target(req: &Request, target: &str) -> Call {
         };
         return Call { operation, checks };
     }
-    let operation = format!("{prefix}:{op}");
+    // CloudWatch over AWS JSON 1.0: its metric actions support no resource-level permissions.
+    let service = if prefix == "GraniteServiceVersion20100801" { "cloudwatch" } else { prefix };
+    let operation = format!("{service}:{op}");
     Call { checks: vec![Check::new(&operation, "*")], operation }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use super::answers::load_balancers;
-use super::{Revision, Revisions, TargetGroupPair};
+use super::{ListenerRules, Revision, Revisions, TargetGroupPair};
 
 impl Revisions {
     /// Mends moto's answer where it departs from ECS's: moto keeps the first task definition on a
@@ -29,6 +29,7 @@ impl Revisions {
             states: self.rollout_states.lock().expect("lock").clone(),
             recorded: self.recorded.lock().expect("lock").clone(),
             pairs: self.target_groups.lock().expect("lock").clone(),
+            rules: self.listener_rules.lock().expect("lock").clone(),
         };
         let services: Vec<&mut Value> = match answer {
             Value::Object(o) if o.contains_key("services") => {
@@ -65,6 +66,7 @@ struct Seen {
     states: HashMap<String, String>,
     recorded: Vec<Revision>,
     pairs: HashMap<String, TargetGroupPair>,
+    rules: HashMap<String, ListenerRules>,
 }
 
 impl Seen {
@@ -80,8 +82,9 @@ impl Seen {
             svc["currentServiceDeployment"] = json!(r.deployment_arn);
             changed = true;
         }
-        if let Some((primary, alternate)) = svc["serviceName"].as_str().and_then(|n| self.pairs.get(n)) {
-            svc["loadBalancers"] = load_balancers(primary, alternate);
+        let name = svc["serviceName"].as_str().unwrap_or_default().to_string();
+        if let Some((primary, alternate)) = self.pairs.get(&name) {
+            svc["loadBalancers"] = load_balancers(primary, alternate, self.rules.get(&name));
             changed = true;
         }
         let Some(td) = svc["taskDefinition"].as_str().map(str::to_string) else { return changed };

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{cluster_arn, Revision, Revisions, TaskRun};
+use super::{cluster_arn, ListenerRules, Revision, Revisions, TaskRun};
 use crate::names::{ACCOUNT, REGION};
 
 impl Revisions {
@@ -118,6 +118,7 @@ impl Revisions {
         let mut revisions = Vec::new();
         let mut failures = Vec::new();
         let pairs = self.target_groups.lock().expect("lock");
+        let rules = self.listener_rules.lock().expect("lock");
         for arn in strings(request, "serviceRevisionArns") {
             let Some(r) = recorded.iter().find(|r| r.arn == arn) else {
                 failures.push(json!({"arn": arn, "reason": "MISSING"}));
@@ -138,10 +139,11 @@ impl Revisions {
             // A blue/green revision names its pair, and the group that serves it.
             let service = r.service_arn.rsplit('/').next().unwrap_or_default();
             if let (Some(serving), Some((primary, alternate))) = (&r.serving, pairs.get(service)) {
-                revision["loadBalancers"] = load_balancers(primary, alternate);
+                let rules = rules.get(service);
+                revision["loadBalancers"] = load_balancers(primary, alternate, rules);
                 revision["resolvedConfiguration"] = json!({"loadBalancers": [{
                     "targetGroupArn": serving,
-                    "productionListenerRule": production_rule(),
+                    "productionListenerRule": rules.map_or_else(production_rule, |r| r.0.clone()),
                 }]});
             }
             revisions.push(revision);
@@ -179,16 +181,19 @@ fn production_rule() -> String {
     format!("arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener-rule/app/todo-alb/1/2/3")
 }
 
-/// A blue/green service's `loadBalancers`, as DescribeServices and DescribeServiceRevisions list them.
-pub(super) fn load_balancers(primary: &str, alternate: &str) -> Value {
+/// A blue/green service's `loadBalancers`, as DescribeServices and DescribeServiceRevisions list
+/// them: with the listener rules the harness set, else made-up ones.
+pub(super) fn load_balancers(primary: &str, alternate: &str, rules: Option<&ListenerRules>) -> Value {
+    let test = format!("arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener-rule/app/todo-alb/1/2/4");
+    let (production, test) = rules.map_or((production_rule(), test), |(p, t)| (p.clone(), t.clone()));
     json!([{
         "targetGroupArn": primary,
         "containerName": "app",
         "containerPort": 8080,
         "advancedConfiguration": {
             "alternateTargetGroupArn": alternate,
-            "productionListenerRule": production_rule(),
-            "testListenerRule": format!("arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener-rule/app/todo-alb/1/2/4"),
+            "productionListenerRule": production,
+            "testListenerRule": test,
             "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/ecs-load-balancers"),
         },
     }])

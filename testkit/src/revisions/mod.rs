@@ -61,6 +61,9 @@ struct TaskRun {
 /// A blue/green service's target groups as the harness set them: (primary, alternate).
 type TargetGroupPair = (String, String);
 
+/// A blue/green service's listener rules as the harness set them: (production, test).
+type ListenerRules = (String, String);
+
 /// The recorded revisions of every service, and where the harness (playing ECS) says a
 /// deployment stands.
 pub struct Revisions {
@@ -82,6 +85,8 @@ pub struct Revisions {
     tasks: Mutex<Vec<TaskRun>>,
     /// Service name → its blue/green target group pair.
     target_groups: Mutex<std::collections::HashMap<String, TargetGroupPair>>,
+    /// Service name → its blue/green listener rules (else made-up ARNs are named).
+    listener_rules: Mutex<std::collections::HashMap<String, ListenerRules>>,
 }
 
 fn now_secs() -> f64 {
@@ -108,6 +113,7 @@ impl Revisions {
             service_arns: Mutex::new(Default::default()),
             tasks: Mutex::new(Vec::new()),
             target_groups: Mutex::new(Default::default()),
+            listener_rules: Mutex::new(Default::default()),
         }
     }
 
@@ -121,6 +127,15 @@ impl Revisions {
             .lock()
             .expect("lock")
             .insert(service.to_string(), (primary.to_string(), alternate.to_string()));
+    }
+
+    /// From now on `service`'s `advancedConfiguration` (and its revisions' `resolvedConfiguration`)
+    /// name these listener rules (ARNs of rules that exist in moto's ELBv2), not made-up ones.
+    pub fn set_listener_rules(&self, service: &str, production: &str, test: &str) {
+        self.listener_rules
+            .lock()
+            .expect("lock")
+            .insert(service.to_string(), (production.to_string(), test.to_string()));
     }
 
     /// Every deployment of `service` so far predates service revisions (October 25, 2024): ECS
