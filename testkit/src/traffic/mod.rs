@@ -95,6 +95,10 @@ pub struct Traffic {
     /// Each group's ARN and dimension value, in the simulator's order.
     groups: Mutex<Vec<(String, String)>>,
     sim: Mutex<Simulator>,
+    /// Seconds per published datapoint: 60 as an ALB reports; tests with windows of seconds
+    /// publish by the second, since moto (unlike CloudWatch) does not round a query's times to
+    /// the minute.
+    resolution_s: std::sync::atomic::AtomicI64,
 }
 
 impl Traffic {
@@ -108,7 +112,13 @@ impl Traffic {
             load_balancer: dimension_of(load_balancer),
             groups: Mutex::new(Vec::new()),
             sim: Mutex::new(Simulator::new(DEFAULT_SEED)),
+            resolution_s: std::sync::atomic::AtomicI64::new(60),
         }
+    }
+
+    /// Publishes one datapoint per `seconds` (default 60, as an ALB does).
+    pub fn resolution(&self, seconds: i64) {
+        self.resolution_s.store(seconds.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Restarts the random draws from `seed`.
@@ -159,7 +169,8 @@ impl Traffic {
             c.requests += 1;
             c.errors_5xx += u64::from(s.error);
         }
-        let datums = datums(&self.load_balancer, &groups, &profiles, &samples, end_s - seconds as i64, end_s);
+        let res = self.resolution_s.load(std::sync::atomic::Ordering::Relaxed);
+        let datums = datums(&self.load_balancer, &groups, &profiles, &samples, (end_s - seconds as i64, end_s), res);
         for chunk in datums.chunks(500) {
             self.put_metric_data(chunk).await;
         }
@@ -203,19 +214,19 @@ fn datums(
     groups: &[(String, String)],
     profiles: &[Profile],
     samples: &[Sample],
-    start_s: i64,
-    end_s: i64,
+    (start_s, end_s): (i64, i64),
+    res: i64,
 ) -> Vec<Value> {
     let mut minutes: BTreeMap<(usize, i64), Minute> = BTreeMap::new();
     for g in 0..groups.len() {
-        let mut m = start_s - start_s.rem_euclid(60);
+        let mut m = start_s - start_s.rem_euclid(res);
         while m < end_s {
             minutes.insert((g, m), Minute::EMPTY);
-            m += 60;
+            m += res;
         }
     }
     for s in samples {
-        let e = minutes.entry((s.group, s.at_s - s.at_s.rem_euclid(60))).or_insert(Minute::EMPTY);
+        let e = minutes.entry((s.group, s.at_s - s.at_s.rem_euclid(res))).or_insert(Minute::EMPTY);
         e.requests += 1;
         e.errors += u64::from(s.error);
         e.sum_s += s.latency_s;
@@ -266,7 +277,7 @@ mod tests {
             Sample { group: 0, at_s: 120, error: false, latency_s: 0.01 },
             Sample { group: 0, at_s: 170, error: true, latency_s: 0.03 },
         ];
-        let d = datums("app/a/1", &groups, &profiles, &samples, 60, 240);
+        let d = datums("app/a/1", &groups, &profiles, &samples, (60, 240), 60);
         let names: Vec<(i64, &str)> =
             d.iter().map(|v| (v["Timestamp"].as_i64().unwrap(), v["MetricName"].as_str().unwrap())).collect();
         // 60 and 180 had no requests: host counts only.
