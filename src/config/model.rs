@@ -105,7 +105,7 @@ pub struct ServiceConfig {
 
 /// What an analysis step that is still undecided for want of traffic comes to once its window
 /// (or the hook's budget) ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TooLittleTraffic {
     /// Too little evidence is no evidence of health: the step fails (default).
