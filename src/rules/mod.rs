@@ -9,6 +9,7 @@ pub mod freshness;
 pub mod hook;
 pub mod hook_verdict;
 pub mod judge;
+pub mod normal;
 pub mod notify;
 pub mod observe;
 pub mod outcome;
