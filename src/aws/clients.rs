@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::aws::cloudwatch::MetricsReader;
 use crate::aws::ecr::EcrClient;
 use crate::aws::ecs::EcsClient;
 use crate::aws::elbv2::Elbv2Client;
@@ -123,6 +124,8 @@ pub struct Clients {
     pub leases: LeaseStore,
     /// ELBv2 (target health).
     pub elbv2: Elbv2Client,
+    /// The load balancer's CloudWatch metrics (verify's canary analysis).
+    pub metrics: MetricsReader,
     /// Where refusals and verdicts are published, when a topic is configured.
     pub notifier: Option<Notifier>,
     /// The region the clients talk to.
@@ -142,6 +145,7 @@ impl Clients {
             leases: LeaseStore::new(store.clone()),
             store,
             elbv2: Elbv2Client::new(sdk.elbv2),
+            metrics: MetricsReader::new(&sdk.config),
             notifier: topic.map(|t| Notifier::new(sdk.sns, t)),
             region: sdk.config.region().map(|r| r.to_string()).unwrap_or_default(),
             sdk: sdk.config,

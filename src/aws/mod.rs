@@ -1,6 +1,7 @@
 //! Small clients, one per AWS service, each translating SDK errors into [`AwsError`].
 
 mod clients;
+pub mod cloudwatch;
 pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
@@ -8,6 +9,7 @@ pub mod leases;
 pub mod pauses;
 pub mod records;
 pub mod s3;
+pub mod signed_json;
 pub mod sns;
 pub mod ssm;
 pub mod tls;

@@ -1,6 +1,7 @@
 //! Pure decisions: no AWS, no tokio, no HTTP; each takes what was read and returns a value the
 //! flows apply.
 
+pub mod alb_metrics;
 pub mod analysis;
 pub mod base;
 pub mod confirm;
