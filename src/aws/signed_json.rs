@@ -13,7 +13,7 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use serde::Deserialize;
 
-use crate::aws::AwsPolicy;
+use super::policy::AwsPolicy;
 
 /// What tells one AWS JSON service from another on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

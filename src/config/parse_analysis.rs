@@ -70,7 +70,10 @@ fn check_elb_arn(f: &Fields<'_>, k: &str, arn: &str, kind: &str) -> Result<(), C
 }
 
 /// Where the metrics come from: `load_balancer`, `target_groups`, `test_listener_rule`.
-fn sources(f: &mut Fields<'_>) -> Result<(Option<String>, Vec<String>, Option<String>), ConfigError> {
+type Sources = (Option<String>, Vec<String>, Option<String>);
+
+/// Reads [`Sources`], each ARN checked for its kind.
+fn sources(f: &mut Fields<'_>) -> Result<Sources, ConfigError> {
     let load_balancer = f.opt_str("load_balancer")?;
     if let Some(a) = &load_balancer {
         check_elb_arn(f, "load_balancer", a, "loadbalancer/app/")?;
