@@ -87,6 +87,7 @@ fn service_keys(a: &ServiceConfig, b: &ServiceConfig) -> Vec<String> {
             ("keep_revisions", format!("{:?}", s.keep_revisions)),
             ("hook", format!("{:?}", s.hook)),
             ("mode", format!("{:?}", s.mode)),
+            ("analysis", format!("{:?}", s.analysis)),
         ]
     };
     let mut keys: Vec<String> =

@@ -1,8 +1,7 @@
 //! The SDK clients, built once per cold start with one retry and timeout policy, each wrapped
 //! once in pushdeploy's client for its service; the artifact store knows its bucket from the start.
 
-use std::time::Duration;
-
+use crate::aws::cloudwatch::MetricsReader;
 use crate::aws::ecr::EcrClient;
 use crate::aws::ecs::EcsClient;
 use crate::aws::elbv2::Elbv2Client;
@@ -10,57 +9,8 @@ use crate::aws::leases::LeaseStore;
 use crate::aws::records::RecordStore;
 use crate::aws::s3::Store;
 use crate::aws::sns::Notifier;
+use crate::aws::AwsPolicy;
 use crate::domain::error::{ConfigError, Error};
-
-/// How every AWS call is retried and timed out: set deliberately, not left to SDK defaults.
-///
-/// Standard retry mode (exponential backoff with jitter, retry quota) retries throttling, 5xx,
-/// timeouts and connection errors; 3 attempts fit a 30 s deploy function with room for the
-/// invocation-level retries Lambda does on top.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AwsPolicy {
-    /// Attempts per call, the first included.
-    pub max_attempts: u32,
-    /// Backoff before the first retry.
-    pub initial_backoff: Duration,
-    /// TCP/TLS connect timeout.
-    pub connect_timeout: Duration,
-    /// One attempt, request to full response.
-    pub attempt_timeout: Duration,
-    /// One call, every attempt and backoff included.
-    pub operation_timeout: Duration,
-}
-
-impl Default for AwsPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(100),
-            connect_timeout: Duration::from_secs(2),
-            attempt_timeout: Duration::from_secs(4),
-            operation_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-impl AwsPolicy {
-    /// An SDK config loader with this policy; add endpoint and credentials as needed.
-    pub fn loader(&self) -> aws_config::ConfigLoader {
-        use aws_config::retry::RetryConfig;
-        use aws_config::timeout::TimeoutConfig;
-        crate::aws::tls::sdk_defaults()
-            .retry_config(
-                RetryConfig::standard().with_max_attempts(self.max_attempts).with_initial_backoff(self.initial_backoff),
-            )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(self.connect_timeout)
-                    .operation_attempt_timeout(self.attempt_timeout)
-                    .operation_timeout(self.operation_timeout)
-                    .build(),
-            )
-    }
-}
 
 /// The SDK's own clients, before pushdeploy wraps them: from the environment ([`SdkClients::load`]),
 /// or built by a test against an emulator (S3 path-style, ECR on an endpoint of its own).
@@ -123,6 +73,8 @@ pub struct Clients {
     pub leases: LeaseStore,
     /// ELBv2 (target health).
     pub elbv2: Elbv2Client,
+    /// The load balancer's CloudWatch metrics (verify's canary analysis).
+    pub metrics: MetricsReader,
     /// Where refusals and verdicts are published, when a topic is configured.
     pub notifier: Option<Notifier>,
     /// The region the clients talk to.
@@ -142,6 +94,7 @@ impl Clients {
             leases: LeaseStore::new(store.clone()),
             store,
             elbv2: Elbv2Client::new(sdk.elbv2),
+            metrics: MetricsReader::new(&sdk.config),
             notifier: topic.map(|t| Notifier::new(sdk.sns, t)),
             region: sdk.config.region().map(|r| r.to_string()).unwrap_or_default(),
             sdk: sdk.config,

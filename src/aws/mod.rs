@@ -1,18 +1,22 @@
 //! Small clients, one per AWS service, each translating SDK errors into [`AwsError`].
 
 mod clients;
+pub mod cloudwatch;
 pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
 pub mod leases;
 pub mod pauses;
+mod policy;
 pub mod records;
 pub mod s3;
+pub mod signed_json;
 pub mod sns;
 pub mod ssm;
 pub mod tls;
 
-pub use clients::{AwsPolicy, Clients, SdkClients};
+pub use clients::{Clients, SdkClients};
+pub use policy::AwsPolicy;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};

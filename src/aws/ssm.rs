@@ -1,20 +1,15 @@
 //! SSM Parameter Store: the SecureString values smoke tests send as credential headers.
 //!
-//! One call, `GetParameter` with decryption, made without the SSM SDK crate: linking
-//! `aws-sdk-ssm` for it grew the verify bootstrap by 884 KB (x86_64 release, measured), past the
-//! 8 MB the arm64 bootstraps must stay under. The request is the SDK's own on the wire (AWS JSON
-//! 1.1, `X-Amz-Target: AmazonSSM.GetParameter`), signed with `aws-sigv4` (the SDK's signer,
-//! already in both bootstraps) with the credentials of the SDK config every other client uses,
-//! and sent with the smoke tests' `reqwest` (rustls on ring): nothing new is linked.
+//! One call, `GetParameter` with decryption, made without the SSM SDK crate (linking
+//! `aws-sdk-ssm` for it grew the verify bootstrap by 884 KB): the SDK's own request on the wire
+//! (AWS JSON 1.1, `X-Amz-Target: AmazonSSM.GetParameter`), signed and retried by
+//! [`super::signed_json`].
 
 use std::time::SystemTime;
 
-use aws_credential_types::provider::ProvideCredentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
 use serde::Deserialize;
 
-use crate::aws::AwsPolicy;
+use super::signed_json::{self, Request, SignedJsonClient, SSM};
 use crate::domain::error::AwsError;
 use crate::domain::secret::Secret;
 
@@ -26,91 +21,33 @@ const HINT: &str = "the smoke-test credential header that names it: that the par
 /// Reads SecureString parameters, decrypted, as verify's role.
 #[derive(Clone, Debug)]
 pub struct ParameterStore {
-    http: reqwest::Client,
-    endpoint: String,
-    region: String,
-    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
-    policy: AwsPolicy,
+    client: SignedJsonClient,
 }
 
 impl ParameterStore {
     /// A store in the SDK config's region, signing with its credentials, at its endpoint
     /// (`AWS_ENDPOINT_URL_SSM`, else the config's `AWS_ENDPOINT_URL`, else SSM's regional one).
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
-        crate::aws::tls::install_crypto();
-        let policy = AwsPolicy::default();
-        let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
-        let configured = std::env::var("AWS_ENDPOINT_URL_SSM").ok().or_else(|| sdk.endpoint_url().map(str::to_string));
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(policy.connect_timeout)
-            .build()
-            .expect("a rustls client always builds");
-        Self {
-            http,
-            endpoint: endpoint(&region, configured.as_deref()),
-            region,
-            credentials: sdk.credentials_provider(),
-            policy,
-        }
+        Self { client: SignedJsonClient::new(sdk, SSM) }
     }
 
     /// The decrypted value of the SecureString parameter `name` (GetParameter WithDecryption),
     /// with the SDK's retry policy: throttling, 5xx and network failures are tried again, up to
-    /// [`AwsPolicy::max_attempts`], each attempt within its timeout.
+    /// [`crate::aws::AwsPolicy::max_attempts`], each attempt within its timeout.
     pub async fn secure_string(&self, name: &str) -> Result<Secret, AwsError> {
-        let target = format!("ssm:{name}");
         let failed = |detail: String, transient: bool| AwsError {
             action: ACTION,
-            target: target.clone(),
+            target: format!("ssm:{name}"),
             detail,
             hint: HINT,
             transient,
         };
         let body = serde_json::json!({ "Name": name, "WithDecryption": true }).to_string();
-        let mut backoff = self.policy.initial_backoff;
-        let mut attempt = 1;
-        loop {
-            let answer = match tokio::time::timeout(self.policy.attempt_timeout, self.attempt(&body)).await {
-                Ok(Ok((status, bytes))) => read_answer(status, &bytes),
-                Ok(Err(AttemptError::Unsigned(why))) => return Err(failed(why, false)),
-                Ok(Err(AttemptError::Network(why))) => Err((why, true)),
-                Err(_) => Err(("timed out".to_string(), true)),
-            };
-            match answer {
-                Ok(Found { kind, value }) => {
-                    return secure_value(kind.as_deref(), value).map_err(|why| failed(why, false));
-                }
-                Err((detail, true)) if attempt < self.policy.max_attempts => {
-                    tracing::debug!(parameter = %name, attempt, detail = %detail, "SSM GetParameter retried");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    attempt += 1;
-                }
-                Err((detail, transient)) => return Err(failed(detail, transient)),
-            }
-        }
-    }
-
-    /// One signed request: the status and body SSM answered.
-    async fn attempt(&self, body: &str) -> Result<(u16, Vec<u8>), AttemptError> {
-        let provider = self
-            .credentials
-            .as_ref()
-            .ok_or_else(|| AttemptError::Unsigned("no AWS credentials are configured".into()))?;
-        let credentials =
-            provider.provide_credentials().await.map_err(|e| AttemptError::Network(format!("no credentials: {e}")))?;
-        let headers = signed_headers(&self.endpoint, &self.region, body, credentials, SystemTime::now())
-            .map_err(|e| AttemptError::Unsigned(format!("request could not be signed: {e}")))?;
-        let mut req = self.http.post(&self.endpoint).body(body.to_string());
-        for (k, v) in &headers {
-            req = req.header(k, v);
-        }
-        let resp = req.send().await.map_err(|e| AttemptError::Network(network_detail(&e)))?;
-        let status = resp.status().as_u16();
-        let bytes =
-            resp.bytes().await.map_err(|_| AttemptError::Network(format!("unreadable response (HTTP {status})")))?;
-        Ok((status, bytes.to_vec()))
+        let Found { kind, value } = self.client.call("GetParameter", &body, read_answer).await.map_err(|(d, t)| {
+            tracing::debug!(parameter = %name, detail = %d, "SSM GetParameter failed");
+            failed(d, t)
+        })?;
+        secure_value(kind.as_deref(), value).map_err(|why| failed(why, false))
     }
 }
 
@@ -124,45 +61,13 @@ pub fn signed_headers(
     credentials: aws_credential_types::Credentials,
     time: SystemTime,
 ) -> Result<Vec<(String, String)>, String> {
-    let identity = credentials.into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("ssm")
-        .time(time)
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| e.to_string())?
-        .into();
-    let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", "AmazonSSM.GetParameter")];
-    let signable = SignableRequest::new("POST", endpoint, headers.into_iter(), SignableBody::Bytes(body.as_bytes()))
-        .map_err(|e| e.to_string())?;
-    let (instructions, _) = sign(signable, &params).map_err(|e| e.to_string())?.into_parts();
-    Ok(headers.into_iter().chain(instructions.headers()).map(|(k, v)| (k.to_string(), v.to_string())).collect())
-}
-
-enum AttemptError {
-    /// The request could not be made at all: no retry helps.
-    Unsigned(String),
-    /// Lost on the way: tried again.
-    Network(String),
-}
-
-fn network_detail(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else {
-        "could not reach the endpoint".into()
-    }
+    let request = Request { service: &SSM, operation: "GetParameter", endpoint, region };
+    signed_json::signed_headers(&request, body, credentials, time)
 }
 
 /// SSM's endpoint: the one configured (an emulator, a VPC endpoint's URL), or the region's own.
 pub fn endpoint(region: &str, configured: Option<&str>) -> String {
-    match configured {
-        Some(url) if !url.is_empty() => format!("{}/", url.trim_end_matches('/')),
-        _ if region.starts_with("cn-") => format!("https://ssm.{region}.amazonaws.com.cn/"),
-        _ => format!("https://ssm.{region}.amazonaws.com/"),
-    }
+    signed_json::endpoint(SSM.signing_name, region, configured)
 }
 
 /// What GetParameter answered: the parameter's type and value.
@@ -188,14 +93,6 @@ struct Parameter {
     value: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Failure {
-    #[serde(rename = "__type")]
-    kind: Option<String>,
-    #[serde(alias = "Message")]
-    message: Option<String>,
-}
-
 /// Reads SSM's answer: the parameter on 200, else the error as `(detail, transient)`, the detail
 /// in the shape every AWS error of pushdeploy has (`Code: message (HTTP status)`, see
 /// `aws::aws_error`), so AccessDenied is recognised and classified like any other. Only the
@@ -207,15 +104,7 @@ pub fn read_answer(status: u16, body: &[u8]) -> Result<Found, (String, bool)> {
         let p = answer.parameter.ok_or_else(|| ("SSM answered no parameter".to_string(), false))?;
         return Ok(Found { kind: p.kind, value: p.value.map(Secret::new) });
     }
-    let failure: Option<Failure> = serde_json::from_slice(body).ok();
-    let code = failure
-        .as_ref()
-        .and_then(|f| f.kind.as_deref())
-        .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
-        .unwrap_or_else(|| "Unknown".into());
-    let message = failure.and_then(|f| f.message).unwrap_or_else(|| "no message".into());
-    let transient = super::TRANSIENT_CODES.contains(&code.as_str()) || status >= 500 || status == 429;
-    Err((format!("{code}: {message} (HTTP {status})"), transient))
+    Err(signed_json::read_failure(status, body))
 }
 
 /// The value of a parameter SSM answered, if it is a SecureString with a value. A `String` or

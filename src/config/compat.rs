@@ -17,6 +17,7 @@ use super::fields::{cap, Fields};
 use super::merge::judge_by_ecs_service;
 use super::model::Judged;
 use super::parse::{ecs_service, location, parse_service, tags, Defaults};
+use super::parse_analysis::analysis_fits;
 use super::parse_hook::hook_fits;
 use super::unreadable::UnreadableService;
 use super::{Config, ServiceConfig};
@@ -115,14 +116,7 @@ pub(super) fn assemble(source: &str, entries: Vec<Entry>, version: &str) -> Conf
                 key: format!("service[{i}].{key}"),
                 message,
             })
-            .and_then(|rules| match (&rules.hook, &rules.smoke) {
-                (Some(h), Some(s)) => hook_fits(h, s).map_err(|message| ConfigError {
-                    file: source.into(),
-                    key: format!("service[{}].hook.timeout_minutes", entry_of[group[0]]),
-                    message,
-                }),
-                _ => Ok(()),
-            });
+            .and_then(|rules| merged_problem(source, &services, &entry_of, &group, &rules));
         if let Err(e) = problem {
             mark(&mut bad, id, &e);
         }
@@ -134,6 +128,32 @@ pub(super) fn assemble(source: &str, entries: Vec<Entry>, version: &str) -> Conf
         .collect();
     let unreadable = unreadable(entries, &bad, version);
     Config { source: source.to_string(), services, judged, entry_of, unreadable }
+}
+
+/// Whether one ECS service's merged rules fit together: its hook and smoke test ([`hook_fits`]),
+/// its hook and analysis ([`analysis_fits`]). Checked merged, since each may be set on another
+/// entry; an analysis error names the entry that set `[service.analysis]`.
+fn merged_problem(
+    source: &str,
+    services: &[ServiceConfig],
+    entry_of: &[usize],
+    group: &[usize],
+    rules: &ServiceConfig,
+) -> Result<(), ConfigError> {
+    if let (Some(h), Some(s)) = (&rules.hook, &rules.smoke) {
+        hook_fits(h, s).map_err(|message| ConfigError {
+            file: source.into(),
+            key: format!("service[{}].hook.timeout_minutes", entry_of[group[0]]),
+            message,
+        })?;
+    }
+    let Some(a) = &rules.analysis else { return Ok(()) };
+    let from = group.iter().copied().find(|&g| services[g].analysis.is_some()).unwrap_or(group[0]);
+    analysis_fits(rules.hook.as_ref(), a).map_err(|(key, message)| ConfigError {
+        file: source.into(),
+        key: format!("service[{}].analysis.{key}", entry_of[from]),
+        message,
+    })
 }
 
 /// Every entry of an unreadable ECS service, with its own error or, when it has none, the error

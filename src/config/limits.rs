@@ -2,7 +2,7 @@
 
 use crate::domain::error::ConfigError;
 
-use super::{Config, ServiceConfig};
+use super::{Config, ServiceConfig, SmokeConfig};
 
 /// What a deployment of pushdeploy allows a config to ask for: checked by the functions at load
 /// and by `pushdeploy validate` before an upload.
@@ -57,6 +57,26 @@ impl Config {
         Ok(())
     }
 
+    /// Refuses a bake that would not fit in `available_ms` with the smoke test before it: verify
+    /// bakes a rolling deployment within the invocation whose smoke test passed it.
+    pub fn check_bake_budget(&self, available_ms: u64) -> Result<(), ConfigError> {
+        for (i, s) in self.judged_entries() {
+            let Some(a) = &s.analysis else { continue };
+            let smoke_ms = s.smoke.as_ref().map_or(0, SmokeConfig::budget_ms);
+            let Some(needed) = super::parse_analysis::bake_invocation_ms(a, smoke_ms) else { continue };
+            if needed > available_ms {
+                return Err(ConfigError {
+                    file: self.source.clone(),
+                    key: format!("service[{i}].analysis.bake"),
+                    message: format!(
+                        "the smoke test ({smoke_ms} ms at worst), bake and one window more = {needed} ms does not fit in the {available_ms} ms the verify function has; shorten bake or window, or raise the verify function's timeout (VerifyTimeoutSeconds, less 20 s kept for the verdict)"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses smoke tests whose response bodies at their worst would not fit in verify's memory
     /// (`memory_mb`): a verify that runs out of memory dies mid-test, and every retry dies again.
     pub fn check_memory(&self, memory_mb: u64) -> Result<(), ConfigError> {
@@ -98,13 +118,14 @@ impl Config {
     }
 
     /// Every check the functions make before they act on a config (beyond parsing): the clusters
-    /// the stack manages, when known, and the smoke budgets against verify's time.
+    /// the stack manages, when known, and the smoke budgets and bakes against verify's time.
     pub fn check_limits(&self, limits: &Limits) -> Result<(), ConfigError> {
         if let Some(clusters) = &limits.clusters {
             self.check_clusters(&clusters.iter().map(String::as_str).collect::<Vec<_>>())?;
         }
         if let Some(ms) = limits.smoke_budget_ms {
             self.check_smoke_budget(ms)?;
+            self.check_bake_budget(ms)?;
         }
         if let Some(mb) = limits.verify_memory_mb {
             self.check_memory(mb)?;
@@ -146,6 +167,19 @@ mod tests {
         let e = c.check_smoke_budget(79_999).unwrap_err();
         assert_eq!(e.key, "service[0].smoke");
         assert!(e.message.contains("80000 ms does not fit in the 79999 ms"), "{e}");
+    }
+
+    #[test]
+    fn a_bake_must_fit_the_verify_timeout_with_its_smoke_test() {
+        let text = "[[service]]\nname='a'\nservice='s'\ncluster='c'\nrepository='r'\ntags=['latest']\n[service.smoke]\nurl='https://x/'\nattempts=2\nconsecutive=1\ninterval_ms=1000\ntimeout_ms=4000\n[[service.smoke.check]]\npath='/'\n[service.analysis]\nbake='10m'\nwindow='2m'\n";
+        let c = Config::parse(text, "t.toml").unwrap();
+        // 2 × (1 s + 4 s) of smoke test, then 10 min of bake and a 2 min window.
+        assert!(c.check_bake_budget(730_000).is_ok());
+        let e = c.check_bake_budget(729_999).unwrap_err();
+        assert_eq!(e.key, "service[0].analysis.bake");
+        assert!(e.message.contains("730000 ms does not fit in the 729999 ms"), "{e}");
+        let limits = Limits { smoke_budget_ms: Some(700_000), ..Default::default() };
+        assert_eq!(c.check_limits(&limits).unwrap_err().key, "service[0].analysis.bake");
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub(super) fn judge_by_ecs_service(
 /// `services`). Two entries for one service are legitimate (a task whose containers come from
 /// two repositories), but the service has one revision, one verdict and one hook: every entry's
 /// smoke checks are judged together (the verdict fails if any fails), and what cannot be merged
-/// is refused, naming both entries: differing strategy, base, hook or `keep_revisions`, and smoke
+/// is refused, naming both entries: differing strategy, base, hook, analysis or `keep_revisions`, and smoke
 /// tests that differ in anything but their checks (one URL, one pace, one probe per service).
 pub fn merge_entries(services: &[ServiceConfig], entries: &[usize]) -> Result<ServiceConfig, Clash> {
     merge_labelled(services, entries, &|i| i)
@@ -48,6 +48,7 @@ fn merge_labelled(
         smoke_from: services[first].smoke.is_some().then_some(first),
         hook_from: services[first].hook.is_some().then_some(first),
         keep_from: services[first].keep_revisions.is_some().then_some(first),
+        analysis_from: services[first].analysis.is_some().then_some(first),
     };
     for &i in &entries[1..] {
         merged.add(services, first, i, label)?;
@@ -61,6 +62,7 @@ struct Merged {
     smoke_from: Option<usize>,
     hook_from: Option<usize>,
     keep_from: Option<usize>,
+    analysis_from: Option<usize>,
 }
 
 /// Why entry `.0` cannot merge: `(entry, key, why)`.
@@ -100,6 +102,9 @@ impl Merged {
         }
         if let Err(e) = agree(&mut self.rules.keep_revisions, &mut self.keep_from, s.keep_revisions.as_ref(), i) {
             return Err(clash("keep_revisions", e, "their keep_revisions differ; set it once, on one entry".into()));
+        }
+        if let Err(e) = agree(&mut self.rules.analysis, &mut self.analysis_from, s.analysis.as_ref(), i) {
+            return Err(clash("analysis", e, "their [service.analysis] differ; set it once, on one entry".into()));
         }
         let Some(theirs) = &s.smoke else { return Ok(()) };
         let Some(e) = self.smoke_from else {

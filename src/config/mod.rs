@@ -1,6 +1,6 @@
 //! `pushdeploy.toml`: parsed and validated before anything is deployed, errors named by file and key.
 //!
-//! `model` is the validated shape; `parse` (with `parse_smoke`, `parse_hook` and the field reader
+//! `model` is the validated shape; `parse` (with `parse_smoke`, `parse_hook`, `parse_analysis` and the field reader
 //! `fields`) reads the text into it; `merge` merges the entries for one ECS service; `limits`
 //! checks a config against what a deployment of pushdeploy allows; `principal` reads
 //! `trusted_registrants`; `compat` says what this release does with entries it cannot read
@@ -13,6 +13,7 @@ mod limits;
 mod merge;
 mod model;
 mod parse;
+mod parse_analysis;
 mod parse_hook;
 mod parse_smoke;
 mod principal;
@@ -22,8 +23,8 @@ pub use compat::{at_least, RUNNING_VERSION};
 pub use limits::{Limits, BODY_MEMORY_FACTOR, VERIFY_BASELINE_MB};
 pub use merge::merge_entries;
 pub use model::{
-    Base, CheckConfig, Config, ConnectTo, HeaderValue, HookConfig, Mode, ReadAfterWriteConfig, ServiceConfig,
-    SmokeConfig, Strategy,
+    AnalysisConfig, Base, CheckConfig, Config, ConnectTo, HeaderValue, HookConfig, Mode, ReadAfterWriteConfig,
+    ServiceConfig, SmokeConfig, Strategy, TooLittleTraffic,
 };
 pub use principal::PrincipalPattern;
 pub use unreadable::UnreadableService;

@@ -98,6 +98,56 @@ pub struct ServiceConfig {
     pub hook: Option<HookConfig>,
     /// Whether verify acts on its verdict or only records and tells it.
     pub mode: Mode,
+    /// `[service.analysis]`: judge green (or a rolling deployment's bake) on the load balancer's
+    /// own metrics of real traffic, against blue (or the window before the deployment).
+    pub analysis: Option<AnalysisConfig>,
+}
+
+/// What an analysis step that is still undecided for want of traffic comes to once its window
+/// (or the hook's budget) ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TooLittleTraffic {
+    /// Too little evidence is no evidence of health: the step fails (default).
+    #[default]
+    Fail,
+    /// The step passes, its record and message saying how little traffic it saw.
+    Pass,
+}
+
+/// `[service.analysis]`: canary analysis from the ALB's CloudWatch metrics (the book, Analysis).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalysisConfig {
+    /// The load balancer's ARN; `None`: found from the listener rule or the target group.
+    pub load_balancer: Option<String>,
+    /// The target groups compared; empty: the service's own (and its blue/green alternate).
+    pub target_groups: Vec<String>,
+    /// The test listener rule; `None`: the service's `advancedConfiguration.testListenerRule`.
+    pub test_listener_rule: Option<String>,
+    /// How long each step is watched before it may pass.
+    pub window_ms: u64,
+    /// Fewer green requests than this by the window's end is too little traffic to judge.
+    pub min_requests: u64,
+    /// What too little traffic comes to.
+    pub too_little_traffic: TooLittleTraffic,
+    /// Green's 5XX share above this fails, whatever blue's.
+    pub max_error_rate: f64,
+    /// How much worse than blue green's error rate may be before the test can fail it.
+    pub max_error_increase: f64,
+    /// The one-sided test fails green when its p-value is below `1 - confidence`.
+    pub confidence: f64,
+    /// Ceiling on green's TargetResponseTime p95, if any.
+    pub max_p95_ms: Option<u64>,
+    /// Ceiling on green's TargetResponseTime p99, if any.
+    pub max_p99_ms: Option<u64>,
+    /// Green's p95/p99 above blue's times this (and above it by `latency_slack_ms`) fails.
+    pub max_latency_ratio: f64,
+    /// Absolute slack on the latency ratio, so a few ms on a fast service is no regression.
+    pub latency_slack_ms: u64,
+    /// Green's UnHealthyHostCount (maximum) above this fails.
+    pub max_unhealthy: u32,
+    /// Rolling services only: how long the group is watched after ECS completes.
+    pub bake_ms: Option<u64>,
 }
 
 /// `[service.hook]`: the stages the service's `lifecycleHooks` call pushdeploy at, and their timeout.

@@ -11,6 +11,7 @@ use crate::domain::image::validate_repository;
 use crate::domain::lifecycle::Stage;
 
 use super::fields::{is_ecs_name, Fields};
+use super::parse_analysis::parse_analysis;
 use super::parse_hook::{hook_fits, parse_hook};
 use super::parse_smoke::parse_smoke;
 use super::{Base, HookConfig, Mode, PrincipalPattern, ServiceConfig, SmokeConfig, Strategy};
@@ -77,6 +78,10 @@ pub(super) fn parse_service(
     let copy = CopyRules::read(&mut f, defaults)?;
     let keep_revisions = f.opt_int("keep_revisions", 1, 1000)?.map(|n| n as u32);
     let (smoke, hook) = smoke_and_hook(&mut f, path, source)?;
+    let analysis = match f.table("analysis")? {
+        Some(t) => Some(parse_analysis(t, &format!("{path}.analysis"), source)?),
+        None => None,
+    };
     let mode = match f.opt_str("mode")? {
         Some(m) => parse_mode(&m).map_err(|m| f.err("mode", m))?,
         None => defaults.mode,
@@ -97,6 +102,7 @@ pub(super) fn parse_service(
         keep_revisions,
         hook,
         mode,
+        analysis,
     })
 }
 

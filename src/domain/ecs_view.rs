@@ -44,6 +44,10 @@ pub struct LoadBalancerNow {
     pub target_group: String,
     /// `advancedConfiguration.alternateTargetGroupArn`, for blue/green, linear and canary.
     pub alternate: Option<String>,
+    /// `advancedConfiguration.testListenerRule`: the rule ECS points at green for test traffic.
+    pub test_listener_rule: Option<String>,
+    /// `advancedConfiguration.productionListenerRule`: the rule whose weights ECS shifts.
+    pub production_listener_rule: Option<String>,
 }
 
 /// One of a service's deployments as DescribeServices lists it.

@@ -1,6 +1,8 @@
 //! Pure decisions: no AWS, no tokio, no HTTP; each takes what was read and returns a value the
 //! flows apply.
 
+pub mod alb_metrics;
+pub mod analysis;
 pub mod base;
 pub mod canary;
 pub mod confirm;
@@ -9,6 +11,7 @@ pub mod freshness;
 pub mod hook;
 pub mod hook_verdict;
 pub mod judge;
+pub mod normal;
 pub mod notify;
 pub mod observe;
 pub mod outcome;

@@ -59,7 +59,12 @@ mod tests {
     use super::*;
 
     fn lb(tg: &str, alternate: Option<&str>) -> LoadBalancerNow {
-        LoadBalancerNow { target_group: tg.into(), alternate: alternate.map(str::to_string) }
+        LoadBalancerNow {
+            target_group: tg.into(),
+            alternate: alternate.map(str::to_string),
+            test_listener_rule: None,
+            production_listener_rule: None,
+        }
     }
 
     #[test]

@@ -118,10 +118,10 @@ async fn a_canary_windows_metrics_read_back_per_group_with_percentiles_answered_
     for call in &calls {
         assert_eq!((call.operation.as_str(), call.allowed), ("cloudwatch:GetMetricData", true));
         assert_eq!(call.checks[0].0.resource, "*");
-        assert_eq!(call.checks[0].1.allowed_by, ["ReadLoadBalancerMetrics"]);
+        assert_eq!(call.checks[0].1.allowed_by, ["CanaryAnalysisMetrics"]);
     }
     // Without that statement the verify role is denied, as CloudWatch would deny it.
-    let bare = Policies::template().without(Role::Verify, |s| s["Sid"] == "ReadLoadBalancerMetrics");
+    let bare = Policies::template().without(Role::Verify, |s| s["Sid"] == "CanaryAnalysisMetrics");
     emu.guard.set_policies(bare);
     let (status, denied) = get_metric_data(&emu.endpoint, Role::Verify.access_key(), &request).await;
     assert_eq!(status, 400, "{denied}");

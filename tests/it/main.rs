@@ -17,6 +17,7 @@ mod insight;
 mod layers;
 mod long_history;
 mod memory;
+mod metrics_reader;
 mod observe;
 mod pause;
 mod redrive;

@@ -197,6 +197,9 @@ def test_iam_is_least_privilege(template):
                 "ecs:ListTaskDefinitions",
                 "ecs:DeregisterTaskDefinition",
                 "elasticloadbalancing:DescribeTargetHealth",
+                "elasticloadbalancing:DescribeRules",
+                "elasticloadbalancing:DescribeTargetGroups",
+                "cloudwatch:GetMetricData",
                 "ec2:DescribeNetworkInterfaces",  # only with VerifySubnetIds
             }, f"{role}/{st['Sid']}"
         if "iam:PassRole" in as_list(st["Action"]):

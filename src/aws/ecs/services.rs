@@ -37,11 +37,13 @@ impl EcsClient {
                     .unwrap_or_default()
                     .iter()
                     .filter_map(|lb| {
+                        let advanced = lb.advanced_configuration();
                         Some(LoadBalancerNow {
                             target_group: lb.target_group_arn()?.to_string(),
-                            alternate: lb
-                                .advanced_configuration()
-                                .and_then(|a| a.alternate_target_group_arn())
+                            alternate: advanced.and_then(|a| a.alternate_target_group_arn()).map(str::to_string),
+                            test_listener_rule: advanced.and_then(|a| a.test_listener_rule()).map(str::to_string),
+                            production_listener_rule: advanced
+                                .and_then(|a| a.production_listener_rule())
                                 .map(str::to_string),
                         })
                     })

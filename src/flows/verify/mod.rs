@@ -59,6 +59,8 @@ pub struct Verifier {
     pub leases: LeaseStore,
     /// Target health.
     pub elbv2: Elbv2Client,
+    /// The load balancer's CloudWatch metrics, for `[service.analysis]`.
+    pub metrics: crate::aws::cloudwatch::MetricsReader,
     /// Verdict notifications, when a topic is configured.
     pub notifier: Option<Notifier>,
     /// Smoke-test HTTP client.
@@ -78,6 +80,7 @@ impl Verifier {
             records: clients.records.clone(),
             leases: clients.leases.clone(),
             elbv2: clients.elbv2.clone(),
+            metrics: clients.metrics.clone(),
             notifier: clients.notifier.clone(),
             http,
             secrets: crate::smoke::secrets::SecretSource::new(crate::aws::ssm::ParameterStore::new(&clients.sdk)),
