@@ -40,12 +40,14 @@ pub fn dimension_of(arn: &str) -> Option<String> {
     }
 }
 
-/// Pure: the window CloudWatch is asked for: `start_s` floored and `end_s` ceiled to the minute
-/// (ALB metrics are per minute), at least one minute long. Epoch seconds.
-pub fn window_bounds(start_s: i64, end_s: i64) -> (i64, i64) {
-    let start = start_s.div_euclid(60) * 60;
-    let end = (end_s.div_euclid(60) + i64::from(end_s.rem_euclid(60) != 0)) * 60;
-    (start, end.max(start + 60))
+/// Pure: the window CloudWatch is asked for, and its period: the times as given (CloudWatch
+/// itself rounds a recent start down to the minute, and ALB metrics are per minute), the period
+/// the whole window rounded up to a multiple of 60 s, so each query answers one datapoint.
+/// Epoch seconds: (start, end, period).
+pub fn window_bounds(start_s: i64, end_s: i64) -> (i64, i64, i64) {
+    let end = end_s.max(start_s + 1);
+    let period = ((end - start_s + 59) / 60).max(1) * 60;
+    (start_s, end, period)
 }
 
 /// Pure: the GetMetricData request (AWS JSON 1.0) for `groups` (target-group dimensions) behind
@@ -53,7 +55,7 @@ pub fn window_bounds(start_s: i64, end_s: i64) -> (i64, i64) {
 /// query (the period is the whole window), ids `g{i}_req`, `g{i}_5xx`, `g{i}_p95`, `g{i}_p99`,
 /// `g{i}_unh`; times as epoch seconds, as JSON 1.0 carries timestamps.
 pub fn query(load_balancer: &str, groups: &[String], start_s: i64, end_s: i64) -> Value {
-    let (start, end) = window_bounds(start_s, end_s);
+    let (start, end, period) = window_bounds(start_s, end_s);
     let queries: Vec<Value> = groups
         .iter()
         .enumerate()
@@ -70,7 +72,7 @@ pub fn query(load_balancer: &str, groups: &[String], start_s: i64, end_s: i64) -
                                 { "Name": "TargetGroup", "Value": group },
                             ],
                         },
-                        "Period": end - start,
+                        "Period": period,
                         "Stat": stat,
                     },
                     "ReturnData": true,
@@ -166,18 +168,19 @@ mod tests {
     }
 
     #[test]
-    fn the_window_is_whole_minutes() {
-        assert_eq!(window_bounds(1_765_000_030, 1_765_000_290), (1_765_000_020, 1_765_000_320));
-        assert_eq!(window_bounds(1_765_000_020, 1_765_000_080), (1_765_000_020, 1_765_000_080));
-        assert_eq!(window_bounds(120, 120), (120, 180), "at least a minute");
+    fn the_window_is_read_whole_in_one_period_of_whole_minutes() {
+        assert_eq!(window_bounds(1_765_000_030, 1_765_000_290), (1_765_000_030, 1_765_000_290, 300));
+        assert_eq!(window_bounds(1_765_000_020, 1_765_000_080), (1_765_000_020, 1_765_000_080, 60));
+        assert_eq!(window_bounds(120, 120), (120, 121, 60), "never empty, at least a minute's period");
+        assert_eq!(window_bounds(100, 103), (100, 103, 60));
     }
 
     #[test]
     fn one_request_asks_five_figures_per_group() {
         let groups = vec!["targetgroup/blue/1".to_string(), "targetgroup/green/2".to_string()];
         let q = query("app/todo-alb/50dc", &groups, 1_765_000_030, 1_765_000_290);
-        assert_eq!(q["StartTime"], 1_765_000_020);
-        assert_eq!(q["EndTime"], 1_765_000_320);
+        assert_eq!(q["StartTime"], 1_765_000_030);
+        assert_eq!(q["EndTime"], 1_765_000_290);
         let queries = q["MetricDataQueries"].as_array().unwrap();
         let ids: Vec<&str> = queries.iter().map(|x| x["Id"].as_str().unwrap()).collect();
         assert_eq!(

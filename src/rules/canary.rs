@@ -95,7 +95,12 @@ pub fn active_route(rule: Option<&RuleSeen>, green: &GreenSeen, analysis: bool) 
         return Route::Production(reached("production", None, None, note));
     }
     let skipped = |why: String| {
-        Route::Skipped(reached("none", rule, green.group, format!("active checks skipped: {why}; the analysis decides")))
+        Route::Skipped(reached(
+            "none",
+            rule,
+            green.group,
+            format!("active checks skipped: {why}; the analysis decides"),
+        ))
     };
     let Some(rule) = rule else {
         return skipped("no test listener rule is known (the service's advancedConfiguration names none)".into());
@@ -105,7 +110,10 @@ pub fn active_route(rule: Option<&RuleSeen>, green: &GreenSeen, analysis: bool) 
     };
     let live: Vec<&(String, u32)> = rule.forwards.iter().filter(|(_, w)| *w > 0).collect();
     if live.len() != 1 || live[0].0 != group {
-        return skipped(format!("the test listener rule forwards to {}, not to green's group {group} alone", forwards(&live)));
+        return skipped(format!(
+            "the test listener rule forwards to {}, not to green's group {group} alone",
+            forwards(&live)
+        ));
     }
     if green.targets == 0 {
         return skipped(format!("green's group {group} has no registered targets"));
@@ -157,22 +165,6 @@ pub fn pair_of(cfg: &AnalysisConfig, load_balancers: &[LoadBalancerNow]) -> Opti
         test_rule: cfg.test_listener_rule.clone().or_else(|| found.and_then(|lb| lb.test_listener_rule.clone())),
         production_rule: found.and_then(|lb| lb.production_listener_rule.clone()),
     })
-}
-
-/// CloudWatch's `LoadBalancer` dimension (`app/NAME/ID`) of a load balancer's ARN, a listener
-/// rule's or listener's ARN, or the dimension itself.
-pub fn load_balancer_dimension(text: &str) -> Option<String> {
-    let tail = ["loadbalancer/", "listener-rule/", "listener/"]
-        .iter()
-        .find_map(|k| text.find(k).map(|i| &text[i + k.len()..]))
-        .unwrap_or(text);
-    let parts: Vec<&str> = tail.split('/').collect();
-    match parts.as_slice() {
-        [kind, name, id, ..] if matches!(*kind, "app" | "net") && !name.is_empty() && !id.is_empty() => {
-            Some(format!("{kind}/{name}/{id}"))
-        }
-        _ => None,
-    }
 }
 
 impl Pair {
@@ -291,19 +283,9 @@ mod tests {
     }
 
     #[test]
-    fn the_load_balancer_dimension_comes_from_any_arn_that_names_it() {
-        let lb = "arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/todo-alb/50dc6c495c0c9188";
-        let rule = "arn:aws:elasticloadbalancing:us-east-1:1:listener-rule/app/todo-alb/50dc6c495c0c9188/f2f7/9683";
-        for text in [lb, rule, "app/todo-alb/50dc6c495c0c9188"] {
-            assert_eq!(load_balancer_dimension(text).as_deref(), Some("app/todo-alb/50dc6c495c0c9188"), "{text}");
-        }
-        assert_eq!(load_balancer_dimension("targetgroup/x/1"), None);
-        assert_eq!(load_balancer_dimension("app/"), None);
-    }
-
-    #[test]
     fn blue_is_the_other_group_of_the_pair() {
-        let pair = |a: &str, b: &str| Pair { primary: a.into(), alternate: b.into(), test_rule: None, production_rule: None };
+        let pair =
+            |a: &str, b: &str| Pair { primary: a.into(), alternate: b.into(), test_rule: None, production_rule: None };
         assert_eq!(pair(BLUE, GREEN).blue_of(GREEN).as_deref(), Some(BLUE));
         assert_eq!(pair(GREEN, BLUE).blue_of(GREEN).as_deref(), Some(BLUE));
         assert_eq!(pair(BLUE, BLUE).blue_of(GREEN), None);

@@ -359,8 +359,14 @@ mod tests {
         let mut inv = parse(&fixture("post-test")).unwrap();
         let mut rec = crate::rules::rollback::tests::record("d1", "td:2", Status::Started, "2026-11-20T10:00:00Z");
         let b = Budget { attempts: 5, consecutive: 2, interval_ms: 1500, timeout_ms: 600_000 };
-        let fresh =
-            Carried { check: inv.check_key(), deployment: "d1".into(), rounds: 0, streak: 0, started_ms: 1_000, active_passed: false };
+        let fresh = Carried {
+            check: inv.check_key(),
+            deployment: "d1".into(),
+            rounds: 0,
+            streak: 0,
+            started_ms: 1_000,
+            active_passed: false,
+        };
         let Step::Again(c) = after_round(fresh.clone(), &b, true) else { panic!() };
         let answer = HookAnswer::again(b.interval_ms, &c, "1 of 2");
         let v = serde_json::to_value(&answer).unwrap();

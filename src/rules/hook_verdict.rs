@@ -38,8 +38,14 @@ pub fn hook_answered(
 /// whoever invoked, so they only ever point at it), the check goes on the timeline once, and the
 /// record is tied to ECS's service deployment. The record is saved before the round.
 pub fn check_started(rec: &DeploymentRecord, inv: &HookInvocation, now_ms: u64, now: &str) -> (Carried, Verdict) {
-    let fresh =
-        Carried { check: inv.check_key(), deployment: rec.id.clone(), rounds: 0, streak: 0, started_ms: now_ms, active_passed: false };
+    let fresh = Carried {
+        check: inv.check_key(),
+        deployment: rec.id.clone(),
+        rounds: 0,
+        streak: 0,
+        started_ms: now_ms,
+        active_passed: false,
+    };
     let mut rec = rec.clone();
     rec.hook_tally = Some(fresh.clone());
     if !rec.has(&inv.timeline_event()) {
@@ -313,7 +319,8 @@ mod tests {
             (HookStatus::InProgress, "round 1 passed through the test listener; 1 of 2 passing in a row so far".into())
         );
 
-        let seen = |verdict| CheckSeen { listener: Listener::Test, rounds: 3, smoke: Value::Null, verdict, canary: None };
+        let seen =
+            |verdict| CheckSeen { listener: Listener::Test, rounds: 3, smoke: Value::Null, verdict, canary: None };
         let passed = check_done(&started.record, &inv, seen(Ok(())), Mode::Enforce, NOW);
         assert_eq!((passed.write, passed.tell, passed.record.status), (Write::Save, Tell::Nobody, Status::Started));
         assert_eq!(passed.record.hook_tally, None);
@@ -338,7 +345,8 @@ mod tests {
     fn in_observe_mode_a_failed_check_answers_succeeded_and_records_what_it_would_have_answered() {
         let inv = invocation();
         let (_, started) = check_started(&record(Status::Started), &inv, 5_000, NOW);
-        let seen = |verdict| CheckSeen { listener: Listener::Test, rounds: 3, smoke: Value::Null, verdict, canary: None };
+        let seen =
+            |verdict| CheckSeen { listener: Listener::Test, rounds: 3, smoke: Value::Null, verdict, canary: None };
         let passed = check_done(&started.record, &inv, seen(Ok(())), Mode::Observe, NOW);
         let enforced = check_done(&started.record, &inv, seen(Ok(())), Mode::Enforce, NOW);
         assert_eq!(passed, enforced, "a pass is the same verdict in either mode");
@@ -362,8 +370,14 @@ mod tests {
     #[test]
     fn a_hook_that_fails_for_another_reason_rolls_an_open_record_back() {
         let mut open = record(Status::Started);
-        open.hook_tally =
-            Some(Carried { check: "k".into(), deployment: "ecs-svc-1".into(), rounds: 1, streak: 0, started_ms: 1, active_passed: false });
+        open.hook_tally = Some(Carried {
+            check: "k".into(),
+            deployment: "ecs-svc-1".into(),
+            rounds: 1,
+            streak: 0,
+            started_ms: 1,
+            active_passed: false,
+        });
         let error = failed_hook(&open, HookFailure::Error, "AccessDenied", Mode::Enforce, NOW).unwrap();
         assert_eq!((error.status, error.timeline.last().unwrap().event.as_str()), (Status::RolledBack, "error"));
         assert!(error.hook_tally.is_some(), "an error leaves the tally");

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::Value;
 use tracing::info;
 
 use super::Verifier;
@@ -18,8 +18,8 @@ use crate::domain::ecs_view::ServiceNow;
 use crate::domain::error::Error;
 use crate::domain::record::{epoch_seconds, DeploymentRecord};
 use crate::domain::timing;
-use crate::rules::analysis::{self, Call, Evidence};
-use crate::rules::canary::load_balancer_dimension;
+use crate::rules::alb_metrics::dimension_of;
+use crate::rules::analysis::{self, Analysis, Call, Evidence, GroupFigures};
 use crate::rules::verdict::SmokeSeen;
 
 /// Time kept back from the invocation's deadline for the verdict's writes.
@@ -39,32 +39,77 @@ impl Verifier {
         seen: &mut SmokeSeen,
         deadline: Instant,
     ) -> Result<(), Error> {
+        let (group, lb) = match self.bake_target(cfg, now).await? {
+            Ok(target) => target,
+            Err(why) => return fail(seen, why, Value::Null),
+        };
         let bake_ms = cfg.bake_ms.unwrap_or_default();
-        let group = cfg.target_groups.first().cloned().or_else(|| now.load_balancers.first().map(|lb| lb.target_group.clone()));
-        let Some(group) = group else {
-            return Ok(fail(seen, "the service has no target group to bake on (loadBalancers, or [service.analysis] target_groups)".into(), json!(null)));
-        };
-        let lb = match cfg.load_balancer.as_deref().and_then(load_balancer_dimension) {
-            Some(lb) => lb,
-            None => match self.elbv2.load_balancer_of(&group).await?.as_deref().and_then(load_balancer_dimension) {
-                Some(lb) => lb,
-                None => return Ok(fail(seen, format!("target group {group} is attached to no load balancer: no metrics to bake on"), json!(null))),
-            },
-        };
         let began_s = rec.timeline.first().and_then(|e| epoch_seconds(&e.at)).map_or(0, |s| s as i64);
         let bake_s = i64::try_from(bake_ms / 1000).unwrap_or(i64::MAX);
         let before = self.metrics.window(&lb, std::slice::from_ref(&group), began_s - bake_s, began_s).await?;
         let baseline = before.into_iter().next().unwrap_or_default();
-        let watched = AnalysisConfig { window_ms: bake_ms, ..cfg.clone() };
-        let start_ms = timing::now_ms();
-        let until = (Instant::now() + Duration::from_millis(bake_ms)).min(deadline - WRITE_MARGIN);
-        let poll = Duration::from_millis((bake_ms / 4).max(1_000)).min(MAX_POLL);
         info!(service = %rec.name, deployment_id = %rec.id, target_group = %group, bake_ms, "bake started");
+        let watched = AnalysisConfig { window_ms: bake_ms, ..cfg.clone() };
+        let until = (Instant::now() + Duration::from_millis(bake_ms)).min(deadline - WRITE_MARGIN);
+        let a = self.watch(&watched, &lb, &group, baseline, until).await?;
+        let findings = serde_json::to_value(&a.findings).expect("serializes");
+        match a.call {
+            Call::Fail(why) => fail(seen, format!("{why} ({})", a.summary), findings),
+            Call::Pass => {
+                info!(service = %rec.name, deployment_id = %rec.id, summary = %a.summary, "bake passed");
+                seen.report["bake"] = findings;
+                Ok(())
+            }
+            // The judge applies the too-little-traffic policy once no time is left; a wait here
+            // means the window could not be watched whole: say so, on the safe side.
+            Call::Wait(_) => fail(
+                seen,
+                format!("the bake could not be watched whole before verify's deadline ({})", a.summary),
+                findings,
+            ),
+        }
+    }
+
+    /// The group to bake on and its load balancer's dimension, or why there is none.
+    async fn bake_target(
+        &self,
+        cfg: &AnalysisConfig,
+        now: &ServiceNow,
+    ) -> Result<Result<(String, String), String>, Error> {
+        let group =
+            cfg.target_groups.first().cloned().or_else(|| now.load_balancers.first().map(|lb| lb.target_group.clone()));
+        let Some(group) = group else {
+            return Ok(Err(
+                "the service has no target group to bake on (loadBalancers, or [service.analysis] target_groups)"
+                    .into(),
+            ));
+        };
+        if let Some(lb) = cfg.load_balancer.as_deref().and_then(dimension_of) {
+            return Ok(Ok((group, lb)));
+        }
+        Ok(match self.elbv2.load_balancer_of(&group).await?.as_deref().and_then(dimension_of) {
+            Some(lb) => Ok((group, lb)),
+            None => Err(format!("target group {group} is attached to no load balancer: no metrics to bake on")),
+        })
+    }
+
+    /// Reads the group's metrics since the bake began until a failure shows or `until`, at most
+    /// [`MAX_POLL`] apart; the last judgement.
+    async fn watch(
+        &self,
+        cfg: &AnalysisConfig,
+        lb: &str,
+        group: &str,
+        baseline: GroupFigures,
+        until: Instant,
+    ) -> Result<Analysis, Error> {
+        let start_ms = timing::now_ms();
+        let poll = Duration::from_millis((cfg.window_ms / 4).max(1_000)).min(MAX_POLL);
+        let groups = [group.to_string()];
         loop {
-            let left = until.saturating_duration_since(Instant::now());
-            tokio::time::sleep(poll.min(left)).await;
+            tokio::time::sleep(poll.min(until.saturating_duration_since(Instant::now()))).await;
             let now_ms = timing::now_ms();
-            let read = self.metrics.window(&lb, std::slice::from_ref(&group), secs(start_ms), secs(now_ms)).await?;
+            let read = self.metrics.window(lb, &groups, secs(start_ms), secs(now_ms)).await?;
             let left_ms = u64::try_from(until.saturating_duration_since(Instant::now()).as_millis()).unwrap_or(0);
             let ev = Evidence {
                 green: read.into_iter().next().unwrap_or_default(),
@@ -72,31 +117,20 @@ impl Verifier {
                 elapsed_ms: now_ms.saturating_sub(start_ms),
                 budget_left_ms: Some(left_ms),
             };
-            let a = analysis::judge(&watched, &ev);
-            let findings = serde_json::to_value(&a.findings).expect("serializes");
-            match a.call {
-                Call::Fail(why) => return Ok(fail(seen, format!("{why} ({})", a.summary), findings)),
-                Call::Pass => {
-                    info!(service = %rec.name, deployment_id = %rec.id, summary = %a.summary, "bake passed");
-                    seen.report["bake"] = findings;
-                    return Ok(());
-                }
-                Call::Wait(_) if left_ms == 0 => {
-                    // The judge applies the too-little-traffic policy once no budget is left; a
-                    // wait here means the window could not be watched whole: say so, fail safe.
-                    return Ok(fail(seen, format!("the bake could not be watched whole before verify's deadline ({})", a.summary), findings));
-                }
-                Call::Wait(_) => {}
+            let a = analysis::judge(cfg, &ev);
+            if !matches!(a.call, Call::Wait(_)) || left_ms == 0 {
+                return Ok(a);
             }
         }
     }
 }
 
 /// Marks the smoke verdict failed by the bake.
-fn fail(seen: &mut SmokeSeen, why: String, findings: serde_json::Value) {
+fn fail(seen: &mut SmokeSeen, why: String, findings: Value) -> Result<(), Error> {
     seen.passed = false;
     seen.reason = Some(format!("bake: {why}"));
     seen.report["bake"] = findings;
+    Ok(())
 }
 
 /// Epoch seconds of epoch milliseconds.

@@ -50,7 +50,9 @@ impl Verifier {
         let smoke = svc.smoke.as_ref().expect("a hook is configured only with a smoke test");
         let (active, carried, report) = match &seen.route {
             Route::Test(_) if carried.active_passed => (Active::Passed, carried, Value::Null),
-            Route::Test(_) => self.active_round(&rec, &smoke.through(Listener::Test), carried, budget, deadline).await?,
+            Route::Test(_) => {
+                self.active_round(&rec, &smoke.through(Listener::Test), carried, budget, deadline).await?
+            }
             Route::Production(_) => {
                 self.active_round(&rec, &smoke.through(Listener::Production), carried, budget, deadline).await?
             }
@@ -66,7 +68,8 @@ impl Verifier {
             _ => Listener::Production,
         };
         let done = |verdict| {
-            let seen = CheckSeen { listener, rounds: carried.rounds, smoke: report.clone(), verdict, canary: Some(evidence) };
+            let seen =
+                CheckSeen { listener, rounds: carried.rounds, smoke: report.clone(), verdict, canary: Some(evidence) };
             verdict::check_done(&rec, inv, seen, svc.mode, &record::now())
         };
         Ok(match canary::step_call(&active, &seen.analysis.call) {
@@ -104,7 +107,11 @@ impl Verifier {
             return Ok((Active::Failed(why), carried, Value::Null));
         }
         if Instant::now() + Duration::from_millis(smoke.invocation_ms()) > deadline {
-            return Ok((Active::Running("too little of this invocation left for a round".into()), carried, Value::Null));
+            return Ok((
+                Active::Running("too little of this invocation left for a round".into()),
+                carried,
+                Value::Null,
+            ));
         }
         let resolved = self.secrets.resolve(smoke).await?;
         let round = engine::one_round(smoke, &self.http, Some(&self.elbv2), &resolved, carried.rounds + 1).await;
@@ -189,12 +196,13 @@ impl Verifier {
     /// The load balancer whose metrics name the groups: configured, else the one in the listener
     /// rules' ARNs, else the one green's group is attached to (DescribeTargetGroups).
     async fn load_balancer(&self, cfg: &AnalysisConfig, pair: &canary::Pair, green: &str) -> Result<String, Error> {
-        let named = cfg.load_balancer.clone().or_else(|| pair.test_rule.clone()).or_else(|| pair.production_rule.clone());
-        if let Some(dim) = named.as_deref().and_then(canary::load_balancer_dimension) {
+        let named =
+            cfg.load_balancer.clone().or_else(|| pair.test_rule.clone()).or_else(|| pair.production_rule.clone());
+        if let Some(dim) = named.as_deref().and_then(crate::rules::alb_metrics::dimension_of) {
             return Ok(dim);
         }
         let attached = self.elbv2.load_balancer_of(green).await?;
-        Ok(attached.as_deref().and_then(canary::load_balancer_dimension).unwrap_or_default())
+        Ok(attached.as_deref().and_then(crate::rules::alb_metrics::dimension_of).unwrap_or_default())
     }
 }
 
