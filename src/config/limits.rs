@@ -69,7 +69,7 @@ impl Config {
                     file: self.source.clone(),
                     key: format!("service[{i}].analysis.bake"),
                     message: format!(
-                        "the smoke test ({smoke_ms} ms at worst), bake and one window more = {needed} ms does not fit in the {available_ms} ms the verify function has; shorten bake or window, or raise the verify function's timeout (VerifyTimeoutSeconds, less 20 s kept for the verdict)"
+                        "the smoke test ({smoke_ms} ms at worst) and the bake = {needed} ms does not fit in the {available_ms} ms the verify function has; shorten bake, or raise the verify function's timeout (VerifyTimeoutSeconds, less 20 s kept for the verdict)"
                     ),
                 });
             }

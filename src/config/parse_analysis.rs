@@ -160,11 +160,10 @@ pub(super) fn analysis_fits(hook: Option<&HookConfig>, a: &AnalysisConfig) -> Re
     }
 }
 
-/// The time a rolling service's bake keeps one verify invocation busy at worst: the bake, one
-/// window more (ALB metrics land in CloudWatch after their minute ends), and the smoke test
-/// that runs before it in the same invocation.
+/// The time a rolling service's bake keeps one verify invocation busy at worst: the smoke test
+/// that runs first in the same invocation, then the bake (its own window: `window` is a hook's).
 pub(super) fn bake_invocation_ms(a: &AnalysisConfig, smoke_ms: u64) -> Option<u64> {
-    a.bake_ms.map(|b| b + a.window_ms + smoke_ms)
+    a.bake_ms.map(|b| b + smoke_ms)
 }
 
 #[cfg(test)]
@@ -239,7 +238,7 @@ mod tests {
         let rolling = parse(&format!("{MIN}{SMOKE}[service.analysis]\nbake='10m'\nwindow='2m'\n")).unwrap();
         let a = rolling.services[0].analysis.clone().unwrap();
         assert_eq!(a.bake_ms, Some(600_000));
-        assert_eq!(bake_invocation_ms(&a, 80_000), Some(800_000));
+        assert_eq!(bake_invocation_ms(&a, 80_000), Some(680_000), "the bake is its own window");
         assert_eq!(key_of(&format!("{MIN}{SMOKE}[service.analysis]\n")), "service[0].analysis.bake");
         assert_eq!(key_of(&format!("{MIN}{SMOKE}{HOOK}[service.analysis]\nbake='1m'\n")), "service[0].analysis.bake");
         assert_eq!(key_of(&format!("{MIN}{SMOKE}[service.analysis]\nbake='15m'\n")), "service[0].analysis.bake");

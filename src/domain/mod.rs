@@ -5,6 +5,7 @@ pub mod artifact;
 pub mod ecs_view;
 pub mod error;
 pub mod glob;
+pub mod hook_check;
 pub mod image;
 pub mod lease;
 pub mod lifecycle;

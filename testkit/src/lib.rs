@@ -2,6 +2,7 @@
 //!
 //! Used by the integration tests, the demo and the benchmarks; never by the functions.
 
+pub mod canary;
 pub mod clients;
 pub mod configs;
 pub mod estate;

@@ -2,6 +2,7 @@
 
 mod alb_metrics;
 mod base_trust;
+mod canary;
 mod compat;
 mod config_agreement;
 mod deploy;

@@ -50,11 +50,9 @@ impl Verifier {
         let smoke = svc.smoke.as_ref().expect("a hook is configured only with a smoke test");
         let (active, carried, report) = match &seen.route {
             Route::Test(_) if carried.active_passed => (Active::Passed, carried, Value::Null),
-            Route::Test(_) => {
-                self.active_round(&rec, &smoke.through(Listener::Test), carried, budget, deadline).await?
-            }
+            Route::Test(_) => self.active_round(&smoke.through(Listener::Test), carried, budget, deadline).await?,
             Route::Production(_) => {
-                self.active_round(&rec, &smoke.through(Listener::Production), carried, budget, deadline).await?
+                self.active_round(&smoke.through(Listener::Production), carried, budget, deadline).await?
             }
             Route::Skipped(r) => (Active::Skipped(r.note.clone()), carried, Value::Null),
         };
@@ -72,7 +70,12 @@ impl Verifier {
                 CheckSeen { listener, rounds: carried.rounds, smoke: report.clone(), verdict, canary: Some(evidence) };
             verdict::check_done(&rec, inv, seen, svc.mode, &record::now())
         };
-        Ok(match canary::step_call(&active, &seen.analysis.call) {
+        // A failure's reason carries the figures it rests on (green vs blue, requests, p-value).
+        let call = match &seen.analysis.call {
+            Call::Fail(why) => Call::Fail(format!("{why}; {}", seen.analysis.summary)),
+            other => other.clone(),
+        };
+        Ok(match canary::step_call(&active, &call) {
             StepCall::Pass => done(Ok(())),
             StepCall::Fail(why) => done(Err(why)),
             StepCall::Again(why) => verdict::step_again(&rec, &carried, &why, smoke.interval_ms),
@@ -97,7 +100,6 @@ impl Verifier {
     /// One active round, counted into the tally; its report for the record.
     async fn active_round(
         &self,
-        rec: &DeploymentRecord,
         smoke: &SmokeConfig,
         carried: Carried,
         budget: &Budget,
@@ -131,14 +133,11 @@ impl Verifier {
                 let why = engine::failure_reason(smoke, &round, c.rounds);
                 (Active::Failed(why), c, json!({ "last_round": round }))
             }
+            // No read-after-write probe here: it ran at POST_TEST_TRAFFIC_SHIFT, and at a
+            // production step its writes would land in users' data while the analysis judges.
             Step::Passed(mut c) => {
-                let (probe, probed) = engine::probe_after_pass(smoke, &self.http, &resolved, &rec.id).await;
-                c.active_passed = probed.is_ok();
-                let report = json!({ "last_round": round, "read_after_write": probe });
-                match probed {
-                    Ok(()) => (Active::Passed, c, report),
-                    Err(why) => (Active::Failed(why), c, report),
-                }
+                c.active_passed = true;
+                (Active::Passed, c, json!({ "last_round": round }))
             }
         })
     }
@@ -225,4 +224,16 @@ fn unknown_groups(cfg: &AnalysisConfig, paired: bool, elapsed_ms: u64) -> Analys
     a.call = Call::Fail(why.to_string());
     a.summary = why.to_string();
     a
+}
+
+/// What a production step's checks without analysis reached: blue and green, by weight.
+pub(super) fn production_only(inv: &HookInvocation) -> CanaryEvidence {
+    let green =
+        GreenSeen { revision: &inv.target_revision, group: None, targets: 0, production_share: inv.production_share() };
+    let route = canary::active_route(None, &green, false);
+    CanaryEvidence {
+        reached: serde_json::to_value(route.reached()).expect("serializes"),
+        analysis: None,
+        summary: String::new(),
+    }
 }

@@ -19,7 +19,7 @@ use crate::domain::timing;
 use crate::flows::settle;
 use crate::inbound::hook::{self as inbound, HookInvocation};
 use crate::rules::hook::{self, Budget, Decision, Step};
-use crate::rules::hook_verdict::{self as verdict, CanaryEvidence, CheckSeen, HookFailure};
+use crate::rules::hook_verdict::{self as verdict, CheckSeen, HookFailure};
 use crate::rules::notify::{problem_message, Problem};
 use crate::rules::verdict::{Reply, Verdict};
 use crate::smoke::engine;
@@ -155,7 +155,7 @@ impl Verifier {
         let (carried, rec) = self.tally(rec, inv, now).await?;
         let mode = self.config.by_ecs_service(&inv.cluster, &inv.service).map_or(Mode::Enforce, |s| s.mode);
         // Without analysis a production step's checks reach blue and green by weight: say so.
-        let canary = (listener == Listener::Production).then(|| production_only(inv));
+        let canary = (listener == Listener::Production).then(|| super::canary::production_only(inv));
         let done = |rounds, smoke, verdict| {
             let seen = CheckSeen { listener, rounds, smoke, verdict, canary: canary.clone() };
             verdict::check_done(&rec, inv, seen, mode, &record::now())
@@ -350,22 +350,6 @@ fn with_sources(mut report: Value, smoke: &crate::config::SmokeConfig) -> Value 
         report["target"] = json!(target);
     }
     report
-}
-
-/// What a production step's checks without analysis reached: blue and green, by weight.
-fn production_only(inv: &HookInvocation) -> CanaryEvidence {
-    let green = crate::rules::canary::GreenSeen {
-        revision: &inv.target_revision,
-        group: None,
-        targets: 0,
-        production_share: inv.production_share(),
-    };
-    let route = crate::rules::canary::active_route(None, &green, false);
-    CanaryEvidence {
-        reached: serde_json::to_value(route.reached()).expect("serializes"),
-        analysis: None,
-        summary: String::new(),
-    }
 }
 
 /// Not pushdeploy's deployment: go on, touch nothing, say so.
