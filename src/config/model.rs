@@ -150,6 +150,30 @@ pub struct AnalysisConfig {
     pub bake_ms: Option<u64>,
 }
 
+impl Default for AnalysisConfig {
+    /// The documented defaults: a 5-minute window, 200 requests, fail when too few, 5 % ceiling,
+    /// 0.5 % margin at 99 % confidence, latency 1.5 × blue's beyond 25 ms, no unhealthy host.
+    fn default() -> Self {
+        Self {
+            load_balancer: None,
+            target_groups: vec![],
+            test_listener_rule: None,
+            window_ms: 300_000,
+            min_requests: 200,
+            too_little_traffic: TooLittleTraffic::Fail,
+            max_error_rate: 0.05,
+            max_error_increase: 0.005,
+            confidence: 0.99,
+            max_p95_ms: None,
+            max_p99_ms: None,
+            max_latency_ratio: 1.5,
+            latency_slack_ms: 25,
+            max_unhealthy: 0,
+            bake_ms: None,
+        }
+    }
+}
+
 /// `[service.hook]`: the stages the service's `lifecycleHooks` call pushdeploy at, and their timeout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookConfig {

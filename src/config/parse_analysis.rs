@@ -188,26 +188,7 @@ mod tests {
     fn every_key_has_a_default() {
         let c = parse(&format!("{MIN}{SMOKE}{HOOK}[service.analysis]\n")).unwrap();
         let a = c.services[0].analysis.clone().unwrap();
-        assert_eq!(
-            a,
-            AnalysisConfig {
-                load_balancer: None,
-                target_groups: vec![],
-                test_listener_rule: None,
-                window_ms: 300_000,
-                min_requests: 200,
-                too_little_traffic: TooLittleTraffic::Fail,
-                max_error_rate: 0.05,
-                max_error_increase: 0.005,
-                confidence: 0.99,
-                max_p95_ms: None,
-                max_p99_ms: None,
-                max_latency_ratio: 1.5,
-                latency_slack_ms: 25,
-                max_unhealthy: 0,
-                bake_ms: None,
-            }
-        );
+        assert_eq!(a, AnalysisConfig::default());
         assert!(parse(MIN).unwrap().services[0].analysis.is_none());
     }
 

@@ -374,23 +374,7 @@ mod tests {
     use super::*;
 
     fn cfg() -> AnalysisConfig {
-        AnalysisConfig {
-            load_balancer: None,
-            target_groups: vec![],
-            test_listener_rule: None,
-            window_ms: 300_000,
-            min_requests: 200,
-            too_little_traffic: TooLittleTraffic::Fail,
-            max_error_rate: 0.05,
-            max_error_increase: 0.005,
-            confidence: 0.99,
-            max_p95_ms: None,
-            max_p99_ms: None,
-            max_latency_ratio: 1.5,
-            latency_slack_ms: 25,
-            max_unhealthy: 0,
-            bake_ms: None,
-        }
+        AnalysisConfig::default()
     }
 
     fn group(name: &str, requests: f64, errors: f64) -> GroupFigures {

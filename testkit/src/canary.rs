@@ -68,6 +68,8 @@ pub struct StageRun {
     pub took: Duration,
     /// How long each invocation took verify.
     pub invocation_ms: Vec<f64>,
+    /// The AWS calls each invocation made, as the guard saw them (`cloudwatch:GetMetricData`, …).
+    pub calls: Vec<Vec<String>>,
 }
 
 impl StageRun {
@@ -170,16 +172,17 @@ impl CanaryEstate {
         }
         let production = green_percent.map(|g| (g, 100 - g));
         let mut details = Map::new();
-        let (mut answers, mut invocation_ms) = (Vec::new(), Vec::new());
+        let (mut answers, mut invocation_ms, mut calls) = (Vec::new(), Vec::new(), Vec::new());
         let first = Instant::now();
         for _ in 0..120 {
             self.publish_now().await;
-            let started = Instant::now();
+            let (started, before) = (Instant::now(), self.emu.guard.calls().len());
             let answer = self.invoke_hook(p, stage, production, &details).await;
             invocation_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            calls.push(self.emu.guard.calls()[before..].iter().map(|c| c.operation.clone()).collect());
             answers.push(answer.clone());
             if answer["hookStatus"] != "IN_PROGRESS" {
-                return StageRun { answers, took: first.elapsed(), invocation_ms };
+                return StageRun { answers, took: first.elapsed(), invocation_ms, calls };
             }
             for (k, v) in answer["hookDetails"].as_object().into_iter().flatten() {
                 details.insert(k.clone(), v.clone());

@@ -169,10 +169,10 @@ impl Rolling {
         let traffic = Traffic::new(&app.aws, emu.guard.latencies.clone(), &alb.load_balancer);
         traffic.add_group(&alb.primary, 100, Profile::new(0.001, 40.0, 90.0));
         traffic.resolution(1);
+        // No load_balancer: verify finds the one the group is attached to (DescribeTargetGroups).
         let config = format!(
-            "{}\n[service.analysis]\nbake = \"4s\"\nmin_requests = 200\nload_balancer = \"{}\"\ntarget_groups = [\"{}\"]\n",
+            "{}\n[service.analysis]\nbake = \"4s\"\nmin_requests = 200\ntarget_groups = [\"{}\"]\n",
             testkit::estate::local_config(&standin.url()),
-            alb.load_balancer,
             alb.primary
         );
         Self { emu, app, standin, traffic, group: alb.primary.clone(), config }

@@ -116,26 +116,26 @@ impl EcsClient {
     /// The task definition a service revision runs (a lifecycle hook's `targetServiceRevisionArn`),
     /// or `None` when ECS does not know the revision.
     pub async fn revision_task_definition(&self, revision_arn: &str) -> Result<Option<String>, AwsError> {
-        let out =
-            self.client.describe_service_revisions().service_revision_arns(revision_arn).send().await.map_err(|e| {
-                aws_error(
-                    "ECS DescribeServiceRevisions",
-                    revision_arn,
-                    "ecs:DescribeServiceRevisions on the cluster's service revisions (the verify role)",
-                    e,
-                )
-            })?;
-        Ok(out
-            .service_revisions()
-            .iter()
-            .find(|r| r.service_revision_arn() == Some(revision_arn))
-            .and_then(|r| r.task_definition())
-            .map(str::to_string))
+        let revision = self.describe_revision(revision_arn).await?;
+        Ok(revision.as_ref().and_then(|r| r.task_definition()).map(str::to_string))
     }
 
     /// The target groups ECS resolved for a service revision (`resolvedConfiguration.loadBalancers`):
     /// for green's revision at a lifecycle hook, the group of the blue/green pair that serves it.
     pub async fn revision_target_groups(&self, revision_arn: &str) -> Result<Vec<String>, AwsError> {
+        let revision = self.describe_revision(revision_arn).await?;
+        Ok(revision
+            .as_ref()
+            .and_then(|r| r.resolved_configuration())
+            .map(|c| c.load_balancers().iter().filter_map(|lb| lb.target_group_arn().map(str::to_string)).collect())
+            .unwrap_or_default())
+    }
+
+    /// One service revision as DescribeServiceRevisions describes it; `None` when ECS does not know it.
+    async fn describe_revision(
+        &self,
+        revision_arn: &str,
+    ) -> Result<Option<aws_sdk_ecs::types::ServiceRevision>, AwsError> {
         let out =
             self.client.describe_service_revisions().service_revision_arns(revision_arn).send().await.map_err(|e| {
                 aws_error(
@@ -145,13 +145,7 @@ impl EcsClient {
                     e,
                 )
             })?;
-        Ok(out
-            .service_revisions()
-            .iter()
-            .filter(|r| r.service_revision_arn() == Some(revision_arn))
-            .filter_map(|r| r.resolved_configuration())
-            .flat_map(|c| c.load_balancers().iter().filter_map(|lb| lb.target_group_arn().map(str::to_string)))
-            .collect())
+        Ok(out.service_revisions().iter().find(|r| r.service_revision_arn() == Some(revision_arn)).cloned())
     }
 
     /// The target groups ECS resolved for the one of `revisions` (a service's current revisions)

@@ -1,9 +1,11 @@
 //! Benchmarks: the deploy's AWS calls and critical path, fan-out, cold start, warm invocations,
-//! footprint, the moto floor, and the peer (fabfuel `ecs-deploy`) side by side. Prints markdown.
+//! footprint, the moto floor, the peer (fabfuel `ecs-deploy`) side by side, and canary analysis.
+//! Prints markdown.
 //! Run with `scripts/bench` (it installs ecs-deploy and builds everything in release).
 
 mod binary;
 mod calls;
+mod canary;
 mod concurrent;
 mod hook;
 mod measure;
@@ -27,6 +29,7 @@ async fn main() {
         Some("report") => return report::report_scale().await,
         Some("hook") => return hook::hook_invocations().await,
         Some("tls") => return tls::tls_cold_starts(&config_text).await,
+        Some("canary") => return canary::canary_analysis().await,
         _ => {}
     }
     let deploy_bin = release_binary("deploy");
@@ -37,6 +40,7 @@ async fn main() {
     concurrent::concurrent_pushes(&config_text).await;
     hook::hook_invocations().await;
     tls::tls_cold_starts(&config_text).await;
+    canary::canary_analysis().await;
 
     // 3–6. The release binary under a runtime-API host.
     let (motos, app) = setup::new_app().await;

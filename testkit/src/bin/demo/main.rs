@@ -3,6 +3,7 @@
 //! push → digest-pinned rollout → smoke test → verified or rolled back. Run it with `scripts/demo`.
 
 mod blue_green;
+mod canary;
 mod operator;
 mod release;
 mod show;
@@ -56,6 +57,7 @@ async fn main() {
 
     operator::commands(&demo, &config).await;
     blue_green::blue_green(&demo, &emu, &envs, &dir).await;
+    canary::canary(&demo, &emu, &envs, &sink, &dir).await;
     let denied = iam_summary(&emu);
 
     step("Stopping the functions, the stand-in and moto");
