@@ -232,8 +232,9 @@ fn regression(cfg: &AnalysisConfig, ev: &Evidence, test: Option<&TestFindings>) 
     }
     if let Some(t) = test.filter(|t| t.p_value < t.alpha) {
         return Some(format!(
-            "green's 5XX rate {} is worse than the baseline's {} by more than {} (p = {} < {})",
+            "green's 5XX rate {} is worse than {} {} by more than {} (p = {} < {})",
             pct(rate),
+            baseline_name(g, b),
             pct(b.error_rate().unwrap_or(0.0)),
             pct(t.margin),
             p_text(t.p_value),
@@ -241,6 +242,15 @@ fn regression(cfg: &AnalysisConfig, ev: &Evidence, test: Option<&TestFindings>) 
         ));
     }
     latency_regression(cfg, g, b)
+}
+
+/// What the baseline is, in a reason: blue's group, or (a bake) the same group before the deployment.
+fn baseline_name(g: &GroupFigures, b: &GroupFigures) -> &'static str {
+    if b.target_group == g.target_group {
+        "before the deployment's"
+    } else {
+        "blue's"
+    }
 }
 
 /// Green's p95 or p99 above the baseline's × `max_latency_ratio` and above it by the slack.
@@ -252,8 +262,10 @@ fn latency_regression(cfg: &AnalysisConfig, g: &GroupFigures, b: &GroupFigures) 
         let (Some(ours), Some(theirs)) = (ours, theirs) else { continue };
         if ours > theirs * cfg.max_latency_ratio && ours > theirs + cfg.latency_slack_ms as f64 {
             return Some(format!(
-                "green's {name} latency {ours:.0} ms is above the baseline's {theirs:.0} ms × {} (+{} ms slack)",
-                cfg.max_latency_ratio, cfg.latency_slack_ms
+                "green's {name} latency {ours:.0} ms is above {} {theirs:.0} ms × {} (+{} ms slack)",
+                baseline_name(g, b),
+                cfg.max_latency_ratio,
+                cfg.latency_slack_ms
             ));
         }
     }
@@ -358,7 +370,8 @@ fn p_text(p: f64) -> String {
 
 /// A request count with thousands separators: `22,870`.
 fn count(n: f64) -> String {
-    let digits = format!("{:.0}", n.max(0.0));
+    // Never "-0": a negative or negative-zero count reads as none.
+    let digits = format!("{:.0}", if n > 0.0 { n } else { 0.0 });
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i) % 3 == 0 {
@@ -401,7 +414,7 @@ mod tests {
         // 24 of 1,200 against 23 of 22,800, a minute into a five-minute window.
         let a = judge(&cfg(), &ev(group("green", 1200.0, 24.0), group("blue", 22_800.0, 23.0), 60_000));
         let Call::Fail(why) = &a.call else { panic!("{:?}", a.call) };
-        assert!(why.contains("worse than the baseline's"), "{why}");
+        assert!(why.contains("worse than blue's"), "{why}");
         let t = a.findings.test.clone().unwrap();
         assert!(t.p_value < 0.001 && t.z > 3.0, "{t:?}");
         assert!((t.alpha - 0.01).abs() < 1e-12);
@@ -485,7 +498,7 @@ mod tests {
         // Blue's p95 is 40 ms, its p99 80 ms; 66 ms > 40 × 1.5 = 60 and > 40 + 25: fails.
         let blue = group("blue", 9500.0, 0.0);
         let Call::Fail(why) = judge(&cfg(), &ev(slow(66.0, 80.0), blue.clone(), 60_000)).call else { panic!() };
-        assert_eq!(why, "green's p95 latency 66 ms is above the baseline's 40 ms × 1.5 (+25 ms slack)");
+        assert_eq!(why, "green's p95 latency 66 ms is above blue's 40 ms × 1.5 (+25 ms slack)");
         // 64 ms is above 60 but within 40 + 25 of slack: no regression.
         assert!(matches!(judge(&cfg(), &ev(slow(64.0, 80.0), blue.clone(), 60_000)).call, Call::Wait(_)));
         let Call::Fail(why) = judge(&cfg(), &ev(slow(40.0, 200.0), blue.clone(), 60_000)).call else { panic!() };
