@@ -148,11 +148,12 @@ pub struct AnalysisConfig {
     pub max_unhealthy: u32,
     /// Rolling services only: how long the group is watched after ECS completes.
     pub bake_ms: Option<u64>,
+    /// Production steps' active checks through the production listener (blue and green by weight).
+    pub production_checks: bool,
 }
 
 impl Default for AnalysisConfig {
-    /// The documented defaults: a 5-minute window, 200 requests, fail when too few, 5 % ceiling,
-    /// 0.5 % margin at 99 % confidence, latency 1.5 × blue's beyond 25 ms, no unhealthy host.
+    /// The documented defaults (docs/src/analysis.md).
     fn default() -> Self {
         Self {
             load_balancer: None,
@@ -170,6 +171,7 @@ impl Default for AnalysisConfig {
             latency_slack_ms: 25,
             max_unhealthy: 0,
             bake_ms: None,
+            production_checks: false,
         }
     }
 }

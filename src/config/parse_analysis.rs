@@ -128,6 +128,7 @@ pub(super) fn parse_analysis(t: Table, path: &str, source: &str) -> Result<Analy
         latency_slack_ms: f.opt_int("latency_slack_ms", 0, 3_600_000)?.unwrap_or(25) as u64,
         max_unhealthy: f.opt_int("max_unhealthy", 0, 10_000)?.unwrap_or(0) as u32,
         bake_ms: opt_duration(&mut f, "bake", 1_000, MAX_BAKE_MS)?,
+        production_checks: f.opt_bool("production_checks")?.unwrap_or(false),
     };
     f.finish()?;
     Ok(a)
@@ -190,6 +191,8 @@ mod tests {
         let a = c.services[0].analysis.clone().unwrap();
         assert_eq!(a, AnalysisConfig::default());
         assert!(parse(MIN).unwrap().services[0].analysis.is_none());
+        let asked = parse(&format!("{MIN}{SMOKE}{HOOK}[service.analysis]\nproduction_checks = true\n")).unwrap();
+        assert!(asked.services[0].analysis.as_ref().unwrap().production_checks);
     }
 
     #[test]

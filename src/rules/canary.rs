@@ -47,8 +47,8 @@ pub struct Reached {
 pub enum Route {
     /// Through the test listener: its rule forwards everything to green's group.
     Test(Reached),
-    /// Through the production listener: they reach blue and green by weight (no analysis is
-    /// configured, so these checks are all there is).
+    /// Through the production listener: they reach blue and green by weight (no analysis, or
+    /// the user asked for them with `production_checks`).
     Production(Reached),
     /// No active checks this step: nothing proves a route to green only; the analysis decides.
     Skipped(Reached),
@@ -76,10 +76,11 @@ pub struct GreenSeen<'a> {
     pub production_share: f64,
 }
 
-/// Where the active checks of a production step go. Without analysis they stay on the production
-/// listener, labelled for what they are; with it, through the test listener only when `rule`
-/// forwards every request to green's group and green has targets there.
-pub fn active_route(rule: Option<&RuleSeen>, green: &GreenSeen, analysis: bool) -> Route {
+/// Where the active checks of a production step go. Through the test listener (`through_test`,
+/// a step with analysis) only when `rule` forwards every request to green's group and green has
+/// targets there; otherwise (no analysis, or `production_checks`) on the production listener,
+/// labelled for what they are.
+pub fn active_route(rule: Option<&RuleSeen>, green: &GreenSeen, through_test: bool) -> Route {
     let reached = |listener, rule: Option<&RuleSeen>, group: Option<&str>, note: String| Reached {
         listener,
         rule: rule.map(|r| r.rule.clone()),
@@ -87,7 +88,7 @@ pub fn active_route(rule: Option<&RuleSeen>, green: &GreenSeen, analysis: bool) 
         revision: green.revision.to_string(),
         note,
     };
-    if !analysis {
+    if !through_test {
         let note = format!(
             "production listener: requests reach blue and green by weight, at random (green had {}%), so these checks mostly judge blue",
             fmt_share(green.production_share)

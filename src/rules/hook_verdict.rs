@@ -118,12 +118,13 @@ pub struct CanaryEvidence {
 }
 
 impl CheckSeen {
-    /// How the check was judged, for its reason: `through the test listener`, or on the load
-    /// balancer's metrics for a step with analysis.
+    /// How the check was judged, for its reason: ` through the test listener`, or nothing for a
+    /// step with analysis (its reason says whether the analysis or the active checks failed).
     fn judged(&self) -> String {
         match self.analysed() {
-            Some(_) => "on the load balancer's metrics".to_string(),
-            None => format!("through the {} listener", self.listener.as_str()),
+            // The reason names what failed: the analysis, or the active checks and their listener.
+            Some(_) => String::new(),
+            None => format!(" through the {} listener", self.listener.as_str()),
         }
     }
 
@@ -144,7 +145,7 @@ pub fn check_done(rec: &DeploymentRecord, inv: &HookInvocation, seen: CheckSeen,
         Ok(()) => {
             let why = match seen.analysed() {
                 Some(c) => format!("{}: passed on the load balancer's metrics: {}", inv.check_key(), c.summary),
-                None => format!("{}: smoke test passed {judged} in {} round(s)", inv.check_key(), seen.rounds),
+                None => format!("{}: smoke test passed{judged} in {} round(s)", inv.check_key(), seen.rounds),
             };
             rec.hook_checks.push(hook_check(inv, seen, None, now));
             rec.stamp(&format!("{}_passed", inv.timeline_event()), now.to_string());
@@ -160,7 +161,7 @@ pub fn check_done(rec: &DeploymentRecord, inv: &HookInvocation, seen: CheckSeen,
     };
     let rolls = if mode == Mode::Observe { "would roll back" } else { "rolls back" };
     let reason = format!(
-        "{} check failed {judged}: {why}; ECS {rolls} to {}: {touched}",
+        "{} check failed{judged}: {why}; ECS {rolls} to {}: {touched}",
         inv.check_key(),
         short_name(&rec.previous_task_definition)
     );

@@ -53,10 +53,7 @@ async fn a_green_failing_2_percent_at_a_5_percent_step_fails_on_the_metrics_wher
     let run = with.run_stage(&p, STEP, Some(5)).await;
     assert_eq!(run.status(), "FAILED", "{:?}", run.answers);
     let why = run.reason();
-    assert!(
-        why.starts_with("PRODUCTION_TRAFFIC_SHIFT@5 check failed on the load balancer's metrics: analysis:"),
-        "{why}"
-    );
+    assert!(why.starts_with("PRODUCTION_TRAFFIC_SHIFT@5 check failed: analysis: green's 5XX rate"), "{why}");
     assert!(why.contains("vs blue") && why.contains("p = "), "the figures are in the reason: {why}");
     let rec = with.record(&p).await;
     assert_eq!(rec["status"], "rolled_back");

@@ -45,7 +45,9 @@ impl Verifier {
     ) -> Result<Verdict, Error> {
         let now_ms = timing::now_ms();
         let (carried, rec) = self.tally(rec, inv, now_ms).await?;
-        let budget_left = carried.started_ms.saturating_add(budget.timeout_ms).saturating_sub(now_ms);
+        // Undecided steps follow the policy while one more call-back still fits in the hook's timeout.
+        let ends = carried.started_ms.saturating_add(budget.timeout_ms).saturating_sub(budget.interval_ms.max(1_000));
+        let budget_left = ends.saturating_sub(now_ms);
         let seen = self.describe_step(inv, cfg, carried.started_ms, now_ms, budget_left).await?;
         let smoke = svc.smoke.as_ref().expect("a hook is configured only with a smoke test");
         let (active, carried, report) = match &seen.route {
@@ -64,6 +66,12 @@ impl Verifier {
         let listener = match seen.route {
             Route::Test(_) => Listener::Test,
             _ => Listener::Production,
+        };
+        let active = match active {
+            Active::Failed(why) => {
+                Active::Failed(format!("active checks through the {} listener: {why}", listener.as_str()))
+            }
+            other => other,
         };
         let done = |verdict| {
             let seen =
@@ -169,7 +177,7 @@ impl Verifier {
             targets,
             production_share: inv.production_share(),
         };
-        let route = canary::active_route(rule.as_ref(), &seen, true);
+        let route = canary::active_route(rule.as_ref(), &seen, !cfg.production_checks);
         let elapsed_ms = now_ms.saturating_sub(started_ms);
         let figures = match (&pair, &green) {
             (Some(p), Some(g)) => {
