@@ -216,7 +216,8 @@ pub fn read_failure(status: u16, body: &[u8]) -> (String, bool) {
     let code = failure
         .as_ref()
         .and_then(|f| f.kind.as_deref())
-        .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
+        // `ns#Code:http://…` (the AWS JSON convention): the code alone.
+        .map(|t| t.rsplit('#').next().unwrap_or(t).split(':').next().unwrap_or(t).to_string())
         .unwrap_or_else(|| "Unknown".into());
     let message = failure.and_then(|f| f.message).unwrap_or_else(|| "no message".into());
     let transient = super::TRANSIENT_CODES.contains(&code.as_str()) || status >= 500 || status == 429;
@@ -252,6 +253,13 @@ mod tests {
         );
         assert_eq!((d.as_str(), t), ("InvalidParameterValueException: bad (HTTP 400)", false));
         assert!(read_failure(400, br#"{"__type":"Throttling","message":"Rate exceeded"}"#).1);
+        assert!(
+            read_failure(
+                400,
+                br#"{"__type":"com.amazon#ThrottlingException:http://internal.amazon.com/","message":"x"}"#
+            )
+            .1
+        );
         assert_eq!(read_failure(500, b"<html/>"), ("Unknown: no message (HTTP 500)".into(), true));
     }
 }

@@ -4,7 +4,6 @@
 use toml::{Table, Value};
 
 use crate::domain::error::ConfigError;
-use crate::domain::lifecycle::DEFAULT_CALLBACK_MS;
 
 use super::fields::Fields;
 use super::{AnalysisConfig, HookConfig, TooLittleTraffic};
@@ -138,6 +137,10 @@ pub(super) fn parse_analysis(t: Table, path: &str, source: &str) -> Result<Analy
 /// the traffic steps; the bake is for rolling services), an analysis that never runs (no hook and
 /// no bake), and a window the hook's timeout cannot hold with one call-back after it (ECS would
 /// act on its timeout before the analysis decides). `Err((key under analysis, why))`.
+/// The longest call-back while a step waits on its window alone (a fifth of the window, at most
+/// a minute: `flows::verify::canary`).
+const WAITING_CALLBACK_MS: u64 = 60_000;
+
 pub(super) fn analysis_fits(hook: Option<&HookConfig>, a: &AnalysisConfig) -> Result<(), (&'static str, String)> {
     match (hook, a.bake_ms) {
         (Some(_), Some(_)) => Err((
@@ -148,12 +151,12 @@ pub(super) fn analysis_fits(hook: Option<&HookConfig>, a: &AnalysisConfig) -> Re
             "bake",
             "missing: without [service.hook] the analysis runs only as a bake after a rolling deployment; set bake (e.g. \"10m\") or add [service.hook]".into(),
         )),
-        (Some(h), None) if a.window_ms + DEFAULT_CALLBACK_MS > h.timeout_ms() => Err((
+        (Some(h), None) if a.window_ms + WAITING_CALLBACK_MS > h.timeout_ms() => Err((
             "window",
             format!(
                 "{} s and one call-back ({} s) outlast the hook's {} min timeout: ECS's timeout action would decide before the analysis; shorten window or raise timeout_minutes",
                 a.window_ms / 1000,
-                DEFAULT_CALLBACK_MS / 1000,
+                WAITING_CALLBACK_MS / 1000,
                 h.timeout_minutes
             ),
         )),
@@ -226,7 +229,7 @@ mod tests {
         assert_eq!(key_of(&format!("{MIN}{SMOKE}[service.analysis]\n")), "service[0].analysis.bake");
         assert_eq!(key_of(&format!("{MIN}{SMOKE}{HOOK}[service.analysis]\nbake='1m'\n")), "service[0].analysis.bake");
         assert_eq!(key_of(&format!("{MIN}{SMOKE}[service.analysis]\nbake='15m'\n")), "service[0].analysis.bake");
-        // 29 min and a 30 s call-back fit in 30; 30 min do not.
+        // 29 min and a call-back of at most a minute fit in 30; 30 min do not.
         assert!(parse(&format!("{MIN}{SMOKE}{HOOK}[service.analysis]\nwindow='29m'\n")).is_ok());
         let e = parse(&format!("{MIN}{SMOKE}{HOOK}[service.analysis]\nwindow='30m'\n")).unwrap_err();
         assert_eq!(e.key, "service[0].analysis.window");

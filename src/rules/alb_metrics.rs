@@ -12,12 +12,15 @@ pub const NAMESPACE: &str = "AWS/ApplicationELB";
 
 /// What is read per target group: the query id's suffix, the metric, its statistic, and the
 /// factor to the figure's unit (TargetResponseTime is in seconds; figures are in ms).
-const METRICS: [(&str, &str, &str, f64); 5] = [
+const METRICS: [(&str, &str, &str, f64); 6] = [
     ("req", "RequestCount", "Sum", 1.0),
     ("5xx", "HTTPCode_Target_5XX_Count", "Sum", 1.0),
     ("p95", "TargetResponseTime", "p95", 1000.0),
     ("p99", "TargetResponseTime", "p99", 1000.0),
     ("unh", "UnHealthyHostCount", "Maximum", 1.0),
+    // A target that refuses or drops the connection answers no 5XX of its own: the ALB answers
+    // 502 (HTTPCode_ELB_5XX_Count, which has no TargetGroup dimension), so it is counted here.
+    ("conn", "TargetConnectionErrorCount", "Sum", 1.0),
 ];
 
 /// Pure: the CloudWatch dimension of an ELBv2 ARN: `…:loadbalancer/app/N/ID` → `app/N/ID`,
@@ -114,7 +117,7 @@ pub fn read_figures(groups: &[String], body: &[u8]) -> std::result::Result<Vec<G
         .map(|(i, group)| GroupFigures {
             target_group: group.clone(),
             requests: sum(format!("g{i}_req")),
-            errors_5xx: sum(format!("g{i}_5xx")),
+            errors_5xx: sum(format!("g{i}_5xx")) + sum(format!("g{i}_conn")),
             p95_ms: worst(format!("g{i}_p95"), METRICS[2].3),
             p99_ms: worst(format!("g{i}_p99"), METRICS[3].3),
             max_unhealthy: worst(format!("g{i}_unh"), METRICS[4].3),
@@ -176,7 +179,7 @@ mod tests {
     }
 
     #[test]
-    fn one_request_asks_five_figures_per_group() {
+    fn one_request_asks_six_figures_per_group() {
         let groups = vec!["targetgroup/blue/1".to_string(), "targetgroup/green/2".to_string()];
         let q = query("app/todo-alb/50dc", &groups, 1_765_000_030, 1_765_000_290);
         assert_eq!(q["StartTime"], 1_765_000_030);
@@ -185,9 +188,12 @@ mod tests {
         let ids: Vec<&str> = queries.iter().map(|x| x["Id"].as_str().unwrap()).collect();
         assert_eq!(
             ids,
-            ["g0_req", "g0_5xx", "g0_p95", "g0_p99", "g0_unh", "g1_req", "g1_5xx", "g1_p95", "g1_p99", "g1_unh"]
+            [
+                "g0_req", "g0_5xx", "g0_p95", "g0_p99", "g0_unh", "g0_conn", "g1_req", "g1_5xx", "g1_p95", "g1_p99",
+                "g1_unh", "g1_conn"
+            ]
         );
-        let green_p99 = &queries[8]["MetricStat"];
+        let green_p99 = &queries[9]["MetricStat"];
         assert_eq!(green_p99["Period"], 300);
         assert_eq!(green_p99["Stat"], "p99");
         assert_eq!(green_p99["Metric"]["Namespace"], "AWS/ApplicationELB");
@@ -208,6 +214,7 @@ mod tests {
             {"Id":"g0_req","Label":"RequestCount","Timestamps":[1765000000],"Values":[22800.0],"StatusCode":"Complete"},
             {"Id":"g0_5xx","Timestamps":[1765000000],"Values":[23.0],"StatusCode":"Complete"},
             {"Id":"g0_p95","Timestamps":[1765000000],"Values":[0.039],"StatusCode":"Complete"},
+            {"Id":"g0_conn","Timestamps":[1765000000],"Values":[4.0],"StatusCode":"Complete"},
             {"Id":"g1_req","Timestamps":[1765000000,1764999940],"Values":[700.0,500.0],"StatusCode":"Complete"},
             {"Id":"g1_5xx","Timestamps":[],"Values":[],"StatusCode":"Complete"},
             {"Id":"g1_p95","Timestamps":[1765000000,1764999940],"Values":[0.041,0.052],"StatusCode":"Complete"},
@@ -215,7 +222,7 @@ mod tests {
         ],"Messages":[]}"#;
         let f = read_figures(&groups, body).unwrap();
         assert_eq!(f[0].target_group, "targetgroup/blue/1");
-        assert_eq!((f[0].requests, f[0].errors_5xx), (22_800.0, 23.0));
+        assert_eq!((f[0].requests, f[0].errors_5xx), (22_800.0, 27.0), "target 5XX and connection errors");
         assert!((f[0].p95_ms.unwrap() - 39.0).abs() < 1e-9);
         assert_eq!((f[0].p99_ms, f[0].max_unhealthy), (None, None));
         assert_eq!((f[1].requests, f[1].errors_5xx), (1200.0, 0.0), "summed; no datapoint is no error");

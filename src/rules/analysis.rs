@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{AnalysisConfig, TooLittleTraffic};
 
 pub use super::normal::phi;
-use super::normal::upper_tail;
+use super::normal::{binomial_upper_tail, upper_tail};
 
 /// One target group's figures over a window, as CloudWatch answered them (`None`: no datapoint).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -224,7 +224,7 @@ fn regression(cfg: &AnalysisConfig, ev: &Evidence, test: Option<&TestFindings>) 
         }
     }
     if !enough(cfg, g) {
-        return None;
+        return few_but_failing(cfg, g);
     }
     let rate = g.error_rate().unwrap_or(0.0);
     if rate > cfg.max_error_rate {
@@ -244,6 +244,18 @@ fn regression(cfg: &AnalysisConfig, ev: &Evidence, test: Option<&TestFindings>) 
     latency_regression(cfg, g, b)
 }
 
+/// Below `min_requests`, green fails only on overwhelming evidence: its errors are unlikely
+/// (p < 1 − confidence, exactly by the binomial) from a green at `max_error_rate`. A green that
+/// fails every one of its few requests is not waited out, nor passed on too little traffic.
+fn few_but_failing(cfg: &AnalysisConfig, g: &GroupFigures) -> Option<String> {
+    let (n, k) = (g.requests.round() as u64, g.errors_5xx.round() as u64);
+    let p = binomial_upper_tail(n, k, cfg.max_error_rate);
+    (k > 0 && p < 1.0 - cfg.confidence).then(|| {
+        let rate = pct(g.errors_5xx / g.requests);
+        format!("green failed {k} of only {n} requests ({rate}): above max_error_rate at p = {}", p_text(p))
+    })
+}
+
 /// What the baseline is, in a reason: blue's group, or (a bake) the same group before the deployment.
 fn baseline_name(g: &GroupFigures, b: &GroupFigures) -> &'static str {
     if b.target_group == g.target_group {
@@ -255,7 +267,8 @@ fn baseline_name(g: &GroupFigures, b: &GroupFigures) -> &'static str {
 
 /// Green's p95 or p99 above the baseline's × `max_latency_ratio` and above it by the slack.
 fn latency_regression(cfg: &AnalysisConfig, g: &GroupFigures, b: &GroupFigures) -> Option<String> {
-    if b.requests <= 0.0 {
+    // A baseline of a few requests (blue near 0 % late in a shift) says nothing of blue's latency.
+    if !enough(cfg, b) {
         return None;
     }
     for (name, ours, theirs) in [("p95", g.p95_ms, b.p95_ms), ("p99", g.p99_ms, b.p99_ms)] {
@@ -304,9 +317,9 @@ fn undecided_or_pass(cfg: &AnalysisConfig, ev: &Evidence) -> (Call, Option<Strin
 }
 
 /// The one-sided two-proportion test of H0: p_green − p_base ≤ margin, when both sides have
-/// requests and green enough of them.
+/// `min_requests` each: blue near 0 % late in a shift is no baseline (the ceilings still apply).
 fn proportion_test(cfg: &AnalysisConfig, g: &GroupFigures, b: &GroupFigures) -> Option<TestFindings> {
-    if !enough(cfg, g) || b.requests <= 0.0 {
+    if !enough(cfg, g) || !enough(cfg, b) {
         return None;
     }
     let (pg, pb) = (g.error_rate()?, b.error_rate()?);
@@ -561,5 +574,29 @@ mod tests {
         assert_eq!(p_text(0.000_3), "0.0003");
         assert_eq!(p_text(0.000_01), "<0.0001");
         assert_eq!(p_text(0.42), "0.42");
+    }
+
+    #[test]
+    fn a_green_failing_all_of_its_few_requests_fails_without_waiting_for_the_minimum() {
+        let broken = judge(&cfg(), &ev(group("green", 150.0, 150.0), group("blue", 3000.0, 3.0), 10_000));
+        assert!(matches!(&broken.call, Call::Fail(w) if w.contains("150 of only 150")), "{:?}", broken.call);
+        let pass_policy = AnalysisConfig { too_little_traffic: TooLittleTraffic::Pass, ..cfg() };
+        let broken = judge(&pass_policy, &ev(group("green", 150.0, 150.0), group("blue", 3000.0, 3.0), 300_000));
+        assert!(matches!(broken.call, Call::Fail(_)), "never passed on too little traffic: {:?}", broken.call);
+        // Two errors in ten is no such evidence against a 5 % ceiling (p = 0.086): it waits.
+        let unlucky = judge(&cfg(), &ev(group("green", 10.0, 2.0), group("blue", 3000.0, 3.0), 10_000));
+        assert!(matches!(unlucky.call, Call::Wait(_)), "{:?}", unlucky.call);
+    }
+
+    #[test]
+    fn a_blue_of_a_few_requests_is_no_baseline() {
+        // Late in a shift blue serves almost nothing: no test, no latency ratio; the ceilings hold.
+        let mut green = group("green", 5000.0, 50.0);
+        green.p95_ms = Some(300.0);
+        let mut blue = group("blue", 20.0, 0.0);
+        blue.p95_ms = Some(40.0);
+        let a = judge(&cfg(), &ev(green, blue, 300_000));
+        assert!(matches!(a.call, Call::Pass), "{:?}", a.call);
+        assert!(a.findings.test.is_none());
     }
 }

@@ -100,6 +100,22 @@ async fn too_little_traffic_is_undecided_until_the_window_ends_then_follows_the_
     }
 }
 
+#[tokio::test]
+async fn production_checks_on_request_pass_once_and_the_step_waits_for_the_analysis_alone() {
+    let mut scenario = failing_green(Some(analysis("3s", 200, "production_checks = true")));
+    scenario.green = scenario.blue;
+    let mut estate = CanaryEstate::start(scenario).await;
+    let p = estate.push("backend-production-checks", Behaviour::Good).await;
+    let run = estate.run_stage(&p, STEP, Some(5)).await;
+    assert_eq!(run.status(), "SUCCEEDED", "{:?}", run.answers);
+    let check = hook_check(&estate.record(&p).await, "PRODUCTION_TRAFFIC_SHIFT@5");
+    assert_eq!(check["reached"]["listener"], "production", "{check}");
+    assert!(check["reached"]["note"].as_str().unwrap().contains("blue and green by weight"), "{check}");
+    // Two passing rounds, then invocations that only read the metrics until the window ends.
+    assert_eq!(check["rounds"], 2, "{check}");
+    assert!(run.answers.len() >= 3, "{:?}", run.answers);
+}
+
 /// One clean canary deployment: the 5 % step, then ECS's completion. True when it was verified.
 async fn clean_deployment(estate: &mut CanaryEstate, seed: u64) -> Result<(), String> {
     estate.traffic.seed(seed);

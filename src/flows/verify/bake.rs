@@ -39,58 +39,85 @@ impl Verifier {
         seen: &mut SmokeSeen,
         deadline: Instant,
     ) -> Result<(), Error> {
-        let (group, lb) = match self.bake_target(cfg, now).await? {
+        let Target { group, before_group, lb } = match self.bake_target(rec, cfg, now).await? {
             Ok(target) => target,
             Err(why) => return fail(seen, why, Value::Null),
         };
         let bake_ms = cfg.bake_ms.unwrap_or_default();
         let began_s = rec.timeline.first().and_then(|e| epoch_seconds(&e.at)).map_or(0, |s| s as i64);
         let bake_s = i64::try_from(bake_ms / 1000).unwrap_or(i64::MAX);
-        let before = self.metrics.window(&lb, std::slice::from_ref(&group), began_s - bake_s, began_s).await?;
+        let before = self.metrics.window(&lb, std::slice::from_ref(&before_group), began_s - bake_s, began_s).await?;
         let baseline = before.into_iter().next().unwrap_or_default();
         info!(service = %rec.name, deployment_id = %rec.id, target_group = %group, bake_ms, "bake started");
         let watched = AnalysisConfig { window_ms: bake_ms, ..cfg.clone() };
-        let until = (Instant::now() + Duration::from_millis(bake_ms)).min(deadline - WRITE_MARGIN);
+        let planned = Instant::now() + Duration::from_millis(bake_ms);
+        let until = planned.min(deadline - WRITE_MARGIN);
         let a = self.watch(&watched, &lb, &group, baseline, until).await?;
         let findings = serde_json::to_value(&a.findings).expect("serializes");
         match a.call {
             Call::Fail(why) => fail(seen, format!("{why} ({})", a.summary), findings),
+            // A bake verify's deadline cut short judged less than `bake`: never a pass.
+            _ if until < planned => fail(
+                seen,
+                format!("verify's deadline cut the bake short of {} s ({})", bake_ms / 1000, a.summary),
+                findings,
+            ),
             Call::Pass => {
                 info!(service = %rec.name, deployment_id = %rec.id, summary = %a.summary, "bake passed");
                 seen.report["bake"] = findings;
                 Ok(())
             }
-            // The judge applies the too-little-traffic policy once no time is left; a wait here
-            // means the window could not be watched whole: say so, on the safe side.
-            Call::Wait(_) => fail(
-                seen,
-                format!("the bake could not be watched whole before verify's deadline ({})", a.summary),
-                findings,
-            ),
+            Call::Wait(_) => fail(seen, format!("the bake ended undecided ({})", a.summary), findings),
         }
     }
 
-    /// The group to bake on and its load balancer's dimension, or why there is none.
+    /// The group to bake on, the group the window before the deployment is read from, and their
+    /// load balancer's dimension; or why there is none. A blue/green pair without a hook
+    /// alternates: the new revision's group is ECS's word (`resolvedConfiguration`), and the
+    /// window before is the other group's, which served the old revision.
     async fn bake_target(
         &self,
+        rec: &DeploymentRecord,
         cfg: &AnalysisConfig,
         now: &ServiceNow,
-    ) -> Result<Result<(String, String), String>, Error> {
-        let group =
-            cfg.target_groups.first().cloned().or_else(|| now.load_balancers.first().map(|lb| lb.target_group.clone()));
-        let Some(group) = group else {
-            return Ok(Err(
-                "the service has no target group to bake on (loadBalancers, or [service.analysis] target_groups)"
-                    .into(),
-            ));
+    ) -> Result<Result<Target, String>, Error> {
+        let first = now.load_balancers.first();
+        let (group, before_group) =
+            match (cfg.target_groups.first(), first) {
+                (Some(g), _) => (g.clone(), g.clone()),
+                (None, Some(lb)) if lb.alternate.is_some() => {
+                    let pair = [lb.target_group.clone(), lb.alternate.clone().unwrap_or_default()];
+                    let serving = self.ecs.serving_target_groups(&now.current_revisions, &rec.task_definition).await?;
+                    match serving.unwrap_or_default().into_iter().find(|g| pair.contains(g)) {
+                        Some(g) => {
+                            let other = pair.iter().find(|p| **p != g).cloned().unwrap_or_else(|| g.clone());
+                            (g, other)
+                        }
+                        None => {
+                            return Ok(Err(
+                                "ECS does not say which group of the service's pair serves the new revision".into(),
+                            ))
+                        }
+                    }
+                }
+                (None, Some(lb)) => (lb.target_group.clone(), lb.target_group.clone()),
+                (None, None) => return Ok(Err(
+                    "the service has no target group to bake on (loadBalancers, or [service.analysis] target_groups)"
+                        .into(),
+                )),
+            };
+        let lb = match cfg.load_balancer.as_deref().and_then(dimension_of) {
+            Some(lb) => lb,
+            None => match self.elbv2.load_balancer_of(&group).await?.as_deref().and_then(dimension_of) {
+                Some(lb) => lb,
+                None => {
+                    return Ok(Err(format!(
+                        "target group {group} is attached to no load balancer: no metrics to bake on"
+                    )))
+                }
+            },
         };
-        if let Some(lb) = cfg.load_balancer.as_deref().and_then(dimension_of) {
-            return Ok(Ok((group, lb)));
-        }
-        Ok(match self.elbv2.load_balancer_of(&group).await?.as_deref().and_then(dimension_of) {
-            Some(lb) => Ok((group, lb)),
-            None => Err(format!("target group {group} is attached to no load balancer: no metrics to bake on")),
-        })
+        Ok(Ok(Target { group, before_group, lb }))
     }
 
     /// Reads the group's metrics since the bake began until a failure shows or `until`, at most
@@ -123,6 +150,16 @@ impl Verifier {
             }
         }
     }
+}
+
+/// What a bake watches.
+struct Target {
+    /// The group serving the new revision.
+    group: String,
+    /// The group that served before the deployment (the same one for a rolling service).
+    before_group: String,
+    /// The load balancer's dimension (`app/…`).
+    lb: String,
 }
 
 /// Marks the smoke verdict failed by the bake.

@@ -51,7 +51,7 @@ impl Verifier {
         let seen = self.describe_step(inv, cfg, carried.started_ms, now_ms, budget_left).await?;
         let smoke = svc.smoke.as_ref().expect("a hook is configured only with a smoke test");
         let (active, carried, report) = match &seen.route {
-            Route::Test(_) if carried.active_passed => (Active::Passed, carried, Value::Null),
+            Route::Test(_) | Route::Production(_) if carried.active_passed => (Active::Passed, carried, Value::Null),
             Route::Test(_) => self.active_round(&smoke.through(Listener::Test), carried, budget, deadline).await?,
             Route::Production(_) => {
                 self.active_round(&smoke.through(Listener::Production), carried, budget, deadline).await?
@@ -86,7 +86,7 @@ impl Verifier {
         Ok(match canary::step_call(&active, &call) {
             StepCall::Pass => done(Ok(())),
             StepCall::Fail(why) => done(Err(why)),
-            StepCall::Again(why) => verdict::step_again(&rec, &carried, &why, smoke.interval_ms),
+            StepCall::Again(why) => verdict::step_again(&rec, &carried, &why, call_back_ms(&active, cfg, smoke)),
         })
     }
 
@@ -203,13 +203,32 @@ impl Verifier {
     /// The load balancer whose metrics name the groups: configured, else the one in the listener
     /// rules' ARNs, else the one green's group is attached to (DescribeTargetGroups).
     async fn load_balancer(&self, cfg: &AnalysisConfig, pair: &canary::Pair, green: &str) -> Result<String, Error> {
+        // The production rule's load balancer is the one that carries the users' traffic.
         let named =
-            cfg.load_balancer.clone().or_else(|| pair.test_rule.clone()).or_else(|| pair.production_rule.clone());
+            cfg.load_balancer.clone().or_else(|| pair.production_rule.clone()).or_else(|| pair.test_rule.clone());
         if let Some(dim) = named.as_deref().and_then(crate::rules::alb_metrics::dimension_of) {
             return Ok(dim);
         }
         let attached = self.elbv2.load_balancer_of(green).await?;
-        Ok(attached.as_deref().and_then(crate::rules::alb_metrics::dimension_of).unwrap_or_default())
+        attached.as_deref().and_then(crate::rules::alb_metrics::dimension_of).ok_or_else(|| {
+            Error::Aws(crate::domain::error::AwsError {
+                action: "ELBv2 DescribeTargetGroups",
+                target: green.to_string(),
+                detail: "green's target group is attached to no Application Load Balancer: it has no metrics".into(),
+                hint: "the service's load balancer, or [service.analysis] load_balancer",
+                transient: false,
+            })
+        })
+    }
+}
+
+/// When ECS should call again: the smoke interval while active rounds run; once they are done
+/// (or skipped), a fifth of the window, at most a minute (ALB metrics change once a minute), so a
+/// long window is not read every few seconds.
+fn call_back_ms(active: &Active, cfg: &AnalysisConfig, smoke: &SmokeConfig) -> u64 {
+    match active {
+        Active::Running(_) => smoke.interval_ms,
+        _ => (cfg.window_ms / 5).clamp(smoke.interval_ms, 60_000.max(smoke.interval_ms)),
     }
 }
 
