@@ -31,12 +31,25 @@ pub fn moto_command() -> PathBuf {
     PathBuf::from("moto_server")
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// Ports this process has handed out. moto takes a second or two to import before it binds its
+/// port, and in that time the kernel may offer the same free port to another test: two motos
+/// would then race for one port, and the loser's test would talk to the winner's moto (another
+/// estate's buckets and subnets). A port is handed out once per process.
+static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// A port that was free a moment ago on 127.0.0.1, never one this process handed out before.
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    loop {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let mut handed = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !handed.contains(&port) {
+            handed.push(port);
+            return port;
+        }
+    }
 }
 
 impl Moto {
