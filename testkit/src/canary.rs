@@ -121,7 +121,7 @@ impl CanaryEstate {
         let traffic = alb.traffic(&app.aws, emu.guard.latencies.clone(), scenario.blue, scenario.green);
         traffic.seed(scenario.seed);
         traffic.resolution(1);
-        let config = config(&standin, &scenario);
+        let config = canary_config(&standin, &scenario.stages, scenario.analysis.as_deref());
         let deployer = deployer(&app.aws, &config);
         let verifier = verifier(&app.aws, &config, Some(&sink.topic_arn));
         let published_to = now_s();
@@ -252,22 +252,22 @@ impl CanaryEstate {
     }
 }
 
-/// The blue/green config of the todo app against the stand-in, hooked at the scenario's stages,
-/// with its `[service.analysis]` when it has one.
-fn config(standin: &TodoStandIn, s: &Scenario) -> String {
-    let stages: Vec<String> = s.stages.iter().map(|st| format!("\"{st}\"")).collect();
+/// The blue/green config of the todo app against the stand-in, hooked at `stages`, with
+/// `analysis` as its backend's `[service.analysis]` when given.
+pub fn canary_config(standin: &TodoStandIn, stages: &[&str], analysis: Option<&str>) -> String {
+    let stages: Vec<String> = stages.iter().map(|st| format!("\"{st}\"")).collect();
     let base = blue_green_config(&standin.url(), &standin.test_url(), 5, 2).replace(
         "stages = [\"POST_TEST_TRAFFIC_SHIFT\", \"PRODUCTION_TRAFFIC_SHIFT\", \"POST_PRODUCTION_TRAFFIC_SHIFT\"]",
         &format!("stages = [{}]", stages.join(", ")),
     );
-    match &s.analysis {
+    match analysis {
         Some(body) => format!("{base}\n[service.analysis]\n{body}\n"),
         None => base,
     }
 }
 
 /// The target group ECS resolved for a service revision (the harness reads it as itself).
-async fn green_group_of(aws: &Aws, revision_arn: &str) -> String {
+pub async fn green_group_of(aws: &Aws, revision_arn: &str) -> String {
     let out = aws.ecs.describe_service_revisions().service_revision_arns(revision_arn).send().await.expect("revision");
     let revision = out.service_revisions().first().expect("the revision");
     let lb = revision.resolved_configuration().and_then(|c| c.load_balancers().first()).expect("a load balancer");

@@ -136,7 +136,7 @@ impl Verifier {
         loop {
             tokio::time::sleep(poll.min(until.saturating_duration_since(Instant::now()))).await;
             let now_ms = timing::now_ms();
-            let read = self.metrics.window(lb, &groups, secs(start_ms), secs(now_ms)).await?;
+            let read = self.metrics.window(lb, &groups, timing::epoch_s(start_ms), timing::epoch_s(now_ms)).await?;
             let left_ms = u64::try_from(until.saturating_duration_since(Instant::now()).as_millis()).unwrap_or(0);
             let ev = Evidence {
                 green: read.into_iter().next().unwrap_or_default(),
@@ -168,9 +168,4 @@ fn fail(seen: &mut SmokeSeen, why: String, findings: Value) -> Result<(), Error>
     seen.reason = Some(format!("bake: {why}"));
     seen.report["bake"] = findings;
     Ok(())
-}
-
-/// Epoch seconds of epoch milliseconds.
-fn secs(ms: u64) -> i64 {
-    i64::try_from(ms / 1000).unwrap_or(i64::MAX)
 }

@@ -183,7 +183,10 @@ impl Verifier {
             (Some(p), Some(g)) => {
                 let blue = p.blue_of(g).expect("green is one of the pair");
                 let lb = self.load_balancer(cfg, p, g).await?;
-                let read = self.metrics.window(&lb, &[g.clone(), blue], secs(started_ms), secs(now_ms)).await?;
+                let read = self
+                    .metrics
+                    .window(&lb, &[g.clone(), blue], timing::epoch_s(started_ms), timing::epoch_s(now_ms))
+                    .await?;
                 Some(read)
             }
             _ => None,
@@ -230,11 +233,6 @@ fn call_back_ms(active: &Active, cfg: &AnalysisConfig, smoke: &SmokeConfig) -> u
         Active::Running(_) => smoke.interval_ms,
         _ => (cfg.window_ms / 5).clamp(smoke.interval_ms, 60_000.max(smoke.interval_ms)),
     }
-}
-
-/// Epoch seconds of epoch milliseconds.
-fn secs(ms: u64) -> i64 {
-    i64::try_from(ms / 1000).unwrap_or(i64::MAX)
 }
 
 /// The analysis when the groups cannot be told apart: nothing to compare, so the step fails (the

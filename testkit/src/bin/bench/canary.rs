@@ -7,6 +7,7 @@ use testkit::canary::{analysis, CanaryEstate, Scenario};
 use testkit::standin::Behaviour;
 use testkit::traffic::Profile;
 
+use crate::hook::counted;
 use crate::measure::median;
 
 const STEP: &str = "PRODUCTION_TRAFFIC_SHIFT";
@@ -95,12 +96,4 @@ async fn false_failures() {
     println!("| AWS calls per analysis invocation, median | {:.0} |", median(&mut per_invocation));
     println!("| the deciding invocation's calls | {calls} |");
     println!();
-}
-
-/// `ops` sorted and counted: `ecs:DescribeServices ×1, s3:GetObject ×1`.
-fn counted(ops: &[String]) -> String {
-    let mut sorted = ops.to_vec();
-    sorted.sort();
-    sorted.dedup();
-    sorted.iter().map(|op| format!("{op} ×{}", ops.iter().filter(|o| *o == op).count())).collect::<Vec<_>>().join(", ")
 }

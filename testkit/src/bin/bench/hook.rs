@@ -98,7 +98,7 @@ async fn hook_round(emu: &Emulator, app: &TodoApp, v: &Verifier, seq: u32) -> Ve
         let took = ms(start.elapsed());
         assert_eq!(answer["hookStatus"], *want, "{answer}");
         let ops: Vec<String> = emu.guard.calls()[before..].iter().map(|c| c.operation.clone()).collect();
-        out.push((took, counted(ops)));
+        out.push((took, counted(&ops)));
         if i == 0 {
             details = Some(answer["hookDetails"].clone());
         }
@@ -107,13 +107,9 @@ async fn hook_round(emu: &Emulator, app: &TodoApp, v: &Verifier, seq: u32) -> Ve
 }
 
 /// `ops` sorted and counted: `ecs:DescribeServices ×2, s3:GetObject ×1`.
-fn counted(mut ops: Vec<String>) -> String {
-    ops.sort();
-    let mut counted: Vec<String> = Vec::new();
-    for op in ops.iter() {
-        if !counted.iter().any(|c| c.starts_with(&format!("{op} "))) {
-            counted.push(format!("{op} ×{}", ops.iter().filter(|o| *o == op).count()));
-        }
-    }
-    counted.join(", ")
+pub fn counted(ops: &[String]) -> String {
+    let mut names = ops.to_vec();
+    names.sort();
+    names.dedup();
+    names.iter().map(|op| format!("{op} ×{}", ops.iter().filter(|o| *o == op).count())).collect::<Vec<_>>().join(", ")
 }

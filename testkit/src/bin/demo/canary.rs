@@ -5,9 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
+use testkit::canary::{canary_config, green_group_of};
 use testkit::estate::{
-    blue_green_config, ecr_push_event, ecs_deployment_event, hook_invocation, BlueGreenAlb, Followers, HookCall,
-    CLUSTER,
+    ecr_push_event, ecs_deployment_event, hook_invocation, BlueGreenAlb, Followers, HookCall, CLUSTER,
 };
 use testkit::guard::Emulator;
 use testkit::iam::Role;
@@ -33,7 +33,8 @@ pub async fn canary(demo: &Demo, emu: &Emulator, envs: &Envs, sink: &SnsSink, di
     let traffic = alb.traffic(&demo.aws, emu.guard.latencies.clone(), blue, green);
     traffic.resolution(1);
     let path = dir.join("pushdeploy-canary.toml");
-    std::fs::write(&path, config(demo)).expect("write config");
+    let config = canary_config(&demo.app, &STAGES, Some("window = \"3s\"\nmin_requests = 200"));
+    std::fs::write(&path, config).expect("write config");
     emu.guard.set_fixture("ecs:DescribeServices", testkit::estate::blue_green_service(SERVICE, &STAGES));
     let deploy = FunctionProcess::start(&function_binary("deploy"), &envs.of(Role::Deploy, &path)).await;
     let verify = FunctionProcess::start(&function_binary("verify"), &envs.of(Role::Verify, &path)).await;
@@ -56,15 +57,6 @@ pub async fn canary(demo: &Demo, emu: &Emulator, envs: &Envs, sink: &SnsSink, di
     verify.stop().await;
 }
 
-/// The canary config: the blue/green backend hooked at the production stages, with analysis.
-fn config(demo: &Demo) -> String {
-    let stages: Vec<String> = STAGES.iter().map(|s| format!("\"{s}\"")).collect();
-    blue_green_config(&demo.app.url(), &demo.app.test_url(), 5, 2).replace(
-        "stages = [\"POST_TEST_TRAFFIC_SHIFT\", \"PRODUCTION_TRAFFIC_SHIFT\", \"POST_PRODUCTION_TRAFFIC_SHIFT\"]",
-        &format!("stages = [{}]", stages.join(", ")),
-    ) + "\n[service.analysis]\nwindow = \"3s\"\nmin_requests = 200\n"
-}
-
 /// The push, ECS's 10 % step, and ECS's rollback when the hook fails: the deployment's id.
 async fn release(
     demo: &Demo,
@@ -82,7 +74,7 @@ async fn release(
     let dep = text(&answer["deployments"][0]["ecs_deployment_id"]).to_string();
     let green = demo.aws.service_task_definition(CLUSTER, SERVICE).await;
     let (deployment, revision) = demo.aws.newest_service_deployment(CLUSTER, SERVICE).await;
-    let group = green_group_of(demo, &revision).await;
+    let group = green_group_of(&demo.aws, &revision).await;
     demo.aws.register_ips(&group, &["10.0.3.10"]).await;
     alb.test_to(&demo.aws, &group).await;
     println!("  ECS registers green's task in {} and points the test listener's rule at it", short(&group));
@@ -167,15 +159,4 @@ async fn stage(
         tokio::time::sleep(Duration::from_secs(answer["callBackDelay"].as_u64().unwrap_or(1))).await;
     }
     "TIMED_OUT".into()
-}
-
-/// The target group ECS resolved for green's revision.
-async fn green_group_of(demo: &Demo, revision: &str) -> String {
-    let out = demo.aws.ecs.describe_service_revisions().service_revision_arns(revision).send().await.expect("revision");
-    let lb = out
-        .service_revisions()
-        .first()
-        .and_then(|r| r.resolved_configuration())
-        .and_then(|c| c.load_balancers().first().cloned());
-    lb.and_then(|l| l.target_group_arn().map(str::to_string)).expect("green's group")
 }
